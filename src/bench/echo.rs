@@ -1,0 +1,196 @@
+//! `bench echo`: request/response load against an echo server, or against
+//! any server that answers a fixed request with a fixed response (Redis's
+//! `PING`, for comparison).
+//!
+//! Each connection sends `pipeline` requests in one write, waits for all their
+//! responses, checks them byte for byte, and records the batch's round trip
+//! for each request in it; it repeats until the time is up.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{Latency, latency_histogram, record};
+use crate::client::{ClientError, Timeouts};
+use crate::net::{self, Transport, UDP_RECV_BUFFER};
+
+/// The request Redis answers with [`REDIS_PONG`]: an inline `PING` command.
+pub const REDIS_PING: &[u8] = b"PING\r\n";
+/// Redis's answer to [`REDIS_PING`].
+pub const REDIS_PONG: &[u8] = b"+PONG\r\n";
+
+/// What load to put on which server.
+#[derive(Clone, Debug)]
+pub struct EchoLoad {
+    /// The server.
+    pub server: SocketAddr,
+    /// TCP (one connection per client) or UDP (one socket per client).
+    pub transport: Transport,
+    /// Concurrent clients.
+    pub connections: usize,
+    /// How long to send.
+    pub duration: Duration,
+    /// Requests each client keeps in flight.
+    pub pipeline: usize,
+    /// One request.
+    pub request: Vec<u8>,
+    /// The response a request must get.
+    pub response: Vec<u8>,
+    /// Connect and reply timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// What a load run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct EchoReport {
+    /// The server.
+    pub server: SocketAddr,
+    /// The transport.
+    pub transport: Transport,
+    /// Concurrent clients.
+    pub connections: usize,
+    /// Requests in flight per client.
+    pub pipeline: usize,
+    /// Request size in bytes.
+    pub request_bytes: usize,
+    /// Requests answered correctly.
+    pub requests: u64,
+    /// Requests answered wrongly or not at all (UDP timeouts).
+    pub errors: u64,
+    /// Wall time of the run in seconds.
+    pub seconds: f64,
+    /// Correct answers per second.
+    pub requests_per_sec: f64,
+    /// Round-trip percentiles.
+    pub latency: Latency,
+}
+
+impl fmt::Display for EchoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} {}: {} connections, pipeline {}, {}-byte requests, {:.1} s",
+            self.transport, self.server, self.connections, self.pipeline, self.request_bytes, self.seconds
+        )?;
+        writeln!(f, "requests: {} ({:.0}/s), errors: {}", self.requests, self.requests_per_sec, self.errors)?;
+        write!(f, "{}", self.latency)
+    }
+}
+
+struct ClientResult {
+    requests: u64,
+    errors: u64,
+    histogram: Histogram<u64>,
+}
+
+/// Runs `load` and reports what it measured; `completed` counts answered
+/// requests as they happen (for a progress bar).
+///
+/// # Errors
+/// When a client cannot connect, or a TCP connection fails mid-run.
+pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoReport, ClientError> {
+    let load = Arc::new(load.clone());
+    let started = Instant::now();
+    let deadline = started + load.duration;
+    let clients: Vec<_> = (0..load.connections)
+        .map(|_| {
+            let (load, completed) = (load.clone(), completed.clone());
+            tokio::spawn(async move {
+                match load.transport {
+                    Transport::Tcp => tcp_client(&load, deadline, &completed).await,
+                    Transport::Udp => udp_client(&load, deadline, &completed).await,
+                }
+            })
+        })
+        .collect();
+    let mut total = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    for client in clients {
+        let result = client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
+        total.requests += result.requests;
+        total.errors += result.errors;
+        // Cannot fail: every histogram has the same bounds.
+        let _ = total.histogram.add(&result.histogram);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(EchoReport {
+        server: load.server,
+        transport: load.transport,
+        connections: load.connections,
+        pipeline: load.pipeline,
+        request_bytes: load.request.len(),
+        requests: total.requests,
+        errors: total.errors,
+        seconds,
+        requests_per_sec: total.requests as f64 / seconds,
+        latency: Latency::of(&total.histogram),
+    })
+}
+
+async fn tcp_client(
+    load: &EchoLoad,
+    deadline: Instant,
+    completed: &AtomicU64,
+) -> Result<ClientResult, ClientError> {
+    let addr = load.server;
+    let mut stream: TcpStream = net::connect_tcp(&[addr], load.timeouts.connect).await?;
+    let batch = load.request.repeat(load.pipeline);
+    let expected = load.response.repeat(load.pipeline);
+    let mut answers = vec![0u8; expected.len()];
+    let mut result = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    let io = |e| ClientError::io(addr, e);
+    while Instant::now() < deadline {
+        let sent = Instant::now();
+        stream.write_all(&batch).await.map_err(io)?;
+        tokio::time::timeout(load.timeouts.reply, stream.read_exact(&mut answers))
+            .await
+            .map_err(|_| ClientError::Timeout { addr, after: load.timeouts.reply })?
+            .map_err(io)?;
+        record(&mut result.histogram, sent.elapsed(), load.pipeline as u64);
+        if answers == expected {
+            result.requests += load.pipeline as u64;
+            completed.fetch_add(load.pipeline as u64, Ordering::Relaxed);
+        } else {
+            result.errors += load.pipeline as u64;
+        }
+    }
+    Ok(result)
+}
+
+async fn udp_client(
+    load: &EchoLoad,
+    deadline: Instant,
+    completed: &AtomicU64,
+) -> Result<ClientResult, ClientError> {
+    let addr = load.server;
+    let socket = net::connect_udp(&[addr]).await?;
+    let mut buf = vec![0u8; UDP_RECV_BUFFER];
+    let mut result = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    let io = |e| ClientError::io(addr, e);
+    while Instant::now() < deadline {
+        let sent = Instant::now();
+        for _ in 0..load.pipeline {
+            socket.send(&load.request).await.map_err(io)?;
+        }
+        for _ in 0..load.pipeline {
+            // A lost datagram is an error, not the end of the run.
+            match tokio::time::timeout(load.timeouts.reply, socket.recv(&mut buf)).await {
+                Ok(Ok(len)) if buf[..len] == load.response[..] => {
+                    record(&mut result.histogram, sent.elapsed(), 1);
+                    result.requests += 1;
+                    completed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Ok(_)) | Err(_) => result.errors += 1,
+                Ok(Err(e)) => return Err(io(e)),
+            }
+        }
+    }
+    Ok(result)
+}

@@ -1,0 +1,167 @@
+//! Argument groups and parsers shared by several commands.
+
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use socketeer::client::Timeouts;
+use socketeer::net::{self, Bound, Transports};
+use socketeer::server::TcpLimits;
+
+/// A request that makes no sense, found after clap's own checks; exits with 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// `-v`/`-q`, counted.
+#[derive(Debug, Args)]
+pub struct Verbosity {
+    /// Log more (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
+    verbose: u8,
+    /// Log less (-q warnings only, -qq errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose", help_heading = "Logging")]
+    quiet: u8,
+}
+
+impl Verbosity {
+    /// The tracing level these flags ask for.
+    pub fn level(&self) -> &'static str {
+        match (self.verbose, self.quiet) {
+            (0, 0) => "info",
+            (1, _) => "debug",
+            (2.., _) => "trace",
+            (_, 1) => "warn",
+            (_, _) => "error",
+        }
+    }
+}
+
+/// Where a server listens.
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    /// Addresses to listen on, comma-separated: 127.0.0.1 (this machine only),
+    /// 0.0.0.0 (all IPv4), :: (all IPv6 and IPv4), or a list.
+    #[arg(long, value_name = "ADDR", value_delimiter = ',', default_value = "127.0.0.1")]
+    pub bind: Vec<IpAddr>,
+}
+
+impl BindArgs {
+    /// Binds `transports` on `port` at every address, turning a failure into
+    /// a message that names the flag to change.
+    pub fn bind(
+        &self,
+        service: &str,
+        port: u16,
+        transports: Transports,
+        port_flag: &str,
+    ) -> anyhow::Result<Bound> {
+        net::bind(&self.bind, port, transports).map_err(|e| {
+            let hint = match e.source.kind() {
+                std::io::ErrorKind::AddrInUse => format!("; pick another with {port_flag}"),
+                std::io::ErrorKind::PermissionDenied => {
+                    format!("; pick one above 1023 with {port_flag}")
+                }
+                std::io::ErrorKind::AddrNotAvailable => "; pick another with --bind".to_owned(),
+                _ => String::new(),
+            };
+            anyhow::anyhow!("{service}: {e}{hint}")
+        })
+    }
+}
+
+/// `--tcp`/`--udp` for servers that speak both.
+#[derive(Debug, Args)]
+pub struct ServerTransports {
+    /// Serve TCP only.
+    #[arg(long, conflicts_with = "udp")]
+    tcp: bool,
+    /// Serve UDP only.
+    #[arg(long)]
+    udp: bool,
+}
+
+impl ServerTransports {
+    /// Both unless one was picked.
+    pub fn get(&self) -> Transports {
+        match (self.tcp, self.udp) {
+            (true, _) => Transports::TCP,
+            (_, true) => Transports::UDP,
+            _ => Transports::BOTH,
+        }
+    }
+}
+
+/// Connection limits of a TCP server.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Connections served at once; more are closed on arrival.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
+    /// Close a connection after this long without traffic.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    idle_timeout: Duration,
+}
+
+impl LimitArgs {
+    /// The limits as the library takes them.
+    pub fn get(&self) -> TcpLimits {
+        TcpLimits { max_connections: self.max_connections as usize, idle_timeout: self.idle_timeout }
+    }
+}
+
+/// How long a client waits.
+#[derive(Debug, Args)]
+pub struct TimeoutArgs {
+    /// How long to wait for a TCP connection.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
+    connect_timeout: Duration,
+    /// How long to wait for each reply.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
+    timeout: Duration,
+}
+
+impl TimeoutArgs {
+    /// The timeouts as the library takes them.
+    pub fn get(&self) -> Timeouts {
+        Timeouts { connect: self.connect_timeout, reply: self.timeout }
+    }
+}
+
+/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    if let Ok(seconds) = s.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{s}' is not a duration"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 500ms, 2s or 1m"))
+}
+
+/// A [`duration`] above zero.
+pub fn positive_duration(s: &str) -> Result<Duration, String> {
+    match duration(s)? {
+        Duration::ZERO => Err("must be more than zero".to_owned()),
+        d => Ok(d),
+    }
+}
+
+/// A seed for when the user gave none: random, and printed so a run can be repeated.
+pub fn random_seed() -> u64 {
+    RandomState::new().hash_one(SystemTime::now()) % 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_seconds() {
+        assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(duration("-1").is_err());
+        assert!(duration("soon").is_err());
+        assert!(positive_duration("0s").is_err());
+    }
+}

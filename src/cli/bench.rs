@@ -1,0 +1,104 @@
+//! `socketeer bench`: load generators.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
+use socketeer::client::Timeouts;
+use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
+
+use super::args::positive_duration;
+use super::output::Output;
+
+/// Load generators.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Request/response load on an echo server (or Redis PING with --redis).
+    #[command(after_help = "Examples:\n  socketeer bench echo localhost --connections 50 --duration 5s\n  \
+                            socketeer bench echo localhost:6379 --redis --json")]
+    Echo(EchoArgs),
+}
+
+/// Arguments of `bench echo`.
+#[derive(Debug, clap::Args)]
+pub struct EchoArgs {
+    /// The server, as HOST or HOST:PORT (port 7007 when left out).
+    target: Target,
+    /// Concurrent connections (or UDP sockets).
+    #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    connections: u32,
+    /// How long to run.
+    #[arg(short, long, default_value = "5s", value_parser = positive_duration)]
+    duration: Duration,
+    /// Request size in bytes (a line of 'x' ending in a newline).
+    #[arg(short, long, default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_UDP_PAYLOAD as i64), conflicts_with = "redis")]
+    size: u32,
+    /// Requests each connection keeps in flight.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pipeline: u32,
+    /// Use UDP instead of TCP.
+    #[arg(long)]
+    udp: bool,
+    /// Send Redis's PING and expect +PONG, to load a redis-server for comparison.
+    #[arg(long)]
+    redis: bool,
+    /// How long to wait for each reply before counting an error.
+    #[arg(long, default_value = "2s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `bench` command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    let Command::Echo(args) = command;
+    let server = args.target.resolve(socketeer::echo::DEFAULT_PORT).await?[0];
+    let (request, response) = if args.redis {
+        (REDIS_PING.to_vec(), REDIS_PONG.to_vec())
+    } else {
+        let mut line = vec![b'x'; args.size as usize - 1];
+        line.push(b'\n');
+        (line.clone(), line)
+    };
+    let load = EchoLoad {
+        server,
+        transport: if args.udp { Transport::Udp } else { Transport::Tcp },
+        connections: args.connections as usize,
+        duration: args.duration,
+        pipeline: args.pipeline as usize,
+        request,
+        response,
+        timeouts: Timeouts { connect: Duration::from_secs(3), reply: args.timeout },
+    };
+    let completed = Arc::new(AtomicU64::new(0));
+    let bar = ProgressBar::new(args.duration.as_millis() as u64);
+    let ticker = tick_progress(bar.clone(), completed.clone());
+    let report = echo::run(&load, completed).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    Output::new(args.json).emit("report", &report?)?;
+    Ok(())
+}
+
+/// Moves `bar` (on stderr, hidden when stderr is not a terminal) with the
+/// elapsed time and shows the requests so far.
+fn tick_progress(bar: ProgressBar, completed: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut ticks = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            ticks.tick().await;
+            bar.set_position(started.elapsed().as_millis() as u64);
+            bar.set_message(format!("{} requests", completed.load(Ordering::Relaxed)));
+        }
+    })
+}

@@ -1,0 +1,191 @@
+//! `socketeer echo`: serve, send, ping.
+
+use std::fmt;
+use std::pin::pin;
+use std::time::Duration;
+
+use clap::Subcommand;
+use futures::StreamExt;
+use serde::Serialize;
+use socketeer::echo::{self, EchoClient, PingStats, Pinger};
+use socketeer::net::{Target, Transport};
+use socketeer::shutdown;
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs, positive_duration};
+use super::output::Output;
+use super::serve::run_services;
+
+/// The longest stdin line `echo send` accepts.
+const MAX_LINE: usize = 64 * 1024;
+
+/// RFC 862 echo.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an echo server: TCP and UDP on one port.
+    #[command(
+        after_help = "Examples:\n  socketeer echo serve\n  socketeer echo serve --port 7 --bind 0.0.0.0 --udp"
+    )]
+    Serve(ServeArgs),
+    /// Send messages (arguments, or stdin lines) and print what comes back.
+    #[command(after_help = "Examples:\n  socketeer echo send localhost:7007 hello world\n  \
+                            printf 'a\\nb\\n' | socketeer echo send localhost --udp\n  \
+                            socketeer echo send localhost --raw < image.png > copy.png")]
+    Send(SendArgs),
+    /// Measure round trips to an echo server, like ping.
+    #[command(after_help = "Examples:\n  socketeer echo ping localhost\n  \
+                            socketeer echo ping [::1]:7007 --udp --count 100 --interval 10ms --json")]
+    Ping(PingArgs),
+}
+
+/// Arguments of `echo serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    bind: BindArgs,
+    /// Port to listen on (TCP and UDP); 0 picks a free one.
+    #[arg(short, long, default_value_t = echo::DEFAULT_PORT)]
+    port: u16,
+    #[command(flatten)]
+    transports: ServerTransports,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print status lines as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `echo send`.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The server, as HOST or HOST:PORT (port 7007 when left out).
+    target: Target,
+    /// Messages to send, one per exchange; stdin lines when there are none.
+    messages: Vec<String>,
+    /// Use UDP: one datagram per message.
+    #[arg(long)]
+    udp: bool,
+    /// Relay stdin to the server and the replies to stdout byte for byte, like nc.
+    #[arg(long, conflicts_with = "messages")]
+    raw: bool,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+    /// Print each reply as a JSON object.
+    #[arg(long, conflicts_with = "raw")]
+    json: bool,
+}
+
+/// Arguments of `echo ping`.
+#[derive(Debug, clap::Args)]
+pub struct PingArgs {
+    /// The server, as HOST or HOST:PORT (port 7007 when left out).
+    target: Target,
+    /// Probes to send; 0 sends until Ctrl-C.
+    #[arg(short, long, default_value_t = 5)]
+    count: u64,
+    /// Time between probes.
+    #[arg(short, long, default_value = "1s", value_parser = positive_duration)]
+    interval: Duration,
+    /// Probe size in bytes.
+    #[arg(short, long, default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(echo::MIN_PROBE_SIZE as i64..=socketeer::net::MAX_UDP_PAYLOAD as i64))]
+    size: u16,
+    /// Use UDP instead of TCP.
+    #[arg(long)]
+    udp: bool,
+    #[command(flatten)]
+    timeouts: TimeoutArgs,
+    /// Print probes and the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs an `echo` command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let bound = args.bind.bind("echo", args.port, args.transports.get(), "--port")?;
+            let server = echo::EchoServer::new(bound, args.limits.get());
+            run_services(vec![Box::new(server)], Output::new(args.json)).await
+        }
+        Command::Send(args) => send(args).await,
+        Command::Ping(args) => ping(args).await,
+    }
+}
+
+fn transport(udp: bool) -> Transport {
+    if udp { Transport::Udp } else { Transport::Tcp }
+}
+
+#[derive(Serialize)]
+struct Reply {
+    message: String,
+    reply: String,
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reply)
+    }
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let transport = transport(args.udp);
+    let mut client = EchoClient::connect(&args.target, transport, args.timeouts.get()).await?;
+    if args.raw {
+        client.relay(tokio::io::stdin(), tokio::io::stdout()).await?;
+        return Ok(());
+    }
+    let out = Output::new(args.json);
+    let mut exchange = async |message: String| -> anyhow::Result<()> {
+        // Over TCP a line ends in a newline, so line-based servers answer too.
+        let wire = match transport {
+            Transport::Tcp => format!("{message}\n"),
+            Transport::Udp => message.clone(),
+        };
+        let reply = client.exchange(wire.as_bytes()).await?;
+        let reply = String::from_utf8_lossy(&reply).trim_end_matches(['\r', '\n']).to_owned();
+        out.emit("reply", &Reply { message, reply })?;
+        Ok(())
+    };
+    if !args.messages.is_empty() {
+        for message in args.messages {
+            exchange(message).await?;
+        }
+        return Ok(());
+    }
+    let mut lines = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_LINE));
+    while let Some(line) = lines.next().await {
+        exchange(line?).await?;
+    }
+    Ok(())
+}
+
+async fn ping(args: PingArgs) -> anyhow::Result<()> {
+    let transport = transport(args.udp);
+    let timeouts = args.timeouts.get();
+    let client = EchoClient::connect(&args.target, transport, timeouts).await?;
+    let mut pinger = Pinger::new(client, usize::from(args.size), timeouts.reply);
+    let peer = pinger.peer();
+    let out = Output::new(args.json);
+    out.note(format_args!("PING {peer} over {transport}: {} bytes per probe", args.size))?;
+    let mut stats = PingStats::default();
+    let mut stop = pin!(shutdown::signal());
+    let mut ticks = tokio::time::interval(args.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    for seq in (1..).take_while(|&seq| args.count == 0 || seq <= args.count) {
+        let probe = tokio::select! {
+            probe = async { ticks.tick().await; pinger.probe(seq).await } => probe?,
+            _ = &mut stop => break,
+        };
+        stats.add(&probe);
+        out.emit("probe", &probe)?;
+    }
+    let summary = stats.summary();
+    out.note(format_args!("--- {peer} echo ping statistics ---"))?;
+    out.emit("summary", &summary)?;
+    if summary.sent > 0 && summary.received == 0 {
+        anyhow::bail!("no echo from {peer}");
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! The command line: one clap command per module, each formatting what the
+//! library returns.
+
+mod args;
+mod bench;
+mod daytime;
+mod echo;
+mod output;
+mod serve;
+mod udp;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+pub use args::{UsageError, Verbosity};
+
+const EXAMPLES: &str = "\
+Examples:
+  socketeer serve                          # every service on 127.0.0.1
+  socketeer echo send localhost:7007 hello
+  socketeer echo ping localhost --count 3
+  socketeer daytime get localhost --udp
+  socketeer udp send localhost --count 5 --timeout 200ms
+  socketeer bench echo localhost --connections 50 --duration 5s";
+
+/// The socket-programming curriculum as real tools: echo, daytime, lossy UDP
+/// and load generators, each a hardened server and client.
+#[derive(Debug, Parser)]
+#[command(name = "socketeer", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    /// How much to log.
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service at once, inetd-style, until Ctrl-C or SIGTERM.
+    Serve(serve::Args),
+    /// RFC 862 echo: server, client and round-trip pinger.
+    #[command(subcommand)]
+    Echo(echo::Command),
+    /// RFC 867 daytime and RFC 868 time: server and client.
+    #[command(subcommand)]
+    Daytime(daytime::Command),
+    /// The lossy-UDP exercise: a server that drops datagrams on purpose, a client that retries.
+    #[command(subcommand)]
+    Udp(udp::Command),
+    /// Load generators that measure throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::Command),
+}
+
+/// Runs the parsed command to completion.
+///
+/// # Errors
+/// Whatever the command reports; a [`UsageError`] means exit code 2.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Echo(command) => echo::run(command).await,
+            Command::Daytime(command) => daytime::run(command).await,
+            Command::Udp(command) => udp::run(command).await,
+            Command::Bench(command) => bench::run(command).await,
+        }
+    });
+    // A thread may still be blocked reading stdin; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}

@@ -1,0 +1,157 @@
+//! `socketeer serve`: every service in one process, and the runner that every
+//! `... serve` command shares.
+
+use std::fmt;
+
+use clap::ValueEnum;
+use serde::Serialize;
+use socketeer::daytime::{DaytimeServer, Protocol};
+use socketeer::echo::EchoServer;
+use socketeer::impair::{ImpairmentConfig, LossModel, Probability};
+use socketeer::net::{Endpoint, Transports};
+use socketeer::server::Service;
+use socketeer::shutdown::{self, Drained, GRACE, Shutdown};
+use socketeer::udp::AckServer;
+use tracing::{info, warn};
+
+use super::args::{BindArgs, LimitArgs, UsageError, random_seed};
+use super::output::Output;
+
+const EXAMPLES: &str = "\
+Examples:
+  socketeer serve                               # all services on 127.0.0.1
+  socketeer serve --bind 0.0.0.0,::             # open to the network
+  socketeer serve --only echo,daytime --echo-port 7
+  socketeer serve --except udp --json";
+
+/// The services `serve` can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ServiceName {
+    /// RFC 862 echo, TCP and UDP.
+    Echo,
+    /// RFC 867 daytime, TCP and UDP.
+    Daytime,
+    /// RFC 868 time, TCP and UDP.
+    Time,
+    /// The lossy-UDP acknowledgement server.
+    Udp,
+}
+
+/// Arguments of `socketeer serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    bind: BindArgs,
+    /// Run only these services, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SERVICE", conflicts_with = "except")]
+    only: Vec<ServiceName>,
+    /// Run every service but these, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SERVICE")]
+    except: Vec<ServiceName>,
+    /// Port of the echo service (TCP and UDP).
+    #[arg(long, value_name = "PORT", default_value_t = socketeer::echo::DEFAULT_PORT)]
+    echo_port: u16,
+    /// Port of the daytime service (TCP and UDP).
+    #[arg(long, value_name = "PORT", default_value_t = Protocol::Daytime.default_port())]
+    daytime_port: u16,
+    /// Port of the time service (TCP and UDP).
+    #[arg(long, value_name = "PORT", default_value_t = Protocol::Time.default_port())]
+    time_port: u16,
+    /// Port of the lossy-UDP acknowledgement service.
+    #[arg(long, value_name = "PORT", default_value_t = socketeer::udp::DEFAULT_PORT)]
+    udp_port: u16,
+    /// Share of datagrams the udp service drops on purpose (1% or 0.01).
+    #[arg(long, value_name = "P", default_value = "0%")]
+    udp_loss: Probability,
+    /// Seed of the udp service's drops (random when not given).
+    #[arg(long, value_name = "N")]
+    udp_seed: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print status lines as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `socketeer serve`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let chosen = ServiceName::value_variants()
+        .iter()
+        .filter(|s| args.only.is_empty() || args.only.contains(s))
+        .filter(|s| !args.except.contains(s));
+    let services = chosen.map(|&name| start(name, &args)).collect::<anyhow::Result<Vec<_>>>()?;
+    if services.is_empty() {
+        return Err(UsageError("--except leaves no service to run".to_owned()).into());
+    }
+    run_services(services, Output::new(args.json)).await
+}
+
+/// Binds one service. Adding a service to `serve` is a variant of
+/// [`ServiceName`], its port flag, and one arm here.
+fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
+    let (bind, limits) = (&args.bind, args.limits.get());
+    Ok(match name {
+        ServiceName::Echo => Box::new(EchoServer::new(
+            bind.bind("echo", args.echo_port, Transports::BOTH, "--echo-port")?,
+            limits,
+        )),
+        ServiceName::Daytime => Box::new(DaytimeServer::new(
+            Protocol::Daytime,
+            bind.bind("daytime", args.daytime_port, Transports::BOTH, "--daytime-port")?,
+            limits,
+        )),
+        ServiceName::Time => Box::new(DaytimeServer::new(
+            Protocol::Time,
+            bind.bind("time", args.time_port, Transports::BOTH, "--time-port")?,
+            limits,
+        )),
+        ServiceName::Udp => Box::new(AckServer::new(
+            bind.bind("udp", args.udp_port, Transports::UDP, "--udp-port")?,
+            ImpairmentConfig { loss: LossModel::Independent { rate: args.udp_loss } },
+            args.udp_seed.unwrap_or_else(random_seed),
+        )),
+    })
+}
+
+/// One status line: a service listening on an address.
+#[derive(Serialize)]
+struct Listening {
+    #[serde(flatten)]
+    endpoint: Endpoint,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+}
+
+impl fmt::Display for Listening {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.endpoint)?;
+        match &self.detail {
+            Some(detail) => write!(f, " ({detail})"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Prints a status line per endpoint, runs the services until Ctrl-C or
+/// SIGTERM, then gives in-flight exchanges [`GRACE`] to finish.
+pub async fn run_services(services: Vec<Box<dyn Service>>, out: Output) -> anyhow::Result<()> {
+    for service in &services {
+        for endpoint in service.endpoints() {
+            out.emit("listening", &Listening { endpoint, detail: service.detail() })?;
+        }
+    }
+    let shutdown = Shutdown::new();
+    for service in services {
+        shutdown.spawn(service.run(shutdown.clone()));
+    }
+    let signal = shutdown::signal().await?;
+    info!(signal, "shutting down: no new connections; finishing exchanges in flight");
+    match shutdown.drain(GRACE).await {
+        Drained::Complete => info!("stopped"),
+        Drained::TimedOut(tasks) => {
+            warn!(tasks, "connections still busy after {}; closing them", humantime::format_duration(GRACE));
+        }
+    }
+    Ok(())
+}

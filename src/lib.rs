@@ -1,0 +1,29 @@
+//! socketeer: the classic socket-programming curriculum as real, hardened tools.
+//!
+//! The crate is layered; each layer uses only the ones above it in this list.
+//!
+//! | layer | modules | touches |
+//! |---|---|---|
+//! | wire formats and models (pure) | [`daytime`]'s formats, [`impair::model`], [`stats`] | nothing: bytes, numbers and seeds in, values out |
+//! | shared plumbing | [`net`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
+//! | servers and clients (tokio) | [`echo`], [`daytime`], [`udp`] | sockets |
+//! | load generators | [`bench`] | sockets |
+//!
+//! The binary's `cli` module sits on top: it parses arguments, calls the
+//! library and formats what it returns. The library never prints; it returns
+//! values, logs through `tracing`, and reports failures as typed errors.
+//!
+//! Every server takes sockets bound by [`net::bind`], implements
+//! [`server::Service`] and stops when its [`shutdown::Shutdown`] is triggered,
+//! which is how `socketeer serve` runs them all in one process.
+
+pub mod bench;
+pub mod client;
+pub mod daytime;
+pub mod echo;
+pub mod impair;
+pub mod net;
+pub mod server;
+pub mod shutdown;
+pub mod stats;
+pub mod udp;

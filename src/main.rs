@@ -1,0 +1,42 @@
+//! The `socketeer` binary: parse the arguments, run the command, and turn the
+//! outcome into an exit code (0 success, 1 runtime error, 2 usage error).
+
+mod cli;
+
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    init_logging(args.verbosity.level());
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            // If stderr is gone too there is no one left to tell.
+            let _ = writeln!(io::stderr(), "error: {e:#}");
+            ExitCode::from(e.downcast_ref::<cli::UsageError>().map_or(1, |_| 2))
+        }
+    }
+}
+
+/// A reader that closed our stdout (`socketeer ... | head`) is not a failure.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|cause| cause.downcast_ref::<io::Error>())
+        .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
+fn init_logging(default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

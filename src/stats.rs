@@ -1,0 +1,121 @@
+//! Round-trip time summaries, shared by every client that measures RTTs
+//! (`echo ping`, `udp send`) so they all report the same statistics.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Min, mean, max and 99th percentile of a set of round-trip times.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RttSummary {
+    /// The fastest round trip.
+    #[serde(serialize_with = "as_millis")]
+    pub min: Duration,
+    /// The arithmetic mean.
+    #[serde(serialize_with = "as_millis")]
+    pub avg: Duration,
+    /// The slowest round trip.
+    #[serde(serialize_with = "as_millis")]
+    pub max: Duration,
+    /// The nearest-rank 99th percentile: 99% of the samples are at most this.
+    #[serde(serialize_with = "as_millis")]
+    pub p99: Duration,
+}
+
+impl RttSummary {
+    /// Summarises `samples`; `None` when there are none.
+    pub fn of(samples: &[Duration]) -> Option<RttSummary> {
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let (&min, &max) = (sorted.first()?, sorted.last()?);
+        let total: Duration = sorted.iter().sum();
+        let count = u32::try_from(sorted.len()).unwrap_or(u32::MAX);
+        // Nearest rank: the smallest sample with at least 99% of samples at or below it.
+        let rank = (sorted.len() * 99).div_ceil(100).max(1);
+        Some(RttSummary { min, avg: total / count, max, p99: sorted[rank - 1] })
+    }
+}
+
+impl fmt::Display for RttSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rtt min/avg/max/p99 = {:.3}/{:.3}/{:.3}/{:.3} ms",
+            millis(self.min),
+            millis(self.avg),
+            millis(self.max),
+            millis(self.p99)
+        )
+    }
+}
+
+/// A duration in milliseconds, as a float for display and JSON.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Serializes a duration as fractional milliseconds.
+///
+/// # Errors
+/// Whatever the serializer reports.
+pub fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(millis(*d))
+}
+
+/// Serializes an optional duration as fractional milliseconds or `null`.
+///
+/// # Errors
+/// Whatever the serializer reports.
+pub fn as_opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&millis(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// The share of `lost` in `total`, in percent (0 when `total` is 0).
+pub fn percent(lost: u64, total: u64) -> f64 {
+    if total == 0 { 0.0 } else { lost as f64 * 100.0 / total as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn summarises_samples() {
+        let s = RttSummary::of(&[ms(3), ms(1), ms(2)]).unwrap();
+        assert_eq!((s.min, s.avg, s.max, s.p99), (ms(1), ms(2), ms(3), ms(3)));
+        assert_eq!(s.to_string(), "rtt min/avg/max/p99 = 1.000/2.000/3.000/3.000 ms");
+    }
+
+    #[test]
+    fn p99_is_nearest_rank() {
+        let samples: Vec<_> = (1..=200).map(ms).collect();
+        assert_eq!(RttSummary::of(&samples).unwrap().p99, ms(198));
+        assert_eq!(RttSummary::of(&[ms(7)]).unwrap().p99, ms(7));
+    }
+
+    #[test]
+    fn no_samples_no_summary() {
+        assert_eq!(RttSummary::of(&[]), None);
+    }
+
+    #[test]
+    fn serializes_as_milliseconds() {
+        let s = RttSummary::of(&[Duration::from_micros(1500)]).unwrap();
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json["p99"], 1.5);
+    }
+
+    #[test]
+    fn percent_handles_zero() {
+        assert_eq!(percent(0, 0), 0.0);
+        assert_eq!(percent(1, 4), 25.0);
+    }
+}
