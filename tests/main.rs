@@ -1,0 +1,10 @@
+//! Integration tests: the real binary over loopback, and real peers (nc, inetd).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod cli;
+mod daytime;
+mod echo;
+mod peers;
+mod serve;
+mod udp;
+mod util;

@@ -1,0 +1,274 @@
+//! Helpers for driving the real `socketeer` binary over loopback.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any one command may run before the test calls it hung.
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+/// The binary under test.
+pub fn socketeer() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_socketeer"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// What a finished command left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stdout_bytes: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert!(self.status.success(), "command failed: {self:#?}");
+        &self.stdout
+    }
+
+    /// Stdout's lines parsed as JSON.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.ok().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    }
+
+    /// The JSON line whose `type` is `kind`.
+    pub fn json_of(&self, kind: &str) -> serde_json::Value {
+        self.json_lines()
+            .into_iter()
+            .find(|v| v["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}: {self:#?}"))
+    }
+}
+
+/// Runs the binary with `args`, feeding it `stdin`, and waits for it to end.
+pub fn run(args: &[&str], stdin: &[u8]) -> Finished {
+    run_command(socketeer().args(args), stdin)
+}
+
+/// Runs any command to completion with `stdin`, failing the test if it hangs.
+pub fn run_command(command: &mut Command, stdin: &[u8]) -> Finished {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the command");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // A command may stop reading before taking everything; that is its business.
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let stdout = collect(child.stdout.take().unwrap());
+    let stderr = collect(child.stderr.take().unwrap());
+    let status = wait_limited(&mut child, COMMAND_LIMIT);
+    writer.join().unwrap();
+    let stdout_bytes = stdout.join();
+    let stdout = String::from_utf8_lossy(&stdout_bytes).into_owned();
+    Finished { status, stdout, stdout_bytes, stderr: text(stderr.join()), elapsed: started.elapsed() }
+}
+
+struct Collector {
+    text: Arc<Mutex<Vec<u8>>>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Collector {
+    fn join(self) -> Vec<u8> {
+        self.thread.join().unwrap();
+        std::mem::take(&mut self.text.lock().unwrap())
+    }
+
+    fn snapshot(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> Collector {
+    let text = Arc::new(Mutex::new(Vec::new()));
+    let sink = text.clone();
+    let thread = thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    Collector { text, thread }
+}
+
+fn wait_limited(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("command still running after {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A status line of a running server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listening {
+    pub service: String,
+    pub transport: String,
+    pub addr: SocketAddr,
+}
+
+/// A server started from the binary, stopped (SIGKILL) when dropped.
+pub struct Daemon {
+    child: Child,
+    pub listening: Vec<Listening>,
+    stdout_lines: Vec<String>,
+    stderr: Collector,
+}
+
+impl Daemon {
+    /// Starts `socketeer args` and waits for its `lines` status lines.
+    pub fn start(args: &[&str], lines: usize) -> Daemon {
+        let mut child = socketeer()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn socketeer");
+        let stderr = collect(child.stderr.take().unwrap());
+        let (tx, rx) = mpsc::channel();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout_lines = Vec::new();
+        while stdout_lines.len() < lines {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) => stdout_lines.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("{args:?} printed {stdout_lines:?}, then nothing; stderr: {}", stderr.snapshot());
+                }
+            }
+        }
+        let listening = stdout_lines.iter().filter_map(|l| parse_status(l)).collect();
+        Daemon { child, listening, stdout_lines, stderr }
+    }
+
+    /// The lines it printed at start.
+    pub fn status_lines(&self) -> &[String] {
+        &self.stdout_lines
+    }
+
+    /// The address of `service` over `transport`.
+    pub fn addr(&self, service: &str, transport: &str) -> SocketAddr {
+        self.listening
+            .iter()
+            .find(|l| l.service == service && l.transport == transport)
+            .unwrap_or_else(|| panic!("no {service} {transport} in {:?}", self.listening))
+            .addr
+    }
+
+    /// What it logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.snapshot()
+    }
+
+    /// Sends `signal` (TERM, INT) and waits for the exit; returns the status,
+    /// how long the exit took, and everything it logged.
+    pub fn stop_with(mut self, signal: &str) -> (ExitStatus, Duration, String) {
+        let pid = self.child.id().to_string();
+        let sent = Instant::now();
+        let kill = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("run kill");
+        assert!(kill.success());
+        let status = wait_limited(&mut self.child, Duration::from_secs(10));
+        let elapsed = sent.elapsed();
+        (status, elapsed, self.stderr.snapshot())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `echo tcp 127.0.0.1:7007` (and a trailing detail in parentheses).
+fn parse_status(line: &str) -> Option<Listening> {
+    let mut words = line.split_whitespace();
+    let (service, transport, addr) = (words.next()?, words.next()?, words.next()?);
+    Some(Listening { service: service.into(), transport: transport.into(), addr: addr.parse().ok()? })
+}
+
+/// Fails the test with an install hint when `program` is missing.
+pub fn require(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{program} is not installed: install {package} (scripts/test.sh does this when run as root)"
+    );
+}
+
+/// A loopback port with nothing listening on it (TCP and UDP).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    check()
+}
+
+/// Random-looking bytes covering every value, without a random-number crate.
+pub fn binary(len: usize) -> Vec<u8> {
+    let mut x: u32 = 2_463_534_242;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
