@@ -235,6 +235,16 @@ pub fn udp_socket(addr: SocketAddr, v6only: bool) -> io::Result<UdpSocket> {
 ///
 /// Accepted forms: `host`, `host:port`, `1.2.3.4`, `1.2.3.4:port`, `::1`,
 /// `[::1]`, `[::1]:port`.
+///
+/// ```
+/// use socketeer::net::Target;
+///
+/// let t: Target = "[::1]:7007".parse().unwrap();
+/// assert_eq!((t.host.as_str(), t.port), ("::1", Some(7007)));
+/// let t: Target = "localhost".parse().unwrap();
+/// assert_eq!(t.port, None);
+/// assert!("localhost:0".parse::<Target>().is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// A host name or an IP address literal (without brackets).

@@ -1,6 +1,7 @@
 //! Integration tests: the real binary over loopback, and real peers (nc, inetd).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod bench;
 mod cli;
 mod daytime;
 mod echo;

@@ -11,6 +11,15 @@ use serde::Serialize;
 
 /// A probability from 0 to 1, written as a fraction (`0.01`) or a
 /// percentage (`1%`); always displayed as a percentage.
+///
+/// ```
+/// use socketeer::impair::Probability;
+///
+/// let p: Probability = "0.025".parse().unwrap();
+/// assert_eq!(p, "2.5%".parse().unwrap());
+/// assert_eq!(p.to_string(), "2.5%");
+/// assert!("150%".parse::<Probability>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd, Serialize)]
 pub struct Probability(f64);
 
@@ -117,6 +126,18 @@ pub enum Verdict {
 
 /// A seeded decision-maker: call [`Impairment::decide`] once per datagram, in
 /// arrival order.
+///
+/// ```
+/// use socketeer::impair::{Impairment, ImpairmentConfig, LossModel, Verdict};
+///
+/// let config = ImpairmentConfig { loss: LossModel::Independent { rate: "30%".parse().unwrap() } };
+/// let verdicts = |seed| {
+///     let mut model = Impairment::new(config, seed);
+///     (0..100).map(|_| model.decide()).collect::<Vec<_>>()
+/// };
+/// assert_eq!(verdicts(7), verdicts(7)); // the same seed, the same drops
+/// assert!(verdicts(7).contains(&Verdict::Drop));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Impairment {
     config: ImpairmentConfig,
