@@ -49,11 +49,16 @@ fn netcat_talks_to_our_echo_and_daytime_servers() {
 struct Inetd {
     child: Child,
     _config: tempfile::TempDir,
+    /// Held while inetd runs: its ports are fixed, so two test runs on one
+    /// machine (two checkouts, say) take turns.
+    _lock: std::fs::File,
 }
 
 impl Inetd {
     fn start() -> Inetd {
         require("inetd", "openbsd-inetd");
+        let lock = std::fs::File::create(std::env::temp_dir().join("socketeer-inetd-test.lock")).unwrap();
+        lock.lock().unwrap();
         let config = tempfile::tempdir().unwrap();
         let path = config.path().join("inetd.conf");
         let mut text = String::new();
@@ -72,7 +77,7 @@ impl Inetd {
         let ready =
             eventually(Duration::from_secs(5), || std::net::TcpStream::connect("127.7.7.7:37").is_ok());
         assert!(ready, "inetd did not start listening on 127.7.7.7 (it needs root for ports 7, 13 and 37)");
-        Inetd { child, _config: config }
+        Inetd { child, _config: config, _lock: lock }
     }
 }
 
