@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::client::{self, ClientError};
-use crate::impair::{Impairment, ImpairmentConfig, Verdict};
+use crate::impair::{Impairment, ImpairmentConfig};
 use crate::net::{self, Bound, Endpoint, MAX_UDP_PAYLOAD, Target, UDP_RECV_BUFFER};
 use crate::server::{Service, UdpAction, udp_loop};
 use crate::shutdown::Shutdown;
@@ -74,9 +74,9 @@ impl Service for AckServer {
 }
 
 fn acknowledge(model: &mut Impairment, datagram: &[u8], peer: SocketAddr, reply: &mut Vec<u8>) -> UdpAction {
-    let verdict = model.decide();
+    let lost = model.decide(datagram.len()).lost;
     let number = model.decided();
-    if verdict == Verdict::Drop {
+    if lost {
         info!(%peer, number, bytes = datagram.len(), "dropped datagram on purpose");
         return UdpAction::Ignore;
     }
@@ -271,10 +271,10 @@ impl fmt::Display for SendSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::impair::{LossModel, Probability};
+    use crate::impair::Probability;
 
     fn model(loss: Probability) -> Impairment {
-        Impairment::new(ImpairmentConfig { loss: LossModel::Independent { rate: loss } }, 1)
+        Impairment::new(ImpairmentConfig::loss(loss), 1)
     }
 
     #[test]

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use serde::Serialize;
 use socketeer::daytime::{DaytimeServer, Protocol};
 use socketeer::echo::EchoServer;
-use socketeer::impair::{ImpairmentConfig, LossModel, Probability};
+use socketeer::impair::{ImpairmentConfig, Probability};
 use socketeer::net::{Endpoint, Transports};
 use socketeer::server::Service;
 use socketeer::shutdown::{self, Drained, GRACE, Shutdown};
@@ -108,7 +108,7 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
         )),
         ServiceName::Udp => Box::new(AckServer::new(
             bind.bind("udp", args.udp_port, Transports::UDP, "--udp-port")?,
-            ImpairmentConfig { loss: LossModel::Independent { rate: args.udp_loss } },
+            ImpairmentConfig::loss(args.udp_loss),
             args.udp_seed.unwrap_or_else(random_seed),
         )),
     })

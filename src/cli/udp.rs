@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use futures::{Stream, StreamExt};
-use socketeer::impair::{ImpairmentConfig, LossModel, Probability};
+use socketeer::impair::{ImpairmentConfig, Probability};
 use socketeer::net::{Target, Transports};
 use socketeer::shutdown;
 use socketeer::udp::{self, AckClient, AckServer, SendConfig, SendStats};
@@ -86,7 +86,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let bound = args.bind.bind("udp", args.port, Transports::UDP, "--port")?;
-            let config = ImpairmentConfig { loss: LossModel::Independent { rate: args.loss } };
+            let config = ImpairmentConfig::loss(args.loss);
             let server = AckServer::new(bound, config, args.seed.unwrap_or_else(random_seed));
             run_services(vec![Box::new(server)], Output::new(args.json)).await
         }

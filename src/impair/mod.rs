@@ -1,6 +1,18 @@
-//! Network impairment: a seeded, pure decision model of what a bad network
-//! does to each datagram. `udp serve --loss` uses it to drop datagrams.
+//! Network impairment: what a bad network does to datagrams, made repeatable.
+//!
+//! - [`model`] (pure): a configuration and a seed in, one [`Decision`] per
+//!   datagram out. `udp serve --loss` uses it alone.
+//! - [`link`] (sans-IO): one direction of a link, turning decisions into
+//!   release times through a bottleneck, delay, jitter and reordering.
+//! - [`units`]: rates and sizes as people write them.
 
+pub mod link;
 pub mod model;
+pub mod units;
 
-pub use model::{Impairment, ImpairmentConfig, LossModel, Probability, ProbabilityError, Verdict};
+pub use link::{Link, LinkCounters};
+pub use model::{
+    Decision, GilbertElliottError, Impairment, ImpairmentConfig, LossModel, Probability, ProbabilityError,
+    RateLimit,
+};
+pub use units::{Rate, UnitError};

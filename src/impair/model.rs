@@ -1,13 +1,21 @@
-//! The impairment decision model: configuration and a seed in, one verdict per
-//! datagram out. Pure: it reads no clock and no OS randomness, so the same
-//! seed and the same sequence of datagrams always give the same verdicts.
+//! The impairment decision model: a configuration and a seed in, one
+//! [`Decision`] per datagram out. Pure: it reads no clock and no OS
+//! randomness, so the same seed and the same sequence of datagrams always give
+//! the same decisions.
+//!
+//! Every datagram consumes the same number of random draws whatever the
+//! configuration, so decision *k* of one feature (say, duplication) does not
+//! shift when another feature (say, loss) is switched on or off.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
+
+use super::units::{Rate, format_size};
 
 /// A probability from 0 to 1, written as a fraction (`0.01`) or a
 /// percentage (`1%`); always displayed as a percentage.
@@ -56,6 +64,11 @@ impl Probability {
             Err(ProbabilityError::OutOfRange(fraction.to_string()))
         }
     }
+
+    /// True for a probability of zero.
+    pub fn is_zero(self) -> bool {
+        self.0 == 0.0
+    }
 }
 
 impl FromStr for Probability {
@@ -92,6 +105,19 @@ pub enum LossModel {
         /// The share of datagrams lost.
         rate: Probability,
     },
+    /// Losses in bursts: a two-state Markov chain (Gilbert-Elliott). Each
+    /// datagram is lost with the loss probability of the current state, then
+    /// the state moves on.
+    GilbertElliott {
+        /// Probability of moving from the good state to the bad one (p).
+        enter_bad: Probability,
+        /// Probability of moving from the bad state back to the good one (r).
+        leave_bad: Probability,
+        /// Loss probability in the bad state (1 - k in the literature; usually 100%).
+        loss_bad: Probability,
+        /// Loss probability in the good state (1 - h; usually 0%).
+        loss_good: Probability,
+    },
 }
 
 impl Default for LossModel {
@@ -100,48 +126,222 @@ impl Default for LossModel {
     }
 }
 
+impl LossModel {
+    /// The long-run share of datagrams lost.
+    pub fn mean_loss(&self) -> f64 {
+        match *self {
+            LossModel::Independent { rate } => rate.fraction(),
+            LossModel::GilbertElliott { enter_bad: p, leave_bad: r, loss_bad, loss_good } => {
+                let (p, r) = (p.fraction(), r.fraction());
+                if p + r == 0.0 {
+                    return loss_good.fraction();
+                }
+                // Stationary share of time in the bad state is p / (p + r).
+                (r * loss_good.fraction() + p * loss_bad.fraction()) / (p + r)
+            }
+        }
+    }
+
+    /// The mean length of a stay in the bad state, in datagrams (1 / r):
+    /// with the usual 100% loss there and none in the good state, the mean
+    /// length of a burst of losses.
+    pub fn mean_bad_period(&self) -> Option<f64> {
+        match *self {
+            LossModel::GilbertElliott { leave_bad, .. } if !leave_bad.is_zero() => {
+                Some(1.0 / leave_bad.fraction())
+            }
+            _ => None,
+        }
+    }
+
+    /// True when no datagram can be lost.
+    pub fn is_lossless(&self) -> bool {
+        self.mean_loss() == 0.0
+            && !matches!(self, LossModel::GilbertElliott { loss_bad, .. } if !loss_bad.is_zero())
+    }
+}
+
 impl fmt::Display for LossModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LossModel::Independent { rate } => write!(f, "loss {rate}"),
+            LossModel::GilbertElliott { enter_bad, leave_bad, loss_bad, loss_good } => {
+                write!(f, "bursty loss p={enter_bad} r={leave_bad} bad={loss_bad} good={loss_good}")?;
+                write!(f, " (mean {:.3}%", self.mean_loss() * 100.0)?;
+                if let Some(period) = self.mean_bad_period() {
+                    write!(f, ", bad periods of {period:.1} datagrams")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }
 
-/// Everything an [`Impairment`] may do to datagrams.
+/// A Gilbert-Elliott model that could not be parsed.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GilbertElliottError {
+    /// Not two to four comma-separated probabilities.
+    #[error("'{0}' is not a burst-loss model; write P,R[,LOSS_BAD[,LOSS_GOOD]], e.g. 1%,25%")]
+    Shape(String),
+    /// One of them is not a probability.
+    #[error(transparent)]
+    Probability(#[from] ProbabilityError),
+}
+
+impl FromStr for LossModel {
+    type Err = GilbertElliottError;
+
+    /// Parses the Gilbert-Elliott form `P,R[,LOSS_BAD[,LOSS_GOOD]]` (bad-state
+    /// loss defaults to 100%, good-state loss to 0%).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(',').collect();
+        if !(2..=4).contains(&parts.len()) {
+            return Err(GilbertElliottError::Shape(s.to_owned()));
+        }
+        let probability = |i: usize, default: Probability| -> Result<Probability, ProbabilityError> {
+            parts.get(i).map_or(Ok(default), |p| p.parse())
+        };
+        Ok(LossModel::GilbertElliott {
+            enter_bad: probability(0, Probability::ZERO)?,
+            leave_bad: probability(1, Probability::ZERO)?,
+            loss_bad: probability(2, Probability::ONE)?,
+            loss_good: probability(3, Probability::ZERO)?,
+        })
+    }
+}
+
+/// A bottleneck: datagrams are sent at `rate`, and wait in a queue of at most
+/// `queue` bytes; datagrams that do not fit are dropped at the tail.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RateLimit {
+    /// The link's speed.
+    pub rate: Rate,
+    /// The queue's capacity in bytes.
+    pub queue: u64,
+}
+
+/// Everything an [`Impairment`] may do to datagrams. The default does nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct ImpairmentConfig {
     /// How datagrams are lost.
     pub loss: LossModel,
+    /// Fixed delay added to every datagram.
+    #[serde(serialize_with = "crate::stats::as_millis")]
+    pub delay: Duration,
+    /// Each datagram's delay varies uniformly within ±jitter around `delay`.
+    #[serde(serialize_with = "crate::stats::as_millis")]
+    pub jitter: Duration,
+    /// Let jitter reorder datagrams (by default a datagram never overtakes an
+    /// earlier one, as on a real link).
+    pub jitter_reorders: bool,
+    /// Share of datagrams held back so that later ones overtake them.
+    pub reorder: Probability,
+    /// How many later datagrams overtake a held-back one (1 swaps neighbours).
+    pub reorder_distance: u32,
+    /// Share of datagrams delivered twice.
+    pub duplicate: Probability,
+    /// Share of datagrams with one random bit flipped.
+    pub corrupt: Probability,
+    /// A bottleneck, if any.
+    pub rate_limit: Option<RateLimit>,
 }
 
-/// The fate of one datagram.
+impl ImpairmentConfig {
+    /// A configuration that only loses datagrams, independently, at `rate`.
+    pub fn loss(rate: Probability) -> Self {
+        ImpairmentConfig { loss: LossModel::Independent { rate }, ..Self::default() }
+    }
+
+    /// True when it delivers every datagram at once, unchanged.
+    pub fn is_transparent(&self) -> bool {
+        self.loss.is_lossless()
+            && self.delay.is_zero()
+            && self.jitter.is_zero()
+            && self.reorder.is_zero()
+            && self.duplicate.is_zero()
+            && self.corrupt.is_zero()
+            && self.rate_limit.is_none()
+    }
+}
+
+impl fmt::Display for ImpairmentConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if !self.loss.is_lossless() {
+            parts.push(self.loss.to_string());
+        }
+        if !self.delay.is_zero() || !self.jitter.is_zero() {
+            let mut delay = format!("delay {}", humantime::format_duration(self.delay));
+            if !self.jitter.is_zero() {
+                delay += &format!(" ± {}", humantime::format_duration(self.jitter));
+                if self.jitter_reorders {
+                    delay += " (may reorder)";
+                }
+            }
+            parts.push(delay);
+        }
+        if !self.reorder.is_zero() {
+            parts.push(format!("reorder {} by {}", self.reorder, self.reorder_distance));
+        }
+        if !self.duplicate.is_zero() {
+            parts.push(format!("duplicate {}", self.duplicate));
+        }
+        if !self.corrupt.is_zero() {
+            parts.push(format!("corrupt {}", self.corrupt));
+        }
+        if let Some(limit) = &self.rate_limit {
+            parts.push(format!("rate {} queue {}", limit.rate, format_size(limit.queue)));
+        }
+        if parts.is_empty() { f.write_str("no impairment") } else { f.write_str(&parts.join(", ")) }
+    }
+}
+
+/// The random part of one datagram's fate; [`super::Link`] turns it into a
+/// release time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Pass it on.
-    Deliver,
+pub struct Decision {
     /// Lose it.
-    Drop,
+    pub lost: bool,
+    /// Deliver a second copy.
+    pub duplicate: bool,
+    /// Flip this bit (an index below 8 × the datagram's length).
+    pub corrupt_bit: Option<usize>,
+    /// Its delay, jitter included.
+    pub delay: Duration,
+    /// Hold it back so that later datagrams overtake it.
+    pub hold_back: bool,
+}
+
+impl Decision {
+    /// A decision that delivers the datagram now, unchanged.
+    pub const PASS: Decision = Decision {
+        lost: false,
+        duplicate: false,
+        corrupt_bit: None,
+        delay: Duration::ZERO,
+        hold_back: false,
+    };
 }
 
 /// A seeded decision-maker: call [`Impairment::decide`] once per datagram, in
 /// arrival order.
 ///
 /// ```
-/// use socketeer::impair::{Impairment, ImpairmentConfig, LossModel, Verdict};
+/// use socketeer::impair::{Impairment, ImpairmentConfig};
 ///
-/// let config = ImpairmentConfig { loss: LossModel::Independent { rate: "30%".parse().unwrap() } };
-/// let verdicts = |seed| {
+/// let config = ImpairmentConfig::loss("30%".parse().unwrap());
+/// let losses = |seed| {
 ///     let mut model = Impairment::new(config, seed);
-///     (0..100).map(|_| model.decide()).collect::<Vec<_>>()
+///     (0..100).map(|_| model.decide(100).lost).collect::<Vec<_>>()
 /// };
-/// assert_eq!(verdicts(7), verdicts(7)); // the same seed, the same drops
-/// assert!(verdicts(7).contains(&Verdict::Drop));
+/// assert_eq!(losses(7), losses(7)); // the same seed, the same drops
+/// assert!(losses(7).contains(&true));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Impairment {
     config: ImpairmentConfig,
     rng: ChaCha8Rng,
+    in_bad_state: bool,
     decided: u64,
 }
 
@@ -149,7 +349,7 @@ impl Impairment {
     /// A decision-maker for `config` whose choices depend only on `seed` and
     /// on how many datagrams it has decided on before.
     pub fn new(config: ImpairmentConfig, seed: u64) -> Self {
-        Impairment { config, rng: ChaCha8Rng::seed_from_u64(seed), decided: 0 }
+        Impairment { config, rng: ChaCha8Rng::seed_from_u64(seed), in_bad_state: false, decided: 0 }
     }
 
     /// The configuration it decides by.
@@ -157,23 +357,50 @@ impl Impairment {
         &self.config
     }
 
+    /// Changes the configuration; the random sequence goes on where it was.
+    pub fn set_config(&mut self, config: ImpairmentConfig) {
+        self.config = config;
+    }
+
     /// How many datagrams it has decided on.
     pub fn decided(&self) -> u64 {
         self.decided
     }
 
-    /// The verdict for the next datagram.
-    pub fn decide(&mut self) -> Verdict {
+    /// The fate of the next datagram, `len` bytes long.
+    pub fn decide(&mut self, len: usize) -> Decision {
         self.decided += 1;
-        let LossModel::Independent { rate } = self.config.loss;
-        if self.chance(rate) { Verdict::Drop } else { Verdict::Deliver }
+        // A fixed number of draws per datagram, used or not (see the module doc).
+        let [loss, transition, duplicate, corrupt, bit, jitter, reorder] =
+            std::array::from_fn(|_| self.rng.next_u64());
+        let c = &self.config;
+        let lost = match c.loss {
+            LossModel::Independent { rate } => chance(loss, rate),
+            LossModel::GilbertElliott { enter_bad, leave_bad, loss_bad, loss_good } => {
+                let lost = chance(loss, if self.in_bad_state { loss_bad } else { loss_good });
+                let flip = if self.in_bad_state { leave_bad } else { enter_bad };
+                self.in_bad_state ^= chance(transition, flip);
+                lost
+            }
+        };
+        let bits = len as u64 * 8;
+        let corrupt_bit = (chance(corrupt, c.corrupt) && bits > 0).then(|| (bit % bits) as usize);
+        // Uniform in [delay - jitter, delay + jitter], never below zero.
+        let offset = (unit_interval(jitter) * 2.0 - 1.0) * c.jitter.as_secs_f64();
+        let delay = Duration::from_secs_f64((c.delay.as_secs_f64() + offset).max(0.0));
+        Decision {
+            lost,
+            duplicate: chance(duplicate, c.duplicate),
+            corrupt_bit,
+            delay,
+            hold_back: chance(reorder, c.reorder),
+        }
     }
+}
 
-    /// True with probability `p`. Draws from the generator even for 0 and 1,
-    /// so that changing one probability does not shift every later decision.
-    fn chance(&mut self, p: Probability) -> bool {
-        unit_interval(self.rng.next_u64()) < p.fraction()
-    }
+/// True with probability `p`, given 64 random bits.
+fn chance(bits: u64, p: Probability) -> bool {
+    unit_interval(bits) < p.fraction()
 }
 
 /// Maps 64 random bits to a float uniform in [0, 1) with 53 bits of precision.
@@ -220,37 +447,146 @@ mod tests {
         assert_eq!(p("33.3333%").to_string(), "33.3333%");
     }
 
-    fn losses(rate: &str, seed: u64, n: usize) -> Vec<bool> {
-        let config = ImpairmentConfig { loss: LossModel::Independent { rate: p(rate) } };
+    const N: usize = 100_000;
+
+    fn decisions(config: ImpairmentConfig, seed: u64) -> Vec<Decision> {
         let mut model = Impairment::new(config, seed);
-        (0..n).map(|_| model.decide() == Verdict::Drop).collect()
+        (0..N).map(|_| model.decide(1000)).collect()
+    }
+
+    fn share(decisions: &[Decision], pick: impl Fn(&Decision) -> bool) -> f64 {
+        decisions.iter().filter(|d| pick(d)).count() as f64 / decisions.len() as f64
     }
 
     #[test]
-    fn independent_loss_rate_is_within_three_tenths_of_a_point() {
+    fn independent_rates_are_within_three_tenths_of_a_point() {
         for rate in ["1%", "10%", "30%", "50%"] {
-            let dropped = losses(rate, 7, 100_000).iter().filter(|&&d| d).count();
-            let measured = dropped as f64 / 1000.0;
-            let expected = p(rate).fraction() * 100.0;
-            assert!((measured - expected).abs() <= 0.3, "{rate}: measured {measured}%");
+            let config = ImpairmentConfig {
+                loss: LossModel::Independent { rate: p(rate) },
+                duplicate: p(rate),
+                corrupt: p(rate),
+                reorder: p(rate),
+                ..Default::default()
+            };
+            let d = decisions(config, 7);
+            let expected = p(rate).fraction();
+            for (what, measured) in [
+                ("loss", share(&d, |d| d.lost)),
+                ("duplicate", share(&d, |d| d.duplicate)),
+                ("corrupt", share(&d, |d| d.corrupt_bit.is_some())),
+                ("reorder", share(&d, |d| d.hold_back)),
+            ] {
+                assert!((measured - expected).abs() <= 0.003, "{what} at {rate}: measured {measured}");
+            }
         }
     }
 
     #[test]
     fn zero_and_one_are_exact() {
-        assert!(losses("0%", 1, 10_000).iter().all(|&d| !d));
-        assert!(losses("100%", 1, 10_000).iter().all(|&d| d));
+        assert!(decisions(ImpairmentConfig::loss(p("0%")), 1).iter().all(|d| *d == Decision::PASS));
+        assert!(decisions(ImpairmentConfig::loss(p("100%")), 1).iter().all(|d| d.lost));
     }
 
     #[test]
     fn the_same_seed_gives_the_same_decisions() {
-        assert_eq!(losses("20%", 42, 1000), losses("20%", 42, 1000));
-        assert_ne!(losses("20%", 42, 1000), losses("20%", 43, 1000));
+        let config = ImpairmentConfig {
+            loss: "2%,30%".parse().unwrap(),
+            jitter: Duration::from_millis(5),
+            corrupt: p("5%"),
+            ..Default::default()
+        };
+        assert_eq!(decisions(config, 42), decisions(config, 42));
+        assert_ne!(decisions(config, 42), decisions(config, 43));
     }
 
     #[test]
-    fn unit_interval_covers_zero_to_just_below_one() {
-        assert_eq!(unit_interval(0), 0.0);
-        assert!(unit_interval(u64::MAX) < 1.0);
+    fn one_feature_does_not_shift_another() {
+        let dup = ImpairmentConfig { duplicate: p("20%"), ..Default::default() };
+        let dup_and_loss = ImpairmentConfig { loss: LossModel::Independent { rate: p("50%") }, ..dup };
+        let duplicates = |c| decisions(c, 3).iter().map(|d| d.duplicate).collect::<Vec<_>>();
+        assert_eq!(duplicates(dup), duplicates(dup_and_loss));
+    }
+
+    /// Lengths of the runs of consecutive losses.
+    fn bursts(d: &[Decision]) -> Vec<usize> {
+        d.split(|d| !d.lost).map(<[_]>::len).filter(|&n| n > 0).collect()
+    }
+
+    #[test]
+    fn gilbert_elliott_matches_its_formulas_within_ten_percent() {
+        // Classic Gilbert: all lost in the bad state, none in the good one, so
+        // a burst is a stay in the bad state: mean length 1/r.
+        for (model, burst) in [("1%,25%", 4.0), ("0.5%,50%", 2.0), ("2%,10%", 10.0)] {
+            let loss: LossModel = model.parse().unwrap();
+            let d = decisions(ImpairmentConfig { loss, ..Default::default() }, 11);
+            let (measured, expected) = (share(&d, |d| d.lost), loss.mean_loss());
+            assert!((measured / expected - 1.0).abs() <= 0.10, "{model}: loss {measured} vs {expected}");
+            let runs = bursts(&d);
+            let mean_burst = runs.iter().sum::<usize>() as f64 / runs.len() as f64;
+            assert_eq!(loss.mean_bad_period(), Some(burst));
+            assert!((mean_burst / burst - 1.0).abs() <= 0.10, "{model}: bursts {mean_burst} vs {burst}");
+        }
+        // Elliott's generalisation: some loss in both states.
+        let loss: LossModel = "5%,20%,60%,2%".parse().unwrap();
+        let d = decisions(ImpairmentConfig { loss, ..Default::default() }, 5);
+        let (measured, expected) = (share(&d, |d| d.lost), loss.mean_loss());
+        assert!((measured / expected - 1.0).abs() <= 0.10, "loss {measured} vs {expected}");
+    }
+
+    #[test]
+    fn burst_models_parse_with_defaults() {
+        let full: LossModel = "1%,25%,90%,1%".parse().unwrap();
+        let short: LossModel = "1%,25%".parse().unwrap();
+        assert_eq!(
+            short,
+            LossModel::GilbertElliott {
+                enter_bad: p("1%"),
+                leave_bad: p("25%"),
+                loss_bad: Probability::ONE,
+                loss_good: Probability::ZERO
+            }
+        );
+        assert_ne!(full, short);
+        assert!(matches!("1%".parse::<LossModel>(), Err(GilbertElliottError::Shape(_))));
+        assert!(matches!("1%,2%,3%,4%,5%".parse::<LossModel>(), Err(GilbertElliottError::Shape(_))));
+        assert!(matches!("1%,x".parse::<LossModel>(), Err(GilbertElliottError::Probability(_))));
+        assert_eq!(
+            short.to_string(),
+            "bursty loss p=1% r=25% bad=100% good=0% (mean 3.846%, bad periods of 4.0 datagrams)"
+        );
+    }
+
+    #[test]
+    fn delays_stay_within_the_jitter_bounds() {
+        let (delay, jitter) = (Duration::from_millis(20), Duration::from_millis(5));
+        let d = decisions(ImpairmentConfig { delay, jitter, ..Default::default() }, 9);
+        assert!(d.iter().all(|d| d.delay >= delay - jitter && d.delay <= delay + jitter));
+        let mean = d.iter().map(|d| d.delay).sum::<Duration>() / N as u32;
+        assert!(mean.abs_diff(delay) < Duration::from_micros(100), "mean {mean:?}");
+        // Jitter larger than the delay is cut at zero, never negative.
+        let d = decisions(ImpairmentConfig { delay: jitter, jitter: delay, ..Default::default() }, 9);
+        assert!(d.iter().any(|d| d.delay.is_zero()));
+    }
+
+    #[test]
+    fn corruption_picks_a_bit_inside_the_datagram() {
+        let mut model =
+            Impairment::new(ImpairmentConfig { corrupt: Probability::ONE, ..Default::default() }, 1);
+        for len in [1usize, 2, 1400] {
+            for _ in 0..1000 {
+                assert!(model.decide(len).corrupt_bit.is_some_and(|b| b < len * 8));
+            }
+        }
+        assert_eq!(model.decide(0).corrupt_bit, None, "nothing to flip in an empty datagram");
+    }
+
+    #[test]
+    fn transparency_is_recognised() {
+        assert!(ImpairmentConfig::default().is_transparent());
+        assert!(!ImpairmentConfig::loss(p("1%")).is_transparent());
+        assert!(
+            !ImpairmentConfig { loss: "0%,10%,50%".parse().unwrap(), ..Default::default() }.is_transparent()
+        );
+        assert_eq!(ImpairmentConfig::default().to_string(), "no impairment");
     }
 }
