@@ -4,9 +4,10 @@
 //!
 //! | layer | modules | touches |
 //! |---|---|---|
-//! | wire formats and models (pure) | [`daytime`]'s formats, [`impair::model`], [`stats`] | nothing: bytes, numbers and seeds in, values out |
-//! | shared plumbing | [`net`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
-//! | servers and clients (tokio) | [`echo`], [`daytime`], [`udp`] | sockets |
+//! | wire formats and models (pure) | [`daytime`]'s formats, [`impair::model`], [`impair::options`], [`stats`] | nothing: bytes, numbers and seeds in, values out |
+//! | shared plumbing | [`net`], [`batch`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
+//! | engines (sans-IO) | [`impair::link`] | nothing: time is passed in |
+//! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`impair::proxy`] | sockets |
 //! | load generators | [`bench`] | sockets |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
@@ -17,6 +18,7 @@
 //! [`server::Service`] and stops when its [`shutdown::Shutdown`] is triggered,
 //! which is how `socketeer serve` runs them all in one process.
 
+pub mod batch;
 pub mod bench;
 pub mod client;
 pub mod daytime;

@@ -157,9 +157,9 @@ fn quiet_and_rust_log_control_logging() {
     let server = Daemon::start(&["udp", "serve", "--port", "0", "--loss", "100%", "-q"], 1);
     let target = server.addr("udp", "udp").to_string();
     run(&["udp", "send", &target, "--count", "1", "--retries", "0", "--timeout", "100ms"], b"").ok();
-    let (status, _, stderr) = server.stop_with("TERM");
-    assert!(status.success());
-    assert!(!stderr.contains("dropped"), "-q still logged drops: {stderr}");
+    let stopped = server.stop_with("TERM");
+    assert!(stopped.status.success());
+    assert!(!stopped.stderr.contains("dropped"), "-q still logged drops: {}", stopped.stderr);
 
     let server = Daemon::start(&["udp", "serve", "--port", "0", "--loss", "100%"], 1);
     let target = server.addr("udp", "udp").to_string();

@@ -69,7 +69,7 @@ fn sigterm_and_sigint_stop_it_cleanly_and_quickly() {
         idle.write_all(b"x").unwrap();
         let mut buf = [0u8; 1];
         idle.read_exact(&mut buf).unwrap();
-        let (status, took, stderr) = server.stop_with(signal);
+        let crate::util::Stopped { status, took, stderr, .. } = server.stop_with(signal);
         assert_eq!(status.code(), Some(0), "SIG{signal}: {stderr}");
         assert!(took < Duration::from_secs(4), "SIG{signal} took {took:?}");
         assert!(stderr.contains(&format!("signal=\"SIG{signal}\"")), "{stderr}");
@@ -100,7 +100,7 @@ fn an_exchange_in_flight_at_shutdown_is_answered_intact() {
         }
         echoed.extend_from_slice(&buf[..n]);
     }
-    let (status, took, stderr) = stopping.join().unwrap();
+    let crate::util::Stopped { status, took, stderr, .. } = stopping.join().unwrap();
     drop(client);
     sender.join().unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");

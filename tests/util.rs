@@ -144,7 +144,21 @@ pub struct Daemon {
     child: Child,
     pub listening: Vec<Listening>,
     stdout_lines: Vec<String>,
+    /// Lines printed after the status lines, read as they come so that the
+    /// daemon never blocks on a full pipe.
+    later_lines: Mutex<mpsc::Receiver<String>>,
     stderr: Collector,
+}
+
+/// How a daemon ended.
+#[derive(Debug)]
+pub struct Stopped {
+    pub status: ExitStatus,
+    /// From the signal to the exit.
+    pub took: Duration,
+    pub stderr: String,
+    /// What it printed after its status lines.
+    pub stdout: Vec<String>,
 }
 
 impl Daemon {
@@ -178,7 +192,7 @@ impl Daemon {
             }
         }
         let listening = stdout_lines.iter().filter_map(|l| parse_status(l)).collect();
-        Daemon { child, listening, stdout_lines, stderr }
+        Daemon { child, listening, stdout_lines, later_lines: Mutex::new(rx), stderr }
     }
 
     /// The lines it printed at start.
@@ -200,16 +214,20 @@ impl Daemon {
         self.stderr.snapshot()
     }
 
-    /// Sends `signal` (TERM, INT) and waits for the exit; returns the status,
-    /// how long the exit took, and everything it logged.
-    pub fn stop_with(mut self, signal: &str) -> (ExitStatus, Duration, String) {
+    /// Sends `signal` (TERM, INT) and waits for the exit.
+    pub fn stop_with(mut self, signal: &str) -> Stopped {
         let pid = self.child.id().to_string();
         let sent = Instant::now();
         let kill = Command::new("kill").args([&format!("-{signal}"), &pid]).status().expect("run kill");
         assert!(kill.success());
         let status = wait_limited(&mut self.child, Duration::from_secs(10));
-        let elapsed = sent.elapsed();
-        (status, elapsed, self.stderr.snapshot())
+        let took = sent.elapsed();
+        let mut stdout = Vec::new();
+        let later = self.later_lines.get_mut().unwrap();
+        while let Ok(line) = later.recv_timeout(Duration::from_secs(2)) {
+            stdout.push(line);
+        }
+        Stopped { status, took, stderr: self.stderr.snapshot(), stdout }
     }
 }
 
@@ -220,8 +238,18 @@ impl Drop for Daemon {
     }
 }
 
-/// Parses `echo tcp 127.0.0.1:7007` (and a trailing detail in parentheses).
+/// Parses `echo tcp 127.0.0.1:7007` (and a trailing detail in parentheses),
+/// or its JSON form.
 fn parse_status(line: &str) -> Option<Listening> {
+    if line.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let text = |key: &str| v[key].as_str().map(str::to_owned);
+        return Some(Listening {
+            service: text("service")?,
+            transport: text("transport")?,
+            addr: text("addr")?.parse().ok()?,
+        });
+    }
     let mut words = line.split_whitespace();
     let (service, transport, addr) = (words.next()?, words.next()?, words.next()?);
     Some(Listening { service: service.into(), transport: transport.into(), addr: addr.parse().ok()? })

@@ -2,6 +2,7 @@
 //! answers for a fixed time, and report throughput and latency percentiles.
 
 pub mod echo;
+pub mod impair;
 
 use std::fmt;
 use std::time::Duration;

@@ -57,18 +57,29 @@ impl BindArgs {
         transports: Transports,
         port_flag: &str,
     ) -> anyhow::Result<Bound> {
-        net::bind(&self.bind, port, transports).map_err(|e| {
-            let hint = match e.source.kind() {
-                std::io::ErrorKind::AddrInUse => format!("; pick another with {port_flag}"),
-                std::io::ErrorKind::PermissionDenied => {
-                    format!("; pick one above 1023 with {port_flag}")
-                }
-                std::io::ErrorKind::AddrNotAvailable => "; pick another with --bind".to_owned(),
-                _ => String::new(),
-            };
-            anyhow::anyhow!("{service}: {e}{hint}")
-        })
+        bind(&self.bind, port, transports, service, (port_flag, "--bind"))
     }
+}
+
+/// Binds like [`net::bind`], turning a failure into a message that names the
+/// flags to change: `flags` are the one that sets the port and the one that
+/// sets the address.
+pub fn bind(
+    ips: &[IpAddr],
+    port: u16,
+    transports: Transports,
+    service: &str,
+    (port_flag, addr_flag): (&str, &str),
+) -> anyhow::Result<Bound> {
+    net::bind(ips, port, transports).map_err(|e| {
+        let hint = match e.source.kind() {
+            std::io::ErrorKind::AddrInUse => format!("; pick another with {port_flag}"),
+            std::io::ErrorKind::PermissionDenied => format!("; pick one above 1023 with {port_flag}"),
+            std::io::ErrorKind::AddrNotAvailable => format!("; pick another with {addr_flag}"),
+            _ => String::new(),
+        };
+        anyhow::anyhow!("{service}: {e}{hint}")
+    })
 }
 
 /// `--tcp`/`--udp` for servers that speak both.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
+use socketeer::bench::impair::ImpairBench;
 use socketeer::client::Timeouts;
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
 
@@ -20,6 +21,25 @@ pub enum Command {
     #[command(after_help = "Examples:\n  socketeer bench echo localhost --connections 50 --duration 5s\n  \
                             socketeer bench echo localhost:6379 --redis --json")]
     Echo(EchoArgs),
+    /// Measure the impairment proxy: forwarding rate, windowed flows, delay precision, rate limits.
+    #[command(
+        after_help = "Examples:\n  socketeer bench impair\n  socketeer bench impair --scenario delay,rate --duration 3s --json"
+    )]
+    Impair(ImpairArgs),
+}
+
+/// Arguments of `bench impair`.
+#[derive(Debug, clap::Args)]
+pub struct ImpairArgs {
+    /// Length of each measurement.
+    #[arg(short, long, default_value = "2s", value_parser = positive_duration)]
+    duration: Duration,
+    /// Run only these scenarios, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = ["forward", "window", "delay", "rate"])]
+    scenario: Vec<String>,
+    /// Print each row as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `bench echo`.
@@ -56,7 +76,23 @@ pub struct EchoArgs {
 
 /// Runs a `bench` command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Echo(args) = command;
+    match command {
+        Command::Echo(args) => echo(args).await,
+        Command::Impair(args) => {
+            let out = Output::new(args.json);
+            let bench = ImpairBench { duration: args.duration, scenarios: args.scenario };
+            out.note(format_args!(
+                "{:<10} {:<26} {:>12} {:<14} notes",
+                "scenario", "setting", "measured", "unit"
+            ))?;
+            // The scenarios drive blocking sockets and spin: keep them off the async workers.
+            tokio::task::spawn_blocking(move || bench.run(|row| out.emit("row", &row))).await??;
+            Ok(())
+        }
+    }
+}
+
+async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     let server = args.target.resolve(socketeer::echo::DEFAULT_PORT).await?[0];
     let (request, response) = if args.redis {
         (REDIS_PING.to_vec(), REDIS_PONG.to_vec())

@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod daytime;
 mod echo;
+mod impair;
 mod output;
 mod serve;
 mod udp;
@@ -22,6 +23,7 @@ Examples:
   socketeer echo ping localhost --count 3
   socketeer daytime get localhost --udp
   socketeer udp send localhost --count 5 --timeout 200ms
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --delay 20ms
   socketeer bench echo localhost --connections 50 --duration 5s";
 
 /// The socket-programming curriculum as real tools: echo, daytime, lossy UDP
@@ -49,6 +51,8 @@ enum Command {
     /// The lossy-UDP exercise: a server that drops datagrams on purpose, a client that retries.
     #[command(subcommand)]
     Udp(udp::Command),
+    /// A UDP impairment proxy: loss, bursts, delay, jitter, reordering, duplication, corruption, rate limits.
+    Impair(impair::Args),
     /// Load generators that measure throughput and latency.
     #[command(subcommand)]
     Bench(bench::Command),
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Echo(command) => echo::run(command).await,
             Command::Daytime(command) => daytime::run(command).await,
             Command::Udp(command) => udp::run(command).await,
+            Command::Impair(args) => impair::run(args).await,
             Command::Bench(command) => bench::run(command).await,
         }
     });

@@ -386,11 +386,11 @@ mod tests {
             let now = start + Duration::from_micros(500) * i;
             link.send(now, (), vec![0; 1000]);
             while let Some(t) = link.poll_timeout().filter(|&t| t <= now) {
-                link.poll_transmit(t).map(|_| released.push(t));
+                released.extend(link.poll_transmit(t).map(|_| t));
             }
         }
         while let Some(t) = link.poll_timeout() {
-            link.poll_transmit(t).map(|_| released.push(t));
+            released.extend(link.poll_transmit(t).map(|_| t));
         }
         let c = link.counters();
         assert_eq!(c.received, 2000);

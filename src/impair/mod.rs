@@ -4,10 +4,16 @@
 //!   datagram out. `udp serve --loss` uses it alone.
 //! - [`link`] (sans-IO): one direction of a link, turning decisions into
 //!   release times through a bottleneck, delay, jitter and reordering.
-//! - [`units`]: rates and sizes as people write them.
+//! - [`options`]: settings by name, shared by the command line and the
+//!   control socket; [`units`]: rates and sizes as people write them.
+//! - [`proxy`] (the driver): the UDP relay that owns the sockets, with a
+//!   timer precise to microseconds, and its [`control`] socket.
 
+pub mod control;
 pub mod link;
 pub mod model;
+pub mod options;
+pub mod proxy;
 pub mod units;
 
 pub use link::{Link, LinkCounters};
@@ -15,4 +21,5 @@ pub use model::{
     Decision, GilbertElliottError, Impairment, ImpairmentConfig, LossModel, Probability, ProbabilityError,
     RateLimit,
 };
+pub use proxy::{Control, ControlSender, Proxy, ProxyConfig, ProxyStats, RunningProxy, Settings};
 pub use units::{Rate, UnitError};

@@ -1,0 +1,192 @@
+//! Batched UDP I/O: many datagrams per system call, through quinn-udp (so
+//! no unsafe code lives here). Receiving uses `recvmmsg` (and GRO where the
+//! sender used GSO); sending packs runs of equal-sized datagrams to one
+//! destination into GSO sends, which the kernel splits back into datagrams.
+//!
+//! On loopback a datagram's cost is mostly the system call, so batching is
+//! what lets a single thread relay hundreds of thousands of datagrams a second.
+
+use std::io::{self, IoSliceMut};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+
+/// Receive slots per system call.
+const SLOTS: usize = quinn_udp::BATCH_SIZE;
+
+/// Each slot holds a whole datagram, or a GRO train of them (up to 64
+/// segments of a 1500-byte path), whatever their size.
+const SLOT_BYTES: usize = 128 << 10;
+
+/// The most bytes one GSO send may carry.
+const MAX_GSO_BYTES: usize = 65_000;
+
+/// A non-blocking UDP socket that sends and receives in batches.
+#[derive(Debug)]
+pub struct BatchSocket {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+/// Buffers for receiving one batch, shared by every socket of a loop.
+pub struct RecvBuffers {
+    slots: Vec<Box<[u8]>>,
+    meta: Vec<RecvMeta>,
+}
+
+impl Default for RecvBuffers {
+    fn default() -> Self {
+        RecvBuffers {
+            slots: (0..SLOTS).map(|_| vec![0u8; SLOT_BYTES].into_boxed_slice()).collect(),
+            meta: vec![RecvMeta::default(); SLOTS],
+        }
+    }
+}
+
+/// One received datagram.
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    /// Its sender.
+    pub from: SocketAddr,
+    /// Its bytes.
+    pub data: &'a [u8],
+    /// When the kernel received it, as time since the Unix epoch
+    /// (`SO_TIMESTAMPNS`), unaffected by how late the receiver looked.
+    pub kernel_time: Option<Duration>,
+}
+
+/// Collects datagrams for one destination and sends them in GSO batches.
+#[derive(Default)]
+pub struct SendBuffer {
+    contents: Vec<u8>,
+    /// The size of every datagram in `contents` but perhaps the last.
+    segment: usize,
+    count: usize,
+}
+
+impl BatchSocket {
+    /// Wraps `socket`, making it non-blocking.
+    ///
+    /// # Errors
+    /// When the socket's options cannot be read or set.
+    pub fn new(socket: UdpSocket) -> io::Result<Self> {
+        let state = UdpSocketState::new((&socket).into())?;
+        Ok(BatchSocket { socket, state })
+    }
+
+    /// The socket itself.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Receives what is queued, up to one batch, calling `each` with every
+    /// datagram and its sender; returns how many datagrams there were, 0 when
+    /// none was waiting.
+    ///
+    /// # Errors
+    /// Socket errors (on a connected socket, a refusal from the peer).
+    pub fn recv(&self, bufs: &mut RecvBuffers, mut each: impl FnMut(Received<'_>)) -> io::Result<usize> {
+        let mut slices: Vec<IoSliceMut<'_>> = bufs.slots.iter_mut().map(|s| IoSliceMut::new(s)).collect();
+        let messages = match self.state.recv((&self.socket).into(), &mut slices, &mut bufs.meta) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut datagrams = 0;
+        for (meta, slot) in bufs.meta.iter().zip(&slices).take(messages) {
+            let received = |data| Received { from: meta.addr, data, kernel_time: meta.timestamp };
+            if meta.len == 0 {
+                each(received(&[]));
+                datagrams += 1;
+                continue;
+            }
+            // A GRO train is several datagrams of `stride` bytes (the last may be shorter).
+            for datagram in slot[..meta.len].chunks(meta.stride.max(1)) {
+                each(received(datagram));
+                datagrams += 1;
+            }
+        }
+        Ok(datagrams)
+    }
+
+    /// Sends what `buffer` holds to `destination`, emptying it.
+    ///
+    /// # Errors
+    /// Socket errors; the datagrams are dropped either way.
+    pub fn flush(&self, buffer: &mut SendBuffer, destination: SocketAddr) -> io::Result<()> {
+        if buffer.count == 0 {
+            return Ok(());
+        }
+        let transmit = Transmit {
+            destination,
+            ecn: None,
+            contents: &buffer.contents,
+            segment_size: (buffer.count > 1).then_some(buffer.segment),
+            src_ip: None,
+        };
+        let sent = self.state.try_send((&self.socket).into(), &transmit);
+        buffer.contents.clear();
+        buffer.count = 0;
+        sent
+    }
+
+    /// Adds `datagram` to `buffer` for `destination`, first sending what the
+    /// buffer holds if the datagram cannot join it in one GSO send.
+    ///
+    /// # Errors
+    /// As [`BatchSocket::flush`].
+    pub fn push(&self, buffer: &mut SendBuffer, destination: SocketAddr, datagram: &[u8]) -> io::Result<()> {
+        // A train is equal segments and at most one shorter one at its end;
+        // an empty datagram always travels alone.
+        let joins = buffer.count > 0
+            && buffer.segment > 0
+            && !datagram.is_empty()
+            && datagram.len() <= buffer.segment
+            && buffer.contents.len().is_multiple_of(buffer.segment)
+            && buffer.count < self.state.max_gso_segments()
+            && buffer.contents.len() + datagram.len() <= MAX_GSO_BYTES;
+        let result = if buffer.count > 0 && !joins { self.flush(buffer, destination) } else { Ok(()) };
+        if buffer.count == 0 {
+            buffer.segment = datagram.len();
+        }
+        buffer.contents.extend_from_slice(datagram);
+        buffer.count += 1;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair() -> (BatchSocket, UdpSocket) {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        (BatchSocket::new(a).unwrap(), b)
+    }
+
+    #[test]
+    fn batches_keep_every_datagram_and_its_boundaries() {
+        let (sender, receiver) = pair();
+        let to = receiver.local_addr().unwrap();
+        let mut buffer = SendBuffer::default();
+        let sizes = [1400, 1400, 1400, 700, 1400, 1400, 10, 0, 1400];
+        for (i, &size) in sizes.iter().enumerate() {
+            sender.push(&mut buffer, to, &vec![i as u8; size]).unwrap();
+        }
+        sender.flush(&mut buffer, to).unwrap();
+        let batch = BatchSocket::new(receiver).unwrap();
+        let mut bufs = RecvBuffers::default();
+        let mut got = Vec::new();
+        while got.len() < sizes.len() {
+            batch.recv(&mut bufs, |r| got.push((r.from, r.data.to_vec()))).unwrap();
+        }
+        for (i, (from, datagram)) in got.iter().enumerate() {
+            assert_eq!(*from, sender.socket().local_addr().unwrap());
+            assert_eq!(datagram.len(), sizes[i], "datagram {i}");
+            assert!(datagram.iter().all(|&b| b == i as u8));
+        }
+        assert_eq!(batch.recv(&mut bufs, |_| {}).unwrap(), 0, "nothing more");
+    }
+}

@@ -1,0 +1,257 @@
+//! `socketeer impair`: the UDP impairment proxy, and `impair ctl` to change
+//! its settings while it runs.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, ArgMatches, Command, FromArgMatches, Subcommand};
+use serde::Serialize;
+use socketeer::impair::options::{PREFIXES, SETTINGS};
+use socketeer::impair::{Control, ImpairmentConfig, Proxy, ProxyConfig, ProxyStats, control, options};
+use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport, Transports};
+use socketeer::shutdown::{self, Shutdown};
+use tokio::sync::oneshot;
+
+use super::args::{UsageError, bind, positive_duration, random_seed};
+use super::output::Output;
+
+const EXAMPLES: &str = "\
+Examples:
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5%
+  socketeer impair --listen 127.0.0.1:9000 --to localhost:6969 --delay 20ms --jitter 5ms --seed 7
+  socketeer impair --listen [::1]:9000 --to [::1]:7007 --burst-loss 1%,30% --up-duplicate 1%
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --rate 10MB/s --queue 64KiB --stats 2s
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001
+  socketeer impair ctl 127.0.0.1:9001 set loss=100%   # flap the link...
+  socketeer impair ctl 127.0.0.1:9001 set loss=0%     # ...and back
+
+Settings without a prefix apply both ways; --up-NAME only from clients to the server,
+--down-NAME only back (see --help for the full list).";
+
+/// Arguments of `socketeer impair`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true, after_help = EXAMPLES)]
+pub struct Args {
+    #[command(subcommand)]
+    ctl: Option<Ctl>,
+    /// Address clients send to, as IP:PORT (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", required = true)]
+    listen: Option<SocketAddr>,
+    /// The server to relay to, as HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", required = true)]
+    to: Option<Target>,
+    /// Seed of the random decisions: the same seed and datagrams give the same
+    /// decisions (random when not given, and printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Serve the control protocol (set, show, stats) on this TCP address.
+    #[arg(long, value_name = "ADDR")]
+    control: Option<SocketAddr>,
+    /// Print the counters this often (they are always printed on exit).
+    #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
+    stats: Option<Duration>,
+    /// Datagrams larger than this are counted and dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = MAX_UDP_PAYLOAD,
+          value_parser = clap::value_parser!(usize))]
+    max_datagram: usize,
+    /// Clients relayed at once.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_clients: usize,
+    /// Forget a client (and close its upstream socket) after this long without traffic.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    client_idle: Duration,
+    /// Print status lines and counters as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    impairments: ImpairFlags,
+}
+
+/// `impair ctl`: talk to a running proxy's control socket.
+#[derive(Debug, Subcommand)]
+enum Ctl {
+    /// Send one command to a running proxy's control socket and print the reply.
+    #[command(after_help = "Examples:\n  socketeer impair ctl 127.0.0.1:9001 set loss=100%\n  \
+                            socketeer impair ctl 127.0.0.1:9001 set up-delay=50ms down-loss=1%\n  \
+                            socketeer impair ctl 127.0.0.1:9001 show\n  \
+                            socketeer impair ctl 127.0.0.1:9001 stats")]
+    Ctl {
+        /// The control socket, as IP:PORT.
+        addr: SocketAddr,
+        /// The command: set NAME=VALUE..., show, stats or help.
+        #[arg(required = true, num_args = 1..)]
+        command: Vec<String>,
+        /// How long to wait for the reply.
+        #[arg(long, default_value = "3s", value_parser = positive_duration)]
+        timeout: Duration,
+    },
+}
+
+/// The impairment flags, made from the one settings table so that the
+/// command line and the control socket take the same names and values.
+#[derive(Clone, Debug, Default)]
+struct ImpairFlags {
+    pairs: Vec<(String, String)>,
+}
+
+impl clap::Args for ImpairFlags {
+    fn augment_args(mut cmd: Command) -> Command {
+        for (prefix, _) in PREFIXES {
+            let (heading, hidden) = match prefix {
+                "" => ("Impairments (both directions)", false),
+                "up-" => ("Client to server only (hidden from -h)", true),
+                _ => ("Server to client only (hidden from -h)", true),
+            };
+            for setting in SETTINGS {
+                let name = format!("{prefix}{}", setting.name);
+                let help = if prefix.is_empty() {
+                    setting.help.to_owned()
+                } else {
+                    format!("--{} for this direction only", setting.name)
+                };
+                let arg = clap::Arg::new(name.clone())
+                    .long(name)
+                    .help(help)
+                    .help_heading(heading)
+                    .hide_short_help(hidden);
+                let arg = if setting.is_switch {
+                    arg.action(ArgAction::SetTrue)
+                } else {
+                    arg.value_name(setting.value_name)
+                        .value_parser(move |value: &str| setting.check(value).map(|()| value.to_owned()))
+                };
+                cmd = cmd.arg(arg);
+            }
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for ImpairFlags {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = ImpairFlags::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for (prefix, _) in PREFIXES {
+            for setting in SETTINGS {
+                let id = format!("{prefix}{}", setting.name);
+                let value = if setting.is_switch {
+                    matches.get_flag(&id).then(|| "true".to_owned())
+                } else {
+                    matches.get_one::<String>(&id).cloned()
+                };
+                self.pairs.extend(value.map(|v| (id, v)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The proxy's status lines.
+#[derive(Serialize)]
+struct Started {
+    service: &'static str,
+    transport: Transport,
+    addr: SocketAddr,
+    upstream: SocketAddr,
+    seed: u64,
+    up: ImpairmentConfig,
+    down: ImpairmentConfig,
+}
+
+impl fmt::Display for Started {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "impair udp {} -> {} (seed {})", self.addr, self.upstream, self.seed)?;
+        writeln!(f, "up: {}", self.up)?;
+        write!(f, "down: {}", self.down)
+    }
+}
+
+/// Runs `socketeer impair`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Ctl::Ctl { addr, command, timeout }) = args.ctl {
+        let reply = control::command(addr, &command.join(" "), timeout).await?;
+        return match reply.strip_prefix("! ") {
+            Some(error) => Err(anyhow::anyhow!("{error}")),
+            None => Output::new(false).note(reply).map_err(Into::into),
+        };
+    }
+    let (Some(listen), Some(to)) = (args.listen, &args.to) else {
+        return Err(UsageError("--listen and --to are required".to_owned()).into());
+    };
+    if to.port.is_none() {
+        return Err(UsageError(format!("--to {to} needs a port, as in {to}:7007")).into());
+    }
+    let upstream = to.resolve(0).await?[0];
+    let (mut up, mut down) = (ImpairmentConfig::default(), ImpairmentConfig::default());
+    options::apply(&mut up, &mut down, &args.impairments.pairs).map_err(|e| UsageError(e.to_string()))?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let config = ProxyConfig {
+        upstream,
+        up,
+        down,
+        seed,
+        max_datagram: args.max_datagram,
+        max_clients: args.max_clients,
+        client_idle: args.client_idle,
+    };
+    let mut bound = bind(&[listen.ip()], listen.port(), Transports::UDP, "impair", ("--listen", "--listen"))?;
+    let socket = bound.udp.pop().ok_or_else(|| anyhow::anyhow!("no socket bound"))?.into_std()?;
+    let proxy = Proxy::new(socket, config)?;
+    let out = Output::new(args.json);
+    let addr = proxy.local_addr()?;
+    out.emit(
+        "listening",
+        &Started { service: "impair", transport: Transport::Udp, addr, upstream, seed, up, down },
+    )?;
+    let proxy = proxy.spawn()?;
+    let shutdown = Shutdown::new();
+    if let Some(control_addr) = args.control {
+        let ports = ("--control", "--control");
+        let listeners = bind(&[control_addr.ip()], control_addr.port(), Transports::TCP, "control", ports)?;
+        for endpoint in listeners.endpoints("control") {
+            out.emit("listening", &endpoint)?;
+        }
+        shutdown.spawn(control::serve(listeners.tcp, proxy.control(), shutdown.clone()));
+    }
+    let control = proxy.control();
+    let stopped = tokio::select! {
+        signal = shutdown::signal() => signal.map(drop),
+        printed = print_stats_every(args.stats, &control, out) => printed,
+    };
+    shutdown.trigger();
+    let stats = tokio::task::spawn_blocking(move || proxy.stop()).await??;
+    out.emit("stats", &stats)?;
+    stopped.map_err(Into::into)
+}
+
+/// Prints the counters every `period`, forever; never returns without a period.
+async fn print_stats_every(
+    period: Option<Duration>,
+    proxy: &socketeer::impair::ControlSender,
+    out: Output,
+) -> std::io::Result<()> {
+    let Some(period) = period else {
+        return std::future::pending().await;
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let (tx, rx) = oneshot::channel::<ProxyStats>();
+        if proxy.send(Control::Stats(tx)).is_err() {
+            return Ok(());
+        }
+        if let Ok(stats) = rx.await {
+            out.emit("stats", &stats)?;
+        }
+    }
+}

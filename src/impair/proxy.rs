@@ -1,0 +1,540 @@
+//! The UDP impairment proxy: the one driver that owns the sockets and feeds
+//! two [`Link`]s, one per direction.
+//!
+//! Each client gets its own upstream socket connected to the server, so the
+//! server sees one address per client and its replies find their way back.
+//!
+//! The driver is a plain loop on a thread of its own: `ppoll` on every socket
+//! with a timeout of nanosecond resolution until the next release, receive,
+//! hand datagrams to the links, send what is due, repeat. (tokio's timer
+//! rounds to whole milliseconds, which would swamp the delays being added.)
+//! The kernel lets a poll timeout run late by 0.1% of its length, so a long
+//! wait stops [`EARLY_WAKE`] short and a second, short wait lands on time.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::time::TimeSpec;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tracing::{debug, info, warn};
+
+use super::link::{Link, LinkCounters};
+use super::model::ImpairmentConfig;
+use super::options::{self, SettingError};
+use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
+
+/// Batches taken from a socket in one go before the loop looks at its other
+/// sockets again: amortises the poll under load without starving them.
+const ROUNDS: usize = 4;
+
+/// How far before a release a long wait ends, so the last short wait is precise.
+const EARLY_WAKE: Duration = Duration::from_millis(1);
+
+/// Socket buffers asked for, so bursts at full speed are not dropped by the kernel.
+const SOCKET_BUFFER: usize = 4 << 20;
+
+/// Seeds the down direction differently from the up one, so the two
+/// directions do not make the same choices in lockstep.
+const DOWN_SEED_OFFSET: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// What the proxy relays to, and how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProxyConfig {
+    /// The server behind the proxy.
+    pub upstream: SocketAddr,
+    /// Impairments from clients to the server.
+    pub up: ImpairmentConfig,
+    /// Impairments from the server to clients.
+    pub down: ImpairmentConfig,
+    /// Seed of both directions' decisions.
+    pub seed: u64,
+    /// Larger datagrams are counted and dropped, never truncated.
+    pub max_datagram: usize,
+    /// Clients relayed at once; datagrams from more are dropped and counted.
+    pub max_clients: usize,
+    /// A client silent this long loses its upstream socket.
+    pub client_idle: Duration,
+}
+
+/// Counters of a running proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProxyStats {
+    /// Client to server.
+    pub up: LinkCounters,
+    /// Server to client.
+    pub down: LinkCounters,
+    /// Clients relayed now.
+    pub clients: usize,
+    /// Clients seen since the start.
+    pub clients_total: u64,
+    /// Datagrams dropped because too many clients were being relayed.
+    pub clients_refused: u64,
+    /// Datagrams dropped because they were larger than the maximum.
+    pub oversize: u64,
+    /// Sends and receives that failed (an upstream that is down, say).
+    pub socket_errors: u64,
+}
+
+impl fmt::Display for ProxyStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, c) in [("up", &self.up), ("down", &self.down)] {
+            writeln!(
+                f,
+                "{name}: {} received, {} forwarded; dropped {} by loss, {} by a full queue, {} by overflow; \
+                 {} duplicated, {} reordered, {} corrupted, {} queued",
+                c.received,
+                c.forwarded,
+                c.dropped_loss,
+                c.dropped_queue,
+                c.dropped_overflow,
+                c.duplicated,
+                c.reordered,
+                c.corrupted,
+                c.queued
+            )?;
+        }
+        write!(
+            f,
+            "clients: {} now, {} in all, {} refused; {} oversize datagrams dropped, {} socket errors",
+            self.clients, self.clients_total, self.clients_refused, self.oversize, self.socket_errors
+        )
+    }
+}
+
+/// A request to a running proxy, with the channel its answer comes back on.
+#[derive(Debug)]
+pub enum Control {
+    /// Apply `NAME=VALUE` settings (see [`options`]); answers the new settings.
+    Set(Vec<(String, String)>, oneshot::Sender<Result<Settings, SettingError>>),
+    /// Answer the settings in force.
+    Show(oneshot::Sender<Settings>),
+    /// Answer the counters.
+    Stats(oneshot::Sender<ProxyStats>),
+}
+
+/// The settings of both directions.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Settings {
+    /// Client to server.
+    pub up: ImpairmentConfig,
+    /// Server to client.
+    pub down: ImpairmentConfig,
+}
+
+impl fmt::Display for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "up: {}; down: {}", self.up, self.down)
+    }
+}
+
+/// A client is addressed by where its datagrams come from.
+type Client = SocketAddr;
+
+struct Session {
+    socket: BatchSocket,
+    last_seen: Instant,
+}
+
+/// The proxy on its listening socket, not yet running.
+#[derive(Debug)]
+pub struct Proxy {
+    listen: UdpSocket,
+    config: ProxyConfig,
+}
+
+/// Sends requests to a running proxy; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ControlSender {
+    requests: mpsc::Sender<Control>,
+    wake: Arc<EventFd>,
+}
+
+impl ControlSender {
+    /// Queues `request` and wakes the proxy.
+    ///
+    /// # Errors
+    /// When the proxy has stopped.
+    pub fn send(&self, request: Control) -> Result<(), Stopped> {
+        self.requests.send(request).map_err(|_| Stopped)?;
+        self.wake.write(1).map_err(|_| Stopped)?;
+        Ok(())
+    }
+}
+
+/// The proxy has stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the proxy has stopped")]
+pub struct Stopped;
+
+/// A proxy running on its own thread.
+#[derive(Debug)]
+pub struct RunningProxy {
+    control: ControlSender,
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<io::Result<ProxyStats>>,
+}
+
+impl RunningProxy {
+    /// A handle for changing settings and reading counters.
+    pub fn control(&self) -> ControlSender {
+        self.control.clone()
+    }
+
+    /// Stops the proxy and returns its final counters. Datagrams still
+    /// delayed are dropped.
+    ///
+    /// # Errors
+    /// When the loop failed (its poll or wake-up descriptor broke).
+    pub fn stop(self) -> io::Result<ProxyStats> {
+        self.stop.store(true, Ordering::SeqCst);
+        // If the wake-up fails the loop still sees the flag on its next wake.
+        let _ = self.control.wake.write(1);
+        self.thread.join().map_err(|_| io::Error::other("the proxy thread panicked"))?
+    }
+}
+
+impl Proxy {
+    /// A proxy that receives clients' datagrams on `listen`.
+    ///
+    /// # Errors
+    /// When the socket cannot be made non-blocking.
+    pub fn new(listen: UdpSocket, config: ProxyConfig) -> io::Result<Self> {
+        listen.set_nonblocking(true)?;
+        enlarge_buffers(&listen);
+        Ok(Proxy { listen, config })
+    }
+
+    /// The address clients send to.
+    ///
+    /// # Errors
+    /// When the socket cannot tell.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listen.local_addr()
+    }
+
+    /// Starts relaying on a thread of its own.
+    ///
+    /// # Errors
+    /// When the wake-up descriptor or the thread cannot be created.
+    pub fn spawn(self) -> io::Result<RunningProxy> {
+        let wake =
+            Arc::new(EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?);
+        let (requests, inbox) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let config = self.config;
+        let driver = Driver {
+            listen: BatchSocket::new(self.listen)?,
+            wake: wake.clone(),
+            inbox,
+            stop: stop.clone(),
+            config,
+            up: Link::new(config.up, config.seed),
+            down: Link::new(config.down, config.seed.wrapping_add(DOWN_SEED_OFFSET)),
+            sessions: HashMap::new(),
+            stats: ProxyStats::default(),
+            bufs: RecvBuffers::default(),
+            arrived: Vec::new(),
+            out: SendBuffer::default(),
+        };
+        let thread = thread::Builder::new().name("impair".to_owned()).spawn(move || driver.run())?;
+        Ok(RunningProxy { control: ControlSender { requests, wake }, stop, thread })
+    }
+}
+
+fn enlarge_buffers(socket: &UdpSocket) {
+    let socket = socket2::SockRef::from(socket);
+    // Best effort: the kernel caps these at net.core.[rw]mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+}
+
+/// The loop and everything it owns.
+struct Driver {
+    listen: BatchSocket,
+    wake: Arc<EventFd>,
+    inbox: mpsc::Receiver<Control>,
+    stop: Arc<AtomicBool>,
+    config: ProxyConfig,
+    up: Link<Client>,
+    down: Link<Client>,
+    sessions: HashMap<Client, Session>,
+    stats: ProxyStats,
+    bufs: RecvBuffers,
+    /// Datagrams of the batch just received, before they enter a link.
+    arrived: Vec<(SocketAddr, Vec<u8>)>,
+    out: SendBuffer,
+}
+
+/// Which descriptors a poll found ready.
+struct Ready {
+    wake: bool,
+    listen: bool,
+    upstream: Vec<Client>,
+}
+
+impl Driver {
+    fn run(mut self) -> io::Result<ProxyStats> {
+        // Poll timeouts may run late by the thread's timer slack (50 µs by
+        // default); ask for 1 µs. Best effort: without it the proxy still works.
+        let _ = nix::sys::prctl::set_timerslack(1000);
+        let sweep_every = self.config.client_idle.min(Duration::from_secs(1));
+        let mut next_sweep = Instant::now() + sweep_every;
+        while !self.stop.load(Ordering::SeqCst) {
+            let ready = self.wait(self.next_deadline().min(next_sweep))?;
+            if ready.wake {
+                self.answer_requests();
+            }
+            if ready.listen {
+                self.receive_from_clients();
+            }
+            for client in ready.upstream {
+                self.receive_from_upstream(client);
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.forget_idle_clients(now);
+                next_sweep = now + sweep_every;
+            }
+            self.release(now);
+        }
+        Ok(ProxyStats { clients: self.sessions.len(), ..self.snapshot() })
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        [self.up.poll_timeout(), self.down.poll_timeout()].into_iter().flatten().min().unwrap_or(far)
+    }
+
+    /// Polls every socket until one is readable or `deadline` passes.
+    fn wait(&self, deadline: Instant) -> io::Result<Ready> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timeout = if remaining > EARLY_WAKE { remaining - EARLY_WAKE } else { remaining };
+        let clients: Vec<Client> = self.sessions.keys().copied().collect();
+        let readable = PollFlags::POLLIN;
+        let mut fds = Vec::with_capacity(2 + clients.len());
+        fds.push(PollFd::new(self.wake.as_fd(), readable));
+        fds.push(PollFd::new(self.listen.socket().as_fd(), readable));
+        fds.extend(
+            clients
+                .iter()
+                .filter_map(|c| self.sessions.get(c))
+                .map(|s| PollFd::new(s.socket.socket().as_fd(), readable)),
+        );
+        match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let is_ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        Ok(Ready {
+            wake: is_ready(&fds[0]),
+            listen: is_ready(&fds[1]),
+            upstream: clients.iter().zip(&fds[2..]).filter(|(_, fd)| is_ready(fd)).map(|(c, _)| *c).collect(),
+        })
+    }
+
+    fn snapshot(&self) -> ProxyStats {
+        ProxyStats {
+            up: self.up.counters(),
+            down: self.down.counters(),
+            clients: self.sessions.len(),
+            ..self.stats
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings { up: *self.up.config(), down: *self.down.config() }
+    }
+
+    fn answer_requests(&mut self) {
+        // The counter only wakes the loop; its value means nothing.
+        let _ = self.wake.read();
+        // A requester that gave up waiting is no concern of the proxy's.
+        while let Ok(request) = self.inbox.try_recv() {
+            match request {
+                Control::Set(pairs, reply) => {
+                    let (mut up, mut down) = (*self.up.config(), *self.down.config());
+                    let result = options::apply(&mut up, &mut down, &pairs).map(|()| {
+                        self.up.set_config(up);
+                        self.down.set_config(down);
+                        info!(%up, %down, "settings changed");
+                        self.settings()
+                    });
+                    let _ = reply.send(result);
+                }
+                Control::Show(reply) => {
+                    let _ = reply.send(self.settings());
+                }
+                Control::Stats(reply) => {
+                    let _ = reply.send(self.snapshot());
+                }
+            }
+        }
+    }
+
+    fn receive_from_clients(&mut self) {
+        for _ in 0..ROUNDS {
+            let mut arrived = std::mem::take(&mut self.arrived);
+            let received = self.listen.recv(&mut self.bufs, |r| arrived.push((r.from, r.data.to_vec())));
+            let now = Instant::now();
+            for (client, datagram) in arrived.drain(..) {
+                if datagram.len() > self.config.max_datagram {
+                    self.stats.oversize += 1;
+                    debug!(%client, len = datagram.len(), "datagram over the maximum size dropped");
+                } else if self.touch_session(client, now) {
+                    self.up.send(now, client, datagram);
+                }
+            }
+            self.arrived = arrived;
+            match received {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    self.stats.socket_errors += 1;
+                    debug!(error = %e, "receive from clients failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Marks `client` as active, opening its upstream socket if it is new;
+    /// false when it cannot be relayed.
+    fn touch_session(&mut self, client: Client, now: Instant) -> bool {
+        if let Some(session) = self.sessions.get_mut(&client) {
+            session.last_seen = now;
+            return true;
+        }
+        if self.sessions.len() >= self.config.max_clients {
+            self.stats.clients_refused += 1;
+            warn!(%client, "too many clients; datagram dropped (raise --max-clients)");
+            return false;
+        }
+        match self.open_upstream() {
+            Ok(socket) => {
+                debug!(%client, local = ?socket.socket().local_addr().ok(), "new client");
+                self.sessions.insert(client, Session { socket, last_seen: now });
+                self.stats.clients_total += 1;
+                true
+            }
+            Err(e) => {
+                self.stats.socket_errors += 1;
+                warn!(%client, error = %e, "cannot open an upstream socket");
+                false
+            }
+        }
+    }
+
+    fn open_upstream(&self) -> io::Result<BatchSocket> {
+        let upstream = self.config.upstream;
+        let local: SocketAddr = match upstream {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let socket = UdpSocket::bind(local)?;
+        socket.connect(upstream)?;
+        enlarge_buffers(&socket);
+        BatchSocket::new(socket)
+    }
+
+    fn receive_from_upstream(&mut self, client: Client) {
+        for _ in 0..ROUNDS {
+            let Some(session) = self.sessions.get_mut(&client) else { return };
+            let mut arrived = std::mem::take(&mut self.arrived);
+            // A connected socket reports an ICMP error (an upstream that is
+            // down) here, once; the socket stays usable.
+            let received = session.socket.recv(&mut self.bufs, |r| arrived.push((client, r.data.to_vec())));
+            let now = Instant::now();
+            session.last_seen = now;
+            for (client, datagram) in arrived.drain(..) {
+                if datagram.len() > self.config.max_datagram {
+                    self.stats.oversize += 1;
+                } else {
+                    self.down.send(now, client, datagram);
+                }
+            }
+            self.arrived = arrived;
+            match received {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    self.stats.socket_errors += 1;
+                    debug!(%client, error = %e, "upstream receive failed (is the server up?)");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends everything the links release by `now`, in batches per destination.
+    fn release(&mut self, now: Instant) {
+        let upstream = self.config.upstream;
+        let mut batch: Option<Client> = None;
+        while let Some((client, datagram)) = self.up.poll_transmit(now) {
+            if batch.is_some_and(|b| b != client) {
+                self.flush_upstream(batch.take());
+            }
+            let Some(session) = self.sessions.get(&client) else { continue };
+            batch = Some(client);
+            if let Err(e) = session.socket.push(&mut self.out, upstream, &datagram) {
+                self.send_failed(client, &e);
+            }
+        }
+        self.flush_upstream(batch);
+        let mut batch: Option<Client> = None;
+        while let Some((client, datagram)) = self.down.poll_transmit(now) {
+            if let Some(previous) = batch.filter(|&b| b != client) {
+                let flushed = self.listen.flush(&mut self.out, previous);
+                self.check_sent(previous, flushed);
+            }
+            batch = Some(client);
+            let pushed = self.listen.push(&mut self.out, client, &datagram);
+            self.check_sent(client, pushed);
+        }
+        if let Some(client) = batch {
+            let flushed = self.listen.flush(&mut self.out, client);
+            self.check_sent(client, flushed);
+        }
+    }
+
+    fn flush_upstream(&mut self, client: Option<Client>) {
+        let Some(client) = client else { return };
+        if let Some(session) = self.sessions.get(&client) {
+            let flushed = session.socket.flush(&mut self.out, self.config.upstream);
+            self.check_sent(client, flushed);
+        }
+    }
+
+    fn check_sent(&mut self, client: Client, result: io::Result<()>) {
+        if let Err(e) = result {
+            self.send_failed(client, &e);
+        }
+    }
+
+    fn send_failed(&mut self, client: Client, e: &io::Error) {
+        self.stats.socket_errors += 1;
+        debug!(%client, error = %e, "send failed (is the server up?)");
+    }
+
+    fn forget_idle_clients(&mut self, now: Instant) {
+        let idle = self.config.client_idle;
+        self.sessions.retain(|client, session| {
+            let keep = now.duration_since(session.last_seen) < idle;
+            if !keep {
+                debug!(%client, "client idle; upstream socket closed");
+            }
+            keep
+        });
+    }
+}
