@@ -28,4 +28,5 @@ pub mod net;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
+pub mod transfer;
 pub mod udp;

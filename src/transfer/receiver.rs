@@ -1,0 +1,320 @@
+//! The receiving engine, sans-IO: datagrams in; acknowledgements, in-order
+//! content and events out. It hashes the content as it delivers it, so the
+//! FIN's SHA-256 can be checked the moment the last block is in.
+//!
+//! Call order, as the driver does it: [`Receiver::accept`] a HELLO; pass
+//! every datagram of the session to [`Receiver::handle_datagram`]; write out
+//! [`Receiver::poll_data`] until `None`; when [`ReceiverEvent::Verified`]
+//! comes, store the content and report with [`Receiver::committed`]; send
+//! [`Receiver::poll_transmit`] until false; fire [`Receiver::handle_timeout`]
+//! at [`Receiver::poll_timeout`]; drop the session once
+//! [`Receiver::is_finished`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::packet::{ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
+use super::seq::SeqSpace;
+use super::{Acceptance, Protocol, TransferError, go_back_n, selective_repeat, stop_and_wait};
+
+/// What a receiver grants and how long it waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiverLimits {
+    /// The largest window granted.
+    pub max_window: u32,
+    /// The largest block granted.
+    pub max_block: u16,
+    /// A sender silent this long is given up for dead.
+    pub peer_timeout: Duration,
+    /// How long a finished session stays to answer a repeated FIN.
+    pub linger: Duration,
+}
+
+/// What a receiver reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReceiverEvent {
+    /// All content is in and matches the sender's SHA-256: store it, then
+    /// call [`Receiver::committed`].
+    Verified,
+    /// The sender knows the content was stored.
+    Done,
+    /// The transfer failed; nothing must be stored.
+    Failed(TransferError),
+}
+
+/// Counters of a receiver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiverStats {
+    /// Content bytes delivered in order.
+    pub bytes: u64,
+    /// DATA datagrams received, duplicates included.
+    pub data_received: u64,
+    /// Blocks received again.
+    pub duplicates: u64,
+    /// Blocks kept out of order (selective repeat).
+    pub buffered: u64,
+    /// Blocks dropped: out of order under Go-Back-N, or beyond the window.
+    pub discarded: u64,
+    /// Datagrams dropped as malformed.
+    pub dropped: u64,
+    /// Acknowledgements sent.
+    pub acks_sent: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Receiving,
+    /// Verified, waiting for the driver to store the content.
+    Storing,
+    /// Answered the FIN; lingers to answer a repeated one.
+    Closing { since: Instant },
+    Failed,
+}
+
+/// One transfer, receiving side.
+#[derive(Debug)]
+pub struct Receiver {
+    session: u32,
+    protocol: Protocol,
+    space: SeqSpace,
+    window: u32,
+    block: u16,
+    limits: ReceiverLimits,
+    state: State,
+    expected: u64,
+    buffered: BTreeMap<u64, Vec<u8>>,
+    ready: VecDeque<Vec<u8>>,
+    hasher: Sha256,
+    fin: Option<(u64, u64, [u8; 32])>,
+    fin_ack: Option<(FinStatus, String)>,
+    send_hello_ack: bool,
+    send_ack: bool,
+    send_fin_ack: bool,
+    last_heard: Instant,
+    events: VecDeque<ReceiverEvent>,
+    stats: ReceiverStats,
+}
+
+impl Receiver {
+    /// Accepts a HELLO, granting at most the limits' window and block.
+    ///
+    /// # Errors
+    /// Why the session is refused (answer it with [`refusal`]).
+    pub fn accept(now: Instant, session: u32, hello: &Hello<'_>, limits: ReceiverLimits) -> Result<Self, String> {
+        let bits = hello.seq_bits;
+        let space = SeqSpace::new(bits).ok_or_else(|| format!("{bits}-bit sequence numbers are not supported"))?;
+        let max = hello.protocol.max_window(bits);
+        if hello.window == 0 || u64::from(hello.window) > max || hello.block == 0 {
+            return Err(format!("window {} and block {} are not valid for {}", hello.window, hello.block, hello.protocol));
+        }
+        Ok(Receiver {
+            session,
+            protocol: hello.protocol,
+            space,
+            window: hello.window.min(limits.max_window),
+            block: hello.block.min(limits.max_block),
+            limits,
+            state: State::Receiving,
+            expected: 0,
+            buffered: BTreeMap::new(),
+            ready: VecDeque::new(),
+            hasher: Sha256::new(),
+            fin: None,
+            fin_ack: None,
+            send_hello_ack: true,
+            send_ack: false,
+            send_fin_ack: false,
+            last_heard: now,
+            events: VecDeque::new(),
+            stats: ReceiverStats::default(),
+        })
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ReceiverStats {
+        self.stats
+    }
+
+    /// The next in-order piece of content, to be written out.
+    pub fn poll_data(&mut self) -> Option<Vec<u8>> {
+        self.ready.pop_front()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ReceiverEvent> {
+        self.events.pop_front()
+    }
+
+    /// True when the session can be forgotten.
+    pub fn is_finished(&self, now: Instant) -> bool {
+        match self.state {
+            State::Failed => true,
+            State::Closing { since } => now.duration_since(since) >= self.limits.linger,
+            _ => false,
+        }
+    }
+
+    fn fail(&mut self, error: TransferError) {
+        self.state = State::Failed;
+        self.events.push_back(ReceiverEvent::Failed(error));
+    }
+
+    /// Takes in a datagram of this session.
+    pub fn handle_datagram(&mut self, now: Instant, packet: &Packet<'_>) {
+        let Ok(repr) = Repr::parse(packet) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        self.last_heard = now;
+        match (self.state, repr) {
+            (State::Receiving, Repr::Hello(_)) if self.expected == 0 => self.send_hello_ack = true,
+            (State::Receiving, Repr::Data { seq, payload }) => {
+                self.on_data(seq, payload);
+                self.try_finish(now);
+            }
+            (State::Receiving, Repr::Fin { total_bytes, total_blocks, sha256 }) => {
+                self.fin = Some((total_bytes, total_blocks, sha256));
+                self.try_finish(now);
+            }
+            (State::Closing { .. }, Repr::Fin { .. }) => self.send_fin_ack = true,
+            (State::Closing { .. }, Repr::Data { .. }) => self.send_fin_ack = true,
+            (State::Receiving | State::Storing, Repr::Error { message, .. }) => {
+                self.fail(TransferError::Aborted(message.to_owned()));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_data(&mut self, seq: u32, payload: &[u8]) {
+        self.stats.data_received += 1;
+        self.send_ack = true;
+        let window = u64::from(self.window);
+        let index = self.space.index(seq, self.expected.saturating_sub(window));
+        let beyond_end = self.fin.is_some_and(|(_, blocks, _)| index >= blocks);
+        if payload.len() > usize::from(self.block) || beyond_end {
+            self.stats.dropped += 1;
+            return;
+        }
+        let acceptance = match self.protocol {
+            Protocol::StopAndWait => stop_and_wait::accept(self.expected, index),
+            Protocol::GoBackN => go_back_n::accept(self.expected, index),
+            Protocol::SelectiveRepeat => selective_repeat::accept(self.expected, window, index),
+        };
+        match acceptance {
+            Acceptance::Duplicate => self.stats.duplicates += 1,
+            Acceptance::Discard => self.stats.discarded += 1,
+            Acceptance::Buffer => {
+                if self.buffered.insert(index, payload.to_vec()).is_some() {
+                    self.stats.duplicates += 1;
+                } else {
+                    self.stats.buffered += 1;
+                }
+            }
+            Acceptance::Deliver => {
+                self.deliver(payload.to_vec());
+                while let Some(next) = self.buffered.remove(&self.expected) {
+                    self.deliver(next);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, data: Vec<u8>) {
+        self.hasher.update(&data);
+        self.stats.bytes += data.len() as u64;
+        self.expected += 1;
+        self.ready.push_back(data);
+    }
+
+    /// Checks the content against the FIN once every block is in.
+    fn try_finish(&mut self, now: Instant) {
+        let Some((total_bytes, total_blocks, sha256)) = self.fin else { return };
+        if self.expected < total_blocks {
+            return;
+        }
+        let digest: [u8; 32] = self.hasher.clone().finalize().into();
+        if self.expected > total_blocks || self.stats.bytes != total_bytes || digest != sha256 {
+            self.fin_ack = Some((FinStatus::DigestMismatch, "the content's SHA-256 differs from the sender's".to_owned()));
+            self.send_fin_ack = true;
+            self.state = State::Closing { since: now };
+            self.events.push_back(ReceiverEvent::Failed(TransferError::DigestMismatch));
+            return;
+        }
+        self.state = State::Storing;
+        self.events.push_back(ReceiverEvent::Verified);
+    }
+
+    /// Reports whether the verified content was stored.
+    pub fn committed(&mut self, now: Instant, result: Result<(), String>) {
+        if self.state != State::Storing {
+            return;
+        }
+        self.fin_ack = Some(match &result {
+            Ok(()) => (FinStatus::Stored, String::new()),
+            Err(e) => (FinStatus::StorageFailed, e.clone()),
+        });
+        self.send_fin_ack = true;
+        self.state = State::Closing { since: now };
+        self.events.push_back(match result {
+            Ok(()) => ReceiverEvent::Done,
+            Err(e) => ReceiverEvent::Failed(TransferError::Storage(e)),
+        });
+    }
+
+    /// Gives up on a silent sender.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let waiting = matches!(self.state, State::Receiving);
+        if waiting && now.duration_since(self.last_heard) >= self.limits.peer_timeout {
+            self.fail(TransferError::PeerSilent(self.limits.peer_timeout));
+        }
+    }
+
+    /// When [`Receiver::handle_timeout`] should next be called (or, once
+    /// closing, when [`Receiver::is_finished`] turns true).
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        match self.state {
+            State::Receiving => Some(self.last_heard + self.limits.peer_timeout),
+            State::Closing { since } => Some(since + self.limits.linger).filter(|&end| end > now),
+            State::Storing | State::Failed => None,
+        }
+    }
+
+    /// Writes the next datagram to send into `out`; false when there is none.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        if std::mem::take(&mut self.send_hello_ack) {
+            Repr::HelloAck { window: self.window, block: self.block }.emit(self.session, out);
+        } else if std::mem::take(&mut self.send_ack) {
+            let sack = self.sack_ranges();
+            Repr::Ack { cumulative: self.space.wire(self.expected), sack }.emit(self.session, out);
+            self.stats.acks_sent += 1;
+        } else if std::mem::take(&mut self.send_fin_ack) {
+            let Some((status, message)) = &self.fin_ack else { return false };
+            Repr::FinAck { status: *status, message }.emit(self.session, out);
+        } else {
+            return false;
+        }
+        true
+    }
+
+    /// The runs of blocks kept beyond the cumulative point, lowest first.
+    fn sack_ranges(&self) -> Vec<(u32, u32)> {
+        let mut ranges: Vec<(u64, u64)> = Vec::new();
+        for &index in self.buffered.keys() {
+            let full = ranges.len() == MAX_SACK_RANGES;
+            match ranges.last_mut() {
+                Some((_, end)) if *end == index => *end += 1,
+                _ if full => break,
+                _ => ranges.push((index, index + 1)),
+            }
+        }
+        ranges.into_iter().map(|(first, end)| (self.space.wire(first), self.space.wire(end))).collect()
+    }
+}
+
+/// The ERROR that refuses a HELLO, for `session`.
+pub fn refusal(session: u32, message: &str, out: &mut Vec<u8>) {
+    Repr::Error { code: ErrorCode::Refused, message }.emit(session, out);
+}

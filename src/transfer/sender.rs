@@ -1,0 +1,405 @@
+//! The sending engine, sans-IO: content blocks and datagrams in, datagrams,
+//! a deadline and events out. The protocol-specific choices (what to resend
+//! on a timeout, what counts as evidence of loss) come from the protocol's
+//! own module.
+//!
+//! Call order, as the driver does it: feed blocks with
+//! [`Sender::push_block`] while [`Sender::wants_block`] (then
+//! [`Sender::end_input`] once); pass every datagram from the receiver to
+//! [`Sender::handle_datagram`]; call [`Sender::handle_timeout`] when
+//! [`Sender::poll_timeout`] passes; send whatever [`Sender::poll_transmit`]
+//! writes until it returns false; read [`Sender::poll_event`] until `None`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::packet::{ErrorCode, FinStatus, Hello, Packet, Repr};
+use super::rtt::RttEstimator;
+use super::seq::SeqSpace;
+use super::window::SendWindow;
+use super::{Protocol, TransferError, go_back_n, selective_repeat};
+
+/// How a sender behaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderConfig {
+    /// The ARQ protocol.
+    pub protocol: Protocol,
+    /// Blocks in flight asked for (the receiver may grant fewer).
+    pub window: u32,
+    /// Bytes per block asked for (the receiver may grant fewer).
+    pub block: u16,
+    /// Sequence number bits: numbers wrap after 2^bits blocks.
+    pub seq_bits: u8,
+    /// The session id; random, so that stray datagrams of other sessions are told apart.
+    pub session: u32,
+    /// The timeout before any round trip was measured.
+    pub initial_rto: Duration,
+    /// The lowest timeout (loopback wants well under a millisecond).
+    pub min_rto: Duration,
+    /// The highest timeout, backoff included.
+    pub max_rto: Duration,
+    /// The receiver is given up for dead after this long without a word.
+    pub peer_timeout: Duration,
+    /// The file's name, for the receiver.
+    pub name: String,
+    /// The content's size, when known.
+    pub size: Option<u64>,
+}
+
+/// What a sender reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SenderEvent {
+    /// The receiver accepted the session with this window and block size.
+    Connected {
+        /// Blocks in flight.
+        window: u32,
+        /// Bytes per block.
+        block: u16,
+    },
+    /// The receiver verified the content and stored it.
+    Done,
+    /// The transfer failed.
+    Failed(TransferError),
+}
+
+/// Counters of a sender.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct SenderStats {
+    /// Content bytes acknowledged.
+    pub bytes_acked: u64,
+    /// Content bytes taken in.
+    pub bytes_in: u64,
+    /// Datagrams sent, all kinds.
+    pub datagrams_sent: u64,
+    /// DATA datagrams sent, resends included.
+    pub data_sent: u64,
+    /// DATA datagrams that were resends.
+    pub retransmitted: u64,
+    /// Resends on evidence of loss rather than a timeout.
+    pub fast_retransmits: u64,
+    /// Retransmission timer expiries.
+    pub timeouts: u64,
+    /// Datagrams received and accepted.
+    pub datagrams_received: u64,
+    /// Datagrams dropped: corrupt, malformed, or of another session.
+    pub dropped: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Connecting,
+    Transferring,
+    Finishing,
+    Closed,
+}
+
+/// One transfer, sending side.
+#[derive(Debug)]
+pub struct Sender {
+    config: SenderConfig,
+    state: State,
+    space: SeqSpace,
+    window: SendWindow,
+    window_limit: u32,
+    block: u16,
+    resend: VecDeque<u64>,
+    rtt: RttEstimator,
+    hasher: Sha256,
+    input_ended: bool,
+    /// When the HELLO (or the FIN) was last sent, and how often.
+    control_sent: Option<(Instant, u32)>,
+    /// Its timer fired: send it again now.
+    control_resend: bool,
+    last_heard: Instant,
+    events: VecDeque<SenderEvent>,
+    stats: SenderStats,
+}
+
+impl Sender {
+    /// A sender about to say HELLO.
+    ///
+    /// # Errors
+    /// [`TransferError::Config`] when the window is too large for the
+    /// protocol and sequence bits, or a size is zero.
+    pub fn new(config: SenderConfig, now: Instant) -> Result<Self, TransferError> {
+        let space = SeqSpace::new(config.seq_bits)
+            .ok_or_else(|| TransferError::Config(format!("sequence bits must be 1 to 32, not {}", config.seq_bits)))?;
+        let max = config.protocol.max_window(config.seq_bits);
+        if config.window == 0 || u64::from(config.window) > max {
+            return Err(TransferError::Config(format!(
+                "{} with {}-bit sequence numbers allows a window of 1 to {max}, not {}",
+                config.protocol, config.seq_bits, config.window
+            )));
+        }
+        if config.block == 0 {
+            return Err(TransferError::Config("the block size must be above zero".to_owned()));
+        }
+        let rtt = RttEstimator::new(config.initial_rto, config.min_rto, config.max_rto);
+        Ok(Sender {
+            state: State::Connecting,
+            space,
+            window: SendWindow::new(config.window as usize),
+            window_limit: config.window,
+            block: config.block,
+            resend: VecDeque::new(),
+            rtt,
+            hasher: Sha256::new(),
+            input_ended: false,
+            control_sent: None,
+            control_resend: false,
+            last_heard: now,
+            events: VecDeque::new(),
+            stats: SenderStats::default(),
+            config,
+        })
+    }
+
+    /// The block size in force (the receiver's choice once connected).
+    pub fn block_size(&self) -> usize {
+        usize::from(self.block)
+    }
+
+    /// True when the engine can take another block now.
+    pub fn wants_block(&self) -> bool {
+        self.state == State::Transferring && !self.input_ended && !self.window.is_full()
+    }
+
+    /// Takes in the next block of content, at most [`Sender::block_size`]
+    /// bytes; a shorter one must be the last.
+    pub fn push_block(&mut self, data: Vec<u8>) {
+        self.hasher.update(&data);
+        self.stats.bytes_in += data.len() as u64;
+        self.window.push(data);
+    }
+
+    /// Says there is no more content.
+    pub fn end_input(&mut self) {
+        self.input_ended = true;
+    }
+
+    /// The round-trip estimator.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> SenderStats {
+        self.stats
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.events.pop_front()
+    }
+
+    /// True once the transfer is done or failed.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    fn fail(&mut self, error: TransferError) {
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.events.push_back(SenderEvent::Failed(error));
+        }
+    }
+
+    /// Takes in a datagram from the receiver.
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        let Ok(packet) = Packet::new_checked(bytes) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let repr = match Repr::parse(&packet) {
+            Ok(repr) if packet.session() == self.config.session => repr,
+            _ => {
+                self.stats.dropped += 1;
+                return;
+            }
+        };
+        self.stats.datagrams_received += 1;
+        self.last_heard = now;
+        match (self.state, repr) {
+            (State::Connecting, Repr::HelloAck { window, block }) => self.connected(now, window, block),
+            (State::Transferring | State::Finishing, Repr::Ack { cumulative, sack }) => {
+                self.on_ack(now, cumulative, &sack);
+            }
+            (State::Finishing, Repr::FinAck { status, message }) => {
+                self.state = State::Closed;
+                self.events.push_back(match status {
+                    FinStatus::Stored => SenderEvent::Done,
+                    FinStatus::DigestMismatch => SenderEvent::Failed(TransferError::DigestMismatch),
+                    FinStatus::StorageFailed => SenderEvent::Failed(TransferError::Storage(message.to_owned())),
+                });
+            }
+            (_, Repr::Error { code, message }) => self.fail(match code {
+                ErrorCode::Refused => TransferError::Refused(message.to_owned()),
+                ErrorCode::Protocol => TransferError::Protocol(message.to_owned()),
+                ErrorCode::Aborted => TransferError::Aborted(message.to_owned()),
+            }),
+            // Late or duplicate answers (a second HELLO-ACK, an ACK after the FIN-ACK).
+            _ => {}
+        }
+    }
+
+    fn connected(&mut self, now: Instant, window: u32, block: u16) {
+        if window == 0 || window > self.window_limit || block == 0 || block > self.block {
+            self.fail(TransferError::Protocol(format!("the receiver granted window {window}, block {block}")));
+            return;
+        }
+        if let Some((sent, 1)) = self.control_sent {
+            self.rtt.on_sample(now - sent);
+        }
+        self.control_sent = None;
+        self.window = SendWindow::new(window as usize);
+        self.window_limit = window;
+        self.block = block;
+        self.state = State::Transferring;
+        self.events.push_back(SenderEvent::Connected { window, block });
+    }
+
+    fn on_ack(&mut self, now: Instant, cumulative: u32, sack: &[(u32, u32)]) {
+        let base = self.window.base();
+        let cumulative = self.space.index(cumulative, base);
+        if cumulative > self.window.sent_end() {
+            return; // Not something we sent: a stale ACK from before a wrap.
+        }
+        let acked_before = self.window.base();
+        let mut samples = self.window.ack_below(cumulative, now);
+        if self.config.protocol == Protocol::SelectiveRepeat {
+            for &(first, end) in sack {
+                let first = self.space.index(first, base);
+                let end = self.space.index(end.wrapping_sub(1), first) + 1;
+                for index in first..end.min(self.window.sent_end()) {
+                    samples.extend(self.window.ack_one(index, now));
+                }
+            }
+            let fast_before = self.resend.len();
+            selective_repeat::on_ack(&mut self.window, &mut self.resend);
+            self.stats.fast_retransmits += (self.resend.len() - fast_before) as u64;
+        }
+        for sample in samples {
+            self.rtt.on_sample(sample);
+        }
+        let newly_acked = self.window.base() - acked_before;
+        self.stats.bytes_acked += newly_acked * u64::from(self.block);
+        self.stats.bytes_acked = self.stats.bytes_acked.min(self.stats.bytes_in);
+    }
+
+    /// Fires due timers: resends, and gives up on a silent receiver.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Closed {
+            return;
+        }
+        if now.duration_since(self.last_heard) >= self.config.peer_timeout {
+            self.fail(TransferError::PeerSilent(self.config.peer_timeout));
+            return;
+        }
+        let rto = self.rtt.rto();
+        let fired = match self.config.protocol {
+            Protocol::StopAndWait | Protocol::GoBackN => {
+                go_back_n::on_timeout(&mut self.window, now, rto, &mut self.resend)
+            }
+            Protocol::SelectiveRepeat => selective_repeat::on_timeout(&mut self.window, now, rto, &mut self.resend),
+        };
+        let control_due = self.control_sent.is_some_and(|(sent, _)| sent + rto <= now);
+        self.control_resend |= control_due;
+        if fired || control_due {
+            self.stats.timeouts += 1;
+            self.rtt.on_timeout();
+        }
+    }
+
+    /// When [`Sender::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
+        let rto = self.rtt.rto();
+        let silence = self.last_heard + self.config.peer_timeout;
+        let retransmit = match self.state {
+            State::Connecting | State::Finishing => self.control_sent.map(|(sent, _)| sent + rto),
+            _ => self.window.next_timeout(rto),
+        };
+        Some(retransmit.map_or(silence, |r| r.min(silence)))
+    }
+
+    /// Writes the next datagram to send into `out`; false when there is none.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        let sent = match self.state {
+            State::Connecting => self.control_due(now) && self.emit_hello(out),
+            State::Transferring | State::Finishing => self.emit_data(now, out) || self.emit_fin(now, out),
+            State::Closed => false,
+        };
+        if sent {
+            self.stats.datagrams_sent += 1;
+        }
+        sent
+    }
+
+    /// True when a HELLO or FIN should go now (first time, or its timer
+    /// fired), recording the send.
+    fn control_due(&mut self, now: Instant) -> bool {
+        let due = self.control_sent.is_none() || self.control_resend;
+        if due {
+            let count = self.control_sent.map_or(0, |(_, n)| n);
+            self.control_sent = Some((now, count + 1));
+            self.control_resend = false;
+        }
+        due
+    }
+
+    fn emit_hello(&self, out: &mut Vec<u8>) -> bool {
+        let c = &self.config;
+        let hello = Hello {
+            protocol: c.protocol,
+            seq_bits: c.seq_bits,
+            window: c.window,
+            block: c.block,
+            size: c.size,
+            name: &c.name,
+        };
+        Repr::Hello(hello).emit(c.session, out);
+        true
+    }
+
+    fn emit_data(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        let (index, resent) = loop {
+            match self.resend.pop_front() {
+                Some(index) if self.window.get(index).is_some_and(|b| !b.acked) => break (index, true),
+                Some(_) => continue,
+                None => match self.window.next_unsent() {
+                    Some(index) => break (index, false),
+                    None => return false,
+                },
+            }
+        };
+        let Some(block) = self.window.get(index) else { return false };
+        Repr::Data { seq: self.space.wire(index), payload: &block.data }.emit(self.config.session, out);
+        self.window.mark_sent(index, now);
+        self.stats.data_sent += 1;
+        self.stats.retransmitted += u64::from(resent);
+        true
+    }
+
+    fn emit_fin(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        if !self.input_ended || !self.window.is_empty() {
+            return false;
+        }
+        if self.state == State::Transferring {
+            self.state = State::Finishing;
+            self.control_sent = None;
+            self.control_resend = false;
+        }
+        if !self.control_due(now) {
+            return false;
+        }
+        let sha256 = self.hasher.clone().finalize().into();
+        let fin = Repr::Fin { total_bytes: self.stats.bytes_in, total_blocks: self.window.base(), sha256 };
+        fin.emit(self.config.session, out);
+        true
+    }
+}

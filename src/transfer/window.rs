@@ -1,0 +1,189 @@
+//! The sender's window: the blocks sent but not yet acknowledged, and the
+//! ones waiting to be sent, in block order. Its length is capped by the
+//! negotiated window, which is what bounds the sender's memory to window x
+//! block size whatever the file size.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// One block of content and its transmission history.
+#[derive(Clone, Debug)]
+pub struct Block {
+    /// The content.
+    pub data: Vec<u8>,
+    /// When it was last sent; `None` while it waits for its first send.
+    pub last_sent: Option<Instant>,
+    /// How many times it was sent.
+    pub transmissions: u32,
+    /// Acknowledged (selective repeat may acknowledge out of order).
+    pub acked: bool,
+    /// Queued for a resend and not yet resent.
+    pub resend_queued: bool,
+    /// Resent on evidence of loss (not on a timeout) since its last timeout.
+    pub fast_retransmitted: bool,
+}
+
+/// The blocks from the lowest unacknowledged one on.
+#[derive(Clone, Debug)]
+pub struct SendWindow {
+    base: u64,
+    blocks: VecDeque<Block>,
+    limit: usize,
+    /// The first block never sent.
+    next_unsent: u64,
+}
+
+impl SendWindow {
+    /// An empty window holding at most `limit` blocks.
+    pub fn new(limit: usize) -> Self {
+        SendWindow { base: 0, blocks: VecDeque::with_capacity(limit.min(1 << 16)), limit, next_unsent: 0 }
+    }
+
+    /// The lowest block not yet acknowledged (or the next one to come).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// One past the last block taken in.
+    pub fn end(&self) -> u64 {
+        self.base + self.blocks.len() as u64
+    }
+
+    /// One past the highest block ever sent.
+    pub fn sent_end(&self) -> u64 {
+        self.next_unsent
+    }
+
+    /// True when no more blocks fit.
+    pub fn is_full(&self) -> bool {
+        self.blocks.len() >= self.limit
+    }
+
+    /// True when every block taken in was acknowledged.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Takes in the next block; returns its index.
+    pub fn push(&mut self, data: Vec<u8>) -> u64 {
+        self.blocks.push_back(Block {
+            data,
+            last_sent: None,
+            transmissions: 0,
+            acked: false,
+            resend_queued: false,
+            fast_retransmitted: false,
+        });
+        self.end() - 1
+    }
+
+    /// The block at `index`, if it is in the window.
+    pub fn get(&self, index: u64) -> Option<&Block> {
+        self.blocks.get(usize::try_from(index.checked_sub(self.base)?).ok()?)
+    }
+
+    /// The block at `index`, if it is in the window.
+    pub fn get_mut(&mut self, index: u64) -> Option<&mut Block> {
+        self.blocks.get_mut(usize::try_from(index.checked_sub(self.base)?).ok()?)
+    }
+
+    /// The next block never sent, if any.
+    pub fn next_unsent(&self) -> Option<u64> {
+        (self.next_unsent < self.end()).then_some(self.next_unsent)
+    }
+
+    /// Records a send of block `index` at `now`.
+    pub fn mark_sent(&mut self, index: u64, now: Instant) {
+        if let Some(block) = self.get_mut(index) {
+            block.last_sent = Some(now);
+            block.transmissions += 1;
+            block.resend_queued = false;
+        }
+        self.next_unsent = self.next_unsent.max(index + 1);
+    }
+
+    /// Acknowledges every block below `cumulative`, sliding the window;
+    /// returns the round trips it may sample (Karn's rule: blocks sent once).
+    pub fn ack_below(&mut self, cumulative: u64, now: Instant) -> Vec<Duration> {
+        let mut samples = Vec::new();
+        while self.base < cumulative.min(self.next_unsent) {
+            let Some(block) = self.blocks.pop_front() else { break };
+            if !block.acked {
+                samples.extend(sample(&block, now));
+            }
+            self.base += 1;
+        }
+        samples
+    }
+
+    /// Acknowledges one block out of order; returns a round trip it may sample.
+    pub fn ack_one(&mut self, index: u64, now: Instant) -> Option<Duration> {
+        if index >= self.next_unsent {
+            return None;
+        }
+        let block = self.get_mut(index)?;
+        if block.acked {
+            return None;
+        }
+        block.acked = true;
+        sample(block, now)
+    }
+
+    /// The sent, unacknowledged blocks with their indices, lowest first.
+    pub fn in_flight(&self) -> impl Iterator<Item = (u64, &Block)> {
+        (self.base..).zip(&self.blocks).filter(|(_, b)| b.last_sent.is_some() && !b.acked)
+    }
+
+    /// When the earliest sent, unacknowledged block times out with `rto`.
+    pub fn next_timeout(&self, rto: Duration) -> Option<Instant> {
+        self.in_flight().filter_map(|(_, b)| b.last_sent).min().map(|sent| sent + rto)
+    }
+}
+
+fn sample(block: &Block, now: Instant) -> Option<Duration> {
+    (block.transmissions == 1).then(|| block.last_sent.map(|sent| now - sent)).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_slides_on_cumulative_acks_and_samples_only_single_sends() {
+        let t0 = Instant::now();
+        let mut w = SendWindow::new(3);
+        for i in 0..3u8 {
+            w.push(vec![i]);
+        }
+        assert!(w.is_full());
+        w.mark_sent(0, t0);
+        w.mark_sent(1, t0);
+        w.mark_sent(1, t0 + Duration::from_millis(5));
+        assert_eq!(w.next_unsent(), Some(2));
+        let samples = w.ack_below(2, t0 + Duration::from_millis(10));
+        assert_eq!(samples, [Duration::from_millis(10)], "block 1 was sent twice: not sampled");
+        assert_eq!((w.base(), w.end()), (2, 3));
+        assert!(!w.is_full());
+        assert!(w.ack_below(3, t0).is_empty(), "block 2 was never sent, so it cannot be acknowledged");
+        assert_eq!(w.base(), 2);
+    }
+
+    #[test]
+    fn selective_acks_leave_holes_until_the_cumulative_point_passes() {
+        let t0 = Instant::now();
+        let mut w = SendWindow::new(8);
+        for i in 0..4u8 {
+            let index = w.push(vec![i]);
+            w.mark_sent(index, t0);
+        }
+        assert!(w.ack_one(2, t0).is_some());
+        assert!(w.ack_one(2, t0).is_none(), "acknowledged once only");
+        assert!(w.ack_one(9, t0).is_none(), "never sent");
+        let in_flight: Vec<u64> = w.in_flight().map(|(i, _)| i).collect();
+        assert_eq!(in_flight, [0, 1, 3]);
+        assert_eq!(w.next_timeout(Duration::from_millis(3)), Some(t0 + Duration::from_millis(3)));
+        w.ack_below(4, t0);
+        assert!(w.is_empty());
+        assert_eq!(w.next_timeout(Duration::from_millis(3)), None);
+    }
+}
