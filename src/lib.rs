@@ -8,6 +8,7 @@
 //! | shared plumbing | [`net`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
 //! | servers and clients (tokio) | [`echo`], [`daytime`], [`udp`] | sockets |
 //! | load generators | [`bench`] | sockets |
+//! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
@@ -22,6 +23,7 @@ pub mod client;
 pub mod daytime;
 pub mod echo;
 pub mod impair;
+pub mod lab;
 pub mod net;
 pub mod server;
 pub mod shutdown;

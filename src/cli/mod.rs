@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod daytime;
 mod echo;
+mod lab;
 mod output;
 mod serve;
 mod udp;
@@ -22,7 +23,8 @@ Examples:
   socketeer echo ping localhost --count 3
   socketeer daytime get localhost --udp
   socketeer udp send localhost --count 5 --timeout 200ms
-  socketeer bench echo localhost --connections 50 --duration 5s";
+  socketeer bench echo localhost --connections 50 --duration 5s
+  socketeer lab cpu --python                # threads vs processes vs the GIL, measured";
 
 /// The socket-programming curriculum as real tools: echo, daytime, lossy UDP
 /// and load generators, each a hardened server and client.
@@ -52,6 +54,9 @@ enum Command {
     /// Load generators that measure throughput and latency.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// The concurrency lab: threads, processes, races, queues, deadlock, parallel work, server models.
+    #[command(subcommand)]
+    Lab(lab::Command),
 }
 
 /// Runs the parsed command to completion.
@@ -67,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Daytime(command) => daytime::run(command).await,
             Command::Udp(command) => udp::run(command).await,
             Command::Bench(command) => bench::run(command).await,
+            Command::Lab(command) => lab::run(command).await,
         }
     });
     // A thread may still be blocked reading stdin; do not wait for it.

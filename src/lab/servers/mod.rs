@@ -1,0 +1,354 @@
+//! `lab servers`: the same echo workload against a thread-per-connection
+//! server and the async server, at rising connection counts.
+//!
+//! Each measurement starts a fresh server in a child process (so its memory
+//! is its own), reads the child's resident and virtual memory and thread
+//! count from `/proc/PID/status` before the load and while it runs (keeping
+//! the peaks), and drives it with the crate's load generator
+//! ([`crate::bench::echo`]): every connection sends a request, waits for the
+//! echo, and repeats, for a fixed time.
+//!
+//! Every connection costs a file descriptor on each side, so the experiment
+//! raises this process's soft `RLIMIT_NOFILE` to its hard limit (children
+//! inherit it) and skips the counts that still do not fit.
+
+mod threaded;
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::table::Table;
+use super::{ChildTask, LabError, Lesson, SelfExec, cores, thousands};
+use crate::bench::echo::{self as load, EchoLoad};
+use crate::client::Timeouts;
+use crate::net::Transport;
+use crate::stats::as_millis;
+
+pub use threaded::{Listening, ServerModel, ThreadedEchoServer, serve};
+
+/// File descriptors kept free beyond one per connection.
+const FD_MARGIN: u64 = 64;
+/// How often the server's memory is read while the load runs.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+/// How long a server child gets to exit after its stdin closes.
+const EXIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// What to measure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServersConfig {
+    /// The connection counts, in order.
+    pub connections: Vec<usize>,
+    /// How long each load runs.
+    #[serde(rename = "duration_ms", serialize_with = "as_millis")]
+    pub duration: Duration,
+    /// Request size in bytes.
+    pub size: usize,
+}
+
+/// A process's memory and threads, from `/proc/PID/status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProcStatus {
+    /// Resident memory (`VmRSS`), KiB.
+    pub rss_kib: u64,
+    /// Virtual memory (`VmSize`), KiB.
+    pub vm_kib: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+impl ProcStatus {
+    /// Reads the status of process `pid`.
+    ///
+    /// # Errors
+    /// When the file cannot be read or lacks the fields (not Linux, or the process is gone).
+    pub fn of(pid: u32) -> io::Result<ProcStatus> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        ProcStatus::parse(&text).ok_or_else(|| io::Error::other(format!("/proc/{pid}/status lacks VmRSS")))
+    }
+
+    fn parse(text: &str) -> Option<ProcStatus> {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        Some(ProcStatus { rss_kib: field("VmRSS:")?, vm_kib: field("VmSize:")?, threads: field("Threads:")? })
+    }
+
+    fn peak(self, other: ProcStatus) -> ProcStatus {
+        ProcStatus {
+            rss_kib: self.rss_kib.max(other.rss_kib),
+            vm_kib: self.vm_kib.max(other.vm_kib),
+            threads: self.threads.max(other.threads),
+        }
+    }
+}
+
+/// One server at one connection count.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServerRow {
+    /// Which server.
+    pub model: ServerModel,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Requests answered correctly.
+    pub requests: u64,
+    /// Requests answered wrongly.
+    pub errors: u64,
+    /// Answered requests per second.
+    pub requests_per_sec: f64,
+    /// The server before any connection.
+    pub idle: ProcStatus,
+    /// The server's peaks under load.
+    pub loaded: ProcStatus,
+    /// Resident memory added per connection, KiB.
+    pub rss_per_connection_kib: f64,
+    /// Virtual memory (address space) added per connection, KiB.
+    pub vm_per_connection_kib: f64,
+    /// Why the load failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// What `lab servers` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServersReport {
+    /// What was asked.
+    pub config: ServersConfig,
+    /// Cores on this machine (shared by the servers and the load).
+    pub cores: usize,
+    /// The soft open-file limit after raising it.
+    pub fd_limit: u64,
+    /// Connection counts left out because they do not fit in `fd_limit`.
+    pub skipped: Vec<usize>,
+    /// Every server at every count that fits, threads first.
+    pub rows: Vec<ServerRow>,
+}
+
+/// Raises the soft open-file limit as far as the hard limit allows and
+/// returns it (1024, the usual default, if it cannot be read).
+pub fn raise_fd_limit() -> u64 {
+    rlimit::increase_nofile_limit(u64::MAX)
+        .or_else(|_| rlimit::Resource::NOFILE.get().map(|(soft, _)| soft))
+        .unwrap_or(1024)
+}
+
+/// Measures both servers at every connection count that fits, calling
+/// `on_step` before each measurement.
+///
+/// # Errors
+/// When a server child cannot be started or fails. A load that fails (say,
+/// the threaded server cannot start more threads) is a result, recorded in
+/// [`ServerRow::failure`].
+pub async fn run(
+    exec: &SelfExec,
+    config: ServersConfig,
+    mut on_step: impl FnMut(ServerModel, usize),
+) -> Result<ServersReport, LabError> {
+    let fd_limit = raise_fd_limit();
+    let (fits, skipped): (Vec<usize>, Vec<usize>) =
+        config.connections.iter().partition(|&&n| n as u64 + FD_MARGIN <= fd_limit);
+    let mut rows = Vec::new();
+    for &connections in &fits {
+        for model in [ServerModel::Threads, ServerModel::Async] {
+            on_step(model, connections);
+            rows.push(measure(exec, model, connections, &config).await?);
+        }
+    }
+    Ok(ServersReport { config, cores: cores(), fd_limit, skipped, rows })
+}
+
+async fn measure(
+    exec: &SelfExec,
+    model: ServerModel,
+    connections: usize,
+    config: &ServersConfig,
+) -> Result<ServerRow, LabError> {
+    let task = ChildTask::EchoServer { model, max_connections: connections + 16 };
+    let mut child = exec.spawn(format!("{model} echo server"), &task)?;
+    let mut lines = child.lines::<Listening>();
+    let listening = tokio::task::spawn_blocking(move || lines.next())
+        .await
+        .map_err(|e| LabError::Child { what: format!("{model} echo server"), detail: e.to_string() })?
+        .transpose()?
+        .ok_or_else(|| LabError::Child {
+            what: format!("{model} echo server"),
+            detail: "exited before it listened".to_owned(),
+        })?;
+    let status =
+        |pid| ProcStatus::of(pid).map_err(LabError::io(format!("reading the memory of {model} server")));
+    let idle = status(listening.pid)?;
+    let stop_sampling = CancellationToken::new();
+    let sampler = tokio::spawn(sample_peaks(listening.pid, idle, stop_sampling.clone()));
+    let mut request = vec![b'x'; config.size.saturating_sub(1)];
+    request.push(b'\n');
+    let echo_load = EchoLoad {
+        server: listening.addr,
+        transport: Transport::Tcp,
+        connections,
+        duration: config.duration,
+        pipeline: 1,
+        request: request.clone(),
+        response: request,
+        timeouts: Timeouts { connect: Duration::from_secs(10), reply: Duration::from_secs(5) },
+    };
+    let outcome = load::run(&echo_load, Arc::new(AtomicU64::new(0))).await;
+    stop_sampling.cancel();
+    let loaded = sampler.await.unwrap_or(idle);
+    tokio::task::spawn_blocking(move || child.finish(EXIT_LIMIT))
+        .await
+        .map_err(|e| LabError::Child { what: format!("{model} echo server"), detail: e.to_string() })??;
+    let per_connection = |after: u64, before: u64| after.saturating_sub(before) as f64 / connections as f64;
+    let (requests, errors, requests_per_sec, failure) = match outcome {
+        Ok(report) => (report.requests, report.errors, report.requests_per_sec, None),
+        Err(e) => (0, 0, 0.0, Some(e.to_string())),
+    };
+    Ok(ServerRow {
+        model,
+        connections,
+        requests,
+        errors,
+        requests_per_sec,
+        idle,
+        loaded,
+        rss_per_connection_kib: per_connection(loaded.rss_kib, idle.rss_kib),
+        vm_per_connection_kib: per_connection(loaded.vm_kib, idle.vm_kib),
+        failure,
+    })
+}
+
+/// Reads `pid`'s status until `stop`, and returns the peaks.
+async fn sample_peaks(pid: u32, start: ProcStatus, stop: CancellationToken) -> ProcStatus {
+    let mut peak = start;
+    let mut ticks = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return peak,
+            _ = ticks.tick() => match ProcStatus::of(pid) {
+                Ok(now) => peak = peak.peak(now),
+                Err(_) => return peak,
+            },
+        }
+    }
+}
+
+impl ServersReport {
+    /// The largest connection count at which both servers served the load.
+    fn largest_shared(&self) -> Option<(&ServerRow, &ServerRow)> {
+        let ok = |model, n| {
+            self.rows.iter().find(|r| r.model == model && r.connections == n && r.failure.is_none())
+        };
+        self.config
+            .connections
+            .iter()
+            .rev()
+            .find_map(|&n| Some((ok(ServerModel::Threads, n)?, ok(ServerModel::Async, n)?)))
+    }
+}
+
+impl fmt::Display for ServersReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "echo over loopback TCP: {}-byte requests, one in flight per connection, {} per run; \
+             {} cores, open-file limit {}",
+            self.config.size,
+            humantime::format_duration(self.config.duration),
+            self.cores,
+            thousands(self.fd_limit)
+        )?;
+        let mut table = Table::new(&[
+            "server",
+            "connections",
+            "requests/s",
+            "errors",
+            "threads",
+            "RSS/conn",
+            "virtual/conn",
+        ]);
+        for r in &self.rows {
+            let mut cells = vec![r.model.to_string(), thousands(r.connections as u64)];
+            match &r.failure {
+                None => cells.extend([
+                    thousands(r.requests_per_sec as u64),
+                    thousands(r.errors),
+                    thousands(r.loaded.threads),
+                    format!("{:.1} KiB", r.rss_per_connection_kib),
+                    format!("{:.0} KiB", r.vm_per_connection_kib),
+                ]),
+                Some(e) => cells.push(format!("failed: {e}")),
+            }
+            table.row(cells);
+        }
+        write!(f, "{table}")?;
+        if !self.skipped.is_empty() {
+            let skipped: Vec<String> = self.skipped.iter().map(|&n| thousands(n as u64)).collect();
+            write!(
+                f,
+                "\nskipped {} connections: each needs that many open files plus {FD_MARGIN}, and the limit is {} \
+                 (raise the hard limit: ulimit -Hn)",
+                skipped.join(", "),
+                thousands(self.fd_limit)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Lesson for ServersReport {
+    fn lesson(&self) -> String {
+        let Some((threads, tasks)) = self.largest_shared() else {
+            return "No connection count was served by both servers, so there is nothing to compare; \
+                    see the failures above."
+                .to_owned();
+        };
+        let smallest = self.rows.first().map_or(threads.connections, |r| r.connections);
+        let rate = |model, n| {
+            self.rows
+                .iter()
+                .find(|r| r.model == model && r.connections == n)
+                .map_or(0, |r| r.requests_per_sec as u64)
+        };
+        format!(
+            "At {} connections the thread-per-connection server ran {} threads, each reserving {:.1} MiB of \
+             address space for its stack and adding {:.1} KiB of resident memory (plus a kernel stack not \
+             counted here); the async server served them all from {} threads at {:.1} KiB per connection. \
+             From {} to {} connections, throughput went from {} to {} requests/s with threads and from {} to \
+             {} with async. A thread per connection is simple and fine for tens or hundreds of clients, but \
+             every connection costs a stack, a kernel thread and scheduling work, while a task costs little \
+             more than its buffer.",
+            thousands(threads.connections as u64),
+            thousands(threads.loaded.threads),
+            threads.vm_per_connection_kib / 1024.0,
+            threads.rss_per_connection_kib,
+            tasks.loaded.threads,
+            tasks.rss_per_connection_kib,
+            thousands(smallest as u64),
+            thousands(threads.connections as u64),
+            thousands(rate(ServerModel::Threads, smallest)),
+            thousands(threads.requests_per_sec as u64),
+            thousands(rate(ServerModel::Async, smallest)),
+            thousands(tasks.requests_per_sec as u64),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_status() {
+        let text = "Name:\tsocketeer\nVmSize:\t  123456 kB\nVmRSS:\t    7890 kB\nThreads:\t5\n";
+        assert_eq!(ProcStatus::parse(text), Some(ProcStatus { rss_kib: 7890, vm_kib: 123_456, threads: 5 }));
+        assert_eq!(ProcStatus::parse("Name:\tx\n"), None);
+        let own = ProcStatus::of(std::process::id()).unwrap();
+        assert!(own.rss_kib > 0 && own.threads >= 1);
+    }
+}
