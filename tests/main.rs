@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod daytime;
 mod echo;
+mod lab;
 mod peers;
 mod serve;
 mod udp;

@@ -2,9 +2,11 @@
 //! any server that answers a fixed request with a fixed response (Redis's
 //! `PING`, for comparison).
 //!
-//! Each connection sends `pipeline` requests in one write, waits for all their
-//! responses, checks them byte for byte, and records the batch's round trip
-//! for each request in it; it repeats until the time is up.
+//! Every client connects first; the clock starts once all of them have, so
+//! connection setup (slow with thousands of clients) is not counted as load.
+//! Then each connection sends `pipeline` requests in one write, waits for all
+//! their responses, checks them byte for byte, and records the batch's round
+//! trip for each request in it; it repeats until the time is up.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{Latency, latency_histogram, record};
@@ -91,6 +94,32 @@ struct ClientResult {
     histogram: Histogram<u64>,
 }
 
+impl ClientResult {
+    fn new() -> ClientResult {
+        ClientResult { requests: 0, errors: 0, histogram: latency_histogram() }
+    }
+}
+
+/// Where the clients wait for each other: each reports when its connection
+/// attempt is over, then waits for the deadline the run sets once all have.
+#[derive(Clone)]
+struct StartLine {
+    arrived: mpsc::UnboundedSender<()>,
+    deadline: watch::Receiver<Option<Instant>>,
+}
+
+impl StartLine {
+    /// Reports in; the deadline once every client has, or `None` when this
+    /// client failed to connect (it does not wait) or the run is gone.
+    async fn ready(mut self, connected: bool) -> Option<Instant> {
+        let _ = self.arrived.send(());
+        if !connected {
+            return None;
+        }
+        self.deadline.wait_for(Option::is_some).await.ok().and_then(|deadline| *deadline)
+    }
+}
+
 /// Runs `load` and reports what it measured; `completed` counts answered
 /// requests as they happen (for a progress bar).
 ///
@@ -98,20 +127,30 @@ struct ClientResult {
 /// When a client cannot connect, or a TCP connection fails mid-run.
 pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoReport, ClientError> {
     let load = Arc::new(load.clone());
-    let started = Instant::now();
-    let deadline = started + load.duration;
+    let (arrived, mut arrivals) = mpsc::unbounded_channel();
+    let (set_deadline, deadline) = watch::channel(None);
+    let start = StartLine { arrived, deadline };
     let clients: Vec<_> = (0..load.connections)
         .map(|_| {
-            let (load, completed) = (load.clone(), completed.clone());
+            let (load, completed, start) = (load.clone(), completed.clone(), start.clone());
             tokio::spawn(async move {
                 match load.transport {
-                    Transport::Tcp => tcp_client(&load, deadline, &completed).await,
-                    Transport::Udp => udp_client(&load, deadline, &completed).await,
+                    Transport::Tcp => tcp_client(&load, start, &completed).await,
+                    Transport::Udp => udp_client(&load, start, &completed).await,
                 }
             })
         })
         .collect();
-    let mut total = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    drop(start);
+    for _ in 0..load.connections {
+        if arrivals.recv().await.is_none() {
+            break;
+        }
+    }
+    let started = Instant::now();
+    // Cannot fail: the clients hold receivers until they are done.
+    let _ = set_deadline.send(Some(started + load.duration));
+    let mut total = ClientResult::new();
     for client in clients {
         let result = client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
         total.requests += result.requests;
@@ -136,15 +175,19 @@ pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoRepor
 
 async fn tcp_client(
     load: &EchoLoad,
-    deadline: Instant,
+    start: StartLine,
     completed: &AtomicU64,
 ) -> Result<ClientResult, ClientError> {
     let addr = load.server;
-    let mut stream: TcpStream = net::connect_tcp(&[addr], load.timeouts.connect).await?;
+    let stream = net::connect_tcp(&[addr], load.timeouts.connect).await;
+    let Some(deadline) = start.ready(stream.is_ok()).await else {
+        return stream.map(|_| ClientResult::new()).map_err(Into::into);
+    };
+    let mut stream: TcpStream = stream?;
     let batch = load.request.repeat(load.pipeline);
     let expected = load.response.repeat(load.pipeline);
     let mut answers = vec![0u8; expected.len()];
-    let mut result = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    let mut result = ClientResult::new();
     let io = |e| ClientError::io(addr, e);
     while Instant::now() < deadline {
         let sent = Instant::now();
@@ -166,13 +209,17 @@ async fn tcp_client(
 
 async fn udp_client(
     load: &EchoLoad,
-    deadline: Instant,
+    start: StartLine,
     completed: &AtomicU64,
 ) -> Result<ClientResult, ClientError> {
     let addr = load.server;
-    let socket = net::connect_udp(&[addr]).await?;
+    let socket = net::connect_udp(&[addr]).await;
+    let Some(deadline) = start.ready(socket.is_ok()).await else {
+        return socket.map(|_| ClientResult::new()).map_err(Into::into);
+    };
+    let socket = socket?;
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
-    let mut result = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    let mut result = ClientResult::new();
     let io = |e| ClientError::io(addr, e);
     while Instant::now() < deadline {
         let sent = Instant::now();

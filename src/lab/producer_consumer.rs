@@ -150,7 +150,7 @@ pub struct Consumer<T>(Arc<BoundedQueue<T>>);
 
 impl<T> BoundedQueue<T> {
     /// A queue of at most `capacity` items (at least 1) with `producers` producer ends.
-    pub fn new(capacity: usize, producers: usize) -> (Vec<Producer<T>>, Consumer<T>) {
+    pub fn channel(capacity: usize, producers: usize) -> (Vec<Producer<T>>, Consumer<T>) {
         let queue = Arc::new(BoundedQueue {
             state: Mutex::new(State { items: VecDeque::with_capacity(capacity), producers }),
             not_full: Condvar::new(),
@@ -275,7 +275,7 @@ pub fn run(config: PcConfig) -> Result<PcReport, LabError> {
                     exchange(config, scenario, producers, rx)
                 }
                 QueueKind::MutexCondvar => {
-                    let (producers, consumer) = BoundedQueue::new(config.capacity, config.producers);
+                    let (producers, consumer) = BoundedQueue::channel(config.capacity, config.producers);
                     exchange(config, scenario, producers, consumer)
                 }
             };
@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn the_condvar_queue_is_fifo_blocks_when_full_and_closes_with_its_last_producer() {
-        let (mut producers, consumer) = BoundedQueue::new(2, 2);
+        let (mut producers, consumer) = BoundedQueue::channel(2, 2);
         let second = producers.pop().unwrap();
         let first = producers.pop().unwrap();
         assert!(!first.put(1));

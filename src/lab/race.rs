@@ -37,6 +37,7 @@ pub enum Variant {
     /// An atomic load, then an atomic store: a race that loses updates.
     LoadThenStore,
     /// One atomic read-modify-write.
+    #[serde(rename = "fetch_add")]
     FetchAdd,
     /// A `Mutex<u64>`.
     Mutex,

@@ -139,8 +139,8 @@ pub fn raise_fd_limit() -> u64 {
         .unwrap_or(1024)
 }
 
-/// Measures both servers at every connection count that fits, calling
-/// `on_step` before each measurement.
+/// Measures both servers at every connection count that fits, smallest
+/// first, calling `on_step` before each measurement.
 ///
 /// # Errors
 /// When a server child cannot be started or fails. A load that fails (say,
@@ -151,6 +151,9 @@ pub async fn run(
     config: ServersConfig,
     mut on_step: impl FnMut(ServerModel, usize),
 ) -> Result<ServersReport, LabError> {
+    let mut config = config;
+    config.connections.sort_unstable();
+    config.connections.dedup();
     let fd_limit = raise_fd_limit();
     let (fits, skipped): (Vec<usize>, Vec<usize>) =
         config.connections.iter().partition(|&&n| n as u64 + FD_MARGIN <= fd_limit);
@@ -280,7 +283,7 @@ impl fmt::Display for ServersReport {
                     thousands(r.errors),
                     thousands(r.loaded.threads),
                     format!("{:.1} KiB", r.rss_per_connection_kib),
-                    format!("{:.0} KiB", r.vm_per_connection_kib),
+                    format!("{:.1} MiB", r.vm_per_connection_kib / 1024.0),
                 ]),
                 Some(e) => cells.push(format!("failed: {e}")),
             }
@@ -308,34 +311,47 @@ impl Lesson for ServersReport {
                     see the failures above."
                 .to_owned();
         };
-        let smallest = self.rows.first().map_or(threads.connections, |r| r.connections);
-        let rate = |model, n| {
-            self.rows
-                .iter()
-                .find(|r| r.model == model && r.connections == n)
-                .map_or(0, |r| r.requests_per_sec as u64)
-        };
-        format!(
-            "At {} connections the thread-per-connection server ran {} threads, each reserving {:.1} MiB of \
-             address space for its stack and adding {:.1} KiB of resident memory (plus a kernel stack not \
-             counted here); the async server served them all from {} threads at {:.1} KiB per connection. \
-             From {} to {} connections, throughput went from {} to {} requests/s with threads and from {} to \
-             {} with async. A thread per connection is simple and fine for tens or hundreds of clients, but \
-             every connection costs a stack, a kernel thread and scheduling work, while a task costs little \
-             more than its buffer.",
+        let mut text = format!(
+            "At {} connections the thread-per-connection server ran {} threads: per connection its address \
+             space grew by {:.1} MiB (mostly the thread's stack reservation) and its resident memory by {:.1} \
+             KiB, plus a kernel stack not counted here. The async server served them all from {} threads, \
+             at {:.1} KiB per connection.",
             thousands(threads.connections as u64),
             thousands(threads.loaded.threads),
             threads.vm_per_connection_kib / 1024.0,
             threads.rss_per_connection_kib,
             tasks.loaded.threads,
             tasks.rss_per_connection_kib,
-            thousands(smallest as u64),
-            thousands(threads.connections as u64),
-            thousands(rate(ServerModel::Threads, smallest)),
-            thousands(threads.requests_per_sec as u64),
-            thousands(rate(ServerModel::Async, smallest)),
-            thousands(tasks.requests_per_sec as u64),
-        )
+        );
+        let rate = |model, n| {
+            self.rows
+                .iter()
+                .find(|r| r.model == model && r.connections == n)
+                .map(|r| r.requests_per_sec as u64)
+        };
+        let smallest = self.rows.first().map_or(threads.connections, |r| r.connections);
+        if let (true, Some(threads_then), Some(tasks_then)) = (
+            smallest < threads.connections,
+            rate(ServerModel::Threads, smallest),
+            rate(ServerModel::Async, smallest),
+        ) {
+            text.push_str(&format!(
+                " From {} to {} connections, throughput went from {} to {} requests/s with threads and from {} \
+                 to {} with async.",
+                thousands(smallest as u64),
+                thousands(threads.connections as u64),
+                thousands(threads_then),
+                thousands(threads.requests_per_sec as u64),
+                thousands(tasks_then),
+                thousands(tasks.requests_per_sec as u64),
+            ));
+        }
+        text.push_str(
+            " A thread per connection is simple and fine for tens or hundreds of clients, but every \
+             connection costs a stack, a kernel thread and scheduling work, while a task costs little more \
+             than its buffer.",
+        );
+        text
     }
 }
 
