@@ -327,8 +327,8 @@ impl Lesson for CpuReport {
         let speedup = |language, variant| self.find(language, variant).map_or(1.0, |r| r.speedup);
         let wall = |variant| self.find(Language::Rust, variant).map_or(Duration::ZERO, |r| r.wall);
         let mut text = format!(
-            "Rust's {} threads ran the jobs at once: {:.2}x faster than one after the other ({} cores make \
-             {ceiling}x the ideal). Processes compute in parallel too, but each must first start a whole \
+            "Rust's {} threads ran the jobs at once and finished {:.2}x as fast as one after the other ({} \
+             cores make {ceiling}x the ideal). Processes compute in parallel too, but each must first start a whole \
              program and send its result back through a pipe, which cost {} more than the threads here \
              ({:.2}x).",
             self.jobs,

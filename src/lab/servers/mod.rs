@@ -51,7 +51,7 @@ pub struct ServersConfig {
     pub size: usize,
 }
 
-/// A process's memory and threads, from `/proc/PID/status`.
+/// A process's memory, threads and open files, from `/proc/PID`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ProcStatus {
     /// Resident memory (`VmRSS`), KiB.
@@ -60,16 +60,21 @@ pub struct ProcStatus {
     pub vm_kib: u64,
     /// Threads.
     pub threads: u64,
+    /// Open file descriptors (a server's connections among them).
+    pub open_files: u64,
 }
 
 impl ProcStatus {
     /// Reads the status of process `pid`.
     ///
     /// # Errors
-    /// When the file cannot be read or lacks the fields (not Linux, or the process is gone).
+    /// When the files cannot be read or lack the fields (not Linux, or the process is gone).
     pub fn of(pid: u32) -> io::Result<ProcStatus> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        ProcStatus::parse(&text).ok_or_else(|| io::Error::other(format!("/proc/{pid}/status lacks VmRSS")))
+        let status = ProcStatus::parse(&text)
+            .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status lacks VmRSS")))?;
+        let open_files = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
+        Ok(ProcStatus { open_files, ..status })
     }
 
     fn parse(text: &str) -> Option<ProcStatus> {
@@ -79,7 +84,12 @@ impl ProcStatus {
                 .and_then(|rest| rest.split_whitespace().next())
                 .and_then(|v| v.parse::<u64>().ok())
         };
-        Some(ProcStatus { rss_kib: field("VmRSS:")?, vm_kib: field("VmSize:")?, threads: field("Threads:")? })
+        Some(ProcStatus {
+            rss_kib: field("VmRSS:")?,
+            vm_kib: field("VmSize:")?,
+            threads: field("Threads:")?,
+            open_files: 0,
+        })
     }
 
     fn peak(self, other: ProcStatus) -> ProcStatus {
@@ -87,6 +97,7 @@ impl ProcStatus {
             rss_kib: self.rss_kib.max(other.rss_kib),
             vm_kib: self.vm_kib.max(other.vm_kib),
             threads: self.threads.max(other.threads),
+            open_files: self.open_files.max(other.open_files),
         }
     }
 }
@@ -98,6 +109,8 @@ pub struct ServerRow {
     pub model: ServerModel,
     /// Concurrent connections.
     pub connections: usize,
+    /// The most connections the server held open at once (from its open files).
+    pub served_at_once: u64,
     /// Requests answered correctly.
     pub requests: u64,
     /// Requests answered wrongly.
@@ -108,9 +121,9 @@ pub struct ServerRow {
     pub idle: ProcStatus,
     /// The server's peaks under load.
     pub loaded: ProcStatus,
-    /// Resident memory added per connection, KiB.
+    /// Resident memory added per connection served at once, KiB.
     pub rss_per_connection_kib: f64,
-    /// Virtual memory (address space) added per connection, KiB.
+    /// Virtual memory (address space) added per connection served at once, KiB.
     pub vm_per_connection_kib: f64,
     /// Why the load failed, when it did.
     pub failure: Option<String>,
@@ -207,7 +220,9 @@ async fn measure(
     tokio::task::spawn_blocking(move || child.finish(EXIT_LIMIT))
         .await
         .map_err(|e| LabError::Child { what: format!("{model} echo server"), detail: e.to_string() })??;
-    let per_connection = |after: u64, before: u64| after.saturating_sub(before) as f64 / connections as f64;
+    let served_at_once = loaded.open_files.saturating_sub(idle.open_files);
+    let per_connection =
+        |after: u64, before: u64| after.saturating_sub(before) as f64 / served_at_once.max(1) as f64;
     let (requests, errors, requests_per_sec, failure) = match outcome {
         Ok(report) => (report.requests, report.errors, report.requests_per_sec, None),
         Err(e) => (0, 0, 0.0, Some(e.to_string())),
@@ -215,6 +230,7 @@ async fn measure(
     Ok(ServerRow {
         model,
         connections,
+        served_at_once,
         requests,
         errors,
         requests_per_sec,
@@ -269,6 +285,7 @@ impl fmt::Display for ServersReport {
         let mut table = Table::new(&[
             "server",
             "connections",
+            "served at once",
             "requests/s",
             "errors",
             "threads",
@@ -279,6 +296,7 @@ impl fmt::Display for ServersReport {
             let mut cells = vec![r.model.to_string(), thousands(r.connections as u64)];
             match &r.failure {
                 None => cells.extend([
+                    thousands(r.served_at_once),
                     thousands(r.requests_per_sec as u64),
                     thousands(r.errors),
                     thousands(r.loaded.threads),
@@ -314,12 +332,13 @@ impl Lesson for ServersReport {
         let mut text = format!(
             "At {} connections the thread-per-connection server ran {} threads: per connection its address \
              space grew by {:.1} MiB (mostly the thread's stack reservation) and its resident memory by {:.1} \
-             KiB, plus a kernel stack not counted here. The async server served them all from {} threads, \
-             at {:.1} KiB per connection.",
+             KiB, plus a kernel stack not counted here. The async server held {} connections at once with {} \
+             threads, at {:.1} KiB per connection.",
             thousands(threads.connections as u64),
             thousands(threads.loaded.threads),
             threads.vm_per_connection_kib / 1024.0,
             threads.rss_per_connection_kib,
+            thousands(tasks.served_at_once),
             tasks.loaded.threads,
             tasks.rss_per_connection_kib,
         );
@@ -337,13 +356,15 @@ impl Lesson for ServersReport {
         ) {
             text.push_str(&format!(
                 " From {} to {} connections, throughput went from {} to {} requests/s with threads and from {} \
-                 to {} with async.",
+                 to {} with async; the load generator shares the same {} cores, so these numbers move from run \
+                 to run far more than the memory does.",
                 thousands(smallest as u64),
                 thousands(threads.connections as u64),
                 thousands(threads_then),
                 thousands(threads.requests_per_sec as u64),
                 thousands(tasks_then),
                 thousands(tasks.requests_per_sec as u64),
+                self.cores,
             ));
         }
         text.push_str(
@@ -362,9 +383,12 @@ mod tests {
     #[test]
     fn parses_proc_status() {
         let text = "Name:\tsocketeer\nVmSize:\t  123456 kB\nVmRSS:\t    7890 kB\nThreads:\t5\n";
-        assert_eq!(ProcStatus::parse(text), Some(ProcStatus { rss_kib: 7890, vm_kib: 123_456, threads: 5 }));
+        assert_eq!(
+            ProcStatus::parse(text),
+            Some(ProcStatus { rss_kib: 7890, vm_kib: 123_456, threads: 5, open_files: 0 })
+        );
         assert_eq!(ProcStatus::parse("Name:\tx\n"), None);
         let own = ProcStatus::of(std::process::id()).unwrap();
-        assert!(own.rss_kib > 0 && own.threads >= 1);
+        assert!(own.rss_kib > 0 && own.threads >= 1 && own.open_files >= 3, "{own:?}");
     }
 }
