@@ -208,6 +208,7 @@ fn threaded_servers_grow_a_thread_per_connection_and_async_ones_do_not() {
     assert_eq!(shape, [("threads", 5), ("async", 5), ("threads", 20), ("async", 20)]);
     for r in rows {
         assert!(r["failure"].is_null(), "{r}");
+        assert_eq!(r["served_at_once"], r["connections"], "every connection open at once: {r}");
         assert_eq!(r["errors"], 0, "{r}");
         assert!(r["requests"].as_u64().unwrap() > 0, "{r}");
         assert!(r["loaded"]["rss_kib"].as_u64() >= r["idle"]["rss_kib"].as_u64(), "{r}");

@@ -88,6 +88,7 @@ impl fmt::Display for EchoReport {
     }
 }
 
+#[derive(Debug)]
 struct ClientResult {
     requests: u64,
     errors: u64,
@@ -126,6 +127,14 @@ impl StartLine {
 /// # Errors
 /// When a client cannot connect, or a TCP connection fails mid-run.
 pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoReport, ClientError> {
+    connect(load, completed).await.start().await
+}
+
+/// Opens every client's connection and waits until all attempts are over;
+/// the load starts with [`Connected::start`]. Between the two, a caller can
+/// wait for the server to be ready (say, to have accepted every connection).
+/// `completed` counts answered requests as they happen.
+pub async fn connect(load: &EchoLoad, completed: Arc<AtomicU64>) -> Connected {
     let load = Arc::new(load.clone());
     let (arrived, mut arrivals) = mpsc::unbounded_channel();
     let (set_deadline, deadline) = watch::channel(None);
@@ -147,30 +156,50 @@ pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoRepor
             break;
         }
     }
-    let started = Instant::now();
-    // Cannot fail: the clients hold receivers until they are done.
-    let _ = set_deadline.send(Some(started + load.duration));
-    let mut total = ClientResult::new();
-    for client in clients {
-        let result = client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
-        total.requests += result.requests;
-        total.errors += result.errors;
-        // Cannot fail: every histogram has the same bounds.
-        let _ = total.histogram.add(&result.histogram);
+    Connected { load, clients, set_deadline }
+}
+
+/// Clients whose connections are open, waiting to start the load.
+#[derive(Debug)]
+pub struct Connected {
+    load: Arc<EchoLoad>,
+    clients: Vec<tokio::task::JoinHandle<Result<ClientResult, ClientError>>>,
+    set_deadline: watch::Sender<Option<Instant>>,
+}
+
+impl Connected {
+    /// Starts the clock, runs the load for its duration and reports.
+    ///
+    /// # Errors
+    /// When a client could not connect, or a TCP connection fails mid-run.
+    pub async fn start(self) -> Result<EchoReport, ClientError> {
+        let Connected { load, clients, set_deadline } = self;
+        let started = Instant::now();
+        // Cannot fail: the clients hold receivers until they are done.
+        let _ = set_deadline.send(Some(started + load.duration));
+        let mut total = ClientResult::new();
+        for client in clients {
+            let result =
+                client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
+            total.requests += result.requests;
+            total.errors += result.errors;
+            // Cannot fail: every histogram has the same bounds.
+            let _ = total.histogram.add(&result.histogram);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(EchoReport {
+            server: load.server,
+            transport: load.transport,
+            connections: load.connections,
+            pipeline: load.pipeline,
+            request_bytes: load.request.len(),
+            requests: total.requests,
+            errors: total.errors,
+            seconds,
+            requests_per_sec: total.requests as f64 / seconds,
+            latency: Latency::of(&total.histogram),
+        })
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(EchoReport {
-        server: load.server,
-        transport: load.transport,
-        connections: load.connections,
-        pipeline: load.pipeline,
-        request_bytes: load.request.len(),
-        requests: total.requests,
-        errors: total.errors,
-        seconds,
-        requests_per_sec: total.requests as f64 / seconds,
-        latency: Latency::of(&total.histogram),
-    })
 }
 
 async fn tcp_client(
