@@ -65,6 +65,9 @@ pub struct ProcStatus {
     pub threads: u64,
     /// Open file descriptors (a server's connections among them).
     pub open_files: u64,
+    /// CPU time used so far, all threads, user and system, in milliseconds
+    /// (the kernel counts it in 10 ms ticks).
+    pub cpu_ms: u64,
 }
 
 impl ProcStatus {
@@ -77,7 +80,10 @@ impl ProcStatus {
         let status = ProcStatus::parse(&text)
             .ok_or_else(|| io::Error::other(format!("/proc/{pid}/status lacks VmRSS")))?;
         let open_files = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
-        Ok(ProcStatus { open_files, ..status })
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let cpu_ms =
+            cpu_ms(&stat).ok_or_else(|| io::Error::other(format!("/proc/{pid}/stat is malformed")))?;
+        Ok(ProcStatus { open_files, cpu_ms, ..status })
     }
 
     fn parse(text: &str) -> Option<ProcStatus> {
@@ -92,6 +98,7 @@ impl ProcStatus {
             vm_kib: field("VmSize:")?,
             threads: field("Threads:")?,
             open_files: 0,
+            cpu_ms: 0,
         })
     }
 
@@ -101,8 +108,21 @@ impl ProcStatus {
             vm_kib: self.vm_kib.max(other.vm_kib),
             threads: self.threads.max(other.threads),
             open_files: self.open_files.max(other.open_files),
+            cpu_ms: self.cpu_ms.max(other.cpu_ms),
         }
     }
+}
+
+/// `utime + stime` from a `/proc/PID/stat` line, in milliseconds. Both are in
+/// clock ticks of `USER_HZ`, which Linux fixes at 100 for user space.
+fn cpu_ms(stat: &str) -> Option<u64> {
+    const MS_PER_TICK: u64 = 10;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // After the name come state (field 3) ... utime (14) and stime (15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) * MS_PER_TICK)
 }
 
 /// One server at one connection count.
@@ -128,6 +148,11 @@ pub struct ServerRow {
     pub rss_per_connection_kib: f64,
     /// Virtual memory (address space) added per connection served at once, KiB.
     pub vm_per_connection_kib: f64,
+    /// The server's CPU time per answered request, in microseconds: its cost
+    /// per request, whatever share of the cores it got.
+    pub cpu_us_per_request: f64,
+    /// The server's CPU time over the load's wall time: how many cores it kept busy.
+    pub cores_used: f64,
     /// Why the load failed, when it did.
     pub failure: Option<String>,
 }
@@ -228,7 +253,16 @@ async fn measure(
     {
         tokio::time::sleep(SAMPLE_EVERY).await;
     }
+    let before = status(listening.pid)?;
+    tracing::debug!(
+        %model,
+        held = before.open_files.saturating_sub(idle.open_files),
+        connections,
+        "starting the load"
+    );
+    let cpu_before = before.cpu_ms;
     let outcome = connected.start().await;
+    let cpu_used_ms = status(listening.pid)?.cpu_ms.saturating_sub(cpu_before);
     stop_sampling.cancel();
     let loaded = sampler.await.unwrap_or(idle);
     tokio::task::spawn_blocking(move || child.finish(EXIT_LIMIT))
@@ -237,9 +271,9 @@ async fn measure(
     let served_at_once = loaded.open_files.saturating_sub(idle.open_files);
     let per_connection =
         |after: u64, before: u64| after.saturating_sub(before) as f64 / served_at_once.max(1) as f64;
-    let (requests, errors, requests_per_sec, failure) = match outcome {
-        Ok(report) => (report.requests, report.errors, report.requests_per_sec, None),
-        Err(e) => (0, 0, 0.0, Some(e.to_string())),
+    let (requests, errors, requests_per_sec, seconds, failure) = match outcome {
+        Ok(report) => (report.requests, report.errors, report.requests_per_sec, report.seconds, None),
+        Err(e) => (0, 0, 0.0, 0.0, Some(e.to_string())),
     };
     Ok(ServerRow {
         model,
@@ -252,6 +286,8 @@ async fn measure(
         loaded,
         rss_per_connection_kib: per_connection(loaded.rss_kib, idle.rss_kib),
         vm_per_connection_kib: per_connection(loaded.vm_kib, idle.vm_kib),
+        cpu_us_per_request: cpu_used_ms as f64 * 1000.0 / requests.max(1) as f64,
+        cores_used: cpu_used_ms as f64 / 1000.0 / seconds.max(1e-3),
         failure,
     })
 }
@@ -301,6 +337,8 @@ impl fmt::Display for ServersReport {
             "connections",
             "served at once",
             "requests/s",
+            "CPU/request",
+            "cores used",
             "errors",
             "threads",
             "RSS/conn",
@@ -312,6 +350,8 @@ impl fmt::Display for ServersReport {
                 None => cells.extend([
                     thousands(r.served_at_once),
                     thousands(r.requests_per_sec as u64),
+                    format!("{:.1} µs", r.cpu_us_per_request),
+                    format!("{:.2}", r.cores_used),
                     thousands(r.errors),
                     thousands(r.loaded.threads),
                     format!("{:.1} KiB", r.rss_per_connection_kib),
@@ -357,31 +397,18 @@ impl Lesson for ServersReport {
             tasks.loaded.threads,
             tasks.rss_per_connection_kib,
         );
-        let rate = |model, n| {
-            self.rows
-                .iter()
-                .find(|r| r.model == model && r.connections == n)
-                .map(|r| r.requests_per_sec as u64)
-        };
-        let smallest = self.rows.first().map_or(threads.connections, |r| r.connections);
-        if let (true, Some(threads_then), Some(tasks_then)) = (
-            smallest < threads.connections,
-            rate(ServerModel::Threads, smallest),
-            rate(ServerModel::Async, smallest),
-        ) {
-            text.push_str(&format!(
-                " From {} to {} connections, throughput went from {} to {} requests/s with threads and from {} \
-                 to {} with async; the load generator shares the same {} cores, so these numbers move from run \
-                 to run far more than the memory does.",
-                thousands(smallest as u64),
-                thousands(threads.connections as u64),
-                thousands(threads_then),
-                thousands(threads.requests_per_sec as u64),
-                thousands(tasks_then),
-                thousands(tasks.requests_per_sec as u64),
-                self.cores,
-            ));
-        }
+        text.push_str(&format!(
+            " Per request the threaded server spent {:.1} µs of CPU against {:.1} µs for async: waking one of \
+             thousands of threads costs more than one event loop polling them all. Requests per second \
+             ({} with threads, {} with async) depend mostly on how the shared {} cores were split between \
+             the servers, the load generator and anything else running (see cores used), and move from run \
+             to run.",
+            threads.cpu_us_per_request,
+            tasks.cpu_us_per_request,
+            thousands(threads.requests_per_sec as u64),
+            thousands(tasks.requests_per_sec as u64),
+            self.cores,
+        ));
         text.push_str(
             " A thread per connection is simple and fine for tens or hundreds of clients, but every \
              connection costs a stack, a kernel thread and scheduling work, while a task costs little more \
@@ -400,10 +427,17 @@ mod tests {
         let text = "Name:\tsocketeer\nVmSize:\t  123456 kB\nVmRSS:\t    7890 kB\nThreads:\t5\n";
         assert_eq!(
             ProcStatus::parse(text),
-            Some(ProcStatus { rss_kib: 7890, vm_kib: 123_456, threads: 5, open_files: 0 })
+            Some(ProcStatus { rss_kib: 7890, vm_kib: 123_456, threads: 5, open_files: 0, cpu_ms: 0 })
         );
         assert_eq!(ProcStatus::parse("Name:\tx\n"), None);
         let own = ProcStatus::of(std::process::id()).unwrap();
         assert!(own.rss_kib > 0 && own.threads >= 1 && own.open_files >= 3, "{own:?}");
+    }
+
+    #[test]
+    fn reads_cpu_time_past_a_command_name_with_spaces_and_parentheses() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194304 100 0 0 0 25 7 0 0 20 0 1 0 100 1000 50";
+        assert_eq!(cpu_ms(stat), Some(320));
+        assert_eq!(cpu_ms("42 (x) S 1"), None);
     }
 }
