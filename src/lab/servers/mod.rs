@@ -37,8 +37,10 @@ pub use threaded::{Listening, ServerModel, ThreadedEchoServer, serve};
 const FD_MARGIN: u64 = 64;
 /// How often the server's memory is read while the load runs.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
-/// How long the load waits for the server to accept every connection.
+/// How long the load waits at most for the server to accept every connection.
 const ACCEPT_LIMIT: Duration = Duration::from_secs(10);
+/// How long the load waits for the server's connection count to grow again.
+const ACCEPT_STALL: Duration = Duration::from_millis(500);
 /// How long a server child gets to exit after its stdin closes.
 const EXIT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -243,16 +245,7 @@ async fn measure(
         timeouts: Timeouts { connect: Duration::from_secs(10), reply: Duration::from_secs(5) },
     };
     let connected = load::connect(&echo_load, Arc::new(AtomicU64::new(0))).await;
-    // Measure the servers serving, not the kernel's SYN-ACK retransmissions:
-    // connections that overflowed the listen backlog complete only after a
-    // retransmit, so wait (a bounded time) until the server holds them all.
-    let everyone = idle.open_files + connections as u64;
-    let give_up = tokio::time::Instant::now() + ACCEPT_LIMIT;
-    while ProcStatus::of(listening.pid).is_ok_and(|now| now.open_files < everyone)
-        && tokio::time::Instant::now() < give_up
-    {
-        tokio::time::sleep(SAMPLE_EVERY).await;
-    }
+    wait_until_held(listening.pid, idle.open_files + connections as u64).await;
     let before = status(listening.pid)?;
     tracing::debug!(
         %model,
@@ -292,16 +285,35 @@ async fn measure(
     })
 }
 
-/// Reads `pid`'s status until `stop`, and returns the peaks.
+/// Waits until server `pid` holds `open_files` files (every connection
+/// accepted), or its count stops growing for [`ACCEPT_STALL`], or
+/// [`ACCEPT_LIMIT`] passes. Measures the servers serving rather than the
+/// kernel's handshake retransmissions: a connection that overflowed the listen
+/// backlog completes only after a retransmit, or (with SYN cookies) only when
+/// its client first sends.
+async fn wait_until_held(pid: u32, open_files: u64) {
+    let started = tokio::time::Instant::now();
+    let (mut held, mut grew) = (0, started);
+    while started.elapsed() < ACCEPT_LIMIT && grew.elapsed() < ACCEPT_STALL {
+        match ProcStatus::of(pid) {
+            Ok(now) if now.open_files >= open_files => return,
+            Ok(now) if now.open_files > held => (held, grew) = (now.open_files, tokio::time::Instant::now()),
+            _ => {}
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
+/// Reads `pid`'s status until `stop`, and returns the peaks. A reading that
+/// fails is skipped: the process is known to be alive until `stop`.
 async fn sample_peaks(pid: u32, start: ProcStatus, stop: CancellationToken) -> ProcStatus {
     let mut peak = start;
     let mut ticks = tokio::time::interval(SAMPLE_EVERY);
     loop {
         tokio::select! {
             () = stop.cancelled() => return peak,
-            _ = ticks.tick() => match ProcStatus::of(pid) {
-                Ok(now) => peak = peak.peak(now),
-                Err(_) => return peak,
+            _ = ticks.tick() => if let Ok(now) = ProcStatus::of(pid) {
+                peak = peak.peak(now);
             },
         }
     }
