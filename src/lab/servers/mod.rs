@@ -231,6 +231,8 @@ async fn measure(
         |pid| ProcStatus::of(pid).map_err(LabError::io(format!("reading the memory of {model} server")));
     let idle = status(listening.pid)?;
     let stop_sampling = CancellationToken::new();
+    // Stops the sampler on every way out of here, errors included.
+    let _stop_on_return = stop_sampling.clone().drop_guard();
     let sampler = tokio::spawn(sample_peaks(listening.pid, idle, stop_sampling.clone()));
     let mut request = vec![b'x'; config.size.saturating_sub(1)];
     request.push(b'\n');
@@ -410,8 +412,8 @@ impl Lesson for ServersReport {
             tasks.rss_per_connection_kib,
         );
         text.push_str(&format!(
-            " Per request the threaded server spent {:.1} µs of CPU against {:.1} µs for async: waking one of \
-             thousands of threads costs more than one event loop polling them all. Requests per second \
+            " Per request the threaded server spent {:.1} µs of CPU against {:.1} µs for async: waking a thread \
+             per request costs more than an event loop that handles every ready socket in one pass. Requests per second \
              ({} with threads, {} with async) depend mostly on how the shared {} cores were split between \
              the servers, the load generator and anything else running (see cores used), and move from run \
              to run.",
