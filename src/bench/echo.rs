@@ -175,7 +175,7 @@ impl Connected {
     pub async fn start(self) -> Result<EchoReport, ClientError> {
         let Connected { load, clients, set_deadline } = self;
         let started = Instant::now();
-        // Cannot fail: the clients hold receivers until they are done.
+        // Fails only when every client has already ended (none could connect): no one to tell.
         let _ = set_deadline.send(Some(started + load.duration));
         let mut total = ClientResult::new();
         for client in clients {
