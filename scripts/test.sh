@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 peers=(
   nc:netcat-openbsd
   inetd:openbsd-inetd
+  python3:python3
 )
 
 missing=()

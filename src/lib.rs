@@ -9,6 +9,7 @@
 //! | engines (sans-IO) | [`impair::link`] | nothing: time is passed in |
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`impair::proxy`] | sockets |
 //! | load generators | [`bench`] | sockets |
+//! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
@@ -24,6 +25,7 @@ pub mod client;
 pub mod daytime;
 pub mod echo;
 pub mod impair;
+pub mod lab;
 pub mod net;
 pub mod server;
 pub mod shutdown;

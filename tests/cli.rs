@@ -22,6 +22,13 @@ fn version_and_help_with_examples() {
         &["udp", "serve", "--help"],
         &["udp", "send", "--help"],
         &["bench", "echo", "--help"],
+        &["lab", "threads", "--help"],
+        &["lab", "processes", "--help"],
+        &["lab", "cpu", "--help"],
+        &["lab", "race", "--help"],
+        &["lab", "producer-consumer", "--help"],
+        &["lab", "deadlock", "--help"],
+        &["lab", "servers", "--help"],
     ] {
         let help = run(command, b"");
         assert!(help.ok().contains("Examples:\n  socketeer "), "{command:?} has no examples");

@@ -6,6 +6,7 @@ mod cli;
 mod daytime;
 mod echo;
 mod impair;
+mod lab;
 mod peers;
 mod serve;
 mod udp;

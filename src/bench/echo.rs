@@ -2,9 +2,11 @@
 //! any server that answers a fixed request with a fixed response (Redis's
 //! `PING`, for comparison).
 //!
-//! Each connection sends `pipeline` requests in one write, waits for all their
-//! responses, checks them byte for byte, and records the batch's round trip
-//! for each request in it; it repeats until the time is up.
+//! Every client connects first; the clock starts once all of them have, so
+//! connection setup (slow with thousands of clients) is not counted as load.
+//! Then each connection sends `pipeline` requests in one write, waits for all
+//! their responses, checks them byte for byte, and records the batch's round
+//! trip for each request in it; it repeats until the time is up.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::{Latency, latency_histogram, record};
@@ -85,10 +88,37 @@ impl fmt::Display for EchoReport {
     }
 }
 
+#[derive(Debug)]
 struct ClientResult {
     requests: u64,
     errors: u64,
     histogram: Histogram<u64>,
+}
+
+impl ClientResult {
+    fn new() -> ClientResult {
+        ClientResult { requests: 0, errors: 0, histogram: latency_histogram() }
+    }
+}
+
+/// Where the clients wait for each other: each reports when its connection
+/// attempt is over, then waits for the deadline the run sets once all have.
+#[derive(Clone)]
+struct StartLine {
+    arrived: mpsc::UnboundedSender<()>,
+    deadline: watch::Receiver<Option<Instant>>,
+}
+
+impl StartLine {
+    /// Reports in; the deadline once every client has, or `None` when this
+    /// client failed to connect (it does not wait) or the run is gone.
+    async fn ready(mut self, connected: bool) -> Option<Instant> {
+        let _ = self.arrived.send(());
+        if !connected {
+            return None;
+        }
+        self.deadline.wait_for(Option::is_some).await.ok().and_then(|deadline| *deadline)
+    }
 }
 
 /// Runs `load` and reports what it measured; `completed` counts answered
@@ -97,54 +127,96 @@ struct ClientResult {
 /// # Errors
 /// When a client cannot connect, or a TCP connection fails mid-run.
 pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoReport, ClientError> {
+    connect(load, completed).await.start().await
+}
+
+/// Opens every client's connection and waits until all attempts are over;
+/// the load starts with [`Connected::start`]. Between the two, a caller can
+/// wait for the server to be ready (say, to have accepted every connection).
+/// `completed` counts answered requests as they happen.
+pub async fn connect(load: &EchoLoad, completed: Arc<AtomicU64>) -> Connected {
     let load = Arc::new(load.clone());
-    let started = Instant::now();
-    let deadline = started + load.duration;
+    let (arrived, mut arrivals) = mpsc::unbounded_channel();
+    let (set_deadline, deadline) = watch::channel(None);
+    let start = StartLine { arrived, deadline };
     let clients: Vec<_> = (0..load.connections)
         .map(|_| {
-            let (load, completed) = (load.clone(), completed.clone());
+            let (load, completed, start) = (load.clone(), completed.clone(), start.clone());
             tokio::spawn(async move {
                 match load.transport {
-                    Transport::Tcp => tcp_client(&load, deadline, &completed).await,
-                    Transport::Udp => udp_client(&load, deadline, &completed).await,
+                    Transport::Tcp => tcp_client(&load, start, &completed).await,
+                    Transport::Udp => udp_client(&load, start, &completed).await,
                 }
             })
         })
         .collect();
-    let mut total = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
-    for client in clients {
-        let result = client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
-        total.requests += result.requests;
-        total.errors += result.errors;
-        // Cannot fail: every histogram has the same bounds.
-        let _ = total.histogram.add(&result.histogram);
+    drop(start);
+    for _ in 0..load.connections {
+        if arrivals.recv().await.is_none() {
+            break;
+        }
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(EchoReport {
-        server: load.server,
-        transport: load.transport,
-        connections: load.connections,
-        pipeline: load.pipeline,
-        request_bytes: load.request.len(),
-        requests: total.requests,
-        errors: total.errors,
-        seconds,
-        requests_per_sec: total.requests as f64 / seconds,
-        latency: Latency::of(&total.histogram),
-    })
+    Connected { load, clients, set_deadline }
+}
+
+/// Clients whose connections are open, waiting to start the load.
+#[derive(Debug)]
+pub struct Connected {
+    load: Arc<EchoLoad>,
+    clients: Vec<tokio::task::JoinHandle<Result<ClientResult, ClientError>>>,
+    set_deadline: watch::Sender<Option<Instant>>,
+}
+
+impl Connected {
+    /// Starts the clock, runs the load for its duration and reports.
+    ///
+    /// # Errors
+    /// When a client could not connect, or a TCP connection fails mid-run.
+    pub async fn start(self) -> Result<EchoReport, ClientError> {
+        let Connected { load, clients, set_deadline } = self;
+        let started = Instant::now();
+        // Fails only when every client has already ended (none could connect): no one to tell.
+        let _ = set_deadline.send(Some(started + load.duration));
+        let mut total = ClientResult::new();
+        for client in clients {
+            let result =
+                client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
+            total.requests += result.requests;
+            total.errors += result.errors;
+            // Cannot fail: every histogram has the same bounds.
+            let _ = total.histogram.add(&result.histogram);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(EchoReport {
+            server: load.server,
+            transport: load.transport,
+            connections: load.connections,
+            pipeline: load.pipeline,
+            request_bytes: load.request.len(),
+            requests: total.requests,
+            errors: total.errors,
+            seconds,
+            requests_per_sec: total.requests as f64 / seconds,
+            latency: Latency::of(&total.histogram),
+        })
+    }
 }
 
 async fn tcp_client(
     load: &EchoLoad,
-    deadline: Instant,
+    start: StartLine,
     completed: &AtomicU64,
 ) -> Result<ClientResult, ClientError> {
     let addr = load.server;
-    let mut stream: TcpStream = net::connect_tcp(&[addr], load.timeouts.connect).await?;
+    let stream = net::connect_tcp(&[addr], load.timeouts.connect).await;
+    let Some(deadline) = start.ready(stream.is_ok()).await else {
+        return stream.map(|_| ClientResult::new()).map_err(Into::into);
+    };
+    let mut stream: TcpStream = stream?;
     let batch = load.request.repeat(load.pipeline);
     let expected = load.response.repeat(load.pipeline);
     let mut answers = vec![0u8; expected.len()];
-    let mut result = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    let mut result = ClientResult::new();
     let io = |e| ClientError::io(addr, e);
     while Instant::now() < deadline {
         let sent = Instant::now();
@@ -166,13 +238,17 @@ async fn tcp_client(
 
 async fn udp_client(
     load: &EchoLoad,
-    deadline: Instant,
+    start: StartLine,
     completed: &AtomicU64,
 ) -> Result<ClientResult, ClientError> {
     let addr = load.server;
-    let socket = net::connect_udp(&[addr]).await?;
+    let socket = net::connect_udp(&[addr]).await;
+    let Some(deadline) = start.ready(socket.is_ok()).await else {
+        return socket.map(|_| ClientResult::new()).map_err(Into::into);
+    };
+    let socket = socket?;
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
-    let mut result = ClientResult { requests: 0, errors: 0, histogram: latency_histogram() };
+    let mut result = ClientResult::new();
     let io = |e| ClientError::io(addr, e);
     while Instant::now() < deadline {
         let sent = Instant::now();

@@ -6,6 +6,7 @@ mod bench;
 mod daytime;
 mod echo;
 mod impair;
+mod lab;
 mod output;
 mod serve;
 mod udp;
@@ -24,7 +25,8 @@ Examples:
   socketeer daytime get localhost --udp
   socketeer udp send localhost --count 5 --timeout 200ms
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --delay 20ms
-  socketeer bench echo localhost --connections 50 --duration 5s";
+  socketeer bench echo localhost --connections 50 --duration 5s
+  socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
 
 /// The socket-programming curriculum as real tools: echo, daytime, lossy UDP
 /// and load generators, each a hardened server and client.
@@ -56,6 +58,9 @@ enum Command {
     /// Load generators that measure throughput and latency.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// The concurrency lab: threads, processes, races, queues, deadlock, parallel work, server models.
+    #[command(subcommand)]
+    Lab(lab::Command),
 }
 
 /// Runs the parsed command to completion.
@@ -72,6 +77,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Udp(command) => udp::run(command).await,
             Command::Impair(args) => impair::run(args).await,
             Command::Bench(command) => bench::run(command).await,
+            Command::Lab(command) => lab::run(command).await,
         }
     });
     // A thread may still be blocked reading stdin; do not wait for it.

@@ -410,11 +410,15 @@ fn truncate(s: &str, max: usize) -> &str {
 impl fmt::Display for Repr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Repr::Hello(h) => write!(f, "HELLO {} window {} block {} name {:?}", h.protocol, h.window, h.block, h.name),
+            Repr::Hello(h) => {
+                write!(f, "HELLO {} window {} block {} name {:?}", h.protocol, h.window, h.block, h.name)
+            }
             Repr::HelloAck { window, block } => write!(f, "HELLO-ACK window {window} block {block}"),
             Repr::Data { seq, payload } => write!(f, "DATA seq {seq} ({} bytes)", payload.len()),
             Repr::Ack { cumulative, sack } => write!(f, "ACK {cumulative} sack {sack:?}"),
-            Repr::Fin { total_bytes, total_blocks, .. } => write!(f, "FIN {total_bytes} bytes in {total_blocks} blocks"),
+            Repr::Fin { total_bytes, total_blocks, .. } => {
+                write!(f, "FIN {total_bytes} bytes in {total_blocks} blocks")
+            }
             Repr::FinAck { status, message } => write!(f, "FIN-ACK {status:?} {message}"),
             Repr::Error { code, message } => write!(f, "ERROR {code:?} {message}"),
         }
@@ -494,8 +498,15 @@ mod tests {
         assert!(matches!(Repr::parse(&packet), Err(PacketError::TooShort(_))));
         // A name length pointing past the end.
         let mut hello = Vec::new();
-        Repr::Hello(Hello { protocol: Protocol::GoBackN, seq_bits: 8, window: 8, block: 8, size: None, name: "ab" })
-            .emit(1, &mut hello);
+        Repr::Hello(Hello {
+            protocol: Protocol::GoBackN,
+            seq_bits: 8,
+            window: 8,
+            block: 8,
+            size: None,
+            name: "ab",
+        })
+        .emit(1, &mut hello);
         hello[HEADER_LEN + 16] = 200;
         let crc = checksum(&hello);
         hello[12..16].copy_from_slice(&crc.to_be_bytes());
@@ -506,8 +517,15 @@ mod tests {
     fn long_texts_are_cut_at_a_character_boundary() {
         let name = "é".repeat(200);
         let mut out = Vec::new();
-        Repr::Hello(Hello { protocol: Protocol::GoBackN, seq_bits: 8, window: 8, block: 8, size: None, name: &name })
-            .emit(1, &mut out);
+        Repr::Hello(Hello {
+            protocol: Protocol::GoBackN,
+            seq_bits: 8,
+            window: 8,
+            block: 8,
+            size: None,
+            name: &name,
+        })
+        .emit(1, &mut out);
         let packet = Packet::new_checked(&out).unwrap();
         let Repr::Hello(h) = Repr::parse(&packet).unwrap() else { panic!() };
         assert_eq!(h.name.len(), 254);

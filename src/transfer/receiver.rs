@@ -70,7 +70,9 @@ enum State {
     /// Verified, waiting for the driver to store the content.
     Storing,
     /// Answered the FIN; lingers to answer a repeated one.
-    Closing { since: Instant },
+    Closing {
+        since: Instant,
+    },
     Failed,
 }
 
@@ -103,12 +105,21 @@ impl Receiver {
     ///
     /// # Errors
     /// Why the session is refused (answer it with [`refusal`]).
-    pub fn accept(now: Instant, session: u32, hello: &Hello<'_>, limits: ReceiverLimits) -> Result<Self, String> {
+    pub fn accept(
+        now: Instant,
+        session: u32,
+        hello: &Hello<'_>,
+        limits: ReceiverLimits,
+    ) -> Result<Self, String> {
         let bits = hello.seq_bits;
-        let space = SeqSpace::new(bits).ok_or_else(|| format!("{bits}-bit sequence numbers are not supported"))?;
+        let space =
+            SeqSpace::new(bits).ok_or_else(|| format!("{bits}-bit sequence numbers are not supported"))?;
         let max = hello.protocol.max_window(bits);
         if hello.window == 0 || u64::from(hello.window) > max || hello.block == 0 {
-            return Err(format!("window {} and block {} are not valid for {}", hello.window, hello.block, hello.protocol));
+            return Err(format!(
+                "window {} and block {} are not valid for {}",
+                hello.window, hello.block, hello.protocol
+            ));
         }
         Ok(Receiver {
             session,
@@ -237,7 +248,10 @@ impl Receiver {
         }
         let digest: [u8; 32] = self.hasher.clone().finalize().into();
         if self.expected > total_blocks || self.stats.bytes != total_bytes || digest != sha256 {
-            self.fin_ack = Some((FinStatus::DigestMismatch, "the content's SHA-256 differs from the sender's".to_owned()));
+            self.fin_ack = Some((
+                FinStatus::DigestMismatch,
+                "the content's SHA-256 differs from the sender's".to_owned(),
+            ));
             self.send_fin_ack = true;
             self.state = State::Closing { since: now };
             self.events.push_back(ReceiverEvent::Failed(TransferError::DigestMismatch));

@@ -43,7 +43,8 @@ pub fn on_timeout(window: &mut SendWindow, now: Instant, rto: Duration, resend: 
 /// After an acknowledgement: queues each block in flight that at least
 /// [`DUPTHRESH`] acknowledged blocks have overtaken, once per timeout period.
 pub fn on_ack(window: &mut SendWindow, resend: &mut VecDeque<u64>) {
-    let highest_acked = (window.base()..window.sent_end()).rev().find(|&i| window.get(i).is_some_and(|b| b.acked));
+    let highest_acked =
+        (window.base()..window.sent_end()).rev().find(|&i| window.get(i).is_some_and(|b| b.acked));
     let Some(highest) = highest_acked else { return };
     let lost: Vec<u64> = window
         .in_flight()

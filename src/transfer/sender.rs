@@ -125,8 +125,9 @@ impl Sender {
     /// [`TransferError::Config`] when the window is too large for the
     /// protocol and sequence bits, or a size is zero.
     pub fn new(config: SenderConfig, now: Instant) -> Result<Self, TransferError> {
-        let space = SeqSpace::new(config.seq_bits)
-            .ok_or_else(|| TransferError::Config(format!("sequence bits must be 1 to 32, not {}", config.seq_bits)))?;
+        let space = SeqSpace::new(config.seq_bits).ok_or_else(|| {
+            TransferError::Config(format!("sequence bits must be 1 to 32, not {}", config.seq_bits))
+        })?;
         let max = config.protocol.max_window(config.seq_bits);
         if config.window == 0 || u64::from(config.window) > max {
             return Err(TransferError::Config(format!(
@@ -232,7 +233,9 @@ impl Sender {
                 self.events.push_back(match status {
                     FinStatus::Stored => SenderEvent::Done,
                     FinStatus::DigestMismatch => SenderEvent::Failed(TransferError::DigestMismatch),
-                    FinStatus::StorageFailed => SenderEvent::Failed(TransferError::Storage(message.to_owned())),
+                    FinStatus::StorageFailed => {
+                        SenderEvent::Failed(TransferError::Storage(message.to_owned()))
+                    }
                 });
             }
             (_, Repr::Error { code, message }) => self.fail(match code {
@@ -247,7 +250,9 @@ impl Sender {
 
     fn connected(&mut self, now: Instant, window: u32, block: u16) {
         if window == 0 || window > self.window_limit || block == 0 || block > self.block {
-            self.fail(TransferError::Protocol(format!("the receiver granted window {window}, block {block}")));
+            self.fail(TransferError::Protocol(format!(
+                "the receiver granted window {window}, block {block}"
+            )));
             return;
         }
         if let Some((sent, 1)) = self.control_sent {
@@ -303,7 +308,9 @@ impl Sender {
             Protocol::StopAndWait | Protocol::GoBackN => {
                 go_back_n::on_timeout(&mut self.window, now, rto, &mut self.resend)
             }
-            Protocol::SelectiveRepeat => selective_repeat::on_timeout(&mut self.window, now, rto, &mut self.resend),
+            Protocol::SelectiveRepeat => {
+                selective_repeat::on_timeout(&mut self.window, now, rto, &mut self.resend)
+            }
         };
         let control_due = self.control_sent.is_some_and(|(sent, _)| sent + rto <= now);
         self.control_resend |= control_due;

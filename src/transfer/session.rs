@@ -74,7 +74,8 @@ impl Incoming {
     pub fn commit(self) -> Result<PathBuf, String> {
         let temp = self.writer.into_inner().map_err(|e| format!("writing the file failed: {}", e.error()))?;
         temp.as_file().sync_all().map_err(|e| format!("writing the file failed: {e}"))?;
-        let stored = if self.overwrite { temp.persist(&self.target) } else { temp.persist_noclobber(&self.target) };
+        let stored =
+            if self.overwrite { temp.persist(&self.target) } else { temp.persist_noclobber(&self.target) };
         stored.map_err(|e| format!("cannot name the file {}: {}", self.target.display(), e.error))?;
         // The rename is durable once the directory is.
         if let Some(dir) = self.target.parent() {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::packet::{Packet, Repr};
-use super::{Protocol, Receiver, ReceiverEvent, ReceiverLimits, Sender, SenderConfig, SenderEvent, TransferError};
+use super::{
+    Protocol, Receiver, ReceiverEvent, ReceiverLimits, Sender, SenderConfig, SenderEvent, TransferError,
+};
 use crate::impair::{ImpairmentConfig, Link, LossModel, Probability};
 
 /// One simulated run.
@@ -83,7 +85,12 @@ impl Sim {
         let (mut offset, mut received, mut buf) = (0usize, Vec::new(), Vec::new());
         let (mut sender_result, mut receiver_result) = (None, None);
         while sender_result.is_none() {
-            assert!(now - start < STUCK, "stuck: {:?} {:?}", sender.stats(), receiver.as_ref().map(Receiver::stats));
+            assert!(
+                now - start < STUCK,
+                "stuck: {:?} {:?}",
+                sender.stats(),
+                receiver.as_ref().map(Receiver::stats)
+            );
             while sender.wants_block() {
                 let end = (offset + sender.block_size()).min(content.len());
                 if offset == content.len() {
@@ -177,7 +184,12 @@ fn assert_delivered(sim: &Sim, data: &[u8]) -> Outcome {
     let outcome = sim.run(data);
     assert_eq!(outcome.sender, Ok(()), "{sim:?}");
     assert_eq!(outcome.receiver, Some(Ok(())), "{sim:?}");
-    assert!(outcome.received == data, "{sim:?}: {} of {} bytes, content differs", outcome.received.len(), data.len());
+    assert!(
+        outcome.received == data,
+        "{sim:?}: {} of {} bytes, content differs",
+        outcome.received.len(),
+        data.len()
+    );
     outcome
 }
 
@@ -240,7 +252,12 @@ fn selective_repeat_resends_less_than_go_back_n() {
     let data = content(100_000, 3);
     let gbn = assert_delivered(&Sim { window: 32, ..Sim::new(Protocol::GoBackN) }.both(lossy), &data);
     let sr = assert_delivered(&Sim { window: 32, ..Sim::new(Protocol::SelectiveRepeat) }.both(lossy), &data);
-    assert!(sr.retransmitted * 3 < gbn.retransmitted, "SR resent {}, GBN {}", sr.retransmitted, gbn.retransmitted);
+    assert!(
+        sr.retransmitted * 3 < gbn.retransmitted,
+        "SR resent {}, GBN {}",
+        sr.retransmitted,
+        gbn.retransmitted
+    );
 }
 
 #[test]
