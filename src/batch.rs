@@ -22,6 +22,10 @@ const SLOT_BYTES: usize = 128 << 10;
 /// The most bytes one GSO send may carry.
 const MAX_GSO_BYTES: usize = 65_000;
 
+/// Socket buffers asked for: a window of datagrams sent in one burst must
+/// fit in the receiver's buffer, or the kernel drops what does not.
+const SOCKET_BUFFER: usize = 4 << 20;
+
 /// A non-blocking UDP socket that sends and receives in batches.
 #[derive(Debug)]
 pub struct BatchSocket {
@@ -66,12 +70,15 @@ pub struct SendBuffer {
 }
 
 impl BatchSocket {
-    /// Wraps `socket`, making it non-blocking.
+    /// Wraps `socket`, making it non-blocking and asking for large buffers.
     ///
     /// # Errors
     /// When the socket's options cannot be read or set.
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new((&socket).into())?;
+        // Best effort: the kernel caps these at net.core.[rw]mem_max.
+        let _ = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER);
+        let _ = state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER);
         Ok(BatchSocket { socket, state })
     }
 

@@ -5,7 +5,7 @@
 //! | layer | modules | touches |
 //! |---|---|---|
 //! | wire formats and models (pure) | [`daytime`]'s formats, [`impair::model`], [`impair::options`], [`stats`] | nothing: bytes, numbers and seeds in, values out |
-//! | shared plumbing | [`net`], [`batch`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
+//! | shared plumbing | [`net`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
 //! | engines (sans-IO) | [`impair::link`] | nothing: time is passed in |
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`impair::proxy`] | sockets |
 //! | load generators | [`bench`] | sockets |
@@ -27,6 +27,7 @@ pub mod echo;
 pub mod impair;
 pub mod lab;
 pub mod net;
+pub mod poll;
 pub mod server;
 pub mod shutdown;
 pub mod stats;

@@ -9,6 +9,7 @@ mod impair;
 mod lab;
 mod output;
 mod serve;
+mod transfer;
 mod udp;
 
 use std::time::Duration;
@@ -24,6 +25,7 @@ Examples:
   socketeer echo ping localhost --count 3
   socketeer daytime get localhost --udp
   socketeer udp send localhost --count 5 --timeout 200ms
+  socketeer transfer send report.pdf localhost
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --delay 20ms
   socketeer bench echo localhost --connections 50 --duration 5s
   socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
@@ -53,6 +55,9 @@ enum Command {
     /// The lossy-UDP exercise: a server that drops datagrams on purpose, a client that retries.
     #[command(subcommand)]
     Udp(udp::Command),
+    /// Reliable file transfer over UDP: stop-and-wait, Go-Back-N, selective repeat.
+    #[command(subcommand)]
+    Transfer(transfer::Command),
     /// A UDP impairment proxy: loss, bursts, delay, jitter, reordering, duplication, corruption, rate limits.
     Impair(impair::Args),
     /// Load generators that measure throughput and latency.
@@ -75,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Echo(command) => echo::run(command).await,
             Command::Daytime(command) => daytime::run(command).await,
             Command::Udp(command) => udp::run(command).await,
+            Command::Transfer(command) => transfer::run(command).await,
             Command::Impair(args) => impair::run(args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Lab(command) => lab::run(command).await,

@@ -2,6 +2,8 @@
 //! `... serve` command shares.
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::ValueEnum;
 use serde::Serialize;
@@ -11,6 +13,7 @@ use socketeer::impair::{ImpairmentConfig, Probability};
 use socketeer::net::{Endpoint, Transports};
 use socketeer::server::Service;
 use socketeer::shutdown::{self, Drained, GRACE, Shutdown};
+use socketeer::transfer::driver::TransferServer;
 use socketeer::udp::AckServer;
 use tracing::{info, warn};
 
@@ -35,6 +38,8 @@ enum ServiceName {
     Time,
     /// The lossy-UDP acknowledgement server.
     Udp,
+    /// The file transfer receiver.
+    Transfer,
 }
 
 /// Arguments of `socketeer serve`.
@@ -67,6 +72,12 @@ pub struct Args {
     /// Seed of the udp service's drops (random when not given).
     #[arg(long, value_name = "N")]
     udp_seed: Option<u64>,
+    /// Port of the file transfer receiver.
+    #[arg(long, value_name = "PORT", default_value_t = socketeer::transfer::DEFAULT_PORT)]
+    transfer_port: u16,
+    /// Directory the transfer receiver stores files in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    transfer_dir: PathBuf,
     #[command(flatten)]
     limits: LimitArgs,
     /// Print status lines as JSON.
@@ -111,6 +122,13 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             ImpairmentConfig::loss(args.udp_loss),
             args.udp_seed.unwrap_or_else(random_seed),
         )),
+        ServiceName::Transfer => {
+            let config =
+                super::transfer::receive_config(&args.transfer_dir, false, Duration::from_secs(10), 4096)?;
+            let bound = bind.bind("transfer", args.transfer_port, Transports::UDP, "--transfer-port")?;
+            let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
+            Box::new(TransferServer::new(sockets, config, None)?)
+        }
     })
 }
 
@@ -136,6 +154,15 @@ impl fmt::Display for Listening {
 /// Prints a status line per endpoint, runs the services until Ctrl-C or
 /// SIGTERM, then gives in-flight exchanges [`GRACE`] to finish.
 pub async fn run_services(services: Vec<Box<dyn Service>>, out: Output) -> anyhow::Result<()> {
+    run_services_until(services, out, std::future::pending()).await
+}
+
+/// Like [`run_services`], but also stops when `until` completes.
+pub async fn run_services_until(
+    services: Vec<Box<dyn Service>>,
+    out: Output,
+    until: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     for service in &services {
         for endpoint in service.endpoints() {
             out.emit("listening", &Listening { endpoint, detail: service.detail() })?;
@@ -145,7 +172,10 @@ pub async fn run_services(services: Vec<Box<dyn Service>>, out: Output) -> anyho
     for service in services {
         shutdown.spawn(service.run(shutdown.clone()));
     }
-    let signal = shutdown::signal().await?;
+    let signal = tokio::select! {
+        signal = shutdown::signal() => signal?,
+        () = until => "done",
+    };
     info!(signal, "shutting down: no new connections; finishing exchanges in flight");
     match shutdown.drain(GRACE).await {
         Drained::Complete => info!("stopped"),

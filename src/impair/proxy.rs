@@ -4,28 +4,19 @@
 //! Each client gets its own upstream socket connected to the server, so the
 //! server sees one address per client and its replies find their way back.
 //!
-//! The driver is a plain loop on a thread of its own: `ppoll` on every socket
-//! with a timeout of nanosecond resolution until the next release, receive,
-//! hand datagrams to the links, send what is due, repeat. (tokio's timer
-//! rounds to whole milliseconds, which would swamp the delays being added.)
-//! The kernel lets a poll timeout run late by 0.1% of its length, so a long
-//! wait stops [`EARLY_WAKE`] short and a second, short wait lands on time.
+//! The driver is a plain loop on a thread of its own: wait on every socket
+//! until the next release ([`crate::poll::wait`], precise to microseconds),
+//! receive, hand datagrams to the links, send what is due, repeat.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, ppoll};
-use nix::sys::eventfd::{EfdFlags, EventFd};
-use nix::sys::time::TimeSpec;
 use serde::Serialize;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
@@ -34,16 +25,11 @@ use super::link::{Link, LinkCounters};
 use super::model::ImpairmentConfig;
 use super::options::{self, SettingError};
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
+use crate::poll::{self, Waker};
 
 /// Batches taken from a socket in one go before the loop looks at its other
 /// sockets again: amortises the poll under load without starving them.
 const ROUNDS: usize = 4;
-
-/// How far before a release a long wait ends, so the last short wait is precise.
-const EARLY_WAKE: Duration = Duration::from_millis(1);
-
-/// Socket buffers asked for, so bursts at full speed are not dropped by the kernel.
-const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Seeds the down direction differently from the up one, so the two
 /// directions do not make the same choices in lockstep.
@@ -158,7 +144,7 @@ pub struct Proxy {
 #[derive(Clone, Debug)]
 pub struct ControlSender {
     requests: mpsc::Sender<Control>,
-    wake: Arc<EventFd>,
+    waker: Waker,
 }
 
 impl ControlSender {
@@ -168,7 +154,7 @@ impl ControlSender {
     /// When the proxy has stopped.
     pub fn send(&self, request: Control) -> Result<(), Stopped> {
         self.requests.send(request).map_err(|_| Stopped)?;
-        self.wake.write(1).map_err(|_| Stopped)?;
+        self.waker.wake();
         Ok(())
     }
 }
@@ -182,7 +168,6 @@ pub struct Stopped;
 #[derive(Debug)]
 pub struct RunningProxy {
     control: ControlSender,
-    stop: Arc<AtomicBool>,
     thread: thread::JoinHandle<io::Result<ProxyStats>>,
 }
 
@@ -198,9 +183,7 @@ impl RunningProxy {
     /// # Errors
     /// When the loop failed (its poll or wake-up descriptor broke).
     pub fn stop(self) -> io::Result<ProxyStats> {
-        self.stop.store(true, Ordering::SeqCst);
-        // If the wake-up fails the loop still sees the flag on its next wake.
-        let _ = self.control.wake.write(1);
+        self.control.waker.stop();
         self.thread.join().map_err(|_| io::Error::other("the proxy thread panicked"))?
     }
 }
@@ -212,7 +195,6 @@ impl Proxy {
     /// When the socket cannot be made non-blocking.
     pub fn new(listen: UdpSocket, config: ProxyConfig) -> io::Result<Self> {
         listen.set_nonblocking(true)?;
-        enlarge_buffers(&listen);
         Ok(Proxy { listen, config })
     }
 
@@ -229,16 +211,13 @@ impl Proxy {
     /// # Errors
     /// When the wake-up descriptor or the thread cannot be created.
     pub fn spawn(self) -> io::Result<RunningProxy> {
-        let wake =
-            Arc::new(EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?);
+        let waker = Waker::new()?;
         let (requests, inbox) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
         let config = self.config;
         let driver = Driver {
             listen: BatchSocket::new(self.listen)?,
-            wake: wake.clone(),
+            waker: waker.clone(),
             inbox,
-            stop: stop.clone(),
             config,
             up: Link::new(config.up, config.seed),
             down: Link::new(config.down, config.seed.wrapping_add(DOWN_SEED_OFFSET)),
@@ -249,23 +228,15 @@ impl Proxy {
             out: SendBuffer::default(),
         };
         let thread = thread::Builder::new().name("impair".to_owned()).spawn(move || driver.run())?;
-        Ok(RunningProxy { control: ControlSender { requests, wake }, stop, thread })
+        Ok(RunningProxy { control: ControlSender { requests, waker }, thread })
     }
-}
-
-fn enlarge_buffers(socket: &UdpSocket) {
-    let socket = socket2::SockRef::from(socket);
-    // Best effort: the kernel caps these at net.core.[rw]mem_max.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
 }
 
 /// The loop and everything it owns.
 struct Driver {
     listen: BatchSocket,
-    wake: Arc<EventFd>,
+    waker: Waker,
     inbox: mpsc::Receiver<Control>,
-    stop: Arc<AtomicBool>,
     config: ProxyConfig,
     up: Link<Client>,
     down: Link<Client>,
@@ -286,12 +257,10 @@ struct Ready {
 
 impl Driver {
     fn run(mut self) -> io::Result<ProxyStats> {
-        // Poll timeouts may run late by the thread's timer slack (50 µs by
-        // default); ask for 1 µs. Best effort: without it the proxy still works.
-        let _ = nix::sys::prctl::set_timerslack(1000);
+        poll::tighten_timer_slack();
         let sweep_every = self.config.client_idle.min(Duration::from_secs(1));
         let mut next_sweep = Instant::now() + sweep_every;
-        while !self.stop.load(Ordering::SeqCst) {
+        while !self.waker.is_stopped() {
             let ready = self.wait(self.next_deadline().min(next_sweep))?;
             if ready.wake {
                 self.answer_requests();
@@ -317,30 +286,16 @@ impl Driver {
         [self.up.poll_timeout(), self.down.poll_timeout()].into_iter().flatten().min().unwrap_or(far)
     }
 
-    /// Polls every socket until one is readable or `deadline` passes.
+    /// Waits until a socket is readable or `deadline` passes.
     fn wait(&self, deadline: Instant) -> io::Result<Ready> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let timeout = if remaining > EARLY_WAKE { remaining - EARLY_WAKE } else { remaining };
         let clients: Vec<Client> = self.sessions.keys().copied().collect();
-        let readable = PollFlags::POLLIN;
-        let mut fds = Vec::with_capacity(2 + clients.len());
-        fds.push(PollFd::new(self.wake.as_fd(), readable));
-        fds.push(PollFd::new(self.listen.socket().as_fd(), readable));
-        fds.extend(
-            clients
-                .iter()
-                .filter_map(|c| self.sessions.get(c))
-                .map(|s| PollFd::new(s.socket.socket().as_fd(), readable)),
-        );
-        match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let is_ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+        let mut fds = vec![self.waker.as_fd(), self.listen.socket().as_fd()];
+        fds.extend(clients.iter().filter_map(|c| self.sessions.get(c)).map(|s| s.socket.socket().as_fd()));
+        let ready = poll::wait(&fds, Some(deadline))?;
         Ok(Ready {
-            wake: is_ready(&fds[0]),
-            listen: is_ready(&fds[1]),
-            upstream: clients.iter().zip(&fds[2..]).filter(|(_, fd)| is_ready(fd)).map(|(c, _)| *c).collect(),
+            wake: ready[0],
+            listen: ready[1],
+            upstream: clients.into_iter().zip(&ready[2..]).filter(|(_, r)| **r).map(|(c, _)| c).collect(),
         })
     }
 
@@ -358,8 +313,7 @@ impl Driver {
     }
 
     fn answer_requests(&mut self) {
-        // The counter only wakes the loop; its value means nothing.
-        let _ = self.wake.read();
+        self.waker.clear();
         // A requester that gave up waiting is no concern of the proxy's.
         while let Ok(request) = self.inbox.try_recv() {
             match request {
@@ -444,7 +398,6 @@ impl Driver {
         };
         let socket = UdpSocket::bind(local)?;
         socket.connect(upstream)?;
-        enlarge_buffers(&socket);
         BatchSocket::new(socket)
     }
 

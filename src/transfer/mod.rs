@@ -13,7 +13,7 @@
 //! - [`session`]: the receiver's file side (safe names, temporary file,
 //!   rename only once verified); [`driver`]: the only code that touches sockets.
 
-// pub mod driver;
+pub mod driver;
 pub mod go_back_n;
 pub mod packet;
 pub mod receiver;

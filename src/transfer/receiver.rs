@@ -95,6 +95,8 @@ pub struct Receiver {
     send_hello_ack: bool,
     send_ack: bool,
     send_fin_ack: bool,
+    /// An ERROR to send: the receiver gave up.
+    abort: Option<String>,
     last_heard: Instant,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
@@ -138,6 +140,7 @@ impl Receiver {
             send_hello_ack: true,
             send_ack: false,
             send_fin_ack: false,
+            abort: None,
             last_heard: now,
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
@@ -278,6 +281,14 @@ impl Receiver {
         });
     }
 
+    /// Gives up because the content cannot be stored; the sender is told.
+    pub fn abort(&mut self, message: String) {
+        if self.state != State::Failed {
+            self.abort = Some(message.clone());
+            self.fail(TransferError::Storage(message));
+        }
+    }
+
     /// Gives up on a silent sender.
     pub fn handle_timeout(&mut self, now: Instant) {
         let waiting = matches!(self.state, State::Receiving);
@@ -298,7 +309,9 @@ impl Receiver {
 
     /// Writes the next datagram to send into `out`; false when there is none.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
-        if std::mem::take(&mut self.send_hello_ack) {
+        if let Some(message) = self.abort.take() {
+            Repr::Error { code: ErrorCode::Aborted, message: &message }.emit(self.session, out);
+        } else if std::mem::take(&mut self.send_hello_ack) {
             Repr::HelloAck { window: self.window, block: self.block }.emit(self.session, out);
         } else if std::mem::take(&mut self.send_ack) {
             let sack = self.sack_ranges();

@@ -1,0 +1,266 @@
+//! `socketeer transfer`: reliable file transfer over UDP.
+
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use socketeer::net::{Target, Transports};
+use socketeer::poll::Waker;
+use socketeer::shutdown;
+use socketeer::transfer::driver::{self, ReceiveConfig, TransferServer};
+use socketeer::transfer::{DEFAULT_PORT, Protocol, ReceiverLimits, SenderConfig, SenderStats};
+
+use super::args::{BindArgs, UsageError, positive_duration};
+use super::output::Output;
+use super::serve::run_services_until;
+
+/// How long a finished session stays to answer a repeated FIN.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Reliable file transfer over UDP.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a file (or stdin) to a receiver.
+    #[command(after_help = "Examples:\n  socketeer transfer send report.pdf localhost\n  \
+                            socketeer transfer send big.iso 127.0.0.1:6969 --protocol go-back-n --window 64\n  \
+                            tar c src | socketeer transfer send - localhost --name src.tar --json")]
+    Send(SendArgs),
+    /// Receive files into a directory until Ctrl-C (or one file with --once).
+    #[command(after_help = "Examples:\n  socketeer transfer recv --dir incoming\n  \
+                            socketeer transfer recv --port 6969 --once --json")]
+    Recv(RecvArgs),
+}
+
+/// The ARQ protocols, as the command line names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ProtocolArg {
+    /// One block in flight (the alternating-bit protocol with --seq-bits 1).
+    StopAndWait,
+    /// A window, cumulative acknowledgements; a loss resends the window.
+    GoBackN,
+    /// A window, selective acknowledgements; only losses are resent.
+    SelectiveRepeat,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(p: ProtocolArg) -> Protocol {
+        match p {
+            ProtocolArg::StopAndWait => Protocol::StopAndWait,
+            ProtocolArg::GoBackN => Protocol::GoBackN,
+            ProtocolArg::SelectiveRepeat => Protocol::SelectiveRepeat,
+        }
+    }
+}
+
+/// Arguments of `transfer send`.
+#[derive(Debug, clap::Args)]
+pub struct SendArgs {
+    /// The file to send, or - for stdin.
+    file: PathBuf,
+    /// The receiver, as HOST or HOST:PORT (port 6969 when left out).
+    target: Target,
+    /// The ARQ protocol.
+    #[arg(short, long, value_enum, default_value = "selective-repeat")]
+    protocol: ProtocolArg,
+    /// Blocks in flight (default 256; stop-and-wait is always 1).
+    #[arg(short, long)]
+    window: Option<u32>,
+    /// Bytes per block.
+    #[arg(short, long, default_value_t = 1400, value_parser = clap::value_parser!(u16).range(1..=65_000))]
+    block: u16,
+    /// Sequence number bits: numbers wrap after 2^bits blocks, and the window
+    /// is limited to 2^bits - 1 (Go-Back-N) or 2^(bits-1) (selective repeat).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=32))]
+    seq_bits: u8,
+    /// The lowest retransmission timeout (the RFC 6298 estimate never goes below it).
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = positive_duration)]
+    rto_min: Duration,
+    /// Give up when the receiver has said nothing for this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// The name the receiver stores the file under (default: the file's own; "stdin" for -).
+    #[arg(long)]
+    name: Option<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `transfer recv`.
+#[derive(Debug, clap::Args)]
+pub struct RecvArgs {
+    #[command(flatten)]
+    bind: BindArgs,
+    /// UDP port to listen on; 0 picks a free one.
+    #[arg(short, long, default_value_t = DEFAULT_PORT)]
+    port: u16,
+    /// Directory the files land in.
+    #[arg(short, long, default_value = ".")]
+    dir: PathBuf,
+    /// Replace files that already exist.
+    #[arg(long)]
+    overwrite: bool,
+    /// Stop after the first transfer; exit 1 if it failed.
+    #[arg(long)]
+    once: bool,
+    /// Give up on a sender silent this long.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// The largest window granted to a sender.
+    #[arg(long, default_value_t = 4096)]
+    max_window: u32,
+    /// Transfers at once; more are refused.
+    #[arg(long, default_value_t = 64)]
+    max_sessions: usize,
+    /// Print status lines and reports as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `transfer` command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Send(args) => send(args).await,
+        Command::Recv(args) => recv(args).await,
+    }
+}
+
+/// The receiving server's settings, shared with `socketeer serve`.
+pub fn receive_config(
+    dir: &Path,
+    overwrite: bool,
+    timeout: Duration,
+    max_window: u32,
+) -> anyhow::Result<ReceiveConfig> {
+    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
+    if !dir.is_dir() {
+        return Err(UsageError(format!("{} is not a directory", dir.display())).into());
+    }
+    let limits = ReceiverLimits { max_window, max_block: 65_000, peer_timeout: timeout, linger: LINGER };
+    Ok(ReceiveConfig { dir, overwrite, limits, max_sessions: 64 })
+}
+
+async fn recv(args: RecvArgs) -> anyhow::Result<()> {
+    let mut config = receive_config(&args.dir, args.overwrite, args.timeout, args.max_window)?;
+    config.max_sessions = args.max_sessions;
+    let bound = args.bind.bind("transfer", args.port, Transports::UDP, "--port")?;
+    let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
+    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let server = TransferServer::new(sockets, config, Some(tx))?;
+    let out = Output::new(args.json);
+    let mut failed = false;
+    let print = async {
+        while let Some(report) = reports.recv().await {
+            failed |= report.error.is_some();
+            if out.emit("received", &report).is_err() {
+                return;
+            }
+            if args.once {
+                // Stay as long as a finished session does, to answer a FIN
+                // whose acknowledgement was lost.
+                tokio::time::sleep(LINGER).await;
+                return;
+            }
+        }
+    };
+    run_services_until(vec![Box::new(server)], out, print).await?;
+    if args.once && failed {
+        anyhow::bail!("the transfer failed");
+    }
+    Ok(())
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let protocol = Protocol::from(args.protocol);
+    let window = match (protocol, args.window) {
+        (Protocol::StopAndWait, Some(w)) if w != 1 => {
+            return Err(UsageError("stop-and-wait has a window of 1; leave out --window".to_owned()).into());
+        }
+        (Protocol::StopAndWait, _) => 1,
+        (_, window) => window.unwrap_or(256),
+    };
+    let max = protocol.max_window(args.seq_bits);
+    if window == 0 || u64::from(window) > max {
+        return Err(UsageError(format!(
+            "{protocol} with {}-bit sequence numbers allows a window of 1 to {max}, not {window}",
+            args.seq_bits
+        ))
+        .into());
+    }
+    let (input, size, name): (Box<dyn Read + Send>, Option<u64>, String) = if args.file == Path::new("-") {
+        (Box::new(std::io::stdin()), None, args.name.clone().unwrap_or_else(|| "stdin".to_owned()))
+    } else {
+        let file = File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        let size = file.metadata().ok().map(|m| m.len());
+        let own_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = args.name.clone().or(own_name).unwrap_or_else(|| "file".to_owned());
+        (Box::new(BufReader::with_capacity(1 << 20, file)), size, name)
+    };
+    let target = args.target.resolve(DEFAULT_PORT).await?[0];
+    let config = SenderConfig {
+        protocol,
+        window,
+        block: args.block,
+        seq_bits: args.seq_bits,
+        session: RandomState::new().hash_one(Instant::now()) as u32,
+        initial_rto: Duration::from_millis(250).max(args.rto_min),
+        min_rto: args.rto_min,
+        max_rto: Duration::from_secs(2).max(args.rto_min),
+        peer_timeout: args.timeout,
+        name,
+        size,
+    };
+    let waker = Waker::new()?;
+    let stop = waker.clone();
+    let bar = progress_bar(size);
+    let progress = bar.clone();
+    let mut last_drawn = Instant::now();
+    let sending = tokio::task::spawn_blocking(move || {
+        driver::send(input, target, config, &waker, |stats: &SenderStats| {
+            if last_drawn.elapsed() >= Duration::from_millis(100) {
+                last_drawn = Instant::now();
+                progress.set_position(stats.bytes_acked);
+                progress.set_message(format!("{} resent", stats.retransmitted));
+            }
+        })
+    });
+    let report = tokio::select! {
+        report = sending => report?,
+        _ = shutdown::signal() => {
+            stop.stop();
+            bar.finish_and_clear();
+            anyhow::bail!("interrupted; the receiver keeps nothing");
+        }
+    };
+    bar.finish_and_clear();
+    Output::new(args.json).emit("summary", &report?)?;
+    Ok(())
+}
+
+/// A progress bar on stderr (hidden when it is not a terminal): bytes,
+/// rate, ETA and resends, or a spinner when the size is unknown.
+fn progress_bar(size: Option<u64>) -> ProgressBar {
+    match size {
+        Some(size) => {
+            let bar = ProgressBar::new(size);
+            let style = "{bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}";
+            bar.set_style(
+                ProgressStyle::with_template(style).unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        }
+        None => {
+            let bar = ProgressBar::new_spinner();
+            let style = "{spinner} {bytes} {bytes_per_sec} {msg}";
+            bar.set_style(
+                ProgressStyle::with_template(style).unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar
+        }
+    }
+}
