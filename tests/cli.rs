@@ -47,7 +47,7 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         (&["udp", "serve", "--loss", "often"], "'often' is not a probability"),
         (&["udp", "send", "localhost", "--timeout", "soon"], "'soon' is not a duration"),
         (&["serve", "--only", "gopher"], "gopher"),
-        (&["serve", "--except", "echo,daytime,time,udp"], "no service"),
+        (&["serve", "--except", "echo,daytime,time,udp,transfer"], "no service"),
         (&["frobnicate"], "frobnicate"),
     ] {
         let out = run(args, b"");

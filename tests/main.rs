@@ -9,5 +9,6 @@ mod impair;
 mod lab;
 mod peers;
 mod serve;
+mod transfer;
 mod udp;
 mod util;

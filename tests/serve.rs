@@ -6,17 +6,37 @@ use std::time::Duration;
 
 use crate::util::{Daemon, binary, run};
 
-const ALL_ON_FREE_PORTS: [&str; 9] =
-    ["serve", "--echo-port", "0", "--daytime-port", "0", "--time-port", "0", "--udp-port", "0"];
+const ALL_ON_FREE_PORTS: [&str; 11] = [
+    "serve",
+    "--echo-port",
+    "0",
+    "--daytime-port",
+    "0",
+    "--time-port",
+    "0",
+    "--udp-port",
+    "0",
+    "--transfer-port",
+    "0",
+];
 
 #[test]
 fn serves_every_service_and_answers_on_each() {
-    let server = Daemon::start(&ALL_ON_FREE_PORTS, 7);
+    let server = Daemon::start(&ALL_ON_FREE_PORTS, 8);
     let services: Vec<_> =
         server.listening.iter().map(|l| format!("{} {}", l.service, l.transport)).collect();
     assert_eq!(
         services,
-        ["echo tcp", "echo udp", "daytime tcp", "daytime udp", "time tcp", "time udp", "udp udp"]
+        [
+            "echo tcp",
+            "echo udp",
+            "daytime tcp",
+            "daytime udp",
+            "time tcp",
+            "time udp",
+            "udp udp",
+            "transfer udp"
+        ]
     );
     assert!(server.listening.iter().all(|l| l.addr.ip().is_loopback()), "binds loopback by default");
     let target = |service, transport| server.addr(service, transport).to_string();
@@ -35,7 +55,8 @@ fn only_and_except_choose_services() {
     let only = Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--only", "echo,time"]].concat(), 4);
     let names: Vec<_> = only.listening.iter().map(|l| l.service.as_str()).collect();
     assert_eq!(names, ["echo", "echo", "time", "time"]);
-    let except = Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time"]].concat(), 1);
+    let except =
+        Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time,transfer"]].concat(), 1);
     assert_eq!(except.listening[0].service, "udp");
 }
 
@@ -62,7 +83,7 @@ fn binds_every_address_in_the_list() {
 #[test]
 fn sigterm_and_sigint_stop_it_cleanly_and_quickly() {
     for signal in ["TERM", "INT"] {
-        let server = Daemon::start(&ALL_ON_FREE_PORTS, 7);
+        let server = Daemon::start(&ALL_ON_FREE_PORTS, 8);
         // An idle client must not hold the shutdown up.
         let mut idle = TcpStream::connect(server.addr("echo", "tcp")).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -179,7 +179,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let protocol = Protocol::from(args.protocol);
     let window = match (protocol, args.window) {
         (Protocol::StopAndWait, Some(w)) if w != 1 => {
-            return Err(UsageError("stop-and-wait has a window of 1; leave out --window".to_owned()).into());
+            return Err(
+                UsageError(format!("stop-and-wait has a window of 1, not {w}; leave out --window")).into()
+            );
         }
         (Protocol::StopAndWait, _) => 1,
         (_, window) => window.unwrap_or(256),

@@ -6,24 +6,30 @@
 //! ```text
 //!  0        1        2        3        4                 8                 12                16
 //! +--------+--------+--------+--------+-----------------+-----------------+-----------------+---
-//! |version |  kind  |    reserved     |   session id    |    sequence     |  CRC-32C        | body
+//! |version |  kind  |  transmission   |   session id    |    sequence     |  CRC-32C        | body
 //! +--------+--------+--------+--------+-----------------+-----------------+-----------------+---
 //! ```
 //!
 //! The CRC-32C covers the whole datagram (with the CRC field itself taken as
 //! zero), so a flipped bit anywhere is caught. The sequence field holds a
 //! block's sequence number in DATA, the cumulative acknowledgement (the next
-//! block expected) in ACK, and zero elsewhere. Bodies:
+//! block expected) in ACK, and zero elsewhere. The transmission field counts
+//! the sends of a DATA block (1 for the first, modulo 2^16), and an ACK
+//! echoes the sequence and transmission of the DATA that triggered it: like
+//! TCP's timestamps, this says which send an acknowledgement answers, so a
+//! round trip can be timed even for a resent block without breaking Karn's
+//! rule. Bodies:
 //!
 //! | kind | body |
 //! |---|---|
 //! | HELLO | protocol u8, sequence bits u8, window u32, block size u16, file size u64 (all ones: unknown), name length u8, name |
-//! | HELLO-ACK | window u32, block size u16 (what the receiver accepted) |
+//! | HELLO-ACK | window u32, block size u16 (what the receiver accepted), idle timeout in ms u32 |
 //! | DATA | the block's bytes |
-//! | ACK | range count u8, then that many (first u32, end u32) ranges received beyond the cumulative point |
+//! | ACK | echo flag u8 (1: an echo follows), echoed sequence u32, echoed transmission u16, range count u8, then that many (first u32, end u32) ranges received beyond the cumulative point |
 //! | FIN | total bytes u64, total blocks u64, SHA-256 of the content (32 bytes) |
 //! | FIN-ACK | status u8 (0 stored, 1 digest mismatch, 2 storage failed), message |
 //! | ERROR | code u8, message |
+//! | PING | nothing: the sender is alive but has nothing to send (the receiver answers with an ACK) |
 //!
 //! All numbers are big-endian. Decoding never panics and never trusts a
 //! length it has not checked.
@@ -63,6 +69,8 @@ pub enum Kind {
     FinAck = 6,
     /// Either side gives up.
     Error = 7,
+    /// Sender keeps an idle session alive.
+    Ping = 8,
 }
 
 impl Kind {
@@ -75,6 +83,7 @@ impl Kind {
             5 => Kind::Fin,
             6 => Kind::FinAck,
             7 => Kind::Error,
+            8 => Kind::Ping,
             _ => return None,
         })
     }
@@ -159,6 +168,11 @@ impl<'a> Packet<'a> {
         u32_at(self.bytes, 8)
     }
 
+    /// The transmission field.
+    pub fn transmission(&self) -> u16 {
+        u16_at(self.bytes, 2)
+    }
+
     /// The body.
     pub fn body(&self) -> &'a [u8] {
         &self.bytes[HEADER_LEN..]
@@ -215,11 +229,15 @@ pub enum Repr<'a> {
         window: u32,
         /// Bytes per block.
         block: u16,
+        /// The receiver gives up after this many milliseconds of silence.
+        timeout_ms: u32,
     },
     /// A block.
     Data {
         /// Its sequence number.
         seq: u32,
+        /// Which send of the block this is, from 1 (wrapping).
+        transmission: u16,
         /// Its bytes.
         payload: &'a [u8],
     },
@@ -227,6 +245,8 @@ pub enum Repr<'a> {
     Ack {
         /// The next block expected in order.
         cumulative: u32,
+        /// The sequence and transmission of the DATA that triggered it.
+        echo: Option<(u32, u16)>,
         /// Ranges `[first, end)` received beyond it (selective repeat).
         sack: Vec<(u32, u32)>,
     },
@@ -253,6 +273,8 @@ pub enum Repr<'a> {
         /// Why, for a person.
         message: &'a str,
     },
+    /// Still here.
+    Ping,
 }
 
 fn text(bytes: &[u8]) -> Result<&str, PacketError> {
@@ -287,19 +309,30 @@ impl<'a> Repr<'a> {
                 })
             }
             Kind::HelloAck => {
-                need(body, 6)?;
-                Repr::HelloAck { window: u32_at(body, 0), block: u16_at(body, 4) }
+                need(body, 10)?;
+                Repr::HelloAck {
+                    window: u32_at(body, 0),
+                    block: u16_at(body, 4),
+                    timeout_ms: u32_at(body, 6),
+                }
             }
-            Kind::Data => Repr::Data { seq: packet.seq(), payload: body },
+            Kind::Data => {
+                Repr::Data { seq: packet.seq(), transmission: packet.transmission(), payload: body }
+            }
             Kind::Ack => {
-                need(body, 1)?;
-                let count = usize::from(body[0]);
+                need(body, 8)?;
+                let echo = match body[0] {
+                    0 => None,
+                    1 => Some((u32_at(body, 1), u16_at(body, 5))),
+                    _ => return Err(PacketError::Malformed("ACK echo flag")),
+                };
+                let count = usize::from(body[7]);
                 if count > MAX_SACK_RANGES {
                     return Err(PacketError::Malformed("SACK range count"));
                 }
-                need(body, 1 + count * 8)?;
-                let sack = (0..count).map(|i| (u32_at(body, 1 + i * 8), u32_at(body, 5 + i * 8))).collect();
-                Repr::Ack { cumulative: packet.seq(), sack }
+                need(body, 8 + count * 8)?;
+                let sack = (0..count).map(|i| (u32_at(body, 8 + i * 8), u32_at(body, 12 + i * 8))).collect();
+                Repr::Ack { cumulative: packet.seq(), echo, sack }
             }
             Kind::Fin => {
                 need(body, 48)?;
@@ -327,6 +360,7 @@ impl<'a> Repr<'a> {
                 };
                 Repr::Error { code, message: text(&body[1..])? }
             }
+            Kind::Ping => Repr::Ping,
         })
     }
 
@@ -339,6 +373,7 @@ impl<'a> Repr<'a> {
             Repr::Fin { .. } => Kind::Fin,
             Repr::FinAck { .. } => Kind::FinAck,
             Repr::Error { .. } => Kind::Error,
+            Repr::Ping => Kind::Ping,
         }
     }
 
@@ -347,12 +382,13 @@ impl<'a> Repr<'a> {
     /// boundary; SACK ranges beyond [`MAX_SACK_RANGES`] are left out.
     pub fn emit(&self, session: u32, out: &mut Vec<u8>) {
         out.clear();
-        let seq = match self {
-            Repr::Data { seq, .. } => *seq,
-            Repr::Ack { cumulative, .. } => *cumulative,
-            _ => 0,
+        let (seq, transmission) = match self {
+            Repr::Data { seq, transmission, .. } => (*seq, *transmission),
+            Repr::Ack { cumulative, .. } => (*cumulative, 0),
+            _ => (0, 0),
         };
-        out.extend_from_slice(&[VERSION, self.kind() as u8, 0, 0]);
+        out.extend_from_slice(&[VERSION, self.kind() as u8]);
+        out.extend_from_slice(&transmission.to_be_bytes());
         out.extend_from_slice(&session.to_be_bytes());
         out.extend_from_slice(&seq.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
@@ -366,12 +402,17 @@ impl<'a> Repr<'a> {
                 out.push(name.len() as u8);
                 out.extend_from_slice(name.as_bytes());
             }
-            Repr::HelloAck { window, block } => {
+            Repr::HelloAck { window, block, timeout_ms } => {
                 out.extend_from_slice(&window.to_be_bytes());
                 out.extend_from_slice(&block.to_be_bytes());
+                out.extend_from_slice(&timeout_ms.to_be_bytes());
             }
             Repr::Data { payload, .. } => out.extend_from_slice(payload),
-            Repr::Ack { sack, .. } => {
+            Repr::Ack { echo, sack, .. } => {
+                let (seq, transmission) = echo.unwrap_or_default();
+                out.push(u8::from(echo.is_some()));
+                out.extend_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&transmission.to_be_bytes());
                 let ranges = &sack[..sack.len().min(MAX_SACK_RANGES)];
                 out.push(ranges.len() as u8);
                 for (first, end) in ranges {
@@ -392,6 +433,7 @@ impl<'a> Repr<'a> {
                 out.push(*code as u8);
                 out.extend_from_slice(truncate(message, MAX_MESSAGE).as_bytes());
             }
+            Repr::Ping => {}
         }
         let crc = checksum(out);
         out[12..16].copy_from_slice(&crc.to_be_bytes());
@@ -413,14 +455,19 @@ impl fmt::Display for Repr<'_> {
             Repr::Hello(h) => {
                 write!(f, "HELLO {} window {} block {} name {:?}", h.protocol, h.window, h.block, h.name)
             }
-            Repr::HelloAck { window, block } => write!(f, "HELLO-ACK window {window} block {block}"),
-            Repr::Data { seq, payload } => write!(f, "DATA seq {seq} ({} bytes)", payload.len()),
-            Repr::Ack { cumulative, sack } => write!(f, "ACK {cumulative} sack {sack:?}"),
+            Repr::HelloAck { window, block, timeout_ms } => {
+                write!(f, "HELLO-ACK window {window} block {block} timeout {timeout_ms} ms")
+            }
+            Repr::Data { seq, transmission, payload } => {
+                write!(f, "DATA seq {seq} send {transmission} ({} bytes)", payload.len())
+            }
+            Repr::Ack { cumulative, echo, sack } => write!(f, "ACK {cumulative} echo {echo:?} sack {sack:?}"),
             Repr::Fin { total_bytes, total_blocks, .. } => {
                 write!(f, "FIN {total_bytes} bytes in {total_blocks} blocks")
             }
             Repr::FinAck { status, message } => write!(f, "FIN-ACK {status:?} {message}"),
             Repr::Error { code, message } => write!(f, "ERROR {code:?} {message}"),
+            Repr::Ping => f.write_str("PING"),
         }
     }
 }
@@ -456,9 +503,11 @@ mod tests {
             size: None,
             name: "",
         }));
-        round_trip(&Repr::HelloAck { window: 64, block: 1400 });
-        round_trip(&Repr::Data { seq: 65_535, payload: b"block" });
-        round_trip(&Repr::Ack { cumulative: 7, sack: vec![(9, 12), (20, 21)] });
+        round_trip(&Repr::HelloAck { window: 64, block: 1400, timeout_ms: 10_000 });
+        round_trip(&Repr::Ping);
+        round_trip(&Repr::Data { seq: 65_535, transmission: 3, payload: b"block" });
+        round_trip(&Repr::Ack { cumulative: 7, echo: Some((8, 2)), sack: vec![(9, 12), (20, 21)] });
+        round_trip(&Repr::Ack { cumulative: 7, echo: None, sack: vec![] });
         round_trip(&Repr::Fin { total_bytes: 10, total_blocks: 1, sha256: [7; 32] });
         round_trip(&Repr::FinAck { status: FinStatus::DigestMismatch, message: "digest differs" });
         round_trip(&Repr::Error { code: ErrorCode::Refused, message: "file exists" });
@@ -466,15 +515,15 @@ mod tests {
 
     #[test]
     fn the_header_is_laid_out_as_documented() {
-        let bytes = round_trip(&Repr::Data { seq: 0x0102_0304, payload: &[0xaa] });
-        assert_eq!(&bytes[..12], &[1, 3, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]);
+        let bytes = round_trip(&Repr::Data { seq: 0x0102_0304, transmission: 2, payload: &[0xaa] });
+        assert_eq!(&bytes[..12], &[1, 3, 0, 2, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]);
         assert_eq!(bytes.len(), HEADER_LEN + 1);
     }
 
     #[test]
     fn every_flipped_bit_is_caught() {
         let mut bytes = Vec::new();
-        Repr::Data { seq: 42, payload: b"some content" }.emit(1, &mut bytes);
+        Repr::Data { seq: 42, transmission: 1, payload: b"some content" }.emit(1, &mut bytes);
         for bit in 0..bytes.len() * 8 {
             let mut corrupt = bytes.clone();
             corrupt[bit / 8] ^= 1 << (bit % 8);
@@ -486,7 +535,7 @@ mod tests {
     fn malformed_datagrams_are_rejected_without_panicking() {
         assert_eq!(Packet::new_checked(&[1, 3, 0]).unwrap_err(), PacketError::TooShort(3));
         let mut bytes = Vec::new();
-        Repr::HelloAck { window: 1, block: 1 }.emit(1, &mut bytes);
+        Repr::HelloAck { window: 1, block: 1, timeout_ms: 1 }.emit(1, &mut bytes);
         let mut other_version = bytes.clone();
         other_version[0] = 9;
         assert_eq!(Packet::new_checked(&other_version).unwrap_err(), PacketError::Version(9));

@@ -94,6 +94,8 @@ pub struct Receiver {
     fin_ack: Option<(FinStatus, String)>,
     send_hello_ack: bool,
     send_ack: bool,
+    /// The latest DATA's sequence and transmission, echoed in the next ACK.
+    echo: Option<(u32, u16)>,
     send_fin_ack: bool,
     /// An ERROR to send: the receiver gave up.
     abort: Option<String>,
@@ -139,6 +141,7 @@ impl Receiver {
             fin_ack: None,
             send_hello_ack: true,
             send_ack: false,
+            echo: None,
             send_fin_ack: false,
             abort: None,
             last_heard: now,
@@ -185,7 +188,9 @@ impl Receiver {
         self.last_heard = now;
         match (self.state, repr) {
             (State::Receiving, Repr::Hello(_)) if self.expected == 0 => self.send_hello_ack = true,
-            (State::Receiving, Repr::Data { seq, payload }) => {
+            (State::Receiving, Repr::Ping) => self.send_ack = true,
+            (State::Receiving, Repr::Data { seq, transmission, payload }) => {
+                self.echo = Some((seq, transmission));
                 self.on_data(seq, payload);
                 self.try_finish(now);
             }
@@ -312,10 +317,12 @@ impl Receiver {
         if let Some(message) = self.abort.take() {
             Repr::Error { code: ErrorCode::Aborted, message: &message }.emit(self.session, out);
         } else if std::mem::take(&mut self.send_hello_ack) {
-            Repr::HelloAck { window: self.window, block: self.block }.emit(self.session, out);
+            let timeout_ms = u32::try_from(self.limits.peer_timeout.as_millis()).unwrap_or(u32::MAX);
+            Repr::HelloAck { window: self.window, block: self.block, timeout_ms }.emit(self.session, out);
         } else if std::mem::take(&mut self.send_ack) {
             let sack = self.sack_ranges();
-            Repr::Ack { cumulative: self.space.wire(self.expected), sack }.emit(self.session, out);
+            let echo = self.echo.take();
+            Repr::Ack { cumulative: self.space.wire(self.expected), echo, sack }.emit(self.session, out);
             self.stats.acks_sent += 1;
         } else if std::mem::take(&mut self.send_fin_ack) {
             let Some((status, message)) = &self.fin_ack else { return false };

@@ -66,6 +66,15 @@ impl RttEstimator {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF);
     }
 
+    /// New data was acknowledged: the path works again, so the backoff ends
+    /// even without a round trip to sample (Karn's rule forbids sampling
+    /// resent blocks, and after a loss those are all a window acknowledges;
+    /// without this the timeout would stay doubled until a whole window of
+    /// fresh blocks got through, which under heavy loss takes minutes).
+    pub fn on_progress(&mut self) {
+        self.backoff = 0;
+    }
+
     /// The timeout to arm now.
     pub fn rto(&self) -> Duration {
         self.base_rto.saturating_mul(1 << self.backoff).min(self.max_rto)
@@ -133,6 +142,16 @@ mod tests {
         assert_eq!(e.rto(), ms(60_000), "capped at the ceiling");
         e.on_sample(ms(10));
         assert!(e.rto() < base * 2, "a sample ends the backoff");
+    }
+
+    #[test]
+    fn progress_ends_the_backoff_but_keeps_the_estimate() {
+        let mut e = estimator();
+        e.on_sample(ms(10));
+        let base = e.rto();
+        e.on_timeout();
+        e.on_progress();
+        assert_eq!((e.rto(), e.samples()), (base, 1));
     }
 
     #[test]

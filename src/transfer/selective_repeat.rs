@@ -91,7 +91,7 @@ mod tests {
         let t0 = Instant::now();
         let mut w = sent_window(3, t0);
         w.mark_sent(1, t0 + Duration::from_millis(5));
-        w.ack_one(2, t0);
+        w.ack_one(2);
         let mut resend = VecDeque::new();
         assert!(on_timeout(&mut w, t0 + Duration::from_millis(10), Duration::from_millis(10), &mut resend));
         assert_eq!(resend, [0], "block 1 was resent later, block 2 is acknowledged");
@@ -103,15 +103,15 @@ mod tests {
         let mut w = sent_window(6, t0);
         let mut resend = VecDeque::new();
         for i in [1, 2] {
-            w.ack_one(i, t0);
+            w.ack_one(i);
         }
         on_ack(&mut w, &mut resend);
         assert!(resend.is_empty(), "two blocks overtook block 0: could be reordering");
-        w.ack_one(3, t0);
+        w.ack_one(3);
         on_ack(&mut w, &mut resend);
         assert_eq!(resend, [0]);
         w.mark_sent(0, t0);
-        w.ack_one(5, t0);
+        w.ack_one(5);
         on_ack(&mut w, &mut resend);
         assert_eq!(resend, [0], "block 0 is not fast-resent twice; block 4 is only one behind");
     }

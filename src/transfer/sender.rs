@@ -22,6 +22,9 @@ use super::seq::SeqSpace;
 use super::window::SendWindow;
 use super::{Protocol, TransferError, go_back_n, selective_repeat};
 
+/// The shortest interval between PINGs.
+const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
+
 /// How a sender behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SenderConfig {
@@ -114,6 +117,10 @@ pub struct Sender {
     /// Its timer fired: send it again now.
     control_resend: bool,
     last_heard: Instant,
+    /// When anything was last sent, and how long silence may last before a
+    /// PING (a quarter of the receiver's timeout; set once connected).
+    last_sent: Instant,
+    keepalive: Option<Duration>,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
 }
@@ -152,6 +159,8 @@ impl Sender {
             control_sent: None,
             control_resend: false,
             last_heard: now,
+            last_sent: now,
+            keepalive: None,
             events: VecDeque::new(),
             stats: SenderStats::default(),
             config,
@@ -224,9 +233,12 @@ impl Sender {
         self.stats.datagrams_received += 1;
         self.last_heard = now;
         match (self.state, repr) {
-            (State::Connecting, Repr::HelloAck { window, block }) => self.connected(now, window, block),
-            (State::Transferring | State::Finishing, Repr::Ack { cumulative, sack }) => {
-                self.on_ack(now, cumulative, &sack);
+            (State::Connecting, Repr::HelloAck { window, block, timeout_ms }) => {
+                self.keepalive = Some((Duration::from_millis(timeout_ms.into()) / 4).max(MIN_KEEPALIVE));
+                self.connected(now, window, block);
+            }
+            (State::Transferring | State::Finishing, Repr::Ack { cumulative, echo, sack }) => {
+                self.on_ack(now, cumulative, echo, &sack);
             }
             (State::Finishing, Repr::FinAck { status, message }) => {
                 self.state = State::Closed;
@@ -266,32 +278,43 @@ impl Sender {
         self.events.push_back(SenderEvent::Connected { window, block });
     }
 
-    fn on_ack(&mut self, now: Instant, cumulative: u32, sack: &[(u32, u32)]) {
+    fn on_ack(&mut self, now: Instant, cumulative: u32, echo: Option<(u32, u16)>, sack: &[(u32, u32)]) {
         let base = self.window.base();
         let cumulative = self.space.index(cumulative, base);
         if cumulative > self.window.sent_end() {
             return; // Not something we sent: a stale ACK from before a wrap.
         }
-        let acked_before = self.window.base();
-        let mut samples = self.window.ack_below(cumulative, now);
+        if let Some(rtt) = echo.and_then(|(seq, transmission)| self.echoed_rtt(now, seq, transmission)) {
+            self.rtt.on_sample(rtt);
+        }
+        let mut progress = self.window.ack_below(cumulative);
         if self.config.protocol == Protocol::SelectiveRepeat {
             for &(first, end) in sack {
                 let first = self.space.index(first, base);
                 let end = self.space.index(end.wrapping_sub(1), first) + 1;
                 for index in first..end.min(self.window.sent_end()) {
-                    samples.extend(self.window.ack_one(index, now));
+                    progress += u64::from(self.window.ack_one(index));
                 }
             }
             let fast_before = self.resend.len();
             selective_repeat::on_ack(&mut self.window, &mut self.resend);
             self.stats.fast_retransmits += (self.resend.len() - fast_before) as u64;
         }
-        for sample in samples {
-            self.rtt.on_sample(sample);
+        if progress > 0 {
+            self.rtt.on_progress();
         }
-        let newly_acked = self.window.base() - acked_before;
+        let newly_acked = self.window.base() - base;
         self.stats.bytes_acked += newly_acked * u64::from(self.block);
         self.stats.bytes_acked = self.stats.bytes_acked.min(self.stats.bytes_in);
+    }
+
+    /// The round trip of the send an ACK's echo names, when that send is the
+    /// block's latest (whose time is known): unambiguous even for a resent
+    /// block, which is what lets Karn's rule and resends live together.
+    fn echoed_rtt(&self, now: Instant, seq: u32, transmission: u16) -> Option<Duration> {
+        let index = self.space.index(seq, self.window.base());
+        let block = self.window.get(index).filter(|b| b.transmissions as u16 == transmission)?;
+        block.last_sent.map(|sent| now - sent)
     }
 
     /// Fires due timers: resends, and gives up on a silent receiver.
@@ -331,18 +354,22 @@ impl Sender {
             State::Connecting | State::Finishing => self.control_sent.map(|(sent, _)| sent + rto),
             _ => self.window.next_timeout(rto),
         };
-        Some(retransmit.map_or(silence, |r| r.min(silence)))
+        let ping = self.keepalive.map(|k| self.last_sent + k);
+        [Some(silence), retransmit, ping].into_iter().flatten().min()
     }
 
     /// Writes the next datagram to send into `out`; false when there is none.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
         let sent = match self.state {
             State::Connecting => self.control_due(now) && self.emit_hello(out),
-            State::Transferring | State::Finishing => self.emit_data(now, out) || self.emit_fin(now, out),
+            State::Transferring | State::Finishing => {
+                self.emit_data(now, out) || self.emit_fin(now, out) || self.emit_ping(now, out)
+            }
             State::Closed => false,
         };
         if sent {
             self.stats.datagrams_sent += 1;
+            self.last_sent = now;
         }
         sent
     }
@@ -385,11 +412,22 @@ impl Sender {
             }
         };
         let Some(block) = self.window.get(index) else { return false };
-        Repr::Data { seq: self.space.wire(index), payload: &block.data }.emit(self.config.session, out);
+        let transmission = (block.transmissions + 1) as u16;
+        Repr::Data { seq: self.space.wire(index), transmission, payload: &block.data }
+            .emit(self.config.session, out);
         self.window.mark_sent(index, now);
         self.stats.data_sent += 1;
         self.stats.retransmitted += u64::from(resent);
         true
+    }
+
+    /// Keeps the session alive while the input is slow to come.
+    fn emit_ping(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        let due = self.keepalive.is_some_and(|k| now >= self.last_sent + k);
+        if due {
+            Repr::Ping.emit(self.config.session, out);
+        }
+        due
     }
 
     fn emit_fin(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {

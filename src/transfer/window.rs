@@ -103,30 +103,27 @@ impl SendWindow {
     }
 
     /// Acknowledges every block below `cumulative`, sliding the window;
-    /// returns the round trips it may sample (Karn's rule: blocks sent once).
-    pub fn ack_below(&mut self, cumulative: u64, now: Instant) -> Vec<Duration> {
-        let mut samples = Vec::new();
-        while self.base < cumulative.min(self.next_unsent) {
-            let Some(block) = self.blocks.pop_front() else { break };
-            if !block.acked {
-                samples.extend(sample(&block, now));
-            }
+    /// returns how many blocks left it.
+    pub fn ack_below(&mut self, cumulative: u64) -> u64 {
+        let before = self.base;
+        while self.base < cumulative.min(self.next_unsent) && self.blocks.pop_front().is_some() {
             self.base += 1;
         }
-        samples
+        self.base - before
     }
 
-    /// Acknowledges one block out of order; returns a round trip it may sample.
-    pub fn ack_one(&mut self, index: u64, now: Instant) -> Option<Duration> {
+    /// Acknowledges one block out of order; true when it was not acknowledged before.
+    pub fn ack_one(&mut self, index: u64) -> bool {
         if index >= self.next_unsent {
-            return None;
+            return false;
         }
-        let block = self.get_mut(index)?;
-        if block.acked {
-            return None;
+        match self.get_mut(index) {
+            Some(block) if !block.acked => {
+                block.acked = true;
+                true
+            }
+            _ => false,
         }
-        block.acked = true;
-        sample(block, now)
     }
 
     /// The sent, unacknowledged blocks with their indices, lowest first.
@@ -140,16 +137,12 @@ impl SendWindow {
     }
 }
 
-fn sample(block: &Block, now: Instant) -> Option<Duration> {
-    (block.transmissions == 1).then(|| block.last_sent.map(|sent| now - sent)).flatten()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn the_window_slides_on_cumulative_acks_and_samples_only_single_sends() {
+    fn the_window_slides_on_cumulative_acks() {
         let t0 = Instant::now();
         let mut w = SendWindow::new(3);
         for i in 0..3u8 {
@@ -159,12 +152,12 @@ mod tests {
         w.mark_sent(0, t0);
         w.mark_sent(1, t0);
         w.mark_sent(1, t0 + Duration::from_millis(5));
+        assert_eq!(w.get(1).map(|b| b.transmissions), Some(2));
         assert_eq!(w.next_unsent(), Some(2));
-        let samples = w.ack_below(2, t0 + Duration::from_millis(10));
-        assert_eq!(samples, [Duration::from_millis(10)], "block 1 was sent twice: not sampled");
+        assert_eq!(w.ack_below(2), 2);
         assert_eq!((w.base(), w.end()), (2, 3));
         assert!(!w.is_full());
-        assert!(w.ack_below(3, t0).is_empty(), "block 2 was never sent, so it cannot be acknowledged");
+        assert_eq!(w.ack_below(3), 0, "block 2 was never sent, so it cannot be acknowledged");
         assert_eq!(w.base(), 2);
     }
 
@@ -176,13 +169,13 @@ mod tests {
             let index = w.push(vec![i]);
             w.mark_sent(index, t0);
         }
-        assert!(w.ack_one(2, t0).is_some());
-        assert!(w.ack_one(2, t0).is_none(), "acknowledged once only");
-        assert!(w.ack_one(9, t0).is_none(), "never sent");
+        assert!(w.ack_one(2));
+        assert!(!w.ack_one(2), "acknowledged once only");
+        assert!(!w.ack_one(9), "never sent");
         let in_flight: Vec<u64> = w.in_flight().map(|(i, _)| i).collect();
         assert_eq!(in_flight, [0, 1, 3]);
         assert_eq!(w.next_timeout(Duration::from_millis(3)), Some(t0 + Duration::from_millis(3)));
-        w.ack_below(4, t0);
+        w.ack_below(4);
         assert!(w.is_empty());
         assert_eq!(w.next_timeout(Duration::from_millis(3)), None);
     }
