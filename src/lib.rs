@@ -27,6 +27,7 @@ pub mod echo;
 pub mod impair;
 pub mod lab;
 pub mod net;
+pub mod plot;
 pub mod poll;
 pub mod server;
 pub mod shutdown;

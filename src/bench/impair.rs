@@ -24,8 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::with_proxy;
 use crate::batch::{BatchSocket, RecvBuffers};
-use crate::impair::{ImpairmentConfig, Proxy, ProxyConfig, Rate, RateLimit};
+use crate::impair::{ImpairmentConfig, Rate, RateLimit};
 
 /// The datagram size of the forwarding, window and rate scenarios.
 pub const DATAGRAM: usize = 1400;
@@ -59,32 +60,6 @@ impl fmt::Display for Row {
 
 fn loopback() -> io::Result<UdpSocket> {
     UdpSocket::bind("127.0.0.1:0")
-}
-
-/// Runs `config` as a proxy in front of `upstream` for the duration of `body`,
-/// which gets the proxy's address.
-fn with_proxy<T>(
-    upstream: SocketAddr,
-    config: ImpairmentConfig,
-    body: impl FnOnce(SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let proxy = Proxy::new(
-        loopback()?,
-        ProxyConfig {
-            upstream,
-            up: config,
-            down: config,
-            seed: 1,
-            max_datagram: crate::net::MAX_UDP_PAYLOAD,
-            max_clients: 16,
-            client_idle: Duration::from_secs(60),
-        },
-    )?;
-    let addr = proxy.local_addr()?;
-    let running = proxy.spawn()?;
-    let result = body(addr);
-    running.stop()?;
-    result
 }
 
 /// A sink that counts what arrives until `stop`, skipping the first `warmup`:
@@ -147,7 +122,7 @@ fn forwarding_rate(duration: Duration, via: Option<ImpairmentConfig>) -> io::Res
     let stop = Arc::new(AtomicBool::new(false));
     let counter = count_arrivals(sink, stop.clone(), Duration::from_millis(200));
     match via {
-        Some(config) => with_proxy(sink_addr, config, |proxy| blast(proxy, duration, None))?,
+        Some(config) => with_proxy(sink_addr, (config, config), |proxy| blast(proxy, duration, None))?,
         None => blast(sink_addr, duration, None)?,
     }
     thread::sleep(Duration::from_millis(100));
@@ -223,7 +198,7 @@ fn one_way_times(config: ImpairmentConfig, duration: Duration) -> io::Result<Vec
         }
         times
     });
-    with_proxy(sink_addr, config, |proxy| {
+    with_proxy(sink_addr, (config, config), |proxy| {
         let source = loopback()?;
         source.connect(proxy)?;
         let started = Instant::now();
@@ -288,7 +263,8 @@ impl ImpairBench {
             let (server, handle) = echo_server(stop.clone())?;
             for window in [8, 64] {
                 let direct = windowed_rate(server, window, d)?;
-                let proxied = with_proxy(server, transparent, |proxy| windowed_rate(proxy, window, d))?;
+                let proxied =
+                    with_proxy(server, (transparent, transparent), |proxy| windowed_rate(proxy, window, d))?;
                 row(Row {
                     scenario: "window",
                     setting: format!("window {window}"),
@@ -356,7 +332,7 @@ fn limited_rate(config: ImpairmentConfig, duration: Duration, offered: f64) -> i
     let sink_addr = sink.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let counter = count_arrivals(sink, stop.clone(), Duration::from_millis(300));
-    with_proxy(sink_addr, config, |proxy| blast(proxy, duration, Some(offered)))?;
+    with_proxy(sink_addr, (config, config), |proxy| blast(proxy, duration, Some(offered)))?;
     stop.store(true, Ordering::Relaxed);
     let (_, bytes, seconds) = counter.join().map_err(|_| io::Error::other("sink panicked"))?;
     Ok(bytes as f64 / seconds.max(1e-9))

@@ -3,12 +3,17 @@
 
 pub mod echo;
 pub mod impair;
+pub mod transfer;
 
 use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::impair::{ImpairmentConfig, Proxy, ProxyConfig};
 
 /// Latency percentiles in microseconds, from an HdrHistogram.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -62,4 +67,30 @@ fn record(histogram: &mut Histogram<u64>, elapsed: Duration, count: u64) {
     let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, histogram.high());
     // Cannot fail: the value was clamped into range.
     let _ = histogram.record_n(us, count);
+}
+
+/// Runs an impairment proxy (`up`, `down`) in front of `upstream` for the
+/// duration of `body`, which gets the proxy's address.
+pub(crate) fn with_proxy<T>(
+    upstream: SocketAddr,
+    (up, down): (ImpairmentConfig, ImpairmentConfig),
+    body: impl FnOnce(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let proxy = Proxy::new(
+        UdpSocket::bind("127.0.0.1:0")?,
+        ProxyConfig {
+            upstream,
+            up,
+            down,
+            seed: 1,
+            max_datagram: crate::net::MAX_UDP_PAYLOAD,
+            max_clients: 16,
+            client_idle: Duration::from_secs(60),
+        },
+    )?;
+    let addr = proxy.local_addr()?;
+    let running = proxy.spawn()?;
+    let result = body(addr);
+    running.stop()?;
+    result
 }

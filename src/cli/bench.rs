@@ -1,5 +1,6 @@
 //! `socketeer bench`: load generators.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,11 +9,15 @@ use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
 use socketeer::bench::impair::ImpairBench;
+use socketeer::bench::transfer::{TransferBench, TransferRow};
 use socketeer::client::Timeouts;
+use socketeer::impair::units::parse_size as parse_units_size;
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
+use socketeer::plot::{self, Axes, Series};
+use socketeer::transfer::Protocol;
 
 use super::args::positive_duration;
-use super::output::Output;
+use super::output::{Output, check_writable, write_replacing};
 
 /// Load generators.
 #[derive(Debug, Subcommand)]
@@ -26,6 +31,39 @@ pub enum Command {
         after_help = "Examples:\n  socketeer bench impair\n  socketeer bench impair --scenario delay,rate --duration 3s --json"
     )]
     Impair(ImpairArgs),
+    /// Measure file transfer goodput: each protocol direct, through the proxy with loss, and --sweep against the textbook bounds.
+    #[command(after_help = "Examples:\n  socketeer bench transfer\n  \
+                            socketeer bench transfer --size 10MB --sweep --plot docs/transfer-goodput.svg --json")]
+    Transfer(TransferArgs),
+}
+
+/// Arguments of `bench transfer`.
+#[derive(Debug, clap::Args)]
+pub struct TransferArgs {
+    /// Content size of each direct and proxied run.
+    #[arg(long, default_value = "50MB", value_parser = parse_size)]
+    size: u64,
+    /// Block size.
+    #[arg(long, default_value_t = 1400)]
+    block: u16,
+    /// Window of Go-Back-N and selective repeat.
+    #[arg(short, long, default_value_t = 256)]
+    window: u32,
+    /// Also sweep loss rates with a delay and compare with the textbook bounds.
+    #[arg(long)]
+    sweep: bool,
+    /// The sweep's delay, added each way.
+    #[arg(long, default_value = "1ms", value_parser = positive_duration)]
+    sweep_delay: Duration,
+    /// The sweep's window for Go-Back-N and selective repeat.
+    #[arg(long, default_value_t = 32)]
+    sweep_window: u32,
+    /// Draw the sweep (goodput vs loss, one line per protocol, bounds dashed) into this SVG file.
+    #[arg(long, value_name = "FILE.svg", requires = "sweep")]
+    plot: Option<PathBuf>,
+    /// Print each row as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `bench impair`.
@@ -74,10 +112,15 @@ pub struct EchoArgs {
     json: bool,
 }
 
+fn parse_size(s: &str) -> Result<u64, String> {
+    parse_units_size(s).map_err(|e| e.to_string())
+}
+
 /// Runs a `bench` command.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Echo(args) => echo(args).await,
+        Command::Transfer(args) => transfer(args).await,
         Command::Impair(args) => {
             let out = Output::new(args.json);
             let bench = ImpairBench { duration: args.duration, scenarios: args.scenario };
@@ -90,6 +133,66 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.plot {
+        check_writable(path)?;
+    }
+    let out = Output::new(args.json);
+    let bench = TransferBench {
+        size: usize::try_from(args.size)?,
+        block: args.block,
+        window: args.window,
+        sweep: args.sweep,
+        sweep_delay: args.sweep_delay,
+        sweep_window: args.sweep_window,
+    };
+    let rows = tokio::task::spawn_blocking(move || {
+        let mut rows = Vec::new();
+        bench.run(|row| {
+            out.emit("row", &row)?;
+            rows.push(row);
+            Ok(())
+        })?;
+        Ok::<_, std::io::Error>(rows)
+    })
+    .await??;
+    if let Some(path) = args.plot {
+        write_replacing(&path, &sweep_plot(&rows, args.sweep_delay))?;
+        out.note(format_args!("plot written to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Goodput against loss, measured (dots) and bound (dashed), per protocol.
+fn sweep_plot(rows: &[TransferRow], delay: Duration) -> String {
+    let mut series = Vec::new();
+    for (group, protocol) in Protocol::ALL.into_iter().enumerate() {
+        let points: Vec<&TransferRow> =
+            rows.iter().filter(|r| r.scenario == "sweep" && r.protocol == protocol).collect();
+        let window = points.first().map_or(1, |r| r.window);
+        let name = format!("{protocol} (W={window})");
+        series.push(Series {
+            label: name.clone(),
+            points: points.iter().map(|r| (r.loss_percent, r.goodput_mb_s)).collect(),
+            group,
+            dashed: false,
+        });
+        series.push(Series {
+            label: format!("bound, {name}"),
+            points: points.iter().filter_map(|r| Some((r.loss_percent, r.bound_mb_s?))).collect(),
+            group,
+            dashed: true,
+        });
+    }
+    let axes =
+        Axes { x_label: "DATA loss (%)".into(), y_label: "goodput (MB/s, log scale)".into(), y_log: true };
+    let subtitle = format!(
+        "through socketeer impair on loopback, {} each way; measured dots, textbook bounds dashed",
+        humantime::format_duration(delay)
+    );
+    plot::lines("Goodput against loss: stop-and-wait, Go-Back-N, selective repeat", &subtitle, &axes, &series)
 }
 
 async fn echo(args: EchoArgs) -> anyhow::Result<()> {

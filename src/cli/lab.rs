@@ -3,7 +3,7 @@
 
 use std::fmt::Display;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,7 +20,7 @@ use socketeer::lab::{ChildTask, Lesson, SelfExec, processes};
 use tokio::io::AsyncReadExt;
 
 use super::args::{UsageError, duration, positive_duration};
-use super::output::Output;
+use super::output::{Output, check_writable, write_replacing};
 
 /// The concurrency lab.
 #[derive(Debug, Subcommand)]
@@ -371,33 +371,6 @@ fn spinner() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
-}
-
-/// Fails early, before minutes of work, when `path` cannot be written.
-fn check_writable(path: &Path) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if dir.is_dir() {
-        Ok(())
-    } else {
-        Err(UsageError(format!("cannot write {}: {} is not a directory", path.display(), dir.display()))
-            .into())
-    }
-}
-
-/// Writes `contents` to a temporary file beside `path`, then renames it into
-/// place: readers never see half a file.
-fn write_replacing(path: &Path, contents: &str) -> io::Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let result = std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -7,8 +7,11 @@
 
 use std::fmt::Display;
 use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use super::args::UsageError;
 
 /// Where results go: stdout, as text or as JSON Lines.
 #[derive(Clone, Copy, Debug)]
@@ -56,4 +59,31 @@ impl Output {
         writeln!(out, "{text}")?;
         out.flush()
     }
+}
+
+/// Fails early, before minutes of work, when `path` cannot be written.
+pub fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(UsageError(format!("cannot write {}: {} is not a directory", path.display(), dir.display()))
+            .into())
+    }
+}
+
+/// Writes `contents` to a temporary file beside `path`, then renames it into
+/// place: readers never see half a file.
+pub fn write_replacing(path: &Path, contents: &str) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let result = std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }

@@ -77,8 +77,10 @@ pub struct SendArgs {
     /// is limited to 2^bits - 1 (Go-Back-N) or 2^(bits-1) (selective repeat).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=32))]
     seq_bits: u8,
-    /// The lowest retransmission timeout (the RFC 6298 estimate never goes below it).
-    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = positive_duration)]
+    /// The lowest retransmission timeout (the RFC 6298 estimate never goes
+    /// below it). Selective repeat mostly recovers without the timer; for
+    /// stop-and-wait and Go-Back-N on a clean loopback, try 200us.
+    #[arg(long, value_name = "DURATION", default_value = "5ms", value_parser = positive_duration)]
     rto_min: Duration,
     /// Give up when the receiver has said nothing for this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]

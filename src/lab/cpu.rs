@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::child::Child;
-use super::plot::{self, Bar};
 use super::table::Table;
 use super::{ChildTask, LabError, Lesson, SelfExec, Took, cores, join, spawn, thousands};
+use crate::plot::{self, Bar};
 use crate::stats::as_millis;
 
 /// The Python side, run with `python3 -c`.

@@ -20,7 +20,6 @@
 
 pub mod cpu;
 pub mod deadlock;
-pub mod plot;
 pub mod processes;
 pub mod producer_consumer;
 pub mod race;

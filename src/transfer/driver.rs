@@ -17,7 +17,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::packet::{ErrorCode, Kind, Packet, Repr};
 use super::receiver::refusal;
@@ -247,6 +247,7 @@ pub fn send(
         }
         progress(&sender.stats());
         let deadline = sender.poll_timeout();
+        tracing::trace!(in_ms = ?deadline.map(|d| d.saturating_duration_since(Instant::now())), stats = ?sender.stats(), "waiting");
         let ready = poll::wait(&[waker.as_fd(), socket.socket().as_fd()], deadline)
             .map_err(io_error("waiting for the socket"))?;
         if ready[0] {
@@ -414,31 +415,53 @@ impl Service for TransferServer {
 
     fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
         async move {
-            let waker = match Waker::new() {
-                Ok(waker) => waker,
-                Err(e) => return warn!(error = %e, "transfer: cannot start"),
-            };
-            let stop = waker.clone();
-            let server = *self;
-            let thread =
-                thread::Builder::new().name("transfer".to_owned()).spawn(move || server.serve(&waker));
-            let thread = match thread {
-                Ok(thread) => thread,
+            let running = match self.spawn() {
+                Ok(running) => running,
                 Err(e) => return warn!(error = %e, "transfer: cannot start"),
             };
             shutdown.triggered().await;
-            stop.stop();
-            match tokio::task::spawn_blocking(move || thread.join()).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => warn!(error = %e, "transfer: the receiving loop failed"),
-                _ => warn!("transfer: the receiving loop panicked"),
+            match tokio::task::spawn_blocking(move || running.stop()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "transfer: the receiving loop failed"),
+                Err(_) => warn!("transfer: the receiving loop panicked"),
             }
         }
         .boxed()
     }
 }
 
+/// A receiving server running on its own thread.
+#[derive(Debug)]
+pub struct RunningServer {
+    waker: Waker,
+    thread: thread::JoinHandle<io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops the server; transfers in progress are abandoned (their
+    /// temporary files removed).
+    ///
+    /// # Errors
+    /// When the loop failed.
+    pub fn stop(self) -> io::Result<()> {
+        self.waker.stop();
+        self.thread.join().map_err(|_| io::Error::other("the transfer thread panicked"))?
+    }
+}
+
 impl TransferServer {
+    /// Starts receiving on a thread of its own.
+    ///
+    /// # Errors
+    /// When the wake-up descriptor or the thread cannot be created.
+    pub fn spawn(self) -> io::Result<RunningServer> {
+        let waker = Waker::new()?;
+        let loop_waker = waker.clone();
+        let thread =
+            thread::Builder::new().name("transfer".to_owned()).spawn(move || self.serve(&loop_waker))?;
+        Ok(RunningServer { waker, thread })
+    }
+
     /// Receives until `waker` is stopped.
     fn serve(self, waker: &Waker) -> io::Result<()> {
         let sockets = self.sockets.into_iter().map(BatchSocket::new).collect::<io::Result<Vec<_>>>()?;
@@ -509,6 +532,12 @@ fn arrive(
     let key = (local, from, packet.session());
     if let Some(session) = sessions.get_mut(&key) {
         session.engine.handle_datagram(now, &packet);
+        if session.engine.wants_ack_now() {
+            let mut ack = Vec::new();
+            if session.engine.poll_transmit(&mut ack) {
+                replies.push((key, ack));
+            }
+        }
         return;
     }
     let mut reply = Vec::new();
@@ -531,7 +560,7 @@ fn arrive(
             };
             match opened {
                 Ok(session) => {
-                    info!(%from, name = %session.name, protocol = %session.protocol, "transfer: incoming file");
+                    tracing::debug!(%from, name = %session.name, protocol = %session.protocol, "transfer: incoming file");
                     sessions.insert(key, session);
                 }
                 Err(message) => {
@@ -594,7 +623,7 @@ impl Session {
                 stats: self.engine.stats(),
             };
             match &report.error {
-                None => info!(%peer, name = %report.name, bytes = report.bytes, "transfer: stored"),
+                None => tracing::debug!(%peer, name = %report.name, bytes = report.bytes, "transfer: stored"),
                 Some(e) => warn!(%peer, name = %report.name, error = %e, "transfer: failed"),
             }
             if let Some(reports) = reports {

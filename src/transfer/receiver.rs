@@ -20,6 +20,10 @@ use super::packet::{ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
 use super::seq::SeqSpace;
 use super::{Acceptance, Protocol, TransferError, go_back_n, selective_repeat, stop_and_wait};
 
+/// A receiver acknowledges at least every this many blocks, even in the
+/// middle of a batch: fewer acknowledgements starve the sender of evidence.
+pub const ACK_EVERY: u32 = 4;
+
 /// What a receiver grants and how long it waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReceiverLimits {
@@ -94,6 +98,10 @@ pub struct Receiver {
     fin_ack: Option<(FinStatus, String)>,
     send_hello_ack: bool,
     send_ack: bool,
+    /// DATA datagrams since the last ACK.
+    data_since_ack: u32,
+    /// Something arrived out of order: the sender wants to know at once.
+    urgent_ack: bool,
     /// The latest DATA's sequence and transmission, echoed in the next ACK.
     echo: Option<(u32, u16)>,
     send_fin_ack: bool,
@@ -141,6 +149,8 @@ impl Receiver {
             fin_ack: None,
             send_hello_ack: true,
             send_ack: false,
+            data_since_ack: 0,
+            urgent_ack: false,
             echo: None,
             send_fin_ack: false,
             abort: None,
@@ -210,6 +220,7 @@ impl Receiver {
     fn on_data(&mut self, seq: u32, payload: &[u8]) {
         self.stats.data_received += 1;
         self.send_ack = true;
+        self.data_since_ack += 1;
         let window = u64::from(self.window);
         let index = self.space.index(seq, self.expected.saturating_sub(window));
         let beyond_end = self.fin.is_some_and(|(_, blocks, _)| index >= blocks);
@@ -222,6 +233,7 @@ impl Receiver {
             Protocol::GoBackN => go_back_n::accept(self.expected, index),
             Protocol::SelectiveRepeat => selective_repeat::accept(self.expected, window, index),
         };
+        self.urgent_ack |= acceptance != Acceptance::Deliver || !self.buffered.is_empty();
         match acceptance {
             Acceptance::Duplicate => self.stats.duplicates += 1,
             Acceptance::Discard => self.stats.discarded += 1,
@@ -312,6 +324,13 @@ impl Receiver {
         }
     }
 
+    /// True when an ACK should go now rather than at the end of the batch
+    /// being received: every [`ACK_EVERY`] blocks, and at once when a block
+    /// arrived out of order (the sender's evidence of loss).
+    pub fn wants_ack_now(&self) -> bool {
+        self.send_ack && (self.urgent_ack || self.data_since_ack >= ACK_EVERY)
+    }
+
     /// Writes the next datagram to send into `out`; false when there is none.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
         if let Some(message) = self.abort.take() {
@@ -322,6 +341,7 @@ impl Receiver {
         } else if std::mem::take(&mut self.send_ack) {
             let sack = self.sack_ranges();
             let echo = self.echo.take();
+            (self.data_since_ack, self.urgent_ack) = (0, false);
             Repr::Ack { cumulative: self.space.wire(self.expected), echo, sack }.emit(self.session, out);
             self.stats.acks_sent += 1;
         } else if std::mem::take(&mut self.send_fin_ack) {

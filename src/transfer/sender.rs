@@ -18,12 +18,19 @@ use sha2::{Digest, Sha256};
 
 use super::packet::{ErrorCode, FinStatus, Hello, Packet, Repr};
 use super::rtt::RttEstimator;
+use super::selective_repeat::Delivered;
 use super::seq::SeqSpace;
-use super::window::SendWindow;
+use super::window::{Block, SendWindow};
 use super::{Protocol, TransferError, go_back_n, selective_repeat};
 
 /// The shortest interval between PINGs.
 const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
+
+/// Tail probes before the retransmission timeout takes over.
+const MAX_PROBES: u32 = 2;
+
+/// The shortest wait before a tail probe.
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_micros(100);
 
 /// How a sender behaves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +92,8 @@ pub struct SenderStats {
     pub fast_retransmits: u64,
     /// Retransmission timer expiries.
     pub timeouts: u64,
+    /// Blocks resent as tail probes when the flow went quiet.
+    pub tail_probes: u64,
     /// Datagrams received and accepted.
     pub datagrams_received: u64,
     /// Datagrams dropped: corrupt, malformed, or of another session.
@@ -121,6 +130,15 @@ pub struct Sender {
     /// PING (a quarter of the receiver's timeout; set once connected).
     last_sent: Instant,
     keepalive: Option<Duration>,
+    /// The latest send known to have arrived (selective repeat's evidence
+    /// of loss for the blocks sent before it), what the last ACK reported
+    /// on, and when an overdue block will next be judged lost.
+    newest_delivered: Option<Delivered>,
+    horizon: u64,
+    loss_timer: Option<Instant>,
+    /// When an ACK or a DATA last went by, and the tail probes sent since.
+    last_activity: Instant,
+    probes: u32,
     events: VecDeque<SenderEvent>,
     stats: SenderStats,
 }
@@ -161,6 +179,11 @@ impl Sender {
             last_heard: now,
             last_sent: now,
             keepalive: None,
+            newest_delivered: None,
+            horizon: 0,
+            loss_timer: None,
+            last_activity: now,
+            probes: 0,
             events: VecDeque::new(),
             stats: SenderStats::default(),
             config,
@@ -284,21 +307,39 @@ impl Sender {
         if cumulative > self.window.sent_end() {
             return; // Not something we sent: a stale ACK from before a wrap.
         }
-        if let Some(rtt) = echo.and_then(|(seq, transmission)| self.echoed_rtt(now, seq, transmission)) {
-            self.rtt.on_sample(rtt);
+        let echoed_block = echo.and_then(|(seq, transmission)| self.echoed_block(seq, transmission)).cloned();
+        if let Some(sent) = echoed_block.as_ref().and_then(|b| b.last_sent) {
+            self.rtt.on_sample(now - sent);
         }
-        let mut progress = self.window.ack_below(cumulative);
+        let mut acked: Vec<u64> = (base..cumulative).collect();
+        let mut horizon = cumulative;
         if self.config.protocol == Protocol::SelectiveRepeat {
             for &(first, end) in sack {
                 let first = self.space.index(first, base);
-                let end = self.space.index(end.wrapping_sub(1), first) + 1;
-                for index in first..end.min(self.window.sent_end()) {
-                    progress += u64::from(self.window.ack_one(index));
-                }
+                let end = (self.space.index(end.wrapping_sub(1), first) + 1).min(self.window.sent_end());
+                acked.extend(first..end);
+                horizon = horizon.max(end);
             }
-            let fast_before = self.resend.len();
-            selective_repeat::on_ack(&mut self.window, &mut self.resend);
-            self.stats.fast_retransmits += (self.resend.len() - fast_before) as u64;
+        }
+        // Which sends surely arrived: blocks sent once, and the echoed send.
+        let surely = |b: &Block| b.transmissions == 1 && !b.acked;
+        let delivered = acked
+            .iter()
+            .filter_map(|&i| self.window.get(i).filter(|b| surely(b)))
+            .chain(echoed_block.as_ref())
+            .filter_map(|b| b.last_sent.map(|sent| Delivered { order: b.send_order, rtt: now - sent }))
+            .max_by_key(|d| d.order);
+        if delivered.is_some_and(|d| self.newest_delivered.is_none_or(|n| d.order > n.order)) {
+            self.newest_delivered = delivered;
+        }
+        (self.last_activity, self.probes) = (now, 0);
+        let mut progress = self.window.ack_below(cumulative);
+        if self.config.protocol == Protocol::SelectiveRepeat {
+            for &index in acked.iter().filter(|&&i| i >= cumulative) {
+                progress += u64::from(self.window.ack_one(index));
+            }
+            self.horizon = horizon;
+            self.detect_losses(now);
         }
         if progress > 0 {
             self.rtt.on_progress();
@@ -308,13 +349,30 @@ impl Sender {
         self.stats.bytes_acked = self.stats.bytes_acked.min(self.stats.bytes_in);
     }
 
-    /// The round trip of the send an ACK's echo names, when that send is the
-    /// block's latest (whose time is known): unambiguous even for a resent
+    /// The block whose send an ACK's echo names, if that send is the
+    /// block's latest (whose time is kept): unambiguous even for a resent
     /// block, which is what lets Karn's rule and resends live together.
-    fn echoed_rtt(&self, now: Instant, seq: u32, transmission: u16) -> Option<Duration> {
+    fn echoed_block(&self, seq: u32, transmission: u16) -> Option<&Block> {
         let index = self.space.index(seq, self.window.base());
-        let block = self.window.get(index).filter(|b| b.transmissions as u16 == transmission)?;
-        block.last_sent.map(|sent| now - sent)
+        self.window.get(index).filter(|b| b.transmissions as u16 == transmission)
+    }
+
+    /// Selective repeat: queues the blocks the newest delivered send proves
+    /// lost, and arms the timer for the ones not yet overdue.
+    fn detect_losses(&mut self, now: Instant) {
+        let Some(newest) = self.newest_delivered else { return };
+        // Reordering shorter than a quarter of the fastest round trip is not loss (RFC 8985).
+        let allowance = self.rtt.min_rtt().unwrap_or_default() / 4;
+        let (lost, next) = selective_repeat::detect_losses(
+            &mut self.window,
+            &mut self.resend,
+            self.horizon,
+            newest,
+            allowance,
+            now,
+        );
+        self.stats.fast_retransmits += lost as u64;
+        self.loss_timer = next;
     }
 
     /// Fires due timers: resends, and gives up on a silent receiver.
@@ -335,12 +393,35 @@ impl Sender {
                 selective_repeat::on_timeout(&mut self.window, now, rto, &mut self.resend)
             }
         };
+        if self.loss_timer.is_some_and(|at| at <= now) {
+            self.detect_losses(now);
+        }
         let control_due = self.control_sent.is_some_and(|(sent, _)| sent + rto <= now);
         self.control_resend |= control_due;
         if fired || control_due {
             self.stats.timeouts += 1;
             self.rtt.on_timeout();
+        } else if self.probe_deadline().is_some_and(|at| at <= now) {
+            self.probes += 1;
+            self.last_activity = now;
+            self.stats.tail_probes += u64::from(selective_repeat::probe(&mut self.window, &mut self.resend));
         }
+    }
+
+    /// When selective repeat sends a tail probe: the flow has gone quiet for
+    /// two smoothed round trips with blocks still in flight, which under
+    /// loss usually means the last resends were lost and nothing sent later
+    /// can reveal it. A probe costs one block; waiting costs a whole timeout
+    /// (RFC 8985's tail loss probe, resending the oldest block since that is
+    /// what holds the window).
+    fn probe_deadline(&self) -> Option<Instant> {
+        let waiting = self.config.protocol == Protocol::SelectiveRepeat
+            && self.state == State::Transferring
+            && self.probes < MAX_PROBES
+            && self.window.in_flight().next().is_some();
+        let rto = self.rtt.rto();
+        let pto = self.rtt.srtt().map_or(rto, |srtt| (srtt * 2).max(MIN_PROBE_TIMEOUT)).min(rto);
+        waiting.then(|| self.last_activity + pto)
     }
 
     /// When [`Sender::handle_timeout`] should next be called.
@@ -355,7 +436,7 @@ impl Sender {
             _ => self.window.next_timeout(rto),
         };
         let ping = self.keepalive.map(|k| self.last_sent + k);
-        [Some(silence), retransmit, ping].into_iter().flatten().min()
+        [Some(silence), retransmit, ping, self.probe_deadline(), self.loss_timer].into_iter().flatten().min()
     }
 
     /// Writes the next datagram to send into `out`; false when there is none.

@@ -13,14 +13,15 @@ pub struct Block {
     pub data: Vec<u8>,
     /// When it was last sent; `None` while it waits for its first send.
     pub last_sent: Option<Instant>,
+    /// The window's count of sends at its last send: orders sends made at
+    /// the same instant (a batch), which times cannot.
+    pub send_order: u64,
     /// How many times it was sent.
     pub transmissions: u32,
     /// Acknowledged (selective repeat may acknowledge out of order).
     pub acked: bool,
     /// Queued for a resend and not yet resent.
     pub resend_queued: bool,
-    /// Resent on evidence of loss (not on a timeout) since its last timeout.
-    pub fast_retransmitted: bool,
 }
 
 /// The blocks from the lowest unacknowledged one on.
@@ -31,12 +32,20 @@ pub struct SendWindow {
     limit: usize,
     /// The first block never sent.
     next_unsent: u64,
+    /// Sends so far, resends included.
+    sends: u64,
 }
 
 impl SendWindow {
     /// An empty window holding at most `limit` blocks.
     pub fn new(limit: usize) -> Self {
-        SendWindow { base: 0, blocks: VecDeque::with_capacity(limit.min(1 << 16)), limit, next_unsent: 0 }
+        SendWindow {
+            base: 0,
+            blocks: VecDeque::with_capacity(limit.min(1 << 16)),
+            limit,
+            next_unsent: 0,
+            sends: 0,
+        }
     }
 
     /// The lowest block not yet acknowledged (or the next one to come).
@@ -69,10 +78,10 @@ impl SendWindow {
         self.blocks.push_back(Block {
             data,
             last_sent: None,
+            send_order: 0,
             transmissions: 0,
             acked: false,
             resend_queued: false,
-            fast_retransmitted: false,
         });
         self.end() - 1
     }
@@ -94,8 +103,11 @@ impl SendWindow {
 
     /// Records a send of block `index` at `now`.
     pub fn mark_sent(&mut self, index: u64, now: Instant) {
+        self.sends += 1;
+        let order = self.sends;
         if let Some(block) = self.get_mut(index) {
             block.last_sent = Some(now);
+            block.send_order = order;
             block.transmissions += 1;
             block.resend_queued = false;
         }
