@@ -6,6 +6,7 @@ mod bench;
 mod daytime;
 mod echo;
 mod output;
+mod scan;
 mod serve;
 mod udp;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use args::{UsageError, Verbosity};
+pub use scan::{NothingOpen, nmap_style_args};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,7 +24,8 @@ Examples:
   socketeer echo ping localhost --count 3
   socketeer daytime get localhost --udp
   socketeer udp send localhost --count 5 --timeout 200ms
-  socketeer bench echo localhost --connections 50 --duration 5s";
+  socketeer bench echo localhost --connections 50 --duration 5s
+  socketeer scan localhost -p 1-1024 --banner";
 
 /// The socket-programming curriculum as real tools: echo, daytime, lossy UDP
 /// and load generators, each a hardened server and client.
@@ -52,6 +55,8 @@ enum Command {
     /// Load generators that measure throughput and latency.
     #[command(subcommand)]
     Bench(bench::Command),
+    /// Scan ports: TCP connect or SYN, UDP, banners; exact and fast.
+    Scan(scan::Args),
 }
 
 /// Runs the parsed command to completion.
@@ -67,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Daytime(command) => daytime::run(command).await,
             Command::Udp(command) => udp::run(command).await,
             Command::Bench(command) => bench::run(command).await,
+            Command::Scan(args) => scan::run(args).await,
         }
     });
     // A thread may still be blocked reading stdin; do not wait for it.

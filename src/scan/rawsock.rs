@@ -1,0 +1,4 @@
+//! Raw sockets (stub).
+pub(super) fn check_raw_access() -> Result<(), String> {
+    Ok(())
+}

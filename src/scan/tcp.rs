@@ -1,0 +1,184 @@
+//! The TCP connect reactor: one thread, one epoll, one non-blocking socket
+//! per probe in flight, and no allocation or timer object per probe (the
+//! scheduler's slots index a preallocated socket table; timeouts are a queue).
+//!
+//! Per probe: `socket`, `connect`, `getsockopt(SO_ERROR)` and `close`. On
+//! loopback the kernel answers within the `connect` call, so the first
+//! `SO_ERROR` read usually settles the probe and epoll is needed only for
+//! answers that take a round trip.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::errno::Errno;
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::report::{PortState, Reason};
+use super::schedule::{Scheduler, SlotId};
+use super::worker::{Group, Plan, Reporter, Stopped, share};
+
+/// What a connect attempt came to.
+enum Outcome {
+    /// Still connecting: wait for epoll.
+    Pending,
+    /// Settled: the verdict, and the connection when open.
+    Verdict(PortState, Reason, Option<TcpStream>),
+    /// The system is out of file descriptors or local ports: try later.
+    Shortage,
+}
+
+/// Scans reactor `k`'s share of the group's TCP ports with connect().
+///
+/// # Errors
+/// When epoll cannot be set up.
+pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let work = share(group.len(), &plan.tcp_ports, k, plan.connect_threads);
+    let mut scheduler = Scheduler::new(plan.schedule, work, false);
+    let mut sockets: Vec<Option<Socket>> = (0..plan.schedule.window.max(1)).map(|_| None).collect();
+    let mut events = Events::with_capacity(1024);
+    match drive(group, &mut poll, &mut scheduler, &mut sockets, &mut events, &mut out) {
+        Ok(()) | Err(Stopped) => Ok(()),
+    }
+}
+
+fn drive<W: Iterator<Item = (u32, u16)>>(
+    group: &Group,
+    poll: &mut Poll,
+    scheduler: &mut Scheduler<W>,
+    sockets: &mut [Option<Socket>],
+    events: &mut Events,
+    out: &mut Reporter<'_>,
+) -> Result<(), Stopped> {
+    loop {
+        let mut now = Instant::now();
+        while let Some((slot, probe)) = scheduler.poll_send(now) {
+            out.probes += 1;
+            if probe.attempt > 0 {
+                out.retries += 1;
+            }
+            let addr = SocketAddr::new(group.ip(probe.host), probe.port);
+            let (socket, outcome) = connect(addr);
+            match outcome {
+                Outcome::Verdict(state, reason, stream) => {
+                    scheduler.settle(slot);
+                    out.verdict(probe, state, reason, stream)?;
+                }
+                Outcome::Pending => {
+                    let registered = socket.as_ref().map(|s| {
+                        poll.registry().register(
+                            &mut SourceFd(&s.as_raw_fd()),
+                            Token(slot as usize),
+                            Interest::WRITABLE,
+                        )
+                    });
+                    match registered {
+                        Some(Ok(())) => {
+                            sockets[slot as usize] = socket;
+                            scheduler.sent(slot, now);
+                        }
+                        _ => {
+                            out.probes -= 1;
+                            scheduler.defer(slot, now);
+                        }
+                    }
+                }
+                Outcome::Shortage => {
+                    out.probes -= 1;
+                    scheduler.defer(slot, now);
+                    break;
+                }
+            }
+            now = Instant::now();
+        }
+        if scheduler.is_done() || out.stopped() {
+            return Ok(());
+        }
+        let wait = scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+        if let Err(e) = poll.poll(events, wait) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                tracing::warn!("epoll_wait failed: {e}");
+            }
+        }
+        for event in events.iter() {
+            let slot = event.token().0 as SlotId;
+            let Some(socket) = sockets[slot as usize].as_ref() else { continue };
+            let Some((state, reason)) = settled(socket) else { continue };
+            let socket = sockets[slot as usize].take();
+            let probe = scheduler.settle(slot);
+            let stream = match state {
+                PortState::Open => socket.map(TcpStream::from),
+                _ => None,
+            };
+            out.verdict(probe, state, reason, stream)?;
+        }
+        let now = Instant::now();
+        while let Some(expired) = scheduler.handle_timeout(now) {
+            sockets[expired.slot as usize] = None;
+            if !expired.retried {
+                out.verdict(expired.probe, PortState::Filtered, Reason::NoResponse, None)?;
+            }
+        }
+    }
+}
+
+/// Starts a non-blocking connect to `addr` and reads its state at once.
+fn connect(addr: SocketAddr) -> (Option<Socket>, Outcome) {
+    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
+        Ok(socket) => socket,
+        Err(e) => return (None, classify_error(&e)),
+    };
+    match socket.connect(&SockAddr::from(addr)) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
+        Err(e) => return (None, classify_error(&e)),
+    }
+    match settled(&socket) {
+        Some((PortState::Open, reason)) => {
+            (None, Outcome::Verdict(PortState::Open, reason, Some(socket.into())))
+        }
+        Some((state, reason)) => (None, Outcome::Verdict(state, reason, None)),
+        None => (Some(socket), Outcome::Pending),
+    }
+}
+
+/// The verdict on a connecting socket, or `None` while it still connects.
+fn settled(socket: &Socket) -> Option<(PortState, Reason)> {
+    match socket.take_error() {
+        Ok(Some(e)) | Err(e) => match classify_error(&e) {
+            Outcome::Verdict(state, reason, _) => Some((state, reason)),
+            // Resource errors do not arrive on a socket that exists.
+            Outcome::Pending | Outcome::Shortage => Some((PortState::Filtered, Reason::Unreachable)),
+        },
+        Ok(None) => {
+            let peer = socket.peer_addr().ok()?.as_socket()?;
+            let local = socket.local_addr().ok().and_then(|a| a.as_socket());
+            if local == Some(peer) {
+                Some((PortState::Closed, Reason::SelfConnect))
+            } else {
+                Some((PortState::Open, Reason::SynAck))
+            }
+        }
+    }
+}
+
+fn classify_error(e: &io::Error) -> Outcome {
+    let errno = e.raw_os_error().map(Errno::from_raw);
+    match errno {
+        Some(Errno::ECONNREFUSED) => Outcome::Verdict(PortState::Closed, Reason::Reset, None),
+        Some(
+            Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOBUFS
+            | Errno::ENOMEM
+            | Errno::EADDRNOTAVAIL
+            | Errno::EAGAIN,
+        ) => Outcome::Shortage,
+        Some(Errno::ETIMEDOUT) => Outcome::Verdict(PortState::Filtered, Reason::NoResponse, None),
+        _ => Outcome::Verdict(PortState::Filtered, Reason::Unreachable, None),
+    }
+}
