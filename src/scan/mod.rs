@@ -23,6 +23,7 @@
 //! our own probes that happen to open each other are not taken for a service.
 
 mod followup;
+mod payloads;
 pub mod ports;
 mod rawsock;
 pub mod report;

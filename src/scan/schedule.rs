@@ -3,6 +3,12 @@
 //! were sent, retries them, paces them to a rate, and backs off when the
 //! operating system runs out of sockets.
 //!
+//! Timeouts adapt to the round trips measured on answered probes (RFC 6298's
+//! smoothed RTT plus four deviations, Karn's rule: retries give no sample),
+//! between [`MIN_TIMEOUT`] and the configured timeout, which is also where
+//! they start; so a scan of a near host does not wait a full second on each
+//! silent port, and a far one still gets the time it needs.
+//!
 //! It never touches a socket or the clock: every call takes `now`. One
 //! reactor drives one scheduler; the slot ids it hands out index the
 //! driver's own per-probe state (a socket, for a connect scan), so nothing is
@@ -21,7 +27,8 @@
 //!    queued for another attempt or final.
 //! 4. Repeat until [`is_done`](Scheduler::is_done).
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// One probe: a host (an index the driver maps to an address) and a port.
@@ -41,7 +48,8 @@ pub type SlotId = u32;
 /// How a scheduler paces and retries.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScheduleConfig {
-    /// How long a probe may go unanswered, counted from its send.
+    /// The longest a probe may go unanswered, counted from its send (the
+    /// adaptive timeout starts here and never exceeds it).
     pub timeout: Duration,
     /// How many times an unanswered probe is sent again.
     pub retries: u8,
@@ -62,6 +70,9 @@ pub struct Expired {
     pub retried: bool,
 }
 
+/// The shortest adaptive timeout: room for a busy host's scheduling delays.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// After running out of sockets with nothing in flight, wait this long.
 const EMPTY_BACKOFF: Duration = Duration::from_millis(10);
 
@@ -73,6 +84,32 @@ struct Slot {
     probe: Probe,
     generation: u32,
     busy: bool,
+    sent_at: Option<Instant>,
+}
+
+/// RFC 6298's round-trip estimator.
+#[derive(Clone, Copy, Debug, Default)]
+struct RttEstimator {
+    smoothed: Option<(Duration, Duration)>,
+}
+
+impl RttEstimator {
+    fn sample(&mut self, rtt: Duration) {
+        self.smoothed = Some(match self.smoothed {
+            None => (rtt, rtt / 2),
+            Some((srtt, rttvar)) => {
+                let deviation = srtt.abs_diff(rtt);
+                (srtt * 7 / 8 + rtt / 8, rttvar * 3 / 4 + deviation / 4)
+            }
+        });
+    }
+
+    fn timeout(&self, ceiling: Duration) -> Duration {
+        match self.smoothed {
+            None => ceiling,
+            Some((srtt, rttvar)) => (srtt + rttvar * 4).clamp(MIN_TIMEOUT.min(ceiling), ceiling),
+        }
+    }
 }
 
 /// The scheduler of one reactor; see the module docs for the call order.
@@ -83,7 +120,8 @@ pub struct Scheduler<W> {
     retry: VecDeque<Probe>,
     slots: Vec<Slot>,
     free: Vec<SlotId>,
-    deadlines: VecDeque<(Instant, SlotId, u32)>,
+    deadlines: BinaryHeap<Reverse<(Instant, SlotId, u32)>>,
+    rtt: RttEstimator,
     in_flight: usize,
     window: usize,
     paused_until: Option<Instant>,
@@ -99,7 +137,8 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
     /// scans whose answers arrive on a shared socket).
     pub fn new(config: ScheduleConfig, work: W, indexed: bool) -> Self {
         let window = config.window.max(1);
-        let empty = Slot { probe: Probe { host: 0, port: 0, attempt: 0 }, generation: 0, busy: false };
+        let empty =
+            Slot { probe: Probe { host: 0, port: 0, attempt: 0 }, generation: 0, busy: false, sent_at: None };
         let interval = config.rate.filter(|r| *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
         Scheduler {
             config: ScheduleConfig { window, ..config },
@@ -107,7 +146,8 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
             retry: VecDeque::new(),
             slots: vec![empty; window],
             free: (0..window as SlotId).rev().collect(),
-            deadlines: VecDeque::with_capacity(window),
+            deadlines: BinaryHeap::with_capacity(window),
+            rtt: RttEstimator::default(),
             in_flight: 0,
             window,
             paused_until: None,
@@ -156,12 +196,24 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
 
     /// The probe in `slot` has been sent: its timeout starts now.
     pub fn sent(&mut self, slot: SlotId, now: Instant) {
-        let generation = self.slots[slot as usize].generation;
-        self.deadlines.push_back((now + self.config.timeout, slot, generation));
+        let entry = &mut self.slots[slot as usize];
+        entry.sent_at = Some(now);
+        let deadline = now + self.rtt.timeout(self.config.timeout);
+        self.deadlines.push(Reverse((deadline, slot, entry.generation)));
     }
 
-    /// The probe in `slot` has its answer; frees the slot and returns the probe.
-    pub fn settle(&mut self, slot: SlotId) -> Probe {
+    /// The timeout a probe sent now gets.
+    pub fn current_timeout(&self) -> Duration {
+        self.rtt.timeout(self.config.timeout)
+    }
+
+    /// The probe in `slot` has its answer at `now`; frees the slot and
+    /// returns the probe. A first attempt's round trip feeds the timeout.
+    pub fn settle(&mut self, slot: SlotId, now: Instant) -> Probe {
+        let entry = self.slots[slot as usize];
+        if let (Some(sent), 0) = (entry.sent_at, entry.probe.attempt) {
+            self.rtt.sample(now.saturating_duration_since(sent));
+        }
         let probe = self.release(slot);
         if self.window < self.config.window {
             self.window += 1;
@@ -194,7 +246,7 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
     /// When the driver must wake up next, if nothing arrives before: the
     /// earliest probe deadline, back-off end or paced send.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let deadline = self.deadlines.front().map(|&(t, _, _)| t);
+        let deadline = self.deadlines.peek().map(|&Reverse((t, _, _))| t);
         let can_send = self.in_flight < self.window && (!self.retry.is_empty() || !self.exhausted);
         let send_at = if can_send { self.paused_until.max(self.next_send) } else { None };
         match (deadline, send_at) {
@@ -206,11 +258,11 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
     /// The next probe whose deadline has passed at `now`, if any.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Expired> {
         self.drop_stale_deadlines();
-        let &(deadline, slot, _) = self.deadlines.front()?;
+        let &Reverse((deadline, slot, _)) = self.deadlines.peek()?;
         if deadline > now {
             return None;
         }
-        self.deadlines.pop_front();
+        self.deadlines.pop();
         let probe = self.release(slot);
         let retried = probe.attempt < self.config.retries;
         if retried {
@@ -245,6 +297,7 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
         let entry = &mut self.slots[slot as usize];
         debug_assert!(entry.busy, "slot {slot} released twice");
         entry.busy = false;
+        entry.sent_at = None;
         entry.generation = entry.generation.wrapping_add(1);
         self.in_flight -= 1;
         self.free.push(slot);
@@ -255,13 +308,13 @@ impl<W: Iterator<Item = (u32, u16)>> Scheduler<W> {
     }
 
     /// Deadlines of probes that already settled stay queued until they reach
-    /// the front; drop them there.
+    /// the top; drop them there.
     fn drop_stale_deadlines(&mut self) {
-        while let Some(&(_, slot, generation)) = self.deadlines.front() {
+        while let Some(&Reverse((_, slot, generation))) = self.deadlines.peek() {
             if self.slots[slot as usize].generation == generation {
                 break;
             }
-            self.deadlines.pop_front();
+            self.deadlines.pop();
         }
     }
 }
@@ -287,7 +340,7 @@ mod tests {
         let (b, _) = s.poll_send(now).unwrap();
         s.sent(b, now);
         assert_eq!(s.poll_send(now), None, "window of 2 is full");
-        assert_eq!(s.settle(a).port, 1);
+        assert_eq!(s.settle(a, now).port, 1);
         assert_eq!(s.poll_send(now).map(|(_, p)| p.port), Some(3));
     }
 
@@ -299,7 +352,7 @@ mod tests {
         s.sent(a, start);
         // Port 2 waits in the queue for 900 ms, then is sent.
         let later = start + Duration::from_millis(900);
-        s.settle(a);
+        s.settle(a, later);
         let (b, probe) = s.poll_send(later).unwrap();
         assert_eq!(probe.port, 2);
         s.sent(b, later);
@@ -334,7 +387,7 @@ mod tests {
         for _ in 0..3 {
             let (slot, _) = s.poll_send(t0).unwrap();
             s.sent(slot, t0);
-            s.settle(slot);
+            s.settle(slot, t0);
         }
         assert_eq!(s.poll_timeout(), None);
         assert_eq!(s.handle_timeout(t0 + Duration::from_secs(5)), None);
@@ -350,7 +403,7 @@ mod tests {
         let (b, pb) = s.poll_send(t0).unwrap();
         s.defer(b, t0);
         assert_eq!(s.poll_send(t0), None, "window shrank to the one in flight");
-        s.settle(a);
+        s.settle(a, t0);
         let (_, retry) = s.poll_send(t0).unwrap();
         assert_eq!(retry, pb, "the deferred probe goes first, attempt not counted");
     }
@@ -379,13 +432,49 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_adapt_to_measured_round_trips_within_bounds() {
+        let t0 = Instant::now();
+        let cfg = ScheduleConfig { timeout: Duration::from_secs(2), ..config(8) };
+        let mut s = Scheduler::new(cfg, ports(40), false);
+        assert_eq!(s.current_timeout(), Duration::from_secs(2), "no sample yet: the configured timeout");
+        for ms in [20u64, 20, 20, 20, 20, 20, 20, 20, 20, 20] {
+            let (slot, _) = s.poll_send(t0).unwrap();
+            s.sent(slot, t0);
+            s.settle(slot, t0 + Duration::from_millis(ms));
+        }
+        let adapted = s.current_timeout();
+        assert!(adapted >= MIN_TIMEOUT && adapted < Duration::from_millis(200), "{adapted:?}");
+        for _ in 0..20 {
+            let (slot, _) = s.poll_send(t0).unwrap();
+            s.sent(slot, t0);
+            s.settle(slot, t0 + Duration::from_secs(5));
+        }
+        assert_eq!(s.current_timeout(), Duration::from_secs(2), "capped at the configured timeout");
+    }
+
+    #[test]
+    fn retries_give_no_round_trip_sample() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(config(8), ports(1), false);
+        let (slot, _) = s.poll_send(t0).unwrap();
+        s.sent(slot, t0);
+        let t1 = t0 + Duration::from_secs(1);
+        s.handle_timeout(t1).unwrap();
+        let (slot, probe) = s.poll_send(t1).unwrap();
+        assert_eq!(probe.attempt, 1);
+        s.sent(slot, t1);
+        s.settle(slot, t1 + Duration::from_millis(1));
+        assert_eq!(s.current_timeout(), Duration::from_secs(1), "Karn: an answer to a retry is ambiguous");
+    }
+
+    #[test]
     fn an_indexed_scheduler_finds_probes_by_host_and_port() {
         let t0 = Instant::now();
         let mut s = Scheduler::new(config(8), [(3, 53), (4, 53)].into_iter(), true);
         let (a, _) = s.poll_send(t0).unwrap();
         let (b, _) = s.poll_send(t0).unwrap();
         assert_eq!(s.find(4, 53).map(|(slot, _)| slot), Some(b));
-        s.settle(b);
+        s.settle(b, t0);
         assert_eq!(s.find(4, 53), None);
         assert_eq!(s.find(3, 53).map(|(slot, p)| (slot, p.host)), Some((a, 3)));
     }

@@ -21,6 +21,9 @@ use super::report::{PortState, Reason};
 use super::schedule::{Scheduler, SlotId};
 use super::worker::{Group, Plan, Reporter, Stopped, share};
 
+/// Probes sent between two looks at what has arrived.
+pub(super) const SEND_BATCH: usize = 256;
+
 /// What a connect attempt came to.
 enum Outcome {
     /// Still connecting: wait for epoll.
@@ -56,6 +59,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
 ) -> Result<(), Stopped> {
     loop {
         let mut now = Instant::now();
+        let mut batch = 0;
         while let Some((slot, probe)) = scheduler.poll_send(now) {
             out.probes += 1;
             if probe.attempt > 0 {
@@ -65,7 +69,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             let (socket, outcome) = connect(addr);
             match outcome {
                 Outcome::Verdict(state, reason, stream) => {
-                    scheduler.settle(slot);
+                    scheduler.settle(slot, now);
                     out.verdict(probe, state, reason, stream)?;
                 }
                 Outcome::Pending => {
@@ -94,11 +98,19 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                 }
             }
             now = Instant::now();
+            batch += 1;
+            if batch == SEND_BATCH {
+                break;
+            }
         }
         if scheduler.is_done() || out.stopped() {
             return Ok(());
         }
-        let wait = scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now()));
+        let wait = match batch {
+            // More may be ready to send: only collect what has arrived.
+            SEND_BATCH => Some(std::time::Duration::ZERO),
+            _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
+        };
         if let Err(e) = poll.poll(events, wait) {
             if e.kind() != io::ErrorKind::Interrupted {
                 tracing::warn!("epoll_wait failed: {e}");
@@ -109,7 +121,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             let Some(socket) = sockets[slot as usize].as_ref() else { continue };
             let Some((state, reason)) = settled(socket) else { continue };
             let socket = sockets[slot as usize].take();
-            let probe = scheduler.settle(slot);
+            let probe = scheduler.settle(slot, Instant::now());
             let stream = match state {
                 PortState::Open => socket.map(TcpStream::from),
                 _ => None,

@@ -24,6 +24,8 @@ pub(super) struct Plan {
     pub schedule: ScheduleConfig,
     /// For the UDP or SYN reactor (one each).
     pub single: ScheduleConfig,
+    /// The UDP reactor's window: no file descriptor per probe, so not bound by their limit.
+    pub udp_window: usize,
     pub banner: Option<Duration>,
     pub report_all: bool,
 }
@@ -49,6 +51,7 @@ impl Plan {
             connect_threads,
             schedule: ScheduleConfig { window: per_thread, ..base },
             single: base,
+            udp_window: config.max_inflight.unwrap_or(UDP_WINDOW).max(1),
             banner: config.banner,
             report_all: config.report_all,
         }
@@ -59,6 +62,10 @@ impl Plan {
         (self.tcp_ports.len() + self.udp_ports.len()) as u64
     }
 }
+
+/// The default UDP window: a datagram per probe and no socket, so the window
+/// is bounded by how many answers the receive buffer holds, not by descriptors.
+const UDP_WINDOW: usize = 16_384;
 
 /// Hosts scanned together, each with the name it came from.
 #[derive(Debug, Default)]
