@@ -8,7 +8,7 @@
 //! | shared plumbing | [`net`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
 //! | servers and clients (tokio) | [`echo`], [`daytime`], [`udp`] | sockets |
 //! | load generators | [`bench`] | sockets |
-//! | port scanner | [`scan`]: pure port and target syntax, a sans-IO probe scheduler, one epoll reactor per core | sockets, raw sockets |
+//! | port scanner | [`scan`]: pure port and target syntax, a sans-IO probe scheduler, one epoll reactor per core | sockets, raw sockets (`rawsock`, safe wrappers, no `unsafe`) |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
@@ -24,6 +24,7 @@ pub mod daytime;
 pub mod echo;
 pub mod impair;
 pub mod net;
+mod rawsock;
 pub mod scan;
 pub mod server;
 pub mod shutdown;

@@ -23,9 +23,9 @@
 //! our own probes that happen to open each other are not taken for a service.
 
 mod followup;
+mod packet;
 mod payloads;
 pub mod ports;
-mod rawsock;
 pub mod report;
 pub mod schedule;
 pub mod services;
@@ -203,7 +203,7 @@ pub async fn run(
     let exclude = resolve_excludes(&config.exclude).await?;
     let mut plan = Plan::new(&config, window_size(&config));
     if config.tcp_method == TcpMethod::Syn && !config.ports.tcp.is_empty() {
-        if let Err(reason) = rawsock::check_raw_access() {
+        if let Err(reason) = crate::rawsock::check_raw_access() {
             sink(Event::SynUnavailable { reason }).map_err(ScanError::Sink)?;
             plan.syn = false;
         }

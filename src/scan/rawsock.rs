@@ -1,4 +1,0 @@
-//! Raw sockets (stub).
-pub(super) fn check_raw_access() -> Result<(), String> {
-    Ok(())
-}
