@@ -30,11 +30,12 @@ use crate::rawsock;
 /// Attempts at finding a source port free over both IPv4 and IPv6.
 const PORT_ATTEMPTS: usize = 16;
 
-/// Scans the group's TCP ports with raw SYNs.
+/// Scans reactor `k`'s share of the group's TCP ports with raw SYNs. Each
+/// reactor has its own source port, so each reads only its own answers.
 ///
 /// # Errors
 /// When the raw sockets, the source port or epoll cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
     let (_reservation, port) = reserve_port()?;
     let mut poll = Poll::new()?;
     let open = |domain: Domain, token: usize| -> io::Result<Option<Socket>> {
@@ -48,7 +49,8 @@ pub(super) fn scan(group: &Group, plan: &Plan, mut out: Reporter<'_>) -> io::Res
     let (v4, v6) = (open(Domain::IPV4, 0)?, open(Domain::IPV6, 1)?);
     let sources = group.ips.iter().map(|&ip| rawsock::source_for(ip).ok()).collect();
     let hosts = group.ips.iter().enumerate().map(|(i, ip)| (*ip, i as u32)).collect();
-    let mut scheduler = Scheduler::new(plan.single, share(group.len(), &plan.tcp_ports, 0, 1), true);
+    let work = share(group.len(), &plan.tcp_ports, k, plan.connect_threads);
+    let mut scheduler = Scheduler::new(plan.schedule, work, true);
     let mut reactor = Reactor { group, v4, v6, sources, hosts, port, key: RandomState::new(), out: &mut out };
     match reactor.drive(&mut poll, &mut scheduler) {
         Ok(()) | Err(Stopped) => Ok(()),

@@ -19,10 +19,11 @@ pub(super) struct Plan {
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
     pub syn: bool,
+    /// TCP reactors (connect or SYN), one per core unless asked otherwise.
     pub connect_threads: usize,
-    /// Per connect reactor.
+    /// Per TCP reactor.
     pub schedule: ScheduleConfig,
-    /// For the UDP or SYN reactor (one each).
+    /// For the UDP reactor, with `udp_window`.
     pub single: ScheduleConfig,
     /// The UDP reactor's window: no file descriptor per probe, so not bound by their limit.
     pub udp_window: usize,
@@ -38,9 +39,8 @@ impl Plan {
         let tcp_ports: Vec<u16> = config.ports.tcp.iter().collect();
         let udp_ports: Vec<u16> = config.ports.udp.iter().collect();
         // The rate is shared by every reactor that runs.
-        let reactors = if tcp_ports.is_empty() || syn { 0 } else { connect_threads }
-            + usize::from(!udp_ports.is_empty())
-            + usize::from(syn && !tcp_ports.is_empty());
+        let reactors =
+            if tcp_ports.is_empty() { 0 } else { connect_threads } + usize::from(!udp_ports.is_empty());
         let rate = config.rate.map(|r| r / reactors.max(1) as f64);
         let per_thread = (window / connect_threads).max(1);
         let base = ScheduleConfig { timeout: config.timeout, retries: config.retries, window, rate };
@@ -124,16 +124,11 @@ pub(super) fn scan_group(
 ) -> std::io::Result<()> {
     std::thread::scope(|scope| {
         let mut reactors = Vec::new();
-        if !plan.tcp_ports.is_empty() && plan.syn {
-            reactors.push(
-                scope.spawn(|| {
-                    syn::scan(group, plan, Reporter::new(tx, group, Transport::Tcp, plan, progress))
-                }),
-            );
-        } else if !plan.tcp_ports.is_empty() {
+        if !plan.tcp_ports.is_empty() {
             for k in 0..plan.connect_threads {
                 let reporter = Reporter::new(tx, group, Transport::Tcp, plan, progress);
-                reactors.push(scope.spawn(move || tcp::scan(group, plan, k, reporter)));
+                let scan = if plan.syn { syn::scan } else { tcp::scan };
+                reactors.push(scope.spawn(move || scan(group, plan, k, reporter)));
             }
         }
         if !plan.udp_ports.is_empty() {
