@@ -11,6 +11,11 @@ cd "$(dirname "$0")/.."
 peers=(
   nc:netcat-openbsd
   inetd:openbsd-inetd
+  nmap:nmap
+  nft:nftables
+  ip:iproute2
+  prlimit:util-linux
+  setpriv:util-linux
 )
 
 missing=()

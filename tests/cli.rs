@@ -22,6 +22,7 @@ fn version_and_help_with_examples() {
         &["udp", "serve", "--help"],
         &["udp", "send", "--help"],
         &["bench", "echo", "--help"],
+        &["scan", "--help"],
     ] {
         let help = run(command, b"");
         assert!(help.ok().contains("Examples:\n  socketeer "), "{command:?} has no examples");

@@ -6,6 +6,7 @@ mod cli;
 mod daytime;
 mod echo;
 mod peers;
+mod scan;
 mod serve;
 mod udp;
 mod util;

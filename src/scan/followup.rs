@@ -92,10 +92,10 @@ pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut banner = lines.next()?.to_owned();
-    if banner.starts_with("HTTP/") {
-        if let Some(server) = lines.find(|l| l.to_ascii_lowercase().starts_with("server:")) {
-            banner = format!("{banner} ({server})");
-        }
+    if banner.starts_with("HTTP/")
+        && let Some(server) = lines.find(|l| l.to_ascii_lowercase().starts_with("server:"))
+    {
+        banner = format!("{banner} ({server})");
     }
     let clean: String =
         banner.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).take(BANNER_CHARS).collect();

@@ -183,7 +183,7 @@ const GROUP_HOSTS: usize = 256;
 const FOLLOWUPS: usize = 64;
 
 /// File descriptors kept out of the probe window, for stdio, epoll, the
-/// runtime and follow-up connections.
+/// runtime and follow-up connections (a quarter of a small limit).
 const RESERVED_FDS: u64 = 256;
 
 /// The default in-flight window over all reactors.
@@ -202,11 +202,12 @@ pub async fn run(
     let started = Instant::now();
     let exclude = resolve_excludes(&config.exclude).await?;
     let mut plan = Plan::new(&config, window_size(&config));
-    if config.tcp_method == TcpMethod::Syn && !config.ports.tcp.is_empty() {
-        if let Err(reason) = crate::rawsock::check_raw_access() {
-            sink(Event::SynUnavailable { reason }).map_err(ScanError::Sink)?;
-            plan.syn = false;
-        }
+    if plan.syn
+        && !plan.tcp_ports.is_empty()
+        && let Err(reason) = crate::rawsock::check_raw_access()
+    {
+        sink(Event::SynUnavailable { reason }).map_err(ScanError::Sink)?;
+        plan.syn = false;
     }
     let plan = Arc::new(plan);
     let (tx, mut rx) = mpsc::channel::<Found>(1024);
@@ -283,7 +284,7 @@ fn emit(
 /// soft limit to the hard one).
 fn window_size(config: &ScanConfig) -> usize {
     let fds = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
-    let room = usize::try_from(fds.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX);
+    let room = usize::try_from(fds.saturating_sub(RESERVED_FDS.min(fds / 4)).max(16)).unwrap_or(usize::MAX);
     config.max_inflight.unwrap_or(DEFAULT_WINDOW).min(room).max(1)
 }
 

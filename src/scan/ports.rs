@@ -341,7 +341,7 @@ mod tests {
         let bad = |s: &str| spec(s).unwrap_err().to_string();
         assert_eq!(bad("0"), "invalid port '0'; ports are 1 to 65535");
         assert_eq!(bad("65536"), "invalid port '65536'; ports are 1 to 65535");
-        assert_eq!(bad("22,8o"), "unknown service name '8o'; use a port number");
+        assert_eq!(bad("22,8o"), "invalid port '8o'; ports are 1 to 65535");
         assert_eq!(bad("1-2-3"), "invalid port '1-2-3'; ports are 1 to 65535");
         assert_eq!(bad("+5"), "unknown service name '+5'; use a port number");
         assert_eq!(bad("90-80"), "invalid range '90-80'; the first port must not be above the last");

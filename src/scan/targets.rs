@@ -403,9 +403,9 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn parsing_never_panics(s in "[-0-9a-f.:/*\\[\\]]{0,40}") {
+        fn whatever_parses_displays_and_parses_back(s in "[-0-9a-f.:/*\\[\\]]{0,40}") {
             if let Ok(parsed) = spec(&s) {
-                proptest::prop_assert!(parsed.len() >= 1);
+                proptest::prop_assert_eq!(spec(&parsed.to_string()), Ok(parsed));
             }
         }
 

@@ -92,6 +92,10 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                     }
                 }
                 Outcome::Shortage => {
+                    tracing::debug!(
+                        "out of sockets or local ports with {} probes in flight; waiting for some to finish",
+                        scheduler.in_flight()
+                    );
                     out.probes -= 1;
                     scheduler.defer(slot, now);
                     break;
@@ -111,10 +115,10 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             SEND_BATCH => Some(std::time::Duration::ZERO),
             _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
         };
-        if let Err(e) = poll.poll(events, wait) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                tracing::warn!("epoll_wait failed: {e}");
-            }
+        if let Err(e) = poll.poll(events, wait)
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            tracing::warn!("epoll_wait failed: {e}");
         }
         for event in events.iter() {
             let slot = event.token().0 as SlotId;

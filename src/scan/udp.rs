@@ -175,7 +175,7 @@ impl Reactor<'_, '_> {
             match recvfrom::<SockaddrStorage>(socket.as_raw_fd(), &mut buf) {
                 Ok((_, Some(from))) => {
                     let Some(from) = socket_addr(&from) else { continue };
-                    let own = Some(from.port()) == own_port && is_local_address(from.ip());
+                    let own = Some(from.port()) == own_port && is_local_address(from);
                     let (state, reason) = if own {
                         (PortState::Closed, Reason::SelfConnect)
                     } else {
@@ -278,10 +278,14 @@ fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
     Some(SocketAddr::from((v6.ip(), v6.port())))
 }
 
-/// True when `ip` is an address of this machine: one a socket can bind to.
-fn is_local_address(ip: IpAddr) -> bool {
-    let Ok(probe) = Socket::new(Domain::for_address(SocketAddr::new(ip, 0)), Type::DGRAM, None) else {
-        return false;
-    };
-    probe.bind(&SocketAddr::new(ip, 0).into()).is_ok()
+/// True when `addr`, which has our socket's port, is an address of this
+/// machine: binding it then fails because our own socket holds the port,
+/// not because the address is foreign. (Binding port 0 instead could fail
+/// for want of a free ephemeral port.)
+fn is_local_address(addr: SocketAddr) -> bool {
+    if addr.ip().is_loopback() {
+        return true;
+    }
+    let Ok(probe) = Socket::new(Domain::for_address(addr), Type::DGRAM, None) else { return false };
+    !matches!(probe.bind(&addr.into()), Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable)
 }

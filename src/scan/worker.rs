@@ -138,10 +138,9 @@ pub(super) fn scan_group(
                 }),
             );
         }
-        reactors
-            .into_iter()
-            .map(|r| r.join().unwrap_or_else(|_| Err(std::io::Error::other("a scan reactor panicked"))))
-            .collect()
+        reactors.into_iter().try_for_each(|r| {
+            r.join().unwrap_or_else(|_| Err(std::io::Error::other("a scan reactor panicked")))
+        })
     })
 }
 
