@@ -2,10 +2,14 @@
 //! per probe in flight, and no allocation or timer object per probe (the
 //! scheduler's slots index a preallocated socket table; timeouts are a queue).
 //!
-//! Per probe: `socket`, `connect`, `getsockopt(SO_ERROR)` and `close`. On
-//! loopback the kernel answers within the `connect` call, so the first
-//! `SO_ERROR` read usually settles the probe and epoll is needed only for
-//! answers that take a round trip.
+//! Per probe, two system calls: `connect`, then `connect` again to the same
+//! address, which on Linux reports what became of the first: refused
+//! (`ECONNREFUSED`, and the socket is reset, ready for the next probe),
+//! connected (0), or still under way (`EALREADY`: wait for epoll). On
+//! loopback the kernel answers within the first call, so a closed port costs
+//! no socket, no `close` and no epoll registration: the reactor keeps a few
+//! idle sockets and reuses them. Answers that take a round trip go through
+//! epoll, with a socket of their own until then.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -44,17 +48,20 @@ pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) 
     let mut scheduler = Scheduler::new(plan.schedule, work, false);
     let mut sockets: Vec<Option<Socket>> = (0..plan.schedule.window.max(1)).map(|_| None).collect();
     let mut events = Events::with_capacity(1024);
-    match drive(group, &mut poll, &mut scheduler, &mut sockets, &mut events, &mut out) {
+    let mut connector = Connector::default();
+    let mut reactor = (&mut poll, &mut connector, &mut sockets, &mut events);
+    match drive(group, &mut reactor, &mut scheduler, &mut out) {
         Ok(()) | Err(Stopped) => Ok(()),
     }
 }
 
+/// The reactor's state: epoll, idle sockets, the in-flight sockets by slot, and an event buffer.
+type Parts<'a> = (&'a mut Poll, &'a mut Connector, &'a mut Vec<Option<Socket>>, &'a mut Events);
+
 fn drive<W: Iterator<Item = (u32, u16)>>(
     group: &Group,
-    poll: &mut Poll,
+    (poll, connector, sockets, events): &mut Parts<'_>,
     scheduler: &mut Scheduler<W>,
-    sockets: &mut [Option<Socket>],
-    events: &mut Events,
     out: &mut Reporter<'_>,
 ) -> Result<(), Stopped> {
     loop {
@@ -66,7 +73,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                 out.retries += 1;
             }
             let addr = SocketAddr::new(group.ip(probe.host), probe.port);
-            let (socket, outcome) = connect(addr);
+            let (socket, outcome) = connector.connect(addr);
             match outcome {
                 Outcome::Verdict(state, reason, stream) => {
                     scheduler.settle(slot, now);
@@ -115,7 +122,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             SEND_BATCH => Some(std::time::Duration::ZERO),
             _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
         };
-        if let Err(e) = poll.poll(events, wait)
+        if let Err(e) = poll.poll(*events, wait)
             && e.kind() != io::ErrorKind::Interrupted
         {
             tracing::warn!("epoll_wait failed: {e}");
@@ -142,24 +149,68 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
     }
 }
 
-/// Starts a non-blocking connect to `addr` and reads its state at once.
-fn connect(addr: SocketAddr) -> (Option<Socket>, Outcome) {
-    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
-        Ok(socket) => socket,
-        Err(e) => return (None, classify_error(&e)),
-    };
-    match socket.connect(&SockAddr::from(addr)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {}
-        Err(e) => return (None, classify_error(&e)),
-    }
-    match settled(&socket) {
-        Some((PortState::Open, reason)) => {
-            (None, Outcome::Verdict(PortState::Open, reason, Some(socket.into())))
+/// Idle sockets kept for reuse, per address family.
+const IDLE_SOCKETS: usize = 64;
+
+/// Starts connections, reusing sockets whose last attempt was refused.
+#[derive(Default)]
+struct Connector {
+    idle: [Vec<Socket>; 2],
+}
+
+impl Connector {
+    /// Starts a non-blocking connect to `addr` and reads its state at once.
+    fn connect(&mut self, addr: SocketAddr) -> (Option<Socket>, Outcome) {
+        let family = usize::from(addr.is_ipv6());
+        let (socket, reused) = match self.idle[family].pop() {
+            Some(socket) => (socket, true),
+            None => match Socket::new(Domain::for_address(addr), Type::STREAM.nonblocking(), None) {
+                Ok(socket) => (socket, false),
+                Err(e) => return (None, classify_error(&e)),
+            },
+        };
+        let to = SockAddr::from(addr);
+        match socket.connect(&to).map_err(|e| errno(&e)) {
+            Ok(()) => return (None, connected(socket)),
+            Err(Some(Errno::EINPROGRESS)) => {}
+            // A reused socket in a state we did not expect: start over with a new one.
+            Err(Some(Errno::EISCONN | Errno::EALREADY | Errno::EINVAL | Errno::EBADFD)) if reused => {
+                return self.connect(addr);
+            }
+            Err(e) => {
+                let outcome = classify_errno(e);
+                if matches!(outcome, Outcome::Shortage) {
+                    self.idle[family].push(socket);
+                }
+                return (None, outcome);
+            }
         }
-        Some((state, reason)) => (None, Outcome::Verdict(state, reason, None)),
-        None => (Some(socket), Outcome::Pending),
+        // Asking again reports what became of the first attempt.
+        match socket.connect(&to).map_err(|e| errno(&e)) {
+            Err(Some(Errno::ECONNREFUSED)) => {
+                if self.idle[family].len() < IDLE_SOCKETS {
+                    self.idle[family].push(socket);
+                }
+                (None, Outcome::Verdict(PortState::Closed, Reason::Reset, None))
+            }
+            Err(Some(Errno::EALREADY)) => (Some(socket), Outcome::Pending),
+            Ok(()) | Err(Some(Errno::EISCONN)) => (None, connected(socket)),
+            Err(e) => (None, classify_errno(e)),
+        }
     }
+}
+
+/// The verdict on a socket whose connect completed: open, or a self-connect.
+fn connected(socket: Socket) -> Outcome {
+    match settled(&socket) {
+        Some((PortState::Open, reason)) => Outcome::Verdict(PortState::Open, reason, Some(socket.into())),
+        Some((state, reason)) => Outcome::Verdict(state, reason, None),
+        None => Outcome::Verdict(PortState::Filtered, Reason::Unreachable, None),
+    }
+}
+
+fn errno(e: &io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw)
 }
 
 /// The verdict on a connecting socket, or `None` while it still connects.
@@ -183,7 +234,10 @@ fn settled(socket: &Socket) -> Option<(PortState, Reason)> {
 }
 
 fn classify_error(e: &io::Error) -> Outcome {
-    let errno = e.raw_os_error().map(Errno::from_raw);
+    classify_errno(errno(e))
+}
+
+fn classify_errno(errno: Option<Errno>) -> Outcome {
     match errno {
         Some(Errno::ECONNREFUSED) => Outcome::Verdict(PortState::Closed, Reason::Reset, None),
         Some(
