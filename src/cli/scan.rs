@@ -156,7 +156,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let out = Output::new(format == Format::Json);
     if format == Format::Table {
         bar.suspend(|| {
-            out.note(format_args!("{:<20} {:<11} {:<13} {:<15} BANNER", "HOST", "PORT", "STATE", "SERVICE"))
+            out.note(format_args!("{:<24} {:<11} {:<13} {:<15} BANNER", "HOST", "PORT", "STATE", "SERVICE"))
         })?;
     }
     let sink = |event: Event| bar.suspend(|| write_event(out, format, &event));

@@ -23,7 +23,7 @@
 //! our own probes that happen to open each other are not taken for a service.
 
 mod followup;
-mod packet;
+pub mod packet;
 mod payloads;
 pub mod ports;
 pub mod report;

@@ -107,17 +107,11 @@ impl fmt::Display for PortReport {
             Some(name) => format!("{name} ({})", self.ip),
             None => self.ip.to_string(),
         };
-        write!(
-            f,
-            "{host:<20} {:<11} {:<13} {:<15}",
-            self.port_label(),
-            self.state,
-            self.service.unwrap_or("-")
-        )?;
-        if let Some(banner) = &self.banner {
-            write!(f, " {banner}")?;
+        let (port, state, service) = (self.port_label(), self.state, self.service.unwrap_or("-"));
+        match &self.banner {
+            Some(banner) => write!(f, "{host:<24} {port:<11} {state:<13} {service:<15} {banner}"),
+            None => write!(f, "{host:<24} {port:<11} {state:<13} {service}"),
         }
-        Ok(())
     }
 }
 
