@@ -122,7 +122,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             SEND_BATCH => Some(std::time::Duration::ZERO),
             _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
         };
-        if let Err(e) = poll.poll(*events, wait)
+        if let Err(e) = poll.poll(events, wait)
             && e.kind() != io::ErrorKind::Interrupted
         {
             tracing::warn!("epoll_wait failed: {e}");
