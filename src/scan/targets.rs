@@ -149,6 +149,10 @@ fn parse_range(token: &str) -> Result<TargetSpec, TargetSpecError> {
             return Err(bad());
         }
     }
+    if octets.iter().all(|(lo, hi)| lo == hi) {
+        let ip = IpAddr::V4(Ipv4Addr::from(octets.map(|(lo, _)| lo)));
+        return Ok(TargetSpec::Range { first: ip, last: ip });
+    }
     Ok(TargetSpec::Octets(octets))
 }
 
@@ -244,6 +248,26 @@ impl<'a> Hosts<'a> {
         self.exclude.iter().any(|e| e.contains(ip))
     }
 
+    /// Moves the current expansion past `last` (an excluded block's end).
+    fn skip_past(&mut self, last: IpAddr) {
+        let done = match (&mut self.current, last) {
+            (Some(Expansion::V4 { next, last: end }), IpAddr::V4(skip)) => {
+                let skip = u32::from(skip);
+                *next = skip.wrapping_add(1);
+                skip >= *end
+            }
+            (Some(Expansion::V6 { next, last: end }), IpAddr::V6(skip)) => {
+                let skip = u128::from(skip);
+                *next = skip.wrapping_add(1);
+                skip >= *end
+            }
+            _ => false,
+        };
+        if done {
+            self.current = None;
+        }
+    }
+
     fn next_addr(&mut self) -> Option<IpAddr> {
         let (ip, last) = match self.current.as_mut()? {
             Expansion::V4 { next, last } => {
@@ -290,8 +314,12 @@ impl Iterator for Hosts<'_> {
     fn next(&mut self) -> Option<Host> {
         loop {
             while let Some(ip) = self.next_addr() {
-                if !self.is_excluded(ip) {
-                    return Some(Host::Addr(ip));
+                match self.exclude.iter().find(|e| e.contains(ip)) {
+                    None => return Some(Host::Addr(ip)),
+                    // Jump over the whole excluded block: excluding ::/64 from
+                    // ::/48 must not walk 2^64 addresses.
+                    Some(TargetSpec::Range { last, .. }) => self.skip_past(*last),
+                    Some(_) => {}
                 }
             }
             self.current = match self.specs.next()? {
@@ -355,6 +383,8 @@ mod tests {
         assert_eq!(hosts(&["127.0.0.1-3"], &[]), ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
         assert_eq!(hosts(&["::1-::3"], &[]), ["::1", "::2", "::3"]);
         assert_eq!(hosts(&["127.0.1-2.8-9"], &[]), ["127.0.1.8", "127.0.1.9", "127.0.2.8", "127.0.2.9"]);
+        // Found by the fuzzer: octet ranges of one value each are one address.
+        assert_eq!(spec("11.1-01.0-0.0-0"), spec("11.1.0.0"));
         assert_eq!(hosts(&["localhost", "my-host.example"], &[]), ["name:localhost", "name:my-host.example"]);
         assert_eq!(hosts(&["255.255.255.255/31"], &[]), ["255.255.255.254", "255.255.255.255"]);
     }
@@ -364,6 +394,17 @@ mod tests {
         let all = hosts(&["127.0.0.0/28"], &["127.0.0.0-3", "127.0.0.8/29", "127.0.0.5"]);
         assert_eq!(all, ["127.0.0.4", "127.0.0.6", "127.0.0.7"]);
         assert_eq!(hosts(&["127.0.0.1-3"], &["127.0.0.*"]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn excluding_a_huge_block_skips_it_at_once() {
+        let specs = [spec("::/0").unwrap(), spec("127.0.0.1").unwrap()];
+        let exclude = [spec("::/1").unwrap(), spec("8000::/1").unwrap()];
+        let hosts: Vec<Host> = Hosts::new(&specs, &exclude).collect();
+        assert_eq!(hosts, [Host::Addr("127.0.0.1".parse().unwrap())]);
+        let specs = [spec("::/96").unwrap()];
+        let exclude = [spec("::/97").unwrap()];
+        assert_eq!(Hosts::new(&specs, &exclude).next(), Some(Host::Addr("::8000:0".parse().unwrap())));
     }
 
     #[test]
