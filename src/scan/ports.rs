@@ -13,7 +13,7 @@
 //!
 //! let spec: PortSpec = "ssh,8000-8002,U:53".parse().unwrap();
 //! assert_eq!(spec.tcp.iter().collect::<Vec<_>>(), [22, 8000, 8001, 8002]);
-//! assert_eq!(spec.udp.iter().collect::<Vec<_>>(), [22, 53, 8000, 8001, 8002]);
+//! assert_eq!(spec.udp.iter().collect::<Vec<_>>(), [53, 8000, 8001, 8002]);
 //! ```
 
 use std::fmt;
