@@ -12,6 +12,11 @@ peers=(
   nc:netcat-openbsd
   inetd:openbsd-inetd
   python3:python3
+  nmap:nmap
+  nft:nftables
+  ip:iproute2
+  prlimit:util-linux
+  setpriv:util-linux
 )
 
 missing=()

@@ -10,6 +10,7 @@
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`impair::proxy`] | sockets |
 //! | load generators | [`bench`] | sockets |
 //! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
+//! | port scanner | [`scan`]: pure port and target syntax, a sans-IO probe scheduler, one epoll reactor per core | sockets, raw sockets (`rawsock`, safe wrappers, no `unsafe`) |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
@@ -29,6 +30,8 @@ pub mod lab;
 pub mod net;
 pub mod plot;
 pub mod poll;
+mod rawsock;
+pub mod scan;
 pub mod server;
 pub mod shutdown;
 pub mod stats;

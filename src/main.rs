@@ -9,11 +9,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::Cli::parse_from(cli::nmap_style_args(std::env::args_os()));
     init_logging(args.verbosity.level());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        // The scan's summary already said so; 1 tells scripts nothing was found.
+        Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
         Err(e) => {
             // If stderr is gone too there is no one left to tell.
             let _ = writeln!(io::stderr(), "error: {e:#}");

@@ -29,6 +29,7 @@ fn version_and_help_with_examples() {
         &["lab", "producer-consumer", "--help"],
         &["lab", "deadlock", "--help"],
         &["lab", "servers", "--help"],
+        &["scan", "--help"],
     ] {
         let help = run(command, b"");
         assert!(help.ok().contains("Examples:\n  socketeer "), "{command:?} has no examples");

@@ -8,6 +8,7 @@ mod echo;
 mod impair;
 mod lab;
 mod peers;
+mod scan;
 mod serve;
 mod transfer;
 mod udp;

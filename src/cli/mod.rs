@@ -8,6 +8,7 @@ mod echo;
 mod impair;
 mod lab;
 mod output;
+mod scan;
 mod serve;
 mod transfer;
 mod udp;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use args::{UsageError, Verbosity};
+pub use scan::{NothingOpen, nmap_style_args};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -27,6 +29,7 @@ Examples:
   socketeer udp send localhost --count 5 --timeout 200ms
   socketeer transfer send report.pdf localhost
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --delay 20ms
+  socketeer scan localhost -p 1-1024 --banner
   socketeer bench echo localhost --connections 50 --duration 5s
   socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
 
@@ -66,6 +69,8 @@ enum Command {
     /// The concurrency lab: threads, processes, races, queues, deadlock, parallel work, server models.
     #[command(subcommand)]
     Lab(lab::Command),
+    /// Scan ports: TCP connect or SYN, UDP, banners; exact and fast.
+    Scan(scan::Args),
 }
 
 /// Runs the parsed command to completion.
@@ -84,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Impair(args) => impair::run(args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Lab(command) => lab::run(command).await,
+            Command::Scan(args) => scan::run(args).await,
         }
     });
     // A thread may still be blocked reading stdin; do not wait for it.

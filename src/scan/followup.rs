@@ -1,0 +1,120 @@
+//! What happens to an open TCP port before it is reported: a second
+//! connection confirms it when the address is this machine's own, and with
+//! `--banner` the service's first words are read.
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::report::{PortReport, PortState, Reason};
+use crate::net::Transport;
+
+/// How long the confirming connection may take.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The most bytes read for a banner.
+const BANNER_BYTES: usize = 512;
+
+/// The longest banner reported, in characters.
+const BANNER_CHARS: usize = 160;
+
+/// Sent to a service that stays silent: the smallest request a web server answers.
+const HTTP_PROBE: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
+
+/// True when an open port needs a follow-up before it is reported.
+pub(super) fn needed(report: &PortReport, stream: Option<&TcpStream>, banner: Option<Duration>) -> bool {
+    report.state == PortState::Open
+        && report.transport == Transport::Tcp
+        && (banner.is_some() || stream.is_some_and(connects_to_itself))
+}
+
+/// True when the connection runs between two addresses of this machine, where
+/// two of the scanner's own probes can open each other.
+fn connects_to_itself(stream: &TcpStream) -> bool {
+    match (stream.local_addr(), stream.peer_addr()) {
+        (Ok(local), Ok(peer)) => local.ip() == peer.ip() || peer.ip().is_loopback(),
+        _ => false,
+    }
+}
+
+/// Confirms `report` when needed and reads the banner when asked; returns the final verdict.
+pub(super) async fn run(
+    mut report: PortReport,
+    stream: Option<TcpStream>,
+    banner: Option<Duration>,
+) -> PortReport {
+    let addr = std::net::SocketAddr::new(report.ip, report.port);
+    if stream.as_ref().is_some_and(connects_to_itself) {
+        match tokio::time::timeout(CONFIRM_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(again)) if again.local_addr().ok() == again.peer_addr().ok() => {
+                (report.state, report.reason) = (PortState::Closed, Reason::SelfConnect);
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                (report.state, report.reason) = (PortState::Closed, Reason::Reset);
+            }
+            // Connected, or a listener too busy to answer: the first verdict stands.
+            _ => {}
+        }
+    }
+    let Some(wait) = banner.filter(|_| report.state == PortState::Open) else { return report };
+    let stream = match stream
+        .map(|s| s.set_nonblocking(true).and_then(|()| tokio::net::TcpStream::from_std(s)))
+    {
+        Some(Ok(stream)) => Some(stream),
+        _ => tokio::time::timeout(wait, tokio::net::TcpStream::connect(addr)).await.ok().and_then(Result::ok),
+    };
+    if let Some(stream) = stream {
+        report.banner = read_banner(stream, wait).await;
+    }
+    report
+}
+
+/// The service's greeting, or its answer to [`HTTP_PROBE`] when it says
+/// nothing in the first half of `wait`.
+async fn read_banner(mut stream: tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    let mut buf = [0u8; BANNER_BYTES];
+    let first = wait / 2;
+    let n = match tokio::time::timeout(first, stream.read(&mut buf)).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(_)) => 0,
+        Err(_) => {
+            stream.write_all(HTTP_PROBE).await.ok()?;
+            tokio::time::timeout(wait - first, stream.read(&mut buf)).await.ok()?.unwrap_or(0)
+        }
+    };
+    printable(&buf[..n])
+}
+
+/// One line fit to print: the first line, plus the `Server:` header of an
+/// HTTP answer, with control characters replaced and the length capped.
+pub(super) fn printable(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut banner = lines.next()?.to_owned();
+    if banner.starts_with("HTTP/")
+        && let Some(server) = lines.find(|l| l.to_ascii_lowercase().starts_with("server:"))
+    {
+        banner = format!("{banner} ({server})");
+    }
+    let clean: String =
+        banner.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).take(BANNER_CHARS).collect();
+    Some(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banners_are_one_clean_line() {
+        assert_eq!(printable(b"SSH-2.0-OpenSSH_9.2\r\n").as_deref(), Some("SSH-2.0-OpenSSH_9.2"));
+        assert_eq!(printable(b"\r\n220 mail ESMTP\r\n250 more").as_deref(), Some("220 mail ESMTP"));
+        let http = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nServer: demo/1.2\r\n\r\n<html>";
+        assert_eq!(printable(http).as_deref(), Some("HTTP/1.0 200 OK (Server: demo/1.2)"));
+        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a\u{fffd}[31mred\u{fffd}"));
+        assert_eq!(printable(&[b'x'; 400]).map(|b| b.len()), Some(BANNER_CHARS));
+        assert_eq!(printable(b"\r\n\r\n"), None);
+        assert_eq!(printable(b""), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! What a scan finds: one [`PortReport`] per port verdict, and a [`Summary`].
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::net::Transport;
+
+/// A port's verdict, in nmap's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum PortState {
+    /// Something accepts connections or answers datagrams there.
+    #[serde(rename = "open")]
+    Open,
+    /// The host answered that nothing is there (TCP RST, ICMP port unreachable).
+    #[serde(rename = "closed")]
+    Closed,
+    /// No answer, or an ICMP error other than port unreachable (TCP).
+    #[serde(rename = "filtered")]
+    Filtered,
+    /// No answer over UDP: open and silent, or dropped on the way.
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
+}
+
+impl PortState {
+    /// Every state, in the order summaries list them.
+    pub const ALL: [PortState; 4] =
+        [PortState::Open, PortState::Closed, PortState::Filtered, PortState::OpenFiltered];
+
+    /// The name as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
+        }
+    }
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Why a port got its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// TCP: the handshake completed (connect) or a SYN-ACK came back (SYN scan).
+    SynAck,
+    /// TCP: the host sent a reset.
+    Reset,
+    /// The connection reached our own socket (the kernel picked the probed
+    /// port as the source port on this machine): nothing else listens there.
+    SelfConnect,
+    /// Every attempt went unanswered.
+    NoResponse,
+    /// An ICMP host, network or admin-prohibited unreachable, or a local route error.
+    Unreachable,
+    /// UDP: a datagram came back.
+    UdpResponse,
+    /// UDP: ICMP port unreachable.
+    PortUnreachable,
+}
+
+/// One port's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortReport {
+    /// The address scanned.
+    pub ip: IpAddr,
+    /// The name it was resolved from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Arc<str>>,
+    /// The port.
+    pub port: u16,
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// The verdict.
+    pub state: PortState,
+    /// What the verdict rests on.
+    pub reason: Reason,
+    /// The service name from the built-in table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<&'static str>,
+    /// The first line the service sent (`--banner`), made printable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub banner: Option<String>,
+}
+
+impl PortReport {
+    /// `port/transport`, as in nmap's PORT column.
+    pub fn port_label(&self) -> String {
+        format!("{}/{}", self.port, self.transport)
+    }
+}
+
+impl fmt::Display for PortReport {
+    /// One table row: host, port, state, service and banner.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = match &self.host {
+            Some(name) => format!("{name} ({})", self.ip),
+            None => self.ip.to_string(),
+        };
+        let (port, state, service) = (self.port_label(), self.state, self.service.unwrap_or("-"));
+        match &self.banner {
+            Some(banner) => write!(f, "{host:<24} {port:<11} {state:<13} {service:<15} {banner}"),
+            None => write!(f, "{host:<24} {port:<11} {state:<13} {service}"),
+        }
+    }
+}
+
+/// Counts of verdicts per state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    /// Open ports.
+    pub open: u64,
+    /// Closed ports.
+    pub closed: u64,
+    /// Filtered ports.
+    pub filtered: u64,
+    /// Open or filtered (UDP, no answer).
+    pub open_filtered: u64,
+}
+
+impl StateCounts {
+    /// Counts one more `state`.
+    pub fn add(&mut self, state: PortState, n: u64) {
+        *match state {
+            PortState::Open => &mut self.open,
+            PortState::Closed => &mut self.closed,
+            PortState::Filtered => &mut self.filtered,
+            PortState::OpenFiltered => &mut self.open_filtered,
+        } += n;
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &StateCounts) {
+        for state in PortState::ALL {
+            self.add(state, other.get(state));
+        }
+    }
+
+    /// The count of `state`.
+    pub fn get(&self, state: PortState) -> u64 {
+        match state {
+            PortState::Open => self.open,
+            PortState::Closed => self.closed,
+            PortState::Filtered => self.filtered,
+            PortState::OpenFiltered => self.open_filtered,
+        }
+    }
+
+    /// Every port with a verdict.
+    pub fn total(&self) -> u64 {
+        PortState::ALL.iter().map(|&s| self.get(s)).sum()
+    }
+}
+
+/// The end of a scan.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Addresses scanned.
+    pub hosts: u64,
+    /// Names that did not resolve.
+    pub unresolved: u64,
+    /// Verdicts per state.
+    pub ports: StateCounts,
+    /// Probes sent, retries included.
+    pub probes: u64,
+    /// Of those, retries of unanswered probes.
+    pub retries: u64,
+    /// Wall-clock time of the scan.
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::stats::as_millis")]
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hosts = if self.hosts == 1 { "host" } else { "hosts" };
+        write!(
+            f,
+            "scanned {} {hosts}, {} ports in {:.2}s:",
+            self.hosts,
+            self.ports.total(),
+            self.elapsed.as_secs_f64()
+        )?;
+        let mut first = true;
+        for state in PortState::ALL {
+            let n = self.ports.get(state);
+            if n > 0 || state == PortState::Open {
+                write!(f, "{} {n} {state}", if first { "" } else { "," })?;
+                first = false;
+            }
+        }
+        if self.unresolved > 0 {
+            write!(f, "; {} names did not resolve", self.unresolved)?;
+        }
+        write!(f, " ({} probes, {} retries)", self.probes, self.retries)
+    }
+}
