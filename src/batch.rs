@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
-/// Receive slots per system call.
-const SLOTS: usize = quinn_udp::BATCH_SIZE;
+/// Receive slots per system call: a receive that fills them all may have
+/// left more waiting.
+pub const SLOTS: usize = quinn_udp::BATCH_SIZE;
 
 /// Each slot holds a whole datagram, or a GRO train of them (up to 64
 /// segments of a 1500-byte path), whatever their size.
@@ -87,9 +88,10 @@ impl BatchSocket {
         &self.socket
     }
 
-    /// Receives what is queued, up to one batch, calling `each` with every
-    /// datagram and its sender; returns how many datagrams there were, 0 when
-    /// none was waiting.
+    /// Receives what is queued, up to [`SLOTS`] messages, calling `each` with
+    /// every datagram and its sender; returns how many messages there were
+    /// (0 when none was waiting; fewer than [`SLOTS`] means the queue is
+    /// empty, and asking again would only cost a system call).
     ///
     /// # Errors
     /// Socket errors (on a connected socket, a refusal from the peer).
@@ -100,21 +102,40 @@ impl BatchSocket {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
             Err(e) => return Err(e),
         };
-        let mut datagrams = 0;
         for (meta, slot) in bufs.meta.iter().zip(&slices).take(messages) {
             let received = |data| Received { from: meta.addr, data, kernel_time: meta.timestamp };
             if meta.len == 0 {
                 each(received(&[]));
-                datagrams += 1;
                 continue;
             }
             // A GRO train is several datagrams of `stride` bytes (the last may be shorter).
             for datagram in slot[..meta.len].chunks(meta.stride.max(1)) {
                 each(received(datagram));
-                datagrams += 1;
             }
         }
-        Ok(datagrams)
+        Ok(messages)
+    }
+
+    /// Receives until the queue is empty or `rounds` full batches were
+    /// taken; returns how many messages in all.
+    ///
+    /// # Errors
+    /// As [`BatchSocket::recv`]; messages received before the error were handled.
+    pub fn drain(
+        &self,
+        bufs: &mut RecvBuffers,
+        rounds: usize,
+        mut each: impl FnMut(Received<'_>),
+    ) -> io::Result<usize> {
+        let mut total = 0;
+        for _ in 0..rounds {
+            let messages = self.recv(bufs, &mut each)?;
+            total += messages;
+            if messages < SLOTS {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// Sends what `buffer` holds to `destination`, emptying it.
@@ -194,6 +215,6 @@ mod tests {
             assert_eq!(datagram.len(), sizes[i], "datagram {i}");
             assert!(datagram.iter().all(|&b| b == i as u8));
         }
-        assert_eq!(batch.recv(&mut bufs, |_| {}).unwrap(), 0, "nothing more");
+        assert_eq!(batch.drain(&mut bufs, 4, |_| {}).unwrap(), 0, "nothing more");
     }
 }

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::link::{Link, LinkCounters};
 use super::model::ImpairmentConfig;
 use super::options::{self, SettingError};
-use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
+use crate::batch::{BatchSocket, RecvBuffers, SLOTS, SendBuffer};
 use crate::poll::{self, Waker};
 
 /// Batches taken from a socket in one go before the loop looks at its other
@@ -352,7 +352,7 @@ impl Driver {
             }
             self.arrived = arrived;
             match received {
-                Ok(0) => return,
+                Ok(n) if n < SLOTS => return,
                 Ok(_) => {}
                 Err(e) => {
                     self.stats.socket_errors += 1;
@@ -419,7 +419,7 @@ impl Driver {
             }
             self.arrived = arrived;
             match received {
-                Ok(0) => return,
+                Ok(n) if n < SLOTS => return,
                 Ok(_) => {}
                 Err(e) => {
                     self.stats.socket_errors += 1;

@@ -247,20 +247,16 @@ pub fn send(
         }
         progress(&sender.stats());
         let deadline = sender.poll_timeout();
-        tracing::trace!(in_ms = ?deadline.map(|d| d.saturating_duration_since(Instant::now())), stats = ?sender.stats(), "waiting");
-        let ready = poll::wait(&[waker.as_fd(), socket.socket().as_fd()], deadline)
-            .map_err(io_error("waiting for the socket"))?;
-        if ready[0] {
-            waker.clear();
-        }
-        let now = Instant::now();
-        for _ in 0..ROUNDS {
-            let received = socket.recv(&mut bufs, |r| sender.handle_datagram(now, r.data));
-            match received {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => return Err(send_error(target, e)),
+        // The answer is often in already (the receiver ran while we sent):
+        // look before sleeping, and wait only when nothing came.
+        let mut receive = |now| socket.drain(&mut bufs, ROUNDS, |r| sender.handle_datagram(now, r.data));
+        if receive(Instant::now()).map_err(|e| send_error(target, e))? == 0 {
+            let ready = poll::wait(&[waker.as_fd(), socket.socket().as_fd()], deadline)
+                .map_err(io_error("waiting for the socket"))?;
+            if ready[0] {
+                waker.clear();
             }
+            receive(Instant::now()).map_err(|e| send_error(target, e))?;
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {
             sender.handle_timeout(Instant::now());
@@ -470,31 +466,20 @@ impl TransferServer {
         let (mut bufs, mut out, mut buf) = (RecvBuffers::default(), SendBuffer::default(), Vec::new());
         let mut replies: Vec<(SessionKey, Vec<u8>)> = Vec::new();
         while !waker.is_stopped() {
-            let now = Instant::now();
-            let deadline = sessions.values().filter_map(|s| s.engine.poll_timeout(now)).min();
-            let mut fds = vec![waker.as_fd()];
-            fds.extend(sockets.iter().map(|s| s.socket().as_fd()));
-            let ready = poll::wait(&fds, deadline)?;
-            if ready[0] {
-                waker.clear();
-            }
-            let now = Instant::now();
-            for (local, socket) in sockets.iter().enumerate().filter(|(i, _)| ready[i + 1]) {
-                for _ in 0..ROUNDS {
-                    let received = socket.recv(&mut bufs, |r| {
-                        arrive(&mut sessions, &self.config, &mut replies, now, (local, r.from), r.data);
-                    });
-                    match received {
-                        Ok(0) => break,
-                        Ok(_) => {}
-                        // An ICMP error for a sender that went away: its session times out.
-                        Err(e) => {
-                            tracing::debug!(error = %e, "transfer: receive failed");
-                            break;
-                        }
-                    }
+            // Look before sleeping: the next datagram often came while we sent.
+            let mut received = receive_all(&sockets, &mut bufs, &mut sessions, &self.config, &mut replies);
+            if received == 0 {
+                let now = Instant::now();
+                let deadline = sessions.values().filter_map(|s| s.engine.poll_timeout(now)).min();
+                let mut fds = vec![waker.as_fd()];
+                fds.extend(sockets.iter().map(|s| s.socket().as_fd()));
+                if poll::wait(&fds, deadline)?[0] {
+                    waker.clear();
                 }
+                received = receive_all(&sockets, &mut bufs, &mut sessions, &self.config, &mut replies);
             }
+            let now = Instant::now();
+            tracing::trace!(received, sessions = sessions.len(), "transfer: round");
             for ((local, to, _), datagram) in replies.drain(..) {
                 let _ = sockets[local].socket().send_to(&datagram, to);
             }
@@ -518,6 +503,28 @@ impl TransferServer {
 
 /// A session is known by the socket it arrived on, its sender, and its id.
 type SessionKey = (usize, SocketAddr, u32);
+
+/// Takes in what every socket has queued; returns how many messages.
+fn receive_all(
+    sockets: &[BatchSocket],
+    bufs: &mut RecvBuffers,
+    sessions: &mut HashMap<SessionKey, Session>,
+    config: &ReceiveConfig,
+    replies: &mut Vec<(SessionKey, Vec<u8>)>,
+) -> usize {
+    let now = Instant::now();
+    let mut total = 0;
+    for (local, socket) in sockets.iter().enumerate() {
+        let drained =
+            socket.drain(bufs, ROUNDS, |r| arrive(sessions, config, replies, now, (local, r.from), r.data));
+        match drained {
+            Ok(n) => total += n,
+            // An ICMP error for a sender that went away: its session times out.
+            Err(e) => tracing::debug!(error = %e, "transfer: receive failed"),
+        }
+    }
+    total
+}
 
 /// Handles one datagram that arrived at the server.
 fn arrive(
