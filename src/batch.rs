@@ -10,6 +10,7 @@ use std::io::{self, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use nix::sys::socket::{setsockopt, sockopt};
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 
 /// Receive slots per system call: a receive that fills them all may have
@@ -80,7 +81,22 @@ impl BatchSocket {
         // Best effort: the kernel caps these at net.core.[rw]mem_max.
         let _ = state.set_recv_buffer_size((&socket).into(), SOCKET_BUFFER);
         let _ = state.set_send_buffer_size((&socket).into(), SOCKET_BUFFER);
+        // quinn-udp asks for a timestamp and the TOS byte with every datagram;
+        // only a measuring sink wants them (see `with_kernel_times`), and each
+        // costs a control message per datagram.
+        let _ = setsockopt(&socket, sockopt::ReceiveTimestampns, &false);
+        let _ = setsockopt(&socket, sockopt::IpRecvTos, &false);
         Ok(BatchSocket { socket, state })
+    }
+
+    /// Asks the kernel to stamp every datagram with its arrival time
+    /// ([`Received::kernel_time`]).
+    ///
+    /// # Errors
+    /// When the kernel refuses.
+    pub fn with_kernel_times(self) -> io::Result<Self> {
+        setsockopt(&self.socket, sockopt::ReceiveTimestampns, &true)?;
+        Ok(self)
     }
 
     /// The socket itself.

@@ -178,7 +178,7 @@ fn windowed_rate(target: SocketAddr, window: usize, duration: Duration) -> io::R
 /// `config`, sorted. The sink reads the kernel's receive timestamps, so how
 /// late it looks at its socket does not count.
 fn one_way_times(config: ImpairmentConfig, duration: Duration) -> io::Result<Vec<Duration>> {
-    let sink = BatchSocket::new(loopback()?)?;
+    let sink = BatchSocket::new(loopback()?)?.with_kernel_times()?;
     let sink_addr = sink.socket().local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop_sink = stop.clone();

@@ -40,6 +40,36 @@ const READ_AHEAD: usize = 8;
 /// Receive rounds per wake-up before the loop sends and checks its timers.
 const ROUNDS: usize = 8;
 
+/// Whether to look for datagrams before sleeping. Looking saves a poll when
+/// the peer already answered (a sender on one core with its receiver, a
+/// stream of blocks); it wastes a system call when it never has (a
+/// stop-and-wait receiver, which waits for each block). A saturating count
+/// of recent looks learns which side of that this loop is on, and every
+/// [`RELOOK`]th round looks anyway so that it can change its mind.
+#[derive(Debug)]
+struct LookFirst {
+    score: u8,
+    rounds: u32,
+}
+
+/// How often a loop that stopped looking first looks anyway.
+const RELOOK: u32 = 16;
+
+impl LookFirst {
+    fn new() -> Self {
+        LookFirst { score: 2, rounds: 0 }
+    }
+
+    fn should_look(&mut self) -> bool {
+        self.rounds = self.rounds.wrapping_add(1);
+        self.score >= 2 || self.rounds.is_multiple_of(RELOOK)
+    }
+
+    fn found(&mut self, anything: bool) {
+        self.score = if anything { (self.score + 1).min(3) } else { self.score.saturating_sub(1) };
+    }
+}
+
 /// A transfer that could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -201,6 +231,7 @@ pub fn send(
     let mut blocks: Option<mpsc::Receiver<Input>> = None;
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut granted = (0, 0);
+    let mut look_first = LookFirst::new();
     loop {
         if waker.is_stopped() {
             Repr::Error { code: ErrorCode::Aborted, message: "the sender was interrupted" }
@@ -247,10 +278,14 @@ pub fn send(
         }
         progress(&sender.stats());
         let deadline = sender.poll_timeout();
-        // The answer is often in already (the receiver ran while we sent):
-        // look before sleeping, and wait only when nothing came.
+        // The answer is often in already (the receiver ran while we sent).
         let mut receive = |now| socket.drain(&mut bufs, ROUNDS, |r| sender.handle_datagram(now, r.data));
-        if receive(Instant::now()).map_err(|e| send_error(target, e))? == 0 {
+        let looked = look_first.should_look();
+        let found = looked && receive(Instant::now()).map_err(|e| send_error(target, e))? > 0;
+        if looked {
+            look_first.found(found);
+        }
+        if !found {
             let ready = poll::wait(&[waker.as_fd(), socket.socket().as_fd()], deadline)
                 .map_err(io_error("waiting for the socket"))?;
             if ready[0] {
@@ -465,9 +500,18 @@ impl TransferServer {
         let mut sessions: HashMap<SessionKey, Session> = HashMap::new();
         let (mut bufs, mut out, mut buf) = (RecvBuffers::default(), SendBuffer::default(), Vec::new());
         let mut replies: Vec<(SessionKey, Vec<u8>)> = Vec::new();
+        let mut look_first = LookFirst::new();
         while !waker.is_stopped() {
-            // Look before sleeping: the next datagram often came while we sent.
-            let mut received = receive_all(&sockets, &mut bufs, &mut sessions, &self.config, &mut replies);
+            // The next datagram may have come while we sent.
+            let looked = look_first.should_look();
+            let mut received = if looked {
+                receive_all(&sockets, &mut bufs, &mut sessions, &self.config, &mut replies)
+            } else {
+                0
+            };
+            if looked {
+                look_first.found(received > 0);
+            }
             if received == 0 {
                 let now = Instant::now();
                 let deadline = sessions.values().filter_map(|s| s.engine.poll_timeout(now)).min();
