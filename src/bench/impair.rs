@@ -100,9 +100,12 @@ fn blast(target: SocketAddr, duration: Duration, pace: Option<f64>) -> io::Resul
     let mut sent = 0u64;
     while started.elapsed() < duration {
         if let Some(rate) = pace {
+            // Sleep when ahead (in 1 ms steps, coarse but cheap): spinning
+            // would take a core from the proxy being measured.
             let due = Duration::from_secs_f64(sent as f64 / rate);
-            if started.elapsed() < due {
-                std::hint::spin_loop();
+            let ahead = due.saturating_sub(started.elapsed());
+            if !ahead.is_zero() {
+                thread::sleep(ahead.max(Duration::from_millis(1)));
                 continue;
             }
         }
@@ -116,13 +119,15 @@ fn blast(target: SocketAddr, duration: Duration, pace: Option<f64>) -> io::Resul
 
 /// Datagrams per second the sink got from a full-speed source, through
 /// `via` (the proxy) or direct when `via` is `None`.
-fn forwarding_rate(duration: Duration, via: Option<ImpairmentConfig>) -> io::Result<f64> {
+fn forwarding_rate(duration: Duration, via: Option<ImpairmentConfig>, realtime: bool) -> io::Result<f64> {
     let sink = loopback()?;
     let sink_addr = sink.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let counter = count_arrivals(sink, stop.clone(), Duration::from_millis(200));
     match via {
-        Some(config) => with_proxy(sink_addr, (config, config), |proxy| blast(proxy, duration, None))?,
+        Some(config) => {
+            with_proxy(sink_addr, (config, config), realtime, |proxy| blast(proxy, duration, None))?
+        }
         None => blast(sink_addr, duration, None)?,
     }
     thread::sleep(Duration::from_millis(100));
@@ -177,7 +182,7 @@ fn windowed_rate(target: SocketAddr, window: usize, duration: Duration) -> io::R
 /// One-way times of probes sent every millisecond for `duration` through
 /// `config`, sorted. The sink reads the kernel's receive timestamps, so how
 /// late it looks at its socket does not count.
-fn one_way_times(config: ImpairmentConfig, duration: Duration) -> io::Result<Vec<Duration>> {
+fn one_way_times(config: ImpairmentConfig, duration: Duration, realtime: bool) -> io::Result<Vec<Duration>> {
     let sink = BatchSocket::new(loopback()?)?.with_kernel_times()?;
     let sink_addr = sink.socket().local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -198,7 +203,12 @@ fn one_way_times(config: ImpairmentConfig, duration: Duration) -> io::Result<Vec
         }
         times
     });
-    with_proxy(sink_addr, (config, config), |proxy| {
+    with_proxy(sink_addr, (config, config), realtime, |proxy| {
+        // The source stamps each probe just before sending it; a preemption
+        // between the two would count against the proxy.
+        if realtime && let Err(e) = crate::poll::make_realtime() {
+            tracing::warn!(error = %e, "the probe source cannot run in real time");
+        }
         let source = loopback()?;
         source.connect(proxy)?;
         let started = Instant::now();
@@ -232,6 +242,8 @@ pub struct ImpairBench {
     pub duration: Duration,
     /// Run these scenarios: forward, window, delay, rate.
     pub scenarios: Vec<String>,
+    /// Run the proxy in the real-time scheduling class.
+    pub realtime: bool,
 }
 
 impl ImpairBench {
@@ -247,8 +259,8 @@ impl ImpairBench {
         let d = self.duration;
         let transparent = ImpairmentConfig::default();
         if self.wants("forward") {
-            let direct = forwarding_rate(d, None)?;
-            let proxied = forwarding_rate(d, Some(transparent))?;
+            let direct = forwarding_rate(d, None, self.realtime)?;
+            let proxied = forwarding_rate(d, Some(transparent), self.realtime)?;
             row(Row {
                 scenario: "forward",
                 setting: format!("{DATAGRAM}-byte datagrams"),
@@ -263,8 +275,9 @@ impl ImpairBench {
             let (server, handle) = echo_server(stop.clone())?;
             for window in [8, 64] {
                 let direct = windowed_rate(server, window, d)?;
-                let proxied =
-                    with_proxy(server, (transparent, transparent), |proxy| windowed_rate(proxy, window, d))?;
+                let proxied = with_proxy(server, (transparent, transparent), self.realtime, |proxy| {
+                    windowed_rate(proxy, window, d)
+                })?;
                 row(Row {
                     scenario: "window",
                     setting: format!("window {window}"),
@@ -281,14 +294,12 @@ impl ImpairBench {
             let _ = handle.join();
         }
         if self.wants("delay") {
-            let base = one_way_times(transparent, d)?;
+            let base = one_way_times(transparent, d, self.realtime)?;
             let base_median = percentile(&base, 0.5);
             for delay_ms in [1, 10, 100] {
                 let delay = Duration::from_millis(delay_ms);
-                let times = one_way_times(
-                    ImpairmentConfig { delay, ..transparent },
-                    d.max(Duration::from_millis(500)),
-                )?;
+                let config = ImpairmentConfig { delay, ..transparent };
+                let times = one_way_times(config, d.max(Duration::from_millis(500)), self.realtime)?;
                 let error = |q| percentile(&times, q).saturating_sub(delay + base_median).as_secs_f64() * 1e6;
                 let (median, p99) = (error(0.5), error(0.99));
                 row(Row {
@@ -309,7 +320,7 @@ impl ImpairBench {
                 let rate = Rate::from_bytes_per_sec(mb * 1e6).ok_or_else(|| io::Error::other("bad rate"))?;
                 let config =
                     ImpairmentConfig { rate_limit: Some(RateLimit { rate, queue: 1 << 20 }), ..transparent };
-                let measured = limited_rate(config, d, mb * 1.5e6)?;
+                let measured = limited_rate(config, d, mb * 1.5e6, self.realtime)?;
                 let error = (measured / (mb * 1e6) - 1.0) * 100.0;
                 row(Row {
                     scenario: "rate",
@@ -327,12 +338,17 @@ impl ImpairBench {
 
 /// Bytes per second the sink got from a flow offered at `offered` bytes/s
 /// through a proxy impaired by `config`.
-fn limited_rate(config: ImpairmentConfig, duration: Duration, offered: f64) -> io::Result<f64> {
+fn limited_rate(
+    config: ImpairmentConfig,
+    duration: Duration,
+    offered: f64,
+    realtime: bool,
+) -> io::Result<f64> {
     let sink = loopback()?;
     let sink_addr = sink.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let counter = count_arrivals(sink, stop.clone(), Duration::from_millis(300));
-    with_proxy(sink_addr, (config, config), |proxy| blast(proxy, duration, Some(offered)))?;
+    with_proxy(sink_addr, (config, config), realtime, |proxy| blast(proxy, duration, Some(offered)))?;
     stop.store(true, Ordering::Relaxed);
     let (_, bytes, seconds) = counter.join().map_err(|_| io::Error::other("sink panicked"))?;
     Ok(bytes as f64 / seconds.max(1e-9))

@@ -74,6 +74,7 @@ fn record(histogram: &mut Histogram<u64>, elapsed: Duration, count: u64) {
 pub(crate) fn with_proxy<T>(
     upstream: SocketAddr,
     (up, down): (ImpairmentConfig, ImpairmentConfig),
+    realtime: bool,
     body: impl FnOnce(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let proxy = Proxy::new(
@@ -86,6 +87,7 @@ pub(crate) fn with_proxy<T>(
             max_datagram: crate::net::MAX_UDP_PAYLOAD,
             max_clients: 16,
             client_idle: Duration::from_secs(60),
+            realtime,
         },
     )?;
     let addr = proxy.local_addr()?;

@@ -140,7 +140,7 @@ impl Bench<'_> {
         for loss in [0.0, 1.0, 10.0, 30.0] {
             let lossy = loss_config(loss);
             let window = c.window;
-            let report = with_proxy(self.receiver, (lossy, lossy), |proxy| {
+            let report = with_proxy(self.receiver, (lossy, lossy), false, |proxy| {
                 self.send(proxy, Protocol::SelectiveRepeat, window, c.size)
             })?;
             let goodput = report.goodput_bytes_per_sec;
@@ -160,14 +160,17 @@ impl Bench<'_> {
         let c = self.config;
         let delay = ImpairmentConfig { delay: c.sweep_delay, ..ImpairmentConfig::default() };
         // The path's ceiling: blocks per second with no delay, no loss and a large window.
-        let ceiling =
-            with_proxy(self.receiver, (ImpairmentConfig::default(), ImpairmentConfig::default()), |p| {
-                self.send(p, Protocol::SelectiveRepeat, 1024, c.size.min(SWEEP_MAX))
-            })?;
+        let ceiling = with_proxy(
+            self.receiver,
+            (ImpairmentConfig::default(), ImpairmentConfig::default()),
+            false,
+            |p| self.send(p, Protocol::SelectiveRepeat, 1024, c.size.min(SWEEP_MAX)),
+        )?;
         let blocks_per_sec = ceiling.goodput_bytes_per_sec / f64::from(c.block);
         // The round trip with the delay: stop-and-wait's smoothed estimate.
-        let probe =
-            with_proxy(self.receiver, (delay, delay), |p| self.send(p, Protocol::StopAndWait, 1, SWEEP_MIN))?;
+        let probe = with_proxy(self.receiver, (delay, delay), false, |p| {
+            self.send(p, Protocol::StopAndWait, 1, SWEEP_MIN)
+        })?;
         let rtt = Duration::from_secs_f64(probe.rtt_avg_ms.unwrap_or(0.0) / 1e3);
         let a = rtt.as_secs_f64() / 2.0 * blocks_per_sec;
         for protocol in Protocol::ALL {
@@ -177,7 +180,8 @@ impl Bench<'_> {
                 let bound_bytes = utilisation * blocks_per_sec * f64::from(c.block);
                 let len = (bound_bytes as usize).clamp(SWEEP_MIN, SWEEP_MAX.min(c.size));
                 let up = ImpairmentConfig { loss: independent(loss), ..delay };
-                let report = with_proxy(self.receiver, (up, delay), |p| self.send(p, protocol, window, len))?;
+                let report =
+                    with_proxy(self.receiver, (up, delay), false, |p| self.send(p, protocol, window, len))?;
                 let bound_mb_s = bound_bytes / 1e6;
                 row(TransferRow {
                     bound_mb_s: Some(bound_mb_s),

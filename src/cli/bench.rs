@@ -75,6 +75,9 @@ pub struct ImpairArgs {
     /// Run only these scenarios, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = ["forward", "window", "delay", "rate"])]
     scenario: Vec<String>,
+    /// Run the proxy in the real-time scheduling class (needs root or CAP_SYS_NICE).
+    #[arg(long)]
+    realtime: bool,
     /// Print each row as JSON.
     #[arg(long)]
     json: bool,
@@ -123,7 +126,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Transfer(args) => transfer(args).await,
         Command::Impair(args) => {
             let out = Output::new(args.json);
-            let bench = ImpairBench { duration: args.duration, scenarios: args.scenario };
+            let bench =
+                ImpairBench { duration: args.duration, scenarios: args.scenario, realtime: args.realtime };
             out.note(format_args!(
                 "{:<10} {:<26} {:>12} {:<14} notes",
                 "scenario", "setting", "measured", "unit"

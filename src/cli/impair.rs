@@ -61,6 +61,10 @@ pub struct Args {
     /// Forget a client (and close its upstream socket) after this long without traffic.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     client_idle: Duration,
+    /// Relay from a real-time thread (SCHED_FIFO; needs root or CAP_SYS_NICE):
+    /// added delays stay precise to a few hundred microseconds on a busy machine.
+    #[arg(long)]
+    realtime: bool,
     /// Print status lines and counters as JSON.
     #[arg(long)]
     json: bool,
@@ -202,6 +206,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         max_datagram: args.max_datagram,
         max_clients: args.max_clients,
         client_idle: args.client_idle,
+        realtime: args.realtime,
     };
     let mut bound = bind(&[listen.ip()], listen.port(), Transports::UDP, "impair", ("--listen", "--listen"))?;
     let socket = bound.udp.pop().ok_or_else(|| anyhow::anyhow!("no socket bound"))?.into_std()?;

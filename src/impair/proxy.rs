@@ -52,6 +52,9 @@ pub struct ProxyConfig {
     pub max_clients: usize,
     /// A client silent this long loses its upstream socket.
     pub client_idle: Duration,
+    /// Run the relaying thread in the real-time scheduling class (needs
+    /// root or CAP_SYS_NICE), for precise delays on a busy machine.
+    pub realtime: bool,
 }
 
 /// Counters of a running proxy.
@@ -258,6 +261,11 @@ struct Ready {
 impl Driver {
     fn run(mut self) -> io::Result<ProxyStats> {
         poll::tighten_timer_slack();
+        if self.config.realtime
+            && let Err(e) = poll::make_realtime()
+        {
+            warn!(error = %e, "cannot run in real time (needs root or CAP_SYS_NICE); delays will be less precise under load");
+        }
         let sweep_every = self.config.client_idle.min(Duration::from_secs(1));
         let mut next_sweep = Instant::now() + sweep_every;
         while !self.waker.is_stopped() {
