@@ -1,5 +1,7 @@
 //! The lossy-UDP exercise: seeded drops, retries, and reports.
 
+use std::time::Duration;
+
 use crate::util::{Daemon, run};
 
 fn ack_server(loss: &str, seed: &str) -> Daemon {
@@ -99,5 +101,8 @@ fn a_datagram_too_large_to_acknowledge_does_not_stop_the_server() {
     socket.send_to(&vec![b'x'; 65_507], addr).unwrap();
     let out = send(&server, &["--count", "2"]);
     assert_eq!(out.json_of("summary")["first_try"], 2);
-    assert!(server.stderr().contains("too large to acknowledge"), "{}", server.stderr());
+    let logged = crate::util::eventually(Duration::from_secs(5), || {
+        server.stderr().contains("too large to acknowledge")
+    });
+    assert!(logged, "{}", server.stderr());
 }
