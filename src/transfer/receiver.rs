@@ -20,6 +20,9 @@ use super::packet::{ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
 use super::seq::SeqSpace;
 use super::{Acceptance, Protocol, TransferError, go_back_n, selective_repeat, stop_and_wait};
 
+/// The most content bytes one session keeps waiting out of order.
+pub const MAX_SESSION_BUFFER: usize = 16 << 20;
+
 /// A receiver acknowledges at least every this many blocks, even in the
 /// middle of a batch: fewer acknowledgements starve the sender of evidence.
 pub const ACK_EVERY: u32 = 4;
@@ -137,7 +140,7 @@ impl Receiver {
             session,
             protocol: hello.protocol,
             space,
-            window: hello.window.min(limits.max_window),
+            window: granted_window(hello, limits),
             block: hello.block.min(limits.max_block),
             limits,
             state: State::Receiving,
@@ -368,7 +371,44 @@ impl Receiver {
     }
 }
 
+/// The window granted to `hello`: within the limits, and small enough that
+/// the blocks kept out of order (window x block) stay within
+/// [`MAX_SESSION_BUFFER`] whatever the sender asked for.
+fn granted_window(hello: &Hello<'_>, limits: ReceiverLimits) -> u32 {
+    let block = u32::from(hello.block.min(limits.max_block)).max(1);
+    let by_memory = u32::try_from(MAX_SESSION_BUFFER / block as usize).unwrap_or(u32::MAX).max(1);
+    hello.window.min(limits.max_window).min(by_memory)
+}
+
 /// The ERROR that refuses a HELLO, for `session`.
 pub fn refusal(session: u32, message: &str, out: &mut Vec<u8>) {
     Repr::Error { code: ErrorCode::Refused, message }.emit(session, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_granted_keeps_memory_bounded() {
+        let limits = ReceiverLimits {
+            max_window: 1 << 15,
+            max_block: u16::MAX,
+            peer_timeout: Duration::from_secs(1),
+            linger: Duration::from_secs(1),
+        };
+        let hello = |window, block| Hello {
+            protocol: Protocol::SelectiveRepeat,
+            seq_bits: 16,
+            window,
+            block,
+            size: None,
+            name: "x",
+        };
+        assert_eq!(granted_window(&hello(256, 1400), limits), 256);
+        let greedy = granted_window(&hello(32_768, 65_000), limits);
+        assert_eq!(greedy, (MAX_SESSION_BUFFER / 65_000) as u32);
+        let narrow = ReceiverLimits { max_window: 8, ..limits };
+        assert_eq!(granted_window(&hello(256, 1400), narrow), 8);
+    }
 }
