@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::link::{Link, LinkCounters};
 use super::model::ImpairmentConfig;
 use super::options::{self, SettingError};
-use crate::batch::{BatchSocket, RecvBuffers, SLOTS, SendBuffer};
+use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
 use crate::poll::{self, Waker};
 
 /// Batches taken from a socket in one go before the loop looks at its other
@@ -346,28 +346,32 @@ impl Driver {
     }
 
     fn receive_from_clients(&mut self) {
-        for _ in 0..ROUNDS {
-            let mut arrived = std::mem::take(&mut self.arrived);
-            let received = self.listen.recv(&mut self.bufs, |r| arrived.push((r.from, r.data.to_vec())));
-            let now = Instant::now();
-            for (client, datagram) in arrived.drain(..) {
-                if datagram.len() > self.config.max_datagram {
-                    self.stats.oversize += 1;
-                    debug!(%client, len = datagram.len(), "datagram over the maximum size dropped");
-                } else if self.touch_session(client, now) {
-                    self.up.send(now, client, datagram);
-                }
+        let mut arrived = std::mem::take(&mut self.arrived);
+        let drained = self.listen.drain(&mut self.bufs, ROUNDS, |r| arrived.push((r.from, r.data.to_vec())));
+        self.count_receive_error(drained, None);
+        let now = Instant::now();
+        for (client, datagram) in arrived.drain(..) {
+            if !self.oversize(&datagram) && self.touch_session(client, now) {
+                self.up.send(now, client, datagram);
             }
-            self.arrived = arrived;
-            match received {
-                Ok(n) if n < SLOTS => return,
-                Ok(_) => {}
-                Err(e) => {
-                    self.stats.socket_errors += 1;
-                    debug!(error = %e, "receive from clients failed");
-                    return;
-                }
-            }
+        }
+        self.arrived = arrived;
+    }
+
+    /// Counts and drops a datagram over the maximum; true when it was one.
+    fn oversize(&mut self, datagram: &[u8]) -> bool {
+        let over = datagram.len() > self.config.max_datagram;
+        if over {
+            self.stats.oversize += 1;
+            debug!(len = datagram.len(), "datagram over the maximum size dropped");
+        }
+        over
+    }
+
+    fn count_receive_error(&mut self, drained: io::Result<usize>, client: Option<Client>) {
+        if let Err(e) = drained {
+            self.stats.socket_errors += 1;
+            debug!(?client, error = %e, "receive failed (an upstream that is down, for a client's socket)");
         }
     }
 
@@ -410,32 +414,21 @@ impl Driver {
     }
 
     fn receive_from_upstream(&mut self, client: Client) {
-        for _ in 0..ROUNDS {
-            let Some(session) = self.sessions.get_mut(&client) else { return };
-            let mut arrived = std::mem::take(&mut self.arrived);
-            // A connected socket reports an ICMP error (an upstream that is
-            // down) here, once; the socket stays usable.
-            let received = session.socket.recv(&mut self.bufs, |r| arrived.push((client, r.data.to_vec())));
-            let now = Instant::now();
-            session.last_seen = now;
-            for (client, datagram) in arrived.drain(..) {
-                if datagram.len() > self.config.max_datagram {
-                    self.stats.oversize += 1;
-                } else {
-                    self.down.send(now, client, datagram);
-                }
-            }
-            self.arrived = arrived;
-            match received {
-                Ok(n) if n < SLOTS => return,
-                Ok(_) => {}
-                Err(e) => {
-                    self.stats.socket_errors += 1;
-                    debug!(%client, error = %e, "upstream receive failed (is the server up?)");
-                    return;
-                }
+        let Some(session) = self.sessions.get_mut(&client) else { return };
+        let mut arrived = std::mem::take(&mut self.arrived);
+        // A connected socket reports an ICMP error (an upstream that is
+        // down) here, once; the socket stays usable.
+        let drained =
+            session.socket.drain(&mut self.bufs, ROUNDS, |r| arrived.push((client, r.data.to_vec())));
+        let now = Instant::now();
+        session.last_seen = now;
+        self.count_receive_error(drained, Some(client));
+        for (client, datagram) in arrived.drain(..) {
+            if !self.oversize(&datagram) {
+                self.down.send(now, client, datagram);
             }
         }
+        self.arrived = arrived;
     }
 
     /// Sends everything the links release by `now`, in batches per destination.

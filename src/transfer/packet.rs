@@ -191,6 +191,10 @@ pub enum FinStatus {
     StorageFailed = 2,
 }
 
+impl FinStatus {
+    const ALL: [FinStatus; 3] = [FinStatus::Stored, FinStatus::DigestMismatch, FinStatus::StorageFailed];
+}
+
 /// Why a side gave up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -200,6 +204,27 @@ pub enum ErrorCode {
     Protocol = 2,
     /// The side stopped (Ctrl-C, timeout).
     Aborted = 3,
+}
+
+impl ErrorCode {
+    const ALL: [ErrorCode; 3] = [ErrorCode::Refused, ErrorCode::Protocol, ErrorCode::Aborted];
+}
+
+/// The member of `all` whose number is `value`.
+fn numbered<T: Copy + Into<u8>>(value: u8, all: [T; 3], what: &'static str) -> Result<T, PacketError> {
+    all.into_iter().find(|t| (*t).into() == value).ok_or(PacketError::Malformed(what))
+}
+
+impl From<FinStatus> for u8 {
+    fn from(s: FinStatus) -> u8 {
+        s as u8
+    }
+}
+
+impl From<ErrorCode> for u8 {
+    fn from(c: ErrorCode) -> u8 {
+        c as u8
+    }
 }
 
 /// The start of a session.
@@ -343,22 +368,12 @@ impl<'a> Repr<'a> {
             }
             Kind::FinAck => {
                 need(body, 1)?;
-                let status = match body[0] {
-                    0 => FinStatus::Stored,
-                    1 => FinStatus::DigestMismatch,
-                    2 => FinStatus::StorageFailed,
-                    _ => return Err(PacketError::Malformed("FIN-ACK status")),
-                };
+                let status = numbered(body[0], FinStatus::ALL, "FIN-ACK status")?;
                 Repr::FinAck { status, message: text(&body[1..])? }
             }
             Kind::Error => {
                 need(body, 1)?;
-                let code = match body[0] {
-                    1 => ErrorCode::Refused,
-                    2 => ErrorCode::Protocol,
-                    3 => ErrorCode::Aborted,
-                    _ => return Err(PacketError::Malformed("error code")),
-                };
+                let code = numbered(body[0], ErrorCode::ALL, "error code")?;
                 Repr::Error { code, message: text(&body[1..])? }
             }
             Kind::Ping => Repr::Ping,
