@@ -154,6 +154,16 @@ impl<'a> Packet<'a> {
         Ok(Packet { bytes })
     }
 
+    /// Writes the checksum of `bytes` (at least a header long) into its
+    /// header: what [`Repr::emit`] does last, for tools and tests that build
+    /// datagrams by hand.
+    pub fn seal(bytes: &mut [u8]) {
+        if bytes.len() >= HEADER_LEN {
+            let crc = checksum(bytes);
+            bytes[12..16].copy_from_slice(&crc.to_be_bytes());
+        }
+    }
+
     /// What it is.
     pub fn kind(&self) -> Kind {
         Kind::from_u8(self.bytes[1]).unwrap_or(Kind::Error)
@@ -307,6 +317,14 @@ fn text(bytes: &[u8]) -> Result<&str, PacketError> {
     std::str::from_utf8(bytes).map_err(|_| PacketError::Malformed("text"))
 }
 
+/// A FIN-ACK's or ERROR's message, no longer than [`MAX_MESSAGE`].
+fn message(bytes: &[u8]) -> Result<&str, PacketError> {
+    if bytes.len() > MAX_MESSAGE {
+        return Err(PacketError::Malformed("message too long"));
+    }
+    text(bytes)
+}
+
 fn need(body: &[u8], len: usize) -> Result<(), PacketError> {
     if body.len() < len { Err(PacketError::TooShort(HEADER_LEN + body.len())) } else { Ok(()) }
 }
@@ -369,12 +387,12 @@ impl<'a> Repr<'a> {
             Kind::FinAck => {
                 need(body, 1)?;
                 let status = numbered(body[0], FinStatus::ALL, "FIN-ACK status")?;
-                Repr::FinAck { status, message: text(&body[1..])? }
+                Repr::FinAck { status, message: message(&body[1..])? }
             }
             Kind::Error => {
                 need(body, 1)?;
                 let code = numbered(body[0], ErrorCode::ALL, "error code")?;
-                Repr::Error { code, message: text(&body[1..])? }
+                Repr::Error { code, message: message(&body[1..])? }
             }
             Kind::Ping => Repr::Ping,
         })
@@ -451,8 +469,7 @@ impl<'a> Repr<'a> {
             }
             Repr::Ping => {}
         }
-        let crc = checksum(out);
-        out[12..16].copy_from_slice(&crc.to_be_bytes());
+        Packet::seal(out);
     }
 }
 
@@ -557,8 +574,7 @@ mod tests {
         assert_eq!(Packet::new_checked(&other_version).unwrap_err(), PacketError::Version(9));
         // A body cut short, with a valid checksum over what is there.
         let mut short = bytes[..HEADER_LEN + 3].to_vec();
-        let crc = checksum(&short);
-        short[12..16].copy_from_slice(&crc.to_be_bytes());
+        Packet::seal(&mut short);
         let packet = Packet::new_checked(&short).unwrap();
         assert!(matches!(Repr::parse(&packet), Err(PacketError::TooShort(_))));
         // A name length pointing past the end.
@@ -573,9 +589,19 @@ mod tests {
         })
         .emit(1, &mut hello);
         hello[HEADER_LEN + 16] = 200;
-        let crc = checksum(&hello);
-        hello[12..16].copy_from_slice(&crc.to_be_bytes());
+        Packet::seal(&mut hello);
         assert!(Repr::parse(&Packet::new_checked(&hello).unwrap()).is_err());
+    }
+
+    #[test]
+    fn messages_longer_than_any_sender_writes_are_refused() {
+        // Found by the fuzzer: the parser took what the encoder would cut.
+        let mut bytes = Vec::new();
+        Repr::FinAck { status: FinStatus::Stored, message: "" }.emit(1, &mut bytes);
+        bytes.extend_from_slice(&[b'x'; MAX_MESSAGE + 1]);
+        Packet::seal(&mut bytes);
+        let packet = Packet::new_checked(&bytes).unwrap();
+        assert_eq!(Repr::parse(&packet), Err(PacketError::Malformed("message too long")));
     }
 
     #[test]
