@@ -87,6 +87,8 @@ pub struct TransferBench {
     pub sweep_delay: Duration,
     /// The sweep's window.
     pub sweep_window: u32,
+    /// Runs of each direct and proxied measurement; the median is reported.
+    pub rounds: usize,
 }
 
 /// The sweep's loss rates, in percent.
@@ -133,15 +135,17 @@ impl Bench<'_> {
         let c = self.config;
         for protocol in Protocol::ALL {
             let window = window_for(protocol, c.window);
-            let report = self.send(self.receiver, protocol, window, c.size)?;
+            let report = self.median_of_rounds(|| self.send(self.receiver, protocol, window, c.size))?;
             row(self.row("direct", &report, window, 0.0, Duration::ZERO))?;
         }
         let mut reference = None;
         for loss in [0.0, 1.0, 10.0, 30.0] {
             let lossy = loss_config(loss);
             let window = c.window;
-            let report = with_proxy(self.receiver, (lossy, lossy), false, |proxy| {
-                self.send(proxy, Protocol::SelectiveRepeat, window, c.size)
+            let report = self.median_of_rounds(|| {
+                with_proxy(self.receiver, (lossy, lossy), false, |proxy| {
+                    self.send(proxy, Protocol::SelectiveRepeat, window, c.size)
+                })
             })?;
             let goodput = report.goodput_bytes_per_sec;
             let base = *reference.get_or_insert(goodput);
@@ -193,6 +197,19 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// Runs `measure` once per round and keeps the median goodput: single
+    /// runs on a shared machine vary by tens of percent.
+    fn median_of_rounds(
+        &self,
+        mut measure: impl FnMut() -> io::Result<SendReport>,
+    ) -> io::Result<SendReport> {
+        let mut reports =
+            (0..self.config.rounds.max(1)).map(|_| measure()).collect::<io::Result<Vec<_>>>()?;
+        reports.sort_by(|a, b| a.goodput_bytes_per_sec.total_cmp(&b.goodput_bytes_per_sec));
+        let middle = reports.len() / 2;
+        Ok(reports.swap_remove(middle))
+    }
+
     fn send(
         &self,
         target: SocketAddr,
@@ -206,7 +223,7 @@ impl Bench<'_> {
             block: self.config.block,
             seq_bits: 16,
             session: rand_session(),
-            initial_rto: Duration::from_millis(250),
+            initial_rto: crate::transfer::INITIAL_RTO,
             min_rto: Duration::from_millis(5),
             max_rto: Duration::from_secs(2),
             peer_timeout: Duration::from_secs(10),

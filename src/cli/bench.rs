@@ -58,6 +58,9 @@ pub struct TransferArgs {
     /// The sweep's window for Go-Back-N and selective repeat.
     #[arg(long, default_value_t = 32)]
     sweep_window: u32,
+    /// Runs of each direct and proxied measurement; the median is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    rounds: u32,
     /// Draw the sweep (goodput vs loss, one line per protocol, bounds dashed) into this SVG file.
     #[arg(long, value_name = "FILE.svg", requires = "sweep")]
     plot: Option<PathBuf>,
@@ -151,6 +154,7 @@ async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
         sweep: args.sweep,
         sweep_delay: args.sweep_delay,
         sweep_window: args.sweep_window,
+        rounds: args.rounds as usize,
     };
     let rows = tokio::task::spawn_blocking(move || {
         let mut rows = Vec::new();

@@ -13,7 +13,7 @@ use socketeer::net::{Target, Transports};
 use socketeer::poll::Waker;
 use socketeer::shutdown;
 use socketeer::transfer::driver::{self, ReceiveConfig, TransferServer};
-use socketeer::transfer::{DEFAULT_PORT, Protocol, ReceiverLimits, SenderConfig, SenderStats};
+use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, ReceiverLimits, SenderConfig, SenderStats};
 
 use super::args::{BindArgs, UsageError, positive_duration};
 use super::output::Output;
@@ -212,7 +212,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         block: args.block,
         seq_bits: args.seq_bits,
         session: RandomState::new().hash_one(Instant::now()) as u32,
-        initial_rto: Duration::from_millis(250).max(args.rto_min),
+        initial_rto: INITIAL_RTO.max(args.rto_min),
         min_rto: args.rto_min,
         max_rto: Duration::from_secs(2).max(args.rto_min),
         peer_timeout: args.timeout,

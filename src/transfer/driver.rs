@@ -278,6 +278,7 @@ pub fn send(
         }
         progress(&sender.stats());
         let deadline = sender.poll_timeout();
+        let stats = sender.stats();
         // The answer is often in already (the receiver ran while we sent).
         let mut receive = |now| socket.drain(&mut bufs, ROUNDS, |r| sender.handle_datagram(now, r.data));
         let looked = look_first.should_look();
@@ -286,6 +287,8 @@ pub fn send(
             look_first.found(found);
         }
         if !found {
+            let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            tracing::trace!(?wait, ?stats, "transfer: sender waits");
             let ready = poll::wait(&[waker.as_fd(), socket.socket().as_fd()], deadline)
                 .map_err(io_error("waiting for the socket"))?;
             if ready[0] {

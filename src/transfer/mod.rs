@@ -39,6 +39,12 @@ pub use sender::{Sender, SenderConfig, SenderEvent, SenderStats};
 /// The default port of `transfer recv`.
 pub const DEFAULT_PORT: u16 = 6969;
 
+/// The retransmission timeout before any round trip was measured. RFC 6298
+/// says 1 s, for paths whose round trip nobody knows; loopback and local
+/// networks answer in microseconds, and a lost HELLO should not cost a
+/// second. A longer path only sees a HELLO or two sent twice.
+pub const INITIAL_RTO: Duration = Duration::from_millis(100);
+
 /// An ARQ protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -103,8 +103,10 @@ pub struct Receiver {
     send_ack: bool,
     /// DATA datagrams since the last ACK.
     data_since_ack: u32,
-    /// Something arrived out of order: the sender wants to know at once.
+    /// A gap opened or closed: the sender wants to know at once.
     urgent_ack: bool,
+    /// The highest block received so far.
+    highest_seen: Option<u64>,
     /// The latest DATA's sequence and transmission, echoed in the next ACK.
     echo: Option<(u32, u16)>,
     send_fin_ack: bool,
@@ -154,6 +156,7 @@ impl Receiver {
             send_ack: false,
             data_since_ack: 0,
             urgent_ack: false,
+            highest_seen: None,
             echo: None,
             send_fin_ack: false,
             abort: None,
@@ -236,7 +239,14 @@ impl Receiver {
             Protocol::GoBackN => go_back_n::accept(self.expected, index),
             Protocol::SelectiveRepeat => selective_repeat::accept(self.expected, window, index),
         };
-        self.urgent_ack |= acceptance != Acceptance::Deliver || !self.buffered.is_empty();
+        // The sender needs to hear at once of a new gap (its evidence of
+        // loss) and of a gap filled (its window moves on); the rest can wait
+        // for the regular acknowledgement.
+        let new_gap =
+            acceptance == Acceptance::Buffer && index > self.highest_seen.map_or(self.expected, |h| h + 1);
+        let gap_filled = acceptance == Acceptance::Deliver && !self.buffered.is_empty();
+        self.urgent_ack |= new_gap || gap_filled;
+        self.highest_seen = Some(self.highest_seen.map_or(index, |h| h.max(index)));
         match acceptance {
             Acceptance::Duplicate => self.stats.duplicates += 1,
             Acceptance::Discard => self.stats.discarded += 1,
@@ -328,8 +338,8 @@ impl Receiver {
     }
 
     /// True when an ACK should go now rather than at the end of the batch
-    /// being received: every [`ACK_EVERY`] blocks, and at once when a block
-    /// arrived out of order (the sender's evidence of loss).
+    /// being received: every [`ACK_EVERY`] blocks, and at once when a gap
+    /// opened (the sender's evidence of loss) or closed.
     pub fn wants_ack_now(&self) -> bool {
         self.send_ack && (self.urgent_ack || self.data_since_ack >= ACK_EVERY)
     }

@@ -27,7 +27,7 @@ use super::{Protocol, TransferError, go_back_n, selective_repeat};
 const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
 
 /// Tail probes before the retransmission timeout takes over.
-const MAX_PROBES: u32 = 2;
+const MAX_PROBES: u32 = 4;
 
 /// The shortest wait before a tail probe.
 const MIN_PROBE_TIMEOUT: Duration = Duration::from_micros(100);
