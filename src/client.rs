@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::UdpSocket;
 
-use crate::net::ConnectError;
+use crate::net::{ConnectError, describe};
 
 /// How long a client waits for each step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,13 +66,12 @@ pub enum ClientError {
         detail: String,
     },
     /// Reading or writing the socket failed.
-    #[error("talking to {addr}: {source}")]
+    #[error("talking to {addr}: {}{}", describe(.error), closed_hint(.error))]
     Io {
         /// The server's address.
         addr: SocketAddr,
         /// What the operating system said.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -81,8 +80,18 @@ impl ClientError {
     pub fn io(addr: SocketAddr, source: io::Error) -> Self {
         match source.kind() {
             io::ErrorKind::ConnectionRefused => ClientError::Connect(ConnectError::Refused { addr }),
-            _ => ClientError::Io { addr, source },
+            _ => ClientError::Io { addr, error: source },
         }
+    }
+}
+
+/// What a server that drops a connection is usually doing.
+fn closed_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => {
+            " (it may be at its connection limit, or shutting down)"
+        }
+        _ => "",
     }
 }
 

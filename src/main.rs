@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
         Err(e) => {
             // If stderr is gone too there is no one left to tell.
-            let _ = writeln!(io::stderr(), "error: {e:#}");
+            let _ = writeln!(io::stderr(), "error: {}", socketeer::net::strip_os_error(&format!("{e:#}")));
             ExitCode::from(e.downcast_ref::<cli::UsageError>().map_or(1, |_| 2))
         }
     }

@@ -85,16 +85,17 @@ impl fmt::Display for Endpoint {
 }
 
 /// Binding a socket failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub struct BindError {
     /// The transport of the socket that could not be bound.
     pub transport: Transport,
     /// The address it was bound to.
     pub addr: SocketAddr,
-    /// What the operating system said.
-    #[source]
+    /// What the operating system said (its message is part of this one's).
     pub source: io::Error,
 }
+
+impl std::error::Error for BindError {}
 
 impl BindError {
     /// True when another socket already holds the port.
@@ -115,7 +116,7 @@ impl fmt::Display for BindError {
             io::ErrorKind::AddrNotAvailable => {
                 write!(f, "{ip} is not an address of this machine")
             }
-            _ => write!(f, "cannot bind {t} {}: {}", self.addr, self.source),
+            _ => write!(f, "cannot bind {t} {}: {}", self.addr, describe(&self.source)),
         }
     }
 }
@@ -347,6 +348,30 @@ impl Target {
     }
 }
 
+/// An I/O error as one plain phrase: the common network cases in words, and
+/// never the "(os error N)" number people cannot act on.
+pub fn describe(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset => "the other side reset the connection".to_owned(),
+        io::ErrorKind::ConnectionAborted => "the connection was aborted".to_owned(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => {
+            "the other side closed the connection".to_owned()
+        }
+        io::ErrorKind::TimedOut => "timed out".to_owned(),
+        _ => strip_os_error(&e.to_string()),
+    }
+}
+
+/// `text` without the " (os error N)" that the standard library appends.
+pub fn strip_os_error(text: &str) -> String {
+    let mut out = text.to_owned();
+    while let Some(start) = out.find(" (os error ") {
+        let Some(end) = out[start..].find(')') else { break };
+        out.replace_range(start..start + end + 1, "");
+    }
+    out
+}
+
 /// Reaching a server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -373,13 +398,12 @@ pub enum ConnectError {
         after: Duration,
     },
     /// Any other socket error.
-    #[error("cannot reach {addr}: {source}")]
+    #[error("cannot reach {addr}: {}", describe(.error))]
     Io {
         /// The address tried.
         addr: SocketAddr,
         /// What the operating system said.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -389,7 +413,7 @@ impl ConnectError {
     pub fn from_io(addr: SocketAddr, source: io::Error) -> Self {
         match source.kind() {
             io::ErrorKind::ConnectionRefused => ConnectError::Refused { addr },
-            _ => ConnectError::Io { addr, source },
+            _ => ConnectError::Io { addr, error: source },
         }
     }
 }
@@ -465,6 +489,15 @@ mod tests {
         assert!(matches!(target("[::1]x"), Err(TargetError::Malformed { .. })));
         assert!(matches!(target("[nothost]:1"), Err(TargetError::Malformed { .. })));
         assert!(matches!(target("fe80::1::2:80"), Err(TargetError::Malformed { .. })));
+    }
+
+    #[test]
+    fn io_errors_read_as_plain_phrases() {
+        assert_eq!(strip_os_error("No such file or directory (os error 2)"), "No such file or directory");
+        assert_eq!(strip_os_error("a (os error 1): b (os error 2)"), "a: b");
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(describe(&reset), "the other side reset the connection");
+        assert_eq!(describe(&io::Error::from_raw_os_error(2)), "No such file or directory");
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl fmt::Display for Delivery {
             write!(f, ", rtt {:.3} ms", millis(rtt))?;
         }
         if self.stray > 0 {
-            write!(f, " ({} stray acks)", self.stray)?;
+            write!(f, " ({} replies acknowledged nothing waiting)", self.stray)?;
         }
         Ok(())
     }
@@ -259,7 +259,7 @@ impl fmt::Display for SendSummary {
             self.messages, self.datagrams, self.first_try, self.retried, self.lost
         )?;
         if self.stray > 0 {
-            write!(f, ", {} stray acks", self.stray)?;
+            write!(f, ", {} replies acknowledged nothing waiting", self.stray)?;
         }
         if let Some(rtt) = &self.rtt {
             write!(f, "\n{rtt}")?;

@@ -154,8 +154,11 @@ fn names_are_never_paths_and_files_are_kept_unless_overwrite() {
     let target = recv.addr("transfer", "udp").to_string();
     for name in ["../escape.txt", "/tmp/absolute.txt", "sub/dir.txt"] {
         let out = run(&["transfer", "send", "-", &target, "--name", name], b"payload");
-        assert_eq!(out.code(), Some(1), "{name}");
-        assert!(out.stderr.contains("the receiver refused the file"), "{name}: {}", out.stderr);
+        assert_eq!(out.code(), Some(2), "{name}");
+        assert!(out.stderr.contains("is a path, not a plain file name"), "{name}: {}", out.stderr);
+        // A sender that does not check its own names meets the receiver's check.
+        let refusal = hello_reply(&target, name);
+        assert!(refusal.contains("is a path, not a plain file name"), "{name}: {refusal}");
     }
     assert!(!parent.path().join("escape.txt").exists());
     assert_eq!(std::fs::read_dir(&inbox).unwrap().count(), 0);
@@ -219,4 +222,28 @@ fn a_sender_that_vanishes_leaves_no_file_behind() {
     let report: serde_json::Value = serde_json::from_str(&stopped.stdout[0]).unwrap();
     assert_eq!(report["name"], "half.bin");
     assert!(report["error"].as_str().unwrap().contains("has not answered"), "{report}");
+}
+
+/// Sends one HELLO naming `name`, as a hand-made sender would, and returns
+/// the receiver's answer.
+fn hello_reply(target: &str, name: &str) -> String {
+    use socketeer::transfer::Protocol;
+    use socketeer::transfer::packet::{Hello, Packet, Repr};
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hello = Hello {
+        protocol: Protocol::SelectiveRepeat,
+        seq_bits: 32,
+        window: 8,
+        block: 1024,
+        size: Some(7),
+        name,
+    };
+    let mut datagram = Vec::new();
+    Repr::Hello(hello).emit(7, &mut datagram);
+    socket.send_to(&datagram, target).unwrap();
+    let mut reply = [0; 2048];
+    let n = socket.recv(&mut reply).unwrap();
+    let packet = Packet::new_checked(&reply[..n]).unwrap();
+    format!("{:?}", Repr::parse(&packet).unwrap())
 }

@@ -36,6 +36,8 @@ fn without_loss_every_message_is_acked_first_time() {
 fn total_loss_gives_up_after_the_retries() {
     let server = ack_server("100%", "1");
     let out = send(&server, &["--count", "3", "--retries", "2", "--timeout", "50ms"]);
+    assert_eq!(out.code(), Some(1), "losing messages is a failure");
+    assert!(out.stderr.contains("3 of 3 messages were never acknowledged"), "{}", out.stderr);
     let summary = out.json_of("summary");
     assert_eq!((summary["lost"].as_u64(), summary["datagrams"].as_u64()), (Some(3), Some(9)));
     assert!(summary["rtt_ms"].is_null());
@@ -55,7 +57,7 @@ fn total_loss_gives_up_after_the_retries() {
         ],
         b"",
     );
-    assert!(human.ok().starts_with("message 1: lost after 1 try\n"), "{}", human.stdout);
+    assert!(human.stdout.starts_with("message 1: lost after 1 try\n"), "{}", human.stdout);
 }
 
 #[test]

@@ -39,9 +39,11 @@ impl Finished {
         &self.stdout
     }
 
-    /// Stdout's lines parsed as JSON.
+    /// Stdout's lines parsed as JSON (whatever the exit status: a failing
+    /// command still reports what it did).
     pub fn json_lines(&self) -> Vec<serde_json::Value> {
-        self.ok().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+        let parse = |l: &str| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{self:#?}"));
+        self.stdout.lines().map(parse).collect()
     }
 
     /// The JSON line whose `type` is `kind`.

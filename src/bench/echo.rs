@@ -180,7 +180,7 @@ impl Connected {
         let mut total = ClientResult::new();
         for client in clients {
             let result =
-                client.await.map_err(|e| ClientError::Io { addr: load.server, source: e.into() })??;
+                client.await.map_err(|e| ClientError::Io { addr: load.server, error: e.into() })??;
             total.requests += result.requests;
             total.errors += result.errors;
             // Cannot fail: every histogram has the same bounds.

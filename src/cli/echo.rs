@@ -7,10 +7,11 @@ use std::time::Duration;
 use clap::Subcommand;
 use futures::StreamExt;
 use serde::Serialize;
+use socketeer::client::ClientError;
 use socketeer::echo::{self, EchoClient, PingStats, Pinger};
 use socketeer::net::{Target, Transport};
 use socketeer::shutdown;
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs, positive_duration};
 use super::output::Output;
@@ -120,43 +121,73 @@ fn transport(udp: bool) -> Transport {
 #[derive(Serialize)]
 struct Reply {
     message: String,
-    reply: String,
+    /// `None` when no reply came in time (UDP only).
+    reply: Option<String>,
 }
 
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reply)
+        f.write_str(self.reply.as_deref().unwrap_or("(no reply)"))
     }
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<()> {
     let transport = transport(args.udp);
-    let mut client = EchoClient::connect(&args.target, transport, args.timeouts.get()).await?;
+    let timeouts = args.timeouts.get();
+    let mut client = EchoClient::connect(&args.target, transport, timeouts).await?;
     if args.raw {
         client.relay(tokio::io::stdin(), tokio::io::stdout()).await?;
         return Ok(());
     }
     let out = Output::new(args.json);
-    let mut exchange = async |message: String| -> anyhow::Result<()> {
+    let mut unanswered = 0usize;
+    let mut exchange = async |message: Vec<u8>| -> anyhow::Result<()> {
         // Over TCP a line ends in a newline, so line-based servers answer too.
-        let wire = match transport {
-            Transport::Tcp => format!("{message}\n"),
-            Transport::Udp => message.clone(),
+        let mut wire = message.clone();
+        if transport == Transport::Tcp {
+            wire.push(b'\n');
+        }
+        let reply = match client.exchange(&wire).await {
+            Ok(reply) => Some(String::from_utf8_lossy(&reply).trim_end_matches(['\r', '\n']).to_owned()),
+            // A lost datagram is one unanswered message; over TCP the stream
+            // is out of step after a timeout, so it ends the run.
+            Err(ClientError::Timeout { .. }) if transport == Transport::Udp => {
+                unanswered += 1;
+                None
+            }
+            Err(e) => return Err(e.into()),
         };
-        let reply = client.exchange(wire.as_bytes()).await?;
-        let reply = String::from_utf8_lossy(&reply).trim_end_matches(['\r', '\n']).to_owned();
-        out.emit("reply", &Reply { message, reply })?;
+        out.emit("reply", &Reply { message: String::from_utf8_lossy(&message).into_owned(), reply })?;
         Ok(())
     };
-    if !args.messages.is_empty() {
-        for message in args.messages {
-            exchange(message).await?;
+    let mut sent = 0usize;
+    if args.messages.is_empty() {
+        let codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), MAX_LINE);
+        let mut lines = FramedRead::new(tokio::io::stdin(), codec);
+        while let Some(line) = lines.next().await {
+            let line = line.map_err(|e| match e {
+                AnyDelimiterCodecError::MaxChunkLengthExceeded => anyhow::anyhow!(
+                    "line {} is longer than {} KiB; use --raw for long or binary input",
+                    sent + 1,
+                    MAX_LINE / 1024
+                ),
+                AnyDelimiterCodecError::Io(e) => anyhow::Error::from(e).context("reading stdin"),
+            })?;
+            let line = line.strip_suffix(b"\r").unwrap_or(&line).to_vec();
+            exchange(line).await?;
+            sent += 1;
         }
-        return Ok(());
+    } else {
+        for message in args.messages {
+            exchange(message.into_bytes()).await?;
+            sent += 1;
+        }
     }
-    let mut lines = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_LINE));
-    while let Some(line) = lines.next().await {
-        exchange(line?).await?;
+    if unanswered > 0 {
+        anyhow::bail!(
+            "{unanswered} of {sent} messages got no reply within {}",
+            humantime::format_duration(timeouts.reply)
+        );
     }
     Ok(())
 }

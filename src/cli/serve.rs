@@ -75,9 +75,10 @@ pub struct Args {
     /// Port of the file transfer receiver.
     #[arg(long, value_name = "PORT", default_value_t = socketeer::transfer::DEFAULT_PORT)]
     transfer_port: u16,
-    /// Directory the transfer receiver stores files in.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    transfer_dir: PathBuf,
+    /// Directory the transfer receiver stores files in (created if missing)
+    /// [default: socketeer-received in the temporary directory].
+    #[arg(long, value_name = "DIR")]
+    transfer_dir: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Print status lines as JSON.
@@ -123,8 +124,10 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             args.udp_seed.unwrap_or_else(random_seed),
         )),
         ServiceName::Transfer => {
-            let config =
-                super::transfer::receive_config(&args.transfer_dir, false, Duration::from_secs(10), 4096)?;
+            // Never the current directory: run from a source tree, uploads would land in it.
+            let dir =
+                args.transfer_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("socketeer-received"));
+            let config = super::transfer::receive_config(&dir, false, Duration::from_secs(10), 4096)?;
             let bound = bind.bind("transfer", args.transfer_port, Transports::UDP, "--transfer-port")?;
             let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
             Box::new(TransferServer::new(sockets, config, None)?)

@@ -13,6 +13,7 @@ use socketeer::net::{Target, Transports};
 use socketeer::poll::Waker;
 use socketeer::shutdown;
 use socketeer::transfer::driver::{self, ReceiveConfig, TransferServer};
+use socketeer::transfer::session::check_name;
 use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, ReceiverLimits, SenderConfig, SenderStats};
 
 use super::args::{BindArgs, UsageError, positive_duration};
@@ -101,7 +102,7 @@ pub struct RecvArgs {
     /// UDP port to listen on; 0 picks a free one.
     #[arg(short, long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Directory the files land in.
+    /// Directory the files land in (created if missing).
     #[arg(short, long, default_value = ".")]
     dir: PathBuf,
     /// Replace files that already exist.
@@ -139,10 +140,11 @@ pub fn receive_config(
     timeout: Duration,
     max_window: u32,
 ) -> anyhow::Result<ReceiveConfig> {
-    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
-    if !dir.is_dir() {
-        return Err(UsageError(format!("{} is not a directory", dir.display())).into());
+    if dir.exists() && !dir.is_dir() {
+        return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
     }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
     let limits = ReceiverLimits { max_window, max_block: 65_000, peer_timeout: timeout, linger: LINGER };
     Ok(ReceiveConfig { dir, overwrite, limits, max_sessions: 64 })
 }
@@ -199,12 +201,21 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let (input, size, name): (Box<dyn Read + Send>, Option<u64>, String) = if args.file == Path::new("-") {
         (Box::new(std::io::stdin()), None, args.name.clone().unwrap_or_else(|| "stdin".to_owned()))
     } else {
+        if args.file.is_dir() {
+            let shown = args.file.display();
+            return Err(UsageError(format!(
+                "{shown} is a directory; send a file, or: tar c {shown} | socketeer transfer send - HOST --name NAME.tar"
+            ))
+            .into());
+        }
         let file = File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
         let size = file.metadata().ok().map(|m| m.len());
         let own_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = args.name.clone().or(own_name).unwrap_or_else(|| "file".to_owned());
         (Box::new(BufReader::with_capacity(1 << 20, file)), size, name)
     };
+    // Refuse here what the receiver would refuse, without a round trip.
+    check_name(&name).map_err(|e| UsageError(format!("{e}; pick another with --name")))?;
     let target = args.target.resolve(DEFAULT_PORT).await?[0];
     let config = SenderConfig {
         protocol,

@@ -120,6 +120,15 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         stats.add(&delivery);
         out.emit("message", &delivery)?;
     }
-    out.emit("summary", &stats.summary())?;
-    Ok(())
+    let summary = stats.summary();
+    out.emit("summary", &summary)?;
+    match summary.lost {
+        0 => Ok(()),
+        lost if summary.stray > 0 && lost == summary.messages => Err(anyhow::anyhow!(
+            "no message was acknowledged, and {} replies were not ACKs of ours: is {} a `socketeer udp serve`?",
+            summary.stray,
+            client.peer()
+        )),
+        lost => Err(anyhow::anyhow!("{lost} of {} messages were never acknowledged", summary.messages)),
+    }
 }

@@ -51,7 +51,7 @@ impl EchoClient {
             Conn::Tcp { stream, .. } => stream.peer_addr(),
             Conn::Udp(s) => s.peer_addr(),
         }
-        .map_err(|e| ClientError::Io { addr: addrs[0], source: e })?;
+        .map_err(|e| ClientError::Io { addr: addrs[0], error: e })?;
         Ok(EchoClient { conn, peer, timeouts })
     }
 
@@ -122,11 +122,12 @@ impl EchoClient {
         }
     }
 
-    /// Relays bytes unchanged, like netcat: over TCP, `input` is copied to
-    /// the server until its end, the sending side is then closed, and the
-    /// server's bytes are copied to `output` until it closes too; over UDP,
-    /// all of `input` goes out as one datagram and the reply datagram is
-    /// written to `output`. Returns the number of bytes written to `output`.
+    /// Relays bytes unchanged, like netcat. Over TCP, `input` is copied to
+    /// the server and the server's bytes to `output`; the end of `input`
+    /// closes the sending side, and the relay ends when the server closes.
+    /// Over UDP, `input` goes out in datagrams of up to [`MAX_UDP_PAYLOAD`]
+    /// bytes, each answered before the next. Returns the bytes written to
+    /// `output`.
     ///
     /// # Errors
     /// As [`EchoClient::exchange`]. Over TCP the reply timeout starts once
@@ -138,18 +139,24 @@ impl EchoClient {
     {
         let addr = self.peer;
         let reply_timeout = self.timeouts.reply;
-        let local_io = |e| ClientError::Io { addr, source: e };
+        let local_io = |e| ClientError::Io { addr, error: e };
         let Conn::Tcp { stream, buffered } = &mut self.conn else {
-            let mut message = Vec::new();
-            (&mut input)
-                .take(MAX_UDP_PAYLOAD as u64 + 1)
-                .read_to_end(&mut message)
-                .await
-                .map_err(local_io)?;
-            let reply = self.exchange(&message).await?;
-            output.write_all(&reply).await.map_err(local_io)?;
-            output.flush().await.map_err(local_io)?;
-            return Ok(reply.len() as u64);
+            let mut total = 0;
+            loop {
+                let mut datagram = Vec::with_capacity(MAX_UDP_PAYLOAD);
+                (&mut input)
+                    .take(MAX_UDP_PAYLOAD as u64)
+                    .read_to_end(&mut datagram)
+                    .await
+                    .map_err(local_io)?;
+                if datagram.is_empty() {
+                    output.flush().await.map_err(local_io)?;
+                    return Ok(total);
+                }
+                let reply = self.exchange(&datagram).await?;
+                output.write_all(&reply).await.map_err(local_io)?;
+                total += reply.len() as u64;
+            }
         };
         let (mut from_server, mut to_server) = stream.split();
         let input_done = AtomicBool::new(false);
@@ -178,7 +185,14 @@ impl EchoClient {
                 total += read as u64;
             }
         };
-        let ((), total) = tokio::try_join!(send, receive)?;
-        Ok(total)
+        let (mut send, mut receive) = (std::pin::pin!(send), std::pin::pin!(receive));
+        // The server closing ends the relay, whether the input has ended or not.
+        tokio::select! {
+            sent = &mut send => {
+                sent?;
+                receive.await
+            }
+            received = &mut receive => received,
+        }
     }
 }

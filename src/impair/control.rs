@@ -109,11 +109,11 @@ async fn answer(line: &str, proxy: &ControlSender) -> String {
 pub async fn command(addr: SocketAddr, line: &str, timeout: Duration) -> Result<String, ClientError> {
     let stream = net::connect_tcp(&[addr], timeout).await?;
     let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(1 << 20));
-    lines.send(line).await.map_err(|e| ClientError::Io { addr, source: io::Error::other(e) })?;
+    lines.send(line).await.map_err(|e| ClientError::Io { addr, error: io::Error::other(e) })?;
     match tokio::time::timeout(timeout, lines.next()).await {
         Err(_) => Err(ClientError::Timeout { addr, after: timeout }),
         Ok(Some(Ok(reply))) => Ok(reply),
-        Ok(Some(Err(e))) => Err(ClientError::Io { addr, source: io::Error::other(e) }),
+        Ok(Some(Err(e))) => Err(ClientError::Io { addr, error: io::Error::other(e) }),
         Ok(None) => Err(ClientError::Closed { addr, got: 0, expected: 1 }),
     }
 }

@@ -93,7 +93,7 @@ impl Child {
             command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(
                 |source| LabError::Spawn {
                     program: command.get_program().to_string_lossy().into_owned(),
-                    source,
+                    error: source,
                 },
             )?;
         let stderr = process.stderr.take().map(|mut pipe| {

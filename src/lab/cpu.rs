@@ -236,7 +236,7 @@ fn python(count: u64, jobs: usize, expected: f64, rows: &mut Vec<CpuRow>) -> Pyt
     command.args(["-c", PYTHON_SCRIPT, &count.to_string(), &jobs.to_string()]);
     let mut child = match Child::spawn("python3", &mut command) {
         Ok(child) => child,
-        Err(LabError::Spawn { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+        Err(LabError::Spawn { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
             return PythonRun::Missing;
         }
         Err(e) => return PythonRun::Failed { error: e.to_string() },

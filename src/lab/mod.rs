@@ -46,13 +46,12 @@ pub trait Lesson {
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// The operating system refused to start a thread.
-    #[error("cannot start thread {name}: {source}")]
+    #[error("cannot start thread {name}: {}", crate::net::describe(.error))]
     Thread {
         /// The thread's name.
         name: String,
         /// What the operating system said.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// A thread of the experiment panicked.
     #[error("thread {name} panicked")]
@@ -61,13 +60,12 @@ pub enum LabError {
         name: String,
     },
     /// A child process could not be started.
-    #[error("cannot start {program}: {source}")]
+    #[error("cannot start {program}: {}", crate::net::describe(.error))]
     Spawn {
         /// The program.
         program: String,
         /// What the operating system said.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// A child process failed, or printed something that is not what it should.
     #[error("{what}: {detail}")]
@@ -86,20 +84,19 @@ pub enum LabError {
         limit: Duration,
     },
     /// Reading or writing a file, or the pipes of a child, failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", crate::net::describe(.error))]
     Io {
         /// What was being done.
         context: String,
         /// What the operating system said.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
 }
 
 impl LabError {
     fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
         let context = context.into();
-        move |source| LabError::Io { context, source }
+        move |source| LabError::Io { context, error: source }
     }
 }
 
@@ -129,7 +126,7 @@ where
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(work)
-        .map_err(|source| LabError::Thread { name: name.to_owned(), source })
+        .map_err(|source| LabError::Thread { name: name.to_owned(), error: source })
 }
 
 /// A duration for people: `812 µs`, `3.42 ms`, `1.250 s`.

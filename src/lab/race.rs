@@ -148,7 +148,7 @@ fn race(config: RaceConfig, variant: Variant) -> Result<RaceRow, LabError> {
                     }
                 }
                 Err(source) => {
-                    spawned = Err(LabError::Thread { name, source });
+                    spawned = Err(LabError::Thread { name, error: source });
                     break;
                 }
             }

@@ -80,13 +80,12 @@ pub enum DriverError {
     #[error("connection refused by {0}; is `socketeer transfer recv` running there?")]
     Refused(SocketAddr),
     /// Reading the input or a socket failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", crate::net::describe(.error))]
     Io {
         /// What was being done.
         context: &'static str,
         /// What the operating system said.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// Stopped by the user.
     #[error("interrupted")]
@@ -94,7 +93,7 @@ pub enum DriverError {
 }
 
 fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> DriverError {
-    move |source| DriverError::Io { context, source }
+    move |error| DriverError::Io { context, error }
 }
 
 /// What a finished send measured.
@@ -306,7 +305,7 @@ fn send_error(target: SocketAddr, e: io::Error) -> DriverError {
     if e.kind() == io::ErrorKind::ConnectionRefused {
         DriverError::Refused(target)
     } else {
-        DriverError::Io { context: "talking to the receiver", source: e }
+        DriverError::Io { context: "talking to the receiver", error: e }
     }
 }
 
@@ -327,7 +326,7 @@ fn feed(
                 *pending = batch;
             }
             Ok(Input::End) => sender.end_input(),
-            Ok(Input::Failed(e)) => return Err(DriverError::Io { context: "reading the input", source: e }),
+            Ok(Input::Failed(e)) => return Err(DriverError::Io { context: "reading the input", error: e }),
             Err(_) => break,
         }
     }
@@ -504,11 +503,12 @@ impl TransferServer {
         let (mut bufs, mut out, mut buf) = (RecvBuffers::default(), SendBuffer::default(), Vec::new());
         let mut replies: Vec<(SessionKey, Vec<u8>)> = Vec::new();
         let mut look_first = LookFirst::new();
+        let server = Server { config: &self.config, reports: &self.reports };
         while !waker.is_stopped() {
             // The next datagram may have come while we sent.
             let looked = look_first.should_look();
             let mut received = if looked {
-                receive_all(&sockets, &mut bufs, &mut sessions, &self.config, &mut replies)
+                receive_all(&sockets, &mut bufs, &mut sessions, &server, &mut replies)
             } else {
                 0
             };
@@ -523,7 +523,7 @@ impl TransferServer {
                 if poll::wait(&fds, deadline)?[0] {
                     waker.clear();
                 }
-                received = receive_all(&sockets, &mut bufs, &mut sessions, &self.config, &mut replies);
+                received = receive_all(&sockets, &mut bufs, &mut sessions, &server, &mut replies);
             }
             let now = Instant::now();
             tracing::trace!(received, sessions = sessions.len(), "transfer: round");
@@ -531,7 +531,7 @@ impl TransferServer {
                 let _ = sockets[local].socket().send_to(&datagram, to);
             }
             for (&(local, peer, _), session) in &mut sessions {
-                session.step(now, peer, &self.reports);
+                session.step(now, peer, &server);
                 let socket = &sockets[local];
                 while session.engine.poll_transmit(&mut buf) {
                     if let Err(e) = socket.push(&mut out, peer, &buf) {
@@ -543,6 +543,13 @@ impl TransferServer {
                 }
             }
             sessions.retain(|_, s| !s.engine.is_finished(now));
+        }
+        // Tell the senders still sending, so they stop now rather than after
+        // their timeout; dropping the sessions removes their temporary files.
+        for (&(local, peer, session), _) in sessions.iter().filter(|(_, s)| s.engine.is_active()) {
+            Repr::Error { code: ErrorCode::Aborted, message: "the receiver is shutting down" }
+                .emit(session, &mut buf);
+            let _ = sockets[local].socket().send_to(&buf, peer);
         }
         Ok(())
     }
@@ -556,14 +563,14 @@ fn receive_all(
     sockets: &[BatchSocket],
     bufs: &mut RecvBuffers,
     sessions: &mut HashMap<SessionKey, Session>,
-    config: &ReceiveConfig,
+    server: &Server<'_>,
     replies: &mut Vec<(SessionKey, Vec<u8>)>,
 ) -> usize {
     let now = Instant::now();
     let mut total = 0;
     for (local, socket) in sockets.iter().enumerate() {
         let drained =
-            socket.drain(bufs, ROUNDS, |r| arrive(sessions, config, replies, now, (local, r.from), r.data));
+            socket.drain(bufs, ROUNDS, |r| arrive(sessions, server, replies, now, (local, r.from), r.data));
         match drained {
             Ok(n) => total += n,
             // An ICMP error for a sender that went away: its session times out.
@@ -573,10 +580,37 @@ fn receive_all(
     total
 }
 
+/// What every session of a server shares.
+struct Server<'a> {
+    config: &'a ReceiveConfig,
+    reports: &'a Option<UnboundedSender<ReceiveReport>>,
+}
+
+impl Server<'_> {
+    /// Hands a finished (or refused) transfer to whoever listens, and logs it;
+    /// failures are warnings only when no one listens for reports.
+    fn report(&self, report: ReceiveReport) {
+        match (&report.error, self.reports) {
+            (None, _) => {
+                tracing::debug!(from = %report.from, name = %report.name, bytes = report.bytes, "transfer: stored")
+            }
+            (Some(e), Some(_)) => {
+                tracing::debug!(from = %report.from, name = %report.name, error = %e, "transfer: failed")
+            }
+            (Some(e), None) => {
+                warn!(from = %report.from, name = %report.name, error = %e, "transfer: failed")
+            }
+        }
+        if let Some(reports) = self.reports {
+            let _ = reports.send(report);
+        }
+    }
+}
+
 /// Handles one datagram that arrived at the server.
 fn arrive(
     sessions: &mut HashMap<SessionKey, Session>,
-    config: &ReceiveConfig,
+    server: &Server<'_>,
     replies: &mut Vec<(SessionKey, Vec<u8>)>,
     now: Instant,
     (local, from): (usize, SocketAddr),
@@ -597,6 +631,7 @@ fn arrive(
     let mut reply = Vec::new();
     match Repr::parse(&packet) {
         Ok(Repr::Hello(hello)) => {
+            let config = server.config;
             let opened = if sessions.len() >= config.max_sessions {
                 Err("the receiver is busy; try again later".to_owned())
             } else {
@@ -618,9 +653,18 @@ fn arrive(
                     sessions.insert(key, session);
                 }
                 Err(message) => {
-                    warn!(%from, name = hello.name, %message, "transfer: refused");
                     refusal(packet.session(), &message, &mut reply);
                     replies.push((key, reply));
+                    server.report(ReceiveReport {
+                        from,
+                        name: hello.name.to_owned(),
+                        path: None,
+                        protocol: hello.protocol,
+                        bytes: 0,
+                        seconds: 0.0,
+                        error: Some(format!("refused: {message}")),
+                        stats: ReceiverStats::default(),
+                    });
                 }
             }
         }
@@ -637,7 +681,7 @@ fn arrive(
 
 impl Session {
     /// Writes out what arrived, stores verified content, fires timers and reports the end.
-    fn step(&mut self, now: Instant, peer: SocketAddr, reports: &Option<UnboundedSender<ReceiveReport>>) {
+    fn step(&mut self, now: Instant, peer: SocketAddr, server: &Server<'_>) {
         while let Some(data) = self.engine.poll_data() {
             let written = self.file.as_mut().map(|f| f.write(&data));
             if let Some(Err(e)) = written {
@@ -676,13 +720,7 @@ impl Session {
                 error,
                 stats: self.engine.stats(),
             };
-            match &report.error {
-                None => tracing::debug!(%peer, name = %report.name, bytes = report.bytes, "transfer: stored"),
-                Some(e) => warn!(%peer, name = %report.name, error = %e, "transfer: failed"),
-            }
-            if let Some(reports) = reports {
-                let _ = reports.send(report);
-            }
+            server.report(report);
         }
     }
 }

@@ -181,6 +181,11 @@ impl Receiver {
         self.events.pop_front()
     }
 
+    /// True while content is still coming or being stored.
+    pub fn is_active(&self) -> bool {
+        matches!(self.state, State::Receiving | State::Storing)
+    }
+
     /// True when the session can be forgotten.
     pub fn is_finished(&self, now: Instant) -> bool {
         match self.state {

@@ -253,6 +253,15 @@ impl Sender {
                 return;
             }
         };
+        if matches!(repr, Repr::Hello(_) | Repr::Data { .. } | Repr::Fin { .. } | Repr::Ping) {
+            // Only a sender sends these: ours came back, so the other end is
+            // no receiver. Waiting would never end, since it keeps answering.
+            self.fail(TransferError::Protocol(
+                "the other end sends our own datagrams back: is it an echo server rather than `transfer recv`?"
+                    .to_owned(),
+            ));
+            return;
+        }
         self.stats.datagrams_received += 1;
         self.last_heard = now;
         match (self.state, repr) {

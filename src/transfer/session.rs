@@ -7,9 +7,15 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
+
+use super::packet::MAX_NAME;
+
+/// The permissions of a stored file: readable by all, writable by its owner.
+const FILE_MODE: u32 = 0o644;
 
 /// Bytes buffered before a write to the temporary file.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -23,12 +29,28 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err(format!("'{name}' is not a file name"));
     }
     if name.contains(['/', '\\']) {
-        return Err(format!("'{name}' is a path; send a plain file name"));
+        return Err(format!("'{name}' is a path, not a plain file name"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("the file name is {} bytes long; names are at most {MAX_NAME}", name.len()));
     }
     if name.chars().any(char::is_control) {
         return Err("the file name holds control characters".to_owned());
     }
+    if name.chars().any(is_invisible_format) {
+        return Err(
+            "the file name holds invisible formatting characters (such as a right-to-left override, \
+                    which can disguise a file's extension)"
+                .to_owned(),
+        );
+    }
     Ok(())
+}
+
+/// Unicode format characters that change how a name is shown without being
+/// seen: bidirectional controls, zero-width characters, the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// A file being received.
@@ -49,7 +71,9 @@ impl Incoming {
         check_name(name)?;
         let target = dir.join(name);
         if !overwrite && target.symlink_metadata().is_ok() {
-            return Err(format!("'{name}' already exists on the receiver"));
+            return Err(format!(
+                "'{name}' already exists on the receiver; send it under another --name, or start the receiver with --overwrite"
+            ));
         }
         let temp = tempfile::Builder::new()
             .prefix(".socketeer-")
@@ -73,6 +97,9 @@ impl Incoming {
     /// Why it could not be stored; the temporary file is removed.
     pub fn commit(self) -> Result<PathBuf, String> {
         let temp = self.writer.into_inner().map_err(|e| format!("writing the file failed: {}", e.error()))?;
+        // A temporary file is private (0600); the stored one is an ordinary file.
+        let readable = std::fs::Permissions::from_mode(FILE_MODE);
+        temp.as_file().set_permissions(readable).map_err(|e| format!("writing the file failed: {e}"))?;
         temp.as_file().sync_all().map_err(|e| format!("writing the file failed: {e}"))?;
         let stored =
             if self.overwrite { temp.persist(&self.target) } else { temp.persist_noclobber(&self.target) };
@@ -91,10 +118,22 @@ mod tests {
 
     #[test]
     fn only_plain_names_are_accepted() {
-        for bad in ["", ".", "..", "../etc/passwd", "/etc/passwd", "a/b", "a\\b", "bell\u{7}"] {
+        let long = "a".repeat(256);
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../etc/passwd",
+            "/etc/passwd",
+            "a/b",
+            "a\\b",
+            "bell\u{7}",
+            "a\u{202E}fdp.exe",
+            &long,
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
-        for good in ["report.pdf", ".hidden", "naïve café.txt", "..dots"] {
+        for good in ["report.pdf", ".hidden", "naïve café.txt", "..dots", &"a".repeat(255)] {
             assert!(check_name(good).is_ok(), "{good:?} refused");
         }
     }
@@ -107,7 +146,8 @@ mod tests {
         file.write(b"world").unwrap();
         assert!(!dir.path().join("out.bin").exists(), "visible before it was verified");
         let path = file.commit().unwrap();
-        assert_eq!(std::fs::read(path).unwrap(), b"hello world");
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello world");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, FILE_MODE);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 

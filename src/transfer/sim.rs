@@ -325,3 +325,32 @@ proptest! {
         prop_assert!(outcome.received == data);
     }
 }
+
+#[test]
+fn an_echo_server_is_not_taken_for_a_receiver() {
+    let config = SenderConfig {
+        protocol: Protocol::SelectiveRepeat,
+        window: 8,
+        block: 100,
+        seq_bits: 16,
+        session: 9,
+        initial_rto: Duration::from_millis(100),
+        min_rto: Duration::from_millis(1),
+        max_rto: Duration::from_secs(1),
+        peer_timeout: Duration::from_secs(5),
+        name: "x".to_owned(),
+        size: None,
+    };
+    let now = Instant::now();
+    let mut sender = Sender::new(config, now).unwrap();
+    let mut hello = Vec::new();
+    assert!(sender.poll_transmit(now, &mut hello));
+    // The "receiver" sends the HELLO straight back.
+    sender.handle_datagram(now, &hello);
+    match sender.poll_event() {
+        Some(SenderEvent::Failed(TransferError::Protocol(message))) => {
+            assert!(message.contains("echo server"))
+        }
+        other => panic!("{other:?}"),
+    }
+}
