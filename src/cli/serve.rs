@@ -5,6 +5,7 @@ use std::fmt;
 
 use clap::ValueEnum;
 use serde::Serialize;
+use socketeer::chat::{ChatConfig, ChatServer};
 use socketeer::daytime::{DaytimeServer, Protocol};
 use socketeer::echo::EchoServer;
 use socketeer::impair::{ImpairmentConfig, Probability};
@@ -15,13 +16,14 @@ use socketeer::udp::AckServer;
 use tracing::{info, warn};
 
 use super::args::{BindArgs, LimitArgs, UsageError, random_seed};
+use super::chat::raise_fd_limit;
 use super::output::Output;
 
 const EXAMPLES: &str = "\
 Examples:
   socketeer serve                               # all services on 127.0.0.1
   socketeer serve --bind 0.0.0.0,::             # open to the network
-  socketeer serve --only echo,daytime --echo-port 7
+  socketeer serve --only echo,chat --echo-port 7 --chat-port 6000
   socketeer serve --except udp --json";
 
 /// The services `serve` can run.
@@ -35,6 +37,8 @@ enum ServiceName {
     Time,
     /// The lossy-UDP acknowledgement server.
     Udp,
+    /// The multi-client chat, TCP.
+    Chat,
 }
 
 /// Arguments of `socketeer serve`.
@@ -61,6 +65,9 @@ pub struct Args {
     /// Port of the lossy-UDP acknowledgement service.
     #[arg(long, value_name = "PORT", default_value_t = socketeer::udp::DEFAULT_PORT)]
     udp_port: u16,
+    /// Port of the chat service (TCP).
+    #[arg(long, value_name = "PORT", default_value_t = socketeer::chat::DEFAULT_PORT)]
+    chat_port: u16,
     /// Share of datagrams the udp service drops on purpose (1% or 0.01).
     #[arg(long, value_name = "P", default_value = "0%")]
     udp_loss: Probability,
@@ -111,6 +118,15 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             ImpairmentConfig::loss(args.udp_loss),
             args.udp_seed.unwrap_or_else(random_seed),
         )),
+        ServiceName::Chat => {
+            // The chat's other limits are its own (see `chat serve --help`), not the echo-sized ones here.
+            let config = ChatConfig { max_clients: limits.max_connections, ..ChatConfig::default() };
+            raise_fd_limit(config.max_clients);
+            Box::new(ChatServer::new(
+                bind.bind("chat", args.chat_port, Transports::TCP, "--chat-port")?,
+                config,
+            ))
+        }
     })
 }
 
