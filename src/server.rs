@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -224,14 +225,17 @@ async fn accept_one_listener<H, F>(
             debug!(service, %peer, error = %e, "cannot set TCP_NODELAY");
         }
         debug!(service, %peer, "connection opened");
-        let task = handler(stream, peer, shutdown.clone());
-        shutdown.spawn(async move {
-            match task.await {
+        // A combinator rather than an async block: the block would hold the
+        // handler's future twice (captured, and being awaited), doubling
+        // every connection's task.
+        let task = handler(stream, peer, shutdown.clone()).map(move |ended| {
+            match ended {
                 Ok(()) => debug!(service, %peer, "connection closed"),
                 Err(e) => debug!(service, %peer, error = %e, "connection ended with an error"),
             }
             drop(ticket);
         });
+        shutdown.spawn(task);
     }
 }
 

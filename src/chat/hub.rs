@@ -1,40 +1,34 @@
 //! The chat's state and routing (no sockets, no clock): who is connected
 //! under which nickname, who is in which room, and which lines go to whom.
 //!
-//! Every line a client should see goes to its [`Recipient`] (the server's is
-//! the client's [`Outbox`](super::outbox::Outbox)); every line broadcast to a
-//! room also goes to the hub's [`Backplane`], the one place where a cluster
-//! of servers would forward it to its other nodes. A broadcast renders its
-//! line once and hands the same `Bytes` to every member, and visits only the
-//! members of that room.
+//! A line for a room is appended once to the room's [`Log`], and reaches
+//! every member through its [`Mailbox`]; a line for one client goes to its
+//! [`Outbox`]. Every line broadcast to a room also goes to the hub's
+//! [`Backplane`], the one place where a cluster of servers would forward it
+//! to its other nodes.
 //!
-//! Invariants: every client is in exactly one room, and is listed once in
-//! that room's members at the index it records; nicknames are unique up to
-//! case; a room other than the default one exists only while someone is in it
-//! (its history goes with it).
+//! Invariants: every client is in exactly one room, listed once in that
+//! room's members at the index it records; nicknames are unique up to case;
+//! a room other than the default one exists only while someone is in it
+//! (its log and history go with it).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::delivery::{Log, Mailbox, Outbox};
 use super::protocol::{self, NameError};
 
 /// A client's number, unique for the life of the server.
 pub type ClientId = u64;
 
-/// Where a client's lines go.
-pub trait Recipient {
-    /// Hands `line` (one whole line, newline included) to the client. Must
-    /// not block: the hub calls it for every member of a room in turn.
-    fn deliver(&self, line: &Bytes);
-}
-
 /// Where a room's traffic meets other servers'. A standalone server has none
 /// ([`Standalone`]); a cluster backplane would forward each line to the other
-/// nodes, which deliver it to their own members of the room.
+/// nodes, which append it to their own log of the room.
 pub trait Backplane {
-    /// A line was broadcast in `room` (its display name) and delivered to
-    /// this server's members: messages, actions, and join, leave and rename
+    /// A line was broadcast in `room` (its display name) and appended to the
+    /// room's log here: messages, actions, and join, leave and rename
     /// notices. Must not block.
     fn published(&self, room: &str, line: &Bytes);
 }
@@ -71,90 +65,96 @@ pub struct HubConfig {
     pub default_room: String,
     /// Messages kept per room and replayed to whoever joins it.
     pub history: usize,
+    /// Bytes of recent lines each room's log keeps: how far behind its room a
+    /// client may fall before it is disconnected.
+    pub log_bytes: usize,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { default_room: "lobby".to_owned(), history: 0 }
+        HubConfig { default_room: "lobby".to_owned(), history: 0, log_bytes: 256 * 1024 }
     }
+}
+
+/// Where a client reads its new room from, after [`Hub::join`]: pass both to
+/// [`Mailbox::move_to`].
+#[derive(Debug)]
+pub struct Seat {
+    /// The room's log.
+    pub log: Arc<Log>,
+    /// The first line of it the client gets.
+    pub cursor: u64,
 }
 
 /// Clients, nicknames and rooms. See the module docs for its invariants.
 #[derive(Debug)]
-pub struct Hub<R, B = Standalone> {
+pub struct Hub<B = Standalone> {
     config: HubConfig,
     backplane: B,
-    clients: HashMap<ClientId, Client<R>>,
+    clients: HashMap<ClientId, Client>,
     /// Folded nickname to its owner.
     nicks: HashMap<String, ClientId>,
     /// Folded room name to the room.
-    rooms: HashMap<String, Room<R>>,
+    rooms: HashMap<String, Room>,
+    /// The number of the next room log.
+    next_log: u64,
 }
 
 #[derive(Debug)]
-struct Client<R> {
+struct Client {
     nick: String,
     /// The folded name of the client's room.
     room: String,
     /// Its index in that room's `members`.
     slot: usize,
-    recipient: R,
+    outbox: Arc<Outbox>,
 }
 
 #[derive(Debug)]
-struct Room<R> {
+struct Room {
     name: String,
-    /// Kept next to the ids so that a broadcast reads one array.
-    members: Vec<(ClientId, R)>,
+    log: Arc<Log>,
+    members: Vec<ClientId>,
     history: VecDeque<Bytes>,
 }
 
-impl<R> Room<R> {
-    fn new(name: &str) -> Room<R> {
-        Room { name: name.to_owned(), members: Vec::new(), history: VecDeque::new() }
-    }
-}
-
-impl<R: Recipient> Room<R> {
-    fn broadcast(&self, line: &Bytes, except: Option<ClientId>) {
-        for (id, recipient) in &self.members {
-            if Some(*id) != except {
-                recipient.deliver(line);
-            }
-        }
-    }
-}
-
-impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
+impl<B: Backplane> Hub<B> {
     /// An empty hub (its default room exists, empty).
-    pub fn new(config: HubConfig, backplane: B) -> Hub<R, B> {
-        let mut rooms = HashMap::new();
-        let lobby = Room::new(&config.default_room);
-        rooms.insert(protocol::fold(&config.default_room), lobby);
-        Hub { config, backplane, clients: HashMap::new(), nicks: HashMap::new(), rooms }
+    pub fn new(config: HubConfig, backplane: B) -> Hub<B> {
+        let mut hub = Hub {
+            config,
+            backplane,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            rooms: HashMap::new(),
+            next_log: 0,
+        };
+        let lobby = hub.config.default_room.clone();
+        hub.room(&lobby);
+        hub
     }
 
-    /// Adds client `id` under a guest nickname in the default room: it gets
-    /// the room's history and a welcome, and the room a join notice.
-    /// Returns the nickname.
-    pub fn connect(&mut self, id: ClientId, recipient: R) -> &str {
+    /// Adds client `id`, whose private lines go to `outbox`, under a guest
+    /// nickname in the default room: it gets the room's history and a
+    /// welcome, and the room a join notice. Returns its mailbox.
+    pub fn connect(&mut self, id: ClientId, outbox: Arc<Outbox>) -> Mailbox {
         let nick = (0..)
             .map(|n| if n == 0 { format!("guest{id}") } else { format!("guest{id}-{n}") })
             .find(|nick| !self.nicks.contains_key(&protocol::fold(nick)))
             .unwrap_or_default();
         self.nicks.insert(protocol::fold(&nick), id);
         let room = protocol::fold(&self.config.default_room);
-        self.clients.insert(id, Client { nick, room: room.clone(), slot: 0, recipient });
-        self.enter(id, &room);
-        let client = &self.clients[&id];
+        self.clients.insert(id, Client { nick, room: room.clone(), slot: 0, outbox: outbox.clone() });
+        let seat = self.enter(id, &room);
         let others = self.rooms[&room].members.len() - 1;
-        client.recipient.deliver(&protocol::notice(format_args!(
+        let welcome = protocol::notice(format_args!(
             "welcome, {}: you are in {} with {}; /help lists the commands",
-            client.nick,
+            self.clients[&id].nick,
             self.config.default_room,
             protocol::others(others)
-        )));
-        &client.nick
+        ));
+        self.tell_one(id, &welcome);
+        Mailbox::new(id, outbox, seat.log, seat.cursor)
     }
 
     /// Removes client `id`, releasing its nickname. With `announce`, its
@@ -166,9 +166,10 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
         let left = announce.then(|| self.left_notice(id, &room, reason));
         self.exit(id, &room);
         if let Some(notice) = left {
-            self.publish(&room, &notice, None);
+            self.publish(&room, notice, Some(id));
         }
         self.clients.remove(&id);
+        self.drop_if_empty(&room);
     }
 
     /// The nickname of client `id`.
@@ -182,7 +183,7 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
         let Some(client) = self.clients.get(&id) else { return };
         let (line, room) = (protocol::message(&client.nick, text), client.room.clone());
         self.remember(&room, &line);
-        self.publish(&room, &line, Some(id));
+        self.publish(&room, line, Some(id));
     }
 
     /// `/me`: `* nick action` to everyone else in the room, kept in history.
@@ -190,7 +191,7 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
         let Some(client) = self.clients.get(&id) else { return };
         let (line, room) = (protocol::action(&client.nick, action), client.room.clone());
         self.remember(&room, &line);
-        self.publish(&room, &line, Some(id));
+        self.publish(&room, line, Some(id));
     }
 
     /// `/nick`: renames client `id`, announced to its whole room (itself included).
@@ -209,7 +210,7 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
         self.nicks.insert(key, id);
         let old = std::mem::replace(&mut client.nick, new.to_owned());
         let room = client.room.clone();
-        self.publish(&room, &protocol::notice(format_args!("{old} is now known as {new}")), None);
+        self.publish(&room, protocol::notice(format_args!("{old} is now known as {new}")), None);
         Ok(())
     }
 
@@ -220,13 +221,12 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
     /// When no one is called `to`.
     pub fn tell(&mut self, id: ClientId, to: &str, text: &str) -> Result<(), HubError> {
         let Some(sender) = self.clients.get(&id) else { return Ok(()) };
-        let addressee = self
-            .nicks
-            .get(&protocol::fold(to))
-            .and_then(|other| self.clients.get(other))
-            .ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
-        addressee.recipient.deliver(&protocol::private(&sender.nick, text));
-        sender.recipient.deliver(&protocol::private_sent(&addressee.nick, text));
+        let addressee =
+            *self.nicks.get(&protocol::fold(to)).ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
+        let received = protocol::private(&sender.nick, text);
+        let sent = protocol::private_sent(self.nick(addressee).unwrap_or(to), text);
+        self.tell_one(addressee, &received);
+        self.tell_one(id, &sent);
         Ok(())
     }
 
@@ -236,26 +236,27 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
     ///
     /// # Errors
     /// When the room name breaks the rules or is the client's room.
-    pub fn join(&mut self, id: ClientId, room: &str) -> Result<(), HubError> {
+    pub fn join(&mut self, id: ClientId, room: &str) -> Result<Seat, HubError> {
         let name = protocol::check_name("room name", room.strip_prefix('#').unwrap_or(room))?;
-        let Some(client) = self.clients.get(&id) else { return Ok(()) };
+        let Some(client) = self.clients.get(&id) else { return Err(HubError::NoSuchNick(id.to_string())) };
         let (old, new) = (client.room.clone(), protocol::fold(name));
         if old == new {
             return Err(HubError::AlreadyThere(self.rooms[&old].name.clone()));
         }
         let left = self.left_notice(id, &old, None);
         self.exit(id, &old);
-        self.publish(&old, &left, None);
-        self.rooms.entry(new.clone()).or_insert_with(|| Room::new(name));
-        self.enter(id, &new);
+        self.publish(&old, left, Some(id));
+        self.drop_if_empty(&old);
+        self.room(name);
+        let seat = self.enter(id, &new);
         let room = &self.rooms[&new];
-        let client = &self.clients[&id];
-        client.recipient.deliver(&protocol::notice(format_args!(
+        let here = protocol::notice(format_args!(
             "you are in {} with {}",
             room.name,
             protocol::others(room.members.len() - 1)
-        )));
-        Ok(())
+        ));
+        self.tell_one(id, &here);
+        Ok(seat)
     }
 
     /// `/who`: the nicknames in client `id`'s room, sorted, on lines of at
@@ -263,19 +264,26 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
     pub fn who(&self, id: ClientId) {
         let Some(client) = self.clients.get(&id) else { return };
         let room = &self.rooms[&client.room];
-        let mut nicks: Vec<&str> = room.members.iter().map(|(m, _)| self.clients[m].nick.as_str()).collect();
+        let mut nicks: Vec<&str> = room.members.iter().map(|m| self.clients[m].nick.as_str()).collect();
         nicks.sort_unstable_by_key(|n| n.to_lowercase());
         let header = format!("in {} ({}):", room.name, nicks.len());
         let mut line = header.clone();
         for nick in nicks {
             if line.len() + nick.len() > WHO_LINE && line.len() > header.len() {
-                client.recipient.deliver(&protocol::notice(&line));
+                self.tell_one(id, &protocol::notice(&line));
                 line.clone_from(&header);
             }
             line.push(' ');
             line.push_str(nick);
         }
-        client.recipient.deliver(&protocol::notice(&line));
+        self.tell_one(id, &protocol::notice(&line));
+    }
+
+    /// Queues `line` for client `id` alone.
+    pub fn tell_one(&self, id: ClientId, line: &Bytes) {
+        if let Some(client) = self.clients.get(&id) {
+            client.outbox.push(self.rooms[&client.room].log.mark(), line);
+        }
     }
 
     /// Clients connected.
@@ -288,33 +296,51 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
         self.clients.is_empty()
     }
 
-    /// Puts client `id` into `room` (which exists): replays the history to
-    /// it, then tells the others.
-    fn enter(&mut self, id: ClientId, room: &str) {
-        let Some(client) = self.clients.get_mut(&id) else { return };
-        let Some(place) = self.rooms.get_mut(room) else { return };
-        client.room = room.to_owned();
-        client.slot = place.members.len();
-        place.members.push((id, client.recipient.clone()));
-        for line in &place.history {
-            client.recipient.deliver(line);
-        }
-        let joined = protocol::notice(format_args!("{} joined {}", client.nick, place.name));
-        self.publish(room, &joined, Some(id));
+    /// The room called `name`, created if new.
+    fn room(&mut self, name: &str) -> &mut Room {
+        let (next_log, log_bytes) = (&mut self.next_log, self.config.log_bytes);
+        self.rooms.entry(protocol::fold(name)).or_insert_with(|| {
+            *next_log += 1;
+            Room {
+                name: name.to_owned(),
+                log: Arc::new(Log::new(*next_log, log_bytes)),
+                members: Vec::new(),
+                history: VecDeque::new(),
+            }
+        })
     }
 
-    /// Takes client `id` out of `room`'s members, and drops the room if it
-    /// is now empty (unless it is the default room).
+    /// Puts client `id` into `room` (which exists): replays the history to
+    /// it, then tells the others. Returns where it reads the room from.
+    fn enter(&mut self, id: ClientId, room: &str) -> Seat {
+        let place = self.rooms.get_mut(room).expect("entered rooms exist");
+        let client = self.clients.get_mut(&id).expect("entering clients exist");
+        client.room = room.to_owned();
+        client.slot = place.members.len();
+        place.members.push(id);
+        let seat = Seat { log: place.log.clone(), cursor: place.log.mark().seq };
+        for line in &place.history {
+            client.outbox.push(place.log.mark(), line);
+        }
+        let joined = protocol::notice(format_args!("{} joined {}", client.nick, place.name));
+        self.publish(room, joined, Some(id));
+        seat
+    }
+
+    /// Takes client `id` out of `room`'s members.
     fn exit(&mut self, id: ClientId, room: &str) {
         let Some(slot) = self.clients.get(&id).map(|c| c.slot) else { return };
         let Some(place) = self.rooms.get_mut(room) else { return };
         place.members.swap_remove(slot);
-        if let Some((moved, _)) = place.members.get(slot)
-            && let Some(moved) = self.clients.get_mut(moved)
-        {
+        if let Some(moved) = place.members.get(slot).and_then(|moved| self.clients.get_mut(moved)) {
             moved.slot = slot;
         }
-        if place.members.is_empty() && room != protocol::fold(&self.config.default_room) {
+    }
+
+    /// Drops `room` if no one is in it, unless it is the default room.
+    fn drop_if_empty(&mut self, room: &str) {
+        let empty = self.rooms.get(room).is_some_and(|r| r.members.is_empty());
+        if empty && room != protocol::fold(&self.config.default_room) {
             self.rooms.remove(room);
         }
     }
@@ -338,11 +364,12 @@ impl<R: Recipient + Clone, B: Backplane> Hub<R, B> {
         }
     }
 
-    /// Delivers `line` to `room`'s members (but `except`), then to the backplane.
-    fn publish(&self, room: &str, line: &Bytes, except: Option<ClientId>) {
+    /// Appends `line` to `room`'s log for everyone but `origin`, and hands
+    /// it to the backplane.
+    fn publish(&self, room: &str, line: Bytes, origin: Option<ClientId>) {
         if let Some(place) = self.rooms.get(room) {
-            place.broadcast(line, except);
-            self.backplane.published(&place.name, line);
+            self.backplane.published(&place.name, &line);
+            place.log.publish(origin, line);
         }
     }
 }
@@ -355,24 +382,9 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    use bytes::BytesMut;
+
     use super::*;
-
-    /// Records what each client received, as text.
-    #[derive(Clone, Default)]
-    struct Inbox(Rc<RefCell<Vec<String>>>);
-
-    impl Recipient for Inbox {
-        fn deliver(&self, line: &Bytes) {
-            self.0.borrow_mut().push(String::from_utf8(line.to_vec()).unwrap());
-        }
-    }
-
-    impl Inbox {
-        /// Everything received since the last call.
-        fn take(&self) -> Vec<String> {
-            std::mem::take(&mut *self.0.borrow_mut())
-        }
-    }
 
     /// Records what was published, as "room: line".
     #[derive(Clone, Default)]
@@ -384,50 +396,95 @@ mod tests {
         }
     }
 
-    struct Fixture {
-        hub: Hub<Inbox, Published>,
-        inboxes: Vec<Inbox>,
-        published: Published,
+    /// Everything a mailbox has for its client, line by line.
+    fn take(mailbox: &mut Mailbox) -> Vec<String> {
+        let mut buf = BytesMut::new();
+        mailbox.collect(&mut buf, usize::MAX).unwrap();
+        String::from_utf8(buf.to_vec()).unwrap().split_inclusive('\n').map(str::to_owned).collect()
     }
 
-    /// A hub with `n` clients (ids 0..n) in the lobby, their inboxes emptied.
+    struct Fixture {
+        hub: Hub<Published>,
+        mailboxes: Vec<Mailbox>,
+        published: Published,
+        /// What a move to another room already collected, per client.
+        pending: HashMap<ClientId, String>,
+    }
+
+    impl Fixture {
+        fn connect(&mut self, id: ClientId) -> Mailbox {
+            self.hub.connect(id, Arc::new(Outbox::new(1 << 20)))
+        }
+
+        fn join(&mut self, id: ClientId, room: &str) -> Result<(), HubError> {
+            let seat = self.hub.join(id, room)?;
+            let mut buf = BytesMut::new();
+            self.mailboxes[id as usize].move_to(seat.log, seat.cursor, &mut buf).unwrap();
+            // Lines due from the old room come before the new room's.
+            let mut rest = BytesMut::new();
+            self.mailboxes[id as usize].collect(&mut rest, usize::MAX).unwrap();
+            buf.extend_from_slice(&rest);
+            let left_over = String::from_utf8(buf.to_vec()).unwrap();
+            self.pending.insert(id, left_over);
+            Ok(())
+        }
+
+        fn take(&mut self, id: ClientId) -> Vec<String> {
+            let mut lines: Vec<String> = self
+                .pending
+                .remove(&id)
+                .unwrap_or_default()
+                .split_inclusive('\n')
+                .map(str::to_owned)
+                .collect();
+            lines.extend(take(&mut self.mailboxes[id as usize]));
+            lines
+        }
+
+        fn clear(&mut self) {
+            for id in 0..self.mailboxes.len() as u64 {
+                self.take(id);
+            }
+            self.published.0.borrow_mut().clear();
+        }
+    }
+
+    /// A hub with `n` clients (ids 0..n) in the lobby, everything so far read.
     fn hub_with(n: u64, history: usize) -> Fixture {
         let published = Published::default();
         let config = HubConfig { history, ..HubConfig::default() };
-        let mut hub = Hub::new(config, published.clone());
-        let inboxes: Vec<Inbox> = (0..n).map(|_| Inbox::default()).collect();
-        for (id, inbox) in inboxes.iter().enumerate() {
-            hub.connect(id as u64, inbox.clone());
+        let hub = Hub::new(config, published.clone());
+        let mut f = Fixture { hub, mailboxes: Vec::new(), published, pending: HashMap::new() };
+        for id in 0..n {
+            let mailbox = f.connect(id);
+            f.mailboxes.push(mailbox);
         }
-        inboxes.iter().for_each(|i| drop(i.take()));
-        published.0.borrow_mut().clear();
-        Fixture { hub, inboxes, published }
+        f.clear();
+        f
     }
 
     #[test]
     fn a_newcomer_is_welcomed_and_announced() {
         let mut f = hub_with(2, 0);
-        let newcomer = Inbox::default();
-        assert_eq!(f.hub.connect(7, newcomer.clone()), "guest7");
+        let mut newcomer = f.connect(7);
+        assert_eq!(f.hub.nick(7), Some("guest7"));
         assert_eq!(
-            newcomer.take(),
+            take(&mut newcomer),
             ["* welcome, guest7: you are in lobby with 2 others; /help lists the commands\n"]
         );
-        assert_eq!(f.inboxes[0].take(), ["* guest7 joined lobby\n"]);
-        assert_eq!(f.inboxes[1].take(), ["* guest7 joined lobby\n"]);
+        assert_eq!(f.take(0), ["* guest7 joined lobby\n"]);
+        assert_eq!(f.take(1), ["* guest7 joined lobby\n"]);
         assert_eq!(f.published.0.borrow().as_slice(), ["lobby: * guest7 joined lobby\n"]);
     }
 
     #[test]
-    fn a_message_reaches_everyone_else_once_as_one_shared_buffer() {
-        let f = {
-            let mut f = hub_with(3, 0);
-            f.hub.say(0, "hello");
-            f
-        };
-        assert_eq!(f.inboxes[0].take(), Vec::<String>::new(), "not echoed to the sender");
-        assert_eq!(f.inboxes[1].take(), ["<guest0> hello\n"]);
-        assert_eq!(f.inboxes[2].take(), ["<guest0> hello\n"]);
+    fn a_message_reaches_everyone_else_once() {
+        let mut f = hub_with(3, 0);
+        f.hub.say(0, "hello");
+        assert_eq!(f.take(0), Vec::<String>::new(), "not echoed to the sender");
+        assert_eq!(f.take(1), ["<guest0> hello\n"]);
+        assert_eq!(f.take(2), ["<guest0> hello\n"]);
+        assert_eq!(f.take(2), Vec::<String>::new(), "once");
         assert_eq!(f.published.0.borrow().as_slice(), ["lobby: <guest0> hello\n"]);
     }
 
@@ -435,37 +492,35 @@ mod tests {
     fn nicknames_are_unique_up_to_case_and_freed_on_disconnect() {
         let mut f = hub_with(3, 0);
         f.hub.rename(0, "Alice").unwrap();
-        assert_eq!(f.inboxes[0].take(), ["* guest0 is now known as Alice\n"]);
-        assert_eq!(f.inboxes[1].take(), ["* guest0 is now known as Alice\n"]);
+        assert_eq!(f.take(0), ["* guest0 is now known as Alice\n"]);
+        assert_eq!(f.take(1), ["* guest0 is now known as Alice\n"]);
         assert_eq!(f.hub.rename(1, "aLICE"), Err(HubError::NickTaken("aLICE".to_owned())));
         f.hub.rename(0, "alice").expect("a client may change the case of its own nickname");
         assert!(matches!(f.hub.rename(1, "bad nick"), Err(HubError::BadName(_))));
         f.hub.disconnect(0, Some("gone"), true);
-        assert_eq!(f.inboxes[1].take().last().unwrap(), "* alice left lobby (gone)\n");
+        assert_eq!(f.take(1).last().unwrap(), "* alice left lobby (gone)\n");
         f.hub.rename(1, "ALICE").expect("free again once its owner left");
         assert_eq!(f.hub.nick(1), Some("ALICE"));
         // A guest name someone took by hand is skipped.
         f.hub.rename(2, "guest9").unwrap();
-        assert_eq!(f.hub.connect(9, Inbox::default()), "guest9-1");
+        f.connect(9);
+        assert_eq!(f.hub.nick(9), Some("guest9-1"));
     }
 
     #[test]
     fn rooms_keep_their_traffic_to_themselves() {
         let mut f = hub_with(4, 0);
-        f.hub.join(0, "#rust").unwrap();
-        assert_eq!(f.inboxes[0].take(), ["* you are in rust with no one else\n"]);
-        assert_eq!(f.inboxes[1].take(), ["* guest0 left lobby\n"]);
-        f.hub.join(1, "RUST").unwrap();
-        assert_eq!(f.inboxes[0].take(), ["* guest1 joined rust\n"]);
-        assert_eq!(f.inboxes[1].take(), ["* you are in rust with 1 other\n"]);
+        f.join(0, "#rust").unwrap();
+        assert_eq!(f.take(0), ["* you are in rust with no one else\n"]);
+        assert_eq!(f.take(1), ["* guest0 left lobby\n"]);
+        f.join(1, "RUST").unwrap();
+        assert_eq!(f.take(0), ["* guest1 joined rust\n"]);
+        assert_eq!(f.take(1), ["* you are in rust with 1 other\n"]);
         f.hub.say(0, "in rust");
         f.hub.say(2, "in the lobby");
-        assert_eq!(f.inboxes[1].take(), ["<guest0> in rust\n"]);
-        assert_eq!(
-            f.inboxes[3].take(),
-            ["* guest0 left lobby\n", "* guest1 left lobby\n", "<guest2> in the lobby\n"]
-        );
-        assert_eq!(f.hub.join(1, "rust"), Err(HubError::AlreadyThere("rust".to_owned())));
+        assert_eq!(f.take(1), ["<guest0> in rust\n"]);
+        assert_eq!(f.take(3), ["* guest0 left lobby\n", "* guest1 left lobby\n", "<guest2> in the lobby\n"]);
+        assert_eq!(f.hub.join(1, "rust").unwrap_err(), HubError::AlreadyThere("rust".to_owned()));
         // The room goes when its last member leaves; the lobby stays.
         f.hub.disconnect(0, None, true);
         f.hub.disconnect(1, None, true);
@@ -476,15 +531,38 @@ mod tests {
     }
 
     #[test]
+    fn lines_sent_before_a_move_still_arrive_first() {
+        let mut f = hub_with(2, 0);
+        f.hub.say(1, "last words in the lobby");
+        f.join(0, "elsewhere").unwrap();
+        assert_eq!(
+            f.take(0),
+            ["<guest1> last words in the lobby\n", "* you are in elsewhere with no one else\n"]
+        );
+    }
+
+    #[test]
     fn private_messages_cross_rooms_and_unknown_nicks_are_errors() {
         let mut f = hub_with(2, 0);
-        f.hub.join(1, "elsewhere").unwrap();
-        f.inboxes.iter().for_each(|i| drop(i.take()));
+        f.join(1, "elsewhere").unwrap();
+        f.clear();
         f.hub.tell(0, "GUEST1", "psst").unwrap();
-        assert_eq!(f.inboxes[1].take(), ["*guest0* psst\n"]);
-        assert_eq!(f.inboxes[0].take(), ["-> *guest1* psst\n"]);
+        assert_eq!(f.take(1), ["*guest0* psst\n"]);
+        assert_eq!(f.take(0), ["-> *guest1* psst\n"]);
         assert_eq!(f.hub.tell(0, "nobody", "x"), Err(HubError::NoSuchNick("nobody".to_owned())));
-        assert!(f.published.0.borrow().iter().all(|p| !p.contains("psst")), "private lines stay local");
+        assert!(f.published.0.borrow().is_empty(), "private lines stay local");
+    }
+
+    #[test]
+    fn private_lines_keep_their_order_with_room_lines() {
+        let mut f = hub_with(3, 0);
+        f.hub.say(0, "to the room");
+        f.hub.tell(0, "guest1", "then to you").unwrap();
+        f.hub.say(0, "then the room again");
+        assert_eq!(
+            f.take(1),
+            ["<guest0> to the room\n", "*guest0* then to you\n", "<guest0> then the room again\n"]
+        );
     }
 
     #[test]
@@ -494,23 +572,23 @@ mod tests {
             f.hub.say(0, text);
         }
         f.hub.act(0, "waves");
-        let late = Inbox::default();
-        f.hub.connect(5, late.clone());
-        let got = late.take();
+        let mut late = f.connect(5);
+        let got = take(&mut late);
         assert_eq!(got[..2], ["<guest0> three\n", "* guest0 waves\n"]);
         assert!(got[2].starts_with("* welcome, guest5"));
+        assert_eq!(got.len(), 3);
     }
 
     #[test]
     fn who_lists_the_room_sorted_and_wraps_long_lists() {
         let mut f = hub_with(3, 0);
         f.hub.rename(2, "Adam").unwrap();
-        f.inboxes[0].take();
+        f.clear();
         f.hub.who(0);
-        assert_eq!(f.inboxes[0].take(), ["* in lobby (3): Adam guest0 guest1\n"]);
-        let f = hub_with(200, 0);
+        assert_eq!(f.take(0), ["* in lobby (3): Adam guest0 guest1\n"]);
+        let mut f = hub_with(200, 0);
         f.hub.who(0);
-        let lines = f.inboxes[0].take();
+        let lines = f.take(0);
         assert!(lines.len() > 1 && lines.iter().all(|l| l.len() < WHO_LINE + 50), "{lines:?}");
         let names = lines.iter().flat_map(|l| l.trim_end().split(' ').skip(4)).count();
         assert_eq!(names, 200);
@@ -522,12 +600,14 @@ mod tests {
         for id in [1, 4, 0] {
             f.hub.disconnect(id, None, false);
         }
-        f.inboxes.iter().for_each(|i| drop(i.take()));
+        f.clear();
         f.hub.say(5, "still here?");
-        let heard: Vec<_> = f.inboxes.iter().map(|i| i.take().len()).collect();
-        assert_eq!(heard, [0, 0, 1, 1, 0, 0]);
+        // Those gone no longer read; those here hear it once, but the sender.
+        let heard: Vec<_> = [2, 3, 5].into_iter().map(|id| f.take(id).len()).collect();
+        assert_eq!(heard, [1, 1, 0]);
+        assert_eq!(f.hub.len(), 3);
         for (id, client) in &f.hub.clients {
-            assert_eq!(f.hub.rooms[&client.room].members[client.slot].0, *id);
+            assert_eq!(f.hub.rooms[&client.room].members[client.slot], *id);
         }
     }
 }

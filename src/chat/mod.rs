@@ -6,22 +6,22 @@
 //! | [`protocol`] | pure | parsing client lines, rendering server lines, sanitizing text |
 //! | [`flood`] | pure | the per-client token bucket (time passed in) |
 //! | [`hub`] | pure | nicknames, rooms and routing: which lines go to whom |
-//! | [`outbox`] | shared state | a client's bounded outbound queue |
+//! | [`delivery`] | shared state | room logs, private outboxes, and each client's mailbox |
 //! | `server`, `session` | driver | the accept loop, and one task per client that owns its socket |
 //! | [`client`] | driver | the full-duplex client behind `chat join` |
 //!
 //! How a message travels: the sender's task decodes the line, takes the hub's
-//! lock, renders `<nick> text` once into a `Bytes`, and pushes a reference to
-//! it into the outbox of every other member of the room (no copies, no socket
-//! writes under the lock). Each recipient's task wakes, takes everything its
-//! outbox holds and writes it with as few `writev` calls as the socket
-//! allows. A client that does not read fills its own outbox and is dropped;
-//! the others never wait for it.
+//! lock, renders `<nick> text` once, and appends it to the room's log (one
+//! append, whatever the room's size; no socket is written under a lock).
+//! The append wakes the members that were waiting; each member's task copies
+//! the new lines from the log into its write buffer and writes them with one
+//! system call. A client that does not read falls behind the log and is
+//! dropped; the others never wait for it, and it costs no memory meanwhile.
 
 pub mod client;
+pub mod delivery;
 pub mod flood;
 pub mod hub;
-pub mod outbox;
 pub mod protocol;
 mod server;
 mod session;

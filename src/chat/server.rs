@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
 use super::flood::RateLimit;
-use super::hub::{ClientId, Hub, HubConfig, Recipient, Standalone};
-use super::outbox::Outbox;
+use super::hub::{ClientId, Hub, HubConfig, Standalone};
 use super::session;
 use crate::net::{Bound, Endpoint};
 use crate::server::{Admission, Refusal, Service, TcpLimits, admit_loop};
@@ -32,8 +30,10 @@ pub struct ChatConfig {
     pub max_per_address: Option<usize>,
     /// A client that sends nothing for this long is disconnected.
     pub idle_timeout: Duration,
-    /// The most bytes queued for one client before it counts as too slow
-    /// and is disconnected.
+    /// How far behind its room a client may fall (in bytes of lines it has
+    /// not been sent), and how much may wait in its private queue, before it
+    /// counts as too slow and is disconnected. Each room keeps this much of
+    /// its recent lines.
     pub queue: usize,
     /// Messages each room keeps and replays to whoever joins it.
     pub history: usize,
@@ -102,23 +102,19 @@ impl Service for ChatServer {
     }
 }
 
-impl Recipient for Arc<Outbox> {
-    fn deliver(&self, line: &Bytes) {
-        self.push(line);
-    }
-}
-
 /// What every connection of one server shares.
 #[derive(Debug)]
 pub(super) struct Shared {
-    pub hub: Mutex<Hub<Arc<Outbox>, Standalone>>,
+    pub hub: Mutex<Hub<Standalone>>,
     pub config: ChatConfig,
     next_id: AtomicU64,
 }
 
 impl Shared {
     fn new(config: ChatConfig) -> Shared {
-        let hub = Hub::new(HubConfig { history: config.history, ..HubConfig::default() }, Standalone);
+        let hub_config =
+            HubConfig { history: config.history, log_bytes: config.queue, ..HubConfig::default() };
+        let hub = Hub::new(hub_config, Standalone);
         Shared { hub: Mutex::new(hub), config, next_id: AtomicU64::new(1) }
     }
 

@@ -1,15 +1,14 @@
 //! One client's task: the only code that touches its socket. It reads lines
-//! and hands each to the hub, and writes whatever the client's outbox
-//! collects, as many lines per system call as the socket takes.
+//! and hands each to the hub, and writes what the client's mailbox has for
+//! it, copied into one buffer per write.
 //!
-//! The task never waits on anything but its own socket, its own outbox, its
-//! idle timer and the shutdown signal, so a client that stops reading holds
-//! up no one: its outbox fills, overflows, and the task ends.
+//! The task never waits on anything but its own socket, its own mailbox, its
+//! timers and the shutdown signal, so a client that stops reading holds up
+//! no one: it falls behind its room's log, and the task ends.
 
-use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +16,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use socket2::{SockRef, TcpKeepalive};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::time::Sleep;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 use tracing::{debug, warn};
 
+use super::delivery::{Mailbox, Mark, Outbox, Overflow};
 use super::flood::TokenBucket;
 use super::hub::ClientId;
-use super::outbox::{Outbox, Overflow};
 use super::protocol::{self, HELP, Request, sanitize};
 use super::server::Shared;
 use crate::impair::units::format_size;
@@ -31,8 +31,12 @@ use crate::shutdown::Shutdown;
 
 /// How much a read asks for at once.
 const READ_CHUNK: usize = 16 * 1024;
-/// The most lines one `writev` takes.
-const MAX_IOVECS: usize = 512;
+/// About how much one write sends: what a mailbox collects at once.
+const WRITE_BUDGET: usize = 32 * 1024;
+/// Collect-and-write rounds before a busy client lets others run.
+const FLUSH_ROUNDS: usize = 4;
+/// How often a client whose socket is full is checked for falling behind.
+const LAG_CHECK: Duration = Duration::from_millis(200);
 /// How long a leaving client's last lines may take to be written.
 const FLUSH_LIMIT: Duration = Duration::from_secs(1);
 /// How long to read and drop a leaving client's input after saying goodbye,
@@ -85,15 +89,15 @@ pub(super) async fn serve(
         debug!(%peer, error = %e, "cannot set TCP keepalive");
     }
     let config = &shared.config;
-    let outbox = Arc::new(Outbox::new(config.queue));
     let id = shared.next_id();
-    let membership = Membership { shared: &shared, id, reason: None, announce: true };
-    let nick = shared.hub.lock().connect(id, outbox.clone()).to_owned();
-    debug!(%peer, nick, "client joined");
+    let outbox = Arc::new(Outbox::new(config.queue));
+    let membership = Membership { shared: &shared, id, present: true };
+    let mailbox = shared.hub.lock().connect(id, outbox);
     let mut connection = Connection {
         stream,
-        outbox,
-        pending: VecDeque::new(),
+        mailbox,
+        out: BytesMut::new(),
+        lag_check: None,
         input: BytesMut::new(),
         codec: AnyDelimiterCodec::new_with_max_length(vec![b'\n'], Vec::new(), config.max_line),
         flood: config.rate_limit.map(|limit| TokenBucket::new(limit, Instant::now())),
@@ -109,34 +113,45 @@ pub(super) async fn serve(
         Ending::Failed(e) => debug!(%peer, nick, error = %e, "client connection failed"),
         ending => debug!(%peer, nick, ?ending, "client left"),
     }
-    let mut membership = membership;
-    membership.reason = ending.reason().map(str::to_owned);
-    membership.announce = !shutdown.is_triggered();
-    // Leaving now frees the nickname and stops lines to this client before the goodbye.
-    drop(membership);
+    // Leaving now frees the nickname; the client still gets the room's lines until now.
+    let left = membership.leave(ending.reason(), !shutdown.is_triggered(), &connection.mailbox);
+    connection.mailbox.stop_at(left);
     connection.finish(ending, shared.config.idle_timeout).await
 }
 
-/// A client's place in the hub, given up when dropped, however the task ends.
+/// A client's place in the hub, given up however the task ends.
 struct Membership<'a> {
     shared: &'a Shared,
     id: ClientId,
-    reason: Option<String>,
-    announce: bool,
+    present: bool,
+}
+
+impl Membership<'_> {
+    /// Leaves the hub (its room hears it with `announce`) and returns where
+    /// the room's log was at that moment.
+    fn leave(mut self, reason: Option<&str>, announce: bool, mailbox: &Mailbox) -> Mark {
+        let mut hub = self.shared.hub.lock();
+        hub.disconnect(self.id, reason, announce);
+        self.present = false;
+        mailbox.mark()
+    }
 }
 
 impl Drop for Membership<'_> {
     fn drop(&mut self) {
-        self.shared.hub.lock().disconnect(self.id, self.reason.as_deref(), self.announce);
+        if self.present {
+            self.shared.hub.lock().disconnect(self.id, Some("connection lost"), true);
+        }
     }
 }
 
 struct Connection {
     stream: TcpStream,
-    outbox: Arc<Outbox>,
-    /// Lines taken from the outbox and not yet written; the first may be
-    /// partly written (it is advanced past what was).
-    pending: VecDeque<Bytes>,
+    mailbox: Mailbox,
+    /// Lines collected and not yet written; unallocated while there are none.
+    out: BytesMut,
+    /// While `out` waits for the socket: when to look whether the client fell behind.
+    lag_check: Option<Pin<Box<Sleep>>>,
     /// Bytes read and not yet decoded into lines; empty and unallocated
     /// while the client is quiet.
     input: BytesMut,
@@ -155,15 +170,21 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 () = &mut stopping => return Ending::Shutdown,
-                () = self.outbox.ready() => self.send(),
-                ready = self.stream.writable(), if !self.pending.is_empty() => match ready {
-                    Ok(()) => self.write(),
+                () = self.mailbox.ready() => match self.out.is_empty() {
+                    true => self.flush(),
+                    false => self.mailbox.check().map_err(Ending::TooSlow),
+                },
+                ready = self.stream.writable(), if !self.out.is_empty() => match ready {
+                    Ok(()) => self.flush(),
                     Err(e) => Err(Ending::Failed(e)),
                 },
                 ready = self.stream.readable() => match ready {
                     Ok(()) => self.receive(shared, id),
                     Err(e) => Err(Ending::Failed(e)),
                 },
+                () = lagging(&mut self.lag_check) => self.mailbox.check().map_err(Ending::TooSlow).map(|()| {
+                    self.lag_check = Some(Box::pin(tokio::time::sleep(LAG_CHECK)));
+                }),
                 () = self.idle.expired() => return Ending::Idle,
             };
             if let Err(ending) = step {
@@ -178,7 +199,13 @@ impl Connection {
         let eof = match self.stream.try_read_buf(&mut self.input) {
             Ok(0) => true,
             Ok(_) => false,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A new socket is reported readable once before any data: hold no buffer for it.
+                if self.input.is_empty() {
+                    self.input = BytesMut::new();
+                }
+                return Ok(());
+            }
             Err(e) => return Err(Ending::Failed(e)),
         };
         self.idle.touch();
@@ -207,7 +234,10 @@ impl Connection {
             self.input = BytesMut::new();
         }
         // Answers to what was just read go out now, not after another wake-up.
-        self.send()
+        match self.out.is_empty() {
+            true => self.flush(),
+            false => Ok(()),
+        }
     }
 
     /// Handles one line from the client.
@@ -257,7 +287,19 @@ impl Connection {
                 Ok(())
             }
             Request::Tell { to, text } => hub.tell(id, to, &sanitize(text)),
-            Request::Join(room) => hub.join(id, room),
+            Request::Join(room) => match hub.join(id, room) {
+                Ok(seat) => {
+                    // Publishing takes the hub's lock: this is exactly where the client left.
+                    let left = self.mailbox.mark();
+                    drop(hub);
+                    self.mailbox.stop_at(left);
+                    return self
+                        .mailbox
+                        .move_to(seat.log, seat.cursor, &mut self.out)
+                        .map_err(Ending::TooSlow);
+                }
+                Err(e) => Err(e),
+            },
             Request::Help => {
                 drop(hub);
                 HELP.iter().for_each(|line| self.reply(protocol::notice(line)));
@@ -274,55 +316,42 @@ impl Connection {
 
     /// Queues a line for this client alone.
     fn reply(&self, line: Bytes) {
-        self.outbox.push(&line);
+        self.mailbox.outbox().push(self.mailbox.mark(), &line);
     }
 
-    /// Takes what the outbox holds and writes as much as the socket takes.
-    fn send(&mut self) -> Result<(), Ending> {
-        self.outbox.take(&mut self.pending).map_err(Ending::TooSlow)?;
-        self.write()
-    }
-
-    /// Writes pending lines until they are all written or the socket is full.
-    fn write(&mut self) -> Result<(), Ending> {
-        while !self.pending.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = self.pending.len().min(MAX_IOVECS);
-            for (slice, line) in slices.iter_mut().zip(&self.pending) {
-                *slice = IoSlice::new(line);
-            }
-            let written = match self.stream.try_write_vectored(&slices[..count]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(Ending::Failed(e)),
+    /// Writes what is collected, collecting more while the socket takes it,
+    /// for a few rounds.
+    fn flush(&mut self) -> Result<(), Ending> {
+        for _ in 0..FLUSH_ROUNDS {
+            let more = match self.out.is_empty() {
+                true => self.mailbox.collect(&mut self.out, WRITE_BUDGET).map_err(Ending::TooSlow)?,
+                false => true,
             };
-            self.advance(written);
+            while !self.out.is_empty() {
+                match self.stream.try_write(&self.out) {
+                    Ok(n) => self.out.advance(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if self.lag_check.is_none() {
+                            self.lag_check = Some(Box::pin(tokio::time::sleep(LAG_CHECK)));
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => return Err(Ending::Failed(e)),
+                }
+            }
+            self.lag_check = None;
+            if !more {
+                // Caught up: an idle client holds no buffer.
+                self.out = BytesMut::new();
+                return Ok(());
+            }
         }
+        // More is waiting: come back to it after the other clients had a turn.
+        self.mailbox.outbox().wake();
         Ok(())
     }
 
-    /// Drops `written` bytes from the front of the pending lines, freeing
-    /// each whole line's place in the outbox's bound.
-    fn advance(&mut self, mut written: usize) {
-        let mut freed = 0;
-        while written > 0 {
-            let Some(front) = self.pending.front_mut() else { break };
-            if written < front.len() {
-                front.advance(written);
-                break;
-            }
-            written -= front.len();
-            if let Some(line) = self.pending.pop_front() {
-                // A partly written line was shortened: count what it cost whole.
-                freed += Outbox::cost(&line);
-            }
-        }
-        if freed > 0 {
-            self.outbox.written(freed);
-        }
-    }
-
-    /// Says goodbye as the ending asks, writes what is still queued (for a
+    /// Says goodbye as the ending asks, writes what is still due (for a
     /// bounded time), and closes.
     async fn finish(mut self, ending: Ending, idle_timeout: Duration) -> io::Result<()> {
         let goodbye = match &ending {
@@ -335,16 +364,16 @@ impl Connection {
             Ending::Closed => Bytes::new(),
             Ending::TooSlow(overflow) => {
                 let limit = format_size(overflow.limit as u64);
-                return Err(io::Error::other(format!("outbound queue over {limit}")));
+                return Err(io::Error::other(format!("fell more than {limit} behind")));
             }
             Ending::Failed(e) => return Err(io::Error::new(e.kind(), e.to_string())),
         };
         if !goodbye.is_empty() {
-            self.reply(goodbye);
+            self.mailbox.outbox().push(Mark::LAST, &goodbye);
         }
         let flushed = tokio::time::timeout(FLUSH_LIMIT, async {
             loop {
-                if self.send().is_err() || self.pending.is_empty() {
+                if self.flush().is_err() || (self.out.is_empty() && !self.mailbox.pending()) {
                     return;
                 }
                 if self.stream.writable().await.is_err() {
@@ -354,13 +383,14 @@ impl Connection {
         });
         flushed.await.ok();
         self.stream.shutdown().await?;
-        let mut sink = [0u8; 4096];
         let drained = tokio::time::timeout(LINGER, async {
             loop {
                 if self.stream.readable().await.is_err() {
                     return;
                 }
-                match self.stream.try_read(&mut sink) {
+                self.input.clear();
+                self.input.reserve(READ_CHUNK);
+                match self.stream.try_read_buf(&mut self.input) {
                     Ok(0) => return,
                     Err(e) if e.kind() != io::ErrorKind::WouldBlock => return,
                     _ => {}
@@ -369,5 +399,13 @@ impl Connection {
         });
         drained.await.ok();
         Ok(())
+    }
+}
+
+/// Completes when the lag check is due; never while there is none.
+async fn lagging(check: &mut Option<Pin<Box<Sleep>>>) {
+    match check {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
     }
 }
