@@ -6,17 +6,28 @@ use std::time::Duration;
 
 use crate::util::{Daemon, binary, run};
 
-const ALL_ON_FREE_PORTS: [&str; 9] =
-    ["serve", "--echo-port", "0", "--daytime-port", "0", "--time-port", "0", "--udp-port", "0"];
+const ALL_ON_FREE_PORTS: [&str; 11] = [
+    "serve",
+    "--echo-port",
+    "0",
+    "--daytime-port",
+    "0",
+    "--time-port",
+    "0",
+    "--udp-port",
+    "0",
+    "--chat-port",
+    "0",
+];
 
 #[test]
 fn serves_every_service_and_answers_on_each() {
-    let server = Daemon::start(&ALL_ON_FREE_PORTS, 7);
+    let server = Daemon::start(&ALL_ON_FREE_PORTS, 8);
     let services: Vec<_> =
         server.listening.iter().map(|l| format!("{} {}", l.service, l.transport)).collect();
     assert_eq!(
         services,
-        ["echo tcp", "echo udp", "daytime tcp", "daytime udp", "time tcp", "time udp", "udp udp"]
+        ["echo tcp", "echo udp", "daytime tcp", "daytime udp", "time tcp", "time udp", "udp udp", "chat tcp"]
     );
     assert!(server.listening.iter().all(|l| l.addr.ip().is_loopback()), "binds loopback by default");
     let target = |service, transport| server.addr(service, transport).to_string();
@@ -28,6 +39,8 @@ fn serves_every_service_and_answers_on_each() {
     run(&["daytime", "get", &target("time", "udp"), "--time", "--udp"], b"").ok();
     let acked = run(&["udp", "send", &target("udp", "udp"), "-c", "2", "--json"], b"").json_of("summary");
     assert_eq!(acked["first_try"], 2);
+    let chatted = run(&["chat", "join", &target("chat", "tcp"), "--json"], b"/who\n").json_lines();
+    assert!(chatted.iter().any(|l| l["text"].as_str().is_some_and(|t| t.starts_with("in lobby (1)"))));
 }
 
 #[test]
@@ -35,8 +48,9 @@ fn only_and_except_choose_services() {
     let only = Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--only", "echo,time"]].concat(), 4);
     let names: Vec<_> = only.listening.iter().map(|l| l.service.as_str()).collect();
     assert_eq!(names, ["echo", "echo", "time", "time"]);
-    let except = Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time"]].concat(), 1);
-    assert_eq!(except.listening[0].service, "udp");
+    let except = Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time"]].concat(), 2);
+    let names: Vec<_> = except.listening.iter().map(|l| l.service.as_str()).collect();
+    assert_eq!(names, ["udp", "chat"]);
 }
 
 #[test]
@@ -62,7 +76,7 @@ fn binds_every_address_in_the_list() {
 #[test]
 fn sigterm_and_sigint_stop_it_cleanly_and_quickly() {
     for signal in ["TERM", "INT"] {
-        let server = Daemon::start(&ALL_ON_FREE_PORTS, 7);
+        let server = Daemon::start(&ALL_ON_FREE_PORTS, 8);
         // An idle client must not hold the shutdown up.
         let mut idle = TcpStream::connect(server.addr("echo", "tcp")).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -29,6 +29,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use super::hub::ClientId;
+use crate::impair::units::format_size;
 
 /// What a queued line costs beyond its bytes: its entry.
 const ENTRY_OVERHEAD: usize = 48;
@@ -52,7 +53,7 @@ impl Mark {
 
 /// A client fell behind: what it had to receive passed the bound.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("it fell more than {limit} bytes behind: it reads too slowly")]
+#[error("more than {} waited for it (it reads too slowly; the bound is --queue)", format_size(*.limit as u64))]
 pub struct Overflow {
     /// The bound, in bytes.
     pub limit: usize,

@@ -25,7 +25,6 @@ use super::flood::TokenBucket;
 use super::hub::ClientId;
 use super::protocol::{self, HELP, Request, sanitize};
 use super::server::Shared;
-use crate::impair::units::format_size;
 use crate::server::IdleTimer;
 use crate::shutdown::Shutdown;
 
@@ -108,7 +107,7 @@ pub(super) async fn serve(
     let nick = shared.hub.lock().nick(id).unwrap_or_default().to_owned();
     match &ending {
         Ending::TooSlow(overflow) => {
-            warn!(%peer, nick, "disconnecting a client that reads too slowly: {overflow}");
+            warn!(%peer, nick, "disconnecting a client: {overflow}");
         }
         Ending::Failed(e) => debug!(%peer, nick, error = %e, "client connection failed"),
         ending => debug!(%peer, nick, ?ending, "client left"),
@@ -362,10 +361,7 @@ impl Connection {
                 humantime::format_duration(idle_timeout)
             )),
             Ending::Closed => Bytes::new(),
-            Ending::TooSlow(overflow) => {
-                let limit = format_size(overflow.limit as u64);
-                return Err(io::Error::other(format!("fell more than {limit} behind")));
-            }
+            Ending::TooSlow(overflow) => return Err(io::Error::other(overflow.to_string())),
             Ending::Failed(e) => return Err(io::Error::new(e.kind(), e.to_string())),
         };
         if !goodbye.is_empty() {

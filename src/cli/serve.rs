@@ -11,7 +11,7 @@ use socketeer::echo::EchoServer;
 use socketeer::impair::{ImpairmentConfig, Probability};
 use socketeer::net::{Endpoint, Transports};
 use socketeer::server::Service;
-use socketeer::shutdown::{self, Drained, GRACE, Shutdown};
+use socketeer::shutdown::{Drained, GRACE, Shutdown, Signals};
 use socketeer::udp::AckServer;
 use tracing::{info, warn};
 
@@ -152,6 +152,8 @@ impl fmt::Display for Listening {
 /// Prints a status line per endpoint, runs the services until Ctrl-C or
 /// SIGTERM, then gives in-flight exchanges [`GRACE`] to finish.
 pub async fn run_services(services: Vec<Box<dyn Service>>, out: Output) -> anyhow::Result<()> {
+    // Before the status lines: whoever reads them may signal at once.
+    let mut signals = Signals::install()?;
     for service in &services {
         for endpoint in service.endpoints() {
             out.emit("listening", &Listening { endpoint, detail: service.detail() })?;
@@ -161,7 +163,7 @@ pub async fn run_services(services: Vec<Box<dyn Service>>, out: Output) -> anyho
     for service in services {
         shutdown.spawn(service.run(shutdown.clone()));
     }
-    let signal = shutdown::signal().await?;
+    let signal = signals.next().await;
     info!(signal, "shutting down: no new connections; finishing exchanges in flight");
     match shutdown.drain(GRACE).await {
         Drained::Complete => info!("stopped"),
