@@ -278,11 +278,17 @@ impl IdleTimer {
 
     /// Completes once `limit` has passed since the last touch. Cancel-safe.
     pub async fn expired(&mut self) {
+        std::future::poll_fn(|cx| self.poll_expired(cx)).await;
+    }
+
+    /// Ready once `limit` has passed since the last touch; otherwise
+    /// registers the task to wake when it may have.
+    pub fn poll_expired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         loop {
-            self.sleep.as_mut().await;
+            std::task::ready!(self.sleep.as_mut().poll(cx));
             let deadline = self.last_activity + self.limit;
             if Instant::now() >= deadline {
-                return;
+                return std::task::Poll::Ready(());
             }
             self.sleep.as_mut().reset(deadline);
         }

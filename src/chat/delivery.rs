@@ -23,10 +23,11 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use futures::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::Notify;
 
 use super::hub::ClientId;
 use crate::impair::units::format_size;
@@ -121,7 +122,7 @@ impl Log {
         let parked = std::mem::take(&mut *self.parked.lock());
         for outbox in parked {
             outbox.parked.store(false, Ordering::Release);
-            outbox.ready.notify_one();
+            outbox.wake();
         }
     }
 
@@ -175,7 +176,9 @@ fn cost(line: &Bytes) -> usize {
 #[derive(Debug)]
 pub struct Outbox {
     state: Mutex<Private>,
-    ready: Notify,
+    /// The client's task, and whether it was woken since it last looked.
+    waker: AtomicWaker,
+    woken: AtomicBool,
     /// True while the client is on a log's parked list.
     parked: AtomicBool,
     limit: usize,
@@ -193,7 +196,8 @@ impl Outbox {
     pub fn new(limit: usize) -> Outbox {
         Outbox {
             state: Mutex::new(Private::default()),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
             parked: AtomicBool::new(false),
             limit,
         }
@@ -220,17 +224,26 @@ impl Outbox {
             }
         }
         drop(state);
-        self.ready.notify_one();
+        self.wake();
     }
 
-    /// Completes when there may be something to collect. Cancel-safe.
-    pub async fn ready(&self) {
-        self.ready.notified().await;
+    /// Ready when there may be something to collect (the client was woken
+    /// since the last time this was ready); otherwise registers the task to wake.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        match self.woken.swap(false, Ordering::AcqRel) {
+            true => Poll::Ready(()),
+            false => Poll::Pending,
+        }
     }
 
     /// Wakes the client as if a line had come.
     pub fn wake(&self) {
-        self.ready.notify_one();
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     fn take(&self, into: &mut VecDeque<(Mark, Bytes)>) -> Result<(), Overflow> {
@@ -270,11 +283,6 @@ impl Mailbox {
     /// The client's outbox.
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.outbox
-    }
-
-    /// Completes when there may be something to collect. Cancel-safe.
-    pub async fn ready(&self) {
-        self.outbox.ready().await;
     }
 
     /// Copies the lines due, in order, into `buf` until it holds about
@@ -423,8 +431,10 @@ mod tests {
         assert!(bob.outbox().parked.load(Ordering::Acquire));
         room.publish(None, line("hi\n"));
         assert!(!bob.outbox().parked.load(Ordering::Acquire));
-        // The wake-up is stored: ready() completes at once.
-        futures::executor::block_on(bob.ready());
+        // The wake-up is kept for the client's next look.
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert_eq!(bob.outbox().poll_ready(&mut cx), Poll::Ready(()));
+        assert_eq!(bob.outbox().poll_ready(&mut cx), Poll::Pending);
     }
 
     #[test]

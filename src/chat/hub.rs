@@ -286,6 +286,11 @@ impl<B: Backplane> Hub<B> {
         }
     }
 
+    /// Wakes every client's task (to see that the server is shutting down).
+    pub fn wake_all(&self) {
+        self.clients.values().for_each(|client| client.outbox.wake());
+    }
+
     /// Clients connected.
     pub fn len(&self) -> usize {
         self.clients.len()

@@ -95,9 +95,20 @@ impl Service for ChatServer {
             refusal: Some(refusal),
         };
         let shared = Arc::new(Shared::new(config));
-        admit_loop("chat", bound.tcp, admission, shutdown, move |stream, peer, shutdown| {
+        // Sessions look at the shutdown signal only when woken: wake them all once.
+        let wake_all = {
+            let (shared, shutdown) = (shared.clone(), shutdown.clone());
+            async move {
+                shutdown.triggered().await;
+                shared.hub.lock().wake_all();
+            }
+        };
+        let serve = admit_loop("chat", bound.tcp, admission, shutdown, move |stream, peer, shutdown| {
             session::serve(stream, peer, shared.clone(), shutdown)
-        })
+        });
+        async move {
+            futures::join!(serve, wake_all);
+        }
         .boxed()
     }
 }

@@ -8,8 +8,9 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -44,6 +45,40 @@ const LINGER: Duration = Duration::from_millis(300);
 /// TCP keepalive: how long a silent connection waits before it is probed, how
 /// often, and how many unanswered probes mean the peer is gone.
 const KEEPALIVE: (Duration, Duration, u32) = (Duration::from_secs(60), Duration::from_secs(10), 3);
+
+/// What a session's task was woken for.
+struct Events {
+    /// The server is shutting down.
+    stopping: bool,
+    /// The mailbox may have lines.
+    mail: bool,
+    /// The socket can take more (asked only while there is output waiting).
+    writable: Option<io::Result<()>>,
+    /// The socket has input, or an error.
+    readable: Option<io::Result<()>>,
+    /// Time to look whether a blocked client fell behind.
+    lagging: bool,
+    /// Nothing was received for the idle timeout.
+    idle: bool,
+}
+
+impl Events {
+    fn any(&self) -> bool {
+        self.stopping
+            || self.mail
+            || self.writable.is_some()
+            || self.readable.is_some()
+            || self.lagging
+            || self.idle
+    }
+}
+
+fn ready_or_none<T>(poll: Poll<T>) -> Option<T> {
+    match poll {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -164,32 +199,62 @@ struct Connection {
 impl Connection {
     /// Reads, routes and writes until the session ends.
     async fn run(&mut self, shared: &Shared, id: ClientId, shutdown: &Shutdown) -> Ending {
-        let mut stopping = pin!(shutdown.triggered());
         loop {
-            let step = tokio::select! {
-                biased;
-                () = &mut stopping => return Ending::Shutdown,
-                () = self.mailbox.ready() => match self.out.is_empty() {
-                    true => self.flush(),
-                    false => self.mailbox.check().map_err(Ending::TooSlow),
-                },
-                ready = self.stream.writable(), if !self.out.is_empty() => match ready {
-                    Ok(()) => self.flush(),
-                    Err(e) => Err(Ending::Failed(e)),
-                },
-                ready = self.stream.readable() => match ready {
-                    Ok(()) => self.receive(shared, id),
-                    Err(e) => Err(Ending::Failed(e)),
-                },
-                () = lagging(&mut self.lag_check) => self.mailbox.check().map_err(Ending::TooSlow).map(|()| {
-                    self.lag_check = Some(Box::pin(tokio::time::sleep(LAG_CHECK)));
-                }),
-                () = self.idle.expired() => return Ending::Idle,
-            };
-            if let Err(ending) = step {
+            let ready = std::future::poll_fn(|cx| self.poll_events(cx, shutdown)).await;
+            if let Err(ending) = self.handle(ready, shared, id) {
                 return ending;
             }
         }
+    }
+
+    /// Ready with everything that happened since the last look; otherwise
+    /// registers this task with each source of events. Polling the sources
+    /// directly (rather than through `select!`) registers the task once
+    /// each, with no waiter lists to join and leave on every wake-up.
+    fn poll_events(&mut self, cx: &mut Context<'_>, shutdown: &Shutdown) -> Poll<Events> {
+        // The server wakes every mailbox when it starts shutting down.
+        let stopping = shutdown.is_triggered();
+        let mail = self.mailbox.outbox().poll_ready(cx).is_ready();
+        let writable = match self.out.is_empty() {
+            true => None,
+            false => ready_or_none(self.stream.poll_write_ready(cx)),
+        };
+        let readable = ready_or_none(self.stream.poll_read_ready(cx));
+        let lagging = self.lag_check.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
+        let idle = self.idle.poll_expired(cx).is_ready();
+        let events = Events { stopping, mail, writable, readable, lagging, idle };
+        match events.any() {
+            true => Poll::Ready(events),
+            false => Poll::Pending,
+        }
+    }
+
+    /// Acts on what happened: input first, then output.
+    fn handle(&mut self, events: Events, shared: &Shared, id: ClientId) -> Result<(), Ending> {
+        if events.stopping {
+            return Err(Ending::Shutdown);
+        }
+        match events.readable {
+            Some(Ok(())) => self.receive(shared, id)?,
+            Some(Err(e)) => return Err(Ending::Failed(e)),
+            None if events.idle => return Err(Ending::Idle),
+            None => {}
+        }
+        if let Some(Err(e)) = events.writable {
+            return Err(Ending::Failed(e));
+        }
+        if events.mail || events.writable.is_some() {
+            match self.out.is_empty() || events.writable.is_some() {
+                true => self.flush()?,
+                // The socket is still full: only look whether the client fell behind.
+                false => self.mailbox.check().map_err(Ending::TooSlow)?,
+            }
+        }
+        if events.lagging {
+            self.mailbox.check().map_err(Ending::TooSlow)?;
+            self.lag_check = Some(Box::pin(tokio::time::sleep(LAG_CHECK)));
+        }
+        Ok(())
     }
 
     /// Reads what has arrived and handles every whole line in it.
@@ -395,13 +460,5 @@ impl Connection {
         });
         drained.await.ok();
         Ok(())
-    }
-}
-
-/// Completes when the lag check is due; never while there is none.
-async fn lagging(check: &mut Option<Pin<Box<Sleep>>>) {
-    match check {
-        Some(sleep) => sleep.as_mut().await,
-        None => std::future::pending().await,
     }
 }
