@@ -1,6 +1,9 @@
 //! `socketeer chat`: the chat server and its terminal client.
 
+mod terminal;
+
 use std::fmt;
+use std::io::{self, IsTerminal};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -18,6 +21,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use super::args::{BindArgs, positive_duration};
 use super::output::Output;
 use super::serve::run_services;
+use terminal::Terminal;
 
 /// The longest line `chat join` reads from stdin.
 const MAX_INPUT_LINE: usize = 64 * 1024;
@@ -209,14 +213,26 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let timeouts = Timeouts { connect: args.connect_timeout, reply: GOODBYE_WAIT };
     let client = ChatClient::connect(&args.target, timeouts).await?;
     let peer = client.peer();
-    let out = Output::new(args.json);
-    let input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_INPUT_LINE))
-        .map(|line| line.map_err(std::io::Error::other));
-    let ending =
-        client.run(args.nick.as_deref(), input, |line| out.emit(line.kind(), &Shown::from(line))).await?;
+    let nick = args.nick.as_deref();
+    let ending = if !args.json && io::stdin().is_terminal() && io::stdout().is_terminal() {
+        join_at_a_terminal(client, nick).await?
+    } else {
+        let out = Output::new(args.json);
+        let input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_INPUT_LINE))
+            .map(|line| line.map_err(io::Error::other));
+        client.run(nick, input, |line| out.emit(line.kind(), &Shown::from(line))).await?
+    };
     match ending {
         Ending::Left => Ok(()),
         Ending::ServerShutDown => Err(anyhow!("the server at {peer} shut down")),
         Ending::ServerClosed => Err(anyhow!("the server at {peer} closed the connection")),
     }
+}
+
+/// `chat join` at a terminal: lines from the server are printed above the
+/// line the user is typing, which is redrawn under them.
+async fn join_at_a_terminal(client: ChatClient, nick: Option<&str>) -> anyhow::Result<Ending> {
+    let (terminal, input) = Terminal::start()?;
+    let ending = client.run(nick, input, |line| terminal.print(&line.to_string())).await?;
+    Ok(ending)
 }
