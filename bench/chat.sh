@@ -42,7 +42,7 @@ measure() {
   local name=$1 server=$2 scenario=$3; shift 3
   local port; port=$(free_port)
   if [ "$server" = socketeer ]; then
-    "$bin" -q chat serve --port "$port" --rate-limit off --max-per-ip off --max-clients 5000 >/dev/null &
+    "$bin" -q chat serve --port "$port" --rate-limit off --max-per-ip off --max-clients 5000 >/dev/null 2>>"$work/server.log" &
   else
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --loglevel warning >/dev/null &
   fi

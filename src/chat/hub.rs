@@ -24,8 +24,12 @@ use super::protocol::{self, NameError};
 pub type ClientId = u64;
 
 /// Where a room's traffic meets other servers'. A standalone server has none
-/// ([`Standalone`]); a cluster backplane would forward each line to the other
-/// nodes, which append it to their own log of the room.
+/// ([`Standalone`]). A cluster backplane forwards each line it is given to
+/// the other nodes; a node appends a line that came from elsewhere to its own
+/// log of the room (origin `None`: every local member gets it), which is all
+/// its local members need. Nicknames unique across nodes and `/who` across
+/// nodes are the other two things a cluster adds; both go through the hub's
+/// `rename`, `connect` and `who`.
 pub trait Backplane {
     /// A line was broadcast in `room` (its display name) and appended to the
     /// room's log here: messages, actions, and join, leave and rename
@@ -56,6 +60,9 @@ pub enum HubError {
     /// `/join` of the room the client is in.
     #[error("you are already in {0}")]
     AlreadyThere(String),
+    /// The client is no longer connected (it raced its own disconnect).
+    #[error("you are not connected")]
+    NotConnected,
 }
 
 /// Settings of a hub.
@@ -238,7 +245,7 @@ impl<B: Backplane> Hub<B> {
     /// When the room name breaks the rules or is the client's room.
     pub fn join(&mut self, id: ClientId, room: &str) -> Result<Seat, HubError> {
         let name = protocol::check_name("room name", room.strip_prefix('#').unwrap_or(room))?;
-        let Some(client) = self.clients.get(&id) else { return Err(HubError::NoSuchNick(id.to_string())) };
+        let Some(client) = self.clients.get(&id) else { return Err(HubError::NotConnected) };
         let (old, new) = (client.room.clone(), protocol::fold(name));
         if old == new {
             return Err(HubError::AlreadyThere(self.rooms[&old].name.clone()));
@@ -280,7 +287,7 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Queues `line` for client `id` alone.
-    pub fn tell_one(&self, id: ClientId, line: &Bytes) {
+    fn tell_one(&self, id: ClientId, line: &Bytes) {
         if let Some(client) = self.clients.get(&id) {
             client.outbox.push(self.rooms[&client.room].log.mark(), line);
         }
@@ -289,16 +296,6 @@ impl<B: Backplane> Hub<B> {
     /// Wakes every client's task (to see that the server is shutting down).
     pub fn wake_all(&self) {
         self.clients.values().for_each(|client| client.outbox.wake());
-    }
-
-    /// Clients connected.
-    pub fn len(&self) -> usize {
-        self.clients.len()
-    }
-
-    /// True when no one is connected.
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
     }
 
     /// The room called `name`, created if new.
@@ -532,7 +529,7 @@ mod tests {
         assert!(!f.hub.rooms.contains_key("rust"));
         f.hub.disconnect(2, None, true);
         f.hub.disconnect(3, None, true);
-        assert!(f.hub.rooms.contains_key("lobby") && f.hub.is_empty());
+        assert!(f.hub.rooms.contains_key("lobby") && f.hub.clients.is_empty());
     }
 
     #[test]
@@ -610,7 +607,7 @@ mod tests {
         // Those gone no longer read; those here hear it once, but the sender.
         let heard: Vec<_> = [2, 3, 5].into_iter().map(|id| f.take(id).len()).collect();
         assert_eq!(heard, [1, 1, 0]);
-        assert_eq!(f.hub.len(), 3);
+        assert_eq!(f.hub.clients.len(), 3);
         for (id, client) in &f.hub.clients {
             assert_eq!(f.hub.rooms[&client.room].members[client.slot], *id);
         }
