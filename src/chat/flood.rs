@@ -1,6 +1,5 @@
 //! Flood control (pure): a token bucket per client. Time is passed in.
 
-use std::fmt;
 use std::time::Instant;
 
 /// How many lines a client may send: `per_sec` on average, up to `burst` at once.
@@ -41,12 +40,6 @@ impl RateLimit {
             return Err(error());
         }
         Ok(Some(RateLimit { per_sec: count / seconds, burst: burst.max(1) }))
-    }
-}
-
-impl fmt::Display for RateLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/s, bursts of {}", self.per_sec, self.burst)
     }
 }
 
