@@ -17,6 +17,7 @@ peers=(
   ip:iproute2
   prlimit:util-linux
   setpriv:util-linux
+  redis-server:redis-server
 )
 
 missing=()
@@ -28,7 +29,8 @@ if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing test peers: ${missing[*]}"
     # Packaged daemons must not start on install: the tests start their own
-    # on their own ports, and a stray system inetd would hold ports 7/13/37.
+    # on their own ports, and a stray system inetd would hold ports 7/13/37
+    # (or a system redis-server port 6379).
     policy=/usr/sbin/policy-rc.d
     if [ ! -e "$policy" ]; then
       printf '#!/bin/sh\nexit 101\n' >"$policy"

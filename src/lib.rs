@@ -4,10 +4,10 @@
 //!
 //! | layer | modules | touches |
 //! |---|---|---|
-//! | wire formats and models (pure) | [`daytime`]'s formats, [`impair::model`], [`impair::options`], [`stats`] | nothing: bytes, numbers and seeds in, values out |
+//! | wire formats and models (pure) | [`chat::protocol`], [`chat::flood`], [`daytime`]'s formats, [`impair::model`], [`impair::options`], [`transfer::packet`], [`stats`] | nothing: bytes, numbers and seeds in, values out |
 //! | shared plumbing | [`net`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
-//! | engines (sans-IO) | [`impair::link`] | nothing: time is passed in |
-//! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`impair::proxy`] | sockets |
+//! | engines (sans-IO) | [`impair::link`], [`chat::hub`] (routing), [`transfer`]'s senders and receivers | nothing: time is passed in |
+//! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair::proxy`], [`transfer::driver`] | sockets |
 //! | load generators | [`bench`] | sockets |
 //! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
 //! | port scanner | [`scan`]: pure port and target syntax, a sans-IO probe scheduler, one epoll reactor per core | sockets, raw sockets (`rawsock`, safe wrappers, no `unsafe`) |
@@ -22,6 +22,7 @@
 
 pub mod batch;
 pub mod bench;
+pub mod chat;
 pub mod client;
 pub mod daytime;
 pub mod echo;

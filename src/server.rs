@@ -1,15 +1,19 @@
 //! What every server shares: the [`Service`] trait that `socketeer serve`
-//! runs, a TCP accept loop with a connection cap, and a UDP request/reply loop.
+//! runs, a TCP accept loop with a connection cap (overall, and optionally per
+//! source address), and a UDP request/reply loop.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tracing::{debug, warn};
 
@@ -50,6 +54,40 @@ impl Default for TcpLimits {
     }
 }
 
+/// Who a TCP server admits beyond [`TcpLimits`]' overall cap: at most
+/// `max_per_address` connections from one source address, and a line to
+/// send to a connection turned away (none closes it in silence).
+#[derive(Clone, Copy, Debug)]
+pub struct Admission {
+    /// The overall cap and the idle timeout.
+    pub limits: TcpLimits,
+    /// Connections one source address may hold at once; `None` for no cap.
+    pub max_per_address: Option<usize>,
+    /// What to tell a connection that is turned away, if anything.
+    pub refusal: Option<fn(Refusal) -> String>,
+}
+
+impl From<TcpLimits> for Admission {
+    fn from(limits: TcpLimits) -> Self {
+        Admission { limits, max_per_address: None, refusal: None }
+    }
+}
+
+/// Why a connection was turned away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// All `max` connection slots are in use.
+    Full {
+        /// The overall cap.
+        max: usize,
+    },
+    /// Its address already holds `max` connections.
+    PerAddress {
+        /// The cap per address.
+        max: usize,
+    },
+}
+
 /// Accepts connections on `listeners` until shutdown and runs `handler` on
 /// each in a tracked task. At most `limits.max_connections` run at once across
 /// all the listeners; a connection over the cap is closed right away (a
@@ -64,21 +102,87 @@ pub async fn accept_loop<H, F>(
     H: Fn(TcpStream, SocketAddr, Shutdown) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = io::Result<()>> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    admit_loop(service, listeners, limits.into(), shutdown, handler).await;
+}
+
+/// [`accept_loop`] with a cap per source address and a refusal line.
+pub async fn admit_loop<H, F>(
+    service: &'static str,
+    listeners: Vec<TcpListener>,
+    admission: Admission,
+    shutdown: Shutdown,
+    handler: H,
+) where
+    H: Fn(TcpStream, SocketAddr, Shutdown) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = io::Result<()>> + Send + 'static,
+{
+    let gate = Arc::new(Gate {
+        admission,
+        permits: Arc::new(Semaphore::new(admission.limits.max_connections)),
+        per_address: Mutex::new(HashMap::new()),
+    });
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
-            let (permits, shutdown, handler) = (permits.clone(), shutdown.clone(), handler.clone());
-            accept_one_listener(service, listener, permits, shutdown, handler)
+            let (gate, shutdown, handler) = (gate.clone(), shutdown.clone(), handler.clone());
+            accept_one_listener(service, listener, gate, shutdown, handler)
         })
         .collect();
     futures::future::join_all(loops).await;
 }
 
+/// The admission state all of a server's listeners share.
+struct Gate {
+    admission: Admission,
+    permits: Arc<Semaphore>,
+    /// Connections held per source address, when they are capped.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place: its share of the overall cap and of its address's.
+struct Ticket {
+    _permit: OwnedSemaphorePermit,
+    gate: Arc<Gate>,
+    addr: Option<IpAddr>,
+}
+
+impl Gate {
+    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Result<Ticket, Refusal> {
+        let max = self.admission.limits.max_connections;
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| Refusal::Full { max })?;
+        let Some(max) = self.admission.max_per_address else {
+            return Ok(Ticket { _permit: permit, gate: self.clone(), addr: None });
+        };
+        // An IPv4 client of a dual-stack socket shows as ::ffff:a.b.c.d.
+        let addr = peer.ip().to_canonical();
+        let mut held = self.per_address.lock();
+        let count = held.entry(addr).or_insert(0);
+        if *count >= max {
+            return Err(Refusal::PerAddress { max });
+        }
+        *count += 1;
+        Ok(Ticket { _permit: permit, gate: self.clone(), addr: Some(addr) })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(addr) = self.addr {
+            let mut held = self.gate.per_address.lock();
+            if let Some(count) = held.get_mut(&addr) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(&addr);
+                }
+            }
+        }
+    }
+}
+
 async fn accept_one_listener<H, F>(
     service: &'static str,
     listener: TcpListener,
-    permits: Arc<Semaphore>,
+    gate: Arc<Gate>,
     shutdown: Shutdown,
     handler: H,
 ) where
@@ -97,24 +201,41 @@ async fn accept_one_listener<H, F>(
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            warn!(service, %peer, "refusing connection: all connection slots are in use (raise --max-connections)");
-            drop(stream);
-            continue;
+        let ticket = match gate.admit(peer) {
+            Ok(ticket) => ticket,
+            Err(refusal) => {
+                match refusal {
+                    Refusal::Full { .. } => {
+                        warn!(service, %peer, "refusing connection: all connection slots are in use (raise --max-connections)")
+                    }
+                    Refusal::PerAddress { max } => {
+                        warn!(service, %peer, max, "refusing connection: its address holds the most connections allowed")
+                    }
+                }
+                if let Some(refusal_line) = gate.admission.refusal {
+                    // A fresh socket's send buffer is empty: this does not block or cut the line.
+                    let _ = stream.try_write(refusal_line(refusal).as_bytes());
+                }
+                drop(stream);
+                continue;
+            }
         };
         // Request/response services answer small writes; do not let Nagle hold them.
         if let Err(e) = stream.set_nodelay(true) {
             debug!(service, %peer, error = %e, "cannot set TCP_NODELAY");
         }
         debug!(service, %peer, "connection opened");
-        let task = handler(stream, peer, shutdown.clone());
-        shutdown.spawn(async move {
-            match task.await {
+        // A combinator rather than an async block: the block would hold the
+        // handler's future twice (captured, and being awaited), doubling
+        // every connection's task.
+        let task = handler(stream, peer, shutdown.clone()).map(move |ended| {
+            match ended {
                 Ok(()) => debug!(service, %peer, "connection closed"),
                 Err(e) => debug!(service, %peer, error = %e, "connection ended with an error"),
             }
-            drop(permit);
+            drop(ticket);
         });
+        shutdown.spawn(task);
     }
 }
 
@@ -157,11 +278,17 @@ impl IdleTimer {
 
     /// Completes once `limit` has passed since the last touch. Cancel-safe.
     pub async fn expired(&mut self) {
+        std::future::poll_fn(|cx| self.poll_expired(cx)).await;
+    }
+
+    /// Ready once `limit` has passed since the last touch; otherwise
+    /// registers the task to wake when it may have.
+    pub fn poll_expired(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
         loop {
-            self.sleep.as_mut().await;
+            std::task::ready!(self.sleep.as_mut().poll(cx));
             let deadline = self.last_activity + self.limit;
             if Instant::now() >= deadline {
-                return;
+                return std::task::Poll::Ready(());
             }
             self.sleep.as_mut().reset(deadline);
         }

@@ -72,18 +72,39 @@ impl Shutdown {
     }
 }
 
+/// Handlers for Ctrl-C (SIGINT) and SIGTERM, in place from their creation:
+/// a signal that comes before [`Signals::next`] is awaited is kept, not fatal.
+#[derive(Debug)]
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    ///
+    /// # Errors
+    /// When the signal handlers cannot be installed.
+    pub fn install() -> io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    /// Waits for the next signal and returns its name.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
 /// Waits for Ctrl-C (SIGINT) or SIGTERM and returns the signal's name.
 ///
 /// # Errors
 /// When the signal handlers cannot be installed.
 pub async fn signal() -> io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => Ok("SIGTERM"),
-        _ = int.recv() => Ok("SIGINT"),
-    }
+    Ok(Signals::install()?.next().await)
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ fn version_and_help_with_examples() {
         &["udp", "serve", "--help"],
         &["udp", "send", "--help"],
         &["bench", "echo", "--help"],
+        &["bench", "chat", "--help"],
+        &["chat", "serve", "--help"],
+        &["chat", "join", "--help"],
         &["lab", "threads", "--help"],
         &["lab", "processes", "--help"],
         &["lab", "cpu", "--help"],
@@ -48,7 +51,10 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         (&["udp", "serve", "--loss", "often"], "'often' is not a probability"),
         (&["udp", "send", "localhost", "--timeout", "soon"], "'soon' is not a duration"),
         (&["serve", "--only", "gopher"], "gopher"),
-        (&["serve", "--except", "echo,daytime,time,udp,transfer"], "no service"),
+        (&["serve", "--except", "echo,daytime,time,udp,transfer,chat"], "no service"),
+        (&["chat", "serve", "--rate-limit", "lots"], "'lots' is not a rate of lines"),
+        (&["chat", "serve", "--max-per-ip", "0"], "'0' is not a number of connections"),
+        (&["chat", "serve", "--queue", "0"], "must be more than zero"),
         (&["frobnicate"], "frobnicate"),
     ] {
         let out = run(args, b"");

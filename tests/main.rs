@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod bench;
+mod chat;
 mod cli;
 mod daytime;
 mod echo;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::util::{Daemon, binary, run};
 
-const ALL_ON_FREE_PORTS: [&str; 11] = [
+const ALL_ON_FREE_PORTS: [&str; 13] = [
     "serve",
     "--echo-port",
     "0",
@@ -18,11 +18,13 @@ const ALL_ON_FREE_PORTS: [&str; 11] = [
     "0",
     "--transfer-port",
     "0",
+    "--chat-port",
+    "0",
 ];
 
 #[test]
 fn serves_every_service_and_answers_on_each() {
-    let server = Daemon::start(&ALL_ON_FREE_PORTS, 8);
+    let server = Daemon::start(&ALL_ON_FREE_PORTS, 9);
     let services: Vec<_> =
         server.listening.iter().map(|l| format!("{} {}", l.service, l.transport)).collect();
     assert_eq!(
@@ -35,7 +37,8 @@ fn serves_every_service_and_answers_on_each() {
             "time tcp",
             "time udp",
             "udp udp",
-            "transfer udp"
+            "transfer udp",
+            "chat tcp"
         ]
     );
     assert!(server.listening.iter().all(|l| l.addr.ip().is_loopback()), "binds loopback by default");
@@ -48,6 +51,8 @@ fn serves_every_service_and_answers_on_each() {
     run(&["daytime", "get", &target("time", "udp"), "--time", "--udp"], b"").ok();
     let acked = run(&["udp", "send", &target("udp", "udp"), "-c", "2", "--json"], b"").json_of("summary");
     assert_eq!(acked["first_try"], 2);
+    let chatted = run(&["chat", "join", &target("chat", "tcp"), "--json"], b"/who\n").json_lines();
+    assert!(chatted.iter().any(|l| l["text"].as_str().is_some_and(|t| t.starts_with("in lobby (1)"))));
 }
 
 #[test]
@@ -56,8 +61,9 @@ fn only_and_except_choose_services() {
     let names: Vec<_> = only.listening.iter().map(|l| l.service.as_str()).collect();
     assert_eq!(names, ["echo", "echo", "time", "time"]);
     let except =
-        Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time,transfer"]].concat(), 1);
-    assert_eq!(except.listening[0].service, "udp");
+        Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time,transfer"]].concat(), 2);
+    let names: Vec<_> = except.listening.iter().map(|l| l.service.as_str()).collect();
+    assert_eq!(names, ["udp", "chat"]);
 }
 
 #[test]
@@ -83,7 +89,7 @@ fn binds_every_address_in_the_list() {
 #[test]
 fn sigterm_and_sigint_stop_it_cleanly_and_quickly() {
     for signal in ["TERM", "INT"] {
-        let server = Daemon::start(&ALL_ON_FREE_PORTS, 8);
+        let server = Daemon::start(&ALL_ON_FREE_PORTS, 9);
         // An idle client must not hold the shutdown up.
         let mut idle = TcpStream::connect(server.addr("echo", "tcp")).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -1,6 +1,8 @@
 //! Load generators: they open many connections, drive a server as fast as it
-//! answers for a fixed time, and report throughput and latency percentiles.
+//! answers for a fixed time, and report throughput and latency percentiles:
+//! [`echo`] (request/response), [`chat`] (fan-out), [`impair`] (the proxy).
 
+pub mod chat;
 pub mod echo;
 pub mod impair;
 pub mod transfer;

@@ -5,18 +5,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::fmt;
+
 use clap::Subcommand;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use socketeer::bench::chat::{self, ChatLoad, ChatReport, Wire};
 use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
 use socketeer::bench::impair::ImpairBench;
 use socketeer::bench::transfer::{TransferBench, TransferRow};
 use socketeer::client::Timeouts;
 use socketeer::impair::units::parse_size as parse_units_size;
+use socketeer::lab::servers::ProcStatus;
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
 use socketeer::plot::{self, Axes, Series};
 use socketeer::transfer::Protocol;
 
-use super::args::positive_duration;
+use super::args::{UsageError, positive_duration};
 use super::output::{Output, check_writable, write_replacing};
 
 /// Load generators.
@@ -26,6 +31,14 @@ pub enum Command {
     #[command(after_help = "Examples:\n  socketeer bench echo localhost --connections 50 --duration 5s\n  \
                             socketeer bench echo localhost:6379 --redis --json")]
     Echo(EchoArgs),
+    /// Fan-out load on a chat server (or Redis pub/sub with --redis): deliveries/s, latency, exactly-once.
+    #[command(
+        after_help = "Examples:\n  socketeer bench chat localhost --clients 100 --senders 1 --duration 5s\n  \
+                            socketeer bench chat localhost --clients 100 --rate 1000 --json\n  \
+                            socketeer bench chat localhost:6379 --redis --clients 100\n  \
+                            socketeer bench chat localhost --clients 20 --stalled 1   # one client that never reads"
+    )]
+    Chat(ChatArgs),
     /// Measure the impairment proxy: forwarding rate, windowed flows, delay precision, rate limits.
     #[command(
         after_help = "Examples:\n  socketeer bench impair\n  socketeer bench impair --scenario delay,rate --duration 3s --json"
@@ -86,6 +99,53 @@ pub struct ImpairArgs {
     json: bool,
 }
 
+/// Arguments of `bench chat`.
+#[derive(Debug, clap::Args)]
+pub struct ChatArgs {
+    /// The server, as HOST or HOST:PORT (port 5555, or 6379 with --redis, when left out).
+    target: Target,
+    /// Connections that receive messages.
+    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    clients: u32,
+    /// Connections that send (among the clients on a chat server; more connections on Redis).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    senders: u32,
+    /// More connections that never read, to see what the server does with them.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    stalled: u32,
+    /// Message size in bytes (the payload, without the protocol's framing).
+    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(chat::MAX_HEADER as i64..=1 << 20))]
+    size: u32,
+    /// Messages per second from all senders together; as fast as the window allows when left out.
+    #[arg(short, long, value_parser = positive_rate)]
+    rate: Option<f64>,
+    /// Messages each sender may have in flight (sent, not yet received by all), without --rate.
+    #[arg(short, long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    window: u32,
+    /// How long the senders send (or the connections are held, with no senders).
+    #[arg(short, long, default_value = "5s", value_parser = positive_duration)]
+    duration: Duration,
+    /// Speak Redis pub/sub (SUBSCRIBE and PUBLISH) to a redis-server, for comparison.
+    #[arg(long)]
+    redis: bool,
+    /// How long to wait for connections, and for the last messages after the senders stop.
+    #[arg(long, default_value = "3s", value_parser = positive_duration)]
+    timeout: Duration,
+    /// The server's process id: report its memory and CPU use (Linux).
+    #[arg(long, value_name = "PID")]
+    server_pid: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!("'{s}' is not a rate above zero (messages per second)")),
+    }
+}
+
 /// Arguments of `bench echo`.
 #[derive(Debug, clap::Args)]
 pub struct EchoArgs {
@@ -127,6 +187,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Echo(args) => echo(args).await,
         Command::Transfer(args) => transfer(args).await,
+        Command::Chat(args) => bench_chat(args).await,
         Command::Impair(args) => {
             let out = Output::new(args.json);
             let bench =
@@ -224,7 +285,7 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     };
     let completed = Arc::new(AtomicU64::new(0));
     let bar = ProgressBar::new(args.duration.as_millis() as u64);
-    let ticker = tick_progress(bar.clone(), completed.clone());
+    let ticker = tick_progress(bar.clone(), completed.clone(), "requests");
     let report = echo::run(&load, completed).await;
     ticker.abort();
     bar.finish_and_clear();
@@ -233,8 +294,12 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
 }
 
 /// Moves `bar` (on stderr, hidden when stderr is not a terminal) with the
-/// elapsed time and shows the requests so far.
-fn tick_progress(bar: ProgressBar, completed: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+/// elapsed time and shows how many `unit` (requests, deliveries) so far.
+fn tick_progress(
+    bar: ProgressBar,
+    completed: Arc<AtomicU64>,
+    unit: &'static str,
+) -> tokio::task::JoinHandle<()> {
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {elapsed}/{duration} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -245,7 +310,129 @@ fn tick_progress(bar: ProgressBar, completed: Arc<AtomicU64>) -> tokio::task::Jo
         loop {
             ticks.tick().await;
             bar.set_position(started.elapsed().as_millis() as u64);
-            bar.set_message(format!("{} requests", completed.load(Ordering::Relaxed)));
+            bar.set_message(format!("{} {unit}", completed.load(Ordering::Relaxed)));
         }
     })
+}
+
+/// The chat load's report, and the server's resource use when its pid was given.
+#[derive(Serialize)]
+struct ChatOutcome {
+    #[serde(flatten)]
+    report: ChatReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_usage: Option<ServerUsage>,
+}
+
+/// What the server process used, from `/proc`.
+#[derive(Serialize)]
+struct ServerUsage {
+    /// Resident memory before the clients connected.
+    rss_kib_before: u64,
+    /// Resident memory once all had joined.
+    rss_kib_joined: u64,
+    /// The most resident memory seen during the run.
+    rss_kib_peak: u64,
+    /// (joined - before) / connections.
+    rss_kib_per_connection: f64,
+    /// CPU time used while the senders sent, user and system.
+    cpu_seconds: f64,
+}
+
+impl fmt::Display for ChatOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.report)?;
+        if let Some(usage) = &self.server_usage {
+            write!(
+                f,
+                "\nserver memory KiB: {} before, {} joined ({:.1} per connection), {} peak; CPU {:.2} s",
+                usage.rss_kib_before,
+                usage.rss_kib_joined,
+                usage.rss_kib_per_connection,
+                usage.rss_kib_peak,
+                usage.cpu_seconds
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// How long to let a server settle after the clients joined before reading its memory.
+const SETTLE: Duration = Duration::from_millis(300);
+/// How often the server's memory is read during the run.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
+    let default_port = if args.redis { 6379 } else { socketeer::chat::DEFAULT_PORT };
+    let server = args.target.resolve(default_port).await?[0];
+    let load = ChatLoad {
+        server,
+        wire: if args.redis { Wire::Redis } else { Wire::Chat },
+        clients: args.clients as usize,
+        senders: args.senders as usize,
+        stalled: args.stalled as usize,
+        size: args.size as usize,
+        rate: args.rate,
+        window: args.window as usize,
+        duration: args.duration,
+        timeouts: Timeouts { connect: args.timeout, reply: args.timeout },
+    };
+    let needed = (load.clients + load.senders + load.stalled) as u64 + 64;
+    let limit = socketeer::lab::servers::raise_fd_limit();
+    if limit < needed {
+        return Err(UsageError(format!(
+            "{needed} connections need more open files than the limit of {limit}; raise it with ulimit -n"
+        ))
+        .into());
+    }
+    let status = |pid: u32| {
+        ProcStatus::of(pid).map_err(|e| anyhow::anyhow!("reading the memory of server process {pid}: {e}"))
+    };
+    let before = args.server_pid.map(status).transpose()?;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let connected = chat::connect(&load, delivered.clone()).await?;
+    let joined = match args.server_pid {
+        Some(pid) => {
+            tokio::time::sleep(SETTLE).await;
+            Some(status(pid)?)
+        }
+        None => None,
+    };
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = args.server_pid.map(|pid| tokio::spawn(track_peak_rss(pid, peak.clone())));
+    let bar = ProgressBar::new(args.duration.as_millis() as u64);
+    let ticker = tick_progress(bar.clone(), delivered, "deliveries");
+    let report = connected.start().await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let server_usage = match (args.server_pid, before, joined, sampler) {
+        (Some(pid), Some(before), Some(joined), Some(sampler)) => {
+            let after = status(pid)?;
+            sampler.abort();
+            let peak = peak.load(Ordering::Relaxed).max(after.rss_kib).max(joined.rss_kib);
+            let connections = (load.clients + load.senders + load.stalled) as f64;
+            Some(ServerUsage {
+                rss_kib_before: before.rss_kib,
+                rss_kib_joined: joined.rss_kib,
+                rss_kib_peak: peak,
+                rss_kib_per_connection: joined.rss_kib.saturating_sub(before.rss_kib) as f64 / connections,
+                cpu_seconds: after.cpu_ms.saturating_sub(joined.cpu_ms) as f64 / 1000.0,
+            })
+        }
+        _ => None,
+    };
+    Output::new(args.json).emit("report", &ChatOutcome { report: report?, server_usage })?;
+    Ok(())
+}
+
+/// Keeps `peak` at the largest resident memory of process `pid` seen, in
+/// KiB, until aborted.
+async fn track_peak_rss(pid: u32, peak: Arc<AtomicU64>) {
+    let mut ticks = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        ticks.tick().await;
+        if let Ok(now) = ProcStatus::of(pid) {
+            peak.fetch_max(now.rss_kib, Ordering::Relaxed);
+        }
+    }
 }

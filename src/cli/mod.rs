@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod chat;
 mod daytime;
 mod echo;
 mod impair;
@@ -26,6 +27,7 @@ Examples:
   socketeer echo send localhost:7007 hello
   socketeer echo ping localhost --count 3
   socketeer daytime get localhost --udp
+  socketeer chat join localhost --nick alice
   socketeer udp send localhost --count 5 --timeout 200ms
   socketeer transfer send report.pdf localhost
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --delay 20ms
@@ -33,8 +35,8 @@ Examples:
   socketeer bench echo localhost --connections 50 --duration 5s
   socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
 
-/// The socket-programming curriculum as real tools: echo, daytime, lossy UDP
-/// and load generators, each a hardened server and client.
+/// The socket-programming curriculum as real tools: echo, daytime, lossy UDP,
+/// chat and load generators, each a hardened server and client.
 #[derive(Debug, Parser)]
 #[command(name = "socketeer", version, about, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
@@ -55,6 +57,9 @@ enum Command {
     /// RFC 867 daytime and RFC 868 time: server and client.
     #[command(subcommand)]
     Daytime(daytime::Command),
+    /// A multi-client chat over a plain TCP line protocol: server and terminal client.
+    #[command(subcommand)]
+    Chat(chat::Command),
     /// The lossy-UDP exercise: a server that drops datagrams on purpose, a client that retries.
     #[command(subcommand)]
     Udp(udp::Command),
@@ -84,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(args).await,
             Command::Echo(command) => echo::run(command).await,
             Command::Daytime(command) => daytime::run(command).await,
+            Command::Chat(command) => chat::run(command).await,
             Command::Udp(command) => udp::run(command).await,
             Command::Transfer(command) => transfer::run(command).await,
             Command::Impair(args) => impair::run(args).await,

@@ -7,24 +7,26 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use serde::Serialize;
+use socketeer::chat::{ChatConfig, ChatServer};
 use socketeer::daytime::{DaytimeServer, Protocol};
 use socketeer::echo::EchoServer;
 use socketeer::impair::{ImpairmentConfig, Probability};
 use socketeer::net::{Endpoint, Transports};
 use socketeer::server::Service;
-use socketeer::shutdown::{self, Drained, GRACE, Shutdown};
+use socketeer::shutdown::{Drained, GRACE, Shutdown, Signals};
 use socketeer::transfer::driver::TransferServer;
 use socketeer::udp::AckServer;
 use tracing::{info, warn};
 
 use super::args::{BindArgs, LimitArgs, UsageError, random_seed};
+use super::chat::raise_fd_limit;
 use super::output::Output;
 
 const EXAMPLES: &str = "\
 Examples:
   socketeer serve                               # all services on 127.0.0.1
   socketeer serve --bind 0.0.0.0,::             # open to the network
-  socketeer serve --only echo,daytime --echo-port 7
+  socketeer serve --only echo,chat --echo-port 7 --chat-port 6000
   socketeer serve --except udp --json";
 
 /// The services `serve` can run.
@@ -40,6 +42,8 @@ enum ServiceName {
     Udp,
     /// The file transfer receiver.
     Transfer,
+    /// The multi-client chat, TCP.
+    Chat,
 }
 
 /// Arguments of `socketeer serve`.
@@ -66,6 +70,9 @@ pub struct Args {
     /// Port of the lossy-UDP acknowledgement service.
     #[arg(long, value_name = "PORT", default_value_t = socketeer::udp::DEFAULT_PORT)]
     udp_port: u16,
+    /// Port of the chat service (TCP).
+    #[arg(long, value_name = "PORT", default_value_t = socketeer::chat::DEFAULT_PORT)]
+    chat_port: u16,
     /// Share of datagrams the udp service drops on purpose (1% or 0.01).
     #[arg(long, value_name = "P", default_value = "0%")]
     udp_loss: Probability,
@@ -132,6 +139,15 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
             Box::new(TransferServer::new(sockets, config, None)?)
         }
+        ServiceName::Chat => {
+            // The chat's other limits are its own (see `chat serve --help`), not the echo-sized ones here.
+            let config = ChatConfig { max_clients: limits.max_connections, ..ChatConfig::default() };
+            raise_fd_limit(config.max_clients);
+            Box::new(ChatServer::new(
+                bind.bind("chat", args.chat_port, Transports::TCP, "--chat-port")?,
+                config,
+            ))
+        }
     })
 }
 
@@ -166,6 +182,8 @@ pub async fn run_services_until(
     out: Output,
     until: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Before the status lines: whoever reads them may signal at once.
+    let mut signals = Signals::install()?;
     for service in &services {
         for endpoint in service.endpoints() {
             out.emit("listening", &Listening { endpoint, detail: service.detail() })?;
@@ -176,7 +194,7 @@ pub async fn run_services_until(
         shutdown.spawn(service.run(shutdown.clone()));
     }
     let signal = tokio::select! {
-        signal = shutdown::signal() => signal?,
+        signal = signals.next() => signal,
         () = until => "done",
     };
     info!(signal, "shutting down: no new connections; finishing exchanges in flight");

@@ -1,0 +1,247 @@
+//! One connection of a chat load: it connects, joins, reports in, then
+//! sends, receives, or (stalled) never reads.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::tally::Tally;
+use super::wire::{Role, Stamp, Wire};
+use super::{Joined, MAX_BATCH, Outcome, READ_BUFFER, Run, TICK};
+use crate::client::ClientError;
+use crate::net;
+
+/// One connection: connects, joins, reports in, then plays its role.
+pub(super) async fn connection(
+    role: Role,
+    run: Arc<Run>,
+    joined: mpsc::UnboundedSender<Joined>,
+) -> Result<Outcome, ClientError> {
+    let (wire, addr) = (run.load.wire, run.load.server);
+    let connected = async {
+        let _turn = run.connecting.acquire().await;
+        let mut stream = net::connect_tcp(&[addr], run.load.timeouts.connect).await?;
+        stream.write_all(wire.hello(role)).await.map_err(|e| ClientError::io(addr, e))?;
+        Ok::<TcpStream, ClientError>(stream)
+    };
+    let failed = |e: ClientError| {
+        let detail = e.to_string();
+        let _ = joined.send(Err(e));
+        ClientError::Unexpected { addr, detail }
+    };
+    let stream = connected.await.map_err(failed)?;
+    if role == Role::Stalled {
+        let _ = joined.send(Ok(None));
+        return Ok(Outcome::Stalled { dropped: stalled(stream, &run).await });
+    }
+    let (read, write) = stream.into_split();
+    let mut receiver = Receiver::new(read, &run, role);
+    if !wire.ready_at_once(role) {
+        receiver.until_joined().await.map_err(failed)?;
+    }
+    let (sender, write) = match role {
+        Role::Sender(k) => (Some(tokio::spawn(send(k, write, run.clone()))), None),
+        // Kept open: dropping the half would close the connection.
+        _ => (None, Some(write)),
+    };
+    let _ = joined.send(Ok(sender));
+    let outcome = receiver.run().await;
+    drop(write);
+    outcome
+}
+
+/// A connection that never reads: once the run is over, whether the server
+/// closed it (reading then reaches the end, or a reset, within the reply timeout).
+async fn stalled(mut stream: TcpStream, run: &Run) -> bool {
+    run.done.cancelled().await;
+    let mut sink = vec![0u8; READ_BUFFER];
+    let until = Instant::now() + run.load.timeouts.reply;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut sink)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Sends sender `k`'s messages from the start to the end of the run, at its
+/// share of the rate or as fast as its window allows, and returns the
+/// connection's writing half (still open).
+async fn send(k: usize, mut write: OwnedWriteHalf, run: Arc<Run>) -> Result<OwnedWriteHalf, ClientError> {
+    let load = &run.load;
+    let Ok(times) = run.start.subscribe().wait_for(Option::is_some).await.map(|t| *t) else {
+        return Ok(write);
+    };
+    let Some((start, until)) = times else { return Ok(write) };
+    let rate = load.rate.map(|rate| rate / load.senders as f64);
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (mut seq, mut batch, mut payload) = (0u64, Vec::new(), String::new());
+    while Instant::now() < until {
+        let count = match rate {
+            None => tokio::select! {
+                room = run.windows[k].wait_for_room(seq) => room.min(MAX_BATCH),
+                () = tokio::time::sleep_until(until) => break,
+            },
+            Some(rate) => {
+                // Messages due by now: message n is due n / rate after the start.
+                let due = ((Instant::now() - start).as_secs_f64() * rate) as u64 + 1;
+                if due <= seq {
+                    ticks.tick().await;
+                    continue;
+                }
+                (due - seq).min(MAX_BATCH)
+            }
+        };
+        batch.clear();
+        let nanos = u64::try_from((Instant::now() - run.base).as_nanos()).unwrap_or(u64::MAX);
+        for _ in 0..count {
+            Stamp { sender: k, seq, nanos }.payload(load.size, &mut payload);
+            load.wire.message(payload.as_bytes(), &mut batch);
+            seq += 1;
+        }
+        let patience = load.timeouts.reply;
+        tokio::time::timeout(patience, write.write_all(&batch))
+            .await
+            .map_err(|_| ClientError::Timeout { addr: load.server, after: patience })?
+            .map_err(|e| ClientError::io(load.server, e))?;
+        run.sent[k].store(seq, Ordering::Release);
+    }
+    Ok(write)
+}
+
+/// The reading side of a connection: lines in, tallied.
+struct Receiver<'a> {
+    read: OwnedReadHalf,
+    run: &'a Run,
+    role: Role,
+    buf: Box<[u8]>,
+    /// The bytes of `buf` read and not yet taken as lines.
+    unread: std::ops::Range<usize>,
+    joined: bool,
+    tally: Tally,
+    /// The last line before the connection joined (why it was refused, say).
+    last_line: String,
+}
+
+impl<'a> Receiver<'a> {
+    fn new(read: OwnedReadHalf, run: &'a Run, role: Role) -> Receiver<'a> {
+        Receiver {
+            read,
+            run,
+            role,
+            buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
+            unread: 0..0,
+            joined: false,
+            tally: Tally::new(run.load.senders),
+            last_line: String::new(),
+        }
+    }
+
+    /// Reads until the server says this connection joined.
+    async fn until_joined(&mut self) -> Result<(), ClientError> {
+        let addr = self.run.load.server;
+        while !self.joined {
+            if !self.fill().await.map_err(|e| ClientError::io(addr, e))? {
+                let said = match self.last_line.as_str() {
+                    "" => String::new(),
+                    line => format!(": {line}"),
+                };
+                return Err(ClientError::Unexpected {
+                    addr,
+                    detail: format!("closed the connection before it joined{said}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until everything sent has arrived (after the senders stopped),
+    /// the drain time is over, or the server closes the connection.
+    async fn run(mut self) -> Result<Outcome, ClientError> {
+        let wire = self.run.load.wire;
+        let except = match (wire, self.role) {
+            (Wire::Chat, Role::Sender(k)) => Some(k),
+            _ => None,
+        };
+        let expects = !(wire == Wire::Redis && matches!(self.role, Role::Sender(_)));
+        let mut draining = pin!(self.run.draining.cancelled());
+        let mut closed_early = false;
+        loop {
+            let read = tokio::select! {
+                read = self.fill() => read,
+                () = &mut draining => break,
+            };
+            if !read.unwrap_or(false) {
+                closed_early = true;
+                break;
+            }
+        }
+        let until = self.run.drain_until.get().copied().unwrap_or_else(Instant::now);
+        let sent = self.run.sent();
+        while !closed_early && expects && !self.tally.complete(&sent, except) {
+            match tokio::time::timeout_at(until, self.fill()).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false) | Err(_)) => closed_early = true,
+                Err(_) => break,
+            }
+        }
+        Ok(Outcome::Receiver { tally: Box::new(self.tally), except, expects, closed_early })
+    }
+
+    /// Reads once and takes every whole line; false at the end of the stream.
+    /// Cancel-safe: bytes read are kept in `buf` until taken.
+    async fn fill(&mut self) -> std::io::Result<bool> {
+        if self.unread.end == self.buf.len() {
+            self.buf.copy_within(self.unread.clone(), 0);
+            self.unread = 0..self.unread.len();
+        }
+        let n = self.read.read(&mut self.buf[self.unread.end..]).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.unread.end += n;
+        self.take_lines();
+        Ok(true)
+    }
+
+    fn take_lines(&mut self) {
+        let Receiver { run, buf, unread, joined, tally, last_line, .. } = self;
+        let wire = run.load.wire;
+        let now = Instant::now();
+        let since_base = now - run.base;
+        let before = tally.deliveries;
+        while let Some(end) = memchr::memchr(b'\n', &buf[unread.clone()]) {
+            let raw = &buf[unread.start..unread.start + end];
+            unread.start += end + 1;
+            let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if let Some(payload) = wire.delivery(line) {
+                match Stamp::parse(payload) {
+                    Some(stamp) => {
+                        tally.delivered(stamp, now, since_base);
+                        if let Some(window) = run.windows.get(stamp.sender) {
+                            window.delivered(stamp.seq);
+                        }
+                    }
+                    None => tally.garbled += 1,
+                }
+            } else if !*joined {
+                *joined = wire.joined(line);
+                *last_line = String::from_utf8_lossy(line).into_owned();
+            } else if wire.is_error(line) {
+                tally.error(line);
+            }
+        }
+        if unread.start == unread.end {
+            *unread = 0..0;
+        }
+        run.delivered.fetch_add(tally.deliveries - before, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,170 @@
+//! The chat client behind `chat join`: full duplex, so what others say
+//! arrives while the user is still typing.
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
+
+use super::protocol::{self, Request, ServerLine, sanitize};
+use crate::client::{ClientError, Timeouts};
+use crate::net::{self, Target};
+
+/// The longest line the client takes from the server; longer ones are
+/// replaced by a note.
+const MAX_SERVER_LINE: usize = 64 * 1024;
+/// How much one read asks for.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// How a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The user left (`bye`, `/quit`, or the end of input) and the server
+    /// said goodbye.
+    Left,
+    /// The server closed the connection after announcing its shutdown.
+    ServerShutDown,
+    /// The server closed the connection unasked.
+    ServerClosed,
+}
+
+/// A connection to a chat server.
+#[derive(Debug)]
+pub struct ChatClient {
+    stream: TcpStream,
+    peer: SocketAddr,
+    timeouts: Timeouts,
+}
+
+impl ChatClient {
+    /// Connects to `target` (port [`super::DEFAULT_PORT`] when it names none).
+    ///
+    /// # Errors
+    /// When the name does not resolve or the connection fails.
+    pub async fn connect(target: &Target, timeouts: Timeouts) -> Result<ChatClient, ClientError> {
+        let addrs = target.resolve(super::DEFAULT_PORT).await?;
+        let stream = net::connect_tcp(&addrs, timeouts.connect).await?;
+        let peer = stream.peer_addr().map_err(|e| ClientError::io(addrs[0], e))?;
+        Ok(ChatClient { stream, peer, timeouts })
+    }
+
+    /// The server's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Runs the session: asks for `nick` (if any), sends each line of
+    /// `input` as it comes, and hands every line from the server (sanitized,
+    /// so it cannot drive a terminal) to `on_line` as it arrives. When
+    /// `input` ends, leaves with `/quit` and waits up to the reply timeout
+    /// for the server's goodbye.
+    ///
+    /// # Errors
+    /// When the connection fails, or `on_line` or `input` do.
+    pub async fn run<I, F>(self, nick: Option<&str>, input: I, mut on_line: F) -> Result<Ending, ClientError>
+    where
+        I: Stream<Item = io::Result<String>> + Unpin,
+        F: FnMut(ServerLine<'_>) -> io::Result<()>,
+    {
+        let ChatClient { stream, peer, timeouts } = self;
+        let io_error = |e| ClientError::io(peer, e);
+        let (read, mut write) = stream.into_split();
+        let mut lines = LineReader::new(read);
+        let mut input = input.fuse();
+        if let Some(nick) = nick {
+            write.write_all(format!("/nick {nick}\n").as_bytes()).await.map_err(io_error)?;
+        }
+        let mut leaving: Option<tokio::time::Instant> = None;
+        let mut shutting_down = false;
+        loop {
+            let goodbye_timer = async {
+                match leaving {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                line = lines.next() => match line.map_err(io_error)? {
+                    Some(line) => {
+                        let line = sanitize(&line);
+                        let parsed = ServerLine::parse(&line);
+                        shutting_down |= parsed == ServerLine::Notice("server shutting down");
+                        on_line(parsed).map_err(io_error)?;
+                    }
+                    None if leaving.is_some() => return Ok(Ending::Left),
+                    None if shutting_down => return Ok(Ending::ServerShutDown),
+                    None => return Ok(Ending::ServerClosed),
+                },
+                typed = input.next(), if leaving.is_none() => {
+                    let (line, quits) = match typed {
+                        Some(line) => {
+                            let line = line.map_err(io_error)?;
+                            let quits = matches!(protocol::parse(&line), Ok(Some(Request::Quit(_))));
+                            (line, quits)
+                        }
+                        None => ("/quit".to_owned(), true),
+                    };
+                    let mut wire = line.into_bytes();
+                    wire.push(b'\n');
+                    write.write_all(&wire).await.map_err(io_error)?;
+                    if quits {
+                        leaving = Some(tokio::time::Instant::now() + timeouts.reply);
+                    }
+                },
+                () = goodbye_timer => return Ok(Ending::Left),
+            }
+        }
+    }
+}
+
+/// Lines from the server, decoded leniently: invalid UTF-8 is replaced, and
+/// a line over [`MAX_SERVER_LINE`] is skipped with a note in its place.
+struct LineReader {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    codec: AnyDelimiterCodec,
+    eof: bool,
+}
+
+impl LineReader {
+    fn new(read: OwnedReadHalf) -> LineReader {
+        let codec = AnyDelimiterCodec::new_with_max_length(vec![b'\n'], Vec::new(), MAX_SERVER_LINE);
+        LineReader { read, buf: BytesMut::new(), codec, eof: false }
+    }
+
+    /// The next line, or `None` once the server closed the connection.
+    /// Cancel-safe: a line is taken from the buffer only when returned.
+    async fn next(&mut self) -> io::Result<Option<String>> {
+        loop {
+            let decoded = match self.eof {
+                false => self.codec.decode(&mut self.buf),
+                true => self.codec.decode_eof(&mut self.buf),
+            };
+            match decoded {
+                Ok(Some(line)) => {
+                    let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                    return Ok(Some(String::from_utf8_lossy(line).into_owned()));
+                }
+                Ok(None) if self.eof => return Ok(None),
+                Ok(None) => {}
+                Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
+                    return Ok(Some(format!("! (a line over {MAX_SERVER_LINE} bytes was skipped)")));
+                }
+                Err(AnyDelimiterCodecError::Io(e)) => return Err(e),
+            }
+            self.buf.reserve(READ_CHUNK);
+            self.read.readable().await?;
+            match self.read.try_read_buf(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The hub's behaviour, read through real mailboxes.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::BytesMut;
+
+use super::*;
+
+/// Records what was published, as "room: line".
+#[derive(Clone, Default)]
+struct Published(Rc<RefCell<Vec<String>>>);
+
+impl Backplane for Published {
+    fn published(&self, room: &str, line: &Bytes) {
+        self.0.borrow_mut().push(format!("{room}: {}", String::from_utf8_lossy(line)));
+    }
+}
+
+/// Everything a mailbox has for its client, line by line.
+fn take(mailbox: &mut Mailbox) -> Vec<String> {
+    let mut buf = BytesMut::new();
+    mailbox.collect(&mut buf, usize::MAX).unwrap();
+    String::from_utf8(buf.to_vec()).unwrap().split_inclusive('\n').map(str::to_owned).collect()
+}
+
+struct Fixture {
+    hub: Hub<Published>,
+    mailboxes: Vec<Mailbox>,
+    published: Published,
+    /// What a move to another room already collected, per client.
+    pending: HashMap<ClientId, String>,
+}
+
+impl Fixture {
+    fn connect(&mut self, id: ClientId) -> Mailbox {
+        self.hub.connect(id, Arc::new(Outbox::new(1 << 20)))
+    }
+
+    fn join(&mut self, id: ClientId, room: &str) -> Result<(), HubError> {
+        let seat = self.hub.join(id, room)?;
+        let mut buf = BytesMut::new();
+        self.mailboxes[id as usize].move_to(seat.log, seat.cursor, &mut buf).unwrap();
+        // Lines due from the old room come before the new room's.
+        let mut rest = BytesMut::new();
+        self.mailboxes[id as usize].collect(&mut rest, usize::MAX).unwrap();
+        buf.extend_from_slice(&rest);
+        let left_over = String::from_utf8(buf.to_vec()).unwrap();
+        self.pending.insert(id, left_over);
+        Ok(())
+    }
+
+    fn take(&mut self, id: ClientId) -> Vec<String> {
+        let mut lines: Vec<String> =
+            self.pending.remove(&id).unwrap_or_default().split_inclusive('\n').map(str::to_owned).collect();
+        lines.extend(take(&mut self.mailboxes[id as usize]));
+        lines
+    }
+
+    fn clear(&mut self) {
+        for id in 0..self.mailboxes.len() as u64 {
+            self.take(id);
+        }
+        self.published.0.borrow_mut().clear();
+    }
+}
+
+/// A hub with `n` clients (ids 0..n) in the lobby, everything so far read.
+fn hub_with(n: u64, history: usize) -> Fixture {
+    let published = Published::default();
+    let config = HubConfig { history, ..HubConfig::default() };
+    let hub = Hub::new(config, published.clone());
+    let mut f = Fixture { hub, mailboxes: Vec::new(), published, pending: HashMap::new() };
+    for id in 0..n {
+        let mailbox = f.connect(id);
+        f.mailboxes.push(mailbox);
+    }
+    f.clear();
+    f
+}
+
+#[test]
+fn a_newcomer_is_welcomed_and_announced() {
+    let mut f = hub_with(2, 0);
+    let mut newcomer = f.connect(7);
+    assert_eq!(f.hub.nick(7), Some("guest7"));
+    assert_eq!(
+        take(&mut newcomer),
+        ["* welcome, guest7: you are in lobby with 2 others; /help lists the commands\n"]
+    );
+    assert_eq!(f.take(0), ["* guest7 joined lobby\n"]);
+    assert_eq!(f.take(1), ["* guest7 joined lobby\n"]);
+    assert_eq!(f.published.0.borrow().as_slice(), ["lobby: * guest7 joined lobby\n"]);
+}
+
+#[test]
+fn a_message_reaches_everyone_else_once() {
+    let mut f = hub_with(3, 0);
+    f.hub.say(0, "hello");
+    assert_eq!(f.take(0), Vec::<String>::new(), "not echoed to the sender");
+    assert_eq!(f.take(1), ["<guest0> hello\n"]);
+    assert_eq!(f.take(2), ["<guest0> hello\n"]);
+    assert_eq!(f.take(2), Vec::<String>::new(), "once");
+    assert_eq!(f.published.0.borrow().as_slice(), ["lobby: <guest0> hello\n"]);
+}
+
+#[test]
+fn nicknames_are_unique_up_to_case_and_freed_on_disconnect() {
+    let mut f = hub_with(3, 0);
+    f.hub.rename(0, "Alice").unwrap();
+    assert_eq!(f.take(0), ["* guest0 is now known as Alice\n"]);
+    assert_eq!(f.take(1), ["* guest0 is now known as Alice\n"]);
+    assert_eq!(f.hub.rename(1, "aLICE"), Err(HubError::NickTaken("aLICE".to_owned())));
+    f.hub.rename(0, "alice").expect("a client may change the case of its own nickname");
+    assert!(matches!(f.hub.rename(1, "bad nick"), Err(HubError::BadName(_))));
+    f.hub.disconnect(0, Some("gone"), true);
+    assert_eq!(f.take(1).last().unwrap(), "* alice left lobby (gone)\n");
+    f.hub.rename(1, "ALICE").expect("free again once its owner left");
+    assert_eq!(f.hub.nick(1), Some("ALICE"));
+    // A guest name someone took by hand is skipped.
+    f.hub.rename(2, "guest9").unwrap();
+    f.connect(9);
+    assert_eq!(f.hub.nick(9), Some("guest9-1"));
+}
+
+#[test]
+fn rooms_keep_their_traffic_to_themselves() {
+    let mut f = hub_with(4, 0);
+    f.join(0, "#rust").unwrap();
+    assert_eq!(f.take(0), ["* you are in rust with no one else\n"]);
+    assert_eq!(f.take(1), ["* guest0 left lobby\n"]);
+    f.join(1, "RUST").unwrap();
+    assert_eq!(f.take(0), ["* guest1 joined rust\n"]);
+    assert_eq!(f.take(1), ["* you are in rust with 1 other\n"]);
+    f.hub.say(0, "in rust");
+    f.hub.say(2, "in the lobby");
+    assert_eq!(f.take(1), ["<guest0> in rust\n"]);
+    assert_eq!(f.take(3), ["* guest0 left lobby\n", "* guest1 left lobby\n", "<guest2> in the lobby\n"]);
+    assert_eq!(f.hub.join(1, "rust").unwrap_err(), HubError::AlreadyThere("rust".to_owned()));
+    // The room goes when its last member leaves; the lobby stays.
+    f.hub.disconnect(0, None, true);
+    f.hub.disconnect(1, None, true);
+    assert!(!f.hub.rooms.contains_key("rust"));
+    f.hub.disconnect(2, None, true);
+    f.hub.disconnect(3, None, true);
+    assert!(f.hub.rooms.contains_key("lobby") && f.hub.clients.is_empty());
+}
+
+#[test]
+fn lines_sent_before_a_move_still_arrive_first() {
+    let mut f = hub_with(2, 0);
+    f.hub.say(1, "last words in the lobby");
+    f.join(0, "elsewhere").unwrap();
+    assert_eq!(
+        f.take(0),
+        ["<guest1> last words in the lobby\n", "* you are in elsewhere with no one else\n"]
+    );
+}
+
+#[test]
+fn private_messages_cross_rooms_and_unknown_nicks_are_errors() {
+    let mut f = hub_with(2, 0);
+    f.join(1, "elsewhere").unwrap();
+    f.clear();
+    f.hub.tell(0, "GUEST1", "psst").unwrap();
+    assert_eq!(f.take(1), ["*guest0* psst\n"]);
+    assert_eq!(f.take(0), ["-> *guest1* psst\n"]);
+    assert_eq!(f.hub.tell(0, "nobody", "x"), Err(HubError::NoSuchNick("nobody".to_owned())));
+    assert!(f.published.0.borrow().is_empty(), "private lines stay local");
+}
+
+#[test]
+fn private_lines_keep_their_order_with_room_lines() {
+    let mut f = hub_with(3, 0);
+    f.hub.say(0, "to the room");
+    f.hub.tell(0, "guest1", "then to you").unwrap();
+    f.hub.say(0, "then the room again");
+    assert_eq!(
+        f.take(1),
+        ["<guest0> to the room\n", "*guest0* then to you\n", "<guest0> then the room again\n"]
+    );
+}
+
+#[test]
+fn history_is_replayed_to_whoever_joins() {
+    let mut f = hub_with(1, 2);
+    for text in ["one", "two", "three"] {
+        f.hub.say(0, text);
+    }
+    f.hub.act(0, "waves");
+    let mut late = f.connect(5);
+    let got = take(&mut late);
+    assert_eq!(got[..2], ["<guest0> three\n", "* guest0 waves\n"]);
+    assert!(got[2].starts_with("* welcome, guest5"));
+    assert_eq!(got.len(), 3);
+}
+
+#[test]
+fn who_lists_the_room_sorted_and_wraps_long_lists() {
+    let mut f = hub_with(3, 0);
+    f.hub.rename(2, "Adam").unwrap();
+    f.clear();
+    f.hub.who(0);
+    assert_eq!(f.take(0), ["* in lobby (3): Adam guest0 guest1\n"]);
+    let mut f = hub_with(200, 0);
+    f.hub.who(0);
+    let lines = f.take(0);
+    assert!(lines.len() > 1 && lines.iter().all(|l| l.len() < WHO_LINE + 50), "{lines:?}");
+    let names = lines.iter().flat_map(|l| l.trim_end().split(' ').skip(4)).count();
+    assert_eq!(names, 200);
+}
+
+#[test]
+fn disconnects_keep_the_member_lists_consistent() {
+    let mut f = hub_with(6, 0);
+    for id in [1, 4, 0] {
+        f.hub.disconnect(id, None, false);
+    }
+    f.clear();
+    f.hub.say(5, "still here?");
+    // Those gone no longer read; those here hear it once, but the sender.
+    let heard: Vec<_> = [2, 3, 5].into_iter().map(|id| f.take(id).len()).collect();
+    assert_eq!(heard, [1, 1, 0]);
+    assert_eq!(f.hub.clients.len(), 3);
+    for (id, client) in &f.hub.clients {
+        assert_eq!(f.hub.rooms[&client.room].members[client.slot], *id);
+    }
+}

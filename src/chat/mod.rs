@@ -1,0 +1,33 @@
+//! Chat: a multi-client broadcast server over a plain TCP line protocol (so
+//! `nc` is a full client), its terminal client, and the pieces between.
+//!
+//! | module | layer | what |
+//! |---|---|---|
+//! | [`protocol`] | pure | parsing client lines, rendering server lines, sanitizing text |
+//! | [`flood`] | pure | the per-client token bucket (time passed in) |
+//! | [`hub`] | pure | nicknames, rooms and routing: which lines go to whom |
+//! | [`delivery`] | shared state | room logs, private outboxes, and each client's mailbox |
+//! | `server`, `session` | driver | the accept loop, and one task per client that owns its socket |
+//! | [`client`] | driver | the full-duplex client behind `chat join` |
+//!
+//! How a message travels: the sender's task decodes the line, takes the hub's
+//! lock, renders `<nick> text` once, and appends it to the room's log (one
+//! append, whatever the room's size; no socket is written under a lock).
+//! The append wakes the members that were waiting; each member's task copies
+//! the new lines from the log into its write buffer and writes them with one
+//! system call. A client that does not read falls behind the log and is
+//! dropped; the others never wait for it, and it costs no memory meanwhile.
+
+pub mod client;
+pub mod delivery;
+pub mod flood;
+pub mod hub;
+pub mod protocol;
+mod server;
+mod session;
+
+pub use client::{ChatClient, Ending};
+pub use server::{ChatConfig, ChatServer};
+
+/// The default port of `chat serve`.
+pub const DEFAULT_PORT: u16 = 5555;

@@ -1,0 +1,238 @@
+//! `socketeer chat`: the chat server and its terminal client.
+
+mod terminal;
+
+use std::fmt;
+use std::io::{self, IsTerminal};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use futures::StreamExt;
+use serde::Serialize;
+use socketeer::chat::flood::RateLimit;
+use socketeer::chat::protocol::ServerLine;
+use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, Ending};
+use socketeer::client::Timeouts;
+use socketeer::impair::units::parse_size;
+use socketeer::net::{Target, Transports};
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::args::{BindArgs, positive_duration};
+use super::output::Output;
+use super::serve::run_services;
+use terminal::Terminal;
+
+/// The longest line `chat join` reads from stdin.
+const MAX_INPUT_LINE: usize = 64 * 1024;
+/// How long `chat join` waits for the server's goodbye after leaving.
+const GOODBYE_WAIT: Duration = Duration::from_secs(2);
+
+/// A multi-client chat over a plain TCP line protocol.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a chat server: every line a client sends goes to everyone else in its room.
+    #[command(after_help = "Examples:\n  socketeer chat serve\n  \
+                            socketeer chat serve --port 6000 --history 50 --max-per-ip 4\n  \
+                            socketeer chat serve --rate-limit off --queue 1MiB   # for benchmarks\n  \
+                            nc localhost 5555                                    # nc is a full client")]
+    Serve(ServeArgs),
+    /// Join a chat server from the terminal (or a script, through stdin).
+    #[command(after_help = "Examples:\n  socketeer chat join localhost --nick alice\n  \
+                            printf 'hello\\n/who\\n' | socketeer chat join localhost:5555\n  \
+                            socketeer chat join [::1] --json")]
+    Join(JoinArgs),
+}
+
+/// Arguments of `chat serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    bind: BindArgs,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(short, long, default_value_t = chat::DEFAULT_PORT)]
+    port: u16,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print status lines as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Every limit of the chat server.
+#[derive(Debug, clap::Args)]
+struct LimitArgs {
+    /// The longest line a client may send; longer ones are refused and skipped.
+    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = size)]
+    max_line: usize,
+    /// Lines per second each client may send (10/s, 300/min), or off.
+    #[arg(long, value_name = "RATE", default_value = "10/s", value_parser = rate)]
+    rate_limit: Rate,
+    /// Lines a client may send at once after a quiet spell.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    burst: u32,
+    /// Clients connected at once; more are turned away with a notice.
+    #[arg(long, value_name = "N", default_value_t = 1024, alias = "max-connections",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_clients: u32,
+    /// Clients from one IP address at once, or off.
+    #[arg(long, value_name = "N", default_value = "16", value_parser = cap)]
+    max_per_ip: Cap,
+    /// Disconnect a client that sends nothing for this long.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
+    idle_timeout: Duration,
+    /// Bytes queued for a client before it counts as too slow and is disconnected.
+    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = size)]
+    queue: usize,
+    /// Messages each room keeps and replays to whoever joins it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    history: usize,
+}
+
+impl LimitArgs {
+    fn get(&self) -> ChatConfig {
+        ChatConfig {
+            max_line: self.max_line,
+            rate_limit: self.rate_limit.0.map(|limit| RateLimit { burst: self.burst, ..limit }),
+            max_clients: self.max_clients as usize,
+            max_per_address: self.max_per_ip.0,
+            idle_timeout: self.idle_timeout,
+            queue: self.queue,
+            history: self.history,
+        }
+    }
+}
+
+/// `--rate-limit`: a rate, or none.
+#[derive(Clone, Copy, Debug)]
+struct Rate(Option<RateLimit>);
+
+fn rate(s: &str) -> Result<Rate, String> {
+    RateLimit::parse(s, 1).map(Rate).map_err(|e| e.to_string())
+}
+
+/// `--max-per-ip`: a number, or none.
+#[derive(Clone, Copy, Debug)]
+struct Cap(Option<usize>);
+
+fn cap(s: &str) -> Result<Cap, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Cap(None));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Cap(Some(n))),
+        _ => Err(format!("'{s}' is not a number of connections above zero, or off")),
+    }
+}
+
+/// A size such as `4KiB`, above zero.
+fn size(s: &str) -> Result<usize, String> {
+    match parse_size(s).map_err(|e| e.to_string())? {
+        0 => Err("must be more than zero".to_owned()),
+        n => usize::try_from(n).map_err(|_| format!("'{s}' is too large")),
+    }
+}
+
+/// Arguments of `chat join`.
+#[derive(Debug, clap::Args)]
+pub struct JoinArgs {
+    /// The server, as HOST or HOST:PORT (port 5555 when left out).
+    target: Target,
+    /// The nickname to ask for once connected.
+    #[arg(short, long)]
+    nick: Option<String>,
+    /// How long to wait for the connection.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
+    connect_timeout: Duration,
+    /// Print each line from the server as a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a `chat` command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => {
+            let bound = args.bind.bind("chat", args.port, Transports::TCP, "--port")?;
+            raise_fd_limit(args.limits.max_clients as usize);
+            let server = ChatServer::new(bound, args.limits.get());
+            run_services(vec![Box::new(server)], Output::new(args.json)).await
+        }
+        Command::Join(args) => join(args).await,
+    }
+}
+
+/// Lets the process hold `clients` connections (one file each) if the hard
+/// limit allows; a server that cannot will refuse connections with a log line.
+pub fn raise_fd_limit(clients: usize) {
+    const SPARE: u64 = 64;
+    let limit = socketeer::lab::servers::raise_fd_limit();
+    if limit < clients as u64 + SPARE {
+        tracing::warn!(
+            limit,
+            "the open-file limit is below --max-clients; raise it (ulimit -n) to serve that many"
+        );
+    }
+}
+
+/// A line from the server as `chat join` shows it: as sent, or in JSON its
+/// parts (the `type` field tells which kind of line).
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(skip)]
+    line: ServerLine<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    text: &'a str,
+}
+
+impl<'a> From<ServerLine<'a>> for Shown<'a> {
+    fn from(line: ServerLine<'a>) -> Self {
+        let (from, to, text) = match line {
+            ServerLine::Message { from, text } | ServerLine::Private { from, text } => {
+                (Some(from), None, text)
+            }
+            ServerLine::PrivateSent { to, text } => (None, Some(to), text),
+            ServerLine::Notice(text) | ServerLine::Error(text) | ServerLine::Other(text) => {
+                (None, None, text)
+            }
+        };
+        Shown { line, from, to, text }
+    }
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.line.fmt(f)
+    }
+}
+
+async fn join(args: JoinArgs) -> anyhow::Result<()> {
+    let timeouts = Timeouts { connect: args.connect_timeout, reply: GOODBYE_WAIT };
+    let client = ChatClient::connect(&args.target, timeouts).await?;
+    let peer = client.peer();
+    let nick = args.nick.as_deref();
+    let ending = if !args.json && io::stdin().is_terminal() && io::stdout().is_terminal() {
+        join_at_a_terminal(client, nick).await?
+    } else {
+        let out = Output::new(args.json);
+        let input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_INPUT_LINE))
+            .map(|line| line.map_err(io::Error::other));
+        client.run(nick, input, |line| out.emit(line.kind(), &Shown::from(line))).await?
+    };
+    match ending {
+        Ending::Left => Ok(()),
+        Ending::ServerShutDown => Err(anyhow!("the server at {peer} shut down")),
+        Ending::ServerClosed => Err(anyhow!("the server at {peer} closed the connection")),
+    }
+}
+
+/// `chat join` at a terminal: lines from the server are printed above the
+/// line the user is typing, which is redrawn under them.
+async fn join_at_a_terminal(client: ChatClient, nick: Option<&str>) -> anyhow::Result<Ending> {
+    let (terminal, input) = Terminal::start()?;
+    let ending = client.run(nick, input, |line| terminal.print(&line.to_string())).await?;
+    Ok(ending)
+}
