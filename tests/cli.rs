@@ -52,6 +52,14 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         (&["udp", "send", "localhost", "--timeout", "soon"], "'soon' is not a duration"),
         (&["serve", "--only", "gopher"], "gopher"),
         (&["serve", "--except", "echo,daytime,time,udp,transfer,chat"], "no service"),
+        (
+            &["serve", "--echo-port", "7100", "--chat-port", "7100"],
+            "--echo-port and --chat-port are both 7100",
+        ),
+        (
+            &["daytime", "serve", "--port", "7101", "--time-port", "7101"],
+            "--port and --time-port are both 7101",
+        ),
         (&["chat", "serve", "--rate-limit", "lots"], "'lots' is not a rate of lines"),
         (&["chat", "serve", "--max-per-ip", "0"], "'0' is not a number of connections"),
         (&["chat", "serve", "--queue", "0"], "must be more than zero"),

@@ -61,6 +61,34 @@ impl BindArgs {
     }
 }
 
+/// A port a server was asked to listen on, and the flag that chose it.
+#[derive(Clone, Copy, Debug)]
+pub struct PortChoice {
+    /// The flag, such as `--echo-port`.
+    pub flag: &'static str,
+    /// The port; 0 picks a free one.
+    pub port: u16,
+    /// What listens there.
+    pub transports: Transports,
+}
+
+/// Refuses two services on one port and transport before binding either:
+/// the second bind would fail with "in use", which blames someone else.
+pub fn check_distinct_ports(choices: &[PortChoice]) -> Result<(), UsageError> {
+    for (i, a) in choices.iter().enumerate() {
+        for b in &choices[i + 1..] {
+            let shared = (a.transports.tcp && b.transports.tcp) || (a.transports.udp && b.transports.udp);
+            if a.port != 0 && a.port == b.port && shared {
+                return Err(UsageError(format!(
+                    "{} and {} are both {}; give each service its own port",
+                    a.flag, b.flag, a.port
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Binds like [`net::bind`], turning a failure into a message that names the
 /// flags to change: `flags` are the one that sets the port and the one that
 /// sets the address.
