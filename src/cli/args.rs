@@ -21,7 +21,8 @@ pub struct Verbosity {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
     verbose: u8,
     /// Log less (-q warnings only, -qq errors only).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose", help_heading = "Logging")]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose",
+          help_heading = "Logging")]
     quiet: u8,
 }
 

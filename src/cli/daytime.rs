@@ -29,10 +29,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     bind: BindArgs,
     /// Port of the daytime service; 0 picks a free one.
-    #[arg(short, long, default_value_t = Protocol::Daytime.default_port())]
+    #[arg(short, long, value_name = "PORT", default_value_t = Protocol::Daytime.default_port())]
     port: u16,
     /// Port of the time service; 0 picks a free one.
-    #[arg(long, default_value_t = Protocol::Time.default_port())]
+    #[arg(long, value_name = "PORT", default_value_t = Protocol::Time.default_port())]
     time_port: u16,
     #[command(flatten)]
     transports: ServerTransports,

@@ -88,7 +88,7 @@ enum Ctl {
         #[arg(required = true, num_args = 1..)]
         command: Vec<String>,
         /// How long to wait for the reply.
-        #[arg(long, default_value = "3s", value_parser = positive_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
         timeout: Duration,
     },
 }
