@@ -293,11 +293,25 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     let completed = Arc::new(AtomicU64::new(0));
     let bar = ProgressBar::new(args.duration.as_millis() as u64);
     let ticker = tick_progress(bar.clone(), completed.clone(), "requests");
-    let report = echo::run(&load, completed).await;
+    // Ctrl-C ends the run early with the numbers so far; listening from the
+    // start, so an early one is not the default (fatal) action.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let interrupted = async move {
+        sigint.recv().await;
+    };
+    let outcome = echo::run(&load, completed, interrupted).await;
     ticker.abort();
     bar.finish_and_clear();
-    Output::new(args.json).emit("report", &report?)?;
-    Ok(())
+    let echo::Outcome { report, failure } = outcome?;
+    Output::new(args.json).emit("report", &report)?;
+    match failure {
+        Some(failure) => Err(anyhow::anyhow!(
+            "{} of {} clients failed mid-run; the first: {failure}",
+            report.failed_clients,
+            report.connections
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Moves `bar` (on stderr, hidden when stderr is not a terminal) with the
