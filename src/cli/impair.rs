@@ -19,10 +19,10 @@ use super::output::Output;
 
 const EXAMPLES: &str = "\
 Examples:
-  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5%
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --stats 2s
   socketeer impair --listen 127.0.0.1:9000 --to localhost:6969 --delay 20ms --jitter 5ms --seed 7
   socketeer impair --listen [::1]:9000 --to [::1]:7007 --burst-loss 1%,30% --up-duplicate 1%
-  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --rate 10MB/s --queue 64KiB --stats 2s
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --rate 10MB/s --queue 64KiB
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001
   socketeer impair ctl 127.0.0.1:9001 set loss=100%   # flap the link...
   socketeer impair ctl 127.0.0.1:9001 set loss=0%     # ...and back
