@@ -34,6 +34,7 @@ mod rawsock;
 pub mod scan;
 pub mod server;
 pub mod shutdown;
+pub mod sniff;
 pub mod stats;
 pub mod transfer;
 pub mod udp;
