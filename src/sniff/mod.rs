@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use decode::Summary;
+
 /// How a frame starts: the pcap link-layer header type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -75,4 +77,76 @@ pub struct Counts {
     pub matched: u64,
     /// Frames the kernel dropped because the socket's queue was full.
     pub dropped: u64,
+}
+
+/// A frame as it is read, borrowed from the reader's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// When the kernel received it, since the Unix epoch.
+    pub time: Duration,
+    /// Its length on the wire; `data` may hold less (the snap length).
+    pub len: u32,
+    /// The bytes captured, from the link-layer header on.
+    pub data: &'a [u8],
+}
+
+impl Packet {
+    /// A borrowed view.
+    pub fn frame(&self) -> Frame<'_> {
+        Frame { time: self.time, len: self.len, data: &self.data }
+    }
+}
+
+/// What [`Matcher::offer`] decided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The filter rejected the frame.
+    Rejected,
+    /// Keep the frame; its summary when one was asked for or needed.
+    Accepted(Option<Summary>),
+}
+
+/// Applies the filter to each frame, counts, and keeps `--stats`; decodes
+/// only when something needs the summary.
+#[derive(Debug)]
+pub struct Matcher {
+    filter: Option<filter::Filter>,
+    stats: Option<stats::Stats>,
+    want_summary: bool,
+    counts: Counts,
+}
+
+impl Matcher {
+    /// A matcher; `want_summary` when the caller prints frames, `stats` to
+    /// keep counters.
+    pub fn new(filter: Option<filter::Filter>, want_summary: bool, stats: bool) -> Self {
+        Matcher { filter, stats: stats.then(stats::Stats::default), want_summary, counts: Counts::default() }
+    }
+
+    /// Decides on one frame of `link` type.
+    pub fn offer(&mut self, link: LinkType, frame: Frame<'_>) -> Verdict {
+        self.counts.received += 1;
+        let needs = self.want_summary || self.filter.is_some() || self.stats.is_some();
+        let summary = needs.then(|| decode::decode(link, frame.data));
+        if let (Some(filter), Some(summary)) = (&self.filter, &summary)
+            && !filter.matches(summary, frame.len)
+        {
+            return Verdict::Rejected;
+        }
+        self.counts.matched += 1;
+        if let (Some(stats), Some(summary)) = (&mut self.stats, &summary) {
+            stats.add(summary, frame.len);
+        }
+        Verdict::Accepted(summary.filter(|_| self.want_summary))
+    }
+
+    /// The counts so far (`dropped` is the capture's to fill in).
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// The `--stats` tables, when kept.
+    pub fn stats(&self) -> Option<stats::Report> {
+        self.stats.as_ref().map(stats::Stats::report)
+    }
 }

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use super::{PcapError, Record, read_exact_or, read_frame, read_record_start};
-use crate::sniff::{LinkType, Packet};
+use crate::sniff::{Frame, LinkType, Packet};
 
 const MICRO_MAGIC: u32 = 0xa1b2_c3d4;
 const NANO_MAGIC: u32 = 0xa1b2_3c4d;
@@ -57,7 +57,7 @@ impl<W: Write> Writer<W> {
     ///
     /// # Errors
     /// When `out` cannot be written.
-    pub fn write(&mut self, packet: &Packet) -> io::Result<()> {
+    pub fn write(&mut self, packet: Frame<'_>) -> io::Result<()> {
         let data = &packet.data[..packet.data.len().min(self.snaplen as usize)];
         let fraction = match self.precision {
             Precision::Micro => packet.time.subsec_micros(),

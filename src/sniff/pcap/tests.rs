@@ -9,7 +9,7 @@ fn packet(secs: u64, nanos: u32, data: &[u8]) -> Packet {
 fn write(precision: Precision, packets: &[Packet]) -> Vec<u8> {
     let mut writer = Writer::new(Vec::new(), LinkType::Ethernet, 65535, precision).unwrap();
     for p in packets {
-        writer.write(p).unwrap();
+        writer.write(p.frame()).unwrap();
     }
     writer.into_inner().unwrap()
 }
