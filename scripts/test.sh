@@ -17,6 +17,7 @@ peers=(
   ip:iproute2
   prlimit:util-linux
   setpriv:util-linux
+  tshark:tshark
 )
 
 missing=()
@@ -36,6 +37,10 @@ if ((${#missing[@]})); then
       trap 'rm -f "$policy"' EXIT
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # tshark's package asks whether non-root users may capture; the tests run as root.
+    if command -v debconf-set-selections >/dev/null 2>&1; then
+      echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else

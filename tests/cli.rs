@@ -30,6 +30,7 @@ fn version_and_help_with_examples() {
         &["lab", "deadlock", "--help"],
         &["lab", "servers", "--help"],
         &["scan", "--help"],
+        &["sniff", "--help"],
     ] {
         let help = run(command, b"");
         assert!(help.ok().contains("Examples:\n  socketeer "), "{command:?} has no examples");

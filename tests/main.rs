@@ -10,6 +10,7 @@ mod lab;
 mod peers;
 mod scan;
 mod serve;
+mod sniff;
 mod transfer;
 mod udp;
 mod util;

@@ -41,8 +41,13 @@ impl Stats {
     /// Counts one frame of `len` bytes on the wire.
     pub fn add(&mut self, packet: &Summary, len: u32) {
         self.protocols.entry(packet.proto).or_default().add(len);
+        // A packet counts for both its ports ("to or from port N"): across
+        // many connections the service's port adds up, each client's does not.
         if let (Some(sport), Some(dport)) = (packet.sport, packet.dport) {
-            self.ports.entry((packet.proto, service_port(packet.proto, sport, dport))).or_default().add(len);
+            self.ports.entry((packet.proto, sport)).or_default().add(len);
+            if dport != sport {
+                self.ports.entry((packet.proto, dport)).or_default().add(len);
+            }
         }
         if let Some(src) = packet.src {
             self.talkers.entry(src).or_default().add(len);
@@ -76,16 +81,6 @@ impl Stats {
     }
 }
 
-/// The port that names the service of a conversation: the one in the
-/// service table, else the lower (clients use high ephemeral ports).
-fn service_port(proto: Proto, sport: u16, dport: u16) -> u16 {
-    match (name(proto, sport), name(proto, dport)) {
-        (Some(_), None) => sport,
-        (None, Some(_)) => dport,
-        _ => sport.min(dport),
-    }
-}
-
 fn name(proto: Proto, port: u16) -> Option<&'static str> {
     let table = if proto == Proto::Udp { services::UDP } else { services::TCP };
     table.iter().find(|&&(p, _)| p == port).map(|&(_, name)| name)
@@ -96,7 +91,7 @@ fn name(proto: Proto, port: u16) -> Option<&'static str> {
 pub struct Report {
     /// Per protocol.
     pub protocols: Vec<ProtoRow>,
-    /// The busiest service ports.
+    /// The busiest ports, each counting the packets to or from it.
     pub ports: Vec<PortRow>,
     /// The addresses that sent the most bytes.
     pub talkers: Vec<TalkerRow>,
@@ -176,19 +171,16 @@ mod tests {
     #[test]
     fn counts_by_protocol_service_port_and_sender() {
         let mut stats = Stats::default();
-        stats.add(&packet(Proto::Tcp, "127.0.0.1", 50000, 22), 100);
-        stats.add(&packet(Proto::Tcp, "127.0.0.2", 22, 50000), 1000);
+        stats.add(&packet(Proto::Tcp, "127.0.0.1", 50123, 22), 100);
+        stats.add(&packet(Proto::Tcp, "127.0.0.2", 22, 50123), 1000);
         stats.add(&packet(Proto::Udp, "127.0.0.1", 40000, 40001), 60);
         stats.add(&Summary { proto: Proto::Arp, ..Summary::default() }, 42);
         let report = stats.report();
         let protocols: Vec<_> =
             report.protocols.iter().map(|r| (r.proto, r.tally.packets, r.tally.bytes)).collect();
         assert_eq!(protocols, [("arp", 1, 42), ("tcp", 2, 1100), ("udp", 1, 60)]);
-        assert_eq!(
-            (report.ports[0].port, report.ports[0].service, report.ports[0].tally.packets),
-            (22, Some("ssh"), 2)
-        );
-        assert_eq!(report.ports[1].port, 40000);
+        let ports: Vec<_> = report.ports.iter().map(|r| (r.port, r.service, r.tally.packets)).collect();
+        assert_eq!(ports, [(22, Some("ssh"), 2), (50123, None, 2), (40000, None, 1), (40001, None, 1)]);
         assert_eq!(report.talkers[0].addr, "127.0.0.2".parse::<IpAddr>().unwrap());
         assert!(report.to_string().contains("22/tcp ssh"), "{report}");
     }

@@ -50,7 +50,7 @@ impl<'a> PacketLine<'a> {
             summary,
             details: if extras.details { decode::details(link, frame.data) } else { Vec::new() },
             hex: extras.hex.then(|| frame.data.iter().map(|b| format!("{b:02x}")).collect()),
-            text: extras.ascii.then(|| printable(summary.payload(frame.data))),
+            text: extras.ascii.then(|| printable(summary.payload(frame.data))).filter(|t| !t.is_empty()),
             dump: extras.hex.then(|| hex_dump(frame.data)),
         }
     }
@@ -69,9 +69,7 @@ impl fmt::Display for PacketLine<'_> {
         if let Some(dump) = &self.dump {
             write!(f, "\n{dump}")?;
         }
-        if let Some(text) = &self.text
-            && !text.is_empty()
-        {
+        if let Some(text) = &self.text {
             write!(f, "\n{}", text.strip_suffix('\n').unwrap_or(text))?;
         }
         Ok(())
