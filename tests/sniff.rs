@@ -19,6 +19,8 @@ fn sniff(args: &[&str]) -> Daemon {
     let capture = Daemon::start(&all, 1);
     let listening: Value = serde_json::from_str(&capture.status_lines()[0]).unwrap();
     assert_eq!(listening["type"], "listening", "{listening}");
+    // Every filter here compiles to BPF, so the kernel drops other tests' traffic.
+    assert_eq!(listening["kernel_filter"], true, "{listening}");
     capture
 }
 
@@ -87,6 +89,7 @@ fn a_capture_shows_an_echo_conversation_and_tshark_agrees() {
 
     let summary = &objects(&stopped.stdout, "summary")[0];
     assert_eq!(summary["matched"].as_u64(), Some(packets.len() as u64), "{summary}");
+    assert_eq!(summary["received"], summary["matched"], "the kernel filter let others through: {summary}");
     assert!(summary["dropped"].is_u64(), "{summary}");
 
     // tshark reads the file, and sees the same packets: ports, flags and lengths.

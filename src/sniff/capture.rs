@@ -74,7 +74,11 @@ impl Capture {
         let ifindex = nix::net::if_::if_nametoindex(name.as_str())
             .map_err(|_| CaptureError::NoSuchInterface { name: name.clone() })?;
         let (link, loopback) = link_of(name)?;
-        let program = config.filter.as_ref().and_then(|f| bpf::compile(f, link, config.snaplen));
+        let program = config
+            .filter
+            .as_ref()
+            .and_then(|f| bpf::compile(f, link, config.snaplen))
+            .map(|program| program.into_iter().map(Into::into).collect());
         let kernel_filter = program.is_some();
         let snaplen = config.snaplen as usize;
         let socket = PacketSocket::open(ifindex, loopback, snaplen, config.buffer, program).map_err(|e| {
