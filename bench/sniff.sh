@@ -4,19 +4,26 @@
 # filter on the flood's port, and each reports what it captured and what the kernel
 # dropped for it.
 #
-#   bench/sniff.sh                      # 100k, 200k and as many datagrams/s as the generator can
-#   RATES="50000 max" SECONDS_EACH=5 bench/sniff.sh
+#   bench/sniff.sh                      # 50k and 100k datagrams/s, then as many as 2 senders can
+#   RATES="50000 max" SECONDS_EACH=5 FLOODERS=3 bench/sniff.sh
 #
 # The generator is a few lines of Python (one connected UDP socket, 16-byte payloads,
-# paced in 1 ms batches); a receiver socket that never reads keeps the port bound, so no
-# ICMP errors join the flood. Both sniffers run with their defaults (socketeer: 8 MiB
-# socket buffer; tcpdump: libpcap's 2 MiB TPACKET_V3 ring), then both with -B 2048.
+# paced in 1 ms batches; one process sends about 120k datagrams/s here, so "max" runs
+# FLOODERS of them unpaced, which also leaves the sniffers less CPU); a receiver socket
+# that never reads keeps the port bound, so no ICMP errors join the flood.
+#
+# Both sniffers run with their defaults (socketeer: 32 MiB socket buffer; tcpdump:
+# libpcap's 2 MiB TPACKET_V3 ring), then both with -B 2048. Each is stopped with SIGINT
+# once its file has stopped growing and a further 1.5 s has passed (tcpdump hands over a
+# ring block when it is full or after its 1 s timeout; stopping sooner would discard the
+# last block's packets).
 # Needs root (raw sockets) and tcpdump (installed with apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/sniff.sh: run as root (packet capture)" >&2; exit 1; }
 command -v tcpdump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null
-rates=${RATES:-100000 200000 max}
+rates=${RATES:-50000 100000 max}
+flooders=${FLOODERS:-2}
 seconds=${SECONDS_EACH:-3}
 cargo build --release -q
 bin=target/release/socketeer
@@ -38,7 +45,7 @@ for _ in $(seq 50); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 
 # Sends datagrams to $port at a rate (or "max") for some seconds; prints "sent seconds".
-flood() {
+flood_one() {
   python3 - "$port" "$1" "$2" <<'PY'
 import socket, sys, time
 port, rate, seconds = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
@@ -63,6 +70,17 @@ while True:
             time.sleep(delay)
 print(sent, time.perf_counter() - start)
 PY
+}
+
+# flood_one, once per rate, or $flooders times at once for "max"; prints the sums.
+flood() {
+  local n=1
+  [ "$1" = max ] && n=$flooders
+  local i
+  for i in $(seq "$n"); do flood_one "$1" "$2" >"$work/flood.$i.out" & done
+  wait
+  cat "$work"/flood.*.out | awk '{ sent += $1; if ($2 > took) took = $2 } END { print sent, took }'
+  rm -f "$work"/flood.*.out
 }
 
 # CPU seconds (user + system) a process has used so far.
@@ -95,6 +113,7 @@ round() {
   read -r sent took < <(flood "$rate" "$seconds")
   settle "$work/ours.pcap"
   settle "$work/theirs.pcap"
+  sleep 1.5
   local ours_cpu theirs_cpu
   ours_cpu=$(cpu "$ours")
   theirs_cpu=$(cpu "$theirs")

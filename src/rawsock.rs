@@ -120,23 +120,17 @@ pub(crate) fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
 const ETH_P_ALL: u16 = 0x0003;
 /// PACKET_OUTGOING: a frame this host sent.
 const PACKET_OUTGOING: u32 = 4;
-/// Frames received per system call.
-const BATCH: usize = 32;
+/// Frames received per system call, at most.
+pub(crate) const BATCH: usize = 64;
 
 /// A non-blocking `AF_PACKET` raw socket that sees the frames of one
 /// interface, link header included, with kernel timestamps and the kernel's
 /// count of frames dropped for want of queue space.
+#[derive(Debug)]
 pub(crate) struct PacketSocket {
     socket: Socket,
-    headers: MultiHeaders<()>,
     slots: Vec<Vec<u8>>,
     dropped: u32,
-}
-
-impl std::fmt::Debug for PacketSocket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacketSocket").field("socket", &self.socket).field("dropped", &self.dropped).finish()
-    }
 }
 
 impl PacketSocket {
@@ -172,13 +166,8 @@ impl PacketSocket {
             None => filter.push(SockFilter::new(op::RET_K, 0, 0, snaplen as u32)),
         }
         socket.attach_filter(&filter)?;
-        let cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, u32);
-        let mut socket = PacketSocket {
-            socket,
-            headers: MultiHeaders::preallocate(BATCH, Some(cmsg)),
-            slots: (0..BATCH).map(|_| vec![0u8; snaplen]).collect(),
-            dropped: 0,
-        };
+        let mut socket =
+            PacketSocket { socket, slots: (0..BATCH).map(|_| vec![0u8; snaplen]).collect(), dropped: 0 };
         // Frames queued before the filter was attached may be anyone's.
         while socket.recv(|_| {})? > 0 {}
         socket.dropped = 0;
@@ -193,16 +182,21 @@ impl PacketSocket {
     pub(crate) fn recv(&mut self, mut each: impl FnMut(Frame<'_>)) -> io::Result<usize> {
         let mut meta = [(0usize, Duration::ZERO); BATCH];
         let mut received = 0;
+        // Fresh headers each time: the kernel shrinks each header's control
+        // length to what it used, and nix does not restore it, so reused
+        // headers would truncate the next drop count.
+        let cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, u32);
+        let mut headers = MultiHeaders::<()>::preallocate(BATCH, Some(cmsg));
         {
             let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
                 self.slots.iter_mut().map(|slot| [IoSliceMut::new(slot)]).collect();
             let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC;
-            let results =
-                match recvmmsg(self.socket.as_raw_fd(), &mut self.headers, iovs.iter_mut(), flags, None) {
-                    Ok(results) => results,
-                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(0),
-                    Err(e) => return Err(e.into()),
-                };
+            let results = match recvmmsg(self.socket.as_raw_fd(), &mut headers, iovs.iter_mut(), flags, None)
+            {
+                Ok(results) => results,
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            };
             for (slot, message) in meta.iter_mut().zip(results) {
                 let mut time = Duration::ZERO;
                 for cmsg in message.cmsgs().into_iter().flatten() {

@@ -6,10 +6,14 @@ use std::time::{Duration, Instant};
 use super::filter::{Filter, bpf};
 use super::{Frame, LinkType};
 use crate::poll::{self, Waker};
-use crate::rawsock::{NEEDS_CAP_NET_RAW, PacketSocket};
+use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket};
 
 /// The longest a stopped capture spends reading what was already queued.
 const DRAIN_LIMIT: Duration = Duration::from_millis(200);
+/// How long frames may gather in the socket after a read that did not fill
+/// a batch: bounds the system calls per frame under load, at the cost of
+/// this much latency.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// What to capture, and how.
 #[derive(Clone, Debug)]
@@ -78,7 +82,7 @@ impl Capture {
             .filter
             .as_ref()
             .and_then(|f| bpf::compile(f, link, config.snaplen))
-            .map(|program| program.into_iter().map(Into::into).collect());
+            .map(|program| program.into_iter().map(Into::into).collect::<Vec<_>>());
         let kernel_filter = program.is_some();
         let snaplen = config.snaplen as usize;
         let socket = PacketSocket::open(ifindex, loopback, snaplen, config.buffer, program).map_err(|e| {
@@ -133,8 +137,18 @@ impl Capture {
             if done.get() {
                 return Ok(());
             }
-            if read == 0 {
-                poll::wait(&[std::os::fd::AsFd::as_fd(&self.socket), waker.as_fd()], None)?;
+            if read == BATCH {
+                continue;
+            }
+            if read > 0 {
+                // A part batch: let frames gather for a moment rather than
+                // pay a wake-up and a read per frame (TPACKET_V3 rings do the
+                // same with their block timeout).
+                poll::wait(&[waker.as_fd()], Some(Instant::now() + GATHER))?;
+                continue;
+            }
+            let ready = poll::wait(&[std::os::fd::AsFd::as_fd(&self.socket), waker.as_fd()], None)?;
+            if ready[1] {
                 waker.clear();
             }
         }

@@ -111,6 +111,9 @@ pub enum Verdict {
 #[derive(Debug)]
 pub struct Matcher {
     filter: Option<filter::Filter>,
+    /// The kernel ran the filter's BPF program: only uncertain frames need
+    /// checking again.
+    kernel_filtered: bool,
     stats: Option<stats::Stats>,
     want_summary: bool,
     counts: Counts,
@@ -120,15 +123,24 @@ impl Matcher {
     /// A matcher; `want_summary` when the caller prints frames, `stats` to
     /// keep counters.
     pub fn new(filter: Option<filter::Filter>, want_summary: bool, stats: bool) -> Self {
-        Matcher { filter, stats: stats.then(stats::Stats::default), want_summary, counts: Counts::default() }
+        let stats = stats.then(stats::Stats::default);
+        Matcher { filter, kernel_filtered: false, stats, want_summary, counts: Counts::default() }
+    }
+
+    /// Tells the matcher the kernel already ran the filter's BPF program.
+    pub fn kernel_filtered(mut self, yes: bool) -> Self {
+        self.kernel_filtered = yes;
+        self
     }
 
     /// Decides on one frame of `link` type.
     pub fn offer(&mut self, link: LinkType, frame: Frame<'_>) -> Verdict {
         self.counts.received += 1;
-        let needs = self.want_summary || self.filter.is_some() || self.stats.is_some();
+        let judge =
+            self.filter.as_ref().filter(|_| !self.kernel_filtered || filter::bpf::uncertain(frame.data));
+        let needs = self.want_summary || judge.is_some() || self.stats.is_some();
         let summary = needs.then(|| decode::decode(link, frame.data));
-        if let (Some(filter), Some(summary)) = (&self.filter, &summary)
+        if let (Some(filter), Some(summary)) = (judge, &summary)
             && !filter.matches(summary, frame.len)
         {
             return Verdict::Rejected;

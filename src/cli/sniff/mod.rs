@@ -59,8 +59,9 @@ pub struct Args {
     /// Bytes kept of each packet.
     #[arg(short, long, value_name = "BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(64..=262_144))]
     snaplen: u32,
-    /// Kernel buffer for packets waiting to be read, in KiB (tcpdump's -B).
-    #[arg(short = 'B', long, value_name = "KIB", default_value_t = 8192, value_parser = clap::value_parser!(u32).range(64..=1_048_576), conflicts_with = "read")]
+    /// Socket buffer for packets waiting to be read, in KiB (tcpdump's -B). The kernel
+    /// charges each queued frame its whole buffer (about 1 KiB for a small one).
+    #[arg(short = 'B', long, value_name = "KIB", default_value_t = 32768, value_parser = clap::value_parser!(u32).range(64..=1_048_576), conflicts_with = "read")]
     buffer_size: u32,
     /// Write nanosecond timestamps (default: microseconds, which every tool reads).
     #[arg(long, requires = "write")]
@@ -210,13 +211,16 @@ struct Plan {
 }
 
 impl Plan {
-    fn sink(&self, link: LinkType) -> anyhow::Result<Sink> {
+    /// A sink for frames of `link` type; `kernel_filtered` when the kernel
+    /// ran the filter first (most frames then need no decoding to be written).
+    fn sink(&self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
         Ok(Sink {
             out: Output::new(self.json),
             print: self.print,
             extras: self.extras,
             writer: self.open_writer(link)?,
-            matcher: Matcher::new(self.filter.clone(), self.print, self.stats),
+            matcher: Matcher::new(self.filter.clone(), self.print, self.stats)
+                .kernel_filtered(kernel_filtered),
             limit: self.limit,
             failed: None,
         })
@@ -290,7 +294,7 @@ fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
             Ok(record) => {
                 let current = match &mut sink_and_error.0 {
                     Some(current) => current,
-                    None => sink_and_error.0.insert(plan.sink(record.link)?),
+                    None => sink_and_error.0.insert(plan.sink(record.link, false)?),
                 };
                 if current.offer(record.link, record.packet.frame()).is_break() {
                     break;
@@ -304,7 +308,7 @@ fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
     }
     let sink = match sink_and_error.0 {
         Some(sink) => sink,
-        None => plan.sink(LinkType::Ethernet)?,
+        None => plan.sink(LinkType::Ethernet, false)?,
     };
     let counts = sink.matcher.counts();
     sink.finish(Summary { source: name, counts, kernel_filter: None }, to_stdout)?;
@@ -326,7 +330,7 @@ async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<
     // capture lives on one blocking thread.
     let result = tokio::task::spawn_blocking(move || {
         let mut capture = Capture::open(&config)?;
-        let mut sink = plan.sink(capture.link())?;
+        let mut sink = plan.sink(capture.link(), capture.kernel_filter())?;
         let listening = Listening {
             interface: config.interface.clone(),
             link: capture.link(),

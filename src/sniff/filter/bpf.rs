@@ -355,5 +355,17 @@ pub fn compile(filter: &Filter, link: LinkType, snaplen: u32) -> Option<Vec<Inst
     assembler.assemble()
 }
 
+/// Whether a program may have judged this Ethernet frame wrongly (it falls
+/// in an uncertain case): only such frames need [`Filter::matches`] after
+/// the kernel's program; for every other well-formed frame the two agree.
+pub fn uncertain(frame: &[u8]) -> bool {
+    let field = |at: usize| frame.get(at..at + 2).map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+    match field(ETHERTYPE as usize) {
+        Some(IPV6) => frame.get(20).is_some_and(|&next| IPV6_EXTENSIONS.contains(&u32::from(next))),
+        Some(ARP) => field(18) != Some(0x0604),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests;

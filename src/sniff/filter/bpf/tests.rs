@@ -189,15 +189,17 @@ proptest! {
         exact.push(fragment());
         exact.push(arp());
         for frame in &exact {
+            prop_assert!(!uncertain(frame));
             let expected = filter.matches(&decode(LinkType::Ethernet, frame), frame.len() as u32);
             let kept = run(&program, frame, frame.len() as u32) != 0;
             prop_assert_eq!(kept, expected, "{} on {:02x?}", filter, frame);
         }
         // Where it cannot know, the program keeps the frame for the exact filter to judge.
         let frame = with_extension_header();
-        if filter.matches(&decode(LinkType::Ethernet, &frame), frame.len() as u32) {
-            prop_assert!(run(&program, &frame, frame.len() as u32) != 0, "{}", filter);
-        }
+        let expected = filter.matches(&decode(LinkType::Ethernet, &frame), frame.len() as u32);
+        let kept = run(&program, &frame, frame.len() as u32) != 0;
+        prop_assert!(uncertain(&frame));
+        prop_assert!(kept || !expected, "{}", filter);
     }
 }
 
@@ -216,6 +218,16 @@ fn a_port_filter_compiles_to_a_short_program() {
     let not_udp: Filter = "not udp".parse().unwrap();
     assert_eq!(run(&compile(&not_udp, LinkType::Ethernet, 100).unwrap(), &frame, 0), 100);
     assert!(!not_udp.matches(&decode(LinkType::Ethernet, &frame), 0));
+}
+
+#[test]
+fn only_hidden_headers_are_uncertain() {
+    assert!(uncertain(&with_extension_header()));
+    let mut odd_arp = arp();
+    odd_arp[18] = 8; // 8-byte hardware addresses
+    assert!(uncertain(&odd_arp));
+    assert!(!uncertain(&arp()) && !uncertain(&fragment()) && !uncertain(&[]));
+    assert!(frames().iter().all(|f| !uncertain(f)));
 }
 
 #[test]
