@@ -34,16 +34,16 @@ pub(crate) fn check_raw_access() -> Result<(), String> {
 /// Classic BPF opcodes (linux/filter.h), for the programs this crate
 /// attaches to its sockets.
 pub(crate) mod op {
-    /// A = u32 at k.
-    pub const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    /// A = u16 at k.
-    pub const LD_H_ABS: u16 = 0x00 | 0x08 | 0x20;
-    /// A = u8 at k.
-    pub const LD_B_ABS: u16 = 0x00 | 0x10 | 0x20;
-    /// A = u16 at X + k.
-    pub const LD_H_IND: u16 = 0x00 | 0x08 | 0x40;
-    /// A = the packet's length.
-    pub const LD_W_LEN: u16 = 0x00 | 0x00 | 0x80;
+    /// A = u32 at k (BPF_LD | BPF_W | BPF_ABS).
+    pub const LD_W_ABS: u16 = 0x20;
+    /// A = u16 at k (BPF_LD | BPF_H | BPF_ABS).
+    pub const LD_H_ABS: u16 = 0x28;
+    /// A = u8 at k (BPF_LD | BPF_B | BPF_ABS).
+    pub const LD_B_ABS: u16 = 0x30;
+    /// A = u16 at X + k (BPF_LD | BPF_H | BPF_IND).
+    pub const LD_H_IND: u16 = 0x48;
+    /// A = the packet's length (BPF_LD | BPF_W | BPF_LEN).
+    pub const LD_W_LEN: u16 = 0x80;
     /// X = 4 * (u8 at k & 0xf): an IPv4 header's length.
     pub const LDX_B_MSH: u16 = 0x01 | 0x10 | 0xa0;
     /// A &= k.

@@ -112,7 +112,8 @@ mod tests {
         let dump = hex_dump(b"GET / HTTP/1.1\r\nHost: x\r\n");
         let lines: Vec<&str> = dump.lines().collect();
         assert_eq!(lines[0], "\t0x0000:  4745 5420 2f20 4854 5450 2f31 2e31 0d0a  GET / HTTP/1.1..");
-        assert_eq!(lines[1], "\t0x0010:  486f 7374 3a20 780d 0a                 Host: x..");
+        assert_eq!(lines[1], "\t0x0010:  486f 7374 3a20 780d 0a                   Host: x..");
+        assert_eq!(lines[0].find("GET"), lines[1].find("Host"), "columns line up");
     }
 
     #[test]

@@ -23,12 +23,13 @@ use format::{Extras, PacketLine};
 
 const EXAMPLES: &str = "\
 Examples:
+  socketeer sniff -r echo.pcap                       # read a pcap or pcapng file (no root needed)
+  socketeer sniff -r echo.pcap 'tcp and port 7007' --json
+  socketeer sniff -r echo.pcap --stats               # protocols, ports and top talkers
   sudo socketeer sniff                               # everything on lo, one line per packet
   sudo socketeer sniff -i lo tcp port 7007 -c 10     # the first 10 packets to or from port 7007
   sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
-  sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark
-  socketeer sniff -r echo.pcap 'tcp and port 7007' --json  # read a pcap or pcapng file
-  socketeer sniff -r echo.pcap --stats               # protocols, ports and top talkers
+  sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
 
 Filters: tcp udp icmp icmp6 arp ip ip6, [src|dst] host ADDR, [src|dst] net CIDR,
 [tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ).
@@ -87,16 +88,22 @@ pub struct Args {
 }
 
 /// Rewrites tcpdump habits after `sniff`: `-v` (header details) becomes
-/// `--detail`, since `-v` elsewhere means more logging.
+/// `--detail`, since `-v` elsewhere means more logging; clusters such as
+/// `-vx` or `-nvA` keep their other flags.
 pub fn tcpdump_style_args(args: Vec<OsString>) -> Vec<OsString> {
+    const FLAGS: &str = "vxAn";
     let Some(at) = args.iter().position(|a| a == "sniff") else { return args };
     let mut out = args[..=at].to_vec();
     for arg in &args[at + 1..] {
-        match arg.to_str() {
+        match arg.to_str().and_then(|a| a.strip_prefix('-')) {
             Some(flags)
-                if flags.len() > 1 && flags.starts_with('-') && flags[1..].bytes().all(|b| b == b'v') =>
+                if !flags.is_empty() && flags.contains('v') && flags.chars().all(|c| FLAGS.contains(c)) =>
             {
                 out.push("--detail".into());
+                let rest: String = flags.chars().filter(|&c| c != 'v').collect();
+                if !rest.is_empty() {
+                    out.push(format!("-{rest}").into());
+                }
             }
             _ => out.push(arg.clone()),
         }
@@ -129,12 +136,15 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// A pcap file (or stdout) being written.
+type PcapOut = pcap::Writer<BufWriter<Box<dyn Write + Send>>>;
+
 /// Where kept packets go.
 struct Sink {
     out: Output,
     print: bool,
     extras: Extras,
-    writer: Option<pcap::Writer<BufWriter<Box<dyn Write + Send>>>>,
+    writer: Option<PcapOut>,
     matcher: Matcher,
     limit: Option<u64>,
     failed: Option<anyhow::Error>,
@@ -226,10 +236,7 @@ impl Plan {
         })
     }
 
-    fn open_writer(
-        &self,
-        link: LinkType,
-    ) -> anyhow::Result<Option<pcap::Writer<BufWriter<Box<dyn Write + Send>>>>> {
+    fn open_writer(&self, link: LinkType) -> anyhow::Result<Option<PcapOut>> {
         let Some(path) = &self.write else { return Ok(None) };
         let out: Box<dyn Write + Send> = if path == Path::new("-") {
             Box::new(io::stdout())
@@ -381,5 +388,32 @@ impl std::fmt::Display for Listening {
             write!(f, ", filter compiled to BPF in the kernel")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        let args = args.iter().map(OsString::from).collect();
+        tcpdump_style_args(args).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn dash_v_means_details_after_sniff_only() {
+        assert_eq!(
+            rewrite(&["socketeer", "-v", "sniff", "-v", "port", "80"]),
+            ["socketeer", "-v", "sniff", "--detail", "port", "80"]
+        );
+        assert_eq!(
+            rewrite(&["socketeer", "sniff", "-vx", "-nvvA"]),
+            ["socketeer", "sniff", "--detail", "-x", "--detail", "-nA"]
+        );
+        assert_eq!(
+            rewrite(&["socketeer", "sniff", "-vw", "-i", "lo"]),
+            ["socketeer", "sniff", "-vw", "-i", "lo"]
+        );
+        assert_eq!(rewrite(&["socketeer", "echo", "serve", "-v"]), ["socketeer", "echo", "serve", "-v"]);
     }
 }

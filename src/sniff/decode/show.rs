@@ -187,7 +187,7 @@ pub fn details(link: LinkType, frame: &[u8]) -> Vec<String> {
         None => {}
     }
     match &packet.transport {
-        Some(TransportSlice::Tcp(tcp)) => lines.push(tcp_details(&tcp)),
+        Some(TransportSlice::Tcp(tcp)) => lines.push(tcp_details(tcp)),
         Some(TransportSlice::Udp(udp)) => {
             lines.push(format!("UDP length {}, checksum 0x{:04x}", udp.length(), udp.checksum()));
         }

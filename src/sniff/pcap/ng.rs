@@ -75,7 +75,7 @@ impl<R: Read> Reader<R> {
 
     fn block_len(&self, total: u32) -> Result<usize, PcapError> {
         let total = total as usize;
-        if total < 12 || total % 4 != 0 {
+        if total < 12 || !total.is_multiple_of(4) {
             return Err(corrupt(&format!("a block length of {total}")));
         }
         Ok(total)
