@@ -112,7 +112,7 @@ impl Capture {
 
     /// Hands every frame to `each` until it breaks or `waker` is stopped;
     /// after a stop, frames already queued are still read (for at most
-    /// [`DRAIN_LIMIT`]).
+    /// 200 ms).
     ///
     /// # Errors
     /// When the socket or the wait fails.
