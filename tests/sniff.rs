@@ -6,7 +6,8 @@
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -65,7 +66,7 @@ fn a_capture_shows_an_echo_conversation_and_tshark_agrees() {
     let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), "hello"], b"");
     assert_eq!(sent.ok().trim(), "hello");
     // The connection is closed once `send` returns; its last segments may still be in flight.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300));
     let stopped = capture.stop_with("INT");
     assert!(stopped.status.success(), "{stopped:?}");
 
@@ -161,6 +162,40 @@ fn files_tshark_writes_read_back_the_same_and_count_stops_a_capture() {
             .collect::<Vec<_>>()
     };
     assert_eq!(without_time(read_as_rewritten_by_tshark(&pcap, "pcap")), without_time(ours));
+}
+
+#[test]
+fn a_live_dumpcap_capture_reads_back() {
+    require("dumpcap", "tshark");
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    for (name, format) in [("dumpcap.pcapng", None), ("dumpcap.pcap", Some("-P"))] {
+        let path = dir.path().join(name);
+        let mut dumpcap = Command::new("dumpcap");
+        dumpcap.args(["-q", "-i", "lo", "-f", &format!("udp dst port {port}"), "-c", "3", "-w"]).arg(&path);
+        let mut child = dumpcap.args(format).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // dumpcap says nothing reliable about when its capture starts: send
+        // numbered datagrams until it has its three.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut sent = 0u32;
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("dumpcap captured fewer than 3 of {sent} datagrams");
+            }
+            receiver.send_to(sent.to_string().as_bytes(), ("127.0.0.1", port)).unwrap();
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let read = run(&["sniff", "-r", path.to_str().unwrap(), "--json", "-A"], b"");
+        let packets: Vec<Value> = read.json_lines().into_iter().filter(|v| v["type"] == "packet").collect();
+        assert_eq!(packets.len(), 3, "{name}: {packets:?}");
+        assert!(packets.iter().all(|p| p["dport"] == port && p["proto"] == "udp"), "{name}");
+        let numbers: Vec<u32> =
+            packets.iter().map(|p| p["text"].as_str().unwrap().parse().unwrap()).collect();
+        assert_eq!(numbers, [numbers[0], numbers[0] + 1, numbers[0] + 2], "{name}");
+    }
 }
 
 #[test]

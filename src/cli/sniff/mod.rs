@@ -4,11 +4,12 @@ mod format;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use socketeer::poll::Waker;
 use socketeer::shutdown;
@@ -148,6 +149,8 @@ struct Sink {
     matcher: Matcher,
     limit: Option<u64>,
     failed: Option<anyhow::Error>,
+    /// A running count on a terminal while packets go only to a file.
+    progress: Option<ProgressBar>,
 }
 
 impl Sink {
@@ -159,8 +162,12 @@ impl Sink {
             self.failed = Some(e);
             return ControlFlow::Break(());
         }
+        let matched = self.matcher.counts().matched;
+        if let Some(bar) = &self.progress {
+            bar.set_position(matched);
+        }
         match self.limit {
-            Some(limit) if self.matcher.counts().matched >= limit => ControlFlow::Break(()),
+            Some(limit) if matched >= limit => ControlFlow::Break(()),
             _ => ControlFlow::Continue(()),
         }
     }
@@ -181,6 +188,9 @@ impl Sink {
     }
 
     fn finish(mut self, summary: Summary, to_stdout: bool) -> anyhow::Result<()> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
         if let Some(writer) = self.writer.take() {
             writer.into_inner().context("writing the pcap file")?;
         }
@@ -215,6 +225,7 @@ struct Plan {
     filter: Option<Filter>,
     stats: bool,
     limit: Option<u64>,
+    progress: bool,
     write: Option<PathBuf>,
     snaplen: u32,
     precision: Precision,
@@ -233,6 +244,14 @@ impl Plan {
                 .kernel_filtered(kernel_filtered),
             limit: self.limit,
             failed: None,
+            progress: self.progress.then(|| {
+                let style = ProgressStyle::with_template("{spinner} {pos} packets written to {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let file = self.write.as_deref().unwrap_or(Path::new("-")).display().to_string();
+                let bar = ProgressBar::new_spinner().with_style(style).with_message(file);
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                bar
+            }),
         })
     }
 
@@ -268,6 +287,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         filter: filter.clone(),
         stats: args.stats,
         limit: args.count,
+        progress: !print && !pcap_to_stdout && args.read.is_none() && io::stderr().is_terminal(),
         write: args.write.clone(),
         snaplen: args.snaplen,
         precision: if args.nano { Precision::Nano } else { Precision::Micro },
@@ -337,7 +357,6 @@ async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<
     // capture lives on one blocking thread.
     let result = tokio::task::spawn_blocking(move || {
         let mut capture = Capture::open(&config)?;
-        let mut sink = plan.sink(capture.link(), capture.kernel_filter())?;
         let listening = Listening {
             interface: config.interface.clone(),
             link: capture.link(),
@@ -345,10 +364,11 @@ async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<
             kernel_filter: capture.kernel_filter(),
         };
         if to_stdout && json {
-            sink.out.emit("listening", &listening)?;
+            Output::new(json).emit("listening", &listening)?;
         } else {
             writeln!(io::stderr(), "{listening}")?;
         }
+        let mut sink = plan.sink(capture.link(), capture.kernel_filter())?;
         let link = capture.link();
         capture
             .run(&waker, |frame| sink.offer(link, frame))
