@@ -130,7 +130,10 @@ pub(crate) const BATCH: usize = 64;
 pub(crate) struct PacketSocket {
     socket: Socket,
     slots: Vec<Vec<u8>>,
+    /// The kernel's count of drops, as of the last frame read.
     dropped: u32,
+    /// That count when the capture started.
+    dropped_before: u32,
 }
 
 impl PacketSocket {
@@ -166,11 +169,21 @@ impl PacketSocket {
             None => filter.push(SockFilter::new(op::RET_K, 0, 0, snaplen as u32)),
         }
         socket.attach_filter(&filter)?;
-        let mut socket =
-            PacketSocket { socket, slots: (0..BATCH).map(|_| vec![0u8; snaplen]).collect(), dropped: 0 };
-        // Frames queued before the filter was attached may be anyone's.
-        while socket.recv(|_| {})? > 0 {}
-        socket.dropped = 0;
+        let mut socket = PacketSocket {
+            socket,
+            slots: (0..BATCH).map(|_| vec![0u8; snaplen]).collect(),
+            dropped: 0,
+            dropped_before: 0,
+        };
+        // Frames queued before the filter was attached may be anyone's. A
+        // batch that is not full means the queue was emptied; a flood that
+        // matches the filter must not keep us here, hence the bound.
+        for _ in 0..64 {
+            if socket.recv(|_| {})? < BATCH {
+                break;
+            }
+        }
+        socket.dropped_before = socket.dropped;
         Ok(socket)
     }
 
@@ -224,7 +237,7 @@ impl PacketSocket {
     /// Frames the kernel dropped because this socket's queue was full, as of
     /// the last frame read (the kernel reports the count with each frame).
     pub(crate) fn dropped(&self) -> u64 {
-        u64::from(self.dropped)
+        u64::from(self.dropped.wrapping_sub(self.dropped_before))
     }
 }
 
