@@ -3,6 +3,7 @@
 
 mod bench;
 mod chat;
+mod chat_terminal;
 mod cli;
 mod daytime;
 mod echo;

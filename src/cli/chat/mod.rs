@@ -1,5 +1,6 @@
 //! `socketeer chat`: the chat server and its terminal client.
 
+mod editor;
 mod terminal;
 
 use std::fmt;

@@ -1,11 +1,7 @@
-//! `chat join` at a terminal: a small line editor in raw mode, so that lines
-//! from the server can be printed while the user types, above the line being
-//! edited, without cutting into it.
-//!
-//! Keys: printable text, Backspace, Ctrl-U (clear the line), Enter (send),
-//! Ctrl-D on an empty line or Ctrl-C (leave). Escape sequences (arrows and
-//! the like) are ignored. The terminal's mode is restored on drop, however
-//! the session ends.
+//! `chat join` at a terminal: raw mode and drawing for the [`Editor`], so
+//! that lines from the server can be printed while the user types, above the
+//! line being edited, without cutting into it. The terminal's mode is
+//! restored on drop, however the session ends.
 
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,13 +9,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures::channel::mpsc;
 use nix::sys::termios::{self, InputFlags, LocalFlags, SetArg, SpecialCharacterIndices, Termios};
 
+use super::editor::{Editor, Outcome};
+
 const PROMPT: &str = "> ";
 /// Clears the terminal's current row and goes to its start.
 const CLEAR_ROW: &str = "\r\x1b[K";
 
 /// The terminal while `chat join` runs: raw input, the line being typed.
 pub struct Terminal {
-    line: Arc<Mutex<String>>,
+    editor: Arc<Mutex<Editor>>,
     saved: Termios,
 }
 
@@ -39,11 +37,11 @@ impl Terminal {
         raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
         raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
         termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &raw)?;
-        let terminal = Terminal { line: Arc::new(Mutex::new(String::new())), saved };
+        let terminal = Terminal { editor: Arc::new(Mutex::new(Editor::default())), saved };
         let (typed, lines) = mpsc::unbounded();
-        let line = terminal.line.clone();
-        std::thread::spawn(move || read_keys(&line, &typed));
-        redraw("", "")?;
+        let editor = terminal.editor.clone();
+        std::thread::spawn(move || read_keys(&editor, &typed));
+        redraw(&Editor::default(), "")?;
         Ok((terminal, lines))
     }
 
@@ -52,9 +50,9 @@ impl Terminal {
     /// # Errors
     /// When the terminal cannot be written.
     pub fn print(&self, text: &str) -> io::Result<()> {
-        // Holding the line keeps the key reader from drawing meanwhile.
-        let line = self.line.lock().unwrap_or_else(PoisonError::into_inner);
-        redraw(&line, &format!("{text}\r\n"))
+        // Holding the editor keeps the key reader from drawing meanwhile.
+        let editor = self.editor.lock().unwrap_or_else(PoisonError::into_inner);
+        redraw(&editor, &format!("{text}\r\n"))
     }
 }
 
@@ -66,31 +64,23 @@ impl Drop for Terminal {
     }
 }
 
-/// Rewrites the current row: `above` (whole lines), then the prompt and `line`.
-fn redraw(line: &str, above: &str) -> io::Result<()> {
+/// Rewrites the current row: `above` (whole lines), then the prompt and the
+/// line, with the cursor where the editor has it.
+fn redraw(editor: &Editor, above: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
-    write!(out, "{CLEAR_ROW}{above}{PROMPT}{line}")?;
+    write!(out, "{CLEAR_ROW}{above}{PROMPT}{}", editor.line())?;
+    match editor.columns_after_cursor() {
+        0 => {}
+        back => write!(out, "\x1b[{back}D")?,
+    }
     out.flush()
 }
 
-/// Where an escape sequence is, while one is being skipped.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Escape {
-    None,
-    /// After ESC.
-    Start,
-    /// After `ESC [` or `ESC O`: parameters until a final byte.
-    Sequence,
-}
-
-/// Reads keys until the user leaves or stdin ends, editing `line` and
+/// Reads keys until the user leaves or stdin ends, editing the line and
 /// sending each entered line to `typed`.
-fn read_keys(line: &Mutex<String>, typed: &mpsc::UnboundedSender<io::Result<String>>) {
+fn read_keys(editor: &Mutex<Editor>, typed: &mpsc::UnboundedSender<io::Result<String>>) {
     let mut stdin = io::stdin().lock();
     let mut keys = [0u8; 256];
-    // The bytes of a character not yet complete.
-    let mut partial = Vec::new();
-    let mut escape = Escape::None;
     loop {
         let n = match stdin.read(&mut keys) {
             Ok(0) => return,
@@ -101,44 +91,21 @@ fn read_keys(line: &Mutex<String>, typed: &mpsc::UnboundedSender<io::Result<Stri
                 return;
             }
         };
-        let mut line = line.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut editor = editor.lock().unwrap_or_else(PoisonError::into_inner);
         let mut above = String::new();
         for &key in &keys[..n] {
-            match (escape, key) {
-                (Escape::Start, b'[' | b'O') => escape = Escape::Sequence,
-                (Escape::Start, _) => escape = Escape::None,
-                (Escape::Sequence, 0x40..=0x7e) => escape = Escape::None,
-                (Escape::Sequence, _) => {}
-                (Escape::None, 0x1b) => escape = Escape::Start,
-                (Escape::None, b'\r' | b'\n') => {
-                    let entered = std::mem::take(&mut *line);
-                    above.push_str(&format!("{PROMPT}{entered}\r\n"));
-                    if typed.unbounded_send(Ok(entered)).is_err() {
+            match editor.key(key) {
+                None => {}
+                Some(Outcome::Leave) => return,
+                Some(Outcome::Entered(line)) => {
+                    above.push_str(&format!("{PROMPT}{line}\r\n"));
+                    if typed.unbounded_send(Ok(line)).is_err() {
                         return;
-                    }
-                }
-                // Ctrl-C, or Ctrl-D on an empty line: leave.
-                (Escape::None, 0x03) => return,
-                (Escape::None, 0x04) if line.is_empty() => return,
-                (Escape::None, 0x7f | 0x08) => {
-                    line.pop();
-                }
-                (Escape::None, 0x15) => line.clear(),
-                (Escape::None, 0x00..=0x1f) => {}
-                (Escape::None, _) => {
-                    partial.push(key);
-                    match std::str::from_utf8(&partial) {
-                        Ok(text) => {
-                            line.push_str(text);
-                            partial.clear();
-                        }
-                        Err(e) if e.error_len().is_some() => partial.clear(),
-                        Err(_) => {}
                     }
                 }
             }
         }
-        if redraw(&line, &above).is_err() {
+        if redraw(&editor, &above).is_err() {
             return;
         }
     }
