@@ -66,14 +66,38 @@ impl Default for Editor {
 
 impl Editor {
     /// The line as typed.
-    pub fn line(&self) -> String {
+    #[cfg(test)]
+    fn line(&self) -> String {
         self.line.iter().collect()
     }
 
     /// Terminal columns from the cursor to the end of the line: how far
     /// to move back after drawing the whole line.
-    pub fn columns_after_cursor(&self) -> usize {
-        self.line[self.cursor..].iter().collect::<String>().width()
+    #[cfg(test)]
+    fn columns_after_cursor(&self) -> usize {
+        self.view(usize::MAX).1
+    }
+
+    /// What to draw in `columns` columns: the part of the line around the
+    /// cursor that fits (the whole line when it does, so a long line scrolls
+    /// sideways instead of wrapping), and how many columns to move back
+    /// after drawing it to put the cursor in place.
+    pub fn view(&self, columns: usize) -> (String, usize) {
+        let width = |c: &char| c.to_string().width();
+        // From the cursor back, as much as fits with room for the cursor itself.
+        let mut start = self.cursor;
+        let mut used = 0;
+        while start > 0 && used + width(&self.line[start - 1]) < columns {
+            start -= 1;
+            used += width(&self.line[start]);
+        }
+        let mut end = self.cursor;
+        while end < self.line.len() && used + width(&self.line[end]) <= columns {
+            used += width(&self.line[end]);
+            end += 1;
+        }
+        let after = self.line[self.cursor..end].iter().map(width).sum();
+        (self.line[start..end].iter().collect(), after)
     }
 
     /// Takes one byte of input.
@@ -320,6 +344,21 @@ mod tests {
         assert_eq!(e.line(), "a日本");
         type_keys(&mut e, &[0xff, b'x']);
         assert_eq!(e.line(), "ax日本", "an invalid byte is dropped, not inserted");
+    }
+
+    #[test]
+    fn a_line_wider_than_the_terminal_scrolls_to_keep_the_cursor_in_view() {
+        let mut e = Editor::default();
+        type_keys(&mut e, b"0123456789");
+        assert_eq!(e.view(20), ("0123456789".to_owned(), 0));
+        assert_eq!(e.view(5), ("6789".to_owned(), 0), "room is kept for the cursor after the text");
+        type_keys(&mut e, b"\x01");
+        assert_eq!(e.view(5), ("01234".to_owned(), 5));
+        type_keys(&mut e, &RIGHT.repeat(7));
+        assert_eq!(e.view(5), ("34567".to_owned(), 1));
+        let mut wide = Editor::default();
+        type_keys(&mut wide, "日本語".as_bytes());
+        assert_eq!(wide.view(5), ("本語".to_owned(), 0), "a wide character is never cut in half");
     }
 
     #[test]

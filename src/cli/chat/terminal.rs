@@ -67,11 +67,13 @@ impl Drop for Terminal {
 /// Rewrites the current row: `above` (whole lines), then the prompt and the
 /// line, with the cursor where the editor has it.
 fn redraw(editor: &Editor, above: &str) -> io::Result<()> {
+    // Asked each time, so a resized window is drawn right at the next key.
+    let (_, columns) = console::Term::stdout().size();
+    let (visible, back) = editor.view(usize::from(columns).saturating_sub(PROMPT.len()));
     let mut out = io::stdout().lock();
-    write!(out, "{CLEAR_ROW}{above}{PROMPT}{}", editor.line())?;
-    match editor.columns_after_cursor() {
-        0 => {}
-        back => write!(out, "\x1b[{back}D")?,
+    write!(out, "{CLEAR_ROW}{above}{PROMPT}{visible}")?;
+    if back > 0 {
+        write!(out, "\x1b[{back}D")?;
     }
     out.flush()
 }
