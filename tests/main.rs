@@ -3,6 +3,7 @@
 
 mod bench;
 mod chat;
+mod chat_cluster;
 mod cli;
 mod daytime;
 mod echo;

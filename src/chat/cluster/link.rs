@@ -83,9 +83,11 @@ impl Link {
         let first = !self.connected_once;
         self.connected_once = true;
         let away = self.down_since.take().map(|since| since.elapsed());
-        match (self.loud, first, away) {
-            (true, true, _) => info!(node, "joined the chat cluster at {url}"),
-            (true, false, Some(away)) => info!(
+        match (self.loud, away) {
+            (true, Some(away)) if first => {
+                info!(node, "reached Redis at {url} after {:.1} s", away.as_secs_f64());
+            }
+            (true, Some(away)) => info!(
                 node,
                 "reconnected to Redis at {url} after {:.1} s; catching up",
                 away.as_secs_f64()

@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult, Value};
+use tracing::info;
 
 use super::entry::{self, Body, Entry, EntryId, Writer};
 use super::link::Link;
@@ -84,8 +85,10 @@ impl Reader {
         self.presence.1 = last_id(connection, &self.presence.0).await?;
         self.inbox.1 = last_id(connection, &self.inbox.0).await?;
         let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(entry::nodes_key()).query_async(connection).await?;
+        let mut others = 0;
         for other in nodes.iter().filter(|n| **n != self.node.config.node) {
             let members = members(connection, other).await?;
+            others += members.len();
             self.shared.hub.lock().remote_node(other, &members);
         }
         let rooms: Vec<Arc<str>> = self.shared.hub.lock().room_keys().cloned().collect();
@@ -114,6 +117,8 @@ impl Reader {
             self.shared.hub.lock().seed_history(&room, lines);
             self.rooms.insert(room, (key, end));
         }
+        let (node, url) = (&self.node.config.node, self.node.config.shown_url());
+        info!(node, "joined the chat cluster at {url}: {others} clients on other nodes");
         Ok(())
     }
 
