@@ -50,9 +50,11 @@ impl fmt::Display for RttSummary {
     }
 }
 
-/// A duration in milliseconds, as a float for display and JSON.
+/// A duration in milliseconds, as a float for display and JSON. Whole
+/// nanoseconds divided once, so JSON shows `0.557182`, not the
+/// `0.5571820000000001` that seconds times a thousand rounds to.
 pub fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
+    d.as_nanos() as f64 / 1e6
 }
 
 /// Serializes a duration as fractional milliseconds.
@@ -82,6 +84,12 @@ pub fn percent(lost: u64, total: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_print_as_written() {
+        assert_eq!(serde_json::json!(millis(Duration::from_nanos(557_182))).to_string(), "0.557182");
+        assert_eq!(millis(Duration::from_secs(2)), 2000.0);
+    }
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)

@@ -1,6 +1,9 @@
 //! The load generators, briefly, against our own servers.
 
-use crate::util::{Daemon, run};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{Daemon, run, socketeer};
 
 #[test]
 fn bench_echo_reports_throughput_and_latency_over_tcp_and_udp() {
@@ -33,4 +36,33 @@ fn bench_echo_counts_wrong_answers_as_errors() {
     let report = out.json_of("report");
     assert_eq!(report["requests"], 0);
     assert!(report["errors"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn bench_echo_reports_what_it_measured_when_stopped_or_when_the_server_goes() {
+    let server = Daemon::start(&["echo", "serve", "--tcp", "--port", "0"], 1);
+    let target = server.addr("echo", "tcp").to_string();
+    let long_run = ["bench", "echo", &target, "-c", "2", "-d", "60s", "--json"].map(str::to_owned);
+
+    // Ctrl-C: the numbers so far, and success.
+    let child = socketeer().args(&long_run).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["stopped_early"], true);
+    assert!(report["seconds"].as_f64().unwrap() < 30.0, "{report}");
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+
+    // The server goes away: the numbers so far, then the error, exit 1.
+    let measuring = std::thread::spawn(move || run(&long_run.each_ref().map(String::as_str), b""));
+    std::thread::sleep(Duration::from_millis(800));
+    server.stop_with("TERM");
+    let out = measuring.join().unwrap();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("2 of 2 clients failed mid-run"), "{}", out.stderr);
+    let report = out.json_of("report");
+    assert_eq!(report["failed_clients"], 2);
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
 }

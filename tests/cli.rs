@@ -11,32 +11,35 @@ use crate::util::{Daemon, closed_port, run, socketeer};
 fn version_and_help_with_examples() {
     let version = run(&["--version"], b"");
     assert_eq!(version.ok().trim(), format!("socketeer {}", env!("CARGO_PKG_VERSION")));
-    for command in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["echo", "serve", "--help"],
-        &["echo", "send", "--help"],
-        &["echo", "ping", "--help"],
-        &["daytime", "serve", "--help"],
-        &["daytime", "get", "--help"],
-        &["udp", "serve", "--help"],
-        &["udp", "send", "--help"],
-        &["bench", "echo", "--help"],
-        &["bench", "chat", "--help"],
-        &["chat", "serve", "--help"],
-        &["chat", "join", "--help"],
-        &["lab", "threads", "--help"],
-        &["lab", "processes", "--help"],
-        &["lab", "cpu", "--help"],
-        &["lab", "race", "--help"],
-        &["lab", "producer-consumer", "--help"],
-        &["lab", "deadlock", "--help"],
-        &["lab", "servers", "--help"],
-        &["scan", "--help"],
-    ] {
-        let help = run(command, b"");
-        assert!(help.ok().contains("Examples:\n  socketeer "), "{command:?} has no examples");
+    // Every command and subcommand, found by walking the help itself.
+    let mut pending = vec![Vec::<String>::new()];
+    let mut seen = 0;
+    while let Some(command) = pending.pop() {
+        let args: Vec<&str> = command.iter().map(String::as_str).chain(["--help"]).collect();
+        let help = run(&args, b"").ok().to_owned();
+        let (_, examples) =
+            help.split_once("Examples:\n").unwrap_or_else(|| panic!("{command:?}: no examples"));
+        let examples = examples.split("\n\n").next().unwrap_or_default();
+        for line in examples.lines() {
+            // A line without a command is an example wrapped by clap: too wide.
+            assert!(
+                line.contains("socketeer") || line.contains("nc "),
+                "{command:?}: wrapped example {line:?}"
+            );
+        }
+        if let Some((_, commands)) = help.split_once("Commands:\n") {
+            for line in commands.lines().take_while(|l| !l.is_empty()) {
+                match line.split_whitespace().next() {
+                    Some(name) if line.starts_with("  ") && !line.starts_with("   ") && name != "help" => {
+                        pending.push([command.clone(), vec![name.to_owned()]].concat());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        seen += 1;
     }
+    assert!(seen > 25, "only {seen} commands found");
 }
 
 #[test]
@@ -52,6 +55,14 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         (&["udp", "send", "localhost", "--timeout", "soon"], "'soon' is not a duration"),
         (&["serve", "--only", "gopher"], "gopher"),
         (&["serve", "--except", "echo,daytime,time,udp,transfer,chat"], "no service"),
+        (
+            &["serve", "--echo-port", "7100", "--chat-port", "7100"],
+            "--echo-port and --chat-port are both 7100",
+        ),
+        (
+            &["daytime", "serve", "--port", "7101", "--time-port", "7101"],
+            "--port and --time-port are both 7101",
+        ),
         (&["chat", "serve", "--rate-limit", "lots"], "'lots' is not a rate of lines"),
         (&["chat", "serve", "--max-per-ip", "0"], "'0' is not a number of connections"),
         (&["chat", "serve", "--queue", "0"], "must be more than zero"),

@@ -90,11 +90,35 @@ fn the_link_can_be_flapped_through_the_control_socket() {
     assert_eq!(stats(&proxy)["up"]["dropped_loss"], 10);
     assert_eq!(ctl(&proxy, &["show"]), "up: no impairment; down: no impairment");
     let addr = proxy.addr("control", "tcp").to_string();
-    let bad = run(&["impair", "ctl", &addr, "set", "loss=lots"], b"");
-    assert_eq!(bad.code(), Some(1));
-    assert!(bad.stderr.contains("loss: 'lots' is not a probability"), "{}", bad.stderr);
-    let unknown = run(&["impair", "ctl", &addr, "frobnicate"], b"");
-    assert!(unknown.stderr.contains("unknown command 'frobnicate'"), "{}", unknown.stderr);
+    let refused = [
+        (&["set", "loss=lots"][..], "loss: 'lots' is not a probability"),
+        (&["set", "loss"], "loss needs a value, as in loss=VALUE"),
+        (&["frobnicate"], "unknown command 'frobnicate'"),
+    ];
+    for (words, why) in refused {
+        let out = run(&[&["impair", "ctl", &addr][..], words].concat(), b"");
+        assert_eq!(out.code(), Some(2), "{words:?}: {}", out.stderr);
+        assert!(out.stderr.contains(why), "{}", out.stderr);
+    }
+    assert_eq!(ctl(&proxy, &["show"]), "up: no impairment; down: no impairment", "refusals changed nothing");
+    // Host names work, and a server that is not a control socket is called out.
+    let by_name = format!("localhost:{}", proxy.addr("control", "tcp").port());
+    assert_eq!(
+        run(&["impair", "ctl", &by_name, "show"], b"").ok().trim(),
+        "up: no impairment; down: no impairment"
+    );
+    let tcp_echo = Daemon::start(&["echo", "serve", "--tcp", "--port", "0"], 1);
+    let echo_tcp = tcp_echo.addr("echo", "tcp").to_string();
+    let wrong = run(&["impair", "ctl", &echo_tcp, "show"], b"");
+    assert_eq!(wrong.code(), Some(1));
+    assert!(wrong.stderr.contains("it echoed the command back; is it a proxy's --control address?"));
+}
+
+#[test]
+fn a_proxy_that_would_forward_to_itself_is_refused() {
+    let out = run(&["impair", "--listen", "127.0.0.1:9099", "--to", "localhost:9099"], b"");
+    assert_eq!(out.code(), Some(2));
+    assert!(out.stderr.contains("the proxy would forward to itself"), "{}", out.stderr);
 }
 
 #[test]

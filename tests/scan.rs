@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::thread;
 
-use crate::util::{Finished, closed_port, require, run, run_command, socketeer};
+use crate::util::{Daemon, Finished, closed_port, require, run, run_command, socketeer};
 
 /// Runs `f` on a thread of its own inside a new network namespace with its
 /// loopback up; sockets it opens and programs it starts live there too.
@@ -252,7 +252,9 @@ fn banners_are_read_from_greetings_and_from_http_answers() {
         }
     });
     let silent = tcp_listeners("127.0.0.1", &[0], None)[0];
-    let ports = format!("{ssh},{http_port},{silent}");
+    let echo_server = Daemon::start(&["echo", "serve", "--tcp", "--port", "0"], 1);
+    let echo = echo_server.addr("echo", "tcp").port();
+    let ports = format!("{ssh},{http_port},{silent},{echo}");
     let out = run(&["scan", "127.0.0.1", "-p", &ports, "--banner", "--banner-timeout", "1s", "--json"], b"");
     let banners: BTreeMap<u64, serde_json::Value> = out
         .json_lines()
@@ -263,6 +265,7 @@ fn banners_are_read_from_greetings_and_from_http_answers() {
     assert_eq!(banners[&u64::from(ssh)], "SSH-2.0-Fixture_1.0");
     assert_eq!(banners[&u64::from(http_port)], "HTTP/1.0 200 OK (Server: fixture/2)");
     assert_eq!(banners[&u64::from(silent)], serde_json::Value::Null, "silent and not HTTP");
+    assert_eq!(banners[&u64::from(echo)], "(echoes what it is sent)", "our probe is not its banner");
     let table = run(&["scan", "127.0.0.1", "-p", &ssh.to_string(), "--banner"], b"");
     assert!(table.ok().contains("SSH-2.0-Fixture_1.0"), "{}", table.stdout);
 }

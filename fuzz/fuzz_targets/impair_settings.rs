@@ -11,7 +11,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else { return };
     let words: Vec<&str> = line.split_whitespace().collect();
     let (mut up, mut down) = (ImpairmentConfig::default(), ImpairmentConfig::default());
-    if apply(&mut up, &mut down, &parse_pairs(&words)).is_err() {
+    let Ok(pairs) = parse_pairs(&words) else { return };
+    if apply(&mut up, &mut down, &pairs).is_err() {
         assert_eq!((up, down), (ImpairmentConfig::default(), ImpairmentConfig::default()));
     }
     let _ = (up.to_string(), down.to_string());

@@ -11,13 +11,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -68,6 +68,11 @@ pub struct EchoReport {
     pub requests: u64,
     /// Requests answered wrongly or not at all (UDP timeouts).
     pub errors: u64,
+    /// Connections (or sockets) that failed mid-run; each stopped there, and
+    /// [`Connected::start`] returns the first failure with the report.
+    pub failed_clients: usize,
+    /// The run was stopped before its duration was up.
+    pub stopped_early: bool,
     /// Wall time of the run in seconds.
     pub seconds: f64,
     /// Correct answers per second.
@@ -84,6 +89,12 @@ impl fmt::Display for EchoReport {
             self.transport, self.server, self.connections, self.pipeline, self.request_bytes, self.seconds
         )?;
         writeln!(f, "requests: {} ({:.0}/s), errors: {}", self.requests, self.requests_per_sec, self.errors)?;
+        if self.stopped_early {
+            writeln!(f, "stopped early: these are the numbers so far")?;
+        }
+        if self.failed_clients > 0 {
+            writeln!(f, "{} of {} clients failed mid-run", self.failed_clients, self.connections)?;
+        }
         write!(f, "{}", self.latency)
     }
 }
@@ -93,12 +104,30 @@ struct ClientResult {
     requests: u64,
     errors: u64,
     histogram: Histogram<u64>,
+    /// Why the client stopped before the deadline.
+    failure: Option<ClientError>,
 }
 
 impl ClientResult {
     fn new() -> ClientResult {
-        ClientResult { requests: 0, errors: 0, histogram: latency_histogram() }
+        ClientResult { requests: 0, errors: 0, histogram: latency_histogram(), failure: None }
     }
+
+    /// Keeps what was measured before `outcome` failed.
+    fn ended(mut self, outcome: Result<(), ClientError>) -> ClientResult {
+        self.failure = outcome.err();
+        self
+    }
+}
+
+/// What a run measured, and the first client failure if any: the numbers up
+/// to a failure are still worth showing.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The measurements.
+    pub report: EchoReport,
+    /// The first client that failed mid-run, if one did.
+    pub failure: Option<ClientError>,
 }
 
 /// Where the clients wait for each other: each reports when its connection
@@ -107,27 +136,47 @@ impl ClientResult {
 struct StartLine {
     arrived: mpsc::UnboundedSender<()>,
     deadline: watch::Receiver<Option<Instant>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl StartLine {
     /// Reports in; the deadline once every client has, or `None` when this
     /// client failed to connect (it does not wait) or the run is gone.
-    async fn ready(mut self, connected: bool) -> Option<Instant> {
+    async fn ready(mut self, connected: bool) -> Option<Running> {
         let _ = self.arrived.send(());
         if !connected {
             return None;
         }
-        self.deadline.wait_for(Option::is_some).await.ok().and_then(|deadline| *deadline)
+        let deadline = self.deadline.wait_for(Option::is_some).await.ok().and_then(|deadline| *deadline)?;
+        Some(Running { deadline, stop: self.stop })
     }
 }
 
-/// Runs `load` and reports what it measured; `completed` counts answered
-/// requests as they happen (for a progress bar).
+/// A client's view of a started run.
+struct Running {
+    deadline: Instant,
+    stop: Arc<AtomicBool>,
+}
+
+impl Running {
+    /// Whether to send another batch.
+    fn goes_on(&self) -> bool {
+        Instant::now() < self.deadline && !self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// Runs `load` and reports what it measured, ending early when `stop`
+/// completes; `completed` counts answered requests as they happen (for a
+/// progress bar).
 ///
 /// # Errors
-/// When a client cannot connect, or a TCP connection fails mid-run.
-pub async fn run(load: &EchoLoad, completed: Arc<AtomicU64>) -> Result<EchoReport, ClientError> {
-    connect(load, completed).await.start().await
+/// When a client cannot connect.
+pub async fn run(
+    load: &EchoLoad,
+    completed: Arc<AtomicU64>,
+    stop: impl Future<Output = ()>,
+) -> Result<Outcome, ClientError> {
+    connect(load, completed).await.start(stop).await
 }
 
 /// Opens every client's connection and waits until all attempts are over;
@@ -138,7 +187,8 @@ pub async fn connect(load: &EchoLoad, completed: Arc<AtomicU64>) -> Connected {
     let load = Arc::new(load.clone());
     let (arrived, mut arrivals) = mpsc::unbounded_channel();
     let (set_deadline, deadline) = watch::channel(None);
-    let start = StartLine { arrived, deadline };
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = StartLine { arrived, deadline, stop: stop.clone() };
     let clients: Vec<_> = (0..load.connections)
         .map(|_| {
             let (load, completed, start) = (load.clone(), completed.clone(), start.clone());
@@ -156,7 +206,7 @@ pub async fn connect(load: &EchoLoad, completed: Arc<AtomicU64>) -> Connected {
             break;
         }
     }
-    Connected { load, clients, set_deadline }
+    Connected { load, clients, set_deadline, stop }
 }
 
 /// Clients whose connections are open, waiting to start the load.
@@ -165,29 +215,51 @@ pub struct Connected {
     load: Arc<EchoLoad>,
     clients: Vec<tokio::task::JoinHandle<Result<ClientResult, ClientError>>>,
     set_deadline: watch::Sender<Option<Instant>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Connected {
-    /// Starts the clock, runs the load for its duration and reports.
+    /// Starts the clock, runs the load for its duration (or until `stop`
+    /// completes) and reports.
     ///
     /// # Errors
-    /// When a client could not connect, or a TCP connection fails mid-run.
-    pub async fn start(self) -> Result<EchoReport, ClientError> {
-        let Connected { load, clients, set_deadline } = self;
+    /// When a client could not connect.
+    pub async fn start(self, stop: impl Future<Output = ()>) -> Result<Outcome, ClientError> {
+        let Connected { load, clients, set_deadline, stop: stop_flag } = self;
         let started = Instant::now();
         // Fails only when every client has already ended (none could connect): no one to tell.
         let _ = set_deadline.send(Some(started + load.duration));
+        let all_done = async {
+            let mut results = Vec::with_capacity(clients.len());
+            for client in clients {
+                results
+                    .push(client.await.map_err(|e| ClientError::Io { addr: load.server, error: e.into() }));
+            }
+            results
+        };
+        tokio::pin!(all_done);
+        let results = tokio::select! {
+            results = &mut all_done => results,
+            () = stop => {
+                stop_flag.store(true, Ordering::Relaxed);
+                all_done.await
+            }
+        };
         let mut total = ClientResult::new();
-        for client in clients {
-            let result =
-                client.await.map_err(|e| ClientError::Io { addr: load.server, error: e.into() })??;
+        let mut failed_clients = 0;
+        for result in results {
+            let result = result??;
             total.requests += result.requests;
             total.errors += result.errors;
             // Cannot fail: every histogram has the same bounds.
             let _ = total.histogram.add(&result.histogram);
+            if let Some(failure) = result.failure {
+                failed_clients += 1;
+                total.failure.get_or_insert(failure);
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
-        Ok(EchoReport {
+        let report = EchoReport {
             server: load.server,
             transport: load.transport,
             connections: load.connections,
@@ -196,9 +268,12 @@ impl Connected {
             requests: total.requests,
             errors: total.errors,
             seconds,
+            failed_clients,
+            stopped_early: stop_flag.load(Ordering::Relaxed),
             requests_per_sec: total.requests as f64 / seconds,
             latency: Latency::of(&total.histogram),
-        })
+        };
+        Ok(Outcome { report, failure: total.failure })
     }
 }
 
@@ -207,18 +282,29 @@ async fn tcp_client(
     start: StartLine,
     completed: &AtomicU64,
 ) -> Result<ClientResult, ClientError> {
-    let addr = load.server;
-    let stream = net::connect_tcp(&[addr], load.timeouts.connect).await;
-    let Some(deadline) = start.ready(stream.is_ok()).await else {
+    let stream = net::connect_tcp(&[load.server], load.timeouts.connect).await;
+    let Some(running) = start.ready(stream.is_ok()).await else {
         return stream.map(|_| ClientResult::new()).map_err(Into::into);
     };
-    let mut stream: TcpStream = stream?;
+    let mut result = ClientResult::new();
+    let outcome = tcp_load(load, stream?, &running, completed, &mut result).await;
+    Ok(result.ended(outcome))
+}
+
+/// Sends batches on `stream` until the run ends or the connection fails.
+async fn tcp_load(
+    load: &EchoLoad,
+    mut stream: TcpStream,
+    running: &Running,
+    completed: &AtomicU64,
+    result: &mut ClientResult,
+) -> Result<(), ClientError> {
+    let addr = load.server;
     let batch = load.request.repeat(load.pipeline);
     let expected = load.response.repeat(load.pipeline);
     let mut answers = vec![0u8; expected.len()];
-    let mut result = ClientResult::new();
     let io = |e| ClientError::io(addr, e);
-    while Instant::now() < deadline {
+    while running.goes_on() {
         let sent = Instant::now();
         stream.write_all(&batch).await.map_err(io)?;
         tokio::time::timeout(load.timeouts.reply, stream.read_exact(&mut answers))
@@ -233,7 +319,7 @@ async fn tcp_client(
             result.errors += load.pipeline as u64;
         }
     }
-    Ok(result)
+    Ok(())
 }
 
 async fn udp_client(
@@ -241,22 +327,32 @@ async fn udp_client(
     start: StartLine,
     completed: &AtomicU64,
 ) -> Result<ClientResult, ClientError> {
-    let addr = load.server;
-    let socket = net::connect_udp(&[addr]).await;
-    let Some(deadline) = start.ready(socket.is_ok()).await else {
+    let socket = net::connect_udp(&[load.server]).await;
+    let Some(running) = start.ready(socket.is_ok()).await else {
         return socket.map(|_| ClientResult::new()).map_err(Into::into);
     };
-    let socket = socket?;
-    let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut result = ClientResult::new();
-    let io = |e| ClientError::io(addr, e);
-    while Instant::now() < deadline {
+    let outcome = udp_load(load, &socket?, &running, completed, &mut result).await;
+    Ok(result.ended(outcome))
+}
+
+/// Sends batches of datagrams until the run ends or the socket fails; a lost
+/// datagram is an error counted, not the end of the run.
+async fn udp_load(
+    load: &EchoLoad,
+    socket: &UdpSocket,
+    running: &Running,
+    completed: &AtomicU64,
+    result: &mut ClientResult,
+) -> Result<(), ClientError> {
+    let mut buf = vec![0u8; UDP_RECV_BUFFER];
+    let io = |e| ClientError::io(load.server, e);
+    while running.goes_on() {
         let sent = Instant::now();
         for _ in 0..load.pipeline {
             socket.send(&load.request).await.map_err(io)?;
         }
         for _ in 0..load.pipeline {
-            // A lost datagram is an error, not the end of the run.
             match tokio::time::timeout(load.timeouts.reply, socket.recv(&mut buf)).await {
                 Ok(Ok(len)) if buf[..len] == load.response[..] => {
                     record(&mut result.histogram, sent.elapsed(), 1);
@@ -268,5 +364,5 @@ async fn udp_client(
             }
         }
     }
-    Ok(result)
+    Ok(())
 }

@@ -52,7 +52,7 @@ impl fmt::Display for Latency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "latency us: mean {:.0}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            "latency µs: mean {:.0}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             self.mean_us, self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us
         )
     }

@@ -21,7 +21,8 @@ pub struct Verbosity {
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
     verbose: u8,
     /// Log less (-q warnings only, -qq errors only).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose", help_heading = "Logging")]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose",
+          help_heading = "Logging")]
     quiet: u8,
 }
 
@@ -59,6 +60,34 @@ impl BindArgs {
     ) -> anyhow::Result<Bound> {
         bind(&self.bind, port, transports, service, (port_flag, "--bind"))
     }
+}
+
+/// A port a server was asked to listen on, and the flag that chose it.
+#[derive(Clone, Copy, Debug)]
+pub struct PortChoice {
+    /// The flag, such as `--echo-port`.
+    pub flag: &'static str,
+    /// The port; 0 picks a free one.
+    pub port: u16,
+    /// What listens there.
+    pub transports: Transports,
+}
+
+/// Refuses two services on one port and transport before binding either:
+/// the second bind would fail with "in use", which blames someone else.
+pub fn check_distinct_ports(choices: &[PortChoice]) -> Result<(), UsageError> {
+    for (i, a) in choices.iter().enumerate() {
+        for b in &choices[i + 1..] {
+            let shared = (a.transports.tcp && b.transports.tcp) || (a.transports.udp && b.transports.udp);
+            if a.port != 0 && a.port == b.port && shared {
+                return Err(UsageError(format!(
+                    "{} and {} are both {}; give each service its own port",
+                    a.flag, b.flag, a.port
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Binds like [`net::bind`], turning a failure into a message that names the

@@ -54,25 +54,25 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct TransferArgs {
     /// Content size of each direct and proxied run.
-    #[arg(long, default_value = "50MB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
     size: u64,
     /// Block size.
-    #[arg(long, default_value_t = 1400)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1400)]
     block: u16,
     /// Window of Go-Back-N and selective repeat.
-    #[arg(short, long, default_value_t = 256)]
+    #[arg(short, long, value_name = "N", default_value_t = 256)]
     window: u32,
     /// Also sweep loss rates with a delay and compare with the textbook bounds.
     #[arg(long)]
     sweep: bool,
     /// The sweep's delay, added each way.
-    #[arg(long, default_value = "1ms", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = positive_duration)]
     sweep_delay: Duration,
     /// The sweep's window for Go-Back-N and selective repeat.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, value_name = "N", default_value_t = 32)]
     sweep_window: u32,
     /// Runs of each direct and proxied measurement; the median is reported.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     rounds: u32,
     /// Draw the sweep (goodput vs loss, one line per protocol, bounds dashed) into this SVG file.
     #[arg(long, value_name = "FILE.svg", requires = "sweep")]
@@ -86,7 +86,7 @@ pub struct TransferArgs {
 #[derive(Debug, clap::Args)]
 pub struct ImpairArgs {
     /// Length of each measurement.
-    #[arg(short, long, default_value = "2s", value_parser = positive_duration)]
+    #[arg(short, long, value_name = "DURATION", default_value = "2s", value_parser = positive_duration)]
     duration: Duration,
     /// Run only these scenarios, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = ["forward", "window", "delay", "rate"])]
@@ -105,31 +105,36 @@ pub struct ChatArgs {
     /// The server, as HOST or HOST:PORT (port 5555, or 6379 with --redis, when left out).
     target: Target,
     /// Connections that receive messages.
-    #[arg(short, long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(short, long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     clients: u32,
     /// Connections that send (among the clients on a chat server; more connections on Redis).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
     senders: u32,
     /// More connections that never read, to see what the server does with them.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
     stalled: u32,
     /// Message size in bytes (the payload, without the protocol's framing).
-    #[arg(short, long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(chat::MAX_HEADER as i64..=1 << 20))]
+    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(chat::MAX_HEADER as i64..=1 << 20))]
     size: u32,
     /// Messages per second from all senders together; as fast as the window allows when left out.
     #[arg(short, long, value_parser = positive_rate)]
     rate: Option<f64>,
     /// Messages each sender may have in flight (sent, not yet received by all), without --rate.
-    #[arg(short, long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(short, long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     window: u32,
     /// How long the senders send (or the connections are held, with no senders).
-    #[arg(short, long, default_value = "5s", value_parser = positive_duration)]
+    #[arg(short, long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     duration: Duration,
     /// Speak Redis pub/sub (SUBSCRIBE and PUBLISH) to a redis-server, for comparison.
     #[arg(long)]
     redis: bool,
     /// How long to wait for connections, and for the last messages after the senders stop.
-    #[arg(long, default_value = "3s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
     timeout: Duration,
     /// The server's process id: report its memory and CPU use (Linux).
     #[arg(long, value_name = "PID")]
@@ -152,17 +157,19 @@ pub struct EchoArgs {
     /// The server, as HOST or HOST:PORT (port 7007 when left out).
     target: Target,
     /// Concurrent connections (or UDP sockets).
-    #[arg(short, long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(short, long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
     connections: u32,
     /// How long to run.
-    #[arg(short, long, default_value = "5s", value_parser = positive_duration)]
+    #[arg(short, long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     duration: Duration,
     /// Request size in bytes (a line of 'x' ending in a newline).
-    #[arg(short, long, default_value_t = 64,
+    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
           value_parser = clap::value_parser!(u32).range(1..=MAX_UDP_PAYLOAD as i64), conflicts_with = "redis")]
     size: u32,
     /// Requests each connection keeps in flight.
-    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(short, long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
     pipeline: u32,
     /// Use UDP instead of TCP.
     #[arg(long)]
@@ -171,7 +178,7 @@ pub struct EchoArgs {
     #[arg(long)]
     redis: bool,
     /// How long to wait for each reply before counting an error.
-    #[arg(long, default_value = "2s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = positive_duration)]
     timeout: Duration,
     /// Print the report as JSON.
     #[arg(long)]
@@ -286,11 +293,25 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     let completed = Arc::new(AtomicU64::new(0));
     let bar = ProgressBar::new(args.duration.as_millis() as u64);
     let ticker = tick_progress(bar.clone(), completed.clone(), "requests");
-    let report = echo::run(&load, completed).await;
+    // Ctrl-C ends the run early with the numbers so far; listening from the
+    // start, so an early one is not the default (fatal) action.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let interrupted = async move {
+        sigint.recv().await;
+    };
+    let outcome = echo::run(&load, completed, interrupted).await;
     ticker.abort();
     bar.finish_and_clear();
-    Output::new(args.json).emit("report", &report?)?;
-    Ok(())
+    let echo::Outcome { report, failure } = outcome?;
+    Output::new(args.json).emit("report", &report)?;
+    match failure {
+        Some(failure) => Err(anyhow::anyhow!(
+            "{} of {} clients failed mid-run; the first: {failure}",
+            report.failed_clients,
+            report.connections
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Moves `bar` (on stderr, hidden when stderr is not a terminal) with the

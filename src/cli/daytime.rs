@@ -5,7 +5,7 @@ use socketeer::daytime::{self, DaytimeServer, Protocol};
 use socketeer::net::{Target, Transport};
 use socketeer::server::Service;
 
-use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs};
+use super::args::{BindArgs, LimitArgs, PortChoice, ServerTransports, TimeoutArgs, check_distinct_ports};
 use super::output::Output;
 use super::serve::run_services;
 
@@ -29,10 +29,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     bind: BindArgs,
     /// Port of the daytime service; 0 picks a free one.
-    #[arg(short, long, default_value_t = Protocol::Daytime.default_port())]
+    #[arg(short, long, value_name = "PORT", default_value_t = Protocol::Daytime.default_port())]
     port: u16,
     /// Port of the time service; 0 picks a free one.
-    #[arg(long, default_value_t = Protocol::Time.default_port())]
+    #[arg(long, value_name = "PORT", default_value_t = Protocol::Time.default_port())]
     time_port: u16,
     #[command(flatten)]
     transports: ServerTransports,
@@ -66,6 +66,10 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let (transports, limits) = (args.transports.get(), args.limits.get());
+            check_distinct_ports(&[
+                PortChoice { flag: "--port", port: args.port, transports },
+                PortChoice { flag: "--time-port", port: args.time_port, transports },
+            ])?;
             let daytime = args.bind.bind("daytime", args.port, transports, "--port")?;
             let time = args.bind.bind("time", args.time_port, transports, "--time-port")?;
             let services: Vec<Box<dyn Service>> = vec![

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     bind: BindArgs,
     /// Port to listen on (TCP and UDP); 0 picks a free one.
-    #[arg(short, long, default_value_t = echo::DEFAULT_PORT)]
+    #[arg(short, long, value_name = "PORT", default_value_t = echo::DEFAULT_PORT)]
     port: u16,
     #[command(flatten)]
     transports: ServerTransports,
@@ -82,13 +82,13 @@ pub struct PingArgs {
     /// The server, as HOST or HOST:PORT (port 7007 when left out).
     target: Target,
     /// Probes to send; 0 sends until Ctrl-C.
-    #[arg(short, long, default_value_t = 5)]
+    #[arg(short, long, value_name = "N", default_value_t = 5)]
     count: u64,
     /// Time between probes.
-    #[arg(short, long, default_value = "1s", value_parser = positive_duration)]
+    #[arg(short, long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     interval: Duration,
     /// Probe size in bytes.
-    #[arg(short, long, default_value_t = 64,
+    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(echo::MIN_PROBE_SIZE as i64..=socketeer::net::MAX_UDP_PAYLOAD as i64))]
     size: u16,
     /// Use UDP instead of TCP.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, ArgMatches, Command, FromArgMatches, Subcommand};
 use serde::Serialize;
+use socketeer::impair::control::Reply;
 use socketeer::impair::options::{PREFIXES, SETTINGS};
 use socketeer::impair::{Control, ImpairmentConfig, Proxy, ProxyConfig, ProxyStats, control, options};
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport, Transports};
@@ -18,10 +19,10 @@ use super::output::Output;
 
 const EXAMPLES: &str = "\
 Examples:
-  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5%
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --stats 2s
   socketeer impair --listen 127.0.0.1:9000 --to localhost:6969 --delay 20ms --jitter 5ms --seed 7
   socketeer impair --listen [::1]:9000 --to [::1]:7007 --burst-loss 1%,30% --up-duplicate 1%
-  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --rate 10MB/s --queue 64KiB --stats 2s
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --rate 10MB/s --queue 64KiB
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001
   socketeer impair ctl 127.0.0.1:9001 set loss=100%   # flap the link...
   socketeer impair ctl 127.0.0.1:9001 set loss=0%     # ...and back
@@ -81,13 +82,13 @@ enum Ctl {
                             socketeer impair ctl 127.0.0.1:9001 show\n  \
                             socketeer impair ctl 127.0.0.1:9001 stats")]
     Ctl {
-        /// The control socket, as IP:PORT.
-        addr: SocketAddr,
+        /// The control socket, as HOST:PORT.
+        addr: Target,
         /// The command: set NAME=VALUE..., show, stats or help.
         #[arg(required = true, num_args = 1..)]
         command: Vec<String>,
         /// How long to wait for the reply.
-        #[arg(long, default_value = "3s", value_parser = positive_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
         timeout: Duration,
     },
 }
@@ -182,10 +183,14 @@ impl fmt::Display for Started {
 /// Runs `socketeer impair`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Ctl::Ctl { addr, command, timeout }) = args.ctl {
-        let reply = control::command(addr, &command.join(" "), timeout).await?;
-        return match reply.strip_prefix("! ") {
-            Some(error) => Err(anyhow::anyhow!("{error}")),
-            None => Output::new(false).note(reply).map_err(Into::into),
+        if addr.port.is_none() {
+            return Err(UsageError(format!("{addr} needs the control port, as in {addr}:9001")).into());
+        }
+        let reply = control::command(&addr.resolve(0).await?, &command.join(" "), timeout).await?;
+        return match reply {
+            // The proxy refuses only what was asked of it: a bad command or setting.
+            Reply::Refused(why) => Err(UsageError(why).into()),
+            Reply::Done(reply) => Output::new(false).note(reply).map_err(Into::into),
         };
     }
     let (Some(listen), Some(to)) = (args.listen, &args.to) else {
@@ -195,6 +200,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Err(UsageError(format!("--to {to} needs a port, as in {to}:7007")).into());
     }
     let upstream = to.resolve(0).await?[0];
+    let same_host = listen.ip() == upstream.ip() || listen.ip().is_unspecified();
+    if same_host && listen.port() == upstream.port() {
+        return Err(UsageError(format!(
+            "--listen {listen} and --to {upstream} are one socket; the proxy would forward to itself"
+        ))
+        .into());
+    }
     let (mut up, mut down) = (ImpairmentConfig::default(), ImpairmentConfig::default());
     options::apply(&mut up, &mut down, &args.impairments.pairs).map_err(|e| UsageError(e.to_string()))?;
     let seed = args.seed.unwrap_or_else(random_seed);

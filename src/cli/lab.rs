@@ -63,10 +63,11 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct CountArgs {
     /// How far each worker counts.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
     count: u32,
     /// The pause after each number.
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = duration)]
     delay: Duration,
     /// Print JSON lines.
     #[arg(long)]
@@ -77,13 +78,15 @@ pub struct CountArgs {
 #[derive(Debug, clap::Args)]
 pub struct CpuArgs {
     /// Each job sums sqrt(n²) for n below this.
-    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..=cpu::MAX_COUNT))]
+    #[arg(long, value_name = "N", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=cpu::MAX_COUNT))]
     count: u64,
     /// Jobs per variant: also the number of threads and of processes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=64))]
     jobs: u32,
     /// Run each Rust variant this many times and keep its fastest run.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
     rounds: u32,
     /// Also run the jobs in Python (threads and multiprocessing), if python3 is installed.
     #[arg(long)]
@@ -100,10 +103,12 @@ pub struct CpuArgs {
 #[derive(Debug, clap::Args)]
 pub struct RaceArgs {
     /// Threads incrementing at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
     /// Increments per thread.
-    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 5_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     count: u64,
     /// Print JSON.
     #[arg(long)]
@@ -114,19 +119,21 @@ pub struct RaceArgs {
 #[derive(Debug, clap::Args)]
 pub struct PcArgs {
     /// Producer threads.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     producers: u32,
     /// Consumer threads.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     consumers: u32,
     /// Items the queue holds at most.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     capacity: u32,
     /// Items each producer makes.
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     count: u64,
     /// Time the slow side spends on each item.
-    #[arg(long, default_value = "50us", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "50us", value_parser = duration)]
     work: Duration,
     /// Print JSON.
     #[arg(long)]
@@ -137,13 +144,14 @@ pub struct PcArgs {
 #[derive(Debug, clap::Args)]
 pub struct DeadlockArgs {
     /// Rounds each thread does (take both locks, bump a counter, let go).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     rounds: u32,
     /// How long a thread holds its first lock before reaching for the second.
-    #[arg(long, default_value = "1ms", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = duration)]
     hold: Duration,
     /// How long without progress before the watchdog looks for a deadlock.
-    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     timeout: Duration,
     /// Print JSON.
     #[arg(long)]
@@ -158,10 +166,11 @@ pub struct ServersArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     connections: Vec<u32>,
     /// How long each load runs.
-    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     duration: Duration,
     /// Request size in bytes.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, value_name = "BYTES", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
     size: u32,
     /// Print JSON.
     #[arg(long)]

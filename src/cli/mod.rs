@@ -36,7 +36,8 @@ Examples:
   socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
 
 /// The socket-programming curriculum as real tools: echo, daytime, lossy UDP,
-/// chat and load generators, each a hardened server and client.
+/// chat, ARQ file transfer, an impairment proxy, a port scanner, a
+/// concurrency lab and load generators, each hardened and measured.
 #[derive(Debug, Parser)]
 #[command(name = "socketeer", version, about, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
@@ -52,27 +53,48 @@ enum Command {
     /// Run every service at once, inetd-style, until Ctrl-C or SIGTERM.
     Serve(serve::Args),
     /// RFC 862 echo: server, client and round-trip pinger.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer echo serve --port 7007\n  socketeer echo send localhost hello world\n  socketeer echo ping localhost --count 5 --udp"
+    )]
     Echo(echo::Command),
     /// RFC 867 daytime and RFC 868 time: server and client.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer daytime serve\n  socketeer daytime get localhost\n  socketeer daytime get localhost:3737 --time --udp"
+    )]
     Daytime(daytime::Command),
     /// A multi-client chat over a plain TCP line protocol: server and terminal client.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer chat serve\n  socketeer chat join localhost --nick alice\n  nc localhost 5555                            # nc is a client too"
+    )]
     Chat(chat::Command),
     /// The lossy-UDP exercise: a server that drops datagrams on purpose, a client that retries.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer udp serve --loss 30% --seed 7\n  socketeer udp send localhost --count 20 --timeout 200ms --retries 3"
+    )]
     Udp(udp::Command),
     /// Reliable file transfer over UDP: stop-and-wait, Go-Back-N, selective repeat.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer transfer recv --dir incoming\n  socketeer transfer send report.pdf localhost\n  socketeer transfer send big.iso localhost --protocol go-back-n --window 64"
+    )]
     Transfer(transfer::Command),
     /// A UDP impairment proxy: loss, bursts, delay, jitter, reordering, duplication, corruption, rate limits.
     Impair(impair::Args),
     /// Load generators that measure throughput and latency.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer bench echo localhost --connections 50 --duration 5s\n  socketeer bench chat localhost --clients 100\n  socketeer bench impair\n  socketeer bench transfer --sweep --plot goodput.svg"
+    )]
     Bench(bench::Command),
     /// The concurrency lab: threads, processes, races, queues, deadlock, parallel work, server models.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  socketeer lab threads\n  socketeer lab race --threads 4\n  socketeer lab cpu --python\n  socketeer lab servers --json"
+    )]
     Lab(lab::Command),
     /// Scan ports: TCP connect or SYN, UDP, banners; exact and fast.
     Scan(scan::Args),

@@ -26,6 +26,9 @@ Examples:
   socketeer scan -iL hosts.txt --exclude 127.0.0.2 -oG
   sudo socketeer scan localhost -sS                # raw SYN scan (needs CAP_NET_RAW)
 
+nmap's -sT, -sS, -sU, -iL FILE and -oG work as written, standing for --tcp, --syn, --udp,
+--input-list FILE and --output grep.
+
 Exit status: 0 when an open port was found, 1 when none was (or on error), 2 on bad usage.";
 
 /// Arguments of `socketeer scan`.

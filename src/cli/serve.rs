@@ -18,7 +18,7 @@ use socketeer::transfer::driver::TransferServer;
 use socketeer::udp::AckServer;
 use tracing::{info, warn};
 
-use super::args::{BindArgs, LimitArgs, UsageError, random_seed};
+use super::args::{BindArgs, LimitArgs, PortChoice, UsageError, check_distinct_ports, random_seed};
 use super::chat::raise_fd_limit;
 use super::output::Output;
 
@@ -44,6 +44,20 @@ enum ServiceName {
     Transfer,
     /// The multi-client chat, TCP.
     Chat,
+}
+
+impl ServiceName {
+    /// The name in status lines and logs, as on the command line.
+    fn label(self) -> &'static str {
+        match self {
+            ServiceName::Echo => "echo",
+            ServiceName::Daytime => "daytime",
+            ServiceName::Time => "time",
+            ServiceName::Udp => "udp",
+            ServiceName::Transfer => "transfer",
+            ServiceName::Chat => "chat",
+        }
+    }
 }
 
 /// Arguments of `socketeer serve`.
@@ -99,34 +113,40 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .filter(|s| args.only.is_empty() || args.only.contains(s))
         .filter(|s| !args.except.contains(s));
-    let services = chosen.map(|&name| start(name, &args)).collect::<anyhow::Result<Vec<_>>>()?;
-    if services.is_empty() {
+    let chosen: Vec<ServiceName> = chosen.copied().collect();
+    if chosen.is_empty() {
         return Err(UsageError("--except leaves no service to run".to_owned()).into());
     }
+    check_distinct_ports(&chosen.iter().map(|&name| port_choice(name, &args)).collect::<Vec<_>>())?;
+    let services = chosen.into_iter().map(|name| start(name, &args)).collect::<anyhow::Result<Vec<_>>>()?;
     run_services(services, Output::new(args.json)).await
 }
 
-/// Binds one service. Adding a service to `serve` is a variant of
-/// [`ServiceName`], its port flag, and one arm here.
+/// Where a service listens. Adding a service to `serve` is a variant of
+/// [`ServiceName`], its port flag, and one arm here and in [`start`].
+fn port_choice(name: ServiceName, args: &Args) -> PortChoice {
+    let (flag, port, transports) = match name {
+        ServiceName::Echo => ("--echo-port", args.echo_port, Transports::BOTH),
+        ServiceName::Daytime => ("--daytime-port", args.daytime_port, Transports::BOTH),
+        ServiceName::Time => ("--time-port", args.time_port, Transports::BOTH),
+        ServiceName::Udp => ("--udp-port", args.udp_port, Transports::UDP),
+        ServiceName::Transfer => ("--transfer-port", args.transfer_port, Transports::UDP),
+        ServiceName::Chat => ("--chat-port", args.chat_port, Transports::TCP),
+    };
+    PortChoice { flag, port, transports }
+}
+
+/// Binds one service where [`port_choice`] says.
 fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
-    let (bind, limits) = (&args.bind, args.limits.get());
+    let limits = args.limits.get();
+    let choice = port_choice(name, args);
+    let bound = args.bind.bind(name.label(), choice.port, choice.transports, choice.flag)?;
     Ok(match name {
-        ServiceName::Echo => Box::new(EchoServer::new(
-            bind.bind("echo", args.echo_port, Transports::BOTH, "--echo-port")?,
-            limits,
-        )),
-        ServiceName::Daytime => Box::new(DaytimeServer::new(
-            Protocol::Daytime,
-            bind.bind("daytime", args.daytime_port, Transports::BOTH, "--daytime-port")?,
-            limits,
-        )),
-        ServiceName::Time => Box::new(DaytimeServer::new(
-            Protocol::Time,
-            bind.bind("time", args.time_port, Transports::BOTH, "--time-port")?,
-            limits,
-        )),
+        ServiceName::Echo => Box::new(EchoServer::new(bound, limits)),
+        ServiceName::Daytime => Box::new(DaytimeServer::new(Protocol::Daytime, bound, limits)),
+        ServiceName::Time => Box::new(DaytimeServer::new(Protocol::Time, bound, limits)),
         ServiceName::Udp => Box::new(AckServer::new(
-            bind.bind("udp", args.udp_port, Transports::UDP, "--udp-port")?,
+            bound,
             ImpairmentConfig::loss(args.udp_loss),
             args.udp_seed.unwrap_or_else(random_seed),
         )),
@@ -135,7 +155,6 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             let dir =
                 args.transfer_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("socketeer-received"));
             let config = super::transfer::receive_config(&dir, false, Duration::from_secs(10), 4096)?;
-            let bound = bind.bind("transfer", args.transfer_port, Transports::UDP, "--transfer-port")?;
             let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
             Box::new(TransferServer::new(sockets, config, None)?)
         }
@@ -143,10 +162,7 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             // The chat's other limits are its own (see `chat serve --help`), not the echo-sized ones here.
             let config = ChatConfig { max_clients: limits.max_connections, ..ChatConfig::default() };
             raise_fd_limit(config.max_clients);
-            Box::new(ChatServer::new(
-                bind.bind("chat", args.chat_port, Transports::TCP, "--chat-port")?,
-                config,
-            ))
+            Box::new(ChatServer::new(bound, config))
         }
     })
 }

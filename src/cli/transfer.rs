@@ -69,14 +69,15 @@ pub struct SendArgs {
     #[arg(short, long, value_enum, default_value = "selective-repeat")]
     protocol: ProtocolArg,
     /// Blocks in flight (default 256; stop-and-wait is always 1).
-    #[arg(short, long)]
+    #[arg(short, long, value_name = "N")]
     window: Option<u32>,
     /// Bytes per block.
-    #[arg(short, long, default_value_t = 1400, value_parser = clap::value_parser!(u16).range(1..=65_000))]
+    #[arg(short, long, value_name = "BYTES", default_value_t = 1400,
+          value_parser = clap::value_parser!(u16).range(1..=65_000))]
     block: u16,
     /// Sequence number bits: numbers wrap after 2^bits blocks, and the window
     /// is limited to 2^bits - 1 (Go-Back-N) or 2^(bits-1) (selective repeat).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=32))]
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=32))]
     seq_bits: u8,
     /// The lowest retransmission timeout (the RFC 6298 estimate never goes
     /// below it). Selective repeat mostly recovers without the timer; for
@@ -100,7 +101,7 @@ pub struct RecvArgs {
     #[command(flatten)]
     bind: BindArgs,
     /// UDP port to listen on; 0 picks a free one.
-    #[arg(short, long, default_value_t = DEFAULT_PORT)]
+    #[arg(short, long, value_name = "PORT", default_value_t = DEFAULT_PORT)]
     port: u16,
     /// Directory the files land in (created if missing).
     #[arg(short, long, default_value = ".")]
@@ -115,10 +116,10 @@ pub struct RecvArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     timeout: Duration,
     /// The largest window granted to a sender.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, value_name = "N", default_value_t = 4096)]
     max_window: u32,
     /// Transfers at once; more are refused.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64)]
     max_sessions: usize,
     /// Print status lines and reports as JSON.
     #[arg(long)]

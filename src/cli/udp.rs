@@ -40,7 +40,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     bind: BindArgs,
     /// Port to listen on; 0 picks a free one.
-    #[arg(short, long, default_value_t = udp::DEFAULT_PORT)]
+    #[arg(short, long, value_name = "PORT", default_value_t = udp::DEFAULT_PORT)]
     port: u16,
     /// Share of datagrams to drop on purpose (30% or 0.3).
     #[arg(long, value_name = "P", default_value = "0%")]
@@ -59,7 +59,7 @@ pub struct SendArgs {
     /// The server, as HOST or HOST:PORT (port 12345 when left out).
     target: Target,
     /// How many numbered messages to send.
-    #[arg(short, long, default_value_t = 10, conflicts_with = "stdin")]
+    #[arg(short, long, value_name = "N", default_value_t = 10, conflicts_with = "stdin")]
     count: u64,
     /// The text after each message's number.
     #[arg(short, long, default_value = "hello", conflicts_with = "stdin")]
@@ -68,13 +68,13 @@ pub struct SendArgs {
     #[arg(long)]
     stdin: bool,
     /// How long to wait for each ACK.
-    #[arg(long, default_value = "1s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     timeout: Duration,
     /// How many times to resend an unacknowledged message before calling it lost.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, value_name = "N", default_value_t = 3)]
     retries: u32,
     /// Pause between messages.
-    #[arg(long, default_value = "0s", value_parser = duration)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration)]
     interval: Duration,
     /// Print each outcome and the summary as JSON.
     #[arg(long)]

@@ -70,8 +70,12 @@ async fn answer(line: &str, proxy: &ControlSender) -> String {
     let gone = || "! the proxy is shutting down".to_owned();
     match words.as_slice() {
         ["set", pairs @ ..] if !pairs.is_empty() => {
+            let pairs = match parse_pairs(pairs) {
+                Ok(pairs) => pairs,
+                Err(e) => return format!("! {e}"),
+            };
             let (tx, rx) = oneshot::channel();
-            if proxy.send(Control::Set(parse_pairs(pairs), tx)).is_err() {
+            if proxy.send(Control::Set(pairs, tx)).is_err() {
                 return gone();
             }
             match rx.await {
@@ -102,18 +106,40 @@ async fn answer(line: &str, proxy: &ControlSender) -> String {
     }
 }
 
-/// Sends one command to the control socket at `addr` and returns the reply line.
+/// A control socket's answer to one command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The command was carried out; the reply line.
+    Done(String),
+    /// The command was refused (a `! ` line); why.
+    Refused(String),
+}
+
+/// Sends one command to the control socket at the first of `addrs` that
+/// answers, and returns its reply.
 ///
 /// # Errors
-/// When the socket cannot be reached or does not answer within `timeout`.
-pub async fn command(addr: SocketAddr, line: &str, timeout: Duration) -> Result<String, ClientError> {
-    let stream = net::connect_tcp(&[addr], timeout).await?;
+/// When the socket cannot be reached, does not answer within `timeout`, or
+/// answers with something no control socket says (it is some other server).
+pub async fn command(addrs: &[SocketAddr], line: &str, timeout: Duration) -> Result<Reply, ClientError> {
+    let stream = net::connect_tcp(addrs, timeout).await?;
+    // A connected socket has a peer; the fallback is the first address tried.
+    let addr = stream.peer_addr().unwrap_or_else(|_| addrs[0]);
     let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(1 << 20));
     lines.send(line).await.map_err(|e| ClientError::Io { addr, error: io::Error::other(e) })?;
-    match tokio::time::timeout(timeout, lines.next()).await {
-        Err(_) => Err(ClientError::Timeout { addr, after: timeout }),
-        Ok(Some(Ok(reply))) => Ok(reply),
-        Ok(Some(Err(e))) => Err(ClientError::Io { addr, error: io::Error::other(e) }),
-        Ok(None) => Err(ClientError::Closed { addr, got: 0, expected: 1 }),
+    let reply = match tokio::time::timeout(timeout, lines.next()).await {
+        Err(_) => return Err(ClientError::Timeout { addr, after: timeout }),
+        Ok(Some(Ok(reply))) => reply,
+        Ok(Some(Err(e))) => return Err(ClientError::Io { addr, error: io::Error::other(e) }),
+        Ok(None) => return Err(ClientError::Closed { addr, got: 0, expected: 1 }),
+    };
+    if let Some(reason) = reply.strip_prefix("! ") {
+        return Ok(Reply::Refused(reason.to_owned()));
     }
+    let known = ["ok ", "up: ", "{", "commands: "];
+    if reply != line && known.iter().any(|start| reply.starts_with(start)) {
+        return Ok(Reply::Done(reply));
+    }
+    let what = if reply == line { "it echoed the command back".to_owned() } else { format!("'{reply}'") };
+    Err(ClientError::Unexpected { addr, detail: format!("{what}; is it a proxy's --control address?") })
 }

@@ -215,8 +215,10 @@ impl FromStr for LossModel {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct RateLimit {
     /// The link's speed.
+    #[serde(flatten)]
     pub rate: Rate,
     /// The queue's capacity in bytes.
+    #[serde(rename = "queue_bytes")]
     pub queue: u64,
 }
 
@@ -226,10 +228,10 @@ pub struct ImpairmentConfig {
     /// How datagrams are lost.
     pub loss: LossModel,
     /// Fixed delay added to every datagram.
-    #[serde(serialize_with = "crate::stats::as_millis")]
+    #[serde(rename = "delay_ms", serialize_with = "crate::stats::as_millis")]
     pub delay: Duration,
     /// Each datagram's delay varies uniformly within ±jitter around `delay`.
-    #[serde(serialize_with = "crate::stats::as_millis")]
+    #[serde(rename = "jitter_ms", serialize_with = "crate::stats::as_millis")]
     pub jitter: Duration,
     /// Let jitter reorder datagrams (by default a datagram never overtakes an
     /// earlier one, as on a real link).

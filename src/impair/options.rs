@@ -182,6 +182,9 @@ pub enum SettingError {
     /// No setting has that name.
     #[error("unknown setting '{0}'; settings are {names}, each with an optional up- or down- prefix", names = names())]
     Unknown(String),
+    /// A setting that takes a value was given none.
+    #[error("{0} needs a value, as in {0}=VALUE")]
+    MissingValue(String),
     /// The value is wrong for the setting.
     #[error("{name}: {reason}")]
     Invalid {
@@ -240,12 +243,19 @@ pub fn apply(
 
 /// Splits `loss=1% up-delay=20ms jitter-reorders` into pairs (a bare switch
 /// name means `true`).
-pub fn parse_pairs(words: &[&str]) -> Vec<(String, String)> {
+///
+/// # Errors
+/// A bare word that names no switch.
+pub fn parse_pairs(words: &[&str]) -> Result<Vec<(String, String)>, SettingError> {
     words
         .iter()
         .map(|w| match w.split_once('=') {
-            Some((k, v)) => (k.to_owned(), v.to_owned()),
-            None => (w.to_string(), "true".to_owned()),
+            Some((k, v)) => Ok((k.to_owned(), v.to_owned())),
+            None => match lookup(w) {
+                Some((setting, _)) if setting.is_switch => Ok((w.to_string(), "true".to_owned())),
+                Some(_) => Err(SettingError::MissingValue(w.to_string())),
+                None => Err(SettingError::Unknown(w.to_string())),
+            },
         })
         .collect()
 }
@@ -256,7 +266,7 @@ mod tests {
 
     fn configure(words: &[&str]) -> Result<(ImpairmentConfig, ImpairmentConfig), SettingError> {
         let (mut up, mut down) = Default::default();
-        apply(&mut up, &mut down, &parse_pairs(words))?;
+        apply(&mut up, &mut down, &parse_pairs(words)?)?;
         Ok((up, down))
     }
 
@@ -301,7 +311,7 @@ mod tests {
     #[test]
     fn errors_name_the_setting_and_change_nothing() {
         let (mut up, mut down) = (ImpairmentConfig::default(), ImpairmentConfig::default());
-        let err = apply(&mut up, &mut down, &parse_pairs(&["delay=5ms", "up-loss=2"])).unwrap_err();
+        let err = apply(&mut up, &mut down, &parse_pairs(&["delay=5ms", "up-loss=2"]).unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "up-loss: '2' is out of range; a probability is from 0% to 100% (or 0 to 1)"
@@ -312,5 +322,7 @@ mod tests {
         assert!(configure(&["queue=1MB"]).unwrap_err().to_string().contains("needs a rate limit"));
         assert!(configure(&["reorder-distance=0"]).is_err());
         assert!(configure(&["jitter-reorders=maybe"]).is_err());
+        assert_eq!(configure(&["loss"]).unwrap_err().to_string(), "loss needs a value, as in loss=VALUE");
+        assert!(configure(&["up-jitter-reorders"]).unwrap().0.jitter_reorders, "a bare switch is on");
     }
 }

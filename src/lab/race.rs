@@ -58,6 +58,10 @@ impl fmt::Display for Variant {
     }
 }
 
+/// Below this, a variant's time is mostly spawning threads, and comparing
+/// costs per increment would mislead.
+const MEANINGFUL_RUN: Duration = Duration::from_millis(5);
+
 /// One variant's outcome.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RaceRow {
@@ -221,10 +225,16 @@ impl Lesson for RaceReport {
                 .to_owned()
         };
         let ns = |v| self.row(v).map_or(0.0, |r| r.ns_per_increment);
+        let exact = "fetch_add makes the read-modify-write one indivisible step and the mutex lets one thread \
+                     at a time do it, so both count exactly";
+        if self.rows.iter().any(|r| r.elapsed < MEANINGFUL_RUN) {
+            return format!(
+                "{first} {exact}. Runs this short measure mostly how long threads take to start, not the increments; \
+                 try --count 1000000 to compare what each way costs."
+            );
+        }
         format!(
-            "{first} fetch_add makes the read-modify-write one indivisible step and the mutex lets one thread \
-             at a time do it, so both count exactly; here the mutex cost {:.1} ns per increment against {:.1} \
-             for fetch_add.",
+            "{first} {exact}; here the mutex cost {:.1} ns per increment against {:.1} for fetch_add.",
             ns(Variant::Mutex),
             ns(Variant::FetchAdd)
         )

@@ -80,11 +80,19 @@ async fn read_banner(mut stream: tokio::net::TcpStream, wait: Duration) -> Optio
         Ok(Err(_)) => 0,
         Err(_) => {
             stream.write_all(HTTP_PROBE).await.ok()?;
-            tokio::time::timeout(wait - first, stream.read(&mut buf)).await.ok()?.unwrap_or(0)
+            let n = tokio::time::timeout(wait - first, stream.read(&mut buf)).await.ok()?.unwrap_or(0);
+            // Our own request back is no banner, but it does say what the service is.
+            if n > 0 && HTTP_PROBE.starts_with(&buf[..n]) {
+                return Some(ECHOED.to_owned());
+            }
+            n
         }
     };
     printable(&buf[..n])
 }
+
+/// The banner of a service that answered the probe with the probe itself.
+const ECHOED: &str = "(echoes what it is sent)";
 
 /// One line fit to print: the first line, plus the `Server:` header of an
 /// HTTP answer, with control characters replaced and the length capped.

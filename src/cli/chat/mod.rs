@@ -51,7 +51,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     bind: BindArgs,
     /// Port to listen on; 0 picks a free one.
-    #[arg(short, long, default_value_t = chat::DEFAULT_PORT)]
+    #[arg(short, long, value_name = "PORT", default_value_t = chat::DEFAULT_PORT)]
     port: u16,
     #[command(flatten)]
     limits: LimitArgs,

@@ -256,7 +256,7 @@ async fn measure(
         "starting the load"
     );
     let cpu_before = before.cpu_ms;
-    let outcome = connected.start().await;
+    let outcome = connected.start(std::future::pending()).await;
     let cpu_used_ms = status(listening.pid)?.cpu_ms.saturating_sub(cpu_before);
     stop_sampling.cancel();
     let loaded = sampler.await.unwrap_or(idle);
@@ -267,7 +267,13 @@ async fn measure(
     let per_connection =
         |after: u64, before: u64| after.saturating_sub(before) as f64 / served_at_once.max(1) as f64;
     let (requests, errors, requests_per_sec, seconds, failure) = match outcome {
-        Ok(report) => (report.requests, report.errors, report.requests_per_sec, report.seconds, None),
+        Ok(load::Outcome { report, failure }) => (
+            report.requests,
+            report.errors,
+            report.requests_per_sec,
+            report.seconds,
+            failure.map(|e| e.to_string()),
+        ),
         Err(e) => (0, 0, 0.0, 0.0, Some(e.to_string())),
     };
     Ok(ServerRow {
