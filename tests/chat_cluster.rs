@@ -9,7 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::chat::Client;
-use crate::util::{Daemon, closed_port, eventually, require};
+use crate::util::{Daemon, closed_port, eventually, require, run};
 
 /// How long the cluster may take to settle (members seen, leases run out).
 const SETTLE: Duration = Duration::from_secs(15);
@@ -44,12 +44,17 @@ impl Redis {
         let mut command = Command::new("redis-server");
         command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
         match dir {
-            Some(dir) => command.args(["--appendonly", "yes", "--appendfsync", "always"]).arg("--dir").arg(dir.path()),
+            Some(dir) => {
+                command.args(["--appendonly", "yes", "--appendfsync", "always"]).arg("--dir").arg(dir.path())
+            }
             None => command.args(["--appendonly", "no"]),
         };
         let child = command.stdout(Stdio::null()).spawn().unwrap();
         let addr = format!("127.0.0.1:{port}");
-        assert!(eventually(SETTLE, || TcpStream::connect(&addr).is_ok()), "redis-server did not start on {addr}");
+        assert!(
+            eventually(SETTLE, || TcpStream::connect(&addr).is_ok()),
+            "redis-server did not start on {addr}"
+        );
         child
     }
 
@@ -82,7 +87,8 @@ impl Drop for Redis {
 /// A chat node of the cluster at `redis`, once it has joined.
 fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
     let url = redis.url();
-    let mut args = vec!["chat", "serve", "--port", "0", "--rate-limit", "off", "--redis", &url, "--node-id", id];
+    let mut args =
+        vec!["chat", "serve", "--port", "0", "--rate-limit", "off", "--redis", &url, "--node-id", id];
     args.extend_from_slice(extra);
     let node = Daemon::start(&args, 1);
     assert!(node.status_lines()[0].contains(&format!("(node {id} of the cluster at redis://127.0.0.1:")));
@@ -331,4 +337,21 @@ fn redis_down_at_start_is_a_retry_and_local_chat_goes_on() {
     until_who(&mut z, &everyone);
     x.send("now everyone");
     z.expect(&format!("<{}> now everyone", x.guest));
+}
+
+#[test]
+fn bench_chat_spreads_its_clients_over_the_nodes() {
+    let redis = Redis::start();
+    let (a, b) = (node(&redis, "a", &[]), node(&redis, "b", &[]));
+    let (a, b) = (a.addr("chat", "tcp").to_string(), b.addr("chat", "tcp").to_string());
+    let args = ["bench", "chat", &a, &b, "--clients", "10", "--rate", "200", "-d", "500ms", "--json"];
+    let report = run(&args, b"").json_of("report");
+    assert_eq!(report["exactly_once_in_order"], true, "{report}");
+    let (sent, deliveries) = (report["sent"].as_u64().unwrap(), report["deliveries"].as_u64().unwrap());
+    assert!(sent > 10, "{report}");
+    assert_eq!(deliveries, sent * 9, "each message to the 9 other clients, on both nodes: {report}");
+    assert_eq!(report["servers"], serde_json::json!([a, b]), "{report}");
+    let by_server = report["latency_by_server"].as_array().unwrap();
+    let servers: Vec<&str> = by_server.iter().map(|s| s["server"].as_str().unwrap()).collect();
+    assert_eq!(servers, [a.as_str(), b.as_str()], "{report}");
 }

@@ -84,7 +84,11 @@ impl ChatServer {
     ///
     /// # Errors
     /// When the cluster's settings cannot work.
-    pub fn clustered(bound: Bound, config: ChatConfig, cluster: ClusterConfig) -> Result<ChatServer, ClusterError> {
+    pub fn clustered(
+        bound: Bound,
+        config: ChatConfig,
+        cluster: ClusterConfig,
+    ) -> Result<ChatServer, ClusterError> {
         let backplane = RedisBackplane::new(cluster.clone())?;
         Ok(ChatServer { bound, config, cluster: Some((cluster, backplane)) })
     }

@@ -245,7 +245,12 @@ impl Connection {
     }
 
     /// Acts on what happened: input first, then output.
-    fn handle<B: Backplane>(&mut self, events: Events, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+    fn handle<B: Backplane>(
+        &mut self,
+        events: Events,
+        shared: &Shared<B>,
+        id: ClientId,
+    ) -> Result<(), Ending> {
         if events.stopping {
             return Err(Ending::Shutdown);
         }

@@ -299,7 +299,9 @@ fn text(value: &Value) -> Option<String> {
 fn record(fields: Value) -> Option<(Writer, Body)> {
     let Value::Array(fields) = fields else { return None };
     let get = |name: &str| -> Option<Vec<u8>> {
-        let at = fields.chunks_exact(2).position(|kv| matches!(&kv[0], Value::BulkString(k) if k == name.as_bytes()))?;
+        let at = fields
+            .chunks_exact(2)
+            .position(|kv| matches!(&kv[0], Value::BulkString(k) if k == name.as_bytes()))?;
         match &fields[at * 2 + 1] {
             Value::BulkString(value) => Some(value.clone()),
             _ => None,
@@ -422,7 +424,10 @@ mod tests {
         assert_eq!(room_key("rust"), "socketeer:chat:room:rust");
         assert_eq!(room_of(&room_key("rust")), Some("rust"));
         assert_eq!(room_of(&presence_key()), None);
-        assert_eq!(parse_member(member_value("Rust", "Alice").as_bytes()), Some(("Alice".into(), "Rust".into())));
+        assert_eq!(
+            parse_member(member_value("Rust", "Alice").as_bytes()),
+            Some(("Alice".into(), "Rust".into()))
+        );
         assert_eq!(parse_member(b"nospace"), None);
         assert_eq!(lease_value("n1", 5, 12), "n1/5/12");
     }

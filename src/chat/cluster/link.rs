@@ -40,7 +40,11 @@ impl Link {
 
     /// Connects, trying again with backoff until it works; `None` once the
     /// server is shutting down.
-    pub(super) async fn connect(&mut self, node: &Node, shutdown: &Shutdown) -> Option<MultiplexedConnection> {
+    pub(super) async fn connect(
+        &mut self,
+        node: &Node,
+        shutdown: &Shutdown,
+    ) -> Option<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(self.response_timeout));
@@ -87,11 +91,9 @@ impl Link {
             (true, Some(away)) if first => {
                 info!(node, "reached Redis at {url} after {:.1} s", away.as_secs_f64());
             }
-            (true, Some(away)) => info!(
-                node,
-                "reconnected to Redis at {url} after {:.1} s; catching up",
-                away.as_secs_f64()
-            ),
+            (true, Some(away)) => {
+                info!(node, "reconnected to Redis at {url} after {:.1} s; catching up", away.as_secs_f64())
+            }
             _ => debug!(role = self.role, "connected to Redis at {url}"),
         }
     }

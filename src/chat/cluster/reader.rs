@@ -84,7 +84,8 @@ impl Reader {
     async fn start(&mut self, connection: &mut MultiplexedConnection) -> RedisResult<()> {
         self.presence.1 = last_id(connection, &self.presence.0).await?;
         self.inbox.1 = last_id(connection, &self.inbox.0).await?;
-        let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(entry::nodes_key()).query_async(connection).await?;
+        let nodes: Vec<String> =
+            redis::cmd("SMEMBERS").arg(entry::nodes_key()).query_async(connection).await?;
         let mut others = 0;
         for other in nodes.iter().filter(|n| **n != self.node.config.node) {
             let members = members(connection, other).await?;
@@ -202,9 +203,7 @@ impl Reader {
         // Rooms that appeared since (here, or through this entry) are read from here on.
         let hub = self.shared.hub.lock();
         for room in hub.room_keys() {
-            self.rooms
-                .entry(room.clone())
-                .or_insert_with(|| (entry::room_key(room), entry.id.just_before()));
+            self.rooms.entry(room.clone()).or_insert_with(|| (entry::room_key(room), entry.id.just_before()));
         }
         Ok(())
     }
@@ -237,8 +236,14 @@ fn fresh(seen: &mut HashMap<String, (u64, u64)>, writer: &Writer) -> bool {
 
 /// The id of a stream's newest entry (zero for an empty or missing stream).
 async fn last_id(connection: &mut MultiplexedConnection, key: &str) -> RedisResult<EntryId> {
-    let newest: Value =
-        redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(connection).await?;
+    let newest: Value = redis::cmd("XREVRANGE")
+        .arg(key)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(connection)
+        .await?;
     let newest = entry::range_reply(newest).map_err(bad_reply)?;
     Ok(newest.first().map_or(EntryId::ZERO, |entry| entry.id))
 }

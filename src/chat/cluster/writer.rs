@@ -75,7 +75,11 @@ pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, sh
 impl Writer {
     /// Sends and renews until the connection fails (an error) or the server
     /// shuts down (`Ok`).
-    async fn serve(&mut self, connection: &mut MultiplexedConnection, shutdown: &Shutdown) -> RedisResult<()> {
+    async fn serve(
+        &mut self,
+        connection: &mut MultiplexedConnection,
+        shutdown: &Shutdown,
+    ) -> RedisResult<()> {
         self.reassert(connection).await?;
         self.node.up.store(true, Ordering::Release);
         let lease = self.node.config.lease;
@@ -290,8 +294,12 @@ impl Writer {
         let renewed = answers.get(2).filter(|_| !held.is_empty());
         self.lose(lost_leases(renewed, held.into_iter().map(|(nick, id)| (id, nick))));
         let judged = answers.iter().skip(if leases.is_empty() { 2 } else { 3 });
-        let dead: Vec<&String> =
-            others.iter().zip(judged).filter(|(_, alive)| matches!(alive, Value::Int(0))).map(|(n, _)| n).collect();
+        let dead: Vec<&String> = others
+            .iter()
+            .zip(judged)
+            .filter(|(_, alive)| matches!(alive, Value::Int(0)))
+            .map(|(n, _)| n)
+            .collect();
         for gone in dead {
             let members = self.shared.hub.lock().remote_gone(gone);
             info!(node = %gone, members, "a chat node stopped renewing its lease; its clients are gone");
@@ -359,7 +367,10 @@ fn granted(answer: &Value) -> bool {
 
 /// The (client, nickname) pairs whose lease the answer to a claim of all of
 /// them (in that order) says another holds. No answer: none lost.
-fn lost_leases(answer: Option<&Value>, asked: impl Iterator<Item = (ClientId, String)>) -> Vec<(ClientId, String)> {
+fn lost_leases(
+    answer: Option<&Value>,
+    asked: impl Iterator<Item = (ClientId, String)>,
+) -> Vec<(ClientId, String)> {
     let Some(Value::Array(held)) = answer else { return Vec::new() };
     asked.zip(held).filter(|(_, held)| matches!(held, Value::Int(0))).map(|(pair, _)| pair).collect()
 }

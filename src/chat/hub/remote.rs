@@ -59,10 +59,8 @@ impl<B: Backplane> Hub<B> {
     /// (re)connected. Returns the folded names of the rooms this made exist here.
     pub fn remote_node(&mut self, node: &str, members: &[Member]) -> Vec<String> {
         let now: BTreeSet<String> = members.iter().map(|(nick, _)| protocol::fold(nick)).collect();
-        let created: Vec<String> = members
-            .iter()
-            .filter_map(|(nick, room)| self.remote_present(node, nick, Some(room)))
-            .collect();
+        let created: Vec<String> =
+            members.iter().filter_map(|(nick, room)| self.remote_present(node, nick, Some(room))).collect();
         let gone: Vec<String> = self
             .remote
             .iter()
@@ -76,12 +74,17 @@ impl<B: Backplane> Hub<B> {
     /// Node `node` is gone (its leases ran out): its members leave, and the
     /// local members of their rooms are told. Returns how many left.
     pub fn remote_gone(&mut self, node: &str) -> usize {
-        let gone: Vec<String> =
-            self.remote.iter().filter(|(_, member)| member.node == node).map(|(key, _)| key.clone()).collect();
+        let gone: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(_, member)| member.node == node)
+            .map(|(key, _)| key.clone())
+            .collect();
         for key in &gone {
             let Some(member) = self.remote.get(key) else { continue };
             if let Some(place) = self.rooms.get(&member.room) {
-                let notice = protocol::notice(format_args!("{} left {} (server gone)", member.nick, place.name));
+                let notice =
+                    protocol::notice(format_args!("{} left {} (server gone)", member.nick, place.name));
                 place.log.publish(None, notice);
             }
             self.forget(key);

@@ -15,11 +15,21 @@ struct Published(Rc<RefCell<Vec<String>>>);
 
 impl Published {
     fn lines(&self) -> Vec<String> {
-        self.0.borrow().iter().filter(|l| !l.starts_with("present ") && !l.starts_with("tell ")).cloned().collect()
+        self.0
+            .borrow()
+            .iter()
+            .filter(|l| !l.starts_with("present ") && !l.starts_with("tell "))
+            .cloned()
+            .collect()
     }
 
     fn others(&self) -> Vec<String> {
-        self.0.borrow().iter().filter(|l| l.starts_with("present ") || l.starts_with("tell ")).cloned().collect()
+        self.0
+            .borrow()
+            .iter()
+            .filter(|l| l.starts_with("present ") || l.starts_with("tell "))
+            .cloned()
+            .collect()
     }
 }
 
@@ -369,7 +379,8 @@ fn history_from_before_a_server_followed_the_room_goes_first() {
     f.hub.say(0, "mine");
     let line = |text: &'static str| Bytes::from_static(text.as_bytes());
     f.hub.seed_history("lobby", vec![line("<x> 1\n"), line("<x> 2\n"), line("<x> 3\n")]);
-    let history: Vec<_> = f.hub.rooms["lobby"].history.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+    let history: Vec<_> =
+        f.hub.rooms["lobby"].history.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
     assert_eq!(history, ["<x> 2\n", "<x> 3\n", "<guest0> mine\n"]);
 }
 

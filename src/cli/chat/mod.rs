@@ -96,7 +96,8 @@ impl ClusterArgs {
 /// `HOSTNAME-PID`: unique among the servers running at once.
 fn default_node_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let host: String = host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(16).collect();
+    let host: String =
+        host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(16).collect();
     match host.is_empty() {
         true => format!("node-{}", std::process::id()),
         false => format!("{host}-{}", std::process::id()),
