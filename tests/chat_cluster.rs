@@ -355,3 +355,20 @@ fn bench_chat_spreads_its_clients_over_the_nodes() {
     let servers: Vec<&str> = by_server.iter().map(|s| s["server"].as_str().unwrap()).collect();
     assert_eq!(servers, [a.as_str(), b.as_str()], "{report}");
 }
+
+#[test]
+fn a_node_stopped_says_goodbye_for_its_clients_and_frees_their_nicknames() {
+    let redis = Redis::start();
+    // A lease longer than the test waits: only the node's goodbye can free its nicknames.
+    let (n1, n2) = (node(&redis, "n1", &[]), node(&redis, "n2", &["--lease", "60s"]));
+    let mut a = Client::named(&n1, "a");
+    let mut b = Client::named(&n2, "b");
+    until_who(&mut a, &lobby(&["a", "b"]));
+    let stopped = n2.stop_with("TERM");
+    assert!(stopped.status.success(), "{}", stopped.stderr);
+    b.expect("* server shutting down");
+    a.expect("* b left lobby (server shutting down)");
+    until_who(&mut a, &lobby(&["a"]));
+    a.send("/nick b");
+    a.expect("* a is now known as b");
+}

@@ -105,7 +105,8 @@ impl Ending {
     fn reason(&self) -> Option<&str> {
         match self {
             Ending::Quit(reason) => reason.as_deref(),
-            Ending::Closed | Ending::Shutdown => None,
+            Ending::Closed => None,
+            Ending::Shutdown => Some("server shutting down"),
             Ending::Idle => Some("idle"),
             Ending::TooSlow(_) => Some("too slow"),
             Ending::Failed(_) => Some("connection lost"),

@@ -184,16 +184,21 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Removes client `id`, releasing its nickname. With `announce`, its
-    /// room hears that it left (and why, when `reason` says).
+    /// room hears that it left (and why, when `reason` says); without (this
+    /// server is shutting down, and its clients with it), only the room's
+    /// members on other servers hear it.
     pub fn disconnect(&mut self, id: ClientId, reason: Option<&str>, announce: bool) {
         let Some(client) = self.clients.get(&id) else { return };
         let room = client.room.clone();
         self.nicks.remove(&protocol::fold(&client.nick));
         self.backplane.present(id, &client.nick, None);
-        let left = announce.then(|| self.left_notice(id, &room, reason));
+        let heard_elsewhere = self.rooms.get(&room).is_some_and(|r| r.remote > 0);
+        let left = (announce || heard_elsewhere).then(|| self.left_notice(id, &room, reason));
         self.exit(id, &room);
-        if let Some(notice) = left {
-            self.publish(&room, notice, Some(id), false);
+        match (left, self.rooms.get(&room)) {
+            (Some(notice), _) if announce => self.publish(&room, notice, Some(id), false),
+            (Some(notice), Some(place)) => self.backplane.published(&place.key, &notice, false),
+            _ => {}
         }
         self.clients.remove(&id);
         self.drop_if_empty(&room);
