@@ -18,6 +18,7 @@ peers=(
   prlimit:util-linux
   setpriv:util-linux
   redis-server:redis-server
+  tshark:tshark
 )
 
 missing=()
@@ -38,6 +39,10 @@ if ((${#missing[@]})); then
       trap 'rm -f "$policy"' EXIT
     fi
     export DEBIAN_FRONTEND=noninteractive
+    # tshark's package asks whether non-root users may capture; the tests run as root.
+    if command -v debconf-set-selections >/dev/null 2>&1; then
+      echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else

@@ -11,6 +11,7 @@
 //! | load generators | [`bench`] | sockets |
 //! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
 //! | port scanner | [`scan`]: pure port and target syntax, a sans-IO probe scheduler, one epoll reactor per core | sockets, raw sockets (`rawsock`, safe wrappers, no `unsafe`) |
+//! | packet capture | [`sniff`]: pure decoding, filters (and their BPF compiler) and pcap formats; one capture loop | an `AF_PACKET` socket (`rawsock`, still no `unsafe`), files |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
@@ -35,6 +36,7 @@ mod rawsock;
 pub mod scan;
 pub mod server;
 pub mod shutdown;
+pub mod sniff;
 pub mod stats;
 pub mod transfer;
 pub mod udp;

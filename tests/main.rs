@@ -12,6 +12,7 @@ mod lab;
 mod peers;
 mod scan;
 mod serve;
+mod sniff;
 mod transfer;
 mod udp;
 mod util;

@@ -11,6 +11,7 @@ mod lab;
 mod output;
 mod scan;
 mod serve;
+mod sniff;
 mod transfer;
 mod udp;
 
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 pub use args::{UsageError, Verbosity};
 pub use scan::{NothingOpen, nmap_style_args};
+pub use sniff::tcpdump_style_args;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,6 +34,7 @@ Examples:
   socketeer transfer send report.pdf localhost
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --loss 5% --delay 20ms
   socketeer scan localhost -p 1-1024 --banner
+  sudo socketeer sniff -i lo port 7007 -w echo.pcap
   socketeer bench echo localhost --connections 50 --duration 5s
   socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
 
@@ -98,6 +101,8 @@ enum Command {
     Lab(lab::Command),
     /// Scan ports: TCP connect or SYN, UDP, banners; exact and fast.
     Scan(scan::Args),
+    /// Capture packets from a raw socket: decode, filter, count, save as pcap, read pcap.
+    Sniff(sniff::Args),
 }
 
 /// Runs the parsed command to completion.
@@ -118,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Bench(command) => bench::run(command).await,
             Command::Lab(command) => lab::run(command).await,
             Command::Scan(args) => scan::run(args).await,
+            Command::Sniff(args) => sniff::run(args).await,
         }
     });
     // A thread may still be blocked reading stdin; do not wait for it.

@@ -33,6 +33,11 @@ impl Output {
         Output { json }
     }
 
+    /// Whether records are written as JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Writes one record: its `Display` form, or a JSON object with `"type": kind`.
     ///
     /// # Errors

@@ -29,10 +29,10 @@ pub struct Axes {
     pub y_log: bool,
 }
 
-const WIDTH: f64 = 860.0;
+const WIDTH: f64 = 900.0;
 const HEIGHT: f64 = 520.0;
 const LEFT: f64 = 80.0;
-const RIGHT: f64 = 250.0;
+const RIGHT: f64 = 290.0;
 const TOP: f64 = 64.0;
 const BOTTOM: f64 = 60.0;
 

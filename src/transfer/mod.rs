@@ -77,7 +77,8 @@ impl Protocol {
 
 impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, not `write_str`, so tables can align it with `{:<17}`.
+        f.pad(match self {
             Protocol::StopAndWait => "stop-and-wait",
             Protocol::GoBackN => "go-back-n",
             Protocol::SelectiveRepeat => "selective-repeat",

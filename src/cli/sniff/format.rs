@@ -1,0 +1,123 @@
+//! How `sniff` shows a packet: tcpdump's line, `-v` details, `-x` hex, `-A` text.
+
+use std::fmt::{self, Write as _};
+use std::time::Duration;
+
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+use socketeer::sniff::decode::{self, Summary};
+use socketeer::sniff::{Frame, LinkType};
+
+/// What to show besides the summary line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras {
+    /// Header details (`-v`).
+    pub details: bool,
+    /// A hex dump of the frame (`-x`).
+    pub hex: bool,
+    /// The payload as text (`-A`).
+    pub ascii: bool,
+}
+
+/// One packet as printed or as JSON.
+#[derive(Serialize)]
+pub struct PacketLine<'a> {
+    /// Capture time, RFC 3339 in UTC.
+    time: DateTime<Utc>,
+    /// Length on the wire.
+    len: u32,
+    /// Bytes captured.
+    caplen: usize,
+    #[serde(flatten)]
+    summary: &'a Summary,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    details: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+    #[serde(skip)]
+    dump: Option<String>,
+}
+
+impl<'a> PacketLine<'a> {
+    pub fn new(link: LinkType, frame: Frame<'_>, summary: &'a Summary, extras: Extras) -> Self {
+        let time = DateTime::<Utc>::UNIX_EPOCH + duration(frame.time);
+        PacketLine {
+            time,
+            len: frame.len,
+            caplen: frame.data.len(),
+            summary,
+            details: if extras.details { decode::details(link, frame.data) } else { Vec::new() },
+            hex: extras.hex.then(|| frame.data.iter().map(|b| format!("{b:02x}")).collect()),
+            text: extras.ascii.then(|| printable(summary.payload(frame.data))).filter(|t| !t.is_empty()),
+            dump: extras.hex.then(|| hex_dump(frame.data)),
+        }
+    }
+}
+
+fn duration(d: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+impl fmt::Display for PacketLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.time.with_timezone(&Local).format("%H:%M:%S%.6f"), self.summary)?;
+        for line in &self.details {
+            write!(f, "\n    {line}")?;
+        }
+        if let Some(dump) = &self.dump {
+            write!(f, "\n{dump}")?;
+        }
+        if let Some(text) = &self.text {
+            write!(f, "\n{}", text.strip_suffix('\n').unwrap_or(text))?;
+        }
+        Ok(())
+    }
+}
+
+/// Payload bytes as text: printable ASCII and newlines kept, the rest as `.`.
+fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| if b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b) { char::from(b) } else { '.' })
+        .collect()
+}
+
+/// `xxd`-style lines: offset, 16 bytes in pairs, then the printable ones.
+pub fn hex_dump(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for (row, chunk) in bytes.chunks(16).enumerate() {
+        let _ = write!(out, "\t0x{:04x}:  ", row * 16);
+        for (i, b) in chunk.iter().enumerate() {
+            let _ = write!(out, "{b:02x}{}", if i % 2 == 1 { " " } else { "" });
+        }
+        let width = 16 * 2 + 8;
+        let used = chunk.len() * 2 + chunk.len() / 2;
+        out.push_str(&" ".repeat(width - used + 1));
+        out.extend(chunk.iter().map(|&b| if (0x20..0x7f).contains(&b) { char::from(b) } else { '.' }));
+        if (row + 1) * 16 < bytes.len() {
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_dump_lines_up() {
+        let dump = hex_dump(b"GET / HTTP/1.1\r\nHost: x\r\n");
+        let lines: Vec<&str> = dump.lines().collect();
+        assert_eq!(lines[0], "\t0x0000:  4745 5420 2f20 4854 5450 2f31 2e31 0d0a  GET / HTTP/1.1..");
+        assert_eq!(lines[1], "\t0x0010:  486f 7374 3a20 780d 0a                   Host: x..");
+        assert_eq!(lines[0].find("GET"), lines[1].find("Host"), "columns line up");
+    }
+
+    #[test]
+    fn text_keeps_lines_and_hides_control_bytes() {
+        assert_eq!(printable(b"hi\r\n\x1b[31mred"), "hi.\n.[31mred");
+    }
+}

@@ -1,0 +1,439 @@
+//! `socketeer sniff`: capture, decode, filter and save packets.
+
+mod format;
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use socketeer::poll::Waker;
+use socketeer::shutdown;
+use socketeer::sniff::capture::{Capture, Config};
+use socketeer::sniff::filter::Filter;
+use socketeer::sniff::pcap::{self, Precision};
+use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
+
+use super::args::UsageError;
+use super::output::{Output, check_writable};
+use format::{Extras, PacketLine};
+
+const EXAMPLES: &str = "\
+Examples:
+  socketeer sniff -r echo.pcap                       # read a pcap or pcapng file (no root needed)
+  socketeer sniff -r echo.pcap 'tcp and port 7007' --json
+  socketeer sniff -r echo.pcap --stats               # protocols, ports and top talkers
+  sudo socketeer sniff                               # everything on lo, one line per packet
+  sudo socketeer sniff -i lo tcp port 7007 -c 10     # the first 10 packets to or from port 7007
+  sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
+  sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
+
+Filters: tcp udp icmp icmp6 arp ip ip6, [src|dst] host ADDR, [src|dst] net CIDR,
+[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ).
+Capturing needs root or CAP_NET_RAW; reading a file does not.";
+
+/// Arguments of `socketeer sniff`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Which frames to keep, in tcpdump's syntax (quote it, or give it as several words).
+    #[arg(value_name = "FILTER")]
+    filter: Vec<String>,
+    /// The interface to capture on.
+    #[arg(short, long, value_name = "IFACE", default_value = "lo", conflicts_with = "read")]
+    interface: String,
+    /// Stop after this many matching packets.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Write matching packets to a pcap file (- for stdout) instead of printing them.
+    #[arg(short, long, value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Print packets even while writing them to a file.
+    #[arg(long, requires = "write")]
+    print: bool,
+    /// Read packets from a pcap or pcapng file (- for stdin) instead of capturing.
+    #[arg(short, long, value_name = "FILE")]
+    read: Option<PathBuf>,
+    /// Bytes kept of each packet.
+    #[arg(short, long, value_name = "BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    snaplen: u32,
+    /// Socket buffer for packets waiting to be read, in KiB (tcpdump's -B). The kernel
+    /// charges each queued frame its whole buffer (about 1 KiB for a small one).
+    #[arg(short = 'B', long, value_name = "KIB", default_value_t = 32768, value_parser = clap::value_parser!(u32).range(64..=1_048_576), conflicts_with = "read")]
+    buffer_size: u32,
+    /// Write nanosecond timestamps (default: microseconds, which every tool reads).
+    #[arg(long, requires = "write")]
+    nano: bool,
+    /// Header details under each packet (tcpdump's -v; `sniff -v` means this).
+    #[arg(long)]
+    detail: bool,
+    /// A hex dump of each packet.
+    #[arg(short = 'x', long)]
+    hex: bool,
+    /// The payload of each packet as text.
+    #[arg(short = 'A', long)]
+    ascii: bool,
+    /// Counters by protocol, port and sender at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Addresses and ports are never resolved to names; accepted for tcpdump habits.
+    #[arg(short = 'n', hide = true)]
+    numeric: bool,
+    /// JSON Lines: one object per packet, then a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Rewrites tcpdump habits after `sniff`: `-v` (header details) becomes
+/// `--detail`, since `-v` elsewhere means more logging; clusters such as
+/// `-vx` or `-nvA` keep their other flags.
+pub fn tcpdump_style_args(args: Vec<OsString>) -> Vec<OsString> {
+    const FLAGS: &str = "vxAn";
+    let Some(at) = args.iter().position(|a| a == "sniff") else { return args };
+    let mut out = args[..=at].to_vec();
+    for arg in &args[at + 1..] {
+        match arg.to_str().and_then(|a| a.strip_prefix('-')) {
+            Some(flags)
+                if !flags.is_empty() && flags.contains('v') && flags.chars().all(|c| FLAGS.contains(c)) =>
+            {
+                out.push("--detail".into());
+                let rest: String = flags.chars().filter(|&c| c != 'v').collect();
+                if !rest.is_empty() {
+                    out.push(format!("-{rest}").into());
+                }
+            }
+            _ => out.push(arg.clone()),
+        }
+    }
+    out
+}
+
+/// The closing line: what was seen, kept and lost.
+#[derive(Debug, Serialize)]
+struct Summary {
+    source: String,
+    #[serde(flatten)]
+    counts: Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_filter: Option<bool>,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Counts { received, matched, dropped } = self.counts;
+        match self.kernel_filter {
+            Some(in_kernel) => write!(
+                f,
+                "{received} packets captured on {}, {matched} matched{}, {dropped} dropped by the kernel",
+                self.source,
+                if in_kernel { " (filtered in the kernel)" } else { "" }
+            ),
+            None => write!(f, "{received} packets read from {}, {matched} matched", self.source),
+        }
+    }
+}
+
+/// A pcap file (or stdout) being written.
+type PcapOut = pcap::Writer<BufWriter<Box<dyn Write + Send>>>;
+
+/// Where kept packets go.
+struct Sink {
+    out: Output,
+    print: bool,
+    extras: Extras,
+    writer: Option<PcapOut>,
+    matcher: Matcher,
+    limit: Option<u64>,
+    failed: Option<anyhow::Error>,
+    /// A running count on a terminal while packets go only to a file.
+    progress: Option<ProgressBar>,
+}
+
+impl Sink {
+    fn offer(&mut self, link: LinkType, frame: Frame<'_>) -> ControlFlow<()> {
+        let Verdict::Accepted(summary) = self.matcher.offer(link, frame) else {
+            return ControlFlow::Continue(());
+        };
+        if let Err(e) = self.keep(link, frame, summary.as_ref()) {
+            self.failed = Some(e);
+            return ControlFlow::Break(());
+        }
+        let matched = self.matcher.counts().matched;
+        if let Some(bar) = &self.progress {
+            bar.set_position(matched);
+        }
+        match self.limit {
+            Some(limit) if matched >= limit => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn keep(
+        &mut self,
+        link: LinkType,
+        frame: Frame<'_>,
+        summary: Option<&socketeer::sniff::decode::Summary>,
+    ) -> anyhow::Result<()> {
+        if let Some(writer) = &mut self.writer {
+            writer.write(frame).context("writing the pcap file")?;
+        }
+        if let (true, Some(summary)) = (self.print, summary) {
+            self.out.emit("packet", &PacketLine::new(link, frame, summary, self.extras))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, summary: Summary, to_stdout: bool) -> anyhow::Result<()> {
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+        if let Some(writer) = self.writer.take() {
+            writer.into_inner().context("writing the pcap file")?;
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        let stats = self.matcher.stats();
+        if to_stdout {
+            if self.out.is_json() {
+                self.out.emit("summary", &summary)?;
+            } else {
+                writeln!(io::stderr(), "{summary}")?;
+            }
+            if let Some(stats) = &stats {
+                self.out.emit("stats", stats)?;
+            }
+        } else {
+            writeln!(io::stderr(), "{summary}")?;
+            if let Some(stats) = &stats {
+                writeln!(io::stderr(), "{stats}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything needed to make the [`Sink`] once the link type is known.
+struct Plan {
+    json: bool,
+    print: bool,
+    extras: Extras,
+    filter: Option<Filter>,
+    stats: bool,
+    limit: Option<u64>,
+    progress: bool,
+    write: Option<PathBuf>,
+    snaplen: u32,
+    precision: Precision,
+}
+
+impl Plan {
+    /// A sink for frames of `link` type; `kernel_filtered` when the kernel
+    /// ran the filter first (most frames then need no decoding to be written).
+    fn sink(&self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
+        Ok(Sink {
+            out: Output::new(self.json),
+            print: self.print,
+            extras: self.extras,
+            writer: self.open_writer(link)?,
+            matcher: Matcher::new(self.filter.clone(), self.print, self.stats)
+                .kernel_filtered(kernel_filtered),
+            limit: self.limit,
+            failed: None,
+            progress: self.progress.then(|| {
+                let style = ProgressStyle::with_template("{spinner} {pos} packets written to {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let file = self.write.as_deref().unwrap_or(Path::new("-")).display().to_string();
+                let bar = ProgressBar::new_spinner().with_style(style).with_message(file);
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                bar
+            }),
+        })
+    }
+
+    fn open_writer(&self, link: LinkType) -> anyhow::Result<Option<PcapOut>> {
+        let Some(path) = &self.write else { return Ok(None) };
+        let out: Box<dyn Write + Send> = if path == Path::new("-") {
+            Box::new(io::stdout())
+        } else {
+            Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
+        };
+        let writer =
+            pcap::Writer::new(BufWriter::with_capacity(1 << 20, out), link, self.snaplen, self.precision)
+                .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Some(writer))
+    }
+}
+
+/// Runs `socketeer sniff`.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let filter = match args.filter.join(" ").trim() {
+        "" => None,
+        text => Some(text.parse::<Filter>().map_err(|e| UsageError(e.to_string()))?),
+    };
+    let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
+    if let Some(path) = args.write.as_deref().filter(|_| !pcap_to_stdout) {
+        check_writable(path)?;
+    }
+    let print = !pcap_to_stdout && (args.write.is_none() || args.print);
+    let plan = Plan {
+        json: args.json,
+        print,
+        extras: Extras { details: args.detail, hex: args.hex, ascii: args.ascii },
+        filter: filter.clone(),
+        stats: args.stats,
+        limit: args.count,
+        progress: !print && !pcap_to_stdout && args.read.is_none() && io::stderr().is_terminal(),
+        write: args.write.clone(),
+        snaplen: args.snaplen,
+        precision: if args.nano { Precision::Nano } else { Precision::Micro },
+    };
+    match &args.read {
+        Some(path) => read(path, &plan, !pcap_to_stdout),
+        None => {
+            let config = Config {
+                interface: args.interface.clone(),
+                snaplen: args.snaplen,
+                buffer: args.buffer_size as usize * 1024,
+                filter,
+            };
+            capture(config, plan, !pcap_to_stdout).await
+        }
+    }
+}
+
+fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
+    let name = path.display().to_string();
+    let input: Box<dyn io::Read> = if path == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).with_context(|| format!("cannot read {name}"))?)
+    };
+    let mut reader =
+        pcap::Reader::new(io::BufReader::new(input)).with_context(|| format!("reading {name}"))?;
+    let mut sink_and_error = (None::<Sink>, None);
+    for record in reader.by_ref() {
+        match record {
+            Ok(record) => {
+                let current = match &mut sink_and_error.0 {
+                    Some(current) => current,
+                    None => sink_and_error.0.insert(plan.sink(record.link, false)?),
+                };
+                if current.offer(record.link, record.packet.frame()).is_break() {
+                    break;
+                }
+            }
+            Err(e) => {
+                sink_and_error.1 = Some(anyhow::Error::new(e).context(format!("reading {name}")));
+                break;
+            }
+        }
+    }
+    let sink = match sink_and_error.0 {
+        Some(sink) => sink,
+        None => plan.sink(LinkType::Ethernet, false)?,
+    };
+    let counts = sink.matcher.counts();
+    sink.finish(Summary { source: name, counts, kernel_filter: None }, to_stdout)?;
+    sink_and_error.1.map_or(Ok(()), Err)
+}
+
+async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
+    let waker = Waker::new().context("creating an eventfd")?;
+    let stopper = {
+        let waker = waker.clone();
+        tokio::spawn(async move {
+            if shutdown::signal().await.is_ok() {
+                waker.stop();
+            }
+        })
+    };
+    let json = plan.json;
+    // The socket's receive buffers hold raw pointers (not Send): the whole
+    // capture lives on one blocking thread.
+    let result = tokio::task::spawn_blocking(move || {
+        let mut capture = Capture::open(&config)?;
+        let listening = Listening {
+            interface: config.interface.clone(),
+            link: capture.link(),
+            snaplen: config.snaplen,
+            kernel_filter: capture.kernel_filter(),
+        };
+        if to_stdout && json {
+            Output::new(json).emit("listening", &listening)?;
+        } else {
+            writeln!(io::stderr(), "{listening}")?;
+        }
+        let mut sink = plan.sink(capture.link(), capture.kernel_filter())?;
+        let link = capture.link();
+        capture
+            .run(&waker, |frame| sink.offer(link, frame))
+            .with_context(|| format!("capturing on {}", config.interface))?;
+        let counts = Counts { dropped: capture.dropped(), ..sink.matcher.counts() };
+        let summary =
+            Summary { source: config.interface, counts, kernel_filter: Some(capture.kernel_filter()) };
+        sink.finish(summary, to_stdout)
+    })
+    .await;
+    stopper.abort();
+    result?
+}
+
+/// The line that says the capture has started.
+#[derive(Debug, Serialize)]
+struct Listening {
+    interface: String,
+    link: LinkType,
+    snaplen: u32,
+    kernel_filter: bool,
+}
+
+impl std::fmt::Display for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let link = match self.link {
+            LinkType::Ethernet => "Ethernet",
+            LinkType::RawIp => "raw IP",
+            LinkType::LinuxSll => "Linux cooked",
+        };
+        write!(
+            f,
+            "listening on {}, link type {link}, snapshot length {} bytes",
+            self.interface, self.snaplen
+        )?;
+        if self.kernel_filter {
+            write!(f, ", filter compiled to BPF in the kernel")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        let args = args.iter().map(OsString::from).collect();
+        tcpdump_style_args(args).into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn dash_v_means_details_after_sniff_only() {
+        assert_eq!(
+            rewrite(&["socketeer", "-v", "sniff", "-v", "port", "80"]),
+            ["socketeer", "-v", "sniff", "--detail", "port", "80"]
+        );
+        assert_eq!(
+            rewrite(&["socketeer", "sniff", "-vx", "-nvvA"]),
+            ["socketeer", "sniff", "--detail", "-x", "--detail", "-nA"]
+        );
+        assert_eq!(
+            rewrite(&["socketeer", "sniff", "-vw", "-i", "lo"]),
+            ["socketeer", "sniff", "-vw", "-i", "lo"]
+        );
+        assert_eq!(rewrite(&["socketeer", "echo", "serve", "-v"]), ["socketeer", "echo", "serve", "-v"]);
+    }
+}

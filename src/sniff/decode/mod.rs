@@ -1,0 +1,445 @@
+//! Decoding captured frames into one-line summaries, with etherparse doing
+//! the header parsing.
+//!
+//! [`decode`] never fails and never panics: a frame cut short by the snap
+//! length, or one whose headers lie about their lengths, is decoded as far as
+//! it goes and carries a [`Summary::problem`] saying where it stopped.
+
+mod show;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use etherparse::err::packet::SliceError;
+use etherparse::{
+    Icmpv4Type, Icmpv6Type, LaxNetSlice, LaxSlicedPacket, LinkSlice, LinuxSllProtocolType, LinuxSllSlice,
+    TransportSlice,
+};
+use serde::Serialize;
+
+pub use show::details;
+
+use super::LinkType;
+
+/// What a frame's outermost decoded protocol is, the word filters and
+/// `--stats` use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// A link-layer frame whose payload was not decoded.
+    #[default]
+    Ether,
+    /// ARP.
+    Arp,
+    /// IPv4 carrying a protocol not decoded here (or a later fragment).
+    Ip,
+    /// IPv6 carrying a protocol not decoded here (or a later fragment).
+    Ip6,
+    /// TCP over IPv4 or IPv6.
+    Tcp,
+    /// UDP over IPv4 or IPv6.
+    Udp,
+    /// ICMP (over IPv4).
+    Icmp,
+    /// ICMPv6.
+    Icmp6,
+}
+
+impl Proto {
+    /// The lowercase name, as filters and `--stats` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Ether => "ether",
+            Proto::Arp => "arp",
+            Proto::Ip => "ip",
+            Proto::Ip6 => "ip6",
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Icmp6 => "icmp6",
+        }
+    }
+}
+
+/// A MAC address, printed `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// TCP flag bits, printed the way tcpdump does (`S`, `S.`, `P.`, `F.`, `R`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN.
+    pub const FIN: u8 = 0x01;
+    /// SYN.
+    pub const SYN: u8 = 0x02;
+    /// RST.
+    pub const RST: u8 = 0x04;
+    /// PSH.
+    pub const PSH: u8 = 0x08;
+    /// ACK.
+    pub const ACK: u8 = 0x10;
+    /// URG.
+    pub const URG: u8 = 0x20;
+    /// ECE.
+    pub const ECE: u8 = 0x40;
+    /// CWR.
+    pub const CWR: u8 = 0x80;
+
+    /// Whether every bit of `bits` is set.
+    pub fn has(self, bits: u8) -> bool {
+        self.0 & bits == bits
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const LETTERS: [(u8, char); 7] = [
+            (TcpFlags::FIN, 'F'),
+            (TcpFlags::SYN, 'S'),
+            (TcpFlags::RST, 'R'),
+            (TcpFlags::PSH, 'P'),
+            (TcpFlags::URG, 'U'),
+            (TcpFlags::ECE, 'E'),
+            (TcpFlags::CWR, 'W'),
+        ];
+        for (bit, letter) in LETTERS {
+            if self.has(bit) {
+                write!(f, "{letter}")?;
+            }
+        }
+        if self.has(TcpFlags::ACK) {
+            write!(f, ".")?;
+        }
+        if self.0 == 0 {
+            write!(f, "none")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for TcpFlags {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// The TCP header fields a summary shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Tcp {
+    /// Flag bits.
+    pub flags: TcpFlags,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgement number (meaningful with the ACK flag).
+    pub ack: u32,
+    /// Receive window, unscaled.
+    pub win: u16,
+}
+
+/// An ICMP or ICMPv6 message's type, code and, for echoes, id and sequence.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Icmp {
+    /// Message type.
+    #[serde(rename = "icmp_type")]
+    pub kind: u8,
+    /// Message code.
+    pub code: u8,
+    /// What the type means, in tcpdump's words.
+    pub text: &'static str,
+    /// Echo identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u16>,
+    /// Echo sequence number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u16>,
+}
+
+/// An ARP message over Ethernet and IPv4 (other kinds show only the operation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Arp {
+    /// 1 request, 2 reply.
+    pub op: u16,
+    /// The sender's hardware address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_mac: Option<Mac>,
+    /// The target's hardware address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_mac: Option<Mac>,
+}
+
+/// One frame, decoded as far as it goes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// The outermost protocol decoded.
+    pub proto: Proto,
+    /// Ethernet source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_src: Option<Mac>,
+    /// Ethernet destination.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_dst: Option<Mac>,
+    /// The link layer's payload type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ether_type: Option<u16>,
+    /// IP source (for ARP, the sender's protocol address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
+    /// IP destination (for ARP, the target's protocol address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<IpAddr>,
+    /// The IP header's protocol (next header for IPv6, after extensions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip_proto: Option<u8>,
+    /// Time to live or hop limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    /// Whether this is an IP fragment (its transport header may be elsewhere).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub fragment: bool,
+    /// TCP or UDP source port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sport: Option<u16>,
+    /// TCP or UDP destination port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dport: Option<u16>,
+    /// TCP header fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<Tcp>,
+    /// ICMP or ICMPv6 fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub icmp: Option<Icmp>,
+    /// ARP fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arp: Option<Arp>,
+    /// Where the innermost decoded payload starts in the frame.
+    #[serde(skip)]
+    pub payload_offset: usize,
+    /// Bytes of that payload the header announces (TCP and UDP data, the
+    /// ICMP message, the IP payload, ...), captured or not.
+    pub payload_len: usize,
+    /// Why decoding stopped early: a truncated or malformed header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Summary {
+    /// The payload bytes that were captured.
+    pub fn payload<'a>(&self, frame: &'a [u8]) -> &'a [u8] {
+        let start = self.payload_offset.min(frame.len());
+        let end = start.saturating_add(self.payload_len).min(frame.len());
+        &frame[start..end]
+    }
+}
+
+/// Decodes one frame of `link` type.
+pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
+    let mut summary = Summary::default();
+    let packet = match slice(link, frame) {
+        Ok(packet) => packet,
+        Err(reason) => {
+            summary.payload_len = frame.len();
+            summary.problem = Some(shorten(reason));
+            return summary;
+        }
+    };
+    read_link(&mut summary, &packet);
+    read_net(&mut summary, &packet, frame);
+    read_transport(&mut summary, &packet, frame);
+    if let Some((error, _layer)) = &packet.stop_err {
+        summary.problem = Some(describe(error));
+    } else if packet.ip_payload().is_some_and(|p| p.incomplete) && summary.problem.is_none() {
+        summary.problem = Some("truncated: the IP payload was not captured whole".to_owned());
+    }
+    summary
+}
+
+/// Splits a frame into its headers as far as they go.
+fn slice(link: LinkType, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, String> {
+    match link {
+        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|e| e.to_string()),
+        LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|e| e.to_string()),
+        LinkType::LinuxSll => from_linux_sll(frame),
+    }
+}
+
+/// Linux cooked captures (what `tcpdump -i any` writes): etherparse's strict
+/// parser takes the header, its lax one the rest.
+fn from_linux_sll(frame: &[u8]) -> Result<LaxSlicedPacket<'_>, String> {
+    let sll = LinuxSllSlice::from_slice(frame).map_err(|e| e.to_string())?;
+    match sll.protocol_type() {
+        LinuxSllProtocolType::EtherType(ether_type) => {
+            Ok(LaxSlicedPacket::from_ether_type(ether_type, sll.payload_slice()))
+        }
+        other => Err(format!("cooked capture of a non-Ethernet protocol ({other:?})")),
+    }
+}
+
+fn read_link(summary: &mut Summary, packet: &LaxSlicedPacket<'_>) {
+    if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
+        summary.mac_src = Some(Mac(eth.source()));
+        summary.mac_dst = Some(Mac(eth.destination()));
+    }
+    summary.ether_type = packet.ether_payload().map(|p| p.ether_type.0);
+}
+
+fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
+    match &packet.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let header = ip.header();
+            summary.proto = Proto::Ip;
+            summary.src = Some(IpAddr::V4(header.source_addr()));
+            summary.dst = Some(IpAddr::V4(header.destination_addr()));
+            summary.ttl = Some(header.ttl());
+            summary.ip_proto = Some(ip.payload().ip_number.0);
+            summary.fragment = ip.payload().fragmented;
+            set_payload(summary, frame, ip.payload().payload);
+            summary.payload_len =
+                usize::from(header.total_len()).saturating_sub(usize::from(header.ihl()) * 4);
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let header = ip.header();
+            summary.proto = Proto::Ip6;
+            summary.src = Some(IpAddr::V6(header.source_addr()));
+            summary.dst = Some(IpAddr::V6(header.destination_addr()));
+            summary.ttl = Some(header.hop_limit());
+            summary.ip_proto = Some(ip.payload().ip_number.0);
+            summary.fragment = ip.payload().fragmented;
+            set_payload(summary, frame, ip.payload().payload);
+            summary.payload_len = usize::from(header.payload_length());
+        }
+        Some(LaxNetSlice::Arp(arp)) => {
+            summary.proto = Proto::Arp;
+            let ipv4 = |bytes: &[u8]| <[u8; 4]>::try_from(bytes).ok().map(|a| IpAddr::V4(Ipv4Addr::from(a)));
+            let mac = |bytes: &[u8]| <[u8; 6]>::try_from(bytes).ok().map(Mac);
+            summary.src = ipv4(arp.sender_protocol_addr());
+            summary.dst = ipv4(arp.target_protocol_addr());
+            summary.arp = Some(Arp {
+                op: arp.operation().0,
+                sender_mac: mac(arp.sender_hw_addr()),
+                target_mac: mac(arp.target_hw_addr()),
+            });
+            set_payload(summary, frame, arp.slice());
+        }
+        None => {
+            if let Some(payload) = packet.ether_payload() {
+                set_payload(summary, frame, payload.payload);
+            }
+        }
+    }
+}
+
+fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
+    match &packet.transport {
+        Some(TransportSlice::Tcp(tcp)) => {
+            summary.proto = Proto::Tcp;
+            summary.sport = Some(tcp.source_port());
+            summary.dport = Some(tcp.destination_port());
+            summary.tcp = Some(Tcp {
+                flags: TcpFlags(tcp.header_slice().get(13).copied().unwrap_or(0)),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                win: tcp.window_size(),
+            });
+            let header = usize::from(tcp.data_offset()) * 4;
+            let announced = summary.payload_len.saturating_sub(header);
+            set_payload(summary, frame, tcp.payload());
+            summary.payload_len = announced;
+        }
+        Some(TransportSlice::Udp(udp)) => {
+            summary.proto = Proto::Udp;
+            summary.sport = Some(udp.source_port());
+            summary.dport = Some(udp.destination_port());
+            set_payload(summary, frame, udp.payload());
+            summary.payload_len = usize::from(udp.length()).saturating_sub(8);
+        }
+        Some(TransportSlice::Icmpv4(icmp)) => {
+            summary.proto = Proto::Icmp;
+            let (text, echo) = match icmp.icmp_type() {
+                Icmpv4Type::EchoRequest(echo) => ("echo request", Some(echo)),
+                Icmpv4Type::EchoReply(echo) => ("echo reply", Some(echo)),
+                Icmpv4Type::DestinationUnreachable(_) => ("destination unreachable", None),
+                Icmpv4Type::Redirect(_) => ("redirect", None),
+                Icmpv4Type::TimeExceeded(_) => ("time exceeded", None),
+                Icmpv4Type::ParameterProblem(_) => ("parameter problem", None),
+                Icmpv4Type::TimestampRequest(_) => ("time stamp request", None),
+                Icmpv4Type::TimestampReply(_) => ("time stamp reply", None),
+                Icmpv4Type::Unknown { .. } => ("type", None),
+            };
+            summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
+            set_payload(summary, frame, icmp.slice());
+        }
+        Some(TransportSlice::Icmpv6(icmp)) => {
+            summary.proto = Proto::Icmp6;
+            let (text, echo) = match icmp.icmp_type() {
+                Icmpv6Type::EchoRequest(echo) => ("echo request", Some(echo)),
+                Icmpv6Type::EchoReply(echo) => ("echo reply", Some(echo)),
+                Icmpv6Type::DestinationUnreachable(_) => ("destination unreachable", None),
+                Icmpv6Type::PacketTooBig { .. } => ("packet too big", None),
+                Icmpv6Type::TimeExceeded(_) => ("time exceeded", None),
+                Icmpv6Type::ParameterProblem(_) => ("parameter problem", None),
+                Icmpv6Type::RouterSolicitation => ("router solicitation", None),
+                Icmpv6Type::RouterAdvertisement(_) => ("router advertisement", None),
+                Icmpv6Type::NeighborSolicitation => ("neighbor solicitation", None),
+                Icmpv6Type::NeighborAdvertisement(_) => ("neighbor advertisement", None),
+                Icmpv6Type::Redirect => ("redirect", None),
+                Icmpv6Type::Unknown { .. } => ("type", None),
+            };
+            summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
+            set_payload(summary, frame, icmp.slice());
+        }
+        // IGMP and others stay at the IP layer.
+        Some(_) | None => {}
+    }
+}
+
+fn icmp_fields(kind: u8, code: u8, text: &'static str, echo: Option<etherparse::IcmpEchoHeader>) -> Icmp {
+    Icmp { kind, code, text, id: echo.map(|e| e.id), seq: echo.map(|e| e.seq) }
+}
+
+/// Records where `payload` (a subslice of `frame`) starts and how much of it
+/// was captured; callers that know the announced length set it after.
+fn set_payload(summary: &mut Summary, frame: &[u8], payload: &[u8]) {
+    summary.payload_offset = payload.as_ptr().addr().saturating_sub(frame.as_ptr().addr());
+    summary.payload_len = payload.len();
+}
+
+/// A decoding error in a few words: truncation says how much was there.
+fn describe(error: &SliceError) -> String {
+    match error {
+        SliceError::Len(len) => format!(
+            "truncated {}: {} of {} bytes",
+            len.layer,
+            len.len,
+            len.required_len.max(len.len.saturating_add(1))
+        ),
+        other => shorten(format!("malformed: {other}")),
+    }
+}
+
+/// Keeps error text to one line of reasonable length.
+fn shorten(text: String) -> String {
+    const MAX: usize = 120;
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,256 @@
+//! How a [`Summary`] reads: tcpdump's one-line layout, and the per-layer
+//! header details of `-v`.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use etherparse::{
+    ArpOperation, EtherType, IpNumber, LaxNetSlice, LinkSlice, TcpOptionElement, TcpSlice, TransportSlice,
+};
+
+use super::{Mac, Proto, Summary, TcpFlags, slice};
+use crate::sniff::LinkType;
+
+impl fmt::Display for Summary {
+    /// tcpdump's one-line layout, without the timestamp:
+    /// `IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1, win 65495, length 0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoint = |ip: Option<IpAddr>, port: Option<u16>| match (ip, port) {
+            (Some(ip), Some(port)) => format!("{ip}.{port}"),
+            (Some(ip), None) => ip.to_string(),
+            (None, _) => "?".to_owned(),
+        };
+        match self.proto {
+            Proto::Ether => {
+                if let (Some(src), Some(dst)) = (self.mac_src, self.mac_dst) {
+                    write!(f, "{src} > {dst}, ")?;
+                }
+                match self.ether_type {
+                    Some(t) => {
+                        write!(f, "ethertype {} (0x{t:04x}), length {}", ether_name(t), self.payload_len)?
+                    }
+                    None => write!(f, "frame, length {}", self.payload_len)?,
+                }
+            }
+            Proto::Arp => write_arp(f, self)?,
+            _ => {
+                let family = if matches!(self.src, Some(IpAddr::V6(_))) { "IP6" } else { "IP" };
+                write!(
+                    f,
+                    "{family} {} > {}: ",
+                    endpoint(self.src, self.sport),
+                    endpoint(self.dst, self.dport)
+                )?;
+                write_transport(f, self)?;
+            }
+        }
+        if let Some(problem) = &self.problem {
+            write!(f, " [{problem}]")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
+    let len = s.payload_len;
+    match (s.proto, &s.tcp, &s.icmp) {
+        (Proto::Tcp, Some(tcp), _) => {
+            write!(f, "Flags [{}], seq {}", tcp.flags, tcp.seq)?;
+            if len > 0 {
+                write!(f, ":{}", tcp.seq.wrapping_add(len as u32))?;
+            }
+            if tcp.flags.has(TcpFlags::ACK) {
+                write!(f, ", ack {}", tcp.ack)?;
+            }
+            write!(f, ", win {}, length {len}", tcp.win)
+        }
+        (Proto::Udp, _, _) => write!(f, "UDP, length {len}"),
+        (Proto::Icmp | Proto::Icmp6, _, Some(icmp)) => {
+            let name = if s.proto == Proto::Icmp { "ICMP " } else { "ICMP6, " };
+            write!(f, "{name}{}", icmp.text)?;
+            if icmp.text == "type" {
+                write!(f, " {} code {}", icmp.kind, icmp.code)?;
+            }
+            if let (Some(id), Some(seq)) = (icmp.id, icmp.seq) {
+                write!(f, ", id {id}, seq {seq}")?;
+            }
+            write!(f, ", length {len}")
+        }
+        _ => {
+            let proto = s.ip_proto.map(IpNumber).and_then(IpNumber::keyword_str).unwrap_or("unknown");
+            write!(f, "ip-proto-{} {proto}", s.ip_proto.unwrap_or(0))?;
+            if s.fragment {
+                write!(f, " (fragment)")?;
+            }
+            write!(f, ", length {len}")
+        }
+    }
+}
+
+fn write_arp(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
+    let ip = |a: Option<IpAddr>| a.map_or_else(|| "?".to_owned(), |a| a.to_string());
+    let arp = s.arp.unwrap_or_default();
+    match ArpOperation(arp.op) {
+        ArpOperation::REQUEST => write!(f, "ARP, Request who-has {} tell {}", ip(s.dst), ip(s.src))?,
+        ArpOperation::REPLY => {
+            let mac = arp.sender_mac.map_or_else(|| "?".to_owned(), |m| m.to_string());
+            write!(f, "ARP, Reply {} is-at {mac}", ip(s.src))?;
+        }
+        other => write!(f, "ARP, operation {}", other.0)?,
+    }
+    write!(f, ", length {}", s.payload_len)
+}
+
+fn ether_name(ether_type: u16) -> &'static str {
+    match EtherType(ether_type) {
+        EtherType::IPV4 => "IPv4",
+        EtherType::IPV6 => "IPv6",
+        EtherType::ARP => "ARP",
+        EtherType::VLAN_TAGGED_FRAME => "802.1Q",
+        EtherType::PROVIDER_BRIDGING => "802.1ad",
+        EtherType::WAKE_ON_LAN => "Wake-on-LAN",
+        _ => match ether_type {
+            0x88cc => "LLDP",
+            0x888e => "EAPOL",
+            0x8847 | 0x8848 => "MPLS",
+            _ => "unknown",
+        },
+    }
+}
+
+/// Header details for `-v`, one line per layer, re-read from the frame.
+pub fn details(link: LinkType, frame: &[u8]) -> Vec<String> {
+    let Ok(packet) = slice(link, frame) else { return Vec::new() };
+    let mut lines = Vec::new();
+    match &packet.link {
+        Some(LinkSlice::Ethernet2(eth)) => lines.push(format!(
+            "ether {} > {}, type {} (0x{:04x})",
+            Mac(eth.source()),
+            Mac(eth.destination()),
+            ether_name(eth.ether_type().0),
+            eth.ether_type().0
+        )),
+        Some(LinkSlice::LinuxSll(sll)) => lines.push(format!(
+            "cooked {:?}, hardware type {}, from {}",
+            sll.packet_type(),
+            sll.arp_hardware_type().0,
+            hex_colon(sll.sender_address())
+        )),
+        _ => {}
+    }
+    match &packet.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            let mut flags = Vec::new();
+            if h.dont_fragment() {
+                flags.push("DF");
+            }
+            if h.more_fragments() {
+                flags.push("MF");
+            }
+            lines.push(format!(
+                "IPv4 tos 0x{:x}, ttl {}, id {}, offset {}, flags [{}], proto {} ({}), length {}, checksum 0x{:04x}",
+                (h.dcp().value() << 2) | h.ecn().value(),
+                h.ttl(),
+                h.identification(),
+                h.fragments_offset().value() * 8,
+                flags.join(","),
+                h.protocol().keyword_str().unwrap_or("unknown"),
+                h.protocol().0,
+                h.total_len(),
+                h.header_checksum()
+            ));
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            lines.push(format!(
+                "IPv6 class 0x{:x}, flow 0x{:05x}, hlim {}, next-header {} ({}), payload length {}",
+                h.traffic_class(),
+                h.flow_label().value(),
+                h.hop_limit(),
+                h.next_header().keyword_str().unwrap_or("unknown"),
+                h.next_header().0,
+                h.payload_length()
+            ));
+        }
+        Some(LaxNetSlice::Arp(arp)) => lines.push(format!(
+            "ARP hardware {} ({} bytes), protocol 0x{:04x} ({} bytes), sender {} / {}, target {} / {}",
+            arp.hw_addr_type().0,
+            arp.hw_addr_size(),
+            arp.proto_addr_type().0,
+            arp.proto_addr_size(),
+            hex_colon(arp.sender_hw_addr()),
+            dotted(arp.sender_protocol_addr()),
+            hex_colon(arp.target_hw_addr()),
+            dotted(arp.target_protocol_addr())
+        )),
+        None => {}
+    }
+    match &packet.transport {
+        Some(TransportSlice::Tcp(tcp)) => lines.push(tcp_details(tcp)),
+        Some(TransportSlice::Udp(udp)) => {
+            lines.push(format!("UDP length {}, checksum 0x{:04x}", udp.length(), udp.checksum()));
+        }
+        Some(TransportSlice::Icmpv4(icmp)) => {
+            lines.push(format!(
+                "ICMP type {}, code {}, checksum 0x{:04x}",
+                icmp.type_u8(),
+                icmp.code_u8(),
+                icmp.checksum()
+            ));
+        }
+        Some(TransportSlice::Icmpv6(icmp)) => {
+            lines.push(format!(
+                "ICMP6 type {}, code {}, checksum 0x{:04x}",
+                icmp.type_u8(),
+                icmp.code_u8(),
+                icmp.checksum()
+            ));
+        }
+        _ => {}
+    }
+    lines
+}
+
+fn tcp_details(tcp: &TcpSlice<'_>) -> String {
+    let options: Vec<String> = tcp
+        .options_iterator()
+        .map(|option| match option {
+            Ok(TcpOptionElement::Noop) => "nop".to_owned(),
+            Ok(TcpOptionElement::MaximumSegmentSize(mss)) => format!("mss {mss}"),
+            Ok(TcpOptionElement::WindowScale(shift)) => format!("wscale {shift}"),
+            Ok(TcpOptionElement::SelectiveAcknowledgementPermitted) => "sackOK".to_owned(),
+            Ok(TcpOptionElement::SelectiveAcknowledgement(first, rest)) => {
+                let blocks: Vec<String> = std::iter::once(first)
+                    .chain(rest.into_iter().flatten())
+                    .map(|(a, b)| format!("{a}:{b}"))
+                    .collect();
+                format!("sack {}", blocks.join(" "))
+            }
+            Ok(TcpOptionElement::Timestamp(val, ecr)) => format!("TS val {val} ecr {ecr}"),
+            Err(e) => format!("bad option ({e})"),
+        })
+        .collect();
+    format!(
+        "TCP header {} bytes, win {}, checksum 0x{:04x}, urg {}, options [{}]",
+        usize::from(tcp.data_offset()) * 4,
+        tcp.window_size(),
+        tcp.checksum(),
+        tcp.urgent_pointer(),
+        options.join(",")
+    )
+}
+
+fn hex_colon(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+fn dotted(bytes: &[u8]) -> String {
+    match <[u8; 4]>::try_from(bytes) {
+        Ok(v4) => Ipv4Addr::from(v4).to_string(),
+        Err(_) => match <[u8; 16]>::try_from(bytes) {
+            Ok(v6) => Ipv6Addr::from(v6).to_string(),
+            Err(_) => hex_colon(bytes),
+        },
+    }
+}

@@ -1,0 +1,167 @@
+use etherparse::PacketBuilder;
+
+use super::*;
+
+/// A SYN from 127.0.0.1:45678 to 127.0.0.1:7007 as it crosses Linux
+/// loopback (zero MACs), written out byte by byte.
+#[rustfmt::skip]
+const SYN: [u8; 74] = [
+    // Ethernet: dst, src, type IPv4
+    0, 0, 0, 0, 0, 0,  0, 0, 0, 0, 0, 0,  0x08, 0x00,
+    // IPv4: version 4, IHL 5, tos 0, total 60, id 0x1c46, DF, ttl 64, TCP, checksum, src, dst
+    0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x20, 0x74,
+    127, 0, 0, 1,  127, 0, 0, 1,
+    // TCP: ports 45678 > 7007, seq 1000, ack 0, offset 10 words, SYN, win 65495
+    0xb2, 0x6e, 0x1b, 0x5f,  0x00, 0x00, 0x03, 0xe8,  0, 0, 0, 0,  0xa0, 0x02, 0xff, 0xd7,
+    0xfe, 0x30, 0x00, 0x00,
+    // options: mss 65495, sackOK, TS val 1 ecr 0, nop, wscale 7
+    0x02, 0x04, 0xff, 0xd7,  0x04, 0x02,  0x08, 0x0a, 0, 0, 0, 1, 0, 0, 0, 0,  0x01,  0x03, 0x03, 0x07,
+];
+
+fn ether() -> etherparse::PacketBuilderStep<etherparse::Ethernet2Header> {
+    PacketBuilder::ethernet2([1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12])
+}
+
+fn build(builder: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut frame = Vec::new();
+    builder(&mut frame);
+    frame
+}
+
+#[test]
+fn a_syn_reads_like_tcpdump() {
+    let s = decode(LinkType::Ethernet, &SYN);
+    assert_eq!(
+        s.to_string(),
+        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, length 0"
+    );
+    assert_eq!((s.proto, s.sport, s.dport, s.ttl), (Proto::Tcp, Some(45678), Some(7007), Some(64)));
+    assert_eq!(s.problem, None);
+    let details = details(LinkType::Ethernet, &SYN);
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(
+        details[1].contains("ttl 64, id 7238, offset 0, flags [DF], proto TCP (6), length 60"),
+        "{details:?}"
+    );
+    assert!(details[2].ends_with("options [mss 65495,sackOK,TS val 1 ecr 0,nop,wscale 7]"), "{details:?}");
+}
+
+#[test]
+fn tcp_data_shows_the_sequence_range_and_payload() {
+    let frame = build(|out| {
+        ether()
+            .ipv6(
+                [0; 15].iter().copied().chain([1]).collect::<Vec<_>>().try_into().unwrap(),
+                {
+                    let mut a = [0u8; 16];
+                    a[15] = 1;
+                    a
+                },
+                64,
+            )
+            .tcp(1000, 2000, 41, 512)
+            .psh()
+            .ack(7)
+            .write(out, b"hello")
+            .unwrap();
+    });
+    let s = decode(LinkType::Ethernet, &frame);
+    assert_eq!(s.to_string(), "IP6 ::1.1000 > ::1.2000: Flags [P.], seq 41:46, ack 7, win 512, length 5");
+    assert_eq!(s.payload(&frame), b"hello");
+}
+
+#[test]
+fn udp_icmp_and_raw_ip() {
+    let udp = build(|out| {
+        ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).udp(5000, 53).write(out, b"query").unwrap()
+    });
+    let s = decode(LinkType::Ethernet, &udp);
+    assert_eq!(s.to_string(), "IP 10.0.0.1.5000 > 10.0.0.2.53: UDP, length 5");
+    assert_eq!(s.payload(&udp), b"query");
+    assert_eq!(s.mac_src, Some(Mac([1, 2, 3, 4, 5, 6])));
+
+    let ping = build(|out| {
+        ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).icmpv4_echo_request(7, 1).write(out, &[0; 56]).unwrap()
+    });
+    let s = decode(LinkType::Ethernet, &ping);
+    assert_eq!(s.to_string(), "IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 7, seq 1, length 64");
+
+    let raw =
+        build(|out| PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).udp(1, 2).write(out, b"x").unwrap());
+    assert_eq!(decode(LinkType::RawIp, &raw).to_string(), "IP 10.0.0.1.1 > 10.0.0.2.2: UDP, length 1");
+}
+
+#[test]
+fn icmp6_echo_reply() {
+    let mut one = [0u8; 16];
+    one[15] = 1;
+    let frame = build(|out| ether().ipv6(one, one, 64).icmpv6_echo_reply(3, 9).write(out, b"abcd").unwrap());
+    assert_eq!(
+        decode(LinkType::Ethernet, &frame).to_string(),
+        "IP6 ::1 > ::1: ICMP6, echo reply, id 3, seq 9, length 12"
+    );
+}
+
+#[rustfmt::skip]
+const ARP_REQUEST: [u8; 42] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  2, 0, 0, 0, 0, 1,  0x08, 0x06,
+    0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01,
+    2, 0, 0, 0, 0, 1,  10, 0, 0, 1,
+    0, 0, 0, 0, 0, 0,  10, 0, 0, 2,
+];
+
+#[test]
+fn arp_request_and_reply() {
+    let s = decode(LinkType::Ethernet, &ARP_REQUEST);
+    assert_eq!(s.to_string(), "ARP, Request who-has 10.0.0.2 tell 10.0.0.1, length 28");
+    let mut reply = ARP_REQUEST;
+    reply[21] = 2;
+    assert_eq!(
+        decode(LinkType::Ethernet, &reply).to_string(),
+        "ARP, Reply 10.0.0.1 is-at 02:00:00:00:00:01, length 28"
+    );
+}
+
+#[test]
+fn every_truncation_of_a_frame_decodes_and_says_so() {
+    for len in 0..SYN.len() {
+        let s = decode(LinkType::Ethernet, &SYN[..len]);
+        let problem = s.problem.clone().unwrap_or_else(|| panic!("{len} bytes: no problem in {s:?}"));
+        assert!(problem.contains("truncated") || problem.contains("Not enough"), "{len}: {problem}");
+        let _ = s.to_string();
+        let _ = details(LinkType::Ethernet, &SYN[..len]);
+    }
+    let s = decode(LinkType::Ethernet, &SYN[..40]);
+    assert_eq!(s.proto, Proto::Ip);
+    assert!(s.to_string().ends_with("[truncated TCP header: 6 of 20 bytes]"), "{s}");
+}
+
+#[test]
+fn malformed_headers_are_named_not_trusted() {
+    let mut bad_ihl = SYN;
+    bad_ihl[14] = 0x43; // IHL 3: shorter than the fixed header
+    let s = decode(LinkType::Ethernet, &bad_ihl);
+    assert_eq!(s.proto, Proto::Ether);
+    assert!(s.problem.as_deref().is_some_and(|p| p.starts_with("malformed")), "{s:?}");
+
+    let mut bad_offset = SYN;
+    bad_offset[46] = 0x20; // TCP data offset 2 words
+    let s = decode(LinkType::Ethernet, &bad_offset);
+    assert!(s.problem.as_deref().is_some_and(|p| p.starts_with("malformed")), "{s:?}");
+
+    let mut unknown = SYN;
+    unknown[12..14].copy_from_slice(&[0x88, 0xcc]);
+    let s = decode(LinkType::Ethernet, &unknown);
+    assert_eq!(s.to_string(), "00:00:00:00:00:00 > 00:00:00:00:00:00, ethertype LLDP (0x88cc), length 60");
+}
+
+#[test]
+fn tcp_flags_print_like_tcpdump() {
+    let f = |bits| TcpFlags(bits).to_string();
+    assert_eq!(f(TcpFlags::SYN | TcpFlags::ACK), "S.");
+    assert_eq!(f(TcpFlags::FIN | TcpFlags::ACK), "F.");
+    assert_eq!(f(TcpFlags::RST), "R");
+    assert_eq!(f(TcpFlags::PSH | TcpFlags::ACK), "P.");
+    assert_eq!(f(TcpFlags::ACK), ".");
+    assert_eq!(f(0), "none");
+}

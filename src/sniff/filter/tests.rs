@@ -1,0 +1,98 @@
+use etherparse::PacketBuilder;
+
+use super::*;
+use crate::sniff::LinkType;
+use crate::sniff::decode::decode;
+
+fn parse(text: &str) -> Filter {
+    text.parse().unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+#[test]
+fn the_grammar_and_its_canonical_form() {
+    for (text, canonical) in [
+        ("tcp", "tcp"),
+        ("TCP and port 80", "(tcp and port 80)"),
+        ("tcp dst port http", "tcp dst port 80"),
+        ("port 80 or 443", "(port 80 or port 443)"),
+        ("src host 10.0.0.1 or 10.0.0.2", "(src host 10.0.0.1 or src host 10.0.0.2)"),
+        ("not (icmp or arp) && ip6", "(not (icmp or arp) and ip6)"),
+        ("!udp||less 100", "(not udp or less 100)"),
+        ("src or dst net 10.0.0.0/8", "net 10.0.0.0/8"),
+        ("src and dst portrange 7000-7010", "src and dst portrange 7000-7010"),
+        ("dst 127.0.0.1", "dst host 127.0.0.1"),
+        ("src fd00::/8", "src net fd00::/8"),
+        (
+            "a or b".replace("a", "udp port 53").replace("b", "greater 1000").as_str(),
+            "(udp port 53 or greater 1000)",
+        ),
+        ("tcp and port 1 or udp", "((tcp and port 1) or udp)"),
+    ] {
+        let filter = parse(text);
+        assert_eq!(filter.to_string(), canonical, "{text}");
+        assert_eq!(parse(canonical), filter, "{canonical}");
+    }
+}
+
+#[test]
+fn errors_point_at_the_offending_word() {
+    for (text, message) in [
+        ("tcp and prot 80", "bad filter at 'prot' (character 9): expected tcp, udp"),
+        ("port 70000", "bad filter at '70000' (character 6): expected a port number or service name"),
+        ("tcp and", "bad filter at the end: expected tcp, udp"),
+        ("(tcp or udp", "bad filter at the end: expected ')'"),
+        ("tcp)", "bad filter at ')' (character 4): expected '(' before it"),
+        ("host example.com", "names are not looked up"),
+        ("net 10.0.0.1/8", "expected a network address without host bits: 10.0.0.0/8"),
+        ("portrange 90-80", "expected a port range such as 8000-8100"),
+        ("tcp port", "bad filter at the end: expected a port number"),
+        ("udp udp", "bad filter at 'udp' (character 5): expected 'and', 'or' or the end"),
+        ("", "bad filter at the end"),
+        ("tcp src host 1.2.3.4", "expected 'port' or 'portrange' after 'tcp'"),
+    ] {
+        let error = text.parse::<Filter>().unwrap_err().to_string();
+        assert!(error.contains(message), "{text}: {error}");
+    }
+}
+
+fn tcp_frame(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([0; 6], [0; 6])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1, 100)
+        .syn()
+        .write(&mut frame, &[])
+        .unwrap();
+    frame
+}
+
+#[test]
+fn matching_decoded_frames() {
+    let frame = tcp_frame([127, 0, 0, 1], 40000, [127, 0, 0, 2], 7007);
+    let s = decode(LinkType::Ethernet, &frame);
+    let len = frame.len() as u32;
+    for (text, expected) in [
+        ("tcp", true),
+        ("udp", false),
+        ("ip", true),
+        ("ip6", false),
+        ("port 7007", true),
+        ("udp port 7007", false),
+        ("src port 7007", false),
+        ("dst port 7007", true),
+        ("src and dst port 7007", false),
+        ("portrange 7000-7010", true),
+        ("host 127.0.0.2", true),
+        ("src host 127.0.0.2", false),
+        ("net 127.0.0.0/8", true),
+        ("src and dst net 127.0.0.0/31", false),
+        ("net ::/0", false),
+        ("not arp and (port 1 or port 40000)", true),
+        ("less 54", true),
+        ("less 53", false),
+        ("greater 55", false),
+    ] {
+        assert_eq!(parse(text).matches(&s, len), expected, "{text}");
+    }
+    assert!(!parse("host 127.0.0.1").matches(&decode(LinkType::Ethernet, &frame[..20]), 20));
+}
