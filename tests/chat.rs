@@ -22,25 +22,32 @@ fn server(extra: &[&str]) -> Daemon {
 }
 
 /// A chat client on a raw TCP socket, reading line by line.
-struct Client {
+pub struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
-    nick: String,
+    pub nick: String,
     /// The nickname the server gave it.
-    guest: String,
+    pub guest: String,
+    /// What came before the welcome: the room's history.
+    pub history: Vec<String>,
 }
 
 impl Client {
     /// Connects and reads the welcome, which names the client.
-    fn connect(server: &Daemon) -> Client {
+    pub fn connect(server: &Daemon) -> Client {
         Client::from_stream(TcpStream::connect(server.addr("chat", "tcp")).unwrap())
     }
 
-    fn from_stream(stream: TcpStream) -> Client {
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(WAIT)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
-        let mut client = Client { reader, writer: stream, nick: String::new(), guest: String::new() };
-        let welcome = client.line();
+        let mut client =
+            Client { reader, writer: stream, nick: String::new(), guest: String::new(), history: Vec::new() };
+        let mut welcome = client.line();
+        while welcome.starts_with('<') {
+            let next = client.line();
+            client.history.push(std::mem::replace(&mut welcome, next));
+        }
         let nick = welcome.strip_prefix("* welcome, ").and_then(|w| w.split(':').next());
         client.nick = nick.unwrap_or_else(|| panic!("not a welcome: {welcome:?}")).to_owned();
         client.guest = client.nick.clone();
@@ -48,7 +55,7 @@ impl Client {
     }
 
     /// Connects and takes the nickname `nick`.
-    fn named(server: &Daemon, nick: &str) -> Client {
+    pub fn named(server: &Daemon, nick: &str) -> Client {
         let mut client = Client::connect(server);
         client.send(&format!("/nick {nick}"));
         client.expect(&format!("* {} is now known as {nick}", client.nick));
@@ -56,7 +63,7 @@ impl Client {
         client
     }
 
-    fn send(&mut self, line: &str) {
+    pub fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\n").as_bytes());
     }
 
@@ -65,7 +72,7 @@ impl Client {
     }
 
     /// The next line, without its newline.
-    fn line(&mut self) -> String {
+    pub fn line(&mut self) -> String {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => panic!("{}: the server closed the connection", self.nick),
@@ -77,7 +84,7 @@ impl Client {
     }
 
     /// Reads until a line equal to `wanted`; returns the lines before it.
-    fn expect(&mut self, wanted: &str) -> Vec<String> {
+    pub fn expect(&mut self, wanted: &str) -> Vec<String> {
         let mut before = Vec::new();
         loop {
             let line = self.line();
@@ -411,12 +418,12 @@ impl Joined {
         Joined { stdin: child.stdin.take(), child, lines }
     }
 
-    fn send(&mut self, line: &str) {
+    pub fn send(&mut self, line: &str) {
         writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
     }
 
     /// Reads its output until `wanted`; returns the lines before.
-    fn expect(&mut self, wanted: &str) -> Vec<String> {
+    pub fn expect(&mut self, wanted: &str) -> Vec<String> {
         let mut before = Vec::new();
         loop {
             match self.lines.recv_timeout(WAIT) {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod chat;
+mod chat_cluster;
 mod chat_terminal;
 mod cli;
 mod daytime;

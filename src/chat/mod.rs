@@ -8,6 +8,7 @@
 //! | [`hub`] | pure | nicknames, rooms and routing: which lines go to whom |
 //! | [`delivery`] | shared state | room logs, private outboxes, and each client's mailbox |
 //! | `server`, `session` | driver | the accept loop, and one task per client that owns its socket |
+//! | [`cluster`] | driver | several servers as one chat, through Redis (`chat serve --redis`) |
 //! | [`client`] | driver | the full-duplex client behind `chat join` |
 //!
 //! How a message travels: the sender's task decodes the line, takes the hub's
@@ -19,6 +20,7 @@
 //! dropped; the others never wait for it, and it costs no memory meanwhile.
 
 pub mod client;
+pub mod cluster;
 pub mod delivery;
 pub mod flood;
 pub mod hub;
@@ -27,6 +29,7 @@ mod server;
 mod session;
 
 pub use client::{ChatClient, Ending};
+pub use cluster::ClusterConfig;
 pub use server::{ChatConfig, ChatServer};
 
 /// The default port of `chat serve`.

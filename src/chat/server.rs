@@ -1,5 +1,6 @@
 //! The chat server: its settings, the state its connections share, and the
-//! [`Service`] that `chat serve` and `socketeer serve` run.
+//! [`Service`] that `chat serve` and `socketeer serve` run, alone or as a
+//! node of a cluster.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,8 +10,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use super::cluster::{ClusterConfig, ClusterError, RedisBackplane};
 use super::flood::RateLimit;
-use super::hub::{ClientId, Hub, HubConfig, Standalone};
+use super::hub::{Backplane, ClientId, Hub, HubConfig, Standalone};
 use super::session;
 use crate::net::{Bound, Endpoint};
 use crate::server::{Admission, Refusal, Service, TcpLimits, admit_loop};
@@ -68,12 +70,27 @@ fn refusal(refusal: Refusal) -> String {
 pub struct ChatServer {
     bound: Bound,
     config: ChatConfig,
+    cluster: Option<(ClusterConfig, RedisBackplane)>,
 }
 
 impl ChatServer {
     /// A chat server on `bound`'s TCP listeners.
     pub fn new(bound: Bound, config: ChatConfig) -> ChatServer {
-        ChatServer { bound, config }
+        ChatServer { bound, config, cluster: None }
+    }
+
+    /// A chat server on `bound`'s TCP listeners that joins the cluster
+    /// `cluster` describes (it starts whether Redis is up or not).
+    ///
+    /// # Errors
+    /// When the cluster's settings cannot work.
+    pub fn clustered(
+        bound: Bound,
+        config: ChatConfig,
+        cluster: ClusterConfig,
+    ) -> Result<ChatServer, ClusterError> {
+        let backplane = RedisBackplane::new(cluster.clone())?;
+        Ok(ChatServer { bound, config, cluster: Some((cluster, backplane)) })
     }
 }
 
@@ -86,47 +103,68 @@ impl Service for ChatServer {
         self.bound.endpoints(self.name())
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
-        let ChatServer { bound, config } = *self;
-        let admission = Admission {
-            // The chat's own idle timeout is enforced per client by its session.
-            limits: TcpLimits { max_connections: config.max_clients, idle_timeout: config.idle_timeout },
-            max_per_address: config.max_per_address,
-            refusal: Some(refusal),
-        };
-        let shared = Arc::new(Shared::new(config));
-        // Sessions look at the shutdown signal only when woken: wake them all once.
-        let wake_all = {
-            let (shared, shutdown) = (shared.clone(), shutdown.clone());
-            async move {
-                shutdown.triggered().await;
-                shared.hub.lock().wake_all();
-            }
-        };
-        let serve = admit_loop("chat", bound.tcp, admission, shutdown, move |stream, peer, shutdown| {
-            session::serve(stream, peer, shared.clone(), shutdown)
-        });
-        async move {
-            futures::join!(serve, wake_all);
-        }
-        .boxed()
+    fn detail(&self) -> Option<String> {
+        let (cluster, _) = self.cluster.as_ref()?;
+        Some(format!("node {} of the cluster at {}", cluster.node, cluster.shown_url()))
     }
+
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+        let ChatServer { bound, config, cluster } = *self;
+        let hub = HubConfig { history: config.history, log_bytes: config.queue, ..HubConfig::default() };
+        match cluster {
+            None => serve(bound, Shared::new(config, hub, Standalone), shutdown),
+            Some((cluster, backplane)) => {
+                let hub = HubConfig { guest_suffix: format!(".{}", cluster.node), ..hub };
+                let shared = Shared::new(config, hub, backplane.clone());
+                backplane.start(shared.clone(), &shutdown);
+                serve(bound, shared, shutdown)
+            }
+        }
+    }
+}
+
+/// Accepts clients into `shared` until `shutdown`.
+fn serve<B: Backplane + Send + 'static>(
+    bound: Bound,
+    shared: Arc<Shared<B>>,
+    shutdown: Shutdown,
+) -> BoxFuture<'static, ()> {
+    let config = &shared.config;
+    let admission = Admission {
+        // The chat's own idle timeout is enforced per client by its session.
+        limits: TcpLimits { max_connections: config.max_clients, idle_timeout: config.idle_timeout },
+        max_per_address: config.max_per_address,
+        refusal: Some(refusal),
+    };
+    // Sessions look at the shutdown signal only when woken: wake them all once.
+    let wake_all = {
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        async move {
+            shutdown.triggered().await;
+            shared.hub.lock().wake_all();
+        }
+    };
+    let serve = admit_loop("chat", bound.tcp, admission, shutdown, move |stream, peer, shutdown| {
+        session::serve(stream, peer, shared.clone(), shutdown)
+    });
+    async move {
+        futures::join!(serve, wake_all);
+    }
+    .boxed()
 }
 
 /// What every connection of one server shares.
 #[derive(Debug)]
-pub(super) struct Shared {
-    pub hub: Mutex<Hub<Standalone>>,
+pub(super) struct Shared<B> {
+    pub hub: Mutex<Hub<B>>,
     pub config: ChatConfig,
     next_id: AtomicU64,
 }
 
-impl Shared {
-    fn new(config: ChatConfig) -> Shared {
-        let hub_config =
-            HubConfig { history: config.history, log_bytes: config.queue, ..HubConfig::default() };
-        let hub = Hub::new(hub_config, Standalone);
-        Shared { hub: Mutex::new(hub), config, next_id: AtomicU64::new(1) }
+impl<B: Backplane> Shared<B> {
+    fn new(config: ChatConfig, hub: HubConfig, backplane: B) -> Arc<Shared<B>> {
+        let hub = Hub::new(hub, backplane);
+        Arc::new(Shared { hub: Mutex::new(hub), config, next_id: AtomicU64::new(1) })
     }
 
     /// A number no other client of this server has had.

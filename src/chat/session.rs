@@ -23,7 +23,7 @@ use tracing::{debug, warn};
 
 use super::delivery::{Mailbox, Mark, Outbox, Overflow};
 use super::flood::TokenBucket;
-use super::hub::ClientId;
+use super::hub::{Backplane, Claim, ClientId, HubError};
 use super::protocol::{self, HELP, Request, sanitize};
 use super::server::Shared;
 use crate::server::IdleTimer;
@@ -60,11 +60,14 @@ struct Events {
     lagging: bool,
     /// Nothing was received for the idle timeout.
     idle: bool,
+    /// The other servers answered a `/nick`.
+    claimed: Option<Result<(), HubError>>,
 }
 
 impl Events {
     fn any(&self) -> bool {
         self.stopping
+            || self.claimed.is_some()
             || self.mail
             || self.writable.is_some()
             || self.readable.is_some()
@@ -102,7 +105,8 @@ impl Ending {
     fn reason(&self) -> Option<&str> {
         match self {
             Ending::Quit(reason) => reason.as_deref(),
-            Ending::Closed | Ending::Shutdown => None,
+            Ending::Closed => None,
+            Ending::Shutdown => Some("server shutting down"),
             Ending::Idle => Some("idle"),
             Ending::TooSlow(_) => Some("too slow"),
             Ending::Failed(_) => Some("connection lost"),
@@ -111,10 +115,10 @@ impl Ending {
 }
 
 /// Serves one client from its greeting to its goodbye.
-pub(super) async fn serve(
+pub(super) async fn serve<B: Backplane>(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Shared<B>>,
     shutdown: Shutdown,
 ) -> io::Result<()> {
     let (time, interval, retries) = KEEPALIVE;
@@ -133,7 +137,9 @@ pub(super) async fn serve(
         out: BytesMut::new(),
         lag_check: None,
         input: BytesMut::new(),
+        eof: false,
         codec: AnyDelimiterCodec::new_with_max_length(vec![b'\n'], Vec::new(), config.max_line),
+        nick: None,
         flood: config.rate_limit.map(|limit| TokenBucket::new(limit, Instant::now())),
         refused: 0,
         idle: IdleTimer::new(config.idle_timeout),
@@ -154,13 +160,13 @@ pub(super) async fn serve(
 }
 
 /// A client's place in the hub, given up however the task ends.
-struct Membership<'a> {
-    shared: &'a Shared,
+struct Membership<'a, B: Backplane> {
+    shared: &'a Shared<B>,
     id: ClientId,
     present: bool,
 }
 
-impl Membership<'_> {
+impl<B: Backplane> Membership<'_, B> {
     /// Leaves the hub (its room hears it with `announce`) and returns where
     /// the room's log was at that moment.
     fn leave(mut self, reason: Option<&str>, announce: bool, mailbox: &Mailbox) -> Mark {
@@ -171,7 +177,7 @@ impl Membership<'_> {
     }
 }
 
-impl Drop for Membership<'_> {
+impl<B: Backplane> Drop for Membership<'_, B> {
     fn drop(&mut self) {
         if self.present {
             self.shared.hub.lock().disconnect(self.id, Some("connection lost"), true);
@@ -189,7 +195,12 @@ struct Connection {
     /// Bytes read and not yet decoded into lines; empty and unallocated
     /// while the client is quiet.
     input: BytesMut,
+    /// The client has closed its side: `input` is all there is.
+    eof: bool,
     codec: AnyDelimiterCodec,
+    /// A `/nick` waiting for the other servers of a cluster: the client's
+    /// later lines wait behind it, unread.
+    nick: Option<(String, Claim)>,
     flood: Option<TokenBucket>,
     /// Lines refused by flood control since the last one accepted.
     refused: u64,
@@ -198,7 +209,7 @@ struct Connection {
 
 impl Connection {
     /// Reads, routes and writes until the session ends.
-    async fn run(&mut self, shared: &Shared, id: ClientId, shutdown: &Shutdown) -> Ending {
+    async fn run<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId, shutdown: &Shutdown) -> Ending {
         loop {
             let ready = std::future::poll_fn(|cx| self.poll_events(cx, shutdown)).await;
             if let Err(ending) = self.handle(ready, shared, id) {
@@ -219,10 +230,15 @@ impl Connection {
             true => None,
             false => ready_or_none(self.stream.poll_write_ready(cx)),
         };
-        let readable = ready_or_none(self.stream.poll_read_ready(cx));
+        let claimed = self.nick.as_mut().and_then(|(_, claim)| ready_or_none(claim.as_mut().poll(cx)));
+        // Input waits while a /nick does; after the end of the stream there is none.
+        let readable = match self.nick.is_none() && !self.eof {
+            true => ready_or_none(self.stream.poll_read_ready(cx)),
+            false => None,
+        };
         let lagging = self.lag_check.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
         let idle = self.idle.poll_expired(cx).is_ready();
-        let events = Events { stopping, mail, writable, readable, lagging, idle };
+        let events = Events { stopping, mail, writable, readable, lagging, idle, claimed };
         match events.any() {
             true => Poll::Ready(events),
             false => Poll::Pending,
@@ -230,9 +246,22 @@ impl Connection {
     }
 
     /// Acts on what happened: input first, then output.
-    fn handle(&mut self, events: Events, shared: &Shared, id: ClientId) -> Result<(), Ending> {
+    fn handle<B: Backplane>(
+        &mut self,
+        events: Events,
+        shared: &Shared<B>,
+        id: ClientId,
+    ) -> Result<(), Ending> {
         if events.stopping {
             return Err(Ending::Shutdown);
+        }
+        if let Some(claimed) = events.claimed {
+            let (nick, _) = self.nick.take().expect("a claim answered was pending");
+            if let Err(e) = claimed.and_then(|()| shared.hub.lock().rename(id, &nick)) {
+                self.reply(protocol::error(sanitize(&e.to_string())));
+            }
+            // The lines that waited behind the /nick.
+            self.decode(shared, id)?;
         }
         match events.readable {
             Some(Ok(())) => self.receive(shared, id)?,
@@ -258,11 +287,11 @@ impl Connection {
     }
 
     /// Reads what has arrived and handles every whole line in it.
-    fn receive(&mut self, shared: &Shared, id: ClientId) -> Result<(), Ending> {
+    fn receive<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
         self.input.reserve(READ_CHUNK);
-        let eof = match self.stream.try_read_buf(&mut self.input) {
-            Ok(0) => true,
-            Ok(_) => false,
+        match self.stream.try_read_buf(&mut self.input) {
+            Ok(0) => self.eof = true,
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // A new socket is reported readable once before any data: hold no buffer for it.
                 if self.input.is_empty() {
@@ -271,10 +300,16 @@ impl Connection {
                 return Ok(());
             }
             Err(e) => return Err(Ending::Failed(e)),
-        };
+        }
         self.idle.touch();
-        loop {
-            let decoded = match eof {
+        self.decode(shared, id)
+    }
+
+    /// Handles the whole lines read, up to a `/nick` that has to wait for
+    /// the other servers.
+    fn decode<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+        while self.nick.is_none() {
+            let decoded = match self.eof {
                 false => self.codec.decode(&mut self.input),
                 true => self.codec.decode_eof(&mut self.input),
             };
@@ -290,7 +325,7 @@ impl Connection {
                 Err(AnyDelimiterCodecError::Io(e)) => return Err(Ending::Failed(e)),
             }
         }
-        if eof {
+        if self.eof && self.nick.is_none() {
             return Err(Ending::Closed);
         }
         if self.input.is_empty() {
@@ -305,7 +340,7 @@ impl Connection {
     }
 
     /// Handles one line from the client.
-    fn line(&mut self, raw: &[u8], shared: &Shared, id: ClientId) -> Result<(), Ending> {
+    fn line<B: Backplane>(&mut self, raw: &[u8], shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
         if let Some(bucket) = &mut self.flood {
             if !bucket.take(Instant::now()) {
                 self.refused += 1;
@@ -345,7 +380,14 @@ impl Connection {
                 hub.act(id, &sanitize(text));
                 Ok(())
             }
-            Request::Nick(name) => hub.rename(id, name),
+            Request::Nick(name) => match hub.claim(id, name) {
+                Ok(None) => hub.rename(id, name),
+                Ok(Some(claim)) => {
+                    self.nick = Some((name.to_owned(), claim));
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
             Request::Who => {
                 hub.who(id);
                 Ok(())

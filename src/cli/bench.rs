@@ -36,6 +36,7 @@ pub enum Command {
         after_help = "Examples:\n  socketeer bench chat localhost --clients 100 --senders 1 --duration 5s\n  \
                             socketeer bench chat localhost --clients 100 --rate 1000 --json\n  \
                             socketeer bench chat localhost:6379 --redis --clients 100\n  \
+                            socketeer bench chat localhost:5555 localhost:5556 --rate 1000   # two nodes of a cluster\n  \
                             socketeer bench chat localhost --clients 20 --stalled 1   # one client that never reads"
     )]
     Chat(ChatArgs),
@@ -102,8 +103,10 @@ pub struct ImpairArgs {
 /// Arguments of `bench chat`.
 #[derive(Debug, clap::Args)]
 pub struct ChatArgs {
-    /// The server, as HOST or HOST:PORT (port 5555, or 6379 with --redis, when left out).
-    target: Target,
+    /// The server, as HOST or HOST:PORT (port 5555, or 6379 with --redis, when left out);
+    /// several: the nodes of one chat cluster, the clients spread over them in turn.
+    #[arg(required = true, num_args = 1.., value_name = "TARGET")]
+    targets: Vec<Target>,
     /// Connections that receive messages.
     #[arg(short, long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -385,9 +388,12 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
 async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
     let default_port = if args.redis { 6379 } else { socketeer::chat::DEFAULT_PORT };
-    let server = args.target.resolve(default_port).await?[0];
+    let mut servers = Vec::new();
+    for target in &args.targets {
+        servers.push(target.resolve(default_port).await?[0]);
+    }
     let load = ChatLoad {
-        server,
+        servers,
         wire: if args.redis { Wire::Redis } else { Wire::Chat },
         clients: args.clients as usize,
         senders: args.senders as usize,

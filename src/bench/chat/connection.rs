@@ -1,6 +1,7 @@
 //! One connection of a chat load: it connects, joins, reports in, then
 //! sends, receives, or (stalled) never reads.
 
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,10 +21,11 @@ use crate::net;
 /// One connection: connects, joins, reports in, then plays its role.
 pub(super) async fn connection(
     role: Role,
+    addr: SocketAddr,
     run: Arc<Run>,
     joined: mpsc::UnboundedSender<Joined>,
 ) -> Result<Outcome, ClientError> {
-    let (wire, addr) = (run.load.wire, run.load.server);
+    let wire = run.load.wire;
     let connected = async {
         let _turn = run.connecting.acquire().await;
         let mut stream = net::connect_tcp(&[addr], run.load.timeouts.connect).await?;
@@ -41,12 +43,12 @@ pub(super) async fn connection(
         return Ok(Outcome::Stalled { dropped: stalled(stream, &run).await });
     }
     let (read, write) = stream.into_split();
-    let mut receiver = Receiver::new(read, &run, role);
+    let mut receiver = Receiver::new(read, addr, &run, role);
     if !wire.ready_at_once(role) {
         receiver.until_joined().await.map_err(failed)?;
     }
     let (sender, write) = match role {
-        Role::Sender(k) => (Some(tokio::spawn(send(k, write, run.clone()))), None),
+        Role::Sender(k) => (Some(tokio::spawn(send(k, addr, write, run.clone()))), None),
         // Kept open: dropping the half would close the connection.
         _ => (None, Some(write)),
     };
@@ -74,7 +76,12 @@ async fn stalled(mut stream: TcpStream, run: &Run) -> bool {
 /// Sends sender `k`'s messages from the start to the end of the run, at its
 /// share of the rate or as fast as its window allows, and returns the
 /// connection's writing half (still open).
-async fn send(k: usize, mut write: OwnedWriteHalf, run: Arc<Run>) -> Result<OwnedWriteHalf, ClientError> {
+async fn send(
+    k: usize,
+    addr: SocketAddr,
+    mut write: OwnedWriteHalf,
+    run: Arc<Run>,
+) -> Result<OwnedWriteHalf, ClientError> {
     let load = &run.load;
     let Ok(times) = run.start.subscribe().wait_for(Option::is_some).await.map(|t| *t) else {
         return Ok(write);
@@ -110,8 +117,8 @@ async fn send(k: usize, mut write: OwnedWriteHalf, run: Arc<Run>) -> Result<Owne
         let patience = load.timeouts.reply;
         tokio::time::timeout(patience, write.write_all(&batch))
             .await
-            .map_err(|_| ClientError::Timeout { addr: load.server, after: patience })?
-            .map_err(|e| ClientError::io(load.server, e))?;
+            .map_err(|_| ClientError::Timeout { addr, after: patience })?
+            .map_err(|e| ClientError::io(addr, e))?;
         run.sent[k].store(seq, Ordering::Release);
     }
     Ok(write)
@@ -120,6 +127,8 @@ async fn send(k: usize, mut write: OwnedWriteHalf, run: Arc<Run>) -> Result<Owne
 /// The reading side of a connection: lines in, tallied.
 struct Receiver<'a> {
     read: OwnedReadHalf,
+    /// The server it reads from.
+    addr: SocketAddr,
     run: &'a Run,
     role: Role,
     buf: Box<[u8]>,
@@ -132,9 +141,10 @@ struct Receiver<'a> {
 }
 
 impl<'a> Receiver<'a> {
-    fn new(read: OwnedReadHalf, run: &'a Run, role: Role) -> Receiver<'a> {
+    fn new(read: OwnedReadHalf, addr: SocketAddr, run: &'a Run, role: Role) -> Receiver<'a> {
         Receiver {
             read,
+            addr,
             run,
             role,
             buf: vec![0u8; READ_BUFFER].into_boxed_slice(),
@@ -147,7 +157,7 @@ impl<'a> Receiver<'a> {
 
     /// Reads until the server says this connection joined.
     async fn until_joined(&mut self) -> Result<(), ClientError> {
-        let addr = self.run.load.server;
+        let addr = self.addr;
         while !self.joined {
             if !self.fill().await.map_err(|e| ClientError::io(addr, e))? {
                 let said = match self.last_line.as_str() {
@@ -193,7 +203,13 @@ impl<'a> Receiver<'a> {
                 Err(_) => break,
             }
         }
-        Ok(Outcome::Receiver { tally: Box::new(self.tally), except, expects, closed_early })
+        Ok(Outcome::Receiver {
+            tally: Box::new(self.tally),
+            server: self.addr,
+            except,
+            expects,
+            closed_early,
+        })
     }
 
     /// Reads once and takes every whole line; false at the end of the stream.

@@ -14,6 +14,10 @@
 //! server does with a client that cannot keep up (it should drop it, and
 //! the others should not notice).
 //!
+//! Given several servers (the nodes of a chat cluster), the connections are
+//! spread over them in turn, the first sender on the first server: most
+//! messages then cross from one node to another.
+//!
 //! With a chat server the senders are among the N clients and receive one
 //! another's messages (not their own). A Redis connection that subscribed
 //! cannot publish, so there the senders are M more connections, and every
@@ -56,8 +60,9 @@ const READ_BUFFER: usize = 64 * 1024;
 /// What load to put on which server.
 #[derive(Clone, Debug)]
 pub struct ChatLoad {
-    /// The server.
-    pub server: SocketAddr,
+    /// The servers (several: the nodes of one chat cluster); connection k
+    /// goes to server k modulo their number. At least one.
+    pub servers: Vec<SocketAddr>,
     /// Its protocol.
     pub wire: Wire,
     /// Connections that receive messages.
@@ -81,8 +86,8 @@ pub struct ChatLoad {
 /// What a chat load measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChatReport {
-    /// The server.
-    pub server: SocketAddr,
+    /// The servers, connections spread over them in turn.
+    pub servers: Vec<SocketAddr>,
     /// Its protocol.
     pub wire: Wire,
     /// Receiving connections.
@@ -126,6 +131,20 @@ pub struct ChatReport {
     pub receivers_dropped: usize,
     /// Publish-to-receive latency.
     pub latency: Latency,
+    /// With several servers: the latency of the receivers of each (those
+    /// of the senders' server get their lines directly, the others through
+    /// the cluster).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_by_server: Vec<ServerLatency>,
+}
+
+/// The latency of the receivers of one server.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerLatency {
+    /// The server.
+    pub server: SocketAddr,
+    /// Publish-to-receive latency of its receivers.
+    pub latency: Latency,
 }
 
 impl fmt::Display for ChatReport {
@@ -134,10 +153,16 @@ impl fmt::Display for ChatReport {
             || format!("as fast as a window of {} allows", self.window),
             |rate| format!("{rate} messages/s"),
         );
+        let servers: Vec<String> = self.servers.iter().map(SocketAddr::to_string).collect();
         writeln!(
             f,
             "{:?} {}: {} clients, {} senders, {} stalled, {}-byte messages, {pace}",
-            self.wire, self.server, self.clients, self.senders, self.stalled, self.size
+            self.wire,
+            servers.join(" + "),
+            self.clients,
+            self.senders,
+            self.stalled,
+            self.size
         )?;
         writeln!(f, "joined in {:.3} s", self.connect_seconds)?;
         writeln!(
@@ -161,7 +186,11 @@ impl fmt::Display for ChatReport {
         if let Some(error) = &self.first_error {
             writeln!(f, "server errors: {} (first: {error})", self.server_errors)?;
         }
-        write!(f, "{}", self.latency)
+        write!(f, "{}", self.latency)?;
+        for by_server in &self.latency_by_server {
+            write!(f, "\n  receivers of {}: {}", by_server.server, by_server.latency)?;
+        }
+        Ok(())
     }
 }
 
@@ -196,6 +225,8 @@ impl Run {
 enum Outcome {
     Receiver {
         tally: Box<Tally>,
+        /// The server it read from.
+        server: SocketAddr,
         /// The sender whose messages this connection does not get (its own).
         except: Option<usize>,
         /// False for a Redis publisher, which gets no messages.
@@ -261,9 +292,10 @@ pub async fn connect(load: &ChatLoad, delivered: Arc<AtomicU64>) -> Result<Conne
     let (joined_tx, mut joined) = mpsc::unbounded_channel::<Joined>();
     let started = Instant::now();
     let tasks: Vec<_> = roles
-        .map(|role| {
+        .zip(load.servers.iter().cycle())
+        .map(|(role, &server)| {
             let (run, joined) = (run.clone(), joined_tx.clone());
-            (role, tokio::spawn(connection(role, run, joined)))
+            (role, tokio::spawn(connection(role, server, run, joined)))
         })
         .collect();
     drop(joined_tx);
@@ -325,7 +357,7 @@ impl Connected {
     }
 
     async fn join<T>(&self, task: JoinHandle<T>) -> Result<T, ClientError> {
-        task.await.map_err(|e| ClientError::Io { addr: self.run.load.server, error: e.into() })
+        task.await.map_err(|e| ClientError::Io { addr: self.run.load.servers[0], error: e.into() })
     }
 
     /// Ends every task still running (after an error, or once reported).
@@ -341,10 +373,11 @@ impl Connected {
         let sent = self.run.sent();
         let (mut deliveries, mut out_of_order, mut errors, mut first_error) = (0, 0, 0, None);
         let mut latency = latency_histogram();
+        let mut by_server: Vec<_> = load.servers.iter().map(|_| latency_histogram()).collect();
         let (mut last, mut missing, mut stalled_dropped, mut receivers_dropped) = (start, 0, 0, 0);
         for outcome in outcomes {
             match outcome {
-                Outcome::Receiver { tally, except, expects, closed_early } => {
+                Outcome::Receiver { tally, server, except, expects, closed_early } => {
                     if expects {
                         missing += tally.missing(&sent, except);
                     }
@@ -356,6 +389,9 @@ impl Connected {
                     last = last.max(tally.last_delivery.unwrap_or(start));
                     // Cannot fail: every histogram has the same bounds.
                     let _ = latency.add(&tally.latency);
+                    if let Some(at) = load.servers.iter().position(|s| *s == server) {
+                        let _ = by_server[at].add(&tally.latency);
+                    }
                 }
                 Outcome::Stalled { dropped } => stalled_dropped += usize::from(dropped),
             }
@@ -367,7 +403,7 @@ impl Connected {
             _ => (last - start).as_secs_f64().max(1e-6),
         };
         ChatReport {
-            server: load.server,
+            servers: load.servers.clone(),
             wire: load.wire,
             clients: load.clients,
             senders: load.senders,
@@ -389,6 +425,15 @@ impl Connected {
             stalled_dropped,
             receivers_dropped,
             latency: Latency::of(&latency),
+            latency_by_server: match load.servers.len() {
+                1 => Vec::new(),
+                _ => load
+                    .servers
+                    .iter()
+                    .zip(&by_server)
+                    .map(|(&server, h)| ServerLatency { server, latency: Latency::of(h) })
+                    .collect(),
+            },
         }
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! A line for a room is appended once to the room's [`Log`], and reaches
 //! every member through its [`Mailbox`]; a line for one client goes to its
-//! [`Outbox`]. Every line broadcast to a room also goes to the hub's
-//! [`Backplane`], the one place where a cluster of servers would forward it
-//! to its other nodes.
+//! [`Outbox`]. Everything other servers need to know (lines broadcast to a
+//! room, who goes by which nickname in which room, private lines for their
+//! clients) goes to the hub's [`Backplane`]; what comes back from them is
+//! applied through the methods in `remote.rs`, which keep a view of the
+//! other servers' members so that `/who`, `/msg` and nickname checks cover
+//! the whole cluster.
 //!
 //! Invariants: every client is in exactly one room, listed once in that
-//! room's members at the index it records; nicknames are unique up to case;
-//! a room other than the default one exists only while someone is in it
-//! (its log and history go with it).
+//! room's members at the index it records; nicknames are unique up to case
+//! among local clients and the remote members this hub knows of; a room
+//! other than the default one exists only while someone (here or on another
+//! server) is in it (its log and history go with it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,30 +24,14 @@ use bytes::Bytes;
 use super::delivery::{Log, Mailbox, Outbox};
 use super::protocol::{self, NameError};
 
+mod backplane;
+mod remote;
+
+pub use backplane::{Backplane, Claim, Standalone};
+pub use remote::Member;
+
 /// A client's number, unique for the life of the server.
 pub type ClientId = u64;
-
-/// Where a room's traffic meets other servers'. A standalone server has none
-/// ([`Standalone`]). A cluster backplane forwards each line it is given to
-/// the other nodes; a node appends a line that came from elsewhere to its own
-/// log of the room (origin `None`: every local member gets it), which is all
-/// its local members need. Nicknames unique across nodes and `/who` across
-/// nodes are the other two things a cluster adds; both go through the hub's
-/// `rename`, `connect` and `who`.
-pub trait Backplane {
-    /// A line was broadcast in `room` (its display name) and appended to the
-    /// room's log here: messages, actions, and join, leave and rename
-    /// notices. Must not block.
-    fn published(&self, room: &str, line: &Bytes);
-}
-
-/// No other servers: nothing to forward.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Standalone;
-
-impl Backplane for Standalone {
-    fn published(&self, _room: &str, _line: &Bytes) {}
-}
 
 /// Why the hub refused a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +51,9 @@ pub enum HubError {
     /// The client is no longer connected (it raced its own disconnect).
     #[error("you are not connected")]
     NotConnected,
+    /// The other servers of the cluster could not be asked in time.
+    #[error("nicknames cannot change while the other chat servers are out of reach; try again shortly")]
+    Unreachable,
 }
 
 /// Settings of a hub.
@@ -75,11 +66,19 @@ pub struct HubConfig {
     /// Bytes of recent lines each room's log keeps: how far behind its room a
     /// client may fall before it is disconnected.
     pub log_bytes: usize,
+    /// Appended to guest nicknames (`guest7` + `.node1`), so that servers of
+    /// a cluster never hand out the same one.
+    pub guest_suffix: String,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { default_room: "lobby".to_owned(), history: 0, log_bytes: 256 * 1024 }
+        HubConfig {
+            default_room: "lobby".to_owned(),
+            history: 0,
+            log_bytes: 256 * 1024,
+            guest_suffix: String::new(),
+        }
     }
 }
 
@@ -105,6 +104,17 @@ pub struct Hub<B = Standalone> {
     rooms: HashMap<String, Room>,
     /// The number of the next room log.
     next_log: u64,
+    /// Members on other servers, by folded nickname.
+    remote: HashMap<String, Remote>,
+}
+
+/// A member on another server.
+#[derive(Debug)]
+struct Remote {
+    node: String,
+    nick: String,
+    /// The folded name of its room.
+    room: String,
 }
 
 #[derive(Debug)]
@@ -120,9 +130,20 @@ struct Client {
 #[derive(Debug)]
 struct Room {
     name: String,
+    /// The folded name, as the backplane knows the room.
+    key: Arc<str>,
     log: Arc<Log>,
     members: Vec<ClientId>,
+    /// Members on other servers.
+    remote: usize,
     history: VecDeque<Bytes>,
+}
+
+impl Room {
+    /// Everyone in the room, here and elsewhere.
+    fn size(&self) -> usize {
+        self.members.len() + self.remote
+    }
 }
 
 impl<B: Backplane> Hub<B> {
@@ -135,6 +156,7 @@ impl<B: Backplane> Hub<B> {
             nicks: HashMap::new(),
             rooms: HashMap::new(),
             next_log: 0,
+            remote: HashMap::new(),
         };
         let lobby = hub.config.default_room.clone();
         hub.room(&lobby);
@@ -145,15 +167,12 @@ impl<B: Backplane> Hub<B> {
     /// nickname in the default room: it gets the room's history and a
     /// welcome, and the room a join notice. Returns its mailbox.
     pub fn connect(&mut self, id: ClientId, outbox: Arc<Outbox>) -> Mailbox {
-        let nick = (0..)
-            .map(|n| if n == 0 { format!("guest{id}") } else { format!("guest{id}-{n}") })
-            .find(|nick| !self.nicks.contains_key(&protocol::fold(nick)))
-            .unwrap_or_default();
+        let nick = self.guest_nick(id);
         self.nicks.insert(protocol::fold(&nick), id);
         let room = protocol::fold(&self.config.default_room);
         self.clients.insert(id, Client { nick, room: room.clone(), slot: 0, outbox: outbox.clone() });
         let seat = self.enter(id, &room);
-        let others = self.rooms[&room].members.len() - 1;
+        let others = self.rooms[&room].size() - 1;
         let welcome = protocol::notice(format_args!(
             "welcome, {}: you are in {} with {}; /help lists the commands",
             self.clients[&id].nick,
@@ -165,15 +184,21 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Removes client `id`, releasing its nickname. With `announce`, its
-    /// room hears that it left (and why, when `reason` says).
+    /// room hears that it left (and why, when `reason` says); without (this
+    /// server is shutting down, and its clients with it), only the room's
+    /// members on other servers hear it.
     pub fn disconnect(&mut self, id: ClientId, reason: Option<&str>, announce: bool) {
         let Some(client) = self.clients.get(&id) else { return };
         let room = client.room.clone();
         self.nicks.remove(&protocol::fold(&client.nick));
-        let left = announce.then(|| self.left_notice(id, &room, reason));
+        self.backplane.present(id, &client.nick, None);
+        let heard_elsewhere = self.rooms.get(&room).is_some_and(|r| r.remote > 0);
+        let left = (announce || heard_elsewhere).then(|| self.left_notice(id, &room, reason));
         self.exit(id, &room);
-        if let Some(notice) = left {
-            self.publish(&room, notice, Some(id));
+        match (left, self.rooms.get(&room)) {
+            (Some(notice), _) if announce => self.publish(&room, notice, Some(id), false),
+            (Some(notice), Some(place)) => self.backplane.published(&place.key, &notice, false),
+            _ => {}
         }
         self.clients.remove(&id);
         self.drop_if_empty(&room);
@@ -190,7 +215,7 @@ impl<B: Backplane> Hub<B> {
         let Some(client) = self.clients.get(&id) else { return };
         let (line, room) = (protocol::message(&client.nick, text), client.room.clone());
         self.remember(&room, &line);
-        self.publish(&room, line, Some(id));
+        self.publish(&room, line, Some(id), true);
     }
 
     /// `/me`: `* nick action` to everyone else in the room, kept in history.
@@ -198,7 +223,26 @@ impl<B: Backplane> Hub<B> {
         let Some(client) = self.clients.get(&id) else { return };
         let (line, room) = (protocol::action(&client.nick, action), client.room.clone());
         self.remember(&room, &line);
-        self.publish(&room, line, Some(id));
+        self.publish(&room, line, Some(id), true);
+    }
+
+    /// `/nick`, first step: checks that client `id` may take `new`, and
+    /// asks the other servers for it. `Ok(None)`: rename at once; a claim:
+    /// rename once it succeeded.
+    ///
+    /// # Errors
+    /// When the name breaks the rules or belongs to someone else.
+    pub fn claim(&self, id: ClientId, new: &str) -> Result<Option<Claim>, HubError> {
+        let new = protocol::check_name("nickname", new)?;
+        let key = protocol::fold(new);
+        if self.taken_by_another(id, &key) {
+            return Err(HubError::NickTaken(new.to_owned()));
+        }
+        match self.nick(id) {
+            // A change of case only: the client holds that name already.
+            Some(old) if protocol::fold(old) == key => Ok(None),
+            _ => Ok(self.backplane.claim(id, new)),
+        }
     }
 
     /// `/nick`: renames client `id`, announced to its whole room (itself included).
@@ -207,18 +251,47 @@ impl<B: Backplane> Hub<B> {
     /// When the name breaks the rules or belongs to someone else.
     pub fn rename(&mut self, id: ClientId, new: &str) -> Result<(), HubError> {
         let new = protocol::check_name("nickname", new)?;
-        let Some(client) = self.clients.get_mut(&id) else { return Ok(()) };
         let key = protocol::fold(new);
-        match self.nicks.get(&key) {
-            Some(&owner) if owner != id => return Err(HubError::NickTaken(new.to_owned())),
-            _ => {}
+        if self.taken_by_another(id, &key) {
+            return Err(HubError::NickTaken(new.to_owned()));
         }
+        self.rename_unchecked(id, new);
+        Ok(())
+    }
+
+    /// Renames client `id` to `new`, which is free.
+    fn rename_unchecked(&mut self, id: ClientId, new: &str) {
+        let Some(client) = self.clients.get_mut(&id) else { return };
         self.nicks.remove(&protocol::fold(&client.nick));
-        self.nicks.insert(key, id);
+        self.nicks.insert(protocol::fold(new), id);
         let old = std::mem::replace(&mut client.nick, new.to_owned());
         let room = client.room.clone();
-        self.publish(&room, protocol::notice(format_args!("{old} is now known as {new}")), None);
-        Ok(())
+        // A change of case keeps the name (and its lease among the other servers).
+        if protocol::fold(&old) != protocol::fold(new) {
+            self.backplane.present(id, &old, None);
+        }
+        self.backplane.present(id, new, Some(&self.rooms[&room].name));
+        self.publish(&room, protocol::notice(format_args!("{old} is now known as {new}")), None, false);
+    }
+
+    /// Whether the folded nickname `key` is someone's other than client `id`'s.
+    fn taken_by_another(&self, id: ClientId, key: &str) -> bool {
+        self.nicks.get(key).is_some_and(|&owner| owner != id) || self.remote.contains_key(key)
+    }
+
+    /// The first free guest nickname for client `id`.
+    fn guest_nick(&self, id: ClientId) -> String {
+        let suffix = &self.config.guest_suffix;
+        (0..)
+            .map(|n| match n {
+                0 => format!("guest{id}{suffix}"),
+                n => format!("guest{id}{suffix}-{n}"),
+            })
+            .find(|nick| {
+                let key = protocol::fold(nick);
+                !self.nicks.contains_key(&key) && !self.remote.contains_key(&key)
+            })
+            .unwrap_or_default()
     }
 
     /// `/msg`: `text` from client `id` to the client called `to`, in any
@@ -228,11 +301,17 @@ impl<B: Backplane> Hub<B> {
     /// When no one is called `to`.
     pub fn tell(&mut self, id: ClientId, to: &str, text: &str) -> Result<(), HubError> {
         let Some(sender) = self.clients.get(&id) else { return Ok(()) };
-        let addressee =
-            *self.nicks.get(&protocol::fold(to)).ok_or_else(|| HubError::NoSuchNick(to.to_owned()))?;
+        let key = protocol::fold(to);
         let received = protocol::private(&sender.nick, text);
-        let sent = protocol::private_sent(self.nick(addressee).unwrap_or(to), text);
-        self.tell_one(addressee, &received);
+        let sent = if let Some(&addressee) = self.nicks.get(&key) {
+            self.tell_one(addressee, &received);
+            protocol::private_sent(self.nick(addressee).unwrap_or(to), text)
+        } else if let Some(member) = self.remote.get(&key) {
+            self.backplane.tell(&member.node, &key, &received);
+            protocol::private_sent(&member.nick, text)
+        } else {
+            return Err(HubError::NoSuchNick(to.to_owned()));
+        };
         self.tell_one(id, &sent);
         Ok(())
     }
@@ -252,7 +331,7 @@ impl<B: Backplane> Hub<B> {
         }
         let left = self.left_notice(id, &old, None);
         self.exit(id, &old);
-        self.publish(&old, left, Some(id));
+        self.publish(&old, left, Some(id), false);
         self.drop_if_empty(&old);
         self.room(name);
         let seat = self.enter(id, &new);
@@ -260,18 +339,22 @@ impl<B: Backplane> Hub<B> {
         let here = protocol::notice(format_args!(
             "you are in {} with {}",
             room.name,
-            protocol::others(room.members.len() - 1)
+            protocol::others(room.size() - 1)
         ));
         self.tell_one(id, &here);
         Ok(seat)
     }
 
-    /// `/who`: the nicknames in client `id`'s room, sorted, on lines of at
-    /// most about [`WHO_LINE`] bytes.
+    /// `/who`: the nicknames in client `id`'s room (on every server), sorted,
+    /// on lines of at most about [`WHO_LINE`] bytes.
     pub fn who(&self, id: ClientId) {
         let Some(client) = self.clients.get(&id) else { return };
         let room = &self.rooms[&client.room];
         let mut nicks: Vec<&str> = room.members.iter().map(|m| self.clients[m].nick.as_str()).collect();
+        if room.remote > 0 {
+            let elsewhere = self.remote.values().filter(|r| r.room == client.room);
+            nicks.extend(elsewhere.map(|r| r.nick.as_str()));
+        }
         nicks.sort_unstable_by_key(|n| n.to_lowercase());
         let header = format!("in {} ({}):", room.name, nicks.len());
         let mut line = header.clone();
@@ -301,12 +384,15 @@ impl<B: Backplane> Hub<B> {
     /// The room called `name`, created if new.
     fn room(&mut self, name: &str) -> &mut Room {
         let (next_log, log_bytes) = (&mut self.next_log, self.config.log_bytes);
-        self.rooms.entry(protocol::fold(name)).or_insert_with(|| {
+        let key = protocol::fold(name);
+        self.rooms.entry(key.clone()).or_insert_with(|| {
             *next_log += 1;
             Room {
                 name: name.to_owned(),
+                key: key.into(),
                 log: Arc::new(Log::new(*next_log, log_bytes)),
                 members: Vec::new(),
+                remote: 0,
                 history: VecDeque::new(),
             }
         })
@@ -325,7 +411,9 @@ impl<B: Backplane> Hub<B> {
             client.outbox.push(place.log.mark(), line);
         }
         let joined = protocol::notice(format_args!("{} joined {}", client.nick, place.name));
-        self.publish(room, joined, Some(id));
+        // Others learn where the client is before they hear it joined.
+        self.backplane.present(id, &client.nick, Some(&place.name));
+        self.publish(room, joined, Some(id), false);
         seat
     }
 
@@ -339,9 +427,9 @@ impl<B: Backplane> Hub<B> {
         }
     }
 
-    /// Drops `room` if no one is in it, unless it is the default room.
+    /// Drops `room` if no one is in it (here or elsewhere), unless it is the default room.
     fn drop_if_empty(&mut self, room: &str) {
-        let empty = self.rooms.get(room).is_some_and(|r| r.members.is_empty());
+        let empty = self.rooms.get(room).is_some_and(|r| r.size() == 0);
         if empty && room != protocol::fold(&self.config.default_room) {
             self.rooms.remove(room);
         }
@@ -367,10 +455,10 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Appends `line` to `room`'s log for everyone but `origin`, and hands
-    /// it to the backplane.
-    fn publish(&self, room: &str, line: Bytes, origin: Option<ClientId>) {
+    /// it to the backplane (`kept`: the history keeps it).
+    fn publish(&self, room: &str, line: Bytes, origin: Option<ClientId>, kept: bool) {
         if let Some(place) = self.rooms.get(room) {
-            self.backplane.published(&place.name, &line);
+            self.backplane.published(&place.key, &line, kept);
             place.log.publish(origin, line);
         }
     }

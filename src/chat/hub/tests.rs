@@ -7,13 +7,48 @@ use bytes::BytesMut;
 
 use super::*;
 
-/// Records what was published, as "room: line".
+/// Records what the hub hands to its backplane: "room: line" for lines
+/// (a `+` after the room when the history keeps it), and the other calls
+/// as words. Claims are granted at once.
 #[derive(Clone, Default)]
 struct Published(Rc<RefCell<Vec<String>>>);
 
+impl Published {
+    fn lines(&self) -> Vec<String> {
+        self.0
+            .borrow()
+            .iter()
+            .filter(|l| !l.starts_with("present ") && !l.starts_with("tell "))
+            .cloned()
+            .collect()
+    }
+
+    fn others(&self) -> Vec<String> {
+        self.0
+            .borrow()
+            .iter()
+            .filter(|l| l.starts_with("present ") || l.starts_with("tell "))
+            .cloned()
+            .collect()
+    }
+}
+
 impl Backplane for Published {
-    fn published(&self, room: &str, line: &Bytes) {
-        self.0.borrow_mut().push(format!("{room}: {}", String::from_utf8_lossy(line)));
+    fn published(&self, room: &Arc<str>, line: &Bytes, kept: bool) {
+        let kept = if kept { "+" } else { "" };
+        self.0.borrow_mut().push(format!("{room}{kept}: {}", String::from_utf8_lossy(line)));
+    }
+
+    fn present(&self, id: ClientId, nick: &str, room: Option<&str>) {
+        self.0.borrow_mut().push(format!("present {id} {nick} {}", room.unwrap_or("-")));
+    }
+
+    fn tell(&self, node: &str, nick: &str, line: &Bytes) {
+        self.0.borrow_mut().push(format!("tell {node} {nick} {}", String::from_utf8_lossy(line)));
+    }
+
+    fn claim(&self, _id: ClientId, _nick: &str) -> Option<Claim> {
+        Some(Box::pin(std::future::ready(Ok(()))))
     }
 }
 
@@ -90,7 +125,8 @@ fn a_newcomer_is_welcomed_and_announced() {
     );
     assert_eq!(f.take(0), ["* guest7 joined lobby\n"]);
     assert_eq!(f.take(1), ["* guest7 joined lobby\n"]);
-    assert_eq!(f.published.0.borrow().as_slice(), ["lobby: * guest7 joined lobby\n"]);
+    assert_eq!(f.published.lines(), ["lobby: * guest7 joined lobby\n"]);
+    assert_eq!(f.published.others(), ["present 7 guest7 lobby"]);
 }
 
 #[test]
@@ -101,7 +137,7 @@ fn a_message_reaches_everyone_else_once() {
     assert_eq!(f.take(1), ["<guest0> hello\n"]);
     assert_eq!(f.take(2), ["<guest0> hello\n"]);
     assert_eq!(f.take(2), Vec::<String>::new(), "once");
-    assert_eq!(f.published.0.borrow().as_slice(), ["lobby: <guest0> hello\n"]);
+    assert_eq!(f.published.lines(), ["lobby+: <guest0> hello\n"]);
 }
 
 #[test]
@@ -166,7 +202,7 @@ fn private_messages_cross_rooms_and_unknown_nicks_are_errors() {
     assert_eq!(f.take(1), ["*guest0* psst\n"]);
     assert_eq!(f.take(0), ["-> *guest1* psst\n"]);
     assert_eq!(f.hub.tell(0, "nobody", "x"), Err(HubError::NoSuchNick("nobody".to_owned())));
-    assert!(f.published.0.borrow().is_empty(), "private lines stay local");
+    assert!(f.published.0.borrow().is_empty(), "private lines to local clients stay local");
 }
 
 #[test]
@@ -225,4 +261,135 @@ fn disconnects_keep_the_member_lists_consistent() {
     for (id, client) in &f.hub.clients {
         assert_eq!(f.hub.rooms[&client.room].members[client.slot], *id);
     }
+}
+
+#[test]
+fn the_backplane_hears_every_change_of_nickname_and_room() {
+    let mut f = hub_with(1, 0);
+    assert!(f.hub.claim(0, "alice").unwrap().is_some(), "a new name is claimed");
+    f.hub.rename(0, "alice").unwrap();
+    assert!(f.hub.claim(0, "ALICE").unwrap().is_none(), "a change of case needs no claim");
+    f.hub.rename(0, "ALICE").unwrap();
+    f.join(0, "rust").unwrap();
+    f.hub.act(0, "waves");
+    f.hub.disconnect(0, None, true);
+    assert_eq!(
+        f.published.others(),
+        [
+            "present 0 guest0 -",
+            "present 0 alice lobby",
+            "present 0 ALICE lobby",
+            "present 0 ALICE rust",
+            "present 0 ALICE -",
+        ]
+    );
+    assert_eq!(
+        f.published.lines(),
+        [
+            "lobby: * guest0 is now known as alice\n",
+            "lobby: * alice is now known as ALICE\n",
+            "lobby: * ALICE left lobby\n",
+            "rust: * ALICE joined rust\n",
+            "rust+: * ALICE waves\n",
+            "rust: * ALICE left rust\n",
+        ]
+    );
+}
+
+#[test]
+fn members_of_other_servers_count_everywhere_a_member_does() {
+    let mut f = hub_with(1, 0);
+    assert_eq!(f.hub.remote_present("n2", "Bob", Some("lobby")), None, "the lobby was here");
+    assert_eq!(f.hub.remote_present("n2", "carol", Some("Rust")), Some("rust".to_owned()));
+    f.hub.who(0);
+    assert_eq!(f.take(0), ["* in lobby (2): Bob guest0\n"]);
+    assert!(matches!(f.hub.claim(0, "BOB"), Err(HubError::NickTaken(nick)) if nick == "BOB"));
+    assert_eq!(f.hub.rename(0, "carol"), Err(HubError::NickTaken("carol".to_owned())));
+    f.join(0, "rust").unwrap();
+    assert_eq!(f.take(0), ["* you are in Rust with 1 other\n"]);
+    // Lines from elsewhere reach every local member; the history keeps messages.
+    f.hub.remote_line("rust", Bytes::from_static(b"<carol> hi\n"), true);
+    f.hub.remote_line("nowhere", Bytes::from_static(b"<x> lost\n"), true);
+    assert_eq!(f.take(0), ["<carol> hi\n"]);
+    assert_eq!(f.hub.rooms["rust"].history.len(), 0, "no history asked for");
+    // Private lines go to the member's server.
+    f.hub.tell(0, "bob", "psst").unwrap();
+    assert_eq!(f.take(0), ["-> *Bob* psst\n"]);
+    assert_eq!(f.published.others().last().unwrap(), "tell n2 bob *guest0* psst\n");
+    f.hub.remote_tell("guest0", &Bytes::from_static(b"*Bob* back\n"));
+    assert_eq!(f.take(0), ["*Bob* back\n"]);
+    assert!(f.published.lines().iter().all(|l| !l.contains("carol") && !l.contains("Bob")), "not sent back");
+}
+
+#[test]
+fn a_room_lasts_while_anyone_anywhere_is_in_it() {
+    let mut f = hub_with(1, 2);
+    f.hub.remote_present("n2", "carol", Some("rust"));
+    f.hub.remote_line("rust", Bytes::from_static(b"<carol> one\n"), true);
+    f.hub.remote_present("n2", "carol", Some("go"));
+    assert!(!f.hub.rooms.contains_key("rust"), "emptied by the move");
+    assert!(f.hub.rooms.contains_key("go"));
+    f.hub.remote_present("n3", "dave", Some("go"));
+    f.hub.remote_line("go", Bytes::from_static(b"<dave> two\n"), true);
+    f.hub.remote_present("n2", "carol", None);
+    f.hub.remote_present("n2", "dave", None);
+    assert!(f.hub.rooms.contains_key("go"), "dave is n3's: n2 cannot take him out");
+    let mut late = f.connect(5);
+    f.hub.join(5, "go").unwrap();
+    let mut buf = BytesMut::new();
+    late.collect(&mut buf, usize::MAX).unwrap();
+    assert!(String::from_utf8_lossy(&buf).contains("<dave> two\n* you are in go with 1 other"), "{buf:?}");
+    assert_eq!(f.hub.remote_node("n3", &[]), Vec::<String>::new());
+    assert_eq!(f.hub.remote_nodes().len(), 0);
+}
+
+#[test]
+fn a_server_that_is_gone_takes_its_members_with_it() {
+    let mut f = hub_with(1, 0);
+    f.hub.remote_node("n2", &[("bob".into(), "lobby".into()), ("eve".into(), "lobby".into())]);
+    f.hub.remote_node("n3", &[("carol".into(), "lobby".into())]);
+    assert_eq!(f.hub.remote_nodes().into_iter().collect::<Vec<_>>(), ["n2", "n3"]);
+    // A hello with fewer members: the missing one is gone, quietly.
+    f.hub.remote_node("n2", &[("bob".into(), "lobby".into())]);
+    assert_eq!(f.hub.remote_gone("n2"), 1);
+    assert_eq!(f.take(0), ["* bob left lobby (server gone)\n"]);
+    assert!(f.published.0.borrow().is_empty(), "each server tells its own clients");
+    f.hub.who(0);
+    assert_eq!(f.take(0), ["* in lobby (2): carol guest0\n"]);
+}
+
+#[test]
+fn a_client_that_lost_its_nickname_is_a_guest_again() {
+    let mut f = hub_with(2, 0);
+    f.hub.rename(0, "alice").unwrap();
+    f.clear();
+    f.hub.lose_nick(0, "bob");
+    assert_eq!(f.hub.nick(0), Some("alice"), "not its nickname: nothing happens");
+    f.hub.lose_nick(0, "alice");
+    assert_eq!(f.hub.nick(0), Some("guest0"));
+    let told = f.take(0);
+    assert_eq!(told[0], "* alice is now known as guest0\n");
+    assert!(told[1].starts_with("! someone on another server holds the nickname alice"), "{told:?}");
+    assert_eq!(f.take(1), ["* alice is now known as guest0\n"]);
+}
+
+#[test]
+fn history_from_before_a_server_followed_the_room_goes_first() {
+    let mut f = hub_with(1, 3);
+    f.hub.say(0, "mine");
+    let line = |text: &'static str| Bytes::from_static(text.as_bytes());
+    f.hub.seed_history("lobby", vec![line("<x> 1\n"), line("<x> 2\n"), line("<x> 3\n")]);
+    let history: Vec<_> =
+        f.hub.rooms["lobby"].history.iter().map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+    assert_eq!(history, ["<x> 2\n", "<x> 3\n", "<guest0> mine\n"]);
+}
+
+#[test]
+fn cluster_guest_names_carry_the_node() {
+    let config = HubConfig { guest_suffix: ".n1".to_owned(), ..HubConfig::default() };
+    let mut hub = Hub::new(config, Published::default());
+    hub.remote_present("n2", "guest1.n1", Some("lobby"));
+    hub.connect(1, Arc::new(Outbox::new(1 << 20)));
+    hub.connect(2, Arc::new(Outbox::new(1 << 20)));
+    assert_eq!((hub.nick(1), hub.nick(2)), (Some("guest1.n1-1"), Some("guest2.n1")));
 }

@@ -13,13 +13,13 @@ use futures::StreamExt;
 use serde::Serialize;
 use socketeer::chat::flood::RateLimit;
 use socketeer::chat::protocol::ServerLine;
-use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, Ending};
+use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, ClusterConfig, Ending};
 use socketeer::client::Timeouts;
 use socketeer::impair::units::parse_size;
 use socketeer::net::{Target, Transports};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::args::{BindArgs, positive_duration};
+use super::args::{BindArgs, UsageError, positive_duration};
 use super::output::Output;
 use super::serve::run_services;
 use terminal::Terminal;
@@ -36,6 +36,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  socketeer chat serve\n  \
                             socketeer chat serve --port 6000 --history 50 --max-per-ip 4\n  \
                             socketeer chat serve --rate-limit off --queue 1MiB   # for benchmarks\n  \
+                            socketeer chat serve --port 5556 --redis redis://127.0.0.1:6379 --node-id b\n  \
                             nc localhost 5555                                    # nc is a full client")]
     Serve(ServeArgs),
     /// Join a chat server from the terminal (or a script, through stdin).
@@ -55,9 +56,53 @@ pub struct ServeArgs {
     port: u16,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Print status lines as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Joining other servers into one chat.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Cluster")]
+struct ClusterArgs {
+    /// Join the other servers using this Redis (redis://HOST:PORT[/DB]) into one chat.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// This server's name in the cluster [default: HOSTNAME-PID].
+    #[arg(long, value_name = "NAME", requires = "redis")]
+    node_id: Option<String>,
+    /// How long a dead server's nicknames stay taken (its leases, renewed every third of this).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration, requires = "redis")]
+    lease: Duration,
+    /// About how many entries each room's Redis stream keeps.
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "redis",
+          value_parser = clap::value_parser!(u64).range(100..))]
+    stream_len: u64,
+}
+
+impl ClusterArgs {
+    fn get(&self) -> Option<ClusterConfig> {
+        let url = self.redis.as_deref()?;
+        let node = self.node_id.clone().unwrap_or_else(default_node_id);
+        Some(ClusterConfig {
+            lease: self.lease,
+            stream_len: usize::try_from(self.stream_len).unwrap_or(usize::MAX),
+            ..ClusterConfig::new(url, &node)
+        })
+    }
+}
+
+/// `HOSTNAME-PID`: unique among the servers running at once.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String =
+        host.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(16).collect();
+    match host.is_empty() {
+        true => format!("node-{}", std::process::id()),
+        false => format!("{host}-{}", std::process::id()),
+    }
 }
 
 /// Every limit of the chat server.
@@ -156,7 +201,11 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let bound = args.bind.bind("chat", args.port, Transports::TCP, "--port")?;
             raise_fd_limit(args.limits.max_clients as usize);
-            let server = ChatServer::new(bound, args.limits.get());
+            let server = match args.cluster.get() {
+                None => ChatServer::new(bound, args.limits.get()),
+                Some(cluster) => ChatServer::clustered(bound, args.limits.get(), cluster)
+                    .map_err(|e| UsageError(e.to_string()))?,
+            };
             run_services(vec![Box::new(server)], Output::new(args.json)).await
         }
         Command::Join(args) => join(args).await,
