@@ -20,17 +20,14 @@
 # Needs redis-server (installed with apt-get when run as root). Everything stays on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 duration=${DURATION:-3s}
 rounds=${ROUNDS:-3}
 
-if ! command -v redis-server >/dev/null; then
-  [ "$(id -u)" = 0 ] || { echo "bench/chat.sh: install redis-server" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
-fi
+need redis-server redis-server
 cargo build --release -q
 bin=target/release/socketeer
 ulimit -n "$(ulimit -Hn)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 work=$(mktemp -d)
 server_pid=

@@ -14,19 +14,15 @@
 # binds port 7 on 127.7.7.7, which needs root. Everything stays on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 duration=${DURATION:-3s}
 rounds=${ROUNDS:-3}
 matrix=${MATRIX:-"1:1 50:1 200:1 50:16"}
 
-for peer in redis-server:redis-server inetd:openbsd-inetd; do
-  if ! command -v "${peer%%:*}" >/dev/null; then
-    [ "$(id -u)" = 0 ] || { echo "bench/echo.sh: install ${peer#*:}" >&2; exit 1; }
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${peer#*:}" >/dev/null
-  fi
-done
+need redis-server redis-server
+need inetd openbsd-inetd
 cargo build --release -q
 bin=target/release/socketeer
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 work=$(mktemp -d)
 pids=()

@@ -16,13 +16,13 @@
 # RustScan (RUSTSCAN=/path, or on PATH, or `cargo install rustscan` into ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 rounds=${ROUNDS:-10}
 
 if [ -z "${SCAN_BENCH_NETNS:-}" ]; then
   [ "$(id -u)" = 0 ] || { echo "bench/scan.sh: run as root (network namespace, raw sockets)" >&2; exit 1; }
-  for peer in nmap:nmap /usr/bin/time:time; do
-    command -v "${peer%%:*}" >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${peer#*:}" >/dev/null
-  done
+  need nmap nmap
+  need /usr/bin/time time
   if [ -z "${RUSTSCAN:-}" ]; then
     RUSTSCAN=$(command -v rustscan || true)
   fi

@@ -20,8 +20,9 @@
 # Needs root (raw sockets) and tcpdump (installed with apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 [ "$(id -u)" = 0 ] || { echo "bench/sniff.sh: run as root (packet capture)" >&2; exit 1; }
-command -v tcpdump >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump >/dev/null
+need tcpdump tcpdump
 rates=${RATES:-50000 100000 max}
 flooders=${FLOODERS:-2}
 seconds=${SECONDS_EACH:-3}

@@ -14,13 +14,11 @@
 # temporary directory (apt-get download + dpkg -x) instead of installed. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 size_mb=${SIZE_MB:-50}
 rounds=${ROUNDS:-3}
 
-if ! command -v atftp >/dev/null; then
-  [ "$(id -u)" = 0 ] || { echo "bench/transfer.sh: install atftp" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq atftp >/dev/null
-fi
+need atftp atftp
 cargo build --release -q
 bin=$PWD/target/release/socketeer
 
@@ -33,9 +31,8 @@ trap cleanup EXIT
 sbin=$work/root/usr/sbin
 mkdir -p "$work/serve" "$work/got" "$work/inbox"
 head -c "$((size_mb * 1000 * 1000))" /dev/urandom >"$work/serve/bench.bin"
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-hpa_port=$(free_port) atftpd_port=$(free_port) ours_port=$(free_port)
+hpa_port=$(free_port udp) atftpd_port=$(free_port udp) ours_port=$(free_port udp)
 taskset -c 0 "$sbin/in.tftpd" -L -l -a "127.0.0.1:$hpa_port" -s "$work/serve" & pids+=($!)
 "$sbin/atftpd" --daemon --no-fork --user root --group root --port "$atftpd_port" --bind-address 127.0.0.1 \
   --logfile /dev/null "$work/serve" & pids+=($!)
