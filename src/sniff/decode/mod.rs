@@ -12,8 +12,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::err::packet::SliceError;
 use etherparse::{
-    Icmpv4Type, Icmpv6Type, LaxNetSlice, LaxSlicedPacket, LinkSlice, LinuxSllProtocolType, LinuxSllSlice,
-    TransportSlice,
+    Icmpv4Type, Icmpv6Type, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, LinuxSllProtocolType,
+    LinuxSllSlice, TransportSlice,
 };
 use serde::Serialize;
 
@@ -260,7 +260,9 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
     read_link(&mut summary, &packet);
     read_net(&mut summary, &packet, frame);
     read_transport(&mut summary, &packet, frame);
-    if let Some((error, _layer)) = &packet.stop_err {
+    if summary.problem.is_some() {
+        // Already said more precisely than the slicer's error.
+    } else if let Some((error, _layer)) = &packet.stop_err {
         summary.problem = Some(describe(error));
     } else if packet.ip_payload().is_some_and(|p| p.incomplete) && summary.problem.is_none() {
         summary.problem = Some("truncated: the IP payload was not captured whole".to_owned());
@@ -402,9 +404,42 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
             summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
             set_payload(summary, frame, icmp.slice());
         }
+        None => read_cut_tcp(summary, packet, frame),
         // IGMP and others stay at the IP layer.
-        Some(_) | None => {}
+        Some(_) => {}
     }
+}
+
+/// A TCP header whose options the snap length cut off: etherparse gives up
+/// on it, but its fixed 20 bytes (ports, flags, numbers, window) are there,
+/// and tcpdump shows them (marking the rest `[|tcp]`).
+fn read_cut_tcp(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
+    let Some(ip) = packet.ip_payload().filter(|ip| ip.ip_number == IpNumber::TCP && !ip.fragmented) else {
+        return;
+    };
+    let Some(&[sport0, sport1, dport0, dport1, s0, s1, s2, s3, a0, a1, a2, a3, offset, flags, w0, w1, ..]) =
+        ip.payload.get(..20)
+    else {
+        return;
+    };
+    let header = usize::from(offset >> 4) * 4;
+    if header < 20 || ip.payload.len() >= header {
+        // Malformed, or whole (and then etherparse stopped for another reason).
+        return;
+    }
+    summary.proto = Proto::Tcp;
+    summary.sport = Some(u16::from_be_bytes([sport0, sport1]));
+    summary.dport = Some(u16::from_be_bytes([dport0, dport1]));
+    summary.tcp = Some(Tcp {
+        flags: TcpFlags(flags),
+        seq: u32::from_be_bytes([s0, s1, s2, s3]),
+        ack: u32::from_be_bytes([a0, a1, a2, a3]),
+        win: u16::from_be_bytes([w0, w1]),
+    });
+    let announced = summary.payload_len.saturating_sub(header);
+    set_payload(summary, frame, &frame[frame.len()..]);
+    summary.payload_len = announced;
+    summary.problem = Some(format!("truncated TCP options: {} of {header} header bytes", ip.payload.len()));
 }
 
 fn icmp_fields(kind: u8, code: u8, text: &'static str, echo: Option<etherparse::IcmpEchoHeader>) -> Icmp {

@@ -137,6 +137,28 @@ fn every_truncation_of_a_frame_decodes_and_says_so() {
 }
 
 #[test]
+fn a_snap_length_that_cuts_tcp_options_keeps_the_fixed_header() {
+    // `-s 64`: 30 of the SYN's 40 TCP header bytes.
+    let s = decode(LinkType::Ethernet, &SYN[..64]);
+    assert_eq!(
+        s.to_string(),
+        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, length 0 \
+         [truncated TCP options: 30 of 40 header bytes]"
+    );
+    assert_eq!((s.proto, s.sport, s.dport), (Proto::Tcp, Some(45678), Some(7007)));
+    let filter: crate::sniff::filter::Filter = "tcp dst port 7007 and tcp".parse().unwrap();
+    assert!(filter.matches(&s, 74));
+    // Exactly the fixed header, no options: still TCP.
+    assert_eq!(decode(LinkType::Ethernet, &SYN[..54]).proto, Proto::Tcp);
+    // A cut UDP datagram keeps its ports too.
+    let udp = build(|out| {
+        ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).udp(5000, 53).write(out, &[7; 100]).unwrap()
+    });
+    let s = decode(LinkType::Ethernet, &udp[..64]);
+    assert_eq!((s.proto, s.sport, s.dport, s.payload_len), (Proto::Udp, Some(5000), Some(53), 100));
+}
+
+#[test]
 fn malformed_headers_are_named_not_trusted() {
     let mut bad_ihl = SYN;
     bad_ihl[14] = 0x43; // IHL 3: shorter than the fixed header
