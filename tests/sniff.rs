@@ -275,3 +275,33 @@ fn without_cap_net_raw_it_says_so() {
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("raw sockets need CAP_NET_RAW: run as root"), "{}", out.stderr);
 }
+
+#[test]
+fn a_short_snap_length_keeps_tcp_headers_and_real_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("snap.pcap");
+    let server = Daemon::start(&["echo", "serve", "--port", "0", "--tcp"], 1);
+    let port = server.addr("echo", "tcp").port().to_string();
+    let capture = sniff(&["-s", "64", "-w", pcap.to_str().unwrap(), "tcp", "port", &port]);
+    let message = "x".repeat(300);
+    let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), &message], b"");
+    assert_eq!(sent.ok().trim(), message);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(capture.stop_with("INT").status.success());
+
+    // Read back with a port filter: every frame was cut to 64 bytes, inside
+    // the TCP options, and still decodes and matches as TCP.
+    let read = run(&["sniff", "-r", pcap.to_str().unwrap(), "--json", "tcp", "port", &port], b"");
+    let packets: Vec<Value> = read.json_lines().into_iter().filter(|v| v["type"] == "packet").collect();
+    let view = tcp_view(&packets);
+    let port: u64 = port.parse().unwrap();
+    assert_eq!((view[0].1, view[0].2.as_str()), (port, "S"), "{view:?}");
+    assert_eq!((view[1].0, view[1].2.as_str()), (port, "S."), "{view:?}");
+    assert!(packets.iter().all(|p| p["caplen"] == 64), "{packets:?}");
+    // The file keeps each frame's real length, as tshark also reads it.
+    let data: Vec<_> = packets.iter().filter(|p| p["payload_len"] == 301).collect();
+    assert_eq!(data.len(), 2, "{view:?}");
+    assert!(data.iter().all(|p| p["len"].as_u64().unwrap() > 14 + 20 + 20 + 301), "{data:?}");
+    let lengths: Vec<String> = packets.iter().map(|p| p["len"].to_string()).collect();
+    assert_eq!(tshark_fields(&pcap, &["frame.len"]), lengths);
+}

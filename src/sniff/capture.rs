@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::filter::{Filter, bpf};
 use super::{Frame, LinkType};
 use crate::poll::{self, Waker};
-use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket};
+use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket, WHOLE_FRAME};
 
 /// The longest a stopped capture spends reading what was already queued.
 const DRAIN_LIMIT: Duration = Duration::from_millis(200);
@@ -81,7 +81,7 @@ impl Capture {
         let program = config
             .filter
             .as_ref()
-            .and_then(|f| bpf::compile(f, link, config.snaplen))
+            .and_then(|f| bpf::compile(f, link, WHOLE_FRAME))
             .map(|program| program.into_iter().map(Into::into).collect::<Vec<_>>());
         let kernel_filter = program.is_some();
         let snaplen = config.snaplen as usize;
