@@ -398,6 +398,7 @@ impl std::fmt::Display for Listening {
             LinkType::Ethernet => "Ethernet",
             LinkType::RawIp => "raw IP",
             LinkType::LinuxSll => "Linux cooked",
+            LinkType::LinuxSll2 => "Linux cooked v2",
         };
         write!(
             f,

@@ -5,6 +5,7 @@
 //! length, or one whose headers lie about their lengths, is decoded as far as
 //! it goes and carries a [`Summary::problem`] saying where it stopped.
 
+mod cooked;
 mod show;
 
 use std::fmt;
@@ -12,14 +13,14 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::err::packet::SliceError;
 use etherparse::{
-    Icmpv4Type, Icmpv6Type, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, LinuxSllProtocolType,
-    LinuxSllSlice, TransportSlice,
+    EtherType, Icmpv4Type, Icmpv6Type, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice,
 };
 use serde::Serialize;
 
 pub use show::details;
 
 use super::LinkType;
+use cooked::Cooked;
 
 /// What a frame's outermost decoded protocol is, the word filters and
 /// `--stats` use.
@@ -249,17 +250,18 @@ impl Summary {
 /// Decodes one frame of `link` type.
 pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
     let mut summary = Summary::default();
-    let packet = match slice(link, frame) {
-        Ok(packet) => packet,
+    let sliced = match slice(link, frame) {
+        Ok(sliced) => sliced,
         Err(reason) => {
             summary.payload_len = frame.len();
-            summary.problem = Some(shorten(reason));
+            summary.problem = Some(reason);
             return summary;
         }
     };
-    read_link(&mut summary, &packet);
-    read_net(&mut summary, &packet, frame);
-    read_transport(&mut summary, &packet, frame);
+    read_link(&mut summary, &sliced, frame);
+    let packet = &sliced.0;
+    read_net(&mut summary, packet, frame);
+    read_transport(&mut summary, packet, frame);
     if summary.problem.is_some() {
         // Already said more precisely than the slicer's error.
     } else if let Some((error, _layer)) = &packet.stop_err {
@@ -270,33 +272,48 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
     summary
 }
 
+/// A frame split into its headers as far as they go, with its cooked
+/// header if it has one.
+type Sliced<'a> = (LaxSlicedPacket<'a>, Option<Cooked<'a>>);
+
 /// Splits a frame into its headers as far as they go.
-fn slice(link: LinkType, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, String> {
-    match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|e| e.to_string()),
-        LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|e| e.to_string()),
-        LinkType::LinuxSll => from_linux_sll(frame),
-    }
-}
-
-/// Linux cooked captures (what `tcpdump -i any` writes): etherparse's strict
-/// parser takes the header, its lax one the rest.
-fn from_linux_sll(frame: &[u8]) -> Result<LaxSlicedPacket<'_>, String> {
-    let sll = LinuxSllSlice::from_slice(frame).map_err(|e| e.to_string())?;
-    match sll.protocol_type() {
-        LinuxSllProtocolType::EtherType(ether_type) => {
-            Ok(LaxSlicedPacket::from_ether_type(ether_type, sll.payload_slice()))
+fn slice(link: LinkType, frame: &[u8]) -> Result<Sliced<'_>, String> {
+    let cooked = |version| {
+        let cooked = cooked::parse(frame, version)?;
+        if !cooked.is_ether_type() {
+            return Err(format!(
+                "Linux cooked capture of protocol 0x{:04x}, which is not an EtherType (hardware type {})",
+                cooked.protocol, cooked.hardware
+            ));
         }
-        other => Err(format!("cooked capture of a non-Ethernet protocol ({other:?})")),
+        Ok((LaxSlicedPacket::from_ether_type(EtherType(cooked.protocol), cooked.payload), Some(cooked)))
+    };
+    match link {
+        LinkType::Ethernet => {
+            Ok((LaxSlicedPacket::from_ethernet(frame).map_err(|e| describe_len(&e))?, None))
+        }
+        LinkType::RawIp => {
+            let packet = LaxSlicedPacket::from_ip(frame).map_err(|e| match e {
+                etherparse::err::ip::LaxHeaderSliceError::Len(len) => describe(&SliceError::Len(len)),
+                etherparse::err::ip::LaxHeaderSliceError::Content(bad) => describe(&SliceError::Ip(bad)),
+            })?;
+            Ok((packet, None))
+        }
+        LinkType::LinuxSll => cooked(1),
+        LinkType::LinuxSll2 => cooked(2),
     }
 }
 
-fn read_link(summary: &mut Summary, packet: &LaxSlicedPacket<'_>) {
+fn read_link(summary: &mut Summary, (packet, cooked): &Sliced<'_>, frame: &[u8]) {
     if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
         summary.mac_src = Some(Mac(eth.source()));
         summary.mac_dst = Some(Mac(eth.destination()));
     }
     summary.ether_type = packet.ether_payload().map(|p| p.ether_type.0);
+    if let Some(cooked) = cooked {
+        summary.ether_type = Some(cooked.protocol);
+        set_payload(summary, frame, cooked.payload);
+    }
 }
 
 fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
@@ -453,27 +470,48 @@ fn set_payload(summary: &mut Summary, frame: &[u8], payload: &[u8]) {
     summary.payload_len = payload.len();
 }
 
-/// A decoding error in a few words: truncation says how much was there.
+/// A decoding error in a few words of ours (etherparse's run long, and
+/// carry its typos): truncation says how much was there.
 fn describe(error: &SliceError) -> String {
+    use etherparse::err::{ip, ipv4, tcp};
     match error {
-        SliceError::Len(len) => format!(
-            "truncated {}: {} of {} bytes",
-            len.layer,
-            len.len,
-            len.required_len.max(len.len.saturating_add(1))
-        ),
+        SliceError::Len(len) => describe_len(len),
+        SliceError::Ip(ip::HeaderError::UnsupportedIpVersion { version_number }) => {
+            format!("malformed: IP version {version_number}")
+        }
+        SliceError::Ip(ip::HeaderError::Ipv4HeaderLengthSmallerThanHeader { ihl })
+        | SliceError::Ipv4(ipv4::HeaderError::HeaderLengthSmallerThanHeader { ihl }) => {
+            format!("malformed: IPv4 header length {} bytes, under the minimum 20", usize::from(*ihl) * 4)
+        }
+        SliceError::Ipv4(ipv4::HeaderError::UnexpectedVersion { version_number }) => {
+            format!("malformed: IP version {version_number} in an IPv4 frame")
+        }
+        SliceError::Tcp(tcp::HeaderError::DataOffsetTooSmall { data_offset }) => {
+            format!(
+                "malformed: TCP header length {} bytes, under the minimum 20",
+                usize::from(*data_offset) * 4
+            )
+        }
         other => shorten(format!("malformed: {other}")),
     }
 }
 
-/// Keeps error text to one line of reasonable length.
+fn describe_len(len: &etherparse::err::LenError) -> String {
+    format!(
+        "truncated {}: {} of {} bytes",
+        len.layer,
+        len.len,
+        len.required_len.max(len.len.saturating_add(1))
+    )
+}
+
+/// Keeps error text to one line of reasonable length, cut between words.
 fn shorten(text: String) -> String {
     const MAX: usize = 120;
     let line = text.lines().next().unwrap_or_default();
-    match line.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line.to_owned(),
-    }
+    let Some((limit, _)) = line.char_indices().nth(MAX) else { return line.to_owned() };
+    let cut = line[..limit].rfind(' ').unwrap_or(limit);
+    format!("{}...", line[..cut].trim_end_matches([',', ';', ':', '.']))
 }
 
 #[cfg(test)]

@@ -120,23 +120,28 @@ fn ether_name(ether_type: u16) -> &'static str {
 
 /// Header details for `-v`, one line per layer, re-read from the frame.
 pub fn details(link: LinkType, frame: &[u8]) -> Vec<String> {
-    let Ok(packet) = slice(link, frame) else { return Vec::new() };
+    let Ok((packet, cooked)) = slice(link, frame) else { return Vec::new() };
     let mut lines = Vec::new();
-    match &packet.link {
-        Some(LinkSlice::Ethernet2(eth)) => lines.push(format!(
+    if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
+        lines.push(format!(
             "ether {} > {}, type {} (0x{:04x})",
             Mac(eth.source()),
             Mac(eth.destination()),
             ether_name(eth.ether_type().0),
             eth.ether_type().0
-        )),
-        Some(LinkSlice::LinuxSll(sll)) => lines.push(format!(
-            "cooked {:?}, hardware type {}, from {}",
-            sll.packet_type(),
-            sll.arp_hardware_type().0,
-            hex_colon(sll.sender_address())
-        )),
-        _ => {}
+        ));
+    }
+    if let Some(cooked) = cooked {
+        let ifindex = cooked.ifindex.map(|i| format!(", ifindex {i}")).unwrap_or_default();
+        lines.push(format!(
+            "cooked v{} {}, hardware type {}{ifindex}, from {}, type {} (0x{:04x})",
+            cooked.version,
+            cooked.direction(),
+            cooked.hardware,
+            hex_colon(cooked.address),
+            ether_name(cooked.protocol),
+            cooked.protocol
+        ));
     }
     match &packet.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
