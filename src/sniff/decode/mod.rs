@@ -6,6 +6,7 @@
 //! it goes and carries a [`Summary::problem`] saying where it stopped.
 
 mod cooked;
+mod problem;
 mod show;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub use show::details;
 
 use super::LinkType;
 use cooked::Cooked;
+use problem::{describe, describe_len};
 
 /// What a frame's outermost decoded protocol is, the word filters and
 /// `--stats` use.
@@ -261,7 +263,9 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
     read_link(&mut summary, &sliced, frame);
     let packet = &sliced.0;
     read_net(&mut summary, packet, frame);
-    read_transport(&mut summary, packet, frame);
+    if summary.problem.is_none() {
+        read_transport(&mut summary, packet, frame);
+    }
     if summary.problem.is_some() {
         // Already said more precisely than the slicer's error.
     } else if let Some((error, _layer)) = &packet.stop_err {
@@ -327,8 +331,16 @@ fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
             summary.ip_proto = Some(ip.payload().ip_number.0);
             summary.fragment = ip.payload().fragmented;
             set_payload(summary, frame, ip.payload().payload);
-            summary.payload_len =
-                usize::from(header.total_len()).saturating_sub(usize::from(header.ihl()) * 4);
+            let header_len = usize::from(header.ihl()) * 4;
+            summary.payload_len = usize::from(header.total_len()).saturating_sub(header_len);
+            if usize::from(header.total_len()) < header_len {
+                // etherparse falls back on the frame's length; tcpdump (and
+                // this decoder) trust nothing after such a header.
+                summary.problem = Some(format!(
+                    "malformed: IP bad-len {}, under its {header_len}-byte header",
+                    header.total_len()
+                ));
+            }
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let header = ip.header();
@@ -468,50 +480,6 @@ fn icmp_fields(kind: u8, code: u8, text: &'static str, echo: Option<etherparse::
 fn set_payload(summary: &mut Summary, frame: &[u8], payload: &[u8]) {
     summary.payload_offset = payload.as_ptr().addr().saturating_sub(frame.as_ptr().addr());
     summary.payload_len = payload.len();
-}
-
-/// A decoding error in a few words of ours (etherparse's run long, and
-/// carry its typos): truncation says how much was there.
-fn describe(error: &SliceError) -> String {
-    use etherparse::err::{ip, ipv4, tcp};
-    match error {
-        SliceError::Len(len) => describe_len(len),
-        SliceError::Ip(ip::HeaderError::UnsupportedIpVersion { version_number }) => {
-            format!("malformed: IP version {version_number}")
-        }
-        SliceError::Ip(ip::HeaderError::Ipv4HeaderLengthSmallerThanHeader { ihl })
-        | SliceError::Ipv4(ipv4::HeaderError::HeaderLengthSmallerThanHeader { ihl }) => {
-            format!("malformed: IPv4 header length {} bytes, under the minimum 20", usize::from(*ihl) * 4)
-        }
-        SliceError::Ipv4(ipv4::HeaderError::UnexpectedVersion { version_number }) => {
-            format!("malformed: IP version {version_number} in an IPv4 frame")
-        }
-        SliceError::Tcp(tcp::HeaderError::DataOffsetTooSmall { data_offset }) => {
-            format!(
-                "malformed: TCP header length {} bytes, under the minimum 20",
-                usize::from(*data_offset) * 4
-            )
-        }
-        other => shorten(format!("malformed: {other}")),
-    }
-}
-
-fn describe_len(len: &etherparse::err::LenError) -> String {
-    format!(
-        "truncated {}: {} of {} bytes",
-        len.layer,
-        len.len,
-        len.required_len.max(len.len.saturating_add(1))
-    )
-}
-
-/// Keeps error text to one line of reasonable length, cut between words.
-fn shorten(text: String) -> String {
-    const MAX: usize = 120;
-    let line = text.lines().next().unwrap_or_default();
-    let Some((limit, _)) = line.char_indices().nth(MAX) else { return line.to_owned() };
-    let cut = line[..limit].rfind(' ').unwrap_or(limit);
-    format!("{}...", line[..cut].trim_end_matches([',', ';', ':', '.']))
 }
 
 #[cfg(test)]

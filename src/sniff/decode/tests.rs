@@ -193,7 +193,7 @@ fn linux_cooked_captures_of_any_hardware_type() {
 #[test]
 fn long_messages_are_cut_between_words() {
     let long = "the quick brown fox jumps over the lazy dog, ".repeat(5);
-    let short = shorten(long.clone());
+    let short = problem::shorten(long.clone());
     assert!(short.ends_with("...") && short.len() <= 123, "{short}");
     assert!(long.starts_with(short.trim_end_matches("...")), "{short}");
     let word_end = short.trim_end_matches("...");
@@ -213,6 +213,15 @@ fn malformed_headers_are_named_not_trusted() {
     bad_offset[46] = 0x20; // TCP data offset 2 words
     let s = decode(LinkType::Ethernet, &bad_offset);
     assert_eq!(s.problem.as_deref(), Some("malformed: TCP header length 8 bytes, under the minimum 20"));
+
+    let mut short_total = SYN;
+    short_total[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length 10 < 20-byte header
+    let s = decode(LinkType::Ethernet, &short_total);
+    assert_eq!(
+        s.to_string(),
+        "IP 127.0.0.1 > 127.0.0.1: ip-proto-6 TCP, length 0 [malformed: IP bad-len 10, under its 20-byte header]"
+    );
+    assert_eq!((s.proto, s.sport), (Proto::Ip, None));
 
     let mut unknown = SYN;
     unknown[12..14].copy_from_slice(&[0x88, 0xcc]);
