@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Daemon, Finished, require, run, run_command, socketeer};
+use crate::util::{Daemon, Finished, eventually, require, run, run_command, socketeer};
 
 /// Starts a capture and waits until its socket is open (the `listening` line).
 fn sniff(args: &[&str]) -> Daemon {
@@ -304,4 +304,25 @@ fn a_short_snap_length_keeps_tcp_headers_and_real_lengths() {
     assert!(data.iter().all(|p| p["len"].as_u64().unwrap() > 14 + 20 + 20 + 301), "{data:?}");
     let lengths: Vec<String> = packets.iter().map(|p| p["len"].to_string()).collect();
     assert_eq!(tshark_fields(&pcap, &["frame.len"]), lengths);
+}
+
+#[test]
+fn written_packets_reach_the_file_while_capturing_and_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("live.pcap");
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port().to_string();
+    let capture = sniff(&["-w", pcap.to_str().unwrap(), "udp", "port", &port]);
+    let packets_in_file = || {
+        let read = run(&["sniff", "-r", pcap.to_str().unwrap(), "--json"], b"");
+        read.json_lines().into_iter().filter(|v| v["type"] == "packet").count()
+    };
+    for sent in 1..=2 {
+        receiver.send_to(b"live", receiver.local_addr().unwrap()).unwrap();
+        // Readable while the capture runs (nothing is buffered until exit).
+        assert!(eventually(Duration::from_secs(10), || packets_in_file() == sent), "{sent} datagrams");
+    }
+    let killed = capture.stop_with("KILL");
+    assert!(!killed.status.success());
+    assert_eq!(packets_in_file(), 2);
 }

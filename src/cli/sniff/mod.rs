@@ -7,13 +7,14 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use socketeer::poll::Waker;
 use socketeer::shutdown;
-use socketeer::sniff::capture::{Capture, Config};
+use socketeer::sniff::capture::{Capture, Config, Consumer};
 use socketeer::sniff::filter::Filter;
 use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
@@ -217,6 +218,38 @@ impl Sink {
     }
 }
 
+/// A live capture's frames going to a [`Sink`], whose pcap output is
+/// flushed whenever the capture is about to wait and at least every
+/// [`FLUSH_EVERY`] under load: `sniff -w - | tcpdump -r -` shows packets as
+/// they come, and a killed capture loses at most its last moments.
+struct Live<'a> {
+    sink: &'a mut Sink,
+    link: LinkType,
+    flushed: Instant,
+}
+
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+impl Consumer for Live<'_> {
+    fn frame(&mut self, frame: Frame<'_>) -> ControlFlow<()> {
+        self.sink.offer(self.link, frame)
+    }
+
+    fn batch(&mut self, drained: bool) -> ControlFlow<()> {
+        if !drained && self.flushed.elapsed() < FLUSH_EVERY {
+            return ControlFlow::Continue(());
+        }
+        self.flushed = Instant::now();
+        match self.sink.writer.as_mut().map(pcap::Writer::flush) {
+            Some(Err(e)) => {
+                self.sink.failed = Some(anyhow::Error::new(e).context("writing the pcap file"));
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        }
+    }
+}
+
 /// Everything needed to make the [`Sink`] once the link type is known.
 struct Plan {
     json: bool,
@@ -249,7 +282,7 @@ impl Plan {
                     .unwrap_or_else(|_| ProgressStyle::default_spinner());
                 let file = self.write.as_deref().unwrap_or(Path::new("-")).display().to_string();
                 let bar = ProgressBar::new_spinner().with_style(style).with_message(file);
-                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+                bar.enable_steady_tick(Duration::from_millis(200));
                 bar
             }),
         })
@@ -371,7 +404,7 @@ async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<
         let mut sink = plan.sink(capture.link(), capture.kernel_filter())?;
         let link = capture.link();
         capture
-            .run(&waker, |frame| sink.offer(link, frame))
+            .run(&waker, &mut Live { sink: &mut sink, link, flushed: Instant::now() })
             .with_context(|| format!("capturing on {}", config.interface))?;
         let counts = Counts { dropped: capture.dropped(), ..sink.matcher.counts() };
         let summary =
