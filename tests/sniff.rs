@@ -326,3 +326,31 @@ fn written_packets_reach_the_file_while_capturing_and_survive_a_kill() {
     assert!(!killed.status.success());
     assert_eq!(packets_in_file(), 2);
 }
+
+#[test]
+fn files_are_checked_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    // An empty capture: the classic pcap file header alone (Ethernet).
+    let header =
+        [&0xa1b2_c3d4u32.to_le_bytes()[..], &[2, 0, 4, 0], &[0; 8], &65535u32.to_le_bytes(), &[1, 0, 0, 0]];
+    std::fs::write(&input, header.concat()).unwrap();
+    let link = dir.path().join("link.pcap");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for same in [&input, &link] {
+        let out = run(&["sniff", "-r", input.to_str().unwrap(), "-w", same.to_str().unwrap()], b"");
+        assert_eq!(out.code(), Some(2), "{out:?}");
+        assert!(out.stderr.contains("would overwrite the file -r reads"), "{}", out.stderr);
+        assert_eq!(std::fs::read(&input).unwrap(), header.concat(), "the input survives");
+    }
+
+    let missing = dir.path().join("nodir").join("out.pcap");
+    let out = run(&["sniff", "-r", input.to_str().unwrap(), "-w", missing.to_str().unwrap()], b"");
+    assert_eq!(out.code(), Some(1), "a runtime error, not a usage error: {out:?}");
+    assert!(out.stderr.contains("No such file or directory"), "{}", out.stderr);
+
+    let out = run(&["sniff", "-r", dir.path().to_str().unwrap()], b"");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let expected = format!("error: reading {}: Is a directory\n", dir.path().display());
+    assert_eq!(out.stderr, expected);
+}

@@ -20,7 +20,7 @@ use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
 
 use super::args::UsageError;
-use super::output::{Output, check_writable};
+use super::output::Output;
 use format::{Extras, PacketLine};
 
 const EXAMPLES: &str = "\
@@ -252,6 +252,8 @@ impl Consumer for Live<'_> {
 
 /// Everything needed to make the [`Sink`] once the link type is known.
 struct Plan {
+    /// Where `-w` goes, opened but not yet written.
+    output: Option<Box<dyn Write + Send>>,
     json: bool,
     print: bool,
     extras: Extras,
@@ -267,7 +269,7 @@ struct Plan {
 impl Plan {
     /// A sink for frames of `link` type; `kernel_filtered` when the kernel
     /// ran the filter first (most frames then need no decoding to be written).
-    fn sink(&self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
+    fn sink(&mut self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
         Ok(Sink {
             out: Output::new(self.json),
             print: self.print,
@@ -288,17 +290,21 @@ impl Plan {
         })
     }
 
-    fn open_writer(&self, link: LinkType) -> anyhow::Result<Option<PcapOut>> {
-        let Some(path) = &self.write else { return Ok(None) };
-        let out: Box<dyn Write + Send> = if path == Path::new("-") {
-            Box::new(io::stdout())
-        } else {
-            Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
-        };
+    fn open_writer(&mut self, link: LinkType) -> anyhow::Result<Option<PcapOut>> {
+        let (Some(out), Some(path)) = (self.output.take(), &self.write) else { return Ok(None) };
         let writer =
             pcap::Writer::new(BufWriter::with_capacity(1 << 20, out), link, self.snaplen, self.precision)
                 .with_context(|| format!("writing {}", path.display()))?;
         Ok(Some(writer))
+    }
+}
+
+/// Whether two paths name the same file (through links, `.` and `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
@@ -309,11 +315,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         text => Some(text.parse::<Filter>().map_err(|e| UsageError(e.to_string()))?),
     };
     let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
-    if let Some(path) = args.write.as_deref().filter(|_| !pcap_to_stdout) {
-        check_writable(path)?;
-    }
+    let output = match args.write.as_deref() {
+        None => None,
+        Some(_) if pcap_to_stdout => Some(Box::new(io::stdout()) as Box<dyn Write + Send>),
+        Some(path) => {
+            if let Some(input) = args.read.as_deref().filter(|input| same_file(input, path)) {
+                let message = format!("-w {} would overwrite the file -r reads", input.display());
+                return Err(UsageError(message).into());
+            }
+            // Created now, so a bad path fails before the capture starts.
+            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            Some(Box::new(file) as Box<dyn Write + Send>)
+        }
+    };
     let print = !pcap_to_stdout && (args.write.is_none() || args.print);
     let plan = Plan {
+        output,
         json: args.json,
         print,
         extras: Extras { details: args.detail, hex: args.hex, ascii: args.ascii },
@@ -326,7 +343,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         precision: if args.nano { Precision::Nano } else { Precision::Micro },
     };
     match &args.read {
-        Some(path) => read(path, &plan, !pcap_to_stdout),
+        Some(path) => read(path, plan, !pcap_to_stdout),
         None => {
             let config = Config {
                 interface: args.interface.clone(),
@@ -339,7 +356,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
+fn read(path: &Path, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
     let name = path.display().to_string();
     let input: Box<dyn io::Read> = if path == Path::new("-") {
         Box::new(io::stdin().lock())
@@ -375,7 +392,7 @@ fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
     sink_and_error.1.map_or(Ok(()), Err)
 }
 
-async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
+async fn capture(config: Config, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
     let waker = Waker::new().context("creating an eventfd")?;
     let stopper = {
         let waker = waker.clone();
@@ -389,7 +406,16 @@ async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<
     // The socket's receive buffers hold raw pointers (not Send): the whole
     // capture lives on one blocking thread.
     let result = tokio::task::spawn_blocking(move || {
-        let mut capture = Capture::open(&config)?;
+        let mut capture = match Capture::open(&config) {
+            Ok(capture) => capture,
+            Err(e) => {
+                // Leave no empty file behind a capture that never started.
+                if let Some(path) = plan.write.as_deref().filter(|p| *p != Path::new("-")) {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(e.into());
+            }
+        };
         let listening = Listening {
             interface: config.interface.clone(),
             link: capture.link(),
