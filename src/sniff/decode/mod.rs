@@ -111,11 +111,13 @@ impl TcpFlags {
 
 impl fmt::Display for TcpFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const LETTERS: [(u8, char); 7] = [
+        // In tcpdump's order (its print-tcp flag table), so `FP.` and `.U` read the same.
+        const LETTERS: [(u8, char); 8] = [
             (TcpFlags::FIN, 'F'),
             (TcpFlags::SYN, 'S'),
             (TcpFlags::RST, 'R'),
             (TcpFlags::PSH, 'P'),
+            (TcpFlags::ACK, '.'),
             (TcpFlags::URG, 'U'),
             (TcpFlags::ECE, 'E'),
             (TcpFlags::CWR, 'W'),
@@ -124,9 +126,6 @@ impl fmt::Display for TcpFlags {
             if self.has(bit) {
                 write!(f, "{letter}")?;
             }
-        }
-        if self.has(TcpFlags::ACK) {
-            write!(f, ".")?;
         }
         if self.0 == 0 {
             write!(f, "none")?;
@@ -152,6 +151,8 @@ pub struct Tcp {
     pub ack: u32,
     /// Receive window, unscaled.
     pub win: u16,
+    /// Urgent pointer (meaningful with the URG flag).
+    pub urg: u16,
 }
 
 /// An ICMP or ICMPv6 message's type, code and, for echoes, id and sequence.
@@ -385,6 +386,7 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
                 seq: tcp.sequence_number(),
                 ack: tcp.acknowledgment_number(),
                 win: tcp.window_size(),
+                urg: tcp.urgent_pointer(),
             });
             let header = usize::from(tcp.data_offset()) * 4;
             let announced = summary.payload_len.saturating_sub(header);
@@ -464,6 +466,7 @@ fn read_cut_tcp(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8
         seq: u32::from_be_bytes([s0, s1, s2, s3]),
         ack: u32::from_be_bytes([a0, a1, a2, a3]),
         win: u16::from_be_bytes([w0, w1]),
+        urg: u16::from_be_bytes([ip.payload[18], ip.payload[19]]),
     });
     let announced = summary.payload_len.saturating_sub(header);
     set_payload(summary, frame, &frame[frame.len()..]);

@@ -13,7 +13,8 @@ use crate::sniff::LinkType;
 
 impl fmt::Display for Summary {
     /// tcpdump's one-line layout, without the timestamp:
-    /// `IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1, win 65495, length 0`.
+    /// `IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1, win 65495, length 0`
+    /// (sequence numbers absolute, as `tcpdump -S` prints them).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let endpoint = |ip: Option<IpAddr>, port: Option<u16>| match (ip, port) {
             (Some(ip), Some(port)) => format!("{ip}.{port}"),
@@ -55,14 +56,23 @@ fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
     let len = s.payload_len;
     match (s.proto, &s.tcp, &s.icmp) {
         (Proto::Tcp, Some(tcp), _) => {
-            write!(f, "Flags [{}], seq {}", tcp.flags, tcp.seq)?;
+            // As tcpdump -S: absolute numbers, and no `seq` on a pure ACK.
+            write!(f, "Flags [{}]", tcp.flags)?;
+            let sequenced = tcp.flags.0 & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) != 0;
+            if len > 0 || sequenced {
+                write!(f, ", seq {}", tcp.seq)?;
+            }
             if len > 0 {
                 write!(f, ":{}", tcp.seq.wrapping_add(len as u32))?;
             }
             if tcp.flags.has(TcpFlags::ACK) {
                 write!(f, ", ack {}", tcp.ack)?;
             }
-            write!(f, ", win {}, length {len}", tcp.win)
+            write!(f, ", win {}", tcp.win)?;
+            if tcp.flags.has(TcpFlags::URG) {
+                write!(f, ", urg {}", tcp.urg)?;
+            }
+            write!(f, ", length {len}")
         }
         (Proto::Udp, _, _) => write!(f, "UDP, length {len}"),
         (Proto::Icmp | Proto::Icmp6, _, Some(icmp)) => {

@@ -238,4 +238,31 @@ fn tcp_flags_print_like_tcpdump() {
     assert_eq!(f(TcpFlags::PSH | TcpFlags::ACK), "P.");
     assert_eq!(f(TcpFlags::ACK), ".");
     assert_eq!(f(0), "none");
+    // tcpdump's order: F S R P . U E W.
+    assert_eq!(f(0xff), "FSRP.UEW");
+    assert_eq!(f(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK), "FP.");
+}
+
+#[test]
+fn tcp_lines_show_seq_ack_and_urg_as_tcpdump_does() {
+    let segment = |flags: u8, payload: &[u8]| {
+        let mut frame = build(|out| {
+            ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(1, 2, 3, 1).write(out, payload).unwrap()
+        });
+        frame[14 + 20 + 8..14 + 20 + 12].copy_from_slice(&4u32.to_be_bytes()); // ack 4
+        frame[14 + 20 + 13] = flags;
+        frame[14 + 20 + 18..14 + 20 + 20].copy_from_slice(&5u16.to_be_bytes()); // urg 5
+        decode(LinkType::Ethernet, &frame).to_string()
+    };
+    let line = |rest: &str| format!("IP 10.0.0.1.1 > 10.0.0.2.2: {rest}");
+    // Pure ACK: no seq.
+    assert_eq!(segment(TcpFlags::ACK, b""), line("Flags [.], ack 4, win 1, length 0"));
+    assert_eq!(segment(0, b""), line("Flags [none], win 1, length 0"));
+    assert_eq!(segment(TcpFlags::RST, b""), line("Flags [R], seq 3, win 1, length 0"));
+    assert_eq!(segment(0xff, b""), line("Flags [FSRP.UEW], seq 3, ack 4, win 1, urg 5, length 0"));
+    assert_eq!(segment(TcpFlags::URG, b""), line("Flags [U], win 1, urg 5, length 0"));
+    assert_eq!(
+        segment(TcpFlags::PSH | TcpFlags::ACK, b"abc"),
+        line("Flags [P.], seq 3:6, ack 4, win 1, length 3")
+    );
 }
