@@ -6,6 +6,7 @@
 //! it goes and carries a [`Summary::problem`] saying where it stopped.
 
 mod cooked;
+mod icmp;
 mod problem;
 mod show;
 
@@ -13,11 +14,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::err::packet::SliceError;
-use etherparse::{
-    EtherType, Icmpv4Type, Icmpv6Type, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice,
-};
+use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice};
 use serde::Serialize;
 
+pub use icmp::{Icmp, Quoted};
 pub use show::details;
 
 use super::LinkType;
@@ -153,24 +153,6 @@ pub struct Tcp {
     pub win: u16,
     /// Urgent pointer (meaningful with the URG flag).
     pub urg: u16,
-}
-
-/// An ICMP or ICMPv6 message's type, code and, for echoes, id and sequence.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Icmp {
-    /// Message type.
-    #[serde(rename = "icmp_type")]
-    pub kind: u8,
-    /// Message code.
-    pub code: u8,
-    /// What the type means, in tcpdump's words.
-    pub text: &'static str,
-    /// Echo identifier.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<u16>,
-    /// Echo sequence number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u16>,
 }
 
 /// An ARP message over Ethernet and IPv4 (other kinds show only the operation).
@@ -402,37 +384,12 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
         }
         Some(TransportSlice::Icmpv4(icmp)) => {
             summary.proto = Proto::Icmp;
-            let (text, echo) = match icmp.icmp_type() {
-                Icmpv4Type::EchoRequest(echo) => ("echo request", Some(echo)),
-                Icmpv4Type::EchoReply(echo) => ("echo reply", Some(echo)),
-                Icmpv4Type::DestinationUnreachable(_) => ("destination unreachable", None),
-                Icmpv4Type::Redirect(_) => ("redirect", None),
-                Icmpv4Type::TimeExceeded(_) => ("time exceeded", None),
-                Icmpv4Type::ParameterProblem(_) => ("parameter problem", None),
-                Icmpv4Type::TimestampRequest(_) => ("time stamp request", None),
-                Icmpv4Type::TimestampReply(_) => ("time stamp reply", None),
-                Icmpv4Type::Unknown { .. } => ("type", None),
-            };
-            summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
+            summary.icmp = Some(icmp::v4(icmp));
             set_payload(summary, frame, icmp.slice());
         }
         Some(TransportSlice::Icmpv6(icmp)) => {
             summary.proto = Proto::Icmp6;
-            let (text, echo) = match icmp.icmp_type() {
-                Icmpv6Type::EchoRequest(echo) => ("echo request", Some(echo)),
-                Icmpv6Type::EchoReply(echo) => ("echo reply", Some(echo)),
-                Icmpv6Type::DestinationUnreachable(_) => ("destination unreachable", None),
-                Icmpv6Type::PacketTooBig { .. } => ("packet too big", None),
-                Icmpv6Type::TimeExceeded(_) => ("time exceeded", None),
-                Icmpv6Type::ParameterProblem(_) => ("parameter problem", None),
-                Icmpv6Type::RouterSolicitation => ("router solicitation", None),
-                Icmpv6Type::RouterAdvertisement(_) => ("router advertisement", None),
-                Icmpv6Type::NeighborSolicitation => ("neighbor solicitation", None),
-                Icmpv6Type::NeighborAdvertisement(_) => ("neighbor advertisement", None),
-                Icmpv6Type::Redirect => ("redirect", None),
-                Icmpv6Type::Unknown { .. } => ("type", None),
-            };
-            summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
+            summary.icmp = Some(icmp::v6(icmp));
             set_payload(summary, frame, icmp.slice());
         }
         None => read_cut_tcp(summary, packet, frame),
@@ -472,10 +429,6 @@ fn read_cut_tcp(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8
     set_payload(summary, frame, &frame[frame.len()..]);
     summary.payload_len = announced;
     summary.problem = Some(format!("truncated TCP options: {} of {header} header bytes", ip.payload.len()));
-}
-
-fn icmp_fields(kind: u8, code: u8, text: &'static str, echo: Option<etherparse::IcmpEchoHeader>) -> Icmp {
-    Icmp { kind, code, text, id: echo.map(|e| e.id), seq: echo.map(|e| e.seq) }
 }
 
 /// Records where `payload` (a subslice of `frame`) starts and how much of it

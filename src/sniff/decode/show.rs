@@ -77,13 +77,8 @@ fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
         (Proto::Udp, _, _) => write!(f, "UDP, length {len}"),
         (Proto::Icmp | Proto::Icmp6, _, Some(icmp)) => {
             let name = if s.proto == Proto::Icmp { "ICMP " } else { "ICMP6, " };
-            write!(f, "{name}{}", icmp.text)?;
-            if icmp.text == "type" {
-                write!(f, " {} code {}", icmp.kind, icmp.code)?;
-            }
-            if let (Some(id), Some(seq)) = (icmp.id, icmp.seq) {
-                write!(f, ", id {id}, seq {seq}")?;
-            }
+            write!(f, "{name}")?;
+            super::icmp::write(f, icmp, s.proto == Proto::Icmp6)?;
             write!(f, ", length {len}")
         }
         _ => {

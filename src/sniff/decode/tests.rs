@@ -102,6 +102,37 @@ fn icmp6_echo_reply() {
     );
 }
 
+#[test]
+fn unreachable_messages_name_the_quoted_destination() {
+    use etherparse::{Icmpv4Type, Icmpv6Type, icmpv4, icmpv6};
+    let quoted = build(|out| {
+        PacketBuilder::ipv4([127, 0, 0, 2], [127, 0, 0, 3], 64).udp(40000, 9).write(out, b"abc").unwrap()
+    });
+    let port = Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port);
+    let frame = build(|out| {
+        ether().ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64).icmpv4(port).write(out, &quoted).unwrap()
+    });
+    assert_eq!(
+        decode(LinkType::Ethernet, &frame).to_string(),
+        "IP 127.0.0.1 > 127.0.0.2: ICMP 127.0.0.3 udp port 9 unreachable, length 39"
+    );
+    let host = Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Host);
+    let frame = build(|out| {
+        ether().ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64).icmpv4(host).write(out, &quoted[..20]).unwrap()
+    });
+    assert!(decode(LinkType::Ethernet, &frame).to_string().contains("ICMP host 127.0.0.3 unreachable"));
+
+    let mut one = [0u8; 16];
+    one[15] = 1;
+    let quoted = build(|out| PacketBuilder::ipv6(one, one, 64).udp(40000, 9).write(out, b"abc").unwrap());
+    let port = Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port);
+    let frame = build(|out| ether().ipv6(one, one, 64).icmpv6(port).write(out, &quoted).unwrap());
+    assert_eq!(
+        decode(LinkType::Ethernet, &frame).to_string(),
+        "IP6 ::1 > ::1: ICMP6, destination unreachable, unreachable port, ::1 udp port 9, length 59"
+    );
+}
+
 #[rustfmt::skip]
 const ARP_REQUEST: [u8; 42] = [
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  2, 0, 0, 0, 0, 1,  0x08, 0x06,
