@@ -327,21 +327,55 @@ fn written_packets_reach_the_file_while_capturing_and_survive_a_kill() {
     assert_eq!(packets_in_file(), 2);
 }
 
+/// A classic pcap file (Ethernet, microseconds) holding `frames`.
+fn pcap_with(frames: &[&[u8]]) -> Vec<u8> {
+    let mut file = [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1].map(u32::to_le_bytes).concat();
+    for frame in frames {
+        let len = (frame.len() as u32).to_le_bytes();
+        file.extend([[0; 4], [0; 4], len, len].concat());
+        file.extend_from_slice(frame);
+    }
+    file
+}
+
+#[test]
+fn tcpdump_habits_and_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.pcap");
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+        .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+        .udp(5000, 9)
+        .write(&mut frame, b"x")
+        .unwrap();
+    std::fs::write(&one, pcap_with(&[&frame])).unwrap();
+    // -s 0 is the most, as in tcpdump; one packet is "1 packet".
+    let out = run(&["sniff", "-r", one.to_str().unwrap(), "-s", "0"], b"");
+    assert!(out.ok().contains("UDP, length 1"));
+    assert!(out.stderr.contains("1 packet read from"), "{}", out.stderr);
+    // Options that only shape printed packets say why nothing prints with -w.
+    let out = run(&["sniff", "-r", one.to_str().unwrap(), "-x", "-w", "/dev/null"], b"");
+    assert_eq!(out.ok(), "");
+    assert!(out.stderr.contains("-v, -x and -A need --print"), "{}", out.stderr);
+    let help = run(&["sniff", "--help"], b"").ok().to_owned();
+    for words in ["tcpdump -S", "-XX)", "`socketeer -v sniff` logs more", "add `-w /dev/null`"] {
+        assert!(help.contains(words), "{words}: {help}");
+    }
+}
+
 #[test]
 fn files_are_checked_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.pcap");
-    // An empty capture: the classic pcap file header alone (Ethernet).
-    let header =
-        [&0xa1b2_c3d4u32.to_le_bytes()[..], &[2, 0, 4, 0], &[0; 8], &65535u32.to_le_bytes(), &[1, 0, 0, 0]];
-    std::fs::write(&input, header.concat()).unwrap();
+    let header = pcap_with(&[]);
+    std::fs::write(&input, &header).unwrap();
     let link = dir.path().join("link.pcap");
     std::os::unix::fs::symlink(&input, &link).unwrap();
     for same in [&input, &link] {
         let out = run(&["sniff", "-r", input.to_str().unwrap(), "-w", same.to_str().unwrap()], b"");
         assert_eq!(out.code(), Some(2), "{out:?}");
         assert!(out.stderr.contains("would overwrite the file -r reads"), "{}", out.stderr);
-        assert_eq!(std::fs::read(&input).unwrap(), header.concat(), "the input survives");
+        assert_eq!(std::fs::read(&input).unwrap(), header, "the input survives");
     }
 
     let missing = dir.path().join("nodir").join("out.pcap");

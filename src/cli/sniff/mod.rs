@@ -33,9 +33,23 @@ Examples:
   sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
   sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
 
-Filters: tcp udp icmp icmp6 arp ip ip6, [src|dst] host ADDR, [src|dst] net CIDR,
-[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ).
+Filters: tcp udp icmp icmp6 arp ip ip6, [ip|ip6|arp] [src|dst] host ADDR, [src|dst] net CIDR,
+[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ); as in
+tcpdump, `and` and `or` bind equally from the left, `not` tightest.
+TCP sequence and acknowledgement numbers are absolute (tcpdump -S).
+After `sniff`, -v means --detail (tcpdump's habit); `socketeer -v sniff` logs more.
 Capturing needs root or CAP_NET_RAW; reading a file does not.";
+
+/// The largest snap length (tcpdump's too): `-s 0` means this.
+const MAX_SNAPLEN: u32 = 262_144;
+
+fn snaplen(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Ok(MAX_SNAPLEN),
+        Ok(n @ 64..=MAX_SNAPLEN) => Ok(n),
+        _ => Err(format!("expected 64 to {MAX_SNAPLEN} bytes, or 0 for the most")),
+    }
+}
 
 /// Arguments of `socketeer sniff`.
 #[derive(Debug, clap::Args)]
@@ -59,8 +73,8 @@ pub struct Args {
     /// Read packets from a pcap or pcapng file (- for stdin) instead of capturing.
     #[arg(short, long, value_name = "FILE")]
     read: Option<PathBuf>,
-    /// Bytes kept of each packet.
-    #[arg(short, long, value_name = "BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    /// Bytes kept of each packet, at least 64 (0: the most, as in tcpdump).
+    #[arg(short, long, value_name = "BYTES", default_value_t = MAX_SNAPLEN, value_parser = snaplen)]
     snaplen: u32,
     /// Socket buffer for packets waiting to be read, in KiB (tcpdump's -B). The kernel
     /// charges each queued frame its whole buffer (about 1 KiB for a small one).
@@ -69,16 +83,18 @@ pub struct Args {
     /// Write nanosecond timestamps (default: microseconds, which every tool reads).
     #[arg(long, requires = "write")]
     nano: bool,
-    /// Header details under each packet (tcpdump's -v; `sniff -v` means this).
+    /// Header details under each packet. `-v` after `sniff` means this, as in tcpdump
+    /// (for debug logging, put -v before `sniff`, or set RUST_LOG).
     #[arg(long)]
     detail: bool,
-    /// A hex dump of each packet.
+    /// Hex and ASCII of the whole frame, link-layer header included (tcpdump's -XX).
     #[arg(short = 'x', long)]
     hex: bool,
     /// The payload of each packet as text.
     #[arg(short = 'A', long)]
     ascii: bool,
-    /// Counters by protocol, port and sender at the end.
+    /// Counters by protocol, port and sender at the end. Packets still print, as
+    /// tcpdump's do; for the counters alone, add `-w /dev/null`.
     #[arg(long)]
     stats: bool,
     /// Addresses and ports are never resolved to names; accepted for tcpdump habits.
@@ -143,6 +159,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let print = !pcap_to_stdout && (args.write.is_none() || args.print);
+    if !print && (args.detail || args.hex || args.ascii) {
+        // tcpdump prints nothing with -w, silently; say why nothing shows.
+        writeln!(io::stderr(), "note: packets are written, not printed: -v, -x and -A need --print")?;
+    }
     let plan = Plan {
         output,
         json: args.json,

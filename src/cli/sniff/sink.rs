@@ -29,14 +29,15 @@ pub(super) struct Summary {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Counts { received, matched, dropped } = self.counts;
+        let packets = if received == 1 { "packet" } else { "packets" };
         match self.kernel_filter {
             Some(in_kernel) => write!(
                 f,
-                "{received} packets captured on {}, {matched} matched{}, {dropped} dropped by the kernel",
+                "{received} {packets} received on {}, {matched} matched{}, {dropped} dropped by the kernel",
                 self.source,
                 if in_kernel { " (filtered in the kernel)" } else { "" }
             ),
-            None => write!(f, "{received} packets read from {}, {matched} matched", self.source),
+            None => write!(f, "{received} {packets} read from {}, {matched} matched", self.source),
         }
     }
 }
