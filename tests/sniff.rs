@@ -388,3 +388,40 @@ fn files_are_checked_before_anything_is_written() {
     let expected = format!("error: reading {}: Is a directory\n", dir.path().display());
     assert_eq!(out.stderr, expected);
 }
+
+#[test]
+fn a_tcpdump_any_capture_reads_back() {
+    require("tcpdump", "tcpdump");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("any.pcap");
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    // `-i any` writes Linux cooked frames (v2 since tcpdump 4.99, v1 before).
+    let mut child = Command::new("tcpdump")
+        .args(["-i", "any", "-n", "-U", "-c", "4", "-w"])
+        .arg(&path)
+        .args(["udp", "dst", "port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tcpdump captured fewer than 4 frames");
+        }
+        receiver.send_to(b"cooked", ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let header = std::fs::read(&path).unwrap();
+    let link = u32::from_le_bytes(header[20..24].try_into().unwrap());
+    assert!(link == 276 || link == 113, "link type {link}");
+    let filter = format!("udp dst port {port} and ip host 127.0.0.1");
+    let read = run(&["sniff", "-r", path.to_str().unwrap(), "--json", "-A", "-v", &filter], b"");
+    let packets: Vec<Value> = read.json_lines().into_iter().filter(|v| v["type"] == "packet").collect();
+    assert_eq!(packets.len(), 4, "{read:?}");
+    assert!(packets.iter().all(|p| p["dport"] == port && p["text"] == "cooked" && p["problem"].is_null()));
+    let details = packets[0]["details"][0].as_str().unwrap();
+    assert!(details.starts_with("cooked v") && details.contains("hardware type 772"), "{details}");
+}
