@@ -383,6 +383,16 @@ fn files_are_checked_before_anything_is_written() {
     assert_eq!(out.code(), Some(1), "a runtime error, not a usage error: {out:?}");
     assert!(out.stderr.contains("No such file or directory"), "{}", out.stderr);
 
+    // Failing before the first write leaves no empty file behind.
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"not a capture").unwrap();
+    let out_file = dir.path().join("out.pcap");
+    for args in [&["-r", junk.to_str().unwrap()][..], &["-i", "nosuch0"]] {
+        let out = run(&[&["sniff", "-w", out_file.to_str().unwrap()][..], args].concat(), b"");
+        assert_eq!(out.code(), Some(1), "{out:?}");
+        assert!(!out_file.exists(), "{args:?} left {}", out_file.display());
+    }
+
     let out = run(&["sniff", "-r", dir.path().to_str().unwrap()], b"");
     assert_eq!(out.code(), Some(1), "{out:?}");
     let expected = format!("error: reading {}: Is a directory\n", dir.path().display());

@@ -176,7 +176,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         snaplen: args.snaplen,
         precision: if args.nano { Precision::Nano } else { Precision::Micro },
     };
-    match &args.read {
+    let result = match &args.read {
         Some(path) => read(path, plan, !pcap_to_stdout),
         None => {
             let config = Config {
@@ -187,7 +187,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             capture(config, plan, !pcap_to_stdout).await
         }
+    };
+    // A capture that failed before writing its file's header (no such
+    // interface, not a pcap file to read) leaves no empty file behind.
+    if let (Err(_), Some(path)) = (&result, args.write.as_deref().filter(|_| !pcap_to_stdout))
+        && std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
+    {
+        let _ = std::fs::remove_file(path);
     }
+    result
 }
 
 fn read(path: &Path, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
@@ -240,16 +248,7 @@ async fn capture(config: Config, mut plan: Plan, to_stdout: bool) -> anyhow::Res
     // The socket's receive buffers hold raw pointers (not Send): the whole
     // capture lives on one blocking thread.
     let result = tokio::task::spawn_blocking(move || {
-        let mut capture = match Capture::open(&config) {
-            Ok(capture) => capture,
-            Err(e) => {
-                // Leave no empty file behind a capture that never started.
-                if let Some(path) = plan.write.as_deref().filter(|p| *p != Path::new("-")) {
-                    let _ = std::fs::remove_file(path);
-                }
-                return Err(e.into());
-            }
-        };
+        let mut capture = Capture::open(&config)?;
         let listening = Listening {
             interface: config.interface.clone(),
             link: capture.link(),
