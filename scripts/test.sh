@@ -19,6 +19,7 @@ peers=(
   setpriv:util-linux
   redis-server:redis-server
   tshark:tshark
+  tcpdump:tcpdump
 )
 
 missing=()

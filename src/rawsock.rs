@@ -15,6 +15,12 @@ use crate::sniff::Frame;
 /// Receive buffer of a raw socket: answers queue here between polls.
 const RECV_BUFFER: usize = 8 << 20;
 
+/// What a socket filter returns to keep a frame whole. Returning the snap
+/// length instead would have the kernel trim the frame before it is
+/// queued, and the frame's real length (which `recv` reports with
+/// `MSG_TRUNC` while copying only `snaplen` bytes) would be lost.
+pub(crate) const WHOLE_FRAME: u32 = u32::MAX;
+
 /// What to tell a user who lacks the capability.
 pub(crate) const NEEDS_CAP_NET_RAW: &str =
     "raw sockets need CAP_NET_RAW: run as root or grant it with setcap cap_net_raw+ep";
@@ -144,7 +150,8 @@ impl PacketSocket {
     /// socket filter in the kernel drops other interfaces' frames and, on
     /// loopback, the outgoing copy of each frame (loopback shows every frame
     /// twice, once leaving and once arriving, as libpcap also knows).
-    /// `program`, when given, runs after that and decides what is kept.
+    /// `program`, when given, runs after that and decides what is kept; it
+    /// should accept with [`WHOLE_FRAME`]: `snaplen` applies when reading.
     ///
     /// # Errors
     /// When the socket cannot be opened (`PermissionDenied` without
@@ -166,7 +173,7 @@ impl PacketSocket {
         let mut filter = interface_guard(ifindex, loopback);
         match program {
             Some(program) => filter.extend(program),
-            None => filter.push(SockFilter::new(op::RET_K, 0, 0, snaplen as u32)),
+            None => filter.push(SockFilter::new(op::RET_K, 0, 0, WHOLE_FRAME)),
         }
         socket.attach_filter(&filter)?;
         let mut socket = PacketSocket {

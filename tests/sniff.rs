@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{Daemon, Finished, require, run, run_command, socketeer};
+use crate::util::{Daemon, Finished, eventually, require, run, run_command, socketeer};
 
 /// Starts a capture and waits until its socket is open (the `listening` line).
 fn sniff(args: &[&str]) -> Daemon {
@@ -274,4 +274,164 @@ fn without_cap_net_raw_it_says_so() {
     let out: Finished = run_command(&mut command, b"");
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert!(out.stderr.contains("raw sockets need CAP_NET_RAW: run as root"), "{}", out.stderr);
+}
+
+#[test]
+fn a_short_snap_length_keeps_tcp_headers_and_real_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("snap.pcap");
+    let server = Daemon::start(&["echo", "serve", "--port", "0", "--tcp"], 1);
+    let port = server.addr("echo", "tcp").port().to_string();
+    let capture = sniff(&["-s", "64", "-w", pcap.to_str().unwrap(), "tcp", "port", &port]);
+    let message = "x".repeat(300);
+    let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), &message], b"");
+    assert_eq!(sent.ok().trim(), message);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(capture.stop_with("INT").status.success());
+
+    // Read back with a port filter: every frame was cut to 64 bytes, inside
+    // the TCP options, and still decodes and matches as TCP.
+    let read = run(&["sniff", "-r", pcap.to_str().unwrap(), "--json", "tcp", "port", &port], b"");
+    let packets: Vec<Value> = read.json_lines().into_iter().filter(|v| v["type"] == "packet").collect();
+    let view = tcp_view(&packets);
+    let port: u64 = port.parse().unwrap();
+    assert_eq!((view[0].1, view[0].2.as_str()), (port, "S"), "{view:?}");
+    assert_eq!((view[1].0, view[1].2.as_str()), (port, "S."), "{view:?}");
+    assert!(packets.iter().all(|p| p["caplen"] == 64), "{packets:?}");
+    // The file keeps each frame's real length, as tshark also reads it.
+    let data: Vec<_> = packets.iter().filter(|p| p["payload_len"] == 301).collect();
+    assert_eq!(data.len(), 2, "{view:?}");
+    assert!(data.iter().all(|p| p["len"].as_u64().unwrap() > 14 + 20 + 20 + 301), "{data:?}");
+    let lengths: Vec<String> = packets.iter().map(|p| p["len"].to_string()).collect();
+    assert_eq!(tshark_fields(&pcap, &["frame.len"]), lengths);
+}
+
+#[test]
+fn written_packets_reach_the_file_while_capturing_and_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("live.pcap");
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port().to_string();
+    let capture = sniff(&["-w", pcap.to_str().unwrap(), "udp", "port", &port]);
+    let packets_in_file = || {
+        let read = run(&["sniff", "-r", pcap.to_str().unwrap(), "--json"], b"");
+        read.json_lines().into_iter().filter(|v| v["type"] == "packet").count()
+    };
+    for sent in 1..=2 {
+        receiver.send_to(b"live", receiver.local_addr().unwrap()).unwrap();
+        // Readable while the capture runs (nothing is buffered until exit).
+        assert!(eventually(Duration::from_secs(10), || packets_in_file() == sent), "{sent} datagrams");
+    }
+    let killed = capture.stop_with("KILL");
+    assert!(!killed.status.success());
+    assert_eq!(packets_in_file(), 2);
+}
+
+/// A classic pcap file (Ethernet, microseconds) holding `frames`.
+fn pcap_with(frames: &[&[u8]]) -> Vec<u8> {
+    let mut file = [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1].map(u32::to_le_bytes).concat();
+    for frame in frames {
+        let len = (frame.len() as u32).to_le_bytes();
+        file.extend([[0; 4], [0; 4], len, len].concat());
+        file.extend_from_slice(frame);
+    }
+    file
+}
+
+#[test]
+fn tcpdump_habits_and_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.pcap");
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2([0; 6], [0; 6])
+        .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+        .udp(5000, 9)
+        .write(&mut frame, b"x")
+        .unwrap();
+    std::fs::write(&one, pcap_with(&[&frame])).unwrap();
+    // -s 0 is the most, as in tcpdump; one packet is "1 packet".
+    let out = run(&["sniff", "-r", one.to_str().unwrap(), "-s", "0"], b"");
+    assert!(out.ok().contains("UDP, length 1"));
+    assert!(out.stderr.contains("1 packet read from"), "{}", out.stderr);
+    // Options that only shape printed packets say why nothing prints with -w.
+    let out = run(&["sniff", "-r", one.to_str().unwrap(), "-x", "-w", "/dev/null"], b"");
+    assert_eq!(out.ok(), "");
+    assert!(out.stderr.contains("-v, -x and -A need --print"), "{}", out.stderr);
+    let help = run(&["sniff", "--help"], b"").ok().to_owned();
+    for words in ["tcpdump -S", "-XX)", "`socketeer -v sniff` logs more", "add `-w /dev/null`"] {
+        assert!(help.contains(words), "{words}: {help}");
+    }
+}
+
+#[test]
+fn files_are_checked_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    let header = pcap_with(&[]);
+    std::fs::write(&input, &header).unwrap();
+    let link = dir.path().join("link.pcap");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    for same in [&input, &link] {
+        let out = run(&["sniff", "-r", input.to_str().unwrap(), "-w", same.to_str().unwrap()], b"");
+        assert_eq!(out.code(), Some(2), "{out:?}");
+        assert!(out.stderr.contains("would overwrite the file -r reads"), "{}", out.stderr);
+        assert_eq!(std::fs::read(&input).unwrap(), header, "the input survives");
+    }
+
+    let missing = dir.path().join("nodir").join("out.pcap");
+    let out = run(&["sniff", "-r", input.to_str().unwrap(), "-w", missing.to_str().unwrap()], b"");
+    assert_eq!(out.code(), Some(1), "a runtime error, not a usage error: {out:?}");
+    assert!(out.stderr.contains("No such file or directory"), "{}", out.stderr);
+
+    // Failing before the first write leaves no empty file behind.
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"not a capture").unwrap();
+    let out_file = dir.path().join("out.pcap");
+    for args in [&["-r", junk.to_str().unwrap()][..], &["-i", "nosuch0"]] {
+        let out = run(&[&["sniff", "-w", out_file.to_str().unwrap()][..], args].concat(), b"");
+        assert_eq!(out.code(), Some(1), "{out:?}");
+        assert!(!out_file.exists(), "{args:?} left {}", out_file.display());
+    }
+
+    let out = run(&["sniff", "-r", dir.path().to_str().unwrap()], b"");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let expected = format!("error: reading {}: Is a directory\n", dir.path().display());
+    assert_eq!(out.stderr, expected);
+}
+
+#[test]
+fn a_tcpdump_any_capture_reads_back() {
+    require("tcpdump", "tcpdump");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("any.pcap");
+    let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = receiver.local_addr().unwrap().port();
+    // `-i any` writes Linux cooked frames (v2 since tcpdump 4.99, v1 before).
+    let mut child = Command::new("tcpdump")
+        .args(["-i", "any", "-n", "-U", "-c", "4", "-w"])
+        .arg(&path)
+        .args(["udp", "dst", "port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tcpdump captured fewer than 4 frames");
+        }
+        receiver.send_to(b"cooked", ("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let header = std::fs::read(&path).unwrap();
+    let link = u32::from_le_bytes(header[20..24].try_into().unwrap());
+    assert!(link == 276 || link == 113, "link type {link}");
+    let filter = format!("udp dst port {port} and ip host 127.0.0.1");
+    let read = run(&["sniff", "-r", path.to_str().unwrap(), "--json", "-A", "-v", &filter], b"");
+    let packets: Vec<Value> = read.json_lines().into_iter().filter(|v| v["type"] == "packet").collect();
+    assert_eq!(packets.len(), 4, "{read:?}");
+    assert!(packets.iter().all(|p| p["dport"] == port && p["text"] == "cooked" && p["problem"].is_null()));
+    let details = packets[0]["details"][0].as_str().unwrap();
+    assert!(details.starts_with("cooked v") && details.contains("hardware type 772"), "{details}");
 }

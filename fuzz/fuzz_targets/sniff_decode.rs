@@ -10,10 +10,11 @@ use socketeer::sniff::pcap::Reader;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else { return };
-    let link = match selector % 3 {
+    let link = match selector % 4 {
         0 => LinkType::Ethernet,
         1 => LinkType::RawIp,
-        _ => LinkType::LinuxSll,
+        2 => LinkType::LinuxSll,
+        _ => LinkType::LinuxSll2,
     };
     let summary = decode(link, frame);
     let _ = summary.to_string();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::filter::{Filter, bpf};
 use super::{Frame, LinkType};
 use crate::poll::{self, Waker};
-use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket};
+use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket, WHOLE_FRAME};
 
 /// The longest a stopped capture spends reading what was already queued.
 const DRAIN_LIMIT: Duration = Duration::from_millis(200);
@@ -81,7 +81,7 @@ impl Capture {
         let program = config
             .filter
             .as_ref()
-            .and_then(|f| bpf::compile(f, link, config.snaplen))
+            .and_then(|f| bpf::compile(f, link, WHOLE_FRAME))
             .map(|program| program.into_iter().map(Into::into).collect::<Vec<_>>());
         let kernel_filter = program.is_some();
         let snaplen = config.snaplen as usize;
@@ -110,37 +110,28 @@ impl Capture {
         self.socket.dropped()
     }
 
-    /// Hands every frame to `each` until it breaks or `waker` is stopped;
-    /// after a stop, frames already queued are still read (for at most
-    /// 200 ms).
+    /// Hands every frame to `consumer` until it breaks or `waker` is
+    /// stopped; after a stop, frames already queued are still read (for at
+    /// most 200 ms).
     ///
     /// # Errors
     /// When the socket or the wait fails.
-    pub fn run(
-        &mut self,
-        waker: &Waker,
-        mut each: impl FnMut(Frame<'_>) -> ControlFlow<()>,
-    ) -> std::io::Result<()> {
-        let done = std::cell::Cell::new(false);
-        let mut offer = |frame: Frame<'_>| {
-            if !done.get() {
-                done.set(each(frame).is_break());
-            }
-        };
+    pub fn run(&mut self, waker: &Waker, consumer: &mut impl Consumer) -> std::io::Result<()> {
+        let mut done = false;
         loop {
             if waker.is_stopped() {
                 let until = Instant::now() + DRAIN_LIMIT;
-                while Instant::now() < until && self.socket.recv(&mut offer)? > 0 {}
+                while Instant::now() < until && read(&mut self.socket, consumer, &mut done)? > 0 {}
                 return Ok(());
             }
-            let read = self.socket.recv(&mut offer)?;
-            if done.get() {
+            let count = read(&mut self.socket, consumer, &mut done)?;
+            if done {
                 return Ok(());
             }
-            if read == BATCH {
+            if count == BATCH {
                 continue;
             }
-            if read > 0 {
+            if count > 0 {
                 // A part batch: let frames gather for a moment rather than
                 // pay a wake-up and a read per frame (TPACKET_V3 rings do the
                 // same with their block timeout).
@@ -153,6 +144,30 @@ impl Capture {
             }
         }
     }
+}
+
+/// Reads one batch into `consumer`, which sets `done` when it has had enough.
+fn read(socket: &mut PacketSocket, consumer: &mut impl Consumer, done: &mut bool) -> std::io::Result<usize> {
+    let read = socket.recv(|frame| {
+        if !*done {
+            *done = consumer.frame(frame).is_break();
+        }
+    })?;
+    if read > 0 && !*done {
+        *done = consumer.batch(read < BATCH).is_break();
+    }
+    Ok(read)
+}
+
+/// What a [`Capture`] hands its frames to.
+pub trait Consumer {
+    /// One frame; `Break` ends the capture.
+    fn frame(&mut self, frame: Frame<'_>) -> ControlFlow<()>;
+
+    /// After each read of one or more frames; `drained` when the socket had
+    /// no more waiting, so the capture is about to wait: the moment to flush
+    /// what was buffered. `Break` ends the capture.
+    fn batch(&mut self, drained: bool) -> ControlFlow<()>;
 }
 
 /// The link type of an interface, and whether it is a loopback.

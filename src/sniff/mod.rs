@@ -31,8 +31,10 @@ pub enum LinkType {
     Ethernet,
     /// No link header: the frame is an IPv4 or IPv6 packet (tun devices, many VPNs).
     RawIp,
-    /// Linux "cooked" capture v1 (`tcpdump -i any`).
+    /// Linux "cooked" capture v1 (`tcpdump -i any` before 4.99).
     LinuxSll,
+    /// Linux "cooked" capture v2 (`tcpdump -i any` since 4.99).
+    LinuxSll2,
 }
 
 impl LinkType {
@@ -42,6 +44,7 @@ impl LinkType {
             LinkType::Ethernet => 1,
             LinkType::RawIp => 101,
             LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
         }
     }
 
@@ -52,6 +55,7 @@ impl LinkType {
             // LINKTYPE_RAW, and DLT_RAW's numbers on some systems.
             101 | 12 | 14 => Some(LinkType::RawIp),
             113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
             _ => None,
         }
     }

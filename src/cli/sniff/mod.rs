@@ -1,26 +1,27 @@
 //! `socketeer sniff`: capture, decode, filter and save packets.
 
 mod format;
+mod sink;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::ops::ControlFlow;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use socketeer::poll::Waker;
 use socketeer::shutdown;
 use socketeer::sniff::capture::{Capture, Config};
 use socketeer::sniff::filter::Filter;
 use socketeer::sniff::pcap::{self, Precision};
-use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
+use socketeer::sniff::{Counts, LinkType};
 
 use super::args::UsageError;
-use super::output::{Output, check_writable};
-use format::{Extras, PacketLine};
+use super::output::Output;
+use format::Extras;
+use sink::{Live, Plan, Sink, Summary};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,9 +33,23 @@ Examples:
   sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
   sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
 
-Filters: tcp udp icmp icmp6 arp ip ip6, [src|dst] host ADDR, [src|dst] net CIDR,
-[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ).
+Filters: tcp udp icmp icmp6 arp ip ip6, [ip|ip6|arp] [src|dst] host ADDR, [src|dst] net CIDR,
+[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ); as in
+tcpdump, `and` and `or` bind equally from the left, `not` tightest.
+TCP sequence and acknowledgement numbers are absolute (tcpdump -S).
+After `sniff`, -v means --detail (tcpdump's habit); `socketeer -v sniff` logs more.
 Capturing needs root or CAP_NET_RAW; reading a file does not.";
+
+/// The largest snap length (tcpdump's too): `-s 0` means this.
+const MAX_SNAPLEN: u32 = 262_144;
+
+fn snaplen(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(0) => Ok(MAX_SNAPLEN),
+        Ok(n @ 64..=MAX_SNAPLEN) => Ok(n),
+        _ => Err(format!("expected 64 to {MAX_SNAPLEN} bytes, or 0 for the most")),
+    }
+}
 
 /// Arguments of `socketeer sniff`.
 #[derive(Debug, clap::Args)]
@@ -58,8 +73,8 @@ pub struct Args {
     /// Read packets from a pcap or pcapng file (- for stdin) instead of capturing.
     #[arg(short, long, value_name = "FILE")]
     read: Option<PathBuf>,
-    /// Bytes kept of each packet.
-    #[arg(short, long, value_name = "BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(64..=262_144))]
+    /// Bytes kept of each packet, at least 64 (0: the most, as in tcpdump).
+    #[arg(short, long, value_name = "BYTES", default_value_t = MAX_SNAPLEN, value_parser = snaplen)]
     snaplen: u32,
     /// Socket buffer for packets waiting to be read, in KiB (tcpdump's -B). The kernel
     /// charges each queued frame its whole buffer (about 1 KiB for a small one).
@@ -68,16 +83,18 @@ pub struct Args {
     /// Write nanosecond timestamps (default: microseconds, which every tool reads).
     #[arg(long, requires = "write")]
     nano: bool,
-    /// Header details under each packet (tcpdump's -v; `sniff -v` means this).
+    /// Header details under each packet. `-v` after `sniff` means this, as in tcpdump
+    /// (for debug logging, put -v before `sniff`, or set RUST_LOG).
     #[arg(long)]
     detail: bool,
-    /// A hex dump of each packet.
+    /// Hex and ASCII of the whole frame, link-layer header included (tcpdump's -XX).
     #[arg(short = 'x', long)]
     hex: bool,
     /// The payload of each packet as text.
     #[arg(short = 'A', long)]
     ascii: bool,
-    /// Counters by protocol, port and sender at the end.
+    /// Counters by protocol, port and sender at the end. Packets still print, as
+    /// tcpdump's do; for the counters alone, add `-w /dev/null`.
     #[arg(long)]
     stats: bool,
     /// Addresses and ports are never resolved to names; accepted for tcpdump habits.
@@ -112,160 +129,12 @@ pub fn tcpdump_style_args(args: Vec<OsString>) -> Vec<OsString> {
     out
 }
 
-/// The closing line: what was seen, kept and lost.
-#[derive(Debug, Serialize)]
-struct Summary {
-    source: String,
-    #[serde(flatten)]
-    counts: Counts,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    kernel_filter: Option<bool>,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Counts { received, matched, dropped } = self.counts;
-        match self.kernel_filter {
-            Some(in_kernel) => write!(
-                f,
-                "{received} packets captured on {}, {matched} matched{}, {dropped} dropped by the kernel",
-                self.source,
-                if in_kernel { " (filtered in the kernel)" } else { "" }
-            ),
-            None => write!(f, "{received} packets read from {}, {matched} matched", self.source),
-        }
-    }
-}
-
-/// A pcap file (or stdout) being written.
-type PcapOut = pcap::Writer<BufWriter<Box<dyn Write + Send>>>;
-
-/// Where kept packets go.
-struct Sink {
-    out: Output,
-    print: bool,
-    extras: Extras,
-    writer: Option<PcapOut>,
-    matcher: Matcher,
-    limit: Option<u64>,
-    failed: Option<anyhow::Error>,
-    /// A running count on a terminal while packets go only to a file.
-    progress: Option<ProgressBar>,
-}
-
-impl Sink {
-    fn offer(&mut self, link: LinkType, frame: Frame<'_>) -> ControlFlow<()> {
-        let Verdict::Accepted(summary) = self.matcher.offer(link, frame) else {
-            return ControlFlow::Continue(());
-        };
-        if let Err(e) = self.keep(link, frame, summary.as_ref()) {
-            self.failed = Some(e);
-            return ControlFlow::Break(());
-        }
-        let matched = self.matcher.counts().matched;
-        if let Some(bar) = &self.progress {
-            bar.set_position(matched);
-        }
-        match self.limit {
-            Some(limit) if matched >= limit => ControlFlow::Break(()),
-            _ => ControlFlow::Continue(()),
-        }
-    }
-
-    fn keep(
-        &mut self,
-        link: LinkType,
-        frame: Frame<'_>,
-        summary: Option<&socketeer::sniff::decode::Summary>,
-    ) -> anyhow::Result<()> {
-        if let Some(writer) = &mut self.writer {
-            writer.write(frame).context("writing the pcap file")?;
-        }
-        if let (true, Some(summary)) = (self.print, summary) {
-            self.out.emit("packet", &PacketLine::new(link, frame, summary, self.extras))?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self, summary: Summary, to_stdout: bool) -> anyhow::Result<()> {
-        if let Some(bar) = self.progress.take() {
-            bar.finish_and_clear();
-        }
-        if let Some(writer) = self.writer.take() {
-            writer.into_inner().context("writing the pcap file")?;
-        }
-        if let Some(e) = self.failed.take() {
-            return Err(e);
-        }
-        let stats = self.matcher.stats();
-        if to_stdout {
-            if self.out.is_json() {
-                self.out.emit("summary", &summary)?;
-            } else {
-                writeln!(io::stderr(), "{summary}")?;
-            }
-            if let Some(stats) = &stats {
-                self.out.emit("stats", stats)?;
-            }
-        } else {
-            writeln!(io::stderr(), "{summary}")?;
-            if let Some(stats) = &stats {
-                writeln!(io::stderr(), "{stats}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Everything needed to make the [`Sink`] once the link type is known.
-struct Plan {
-    json: bool,
-    print: bool,
-    extras: Extras,
-    filter: Option<Filter>,
-    stats: bool,
-    limit: Option<u64>,
-    progress: bool,
-    write: Option<PathBuf>,
-    snaplen: u32,
-    precision: Precision,
-}
-
-impl Plan {
-    /// A sink for frames of `link` type; `kernel_filtered` when the kernel
-    /// ran the filter first (most frames then need no decoding to be written).
-    fn sink(&self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
-        Ok(Sink {
-            out: Output::new(self.json),
-            print: self.print,
-            extras: self.extras,
-            writer: self.open_writer(link)?,
-            matcher: Matcher::new(self.filter.clone(), self.print, self.stats)
-                .kernel_filtered(kernel_filtered),
-            limit: self.limit,
-            failed: None,
-            progress: self.progress.then(|| {
-                let style = ProgressStyle::with_template("{spinner} {pos} packets written to {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
-                let file = self.write.as_deref().unwrap_or(Path::new("-")).display().to_string();
-                let bar = ProgressBar::new_spinner().with_style(style).with_message(file);
-                bar.enable_steady_tick(std::time::Duration::from_millis(200));
-                bar
-            }),
-        })
-    }
-
-    fn open_writer(&self, link: LinkType) -> anyhow::Result<Option<PcapOut>> {
-        let Some(path) = &self.write else { return Ok(None) };
-        let out: Box<dyn Write + Send> = if path == Path::new("-") {
-            Box::new(io::stdout())
-        } else {
-            Box::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?)
-        };
-        let writer =
-            pcap::Writer::new(BufWriter::with_capacity(1 << 20, out), link, self.snaplen, self.precision)
-                .with_context(|| format!("writing {}", path.display()))?;
-        Ok(Some(writer))
+/// Whether two paths name the same file (through links, `.` and `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 
@@ -276,11 +145,26 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         text => Some(text.parse::<Filter>().map_err(|e| UsageError(e.to_string()))?),
     };
     let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
-    if let Some(path) = args.write.as_deref().filter(|_| !pcap_to_stdout) {
-        check_writable(path)?;
-    }
+    let output = match args.write.as_deref() {
+        None => None,
+        Some(_) if pcap_to_stdout => Some(Box::new(io::stdout()) as Box<dyn Write + Send>),
+        Some(path) => {
+            if let Some(input) = args.read.as_deref().filter(|input| same_file(input, path)) {
+                let message = format!("-w {} would overwrite the file -r reads", input.display());
+                return Err(UsageError(message).into());
+            }
+            // Created now, so a bad path fails before the capture starts.
+            let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            Some(Box::new(file) as Box<dyn Write + Send>)
+        }
+    };
     let print = !pcap_to_stdout && (args.write.is_none() || args.print);
+    if !print && (args.detail || args.hex || args.ascii) {
+        // tcpdump prints nothing with -w, silently; say why nothing shows.
+        writeln!(io::stderr(), "note: packets are written, not printed: -v, -x and -A need --print")?;
+    }
     let plan = Plan {
+        output,
         json: args.json,
         print,
         extras: Extras { details: args.detail, hex: args.hex, ascii: args.ascii },
@@ -292,8 +176,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         snaplen: args.snaplen,
         precision: if args.nano { Precision::Nano } else { Precision::Micro },
     };
-    match &args.read {
-        Some(path) => read(path, &plan, !pcap_to_stdout),
+    let result = match &args.read {
+        Some(path) => read(path, plan, !pcap_to_stdout),
         None => {
             let config = Config {
                 interface: args.interface.clone(),
@@ -303,10 +187,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             capture(config, plan, !pcap_to_stdout).await
         }
+    };
+    // A capture that failed before writing its file's header (no such
+    // interface, not a pcap file to read) leaves no empty file behind.
+    if let (Err(_), Some(path)) = (&result, args.write.as_deref().filter(|_| !pcap_to_stdout))
+        && std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
+    {
+        let _ = std::fs::remove_file(path);
     }
+    result
 }
 
-fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
+fn read(path: &Path, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
     let name = path.display().to_string();
     let input: Box<dyn io::Read> = if path == Path::new("-") {
         Box::new(io::stdin().lock())
@@ -342,7 +234,7 @@ fn read(path: &Path, plan: &Plan, to_stdout: bool) -> anyhow::Result<()> {
     sink_and_error.1.map_or(Ok(()), Err)
 }
 
-async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
+async fn capture(config: Config, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
     let waker = Waker::new().context("creating an eventfd")?;
     let stopper = {
         let waker = waker.clone();
@@ -371,7 +263,7 @@ async fn capture(config: Config, plan: Plan, to_stdout: bool) -> anyhow::Result<
         let mut sink = plan.sink(capture.link(), capture.kernel_filter())?;
         let link = capture.link();
         capture
-            .run(&waker, |frame| sink.offer(link, frame))
+            .run(&waker, &mut Live { sink: &mut sink, link, flushed: Instant::now() })
             .with_context(|| format!("capturing on {}", config.interface))?;
         let counts = Counts { dropped: capture.dropped(), ..sink.matcher.counts() };
         let summary =
@@ -398,6 +290,7 @@ impl std::fmt::Display for Listening {
             LinkType::Ethernet => "Ethernet",
             LinkType::RawIp => "raw IP",
             LinkType::LinuxSll => "Linux cooked",
+            LinkType::LinuxSll2 => "Linux cooked v2",
         };
         write!(
             f,

@@ -5,21 +5,24 @@
 //! length, or one whose headers lie about their lengths, is decoded as far as
 //! it goes and carries a [`Summary::problem`] saying where it stopped.
 
+mod cooked;
+mod icmp;
+mod problem;
 mod show;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::err::packet::SliceError;
-use etherparse::{
-    Icmpv4Type, Icmpv6Type, LaxNetSlice, LaxSlicedPacket, LinkSlice, LinuxSllProtocolType, LinuxSllSlice,
-    TransportSlice,
-};
+use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice};
 use serde::Serialize;
 
+pub use icmp::{Icmp, Quoted};
 pub use show::details;
 
 use super::LinkType;
+use cooked::Cooked;
+use problem::{describe, describe_len};
 
 /// What a frame's outermost decoded protocol is, the word filters and
 /// `--stats` use.
@@ -108,11 +111,13 @@ impl TcpFlags {
 
 impl fmt::Display for TcpFlags {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const LETTERS: [(u8, char); 7] = [
+        // In tcpdump's order (its print-tcp flag table), so `FP.` and `.U` read the same.
+        const LETTERS: [(u8, char); 8] = [
             (TcpFlags::FIN, 'F'),
             (TcpFlags::SYN, 'S'),
             (TcpFlags::RST, 'R'),
             (TcpFlags::PSH, 'P'),
+            (TcpFlags::ACK, '.'),
             (TcpFlags::URG, 'U'),
             (TcpFlags::ECE, 'E'),
             (TcpFlags::CWR, 'W'),
@@ -121,9 +126,6 @@ impl fmt::Display for TcpFlags {
             if self.has(bit) {
                 write!(f, "{letter}")?;
             }
-        }
-        if self.has(TcpFlags::ACK) {
-            write!(f, ".")?;
         }
         if self.0 == 0 {
             write!(f, "none")?;
@@ -149,24 +151,8 @@ pub struct Tcp {
     pub ack: u32,
     /// Receive window, unscaled.
     pub win: u16,
-}
-
-/// An ICMP or ICMPv6 message's type, code and, for echoes, id and sequence.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Icmp {
-    /// Message type.
-    #[serde(rename = "icmp_type")]
-    pub kind: u8,
-    /// Message code.
-    pub code: u8,
-    /// What the type means, in tcpdump's words.
-    pub text: &'static str,
-    /// Echo identifier.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<u16>,
-    /// Echo sequence number.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u16>,
+    /// Urgent pointer (meaningful with the URG flag).
+    pub urg: u16,
 }
 
 /// An ARP message over Ethernet and IPv4 (other kinds show only the operation).
@@ -249,18 +235,23 @@ impl Summary {
 /// Decodes one frame of `link` type.
 pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
     let mut summary = Summary::default();
-    let packet = match slice(link, frame) {
-        Ok(packet) => packet,
+    let sliced = match slice(link, frame) {
+        Ok(sliced) => sliced,
         Err(reason) => {
             summary.payload_len = frame.len();
-            summary.problem = Some(shorten(reason));
+            summary.problem = Some(reason);
             return summary;
         }
     };
-    read_link(&mut summary, &packet);
-    read_net(&mut summary, &packet, frame);
-    read_transport(&mut summary, &packet, frame);
-    if let Some((error, _layer)) = &packet.stop_err {
+    read_link(&mut summary, &sliced, frame);
+    let packet = &sliced.0;
+    read_net(&mut summary, packet, frame);
+    if summary.problem.is_none() {
+        read_transport(&mut summary, packet, frame);
+    }
+    if summary.problem.is_some() {
+        // Already said more precisely than the slicer's error.
+    } else if let Some((error, _layer)) = &packet.stop_err {
         summary.problem = Some(describe(error));
     } else if packet.ip_payload().is_some_and(|p| p.incomplete) && summary.problem.is_none() {
         summary.problem = Some("truncated: the IP payload was not captured whole".to_owned());
@@ -268,33 +259,48 @@ pub fn decode(link: LinkType, frame: &[u8]) -> Summary {
     summary
 }
 
+/// A frame split into its headers as far as they go, with its cooked
+/// header if it has one.
+type Sliced<'a> = (LaxSlicedPacket<'a>, Option<Cooked<'a>>);
+
 /// Splits a frame into its headers as far as they go.
-fn slice(link: LinkType, frame: &[u8]) -> Result<LaxSlicedPacket<'_>, String> {
-    match link {
-        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(frame).map_err(|e| e.to_string()),
-        LinkType::RawIp => LaxSlicedPacket::from_ip(frame).map_err(|e| e.to_string()),
-        LinkType::LinuxSll => from_linux_sll(frame),
-    }
-}
-
-/// Linux cooked captures (what `tcpdump -i any` writes): etherparse's strict
-/// parser takes the header, its lax one the rest.
-fn from_linux_sll(frame: &[u8]) -> Result<LaxSlicedPacket<'_>, String> {
-    let sll = LinuxSllSlice::from_slice(frame).map_err(|e| e.to_string())?;
-    match sll.protocol_type() {
-        LinuxSllProtocolType::EtherType(ether_type) => {
-            Ok(LaxSlicedPacket::from_ether_type(ether_type, sll.payload_slice()))
+fn slice(link: LinkType, frame: &[u8]) -> Result<Sliced<'_>, String> {
+    let cooked = |version| {
+        let cooked = cooked::parse(frame, version)?;
+        if !cooked.is_ether_type() {
+            return Err(format!(
+                "Linux cooked capture of protocol 0x{:04x}, which is not an EtherType (hardware type {})",
+                cooked.protocol, cooked.hardware
+            ));
         }
-        other => Err(format!("cooked capture of a non-Ethernet protocol ({other:?})")),
+        Ok((LaxSlicedPacket::from_ether_type(EtherType(cooked.protocol), cooked.payload), Some(cooked)))
+    };
+    match link {
+        LinkType::Ethernet => {
+            Ok((LaxSlicedPacket::from_ethernet(frame).map_err(|e| describe_len(&e))?, None))
+        }
+        LinkType::RawIp => {
+            let packet = LaxSlicedPacket::from_ip(frame).map_err(|e| match e {
+                etherparse::err::ip::LaxHeaderSliceError::Len(len) => describe(&SliceError::Len(len)),
+                etherparse::err::ip::LaxHeaderSliceError::Content(bad) => describe(&SliceError::Ip(bad)),
+            })?;
+            Ok((packet, None))
+        }
+        LinkType::LinuxSll => cooked(1),
+        LinkType::LinuxSll2 => cooked(2),
     }
 }
 
-fn read_link(summary: &mut Summary, packet: &LaxSlicedPacket<'_>) {
+fn read_link(summary: &mut Summary, (packet, cooked): &Sliced<'_>, frame: &[u8]) {
     if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
         summary.mac_src = Some(Mac(eth.source()));
         summary.mac_dst = Some(Mac(eth.destination()));
     }
     summary.ether_type = packet.ether_payload().map(|p| p.ether_type.0);
+    if let Some(cooked) = cooked {
+        summary.ether_type = Some(cooked.protocol);
+        set_payload(summary, frame, cooked.payload);
+    }
 }
 
 fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
@@ -308,8 +314,16 @@ fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
             summary.ip_proto = Some(ip.payload().ip_number.0);
             summary.fragment = ip.payload().fragmented;
             set_payload(summary, frame, ip.payload().payload);
-            summary.payload_len =
-                usize::from(header.total_len()).saturating_sub(usize::from(header.ihl()) * 4);
+            let header_len = usize::from(header.ihl()) * 4;
+            summary.payload_len = usize::from(header.total_len()).saturating_sub(header_len);
+            if usize::from(header.total_len()) < header_len {
+                // etherparse falls back on the frame's length; tcpdump (and
+                // this decoder) trust nothing after such a header.
+                summary.problem = Some(format!(
+                    "malformed: IP bad-len {}, under its {header_len}-byte header",
+                    header.total_len()
+                ));
+            }
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let header = ip.header();
@@ -354,6 +368,7 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
                 seq: tcp.sequence_number(),
                 ack: tcp.acknowledgment_number(),
                 win: tcp.window_size(),
+                urg: tcp.urgent_pointer(),
             });
             let header = usize::from(tcp.data_offset()) * 4;
             let announced = summary.payload_len.saturating_sub(header);
@@ -369,46 +384,51 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
         }
         Some(TransportSlice::Icmpv4(icmp)) => {
             summary.proto = Proto::Icmp;
-            let (text, echo) = match icmp.icmp_type() {
-                Icmpv4Type::EchoRequest(echo) => ("echo request", Some(echo)),
-                Icmpv4Type::EchoReply(echo) => ("echo reply", Some(echo)),
-                Icmpv4Type::DestinationUnreachable(_) => ("destination unreachable", None),
-                Icmpv4Type::Redirect(_) => ("redirect", None),
-                Icmpv4Type::TimeExceeded(_) => ("time exceeded", None),
-                Icmpv4Type::ParameterProblem(_) => ("parameter problem", None),
-                Icmpv4Type::TimestampRequest(_) => ("time stamp request", None),
-                Icmpv4Type::TimestampReply(_) => ("time stamp reply", None),
-                Icmpv4Type::Unknown { .. } => ("type", None),
-            };
-            summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
+            summary.icmp = Some(icmp::v4(icmp));
             set_payload(summary, frame, icmp.slice());
         }
         Some(TransportSlice::Icmpv6(icmp)) => {
             summary.proto = Proto::Icmp6;
-            let (text, echo) = match icmp.icmp_type() {
-                Icmpv6Type::EchoRequest(echo) => ("echo request", Some(echo)),
-                Icmpv6Type::EchoReply(echo) => ("echo reply", Some(echo)),
-                Icmpv6Type::DestinationUnreachable(_) => ("destination unreachable", None),
-                Icmpv6Type::PacketTooBig { .. } => ("packet too big", None),
-                Icmpv6Type::TimeExceeded(_) => ("time exceeded", None),
-                Icmpv6Type::ParameterProblem(_) => ("parameter problem", None),
-                Icmpv6Type::RouterSolicitation => ("router solicitation", None),
-                Icmpv6Type::RouterAdvertisement(_) => ("router advertisement", None),
-                Icmpv6Type::NeighborSolicitation => ("neighbor solicitation", None),
-                Icmpv6Type::NeighborAdvertisement(_) => ("neighbor advertisement", None),
-                Icmpv6Type::Redirect => ("redirect", None),
-                Icmpv6Type::Unknown { .. } => ("type", None),
-            };
-            summary.icmp = Some(icmp_fields(icmp.type_u8(), icmp.code_u8(), text, echo));
+            summary.icmp = Some(icmp::v6(icmp));
             set_payload(summary, frame, icmp.slice());
         }
+        None => read_cut_tcp(summary, packet, frame),
         // IGMP and others stay at the IP layer.
-        Some(_) | None => {}
+        Some(_) => {}
     }
 }
 
-fn icmp_fields(kind: u8, code: u8, text: &'static str, echo: Option<etherparse::IcmpEchoHeader>) -> Icmp {
-    Icmp { kind, code, text, id: echo.map(|e| e.id), seq: echo.map(|e| e.seq) }
+/// A TCP header whose options the snap length cut off: etherparse gives up
+/// on it, but its fixed 20 bytes (ports, flags, numbers, window) are there,
+/// and tcpdump shows them (marking the rest `[|tcp]`).
+fn read_cut_tcp(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
+    let Some(ip) = packet.ip_payload().filter(|ip| ip.ip_number == IpNumber::TCP && !ip.fragmented) else {
+        return;
+    };
+    let Some(&[sport0, sport1, dport0, dport1, s0, s1, s2, s3, a0, a1, a2, a3, offset, flags, w0, w1, ..]) =
+        ip.payload.get(..20)
+    else {
+        return;
+    };
+    let header = usize::from(offset >> 4) * 4;
+    if header < 20 || ip.payload.len() >= header {
+        // Malformed, or whole (and then etherparse stopped for another reason).
+        return;
+    }
+    summary.proto = Proto::Tcp;
+    summary.sport = Some(u16::from_be_bytes([sport0, sport1]));
+    summary.dport = Some(u16::from_be_bytes([dport0, dport1]));
+    summary.tcp = Some(Tcp {
+        flags: TcpFlags(flags),
+        seq: u32::from_be_bytes([s0, s1, s2, s3]),
+        ack: u32::from_be_bytes([a0, a1, a2, a3]),
+        win: u16::from_be_bytes([w0, w1]),
+        urg: u16::from_be_bytes([ip.payload[18], ip.payload[19]]),
+    });
+    let announced = summary.payload_len.saturating_sub(header);
+    set_payload(summary, frame, &frame[frame.len()..]);
+    summary.payload_len = announced;
+    summary.problem = Some(format!("truncated TCP options: {} of {header} header bytes", ip.payload.len()));
 }
 
 /// Records where `payload` (a subslice of `frame`) starts and how much of it
@@ -416,29 +436,6 @@ fn icmp_fields(kind: u8, code: u8, text: &'static str, echo: Option<etherparse::
 fn set_payload(summary: &mut Summary, frame: &[u8], payload: &[u8]) {
     summary.payload_offset = payload.as_ptr().addr().saturating_sub(frame.as_ptr().addr());
     summary.payload_len = payload.len();
-}
-
-/// A decoding error in a few words: truncation says how much was there.
-fn describe(error: &SliceError) -> String {
-    match error {
-        SliceError::Len(len) => format!(
-            "truncated {}: {} of {} bytes",
-            len.layer,
-            len.len,
-            len.required_len.max(len.len.saturating_add(1))
-        ),
-        other => shorten(format!("malformed: {other}")),
-    }
-}
-
-/// Keeps error text to one line of reasonable length.
-fn shorten(text: String) -> String {
-    const MAX: usize = 120;
-    let line = text.lines().next().unwrap_or_default();
-    match line.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &line[..cut]),
-        None => line.to_owned(),
-    }
 }
 
 #[cfg(test)]

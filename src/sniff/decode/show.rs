@@ -13,7 +13,8 @@ use crate::sniff::LinkType;
 
 impl fmt::Display for Summary {
     /// tcpdump's one-line layout, without the timestamp:
-    /// `IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1, win 65495, length 0`.
+    /// `IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1, win 65495, length 0`
+    /// (sequence numbers absolute, as `tcpdump -S` prints them).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let endpoint = |ip: Option<IpAddr>, port: Option<u16>| match (ip, port) {
             (Some(ip), Some(port)) => format!("{ip}.{port}"),
@@ -55,25 +56,29 @@ fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
     let len = s.payload_len;
     match (s.proto, &s.tcp, &s.icmp) {
         (Proto::Tcp, Some(tcp), _) => {
-            write!(f, "Flags [{}], seq {}", tcp.flags, tcp.seq)?;
+            // As tcpdump -S: absolute numbers, and no `seq` on a pure ACK.
+            write!(f, "Flags [{}]", tcp.flags)?;
+            let sequenced = tcp.flags.0 & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) != 0;
+            if len > 0 || sequenced {
+                write!(f, ", seq {}", tcp.seq)?;
+            }
             if len > 0 {
                 write!(f, ":{}", tcp.seq.wrapping_add(len as u32))?;
             }
             if tcp.flags.has(TcpFlags::ACK) {
                 write!(f, ", ack {}", tcp.ack)?;
             }
-            write!(f, ", win {}, length {len}", tcp.win)
+            write!(f, ", win {}", tcp.win)?;
+            if tcp.flags.has(TcpFlags::URG) {
+                write!(f, ", urg {}", tcp.urg)?;
+            }
+            write!(f, ", length {len}")
         }
         (Proto::Udp, _, _) => write!(f, "UDP, length {len}"),
         (Proto::Icmp | Proto::Icmp6, _, Some(icmp)) => {
             let name = if s.proto == Proto::Icmp { "ICMP " } else { "ICMP6, " };
-            write!(f, "{name}{}", icmp.text)?;
-            if icmp.text == "type" {
-                write!(f, " {} code {}", icmp.kind, icmp.code)?;
-            }
-            if let (Some(id), Some(seq)) = (icmp.id, icmp.seq) {
-                write!(f, ", id {id}, seq {seq}")?;
-            }
+            write!(f, "{name}")?;
+            super::icmp::write(f, icmp, s.proto == Proto::Icmp6)?;
             write!(f, ", length {len}")
         }
         _ => {
@@ -120,23 +125,28 @@ fn ether_name(ether_type: u16) -> &'static str {
 
 /// Header details for `-v`, one line per layer, re-read from the frame.
 pub fn details(link: LinkType, frame: &[u8]) -> Vec<String> {
-    let Ok(packet) = slice(link, frame) else { return Vec::new() };
+    let Ok((packet, cooked)) = slice(link, frame) else { return Vec::new() };
     let mut lines = Vec::new();
-    match &packet.link {
-        Some(LinkSlice::Ethernet2(eth)) => lines.push(format!(
+    if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
+        lines.push(format!(
             "ether {} > {}, type {} (0x{:04x})",
             Mac(eth.source()),
             Mac(eth.destination()),
             ether_name(eth.ether_type().0),
             eth.ether_type().0
-        )),
-        Some(LinkSlice::LinuxSll(sll)) => lines.push(format!(
-            "cooked {:?}, hardware type {}, from {}",
-            sll.packet_type(),
-            sll.arp_hardware_type().0,
-            hex_colon(sll.sender_address())
-        )),
-        _ => {}
+        ));
+    }
+    if let Some(cooked) = cooked {
+        let ifindex = cooked.ifindex.map(|i| format!(", ifindex {i}")).unwrap_or_default();
+        lines.push(format!(
+            "cooked v{} {}, hardware type {}{ifindex}, from {}, type {} (0x{:04x})",
+            cooked.version,
+            cooked.direction(),
+            cooked.hardware,
+            hex_colon(cooked.address),
+            ether_name(cooked.protocol),
+            cooked.protocol
+        ));
     }
     match &packet.net {
         Some(LaxNetSlice::Ipv4(ip)) => {

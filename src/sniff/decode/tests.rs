@@ -102,6 +102,37 @@ fn icmp6_echo_reply() {
     );
 }
 
+#[test]
+fn unreachable_messages_name_the_quoted_destination() {
+    use etherparse::{Icmpv4Type, Icmpv6Type, icmpv4, icmpv6};
+    let quoted = build(|out| {
+        PacketBuilder::ipv4([127, 0, 0, 2], [127, 0, 0, 3], 64).udp(40000, 9).write(out, b"abc").unwrap()
+    });
+    let port = Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Port);
+    let frame = build(|out| {
+        ether().ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64).icmpv4(port).write(out, &quoted).unwrap()
+    });
+    assert_eq!(
+        decode(LinkType::Ethernet, &frame).to_string(),
+        "IP 127.0.0.1 > 127.0.0.2: ICMP 127.0.0.3 udp port 9 unreachable, length 39"
+    );
+    let host = Icmpv4Type::DestinationUnreachable(icmpv4::DestUnreachableHeader::Host);
+    let frame = build(|out| {
+        ether().ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64).icmpv4(host).write(out, &quoted[..20]).unwrap()
+    });
+    assert!(decode(LinkType::Ethernet, &frame).to_string().contains("ICMP host 127.0.0.3 unreachable"));
+
+    let mut one = [0u8; 16];
+    one[15] = 1;
+    let quoted = build(|out| PacketBuilder::ipv6(one, one, 64).udp(40000, 9).write(out, b"abc").unwrap());
+    let port = Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Port);
+    let frame = build(|out| ether().ipv6(one, one, 64).icmpv6(port).write(out, &quoted).unwrap());
+    assert_eq!(
+        decode(LinkType::Ethernet, &frame).to_string(),
+        "IP6 ::1 > ::1: ICMP6, destination unreachable, unreachable port, ::1 udp port 9, length 59"
+    );
+}
+
 #[rustfmt::skip]
 const ARP_REQUEST: [u8; 42] = [
     0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  2, 0, 0, 0, 0, 1,  0x08, 0x06,
@@ -137,17 +168,91 @@ fn every_truncation_of_a_frame_decodes_and_says_so() {
 }
 
 #[test]
+fn a_snap_length_that_cuts_tcp_options_keeps_the_fixed_header() {
+    // `-s 64`: 30 of the SYN's 40 TCP header bytes.
+    let s = decode(LinkType::Ethernet, &SYN[..64]);
+    assert_eq!(
+        s.to_string(),
+        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, length 0 \
+         [truncated TCP options: 30 of 40 header bytes]"
+    );
+    assert_eq!((s.proto, s.sport, s.dport), (Proto::Tcp, Some(45678), Some(7007)));
+    let filter: crate::sniff::filter::Filter = "tcp dst port 7007 and tcp".parse().unwrap();
+    assert!(filter.matches(&s, 74));
+    // Exactly the fixed header, no options: still TCP.
+    assert_eq!(decode(LinkType::Ethernet, &SYN[..54]).proto, Proto::Tcp);
+    // A cut UDP datagram keeps its ports too.
+    let udp = build(|out| {
+        ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).udp(5000, 53).write(out, &[7; 100]).unwrap()
+    });
+    let s = decode(LinkType::Ethernet, &udp[..64]);
+    assert_eq!((s.proto, s.sport, s.dport, s.payload_len), (Proto::Udp, Some(5000), Some(53), 100));
+}
+
+#[test]
+fn linux_cooked_captures_of_any_hardware_type() {
+    let udp = build(|out| {
+        PacketBuilder::ipv4([127, 0, 0, 1], [127, 0, 0, 2], 64).udp(5000, 53).write(out, b"q").unwrap()
+    });
+    // v1 (tcpdump -i any before 4.99): incoming, ARPHRD_LOOPBACK (772), 6-byte address, IPv4.
+    let mut v1 = vec![0, 0, 0x03, 0x04, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+    v1.extend_from_slice(&udp);
+    // v2 (since 4.99): IPv4, reserved, ifindex 1, ARPHRD_LOOPBACK, outgoing, 6-byte address.
+    let mut v2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 1, 0x03, 0x04, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    v2.extend_from_slice(&udp);
+    let filter: crate::sniff::filter::Filter = "udp dst port 53 and host 127.0.0.2".parse().unwrap();
+    for (link, frame) in [(LinkType::LinuxSll, &v1), (LinkType::LinuxSll2, &v2)] {
+        let s = decode(link, frame);
+        assert_eq!(s.to_string(), "IP 127.0.0.1.5000 > 127.0.0.2.53: UDP, length 1", "{link:?}");
+        assert_eq!((s.ether_type, &s.problem), (Some(0x0800), &None), "{link:?}");
+        assert!(filter.matches(&s, frame.len() as u32), "{link:?}");
+    }
+    assert_eq!(
+        details(LinkType::LinuxSll2, &v2)[0],
+        "cooked v2 Out, hardware type 772, ifindex 1, from 02:00:00:00:00:01, type IPv4 (0x0800)"
+    );
+    // A Linux protocol number rather than an EtherType (802.2 LLC), and a cut header.
+    let mut llc = v2.clone();
+    llc[..2].copy_from_slice(&[0x00, 0x04]);
+    let problem = decode(LinkType::LinuxSll2, &llc).problem.unwrap();
+    assert!(problem.contains("protocol 0x0004, which is not an EtherType"), "{problem}");
+    let problem = decode(LinkType::LinuxSll2, &v2[..12]).problem.unwrap();
+    assert_eq!(problem, "truncated Linux cooked v2 header: 12 of 20 bytes");
+    assert_eq!(LinkType::from_pcap_code(276), Some(LinkType::LinuxSll2));
+}
+
+#[test]
+fn long_messages_are_cut_between_words() {
+    let long = "the quick brown fox jumps over the lazy dog, ".repeat(5);
+    let short = problem::shorten(long.clone());
+    assert!(short.ends_with("...") && short.len() <= 123, "{short}");
+    assert!(long.starts_with(short.trim_end_matches("...")), "{short}");
+    let word_end = short.trim_end_matches("...");
+    let next = &long[word_end.len()..];
+    assert!(next.starts_with([' ', ',']), "cut mid-word: {short}");
+}
+
+#[test]
 fn malformed_headers_are_named_not_trusted() {
     let mut bad_ihl = SYN;
     bad_ihl[14] = 0x43; // IHL 3: shorter than the fixed header
     let s = decode(LinkType::Ethernet, &bad_ihl);
     assert_eq!(s.proto, Proto::Ether);
-    assert!(s.problem.as_deref().is_some_and(|p| p.starts_with("malformed")), "{s:?}");
+    assert_eq!(s.problem.as_deref(), Some("malformed: IPv4 header length 12 bytes, under the minimum 20"));
 
     let mut bad_offset = SYN;
     bad_offset[46] = 0x20; // TCP data offset 2 words
     let s = decode(LinkType::Ethernet, &bad_offset);
-    assert!(s.problem.as_deref().is_some_and(|p| p.starts_with("malformed")), "{s:?}");
+    assert_eq!(s.problem.as_deref(), Some("malformed: TCP header length 8 bytes, under the minimum 20"));
+
+    let mut short_total = SYN;
+    short_total[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length 10 < 20-byte header
+    let s = decode(LinkType::Ethernet, &short_total);
+    assert_eq!(
+        s.to_string(),
+        "IP 127.0.0.1 > 127.0.0.1: ip-proto-6 TCP, length 0 [malformed: IP bad-len 10, under its 20-byte header]"
+    );
+    assert_eq!((s.proto, s.sport), (Proto::Ip, None));
 
     let mut unknown = SYN;
     unknown[12..14].copy_from_slice(&[0x88, 0xcc]);
@@ -164,4 +269,31 @@ fn tcp_flags_print_like_tcpdump() {
     assert_eq!(f(TcpFlags::PSH | TcpFlags::ACK), "P.");
     assert_eq!(f(TcpFlags::ACK), ".");
     assert_eq!(f(0), "none");
+    // tcpdump's order: F S R P . U E W.
+    assert_eq!(f(0xff), "FSRP.UEW");
+    assert_eq!(f(TcpFlags::FIN | TcpFlags::PSH | TcpFlags::ACK), "FP.");
+}
+
+#[test]
+fn tcp_lines_show_seq_ack_and_urg_as_tcpdump_does() {
+    let segment = |flags: u8, payload: &[u8]| {
+        let mut frame = build(|out| {
+            ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(1, 2, 3, 1).write(out, payload).unwrap()
+        });
+        frame[14 + 20 + 8..14 + 20 + 12].copy_from_slice(&4u32.to_be_bytes()); // ack 4
+        frame[14 + 20 + 13] = flags;
+        frame[14 + 20 + 18..14 + 20 + 20].copy_from_slice(&5u16.to_be_bytes()); // urg 5
+        decode(LinkType::Ethernet, &frame).to_string()
+    };
+    let line = |rest: &str| format!("IP 10.0.0.1.1 > 10.0.0.2.2: {rest}");
+    // Pure ACK: no seq.
+    assert_eq!(segment(TcpFlags::ACK, b""), line("Flags [.], ack 4, win 1, length 0"));
+    assert_eq!(segment(0, b""), line("Flags [none], win 1, length 0"));
+    assert_eq!(segment(TcpFlags::RST, b""), line("Flags [R], seq 3, win 1, length 0"));
+    assert_eq!(segment(0xff, b""), line("Flags [FSRP.UEW], seq 3, ack 4, win 1, urg 5, length 0"));
+    assert_eq!(segment(TcpFlags::URG, b""), line("Flags [U], win 1, urg 5, length 0"));
+    assert_eq!(
+        segment(TcpFlags::PSH | TcpFlags::ACK, b"abc"),
+        line("Flags [P.], seq 3:6, ack 4, win 1, length 3")
+    );
 }

@@ -3,9 +3,13 @@
 //! ```text
 //! tcp | udp | icmp | icmp6 | arp | ip | ip6
 //! [src|dst|src or dst|src and dst] host ADDR | net ADDR/LEN | port N | portrange N-M
+//! ip|ip6|arp [src|dst] host ADDR | net ADDR/LEN
 //! tcp|udp [src|dst] port N        less N | greater N
 //! not X | X and Y | X or Y | ( X )     (also ! && ||)
 //! ```
+//!
+//! As in tcpdump, `and` and `or` have the same precedence and group from
+//! the left; `not` binds tightest.
 //!
 //! A bare value repeats the qualifiers before it: `port 80 or 443`,
 //! `host 127.0.0.1 or 127.0.0.2`. Port names come from the scanner's

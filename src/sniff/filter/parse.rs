@@ -1,5 +1,7 @@
-//! The filter language's parser: words and parentheses, recursive descent
-//! with `or` binding loosest, then `and`, then `not`.
+//! The filter language's parser: words and parentheses, recursive descent.
+//! As in libpcap, `and` and `or` bind equally and group from the left
+//! (`icmp or udp and port 9` is `(icmp or udp) and port 9`); `not` binds
+//! tightest.
 
 use std::net::IpAddr;
 
@@ -8,14 +10,14 @@ use crate::scan::services;
 
 /// A filter that does not parse, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("bad filter at {}: expected {expected}", at(.word, *.position))]
+#[error("bad filter at {}: {problem}", at(.word, *.position))]
 pub struct FilterError {
     /// The offending word; `None` at the end of the filter.
     pub word: Option<String>,
     /// Its byte offset in the filter text.
     pub position: usize,
-    /// What would have been right there.
-    pub expected: String,
+    /// What is wrong: usually "expected" what would have been right there.
+    pub problem: String,
 }
 
 fn at(word: &Option<String>, position: usize) -> String {
@@ -37,8 +39,9 @@ struct Token<'a> {
 /// What a bare value repeats: `port 80 or 443`.
 #[derive(Clone, Copy, Debug)]
 enum Template {
-    Host(Dir),
-    Net(Dir),
+    /// With the address family qualifier (`ip host A`), if any.
+    Host(Dir, Option<ProtoName>),
+    Net(Dir, Option<ProtoName>),
     Port(Dir, Option<ProtoName>),
     PortRange(Dir, Option<ProtoName>),
 }
@@ -52,7 +55,7 @@ struct Parser<'a> {
 /// Parses a whole filter expression.
 pub(super) fn parse(text: &str) -> Result<Filter, FilterError> {
     let mut parser = Parser { tokens: tokenize(text), next: 0, last: None };
-    let filter = parser.or()?;
+    let filter = parser.binary()?;
     match parser.peek() {
         None => Ok(filter),
         Some(token) if token.text == ")" => Err(parser.error(Some(token), "'(' before it")),
@@ -106,52 +109,70 @@ impl<'a> Parser<'a> {
     }
 
     fn error(&self, token: Option<Token<'_>>, expected: &str) -> FilterError {
+        self.fail(token, &format!("expected {expected}"))
+    }
+
+    fn fail(&self, token: Option<Token<'_>>, problem: &str) -> FilterError {
         FilterError {
             word: token.map(|t| t.text.to_owned()),
             position: token
                 .map_or_else(|| self.tokens.last().map_or(0, |t| t.position + t.text.len()), |t| t.position),
-            expected: expected.to_owned(),
+            problem: problem.to_owned(),
         }
     }
 
-    fn or(&mut self) -> Result<Filter, FilterError> {
-        let mut filter = self.and()?;
-        while self.peek_is(&["or", "||"]) {
-            self.bump();
-            filter = Filter::Or(Box::new(filter), Box::new(self.and()?));
-        }
-        Ok(filter)
-    }
-
-    fn and(&mut self) -> Result<Filter, FilterError> {
+    /// Primitives joined by `and` and `or`, grouped from the left.
+    fn binary(&mut self) -> Result<Filter, FilterError> {
         let mut filter = self.unary()?;
-        while self.peek_is(&["and", "&&"]) {
-            self.bump();
-            filter = Filter::And(Box::new(filter), Box::new(self.unary()?));
+        loop {
+            let and = self.peek_is(&["and", "&&"]);
+            if !and && !self.peek_is(&["or", "||"]) {
+                return Ok(filter);
+            }
+            let operator = self.bump();
+            self.expect_operand(operator)?;
+            let right = Box::new(self.unary()?);
+            filter =
+                if and { Filter::And(Box::new(filter), right) } else { Filter::Or(Box::new(filter), right) };
         }
-        Ok(filter)
+    }
+
+    /// After `and`, `or` or `not`, something to apply it to.
+    fn expect_operand(&self, operator: Option<Token<'_>>) -> Result<(), FilterError> {
+        if self.peek().is_none() || self.peek_is(&["and", "&&", "or", "||", ")"]) {
+            let word = operator.map_or("", |t| t.text);
+            return Err(self.error(self.peek(), &format!("a filter after '{word}'")));
+        }
+        Ok(())
     }
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
         if self.peek_is(&["not", "!"]) {
-            self.bump();
+            let operator = self.bump();
+            self.expect_operand(operator)?;
             return Ok(Filter::Not(Box::new(self.unary()?)));
         }
         if self.peek_is(&["("]) {
             self.bump();
-            let inner = self.or()?;
+            let inner = self.binary()?;
             if !self.peek_is(&[")"]) {
                 return Err(self.error(self.peek(), "')'"));
             }
             self.bump();
             return Ok(inner);
         }
-        self.primitive().map(Filter::Is)
+        self.primitive()
     }
 
-    fn primitive(&mut self) -> Result<Primitive, FilterError> {
+    fn primitive(&mut self) -> Result<Filter, FilterError> {
         let Some(token) = self.bump() else { return Err(self.error(None, PRIMITIVES)) };
         let word = token.text.to_ascii_lowercase();
+        if word.contains('[') {
+            return Err(self.fail(
+                Some(token),
+                "byte-offset expressions such as tcp[13] are not supported (use tcp, port, host, ...)",
+            ));
+        }
         let proto = match word.as_str() {
             "tcp" => Some(ProtoName::Tcp),
             "udp" => Some(ProtoName::Udp),
@@ -172,22 +193,27 @@ impl<'a> Parser<'a> {
                     _ => Err(self.error(kind, &format!("'port' or 'portrange' after '{proto}'"))),
                 }
             }
-            (_, Some(proto)) => Ok(Primitive::Proto(proto)),
+            // libpcap's protocol qualifier before an address: `ip host A`, `ip6 src net N`.
+            ("ip" | "ip6" | "arp", Some(family)) if self.peek_is(&["src", "dst", "host", "net"]) => {
+                let dir = self.dir();
+                self.qualified(dir, Some(family))
+            }
+            (_, Some(proto)) => Ok(Filter::Is(Primitive::Proto(proto))),
             ("src" | "dst", None) => {
                 self.next -= 1;
                 let dir = self.dir();
-                self.qualified(dir)
+                self.qualified(dir, None)
             }
             ("host" | "net" | "port" | "portrange", None) => {
                 self.next -= 1;
-                self.qualified(Dir::Either)
+                self.qualified(Dir::Either, None)
             }
             ("less" | "greater", None) => {
                 let value = self.bump();
                 let n = value
                     .and_then(|t| t.text.parse::<u32>().ok())
                     .ok_or_else(|| self.error(value, &format!("a length in bytes after '{word}'")))?;
-                Ok(if word == "less" { Primitive::Less(n) } else { Primitive::Greater(n) })
+                Ok(Filter::Is(if word == "less" { Primitive::Less(n) } else { Primitive::Greater(n) }))
             }
             _ => match self.last {
                 Some(template) => {
@@ -223,32 +249,35 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// After a direction: `host`, `net`, `port`, `portrange`, or an address.
-    fn qualified(&mut self, dir: Dir) -> Result<Primitive, FilterError> {
+    /// After a direction: `host`, `net`, `port`, `portrange`, or an address;
+    /// after a `family` (`ip`, `ip6`, `arp`) only addresses.
+    fn qualified(&mut self, dir: Dir, family: Option<ProtoName>) -> Result<Filter, FilterError> {
         let template = match self.peek().map(|t| t.text.to_ascii_lowercase()).as_deref() {
-            Some("host") => Template::Host(dir),
-            Some("net") => Template::Net(dir),
-            Some("port") => Template::Port(dir, None),
-            Some("portrange") => Template::PortRange(dir, None),
-            Some(value) if value.contains('/') => return self.value(Template::Net(dir)),
-            Some(value) if value.parse::<IpAddr>().is_ok() => return self.value(Template::Host(dir)),
+            Some("host") => Template::Host(dir, family),
+            Some("net") => Template::Net(dir, family),
+            Some("port") if family.is_none() => Template::Port(dir, None),
+            Some("portrange") if family.is_none() => Template::PortRange(dir, None),
+            Some(value) if value.contains('/') => return self.value(Template::Net(dir, family)),
+            Some(value) if value.parse::<IpAddr>().is_ok() => return self.value(Template::Host(dir, family)),
+            _ if family.is_some() => return Err(self.error(self.peek(), "'host', 'net' or an address")),
             _ => return Err(self.error(self.peek(), "'host', 'net', 'port', 'portrange' or an address")),
         };
         self.bump();
         self.value(template)
     }
 
-    fn value(&mut self, template: Template) -> Result<Primitive, FilterError> {
+    fn value(&mut self, template: Template) -> Result<Filter, FilterError> {
         let token = self.bump();
         let text = token.map_or("", |t| t.text);
-        let primitive = match template {
-            Template::Host(dir) => {
+        let (primitive, family) = match template {
+            Template::Host(dir, family) => {
                 let addr = text.parse().map_err(|_| {
                     self.error(token, "an IPv4 or IPv6 address after 'host' (names are not looked up)")
                 })?;
-                Primitive::Host { dir, addr }
+                self.check_family(token, family, addr)?;
+                (Primitive::Host { dir, addr }, family)
             }
-            Template::Net(dir) => {
+            Template::Net(dir, family) => {
                 let (net, prefix) = cidr(text)
                     .ok_or_else(|| self.error(token, "a network such as 10.0.0.0/8 or fd00::/64"))?;
                 if masked(net, prefix) != net {
@@ -256,22 +285,46 @@ impl<'a> Parser<'a> {
                         format!("a network address without host bits: {}/{prefix}", masked(net, prefix));
                     return Err(self.error(token, &hint));
                 }
-                Primitive::Net { dir, net, prefix }
+                self.check_family(token, family, net)?;
+                (Primitive::Net { dir, net, prefix }, family)
             }
             Template::Port(dir, proto) => {
                 let port = port(text).ok_or_else(|| self.error(token, "a port number or service name"))?;
-                Primitive::Port { dir, proto, first: port, last: port }
+                (Primitive::Port { dir, proto, first: port, last: port }, None)
             }
             Template::PortRange(dir, proto) => {
                 let range = text.split_once('-').and_then(|(a, b)| Some((port(a)?, port(b)?)));
                 match range {
-                    Some((first, last)) if first <= last => Primitive::Port { dir, proto, first, last },
+                    Some((first, last)) if first <= last => {
+                        (Primitive::Port { dir, proto, first, last }, None)
+                    }
                     _ => return Err(self.error(token, "a port range such as 8000-8100")),
                 }
             }
         };
         self.last = Some(template);
-        Ok(primitive)
+        Ok(match family {
+            Some(family) => {
+                Filter::And(Box::new(Filter::Is(Primitive::Proto(family))), Box::new(Filter::Is(primitive)))
+            }
+            None => Filter::Is(primitive),
+        })
+    }
+
+    /// `ip` and `arp` take IPv4 addresses, `ip6` IPv6 ones.
+    fn check_family(
+        &self,
+        token: Option<Token<'_>>,
+        family: Option<ProtoName>,
+        addr: IpAddr,
+    ) -> Result<(), FilterError> {
+        match family {
+            Some(ProtoName::Ip6) if addr.is_ipv4() => Err(self.error(token, "an IPv6 address after 'ip6'")),
+            Some(family) if addr.is_ipv6() && family != ProtoName::Ip6 => {
+                Err(self.error(token, &format!("an IPv4 address after '{family}'")))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

@@ -27,6 +27,13 @@ fn the_grammar_and_its_canonical_form() {
             "(udp port 53 or greater 1000)",
         ),
         ("tcp and port 1 or udp", "((tcp and port 1) or udp)"),
+        // libpcap: `and` and `or` bind equally, from the left; `not` tightest.
+        ("icmp or udp and port 9", "((icmp or udp) and port 9)"),
+        ("udp or tcp and not port 22 or icmp", "(((udp or tcp) and not port 22) or icmp)"),
+        ("not tcp or udp", "(not tcp or udp)"),
+        ("ip host 127.0.0.1", "(ip and host 127.0.0.1)"),
+        ("ip6 src host ::1 or ::2", "((ip6 and src host ::1) or (ip6 and src host ::2))"),
+        ("arp net 10.0.0.0/8", "(arp and net 10.0.0.0/8)"),
     ] {
         let filter = parse(text);
         assert_eq!(filter.to_string(), canonical, "{text}");
@@ -39,7 +46,14 @@ fn errors_point_at_the_offending_word() {
     for (text, message) in [
         ("tcp and prot 80", "bad filter at 'prot' (character 9): expected tcp, udp"),
         ("port 70000", "bad filter at '70000' (character 6): expected a port number or service name"),
-        ("tcp and", "bad filter at the end: expected tcp, udp"),
+        ("tcp and", "bad filter at the end: expected a filter after 'and'"),
+        ("port 7007 and and tcp", "bad filter at 'and' (character 15): expected a filter after 'and'"),
+        ("tcp or )", "bad filter at ')' (character 8): expected a filter after 'or'"),
+        ("not", "bad filter at the end: expected a filter after 'not'"),
+        ("tcp[13] & 2 != 0", "bad filter at 'tcp[13]' (character 1): byte-offset expressions"),
+        ("ip host ::1", "expected an IPv4 address after 'ip'"),
+        ("ip6 net 10.0.0.0/8", "expected an IPv6 address after 'ip6'"),
+        ("ip port 80", "bad filter at 'port' (character 4): expected 'and', 'or'"),
         ("(tcp or udp", "bad filter at the end: expected ')'"),
         ("tcp)", "bad filter at ')' (character 4): expected '(' before it"),
         ("host example.com", "names are not looked up"),
@@ -88,6 +102,10 @@ fn matching_decoded_frames() {
         ("src and dst net 127.0.0.0/31", false),
         ("net ::/0", false),
         ("not arp and (port 1 or port 40000)", true),
+        ("ip host 127.0.0.2", true),
+        ("ip6 host ::1", false),
+        ("udp or tcp and port 1", false),
+        ("tcp and port 1 or port 7007", true),
         ("less 54", true),
         ("less 53", false),
         ("greater 55", false),

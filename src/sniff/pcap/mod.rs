@@ -22,7 +22,7 @@ pub const MAX_RECORD: usize = 256 << 10;
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
     /// The file could not be read.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     /// The file starts with neither pcap's nor pcapng's magic number.
     #[error("not a pcap or pcapng file (it starts with {magic:02x?})")]
