@@ -92,7 +92,8 @@ pub struct ImpairArgs {
     /// Run only these scenarios, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = ["forward", "window", "delay", "rate"])]
     scenario: Vec<String>,
-    /// Run the proxy in the real-time scheduling class (needs root or CAP_SYS_NICE).
+    /// Run the proxy in the real-time scheduling class for the delay and rate
+    /// scenarios (needs root or CAP_SYS_NICE); throughput is measured without it.
     #[arg(long)]
     realtime: bool,
     /// Print each row as JSON.
