@@ -247,3 +247,18 @@ fn hello_reply(target: &str, name: &str) -> String {
     let packet = Packet::new_checked(&reply[..n]).unwrap();
     format!("{:?}", Repr::parse(&packet).unwrap())
 }
+
+#[test]
+fn files_sent_one_after_another_are_never_refused_as_busy() {
+    let (outbox, inbox) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // One transfer at a time: finished ones linger to answer a repeated FIN,
+    // and must not hold the only slot.
+    let recv = receiver(inbox.path(), &["--max-sessions", "1"]);
+    let target = recv.addr("transfer", "udp");
+    for i in 0..20 {
+        let (file, _) = write_file(outbox.path(), &format!("f{i}"), 100);
+        let out = send(&file, target, &[]);
+        assert_eq!(out.code(), Some(0), "send {i}: {}", out.stderr);
+    }
+    assert_eq!(std::fs::read_dir(inbox.path()).unwrap().count(), 20);
+}

@@ -632,9 +632,11 @@ fn arrive(
     match Repr::parse(&packet) {
         Ok(Repr::Hello(hello)) => {
             let config = server.config;
-            let opened = if sessions.len() >= config.max_sessions {
+            let active = sessions.values().filter(|s| s.engine.is_active()).count();
+            let opened = if active >= config.max_sessions {
                 Err("the receiver is busy; try again later".to_owned())
             } else {
+                make_room(sessions, config.max_sessions * LINGERING_PER_SESSION);
                 Incoming::create(&config.dir, hello.name, config.overwrite).and_then(|file| {
                     let engine = Receiver::accept(now, packet.session(), &hello, config.limits)?;
                     Ok(Session {
@@ -676,6 +678,22 @@ fn arrive(
             replies.push((key, reply));
         }
         _ => {}
+    }
+}
+
+/// Finished sessions kept (to answer a repeated FIN) per session allowed at
+/// once: they do not count against `--max-sessions`, so files sent one after
+/// another are never refused, but their number stays bounded.
+const LINGERING_PER_SESSION: usize = 16;
+
+/// Forgets finished sessions, any of them, until fewer than `limit` remain:
+/// a sender whose FIN-ACK was lost then gets "no such session" for its repeat.
+fn make_room(sessions: &mut HashMap<SessionKey, Session>, limit: usize) {
+    while sessions.len() >= limit {
+        let Some(&key) = sessions.iter().find(|(_, s)| !s.engine.is_active()).map(|(k, _)| k) else {
+            return;
+        };
+        sessions.remove(&key);
     }
 }
 
