@@ -65,6 +65,10 @@ pub enum ClientError {
         /// What was wrong with it.
         detail: String,
     },
+    /// Passing on what arrived failed: our output, not the network (a
+    /// closed stdout pipe, which the binary does not count as a failure).
+    #[error("cannot write the output")]
+    Output(#[source] io::Error),
     /// Reading or writing the socket failed.
     #[error("talking to {addr}: {}{}", describe(.error), closed_hint(.error))]
     Io {

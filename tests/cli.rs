@@ -161,24 +161,38 @@ fn a_connect_that_gets_no_answer_times_out() {
 
 #[test]
 fn a_closed_stdout_pipe_is_not_an_error() {
-    let server = Daemon::start(&["echo", "serve", "--port", "0"], 2);
-    let target = server.addr("echo", "tcp").to_string();
-    let mut child = socketeer()
-        .args(["echo", "ping", &target, "--count", "0", "--interval", "10ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    assert!(first.starts_with("PING "));
-    drop(stdout);
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(0), "stderr: {stderr}");
-    assert!(!stderr.contains("error"), "{stderr}");
+    let echo = Daemon::start(&["echo", "serve", "--port", "0"], 2);
+    let chat = Daemon::start(&["chat", "serve", "--port", "0"], 1);
+    let (echo, chat) = (echo.addr("echo", "tcp").to_string(), chat.addr("chat", "tcp").to_string());
+    // Each keeps writing after its first line, as `... | head -1` sees it.
+    let commands: [(&[&str], &[u8]); 3] = [
+        (&["echo", "ping", &echo, "--count", "0", "--interval", "10ms"], b""),
+        (&["scan", "127.0.0.1", "-p", "1-2000", "--all"], b""),
+        (&["chat", "join", &chat], b"/who\n/who\n/who\n/help\n"),
+    ];
+    for (args, input) in commands {
+        let mut child = socketeer()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "{args:?} printed nothing");
+        drop(stdout);
+        // Stdin stays open until the output is gone, so chat join is still talking.
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, input).unwrap();
+        drop(stdin);
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: stderr: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -94,7 +94,7 @@ impl ChatClient {
                         let line = sanitize(&line);
                         let parsed = ServerLine::parse(&line);
                         shutting_down |= parsed == ServerLine::Notice("server shutting down");
-                        on_line(parsed).map_err(io_error)?;
+                        on_line(parsed).map_err(ClientError::Output)?;
                     }
                     None if leaving.is_some() => return Ok(Ending::Left),
                     None if shutting_down => return Ok(Ending::ServerShutDown),

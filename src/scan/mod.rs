@@ -171,9 +171,11 @@ pub enum ScanError {
     /// A reactor could not be set up (epoll, sockets).
     #[error("scanner setup failed: {0}")]
     Setup(#[source] io::Error),
-    /// The sink refused an event (stdout closed, say).
-    #[error(transparent)]
-    Sink(io::Error),
+    /// The sink refused an event (stdout closed, say). The error is the
+    /// source, not transparent, so callers find it in the chain (a closed
+    /// pipe is not a failure).
+    #[error("cannot write the results")]
+    Sink(#[source] io::Error),
 }
 
 /// Hosts resolved and scanned together; probes interleave across them.
