@@ -110,15 +110,15 @@ fn sequence_numbers_wrap_over_a_real_socket() {
     let (outbox, inbox) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let recv = receiver(inbox.path(), &[]);
     let (file, content) = write_file(outbox.path(), "wrap.bin", 140_000);
-    // 100 blocks with 4-bit numbers: they wrap six times.
-    for (protocol, window) in [("go-back-n", "15"), ("selective-repeat", "8")] {
+    // 100 blocks with 4-bit numbers: they wrap six times. Without --window
+    // the window is the most 4 bits allow.
+    for (protocol, window, used) in [("go-back-n", Some("15"), 15), ("selective-repeat", None, 8)] {
         let name = format!("wrap-{protocol}");
-        let out = send(
-            &file,
-            recv.addr("transfer", "udp"),
-            &["-p", protocol, "--seq-bits", "4", "-w", window, "--name", &name],
-        );
+        let mut args = vec!["-p", protocol, "--seq-bits", "4", "--name", &name];
+        args.extend(window.map(|w| ["-w", w]).iter().flatten());
+        let out = send(&file, recv.addr("transfer", "udp"), &args);
         assert!(out.status.success(), "{}", out.stderr);
+        assert_eq!(out.json_of("summary")["window"], used, "{protocol}");
         assert!(std::fs::read(inbox.path().join(&name)).unwrap() == content);
     }
     let too_big =

@@ -68,7 +68,8 @@ pub struct SendArgs {
     /// The ARQ protocol.
     #[arg(short, long, value_enum, default_value = "selective-repeat")]
     protocol: ProtocolArg,
-    /// Blocks in flight (default 256; stop-and-wait is always 1).
+    /// Blocks in flight (default 256, or the most --seq-bits allows if fewer;
+    /// stop-and-wait is always 1).
     #[arg(short, long, value_name = "N")]
     window: Option<u32>,
     /// Bytes per block.
@@ -180,8 +181,12 @@ async fn recv(args: RecvArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Blocks in flight when --window is not given.
+const DEFAULT_WINDOW: u32 = 256;
+
 async fn send(args: SendArgs) -> anyhow::Result<()> {
     let protocol = Protocol::from(args.protocol);
+    let max = protocol.max_window(args.seq_bits);
     let window = match (protocol, args.window) {
         (Protocol::StopAndWait, Some(w)) if w != 1 => {
             return Err(
@@ -189,9 +194,10 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             );
         }
         (Protocol::StopAndWait, _) => 1,
-        (_, window) => window.unwrap_or(256),
+        (_, Some(window)) => window,
+        // The default fits whatever sequence space was asked for.
+        (_, None) => u32::try_from(max.min(DEFAULT_WINDOW.into())).unwrap_or(DEFAULT_WINDOW),
     };
-    let max = protocol.max_window(args.seq_bits);
     if window == 0 || u64::from(window) > max {
         return Err(UsageError(format!(
             "{protocol} with {}-bit sequence numbers allows a window of 1 to {max}, not {window}",
