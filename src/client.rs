@@ -65,6 +65,14 @@ pub enum ClientError {
         /// What was wrong with it.
         detail: String,
     },
+    /// The server understood and said no (a nickname that is taken, say).
+    #[error("the server at {addr} refused: {reason}")]
+    Refused {
+        /// The server's address.
+        addr: SocketAddr,
+        /// What it said.
+        reason: String,
+    },
     /// Passing on what arrived failed: our output, not the network (a
     /// closed stdout pipe, which the binary does not count as a failure).
     #[error("cannot write the output")]

@@ -529,3 +529,26 @@ fn bench_chat_measures_our_server_and_redis_pub_sub_alike() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[test]
+fn chat_join_waits_for_its_nickname_and_exits_1_when_it_is_refused() {
+    let server = server(&[]);
+    let target = server.addr("chat", "tcp").to_string();
+    let mut bob = Client::named(&server, "bob");
+    // The first line goes out only once the name is granted, so it is alice's.
+    let out = run(&["chat", "join", &target, "--nick", "alice"], b"first line\n");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let before = bob.expect("<alice> first line");
+    assert!(!before.iter().any(|l| l.starts_with("<guest")), "sent under the guest name: {before:?}");
+
+    let taken = run(&["chat", "join", &target, "--nick", "BOB"], b"never sent\n");
+    assert_eq!(taken.code(), Some(1), "{taken:?}");
+    assert!(taken.stderr.contains("refused: the nickname BOB is taken"), "{}", taken.stderr);
+    bob.send("/who");
+    let lines = bob.expect("* in lobby (1): bob");
+    assert!(!lines.iter().any(|l| l.contains("never sent")), "{lines:?}");
+
+    let invalid = run(&["chat", "join", &target, "--nick", "bad nick!"], b"");
+    assert_eq!(invalid.code(), Some(2));
+    assert!(invalid.stderr.contains("nicknames may not contain ' '"), "{}", invalid.stderr);
+}

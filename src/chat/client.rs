@@ -76,8 +76,13 @@ impl ChatClient {
         let (read, mut write) = stream.into_split();
         let mut lines = LineReader::new(read);
         let mut input = input.fuse();
+        // Until the server answers /nick, input waits: lines sent meanwhile
+        // would go out under the guest name, or under none if it says no.
+        let mut naming: Option<(String, tokio::time::Instant)> = None;
         if let Some(nick) = nick {
             write.write_all(format!("/nick {nick}\n").as_bytes()).await.map_err(io_error)?;
+            let renamed = format!(" is now known as {nick}");
+            naming = Some((renamed, tokio::time::Instant::now() + timeouts.reply));
         }
         let mut leaving: Option<tokio::time::Instant> = None;
         let mut shutting_down = false;
@@ -88,19 +93,37 @@ impl ChatClient {
                     None => std::future::pending().await,
                 }
             };
+            // A server that never answers /nick (not a chat server) is not
+            // waited for longer than a reply.
+            let naming_timer = async {
+                match &naming {
+                    Some((_, deadline)) => tokio::time::sleep_until(*deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 line = lines.next() => match line.map_err(io_error)? {
                     Some(line) => {
                         let line = sanitize(&line);
                         let parsed = ServerLine::parse(&line);
                         shutting_down |= parsed == ServerLine::Notice("server shutting down");
+                        if let Some((renamed, _)) = &naming {
+                            match parsed {
+                                ServerLine::Notice(text) if text.ends_with(renamed.as_str()) => naming = None,
+                                ServerLine::Error(reason) => {
+                                    return Err(ClientError::Refused { addr: peer, reason: reason.to_owned() });
+                                }
+                                _ => {}
+                            }
+                        }
                         on_line(parsed).map_err(ClientError::Output)?;
                     }
                     None if leaving.is_some() => return Ok(Ending::Left),
                     None if shutting_down => return Ok(Ending::ServerShutDown),
                     None => return Ok(Ending::ServerClosed),
                 },
-                typed = input.next(), if leaving.is_none() => {
+                () = naming_timer => naming = None,
+                typed = input.next(), if leaving.is_none() && naming.is_none() => {
                     let (line, quits) = match typed {
                         Some(line) => {
                             let line = line.map_err(io_error)?;

@@ -184,8 +184,9 @@ fn size(s: &str) -> Result<usize, String> {
 pub struct JoinArgs {
     /// The server, as HOST or HOST:PORT (port 5555 when left out).
     target: Target,
-    /// The nickname to ask for once connected.
-    #[arg(short, long)]
+    /// The nickname to ask for once connected; if the server refuses it
+    /// (taken), `chat join` says why and exits 1.
+    #[arg(short, long, value_name = "NAME", value_parser = nickname)]
     nick: Option<String>,
     /// How long to wait for the connection.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
@@ -257,6 +258,11 @@ impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.line.fmt(f)
     }
+}
+
+/// A `--nick` the server would accept (1 to 32 letters, digits or some punctuation).
+fn nickname(name: &str) -> Result<String, String> {
+    socketeer::chat::protocol::check_name("nickname", name).map(str::to_owned).map_err(|e| e.to_string())
 }
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
