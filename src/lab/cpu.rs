@@ -326,18 +326,28 @@ impl Lesson for CpuReport {
         let ceiling = self.jobs.min(self.cores);
         let speedup = |language, variant| self.find(language, variant).map_or(1.0, |r| r.speedup);
         let wall = |variant| self.find(Language::Rust, variant).map_or(Duration::ZERO, |r| r.wall);
-        let mut text = format!(
-            "Rust's {} threads ran the jobs at once and finished {:.2}x as fast as one after the other ({} \
-             cores make {ceiling}x the ideal). Processes compute in parallel too, but each must first start a whole \
-             program and send its result back through a pipe, which cost {} more than the threads here \
-             ({:.2}x).",
-            self.jobs,
-            speedup(Language::Rust, "threads"),
-            self.cores,
+        let threads = speedup(Language::Rust, "threads");
+        let mut text = if threads >= 1.05 {
+            format!(
+                "Rust's {} threads ran the jobs at once and finished {threads:.2}x faster than one after the \
+                 other ({} cores make {ceiling}x the ideal).",
+                self.jobs, self.cores
+            )
+        } else {
+            format!(
+                "Rust's {} threads were no faster than one after the other ({threads:.2}x): jobs this short end \
+                 before starting threads pays off; a larger --count shows them run in parallel.",
+                self.jobs
+            )
+        };
+        text.push_str(&format!(
+            " Processes compute in parallel too, but each must first start a whole program and send its result \
+             back through a pipe, which cost {} more than the threads here ({:.2}x).",
             Took(wall("processes").saturating_sub(wall("threads"))),
             speedup(Language::Rust, "processes"),
-        );
-        if speedup(Language::Rust, "processes") < 1.0 {
+        ));
+        // (When threads did not pay off either, the first sentence said so already.)
+        if speedup(Language::Rust, "processes") < 1.0 && threads >= 1.05 {
             text.push_str(
                 " For jobs this short that cost outweighs the parallelism; a larger --count shows it.",
             );

@@ -56,11 +56,12 @@ pub struct ServeArgs {
     port: u16,
     #[command(flatten)]
     limits: LimitArgs,
-    #[command(flatten)]
-    cluster: ClusterArgs,
     /// Print status lines as JSON.
     #[arg(long)]
     json: bool,
+    // Last: its help heading applies to every option after it.
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 /// Joining other servers into one chat.
