@@ -1,10 +1,23 @@
 //! Round-trip time summaries, shared by every client that measures RTTs
-//! (`echo ping`, `udp send`) so they all report the same statistics.
+//! (`echo ping`, `udp send`) so they all report the same statistics, and
+//! the shape every JSON record takes.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+
+/// A value as a JSON record: its fields plus `"type": kind`, the form of
+/// every JSON object socketeer writes (`--json` lines, `impair ctl stats`).
+#[derive(Serialize)]
+pub struct Tagged<'a, T> {
+    /// What kind of record this is.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The record's own fields.
+    #[serde(flatten)]
+    pub value: &'a T,
+}
 
 /// Min, mean, max and 99th percentile of a set of round-trip times.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -44,7 +44,9 @@ fn ctl(proxy: &Daemon, words: &[&str]) -> String {
 }
 
 fn stats(proxy: &Daemon) -> serde_json::Value {
-    serde_json::from_str(&ctl(proxy, &["stats"])).unwrap()
+    let stats: serde_json::Value = serde_json::from_str(&ctl(proxy, &["stats"])).unwrap();
+    assert_eq!(stats["type"], "stats", "typed like every JSON record: {stats}");
+    stats
 }
 
 #[test]

@@ -11,20 +11,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use socketeer::stats::Tagged;
+
 use super::args::UsageError;
 
 /// Where results go: stdout, as text or as JSON Lines.
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
     json: bool,
-}
-
-#[derive(Serialize)]
-struct Tagged<'a, T> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(flatten)]
-    value: &'a T,
 }
 
 impl Output {

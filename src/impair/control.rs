@@ -26,6 +26,7 @@ use crate::client::ClientError;
 use crate::net;
 use crate::server::{TcpLimits, accept_loop};
 use crate::shutdown::Shutdown;
+use crate::stats::Tagged;
 
 /// The longest command line.
 const MAX_LINE: usize = 4096;
@@ -97,7 +98,9 @@ async fn answer(line: &str, proxy: &ControlSender) -> String {
                 return gone();
             }
             match rx.await {
-                Ok(stats) => serde_json::to_string(&stats).unwrap_or_else(|e| format!("! {e}")),
+                // Typed like every JSON object socketeer prints (`impair --json` says "stats" too).
+                Ok(stats) => serde_json::to_string(&Tagged { kind: "stats", value: &stats })
+                    .unwrap_or_else(|e| format!("! {e}")),
                 Err(_) => gone(),
             }
         }
