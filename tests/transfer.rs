@@ -262,3 +262,14 @@ fn files_sent_one_after_another_are_never_refused_as_busy() {
     }
     assert_eq!(std::fs::read_dir(inbox.path()).unwrap().count(), 20);
 }
+
+#[test]
+fn swapped_arguments_get_a_hint() {
+    let out = run(&["transfer", "send", "localhost:6969", "report.pdf"], b"");
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("cannot open localhost:6969: No such file or directory (the file comes first"),
+        "{}",
+        out.stderr
+    );
+}

@@ -215,7 +215,16 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             ))
             .into());
         }
-        let file = File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+        let file = File::open(&args.file).map_err(|e| {
+            let shown = args.file.display().to_string();
+            // `transfer send HOST:PORT FILE` puts the target where the file goes.
+            let hint = if shown.contains(':') {
+                " (the file comes first: transfer send FILE HOST[:PORT])"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("cannot open {shown}: {}{hint}", socketeer::net::describe(&e))
+        })?;
         let size = file.metadata().ok().map(|m| m.len());
         let own_name = args.file.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = args.name.clone().or(own_name).unwrap_or_else(|| "file".to_owned());

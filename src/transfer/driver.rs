@@ -25,6 +25,7 @@ use super::session::Incoming;
 use super::{Protocol, Receiver, ReceiverEvent, ReceiverLimits, ReceiverStats, Sender, SenderConfig};
 use super::{SenderEvent, SenderStats, TransferError};
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
+use crate::impair::units::Rate;
 use crate::net::Endpoint;
 use crate::poll::{self, Waker};
 use crate::server::Service;
@@ -126,11 +127,12 @@ impl fmt::Display for SendReport {
         let s = &self.stats;
         writeln!(
             f,
-            "sent {} ({} bytes) in {:.3} s: {:.1} MB/s with {} (window {}, {}-byte blocks)",
+            "sent {} ({} bytes) in {:.3} s: {} with {} (window {}, {}-byte blocks)",
             self.name,
             self.bytes,
             self.seconds,
-            self.goodput_bytes_per_sec / 1e6,
+            // In the unit that fits: a slow transfer is not "0.0 MB/s".
+            Rate::from_bytes_per_sec(self.goodput_bytes_per_sec).map_or("0B/s".to_owned(), |r| r.to_string()),
             self.protocol,
             self.window,
             self.block
