@@ -3,7 +3,8 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{Daemon, run, socketeer};
+use crate::chat_cluster::Redis;
+use crate::util::{Daemon, closed_port, run, socketeer};
 
 #[test]
 fn bench_echo_reports_throughput_and_latency_over_tcp_and_udp() {
@@ -28,14 +29,50 @@ fn bench_echo_reports_throughput_and_latency_over_tcp_and_udp() {
 }
 
 #[test]
-fn bench_echo_counts_wrong_answers_as_errors() {
-    // A daytime server answers, but not with an echo of the request.
+fn bench_echo_fails_when_the_server_is_not_an_echo_server() {
+    // A daytime server answers, but not with an echo of the request: the
+    // numbers, then an error that says so, exit 1.
     let server = Daemon::start(&["daytime", "serve", "--port", "0", "--time-port", "0", "--udp"], 2);
     let target = server.addr("time", "udp").to_string();
     let out = run(&["bench", "echo", &target, "--udp", "-c", "1", "-d", "300ms", "-s", "4", "--json"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
     let report = out.json_of("report");
     assert_eq!(report["requests"], 0);
-    assert!(report["errors"].as_u64().unwrap() > 0);
+    let mismatched = report["mismatched"].as_u64().unwrap();
+    assert!(mismatched > 0 && mismatched == report["errors"].as_u64().unwrap(), "{report}");
+    let expected = format!(
+        "error: no reply matched its request ({mismatched} mismatched); is {target} an echo server?\n"
+    );
+    assert_eq!(out.stderr, expected);
+
+    // A real server of another protocol over TCP: redis-server without --redis.
+    let redis = Redis::start();
+    let target = format!("127.0.0.1:{}", redis.port);
+    let out = run(&["bench", "echo", &target, "-c", "2", "-d", "300ms"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.contains("requests: 0 "), "{}", out.stdout);
+    assert!(out.stderr.contains("mismatched); is 127.0.0.1:"), "{}", out.stderr);
+    assert!(out.stderr.contains(" an echo server?"), "{}", out.stderr);
+}
+
+#[test]
+fn bench_echo_over_udp_fails_when_nothing_answers() {
+    // Nothing listens: the kernel's ICMP refusal, in one line, no empty report.
+    let target = format!("127.0.0.1:{}", closed_port());
+    let out = run(&["bench", "echo", &target, "--udp", "-c", "2", "-d", "300ms"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        format!("error: connection refused by {target}; is the server running on that port?\n")
+    );
+
+    // Something listens and never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = silent.local_addr().unwrap().to_string();
+    let out = run(&["bench", "echo", &target, "--udp", "-c", "1", "-d", "300ms", "--timeout", "100ms"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("got a reply within 100ms; is "), "{}", out.stderr);
 }
 
 #[test]
@@ -61,7 +98,7 @@ fn bench_echo_reports_what_it_measured_when_stopped_or_when_the_server_goes() {
     server.stop_with("TERM");
     let out = measuring.join().unwrap();
     assert_eq!(out.code(), Some(1), "{}", out.stderr);
-    assert!(out.stderr.contains("2 of 2 clients failed mid-run"), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("2 of 2 clients failed mid-run").count(), 1, "{}", out.stderr);
     let report = out.json_of("report");
     assert_eq!(report["failed_clients"], 2);
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");

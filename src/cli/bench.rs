@@ -308,12 +308,12 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let echo::Outcome { report, failure } = outcome?;
     Output::new(args.json).emit("report", &report)?;
+    let expected = if args.redis { "a Redis server" } else { "an echo server" };
     match failure {
-        Some(failure) => Err(anyhow::anyhow!(
-            "{} of {} clients failed mid-run; the first: {failure}",
-            report.failed_clients,
-            report.connections
-        )),
+        Some(failure @ (echo::Failure::NoMatch { .. } | echo::Failure::NoReply { .. })) => {
+            Err(anyhow::anyhow!("{failure}; is {} {expected}?", report.server))
+        }
+        Some(failure) => Err(failure.into()),
         None => Ok(()),
     }
 }
