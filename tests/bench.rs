@@ -103,3 +103,37 @@ fn bench_echo_reports_what_it_measured_when_stopped_or_when_the_server_goes() {
     assert_eq!(report["failed_clients"], 2);
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
 }
+
+#[test]
+fn bench_chat_fails_when_not_every_message_arrived_and_says_how_to_start_the_server() {
+    // The default flood limit drops most of a flat-out sender's lines.
+    let server = Daemon::start(&["chat", "serve", "--port", "0"], 1);
+    let target = server.addr("chat", "tcp").to_string();
+    let out = run(&["bench", "chat", &target, "-c", "3", "-d", "300ms", "--timeout", "300ms"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.contains(": 3 clients, 1 sender, 0 stalled"), "{}", out.stdout);
+    assert!(out.stdout.contains("exactly once, in order: NO"), "{}", out.stdout);
+    let stderr = out.stderr.trim_end();
+    assert!(!stderr.contains('\n'), "{stderr}");
+    assert!(stderr.starts_with("error: not every message reached every recipient exactly once"), "{stderr}");
+    assert!(stderr.contains("the server held the load back (! slow down"), "{stderr}");
+    assert!(stderr.ends_with("`socketeer chat serve --rate-limit off --max-per-ip off`"), "{stderr}");
+
+    // The per-address cap turns connections away before the run starts.
+    let server =
+        Daemon::start(&["chat", "serve", "--port", "0", "--rate-limit", "off", "--max-per-ip", "2"], 1);
+    let target = server.addr("chat", "tcp").to_string();
+    let out = run(&["bench", "chat", &target, "-c", "4", "-d", "300ms"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("turned a connection away: ! too many connections from your address"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--rate-limit off --max-per-ip off"), "{}", out.stderr);
+
+    // And the server's help shows the flags for benchmarks.
+    let help = run(&["chat", "serve", "--help"], b"");
+    assert!(help.ok().contains("chat serve --rate-limit off --max-per-ip off"), "{}", help.stdout);
+}

@@ -418,7 +418,10 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
     };
     let before = args.server_pid.map(status).transpose()?;
     let delivered = Arc::new(AtomicU64::new(0));
-    let connected = chat::connect(&load, delivered.clone()).await?;
+    let connected = chat::connect(&load, delivered.clone()).await.map_err(|e| match e {
+        chat::LoadError::Limited { .. } => anyhow::anyhow!("{e}; {UNLIMITED_SERVER}"),
+        chat::LoadError::Client(e) => e.into(),
+    })?;
     let joined = match args.server_pid {
         Some(pid) => {
             tokio::time::sleep(SETTLE).await;
@@ -449,9 +452,28 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    Output::new(args.json).emit("report", &ChatOutcome { report: report?, server_usage })?;
-    Ok(())
+    let outcome = ChatOutcome { report: report?, server_usage };
+    Output::new(args.json).emit("report", &outcome)?;
+    let report = &outcome.report;
+    if report.exactly_once_in_order {
+        return Ok(());
+    }
+    let failed = format!(
+        "not every message reached every recipient exactly once, in order ({} missing, {} out of order)",
+        report.missing, report.out_of_order
+    );
+    match &report.first_error {
+        Some(notice) if report.server_limited > 0 => {
+            anyhow::bail!("{failed}; the server held the load back ({notice}): {UNLIMITED_SERVER}")
+        }
+        Some(notice) => anyhow::bail!("{failed}; the server said: {notice}"),
+        None => anyhow::bail!("{failed}"),
+    }
 }
+
+/// What to do when a chat server's per-client limits get in a benchmark's way.
+const UNLIMITED_SERVER: &str =
+    "for benchmarks, start the server with `socketeer chat serve --rate-limit off --max-per-ip off`";
 
 /// Keeps `peak` at the largest resident memory of process `pid` seen, in
 /// KiB, until aborted.
