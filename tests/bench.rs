@@ -137,3 +137,35 @@ fn bench_chat_fails_when_not_every_message_arrived_and_says_how_to_start_the_ser
     let help = run(&["chat", "serve", "--help"], b"");
     assert!(help.ok().contains("chat serve --rate-limit off --max-per-ip off"), "{}", help.stdout);
 }
+
+#[test]
+fn the_readme_bench_chat_examples_name_a_server_they_pass_against() {
+    // The README's bench section starts its own chat server for bench chat
+    // (`socketeer serve`'s chat keeps the limits a benchmark runs into).
+    let readme = include_str!("../README.md");
+    let section = readme.split("## bench: load generators").nth(1).unwrap().split("\n## ").next().unwrap();
+    let command = |line: &str| -> Vec<String> {
+        let line = line.split(" #").next().unwrap().trim().trim_end_matches('&').trim();
+        line.split_whitespace().skip(1).map(str::to_owned).collect()
+    };
+    let serve =
+        section.lines().find(|l| l.starts_with("socketeer chat serve")).expect("a chat server to start");
+    let mut serve = command(serve);
+    let port = serve.iter().position(|a| a == "--port").unwrap() + 1;
+    let readme_port = std::mem::replace(&mut serve[port], "0".to_owned());
+    let server = Daemon::start(&serve.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    let ours = server.addr("chat", "tcp").to_string();
+    let examples: Vec<_> = section
+        .lines()
+        .filter(|l| l.starts_with(&format!("socketeer bench chat localhost:{readme_port} --")))
+        .collect();
+    assert!(examples.len() >= 2, "{section}");
+    for example in examples {
+        let mut args = command(example);
+        args[2] = ours.clone();
+        args.extend(["--duration", "300ms"].map(str::to_owned));
+        let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>(), b"");
+        assert_eq!(out.code(), Some(0), "{example}: {}", out.stderr);
+        assert!(out.stdout.contains("exactly once, in order: yes"), "{example}: {}", out.stdout);
+    }
+}

@@ -33,11 +33,12 @@ pub enum Command {
     Echo(EchoArgs),
     /// Fan-out load on a chat server (or Redis pub/sub with --redis): deliveries/s, latency, exactly-once.
     #[command(
-        after_help = "Examples:\n  socketeer bench chat localhost --clients 100 --senders 1 --duration 5s\n  \
-                            socketeer bench chat localhost --clients 100 --rate 1000 --json\n  \
+        after_help = "Examples:\n  socketeer chat serve --port 5556 --rate-limit off --max-per-ip off &   # no per-client limits\n  \
+                            socketeer bench chat localhost:5556 --clients 100 --senders 1 --duration 5s\n  \
+                            socketeer bench chat localhost:5556 --clients 100 --rate 1000 --json\n  \
                             socketeer bench chat localhost:6379 --redis --clients 100\n  \
                             socketeer bench chat localhost:5555 localhost:5556 --rate 1000   # two nodes of a cluster\n  \
-                            socketeer bench chat localhost --clients 20 --stalled 1   # one client that never reads"
+                            socketeer bench chat localhost:5556 --clients 20 --stalled 1   # one client that never reads"
     )]
     Chat(ChatArgs),
     /// Measure the impairment proxy: forwarding rate, windowed flows, delay precision, rate limits.
