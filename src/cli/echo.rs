@@ -216,7 +216,12 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     out.note(format_args!("--- {peer} echo ping statistics ---"))?;
     out.emit("summary", &summary)?;
     if summary.sent > 0 && summary.received == 0 {
-        anyhow::bail!("no echo from {peer}");
+        match summary.mismatched {
+            0 => anyhow::bail!("no echo from {peer}"),
+            n => {
+                anyhow::bail!("no reply from {peer} matched a probe ({n} mismatched); is it an echo server?")
+            }
+        }
     }
     Ok(())
 }
