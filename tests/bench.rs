@@ -169,3 +169,18 @@ fn the_readme_bench_chat_examples_name_a_server_they_pass_against() {
         assert!(out.stdout.contains("exactly once, in order: yes"), "{example}: {}", out.stdout);
     }
 }
+
+#[test]
+fn size_flags_take_units_like_the_other_size_flags() {
+    let server = Daemon::start(&["echo", "serve", "--port", "0"], 2);
+    let tcp = server.addr("echo", "tcp").to_string();
+    let report = run(&["bench", "echo", &tcp, "-c", "1", "-d", "200ms", "--size", "1KiB", "--json"], b"")
+        .json_of("report");
+    assert_eq!(report["request_bytes"], 1024, "{report}");
+    let udp = server.addr("echo", "udp").to_string();
+    let ping = run(&["echo", "ping", &udp, "--udp", "-c", "1", "--size", "2KiB", "--json"], b"");
+    assert_eq!(ping.json_of("probe")["bytes"], 2048);
+    let too_big = run(&["bench", "echo", &tcp, "--size", "1MiB"], b"");
+    assert_eq!(too_big.code(), Some(2));
+    assert!(too_big.stderr.contains("'1MiB' is 1048576 bytes; give 1 to 65507"), "{}", too_big.stderr);
+}

@@ -15,13 +15,12 @@ use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
 use socketeer::bench::impair::ImpairBench;
 use socketeer::bench::transfer::{TransferBench, TransferRow};
 use socketeer::client::Timeouts;
-use socketeer::impair::units::parse_size as parse_units_size;
 use socketeer::lab::servers::ProcStatus;
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
 use socketeer::plot::{self, Axes, Series};
 use socketeer::transfer::Protocol;
 
-use super::args::{UsageError, positive_duration};
+use super::args::{UsageError, positive_duration, size, size_in};
 use super::output::{Output, check_writable, write_replacing};
 
 /// Load generators.
@@ -56,10 +55,10 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct TransferArgs {
     /// Content size of each direct and proxied run.
-    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = size)]
     size: u64,
     /// Block size.
-    #[arg(long, value_name = "BYTES", default_value_t = 1400)]
+    #[arg(long, value_name = "SIZE", default_value = "1400", value_parser = size_in::<u16>(1, u16::MAX.into()))]
     block: u16,
     /// Window of Go-Back-N and selective repeat.
     #[arg(short, long, value_name = "N", default_value_t = 256)]
@@ -121,9 +120,9 @@ pub struct ChatArgs {
     #[arg(long, value_name = "N", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     stalled: u32,
-    /// Message size in bytes (the payload, without the protocol's framing).
-    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(chat::MAX_HEADER as i64..=1 << 20))]
+    /// Message size (the payload, without the protocol's framing): 64, 1KiB.
+    #[arg(short, long, value_name = "SIZE", default_value = "64",
+          value_parser = size_in::<u32>(chat::MAX_HEADER as u64, 1 << 20))]
     size: u32,
     /// Messages per second from all senders together; as fast as the window allows when left out.
     #[arg(short, long, value_parser = positive_rate)]
@@ -168,9 +167,9 @@ pub struct EchoArgs {
     /// How long to run.
     #[arg(short, long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     duration: Duration,
-    /// Request size in bytes (a line of 'x' ending in a newline).
-    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=MAX_UDP_PAYLOAD as i64), conflicts_with = "redis")]
+    /// Request size (a line of 'x' ending in a newline): 64, 1KiB.
+    #[arg(short, long, value_name = "SIZE", default_value = "64",
+          value_parser = size_in::<u32>(1, MAX_UDP_PAYLOAD as u64), conflicts_with = "redis")]
     size: u32,
     /// Requests each connection keeps in flight.
     #[arg(short, long, value_name = "N", default_value_t = 1,
@@ -188,10 +187,6 @@ pub struct EchoArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    parse_units_size(s).map_err(|e| e.to_string())
 }
 
 /// Runs a `bench` command.
