@@ -17,7 +17,7 @@ pub struct UsageError(pub String);
 /// `-v`/`-q`, counted.
 #[derive(Debug, Args)]
 pub struct Verbosity {
-    /// Log more (-v debug, -vv trace); RUST_LOG overrides.
+    /// Log more (-v debug, -vv trace; socketeer's own logs, not its libraries'); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
     verbose: u8,
     /// Log less (-q warnings only, -qq errors only).
@@ -27,14 +27,20 @@ pub struct Verbosity {
 }
 
 impl Verbosity {
-    /// The tracing level these flags ask for.
-    pub fn level(&self) -> &'static str {
-        match (self.verbose, self.quiet) {
+    /// The tracing filter these flags ask for: `-v`/`-vv` open up socketeer's
+    /// own logs only; its dependencies (tokio, mio, redis...) stay at info,
+    /// or their per-event traces would drown everything else.
+    pub fn filter(&self) -> String {
+        let level = match (self.verbose, self.quiet) {
             (0, 0) => "info",
             (1, _) => "debug",
             (2.., _) => "trace",
             (_, 1) => "warn",
             (_, _) => "error",
+        };
+        match self.verbose {
+            0 => level.to_owned(),
+            _ => format!("info,socketeer={level}"),
         }
     }
 }
