@@ -10,7 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse_from(cli::tcpdump_style_args(cli::nmap_style_args(std::env::args_os())));
-    init_logging(args.verbosity.level());
+    init_logging(&args.verbosity.filter());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -32,9 +32,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`.
-fn init_logging(default_level: &str) {
+fn init_logging(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

@@ -15,16 +15,16 @@ use crate::util::{Daemon, closed_port, eventually, require, run};
 const SETTLE: Duration = Duration::from_secs(15);
 
 /// A redis-server of the test's own, stopped by its pid when dropped.
-struct Redis {
+pub(crate) struct Redis {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     /// Where it keeps its append-only file, when it keeps one.
     dir: Option<tempfile::TempDir>,
 }
 
 impl Redis {
     /// Without persistence: what it holds is lost if it stops (it is only ever paused).
-    fn start() -> Redis {
+    pub(crate) fn start() -> Redis {
         Redis::on(closed_port(), None)
     }
 

@@ -210,3 +210,19 @@ fn quiet_and_rust_log_control_logging() {
     run(&["udp", "send", &target, "--count", "1", "--retries", "0", "--timeout", "100ms"], b"");
     assert!(crate::util::eventually(Duration::from_secs(5), || server.stderr().contains("dropped datagram")));
 }
+
+#[test]
+fn verbose_logging_shows_our_traces_not_our_libraries() {
+    // -vv once let mio log every socket it registered with the poller.
+    let echo = Daemon::start(&["echo", "serve", "--udp", "--port", "0"], 1);
+    let upstream = echo.addr("echo", "udp").to_string();
+    let proxy = Daemon::start(&["-vv", "impair", "--listen", "127.0.0.1:0", "--to", &upstream], 3);
+    let target = proxy.addr("impair", "udp").to_string();
+    let pinged = run(&["-vv", "echo", "ping", &target, "--udp", "-c", "1"], b"");
+    pinged.ok();
+    let stopped = proxy.stop_with("TERM");
+    assert!(stopped.stderr.contains("new client"), "our own debug lines are shown: {}", stopped.stderr);
+    for stderr in [&stopped.stderr, &pinged.stderr] {
+        assert!(!stderr.contains("event source"), "mio's traces are not: {stderr}");
+    }
+}

@@ -123,6 +123,55 @@ fn ping_reports_every_probe_and_a_summary() {
     assert!(text.contains("rtt min/avg/max/p99 = "), "{text}");
 }
 
+/// `echo ping --udp` through the real `socketeer impair` (seeded) in front
+/// of an echo server: the summary's JSON and the exit code.
+fn ping_through_impair(impairment: &[&str], timeout: &str) -> crate::util::Finished {
+    let server = Daemon::start(&["echo", "serve", "--udp", "--port", "0"], 1);
+    let upstream = server.addr("echo", "udp").to_string();
+    let mut args = vec!["impair", "--listen", "127.0.0.1:0", "--to", &upstream, "--seed", "3"];
+    args.extend_from_slice(impairment);
+    let proxy = Daemon::start(&args, 3);
+    let target = proxy.addr("impair", "udp").to_string();
+    run(&["echo", "ping", &target, "--udp", "-c", "20", "-i", "5ms", "--timeout", timeout, "--json"], b"")
+}
+
+#[test]
+fn ping_counts_corrupted_replies_and_goes_on() {
+    // A corrupted probe or echo leaves its probe unanswered: each costs the timeout.
+    let out = ping_through_impair(&["--corrupt", "10%"], "500ms");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let summary = out.json_of("summary");
+    assert_eq!(summary["sent"], 20, "{summary}");
+    let (received, mismatched) =
+        (summary["received"].as_u64().unwrap(), summary["mismatched"].as_u64().unwrap());
+    assert!(mismatched > 0 && received > 0 && received < 20, "{summary}");
+}
+
+#[test]
+fn ping_counts_duplicated_replies_as_duplicates_not_late() {
+    let out = ping_through_impair(&["--duplicate", "30%"], "5s");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let summary = out.json_of("summary");
+    assert_eq!((summary["sent"].as_u64(), summary["received"].as_u64()), (Some(20), Some(20)), "{summary}");
+    assert!(summary["duplicates"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["late"], 0, "{summary}");
+    assert_eq!(summary["mismatched"], 0, "{summary}");
+}
+
+#[test]
+fn ping_over_udp_fails_when_no_reply_matches_a_probe() {
+    // A daytime server answers every datagram, never with an echo.
+    let server = Daemon::start(&["daytime", "serve", "--port", "0", "--time-port", "0", "--udp"], 2);
+    let target = server.addr("daytime", "udp").to_string();
+    let out = run(&["echo", "ping", &target, "--udp", "-c", "3", "-i", "10ms", "--timeout", "100ms"], b"");
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stdout.contains("3 sent, 0 received, 100.0% loss, 3 mismatched"), "{}", out.stdout);
+    assert_eq!(
+        out.stderr,
+        format!("error: no reply from {target} matched a probe (3 mismatched); is it an echo server?\n")
+    );
+}
+
 #[test]
 fn ping_without_echoes_reports_total_loss_and_fails() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();

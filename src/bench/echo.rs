@@ -68,6 +68,8 @@ pub struct EchoReport {
     pub requests: u64,
     /// Requests answered wrongly or not at all (UDP timeouts).
     pub errors: u64,
+    /// Of the errors, requests whose reply came but differed from the expected one.
+    pub mismatched: u64,
     /// Connections (or sockets) that failed mid-run; each stopped there, and
     /// [`Connected::start`] returns the first failure with the report.
     pub failed_clients: usize,
@@ -88,13 +90,15 @@ impl fmt::Display for EchoReport {
             "{} {}: {} connections, pipeline {}, {}-byte requests, {:.1} s",
             self.transport, self.server, self.connections, self.pipeline, self.request_bytes, self.seconds
         )?;
-        writeln!(f, "requests: {} ({:.0}/s), errors: {}", self.requests, self.requests_per_sec, self.errors)?;
+        write!(f, "requests: {} ({:.0}/s), errors: {}", self.requests, self.requests_per_sec, self.errors)?;
+        if self.mismatched > 0 {
+            write!(f, " ({} mismatched)", self.mismatched)?;
+        }
+        writeln!(f)?;
         if self.stopped_early {
             writeln!(f, "stopped early: these are the numbers so far")?;
         }
-        if self.failed_clients > 0 {
-            writeln!(f, "{} of {} clients failed mid-run", self.failed_clients, self.connections)?;
-        }
+        // Failed clients are the caller's error to report, once.
         write!(f, "{}", self.latency)
     }
 }
@@ -103,6 +107,7 @@ impl fmt::Display for EchoReport {
 struct ClientResult {
     requests: u64,
     errors: u64,
+    mismatched: u64,
     histogram: Histogram<u64>,
     /// Why the client stopped before the deadline.
     failure: Option<ClientError>,
@@ -110,7 +115,7 @@ struct ClientResult {
 
 impl ClientResult {
     fn new() -> ClientResult {
-        ClientResult { requests: 0, errors: 0, histogram: latency_histogram(), failure: None }
+        ClientResult { requests: 0, errors: 0, mismatched: 0, histogram: latency_histogram(), failure: None }
     }
 
     /// Keeps what was measured before `outcome` failed.
@@ -120,14 +125,45 @@ impl ClientResult {
     }
 }
 
-/// What a run measured, and the first client failure if any: the numbers up
-/// to a failure are still worth showing.
+/// What a run measured, and why it failed if it did: the numbers up to a
+/// failure are still worth showing.
 #[derive(Debug)]
 pub struct Outcome {
     /// The measurements.
     pub report: EchoReport,
-    /// The first client that failed mid-run, if one did.
-    pub failure: Option<ClientError>,
+    /// Why the run failed, if it did.
+    pub failure: Option<Failure>,
+}
+
+/// Why a run that measured something still failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Replies came, but not one matched its request: the server speaks
+    /// another protocol.
+    #[error("no reply matched its request ({mismatched} mismatched)")]
+    NoMatch {
+        /// Requests answered with something else.
+        mismatched: u64,
+    },
+    /// No request got a reply in time (UDP: nothing listens, or it drops
+    /// everything).
+    #[error("none of {unanswered} requests got a reply within {}", humantime::format_duration(*.after))]
+    NoReply {
+        /// Requests sent without a reply.
+        unanswered: u64,
+        /// How long each waited.
+        after: Duration,
+    },
+    /// Clients failed mid-run (the server went away, say).
+    #[error("{failed} of {clients} clients failed mid-run; the first: {first}")]
+    Clients {
+        /// How many failed.
+        failed: usize,
+        /// How many there were.
+        clients: usize,
+        /// The first failure.
+        first: ClientError,
+    },
 }
 
 /// Where the clients wait for each other: each reports when its connection
@@ -223,7 +259,9 @@ impl Connected {
     /// completes) and reports.
     ///
     /// # Errors
-    /// When a client could not connect.
+    /// When a client could not connect, or every client failed before
+    /// anything was answered (a UDP server that refuses, say): nothing was
+    /// measured, so there is nothing to report.
     pub async fn start(self, stop: impl Future<Output = ()>) -> Result<Outcome, ClientError> {
         let Connected { load, clients, set_deadline, stop: stop_flag } = self;
         let started = Instant::now();
@@ -251,12 +289,16 @@ impl Connected {
             let result = result??;
             total.requests += result.requests;
             total.errors += result.errors;
+            total.mismatched += result.mismatched;
             // Cannot fail: every histogram has the same bounds.
             let _ = total.histogram.add(&result.histogram);
             if let Some(failure) = result.failure {
                 failed_clients += 1;
                 total.failure.get_or_insert(failure);
             }
+        }
+        if let Some(failure) = total.failure.take_if(|_| total.requests == 0 && total.errors == 0) {
+            return Err(failure);
         }
         let seconds = started.elapsed().as_secs_f64();
         let report = EchoReport {
@@ -267,13 +309,25 @@ impl Connected {
             request_bytes: load.request.len(),
             requests: total.requests,
             errors: total.errors,
+            mismatched: total.mismatched,
             seconds,
             failed_clients,
             stopped_early: stop_flag.load(Ordering::Relaxed),
             requests_per_sec: total.requests as f64 / seconds,
             latency: Latency::of(&total.histogram),
         };
-        Ok(Outcome { report, failure: total.failure })
+        let failure = if total.requests == 0 && total.mismatched > 0 {
+            Some(Failure::NoMatch { mismatched: total.mismatched })
+        } else if total.requests == 0 && total.errors > 0 && total.failure.is_none() {
+            Some(Failure::NoReply { unanswered: total.errors, after: load.timeouts.reply })
+        } else {
+            total.failure.map(|first| Failure::Clients {
+                failed: failed_clients,
+                clients: load.connections,
+                first,
+            })
+        };
+        Ok(Outcome { report, failure })
     }
 }
 
@@ -317,6 +371,7 @@ async fn tcp_load(
             completed.fetch_add(load.pipeline as u64, Ordering::Relaxed);
         } else {
             result.errors += load.pipeline as u64;
+            result.mismatched += load.pipeline as u64;
         }
     }
     Ok(())
@@ -359,10 +414,42 @@ async fn udp_load(
                     result.requests += 1;
                     completed.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(Ok(_)) | Err(_) => result.errors += 1,
+                Ok(Ok(_)) => {
+                    result.errors += 1;
+                    result.mismatched += 1;
+                }
+                Err(_) => result.errors += 1,
                 Ok(Err(e)) => return Err(io(e)),
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_shows_mismatches_and_leaves_failures_to_the_caller() {
+        let report = EchoReport {
+            server: "127.0.0.1:7".parse().unwrap(),
+            transport: Transport::Udp,
+            connections: 2,
+            pipeline: 1,
+            request_bytes: 4,
+            requests: 3,
+            errors: 5,
+            mismatched: 4,
+            failed_clients: 2,
+            stopped_early: false,
+            seconds: 1.0,
+            requests_per_sec: 3.0,
+            latency: Latency::default(),
+        };
+        let text = report.to_string();
+        assert!(text.contains("requests: 3 (3/s), errors: 5 (4 mismatched)\n"), "{text}");
+        // The error says it on stderr; saying it in the report too said it twice.
+        assert!(!text.contains("failed"), "{text}");
+    }
 }

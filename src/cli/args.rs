@@ -17,7 +17,7 @@ pub struct UsageError(pub String);
 /// `-v`/`-q`, counted.
 #[derive(Debug, Args)]
 pub struct Verbosity {
-    /// Log more (-v debug, -vv trace); RUST_LOG overrides.
+    /// Log more (-v debug, -vv trace; socketeer's own logs, not its libraries'); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
     verbose: u8,
     /// Log less (-q warnings only, -qq errors only).
@@ -27,14 +27,20 @@ pub struct Verbosity {
 }
 
 impl Verbosity {
-    /// The tracing level these flags ask for.
-    pub fn level(&self) -> &'static str {
-        match (self.verbose, self.quiet) {
+    /// The tracing filter these flags ask for: `-v`/`-vv` open up socketeer's
+    /// own logs only; its dependencies (tokio, mio, redis...) stay at info,
+    /// or their per-event traces would drown everything else.
+    pub fn filter(&self) -> String {
+        let level = match (self.verbose, self.quiet) {
             (0, 0) => "info",
             (1, _) => "debug",
             (2.., _) => "trace",
             (_, 1) => "warn",
             (_, _) => "error",
+        };
+        match self.verbose {
+            0 => level.to_owned(),
+            _ => format!("info,socketeer={level}"),
         }
     }
 }
@@ -186,6 +192,25 @@ pub fn positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A size such as `1400`, `64KiB` or `1.5MB` (bytes when no unit is given).
+pub fn size(s: &str) -> Result<u64, String> {
+    socketeer::impair::units::parse_size(s).map_err(|e| e.to_string())
+}
+
+/// A parser of a [`size`] from `min` to `max` bytes, as a `T`.
+pub fn size_in<T: TryFrom<u64>>(
+    min: u64,
+    max: u64,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let bytes = size(s)?;
+        if !(min..=max).contains(&bytes) {
+            return Err(format!("'{s}' is {bytes} bytes; give {min} to {max}"));
+        }
+        T::try_from(bytes).map_err(|_| format!("'{s}' is too large"))
+    }
+}
+
 /// A seed for when the user gave none: random, and printed so a run can be repeated.
 pub fn random_seed() -> u64 {
     RandomState::new().hash_one(SystemTime::now()) % 1_000_000
@@ -203,5 +228,14 @@ mod tests {
         assert!(duration("-1").is_err());
         assert!(duration("soon").is_err());
         assert!(positive_duration("0s").is_err());
+    }
+
+    #[test]
+    fn sizes_take_units_within_bounds() {
+        assert_eq!(size("50MB"), Ok(50_000_000));
+        assert_eq!(size_in::<u32>(1, 2048)("1KiB"), Ok(1024));
+        assert_eq!(size_in::<u16>(8, 65507)("64"), Ok(64));
+        assert_eq!(size_in::<u32>(1, 1024)("2KiB"), Err("'2KiB' is 2048 bytes; give 1 to 1024".to_owned()));
+        assert!(size_in::<u32>(1, 10)("lots").is_err());
     }
 }

@@ -15,13 +15,12 @@ use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
 use socketeer::bench::impair::ImpairBench;
 use socketeer::bench::transfer::{TransferBench, TransferRow};
 use socketeer::client::Timeouts;
-use socketeer::impair::units::parse_size as parse_units_size;
 use socketeer::lab::servers::ProcStatus;
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
 use socketeer::plot::{self, Axes, Series};
 use socketeer::transfer::Protocol;
 
-use super::args::{UsageError, positive_duration};
+use super::args::{UsageError, positive_duration, size, size_in};
 use super::output::{Output, check_writable, write_replacing};
 
 /// Load generators.
@@ -33,11 +32,12 @@ pub enum Command {
     Echo(EchoArgs),
     /// Fan-out load on a chat server (or Redis pub/sub with --redis): deliveries/s, latency, exactly-once.
     #[command(
-        after_help = "Examples:\n  socketeer bench chat localhost --clients 100 --senders 1 --duration 5s\n  \
-                            socketeer bench chat localhost --clients 100 --rate 1000 --json\n  \
+        after_help = "Examples:\n  socketeer chat serve --port 5556 --rate-limit off --max-per-ip off &   # no per-client limits\n  \
+                            socketeer bench chat localhost:5556 --clients 100 --senders 1 --duration 5s\n  \
+                            socketeer bench chat localhost:5556 --clients 100 --rate 1000 --json\n  \
                             socketeer bench chat localhost:6379 --redis --clients 100\n  \
                             socketeer bench chat localhost:5555 localhost:5556 --rate 1000   # two nodes of a cluster\n  \
-                            socketeer bench chat localhost --clients 20 --stalled 1   # one client that never reads"
+                            socketeer bench chat localhost:5556 --clients 20 --stalled 1   # one client that never reads"
     )]
     Chat(ChatArgs),
     /// Measure the impairment proxy: forwarding rate, windowed flows, delay precision, rate limits.
@@ -55,10 +55,10 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct TransferArgs {
     /// Content size of each direct and proxied run.
-    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "50MB", value_parser = size)]
     size: u64,
     /// Block size.
-    #[arg(long, value_name = "BYTES", default_value_t = 1400)]
+    #[arg(long, value_name = "SIZE", default_value = "1400", value_parser = size_in::<u16>(1, u16::MAX.into()))]
     block: u16,
     /// Window of Go-Back-N and selective repeat.
     #[arg(short, long, value_name = "N", default_value_t = 256)]
@@ -120,9 +120,9 @@ pub struct ChatArgs {
     #[arg(long, value_name = "N", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=10_000))]
     stalled: u32,
-    /// Message size in bytes (the payload, without the protocol's framing).
-    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(chat::MAX_HEADER as i64..=1 << 20))]
+    /// Message size (the payload, without the protocol's framing): 64, 1KiB.
+    #[arg(short, long, value_name = "SIZE", default_value = "64",
+          value_parser = size_in::<u32>(chat::MAX_HEADER as u64, 1 << 20))]
     size: u32,
     /// Messages per second from all senders together; as fast as the window allows when left out.
     #[arg(short, long, value_parser = positive_rate)]
@@ -167,9 +167,9 @@ pub struct EchoArgs {
     /// How long to run.
     #[arg(short, long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     duration: Duration,
-    /// Request size in bytes (a line of 'x' ending in a newline).
-    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=MAX_UDP_PAYLOAD as i64), conflicts_with = "redis")]
+    /// Request size (a line of 'x' ending in a newline): 64, 1KiB.
+    #[arg(short, long, value_name = "SIZE", default_value = "64",
+          value_parser = size_in::<u32>(1, MAX_UDP_PAYLOAD as u64), conflicts_with = "redis")]
     size: u32,
     /// Requests each connection keeps in flight.
     #[arg(short, long, value_name = "N", default_value_t = 1,
@@ -187,10 +187,6 @@ pub struct EchoArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    parse_units_size(s).map_err(|e| e.to_string())
 }
 
 /// Runs a `bench` command.
@@ -308,12 +304,12 @@ async fn echo(args: EchoArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let echo::Outcome { report, failure } = outcome?;
     Output::new(args.json).emit("report", &report)?;
+    let expected = if args.redis { "a Redis server" } else { "an echo server" };
     match failure {
-        Some(failure) => Err(anyhow::anyhow!(
-            "{} of {} clients failed mid-run; the first: {failure}",
-            report.failed_clients,
-            report.connections
-        )),
+        Some(failure @ (echo::Failure::NoMatch { .. } | echo::Failure::NoReply { .. })) => {
+            Err(anyhow::anyhow!("{failure}; is {} {expected}?", report.server))
+        }
+        Some(failure) => Err(failure.into()),
         None => Ok(()),
     }
 }
@@ -418,7 +414,10 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
     };
     let before = args.server_pid.map(status).transpose()?;
     let delivered = Arc::new(AtomicU64::new(0));
-    let connected = chat::connect(&load, delivered.clone()).await?;
+    let connected = chat::connect(&load, delivered.clone()).await.map_err(|e| match e {
+        chat::LoadError::Limited { .. } => anyhow::anyhow!("{e}; {UNLIMITED_SERVER}"),
+        chat::LoadError::Client(e) => e.into(),
+    })?;
     let joined = match args.server_pid {
         Some(pid) => {
             tokio::time::sleep(SETTLE).await;
@@ -449,9 +448,28 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    Output::new(args.json).emit("report", &ChatOutcome { report: report?, server_usage })?;
-    Ok(())
+    let outcome = ChatOutcome { report: report?, server_usage };
+    Output::new(args.json).emit("report", &outcome)?;
+    let report = &outcome.report;
+    if report.exactly_once_in_order {
+        return Ok(());
+    }
+    let failed = format!(
+        "not every message reached every recipient exactly once, in order ({} missing, {} out of order)",
+        report.missing, report.out_of_order
+    );
+    match &report.first_error {
+        Some(notice) if report.server_limited > 0 => {
+            anyhow::bail!("{failed}; the server held the load back ({notice}): {UNLIMITED_SERVER}")
+        }
+        Some(notice) => anyhow::bail!("{failed}; the server said: {notice}"),
+        None => anyhow::bail!("{failed}"),
+    }
 }
+
+/// What to do when a chat server's per-client limits get in a benchmark's way.
+const UNLIMITED_SERVER: &str =
+    "for benchmarks, start the server with `socketeer chat serve --rate-limit off --max-per-ip off`";
 
 /// Keeps `peak` at the largest resident memory of process `pid` seen, in
 /// KiB, until aborted.

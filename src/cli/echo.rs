@@ -13,7 +13,7 @@ use socketeer::net::{Target, Transport};
 use socketeer::shutdown;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
-use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs, positive_duration};
+use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs, positive_duration, size_in};
 use super::output::Output;
 use super::serve::run_services;
 
@@ -87,9 +87,9 @@ pub struct PingArgs {
     /// Time between probes.
     #[arg(short, long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     interval: Duration,
-    /// Probe size in bytes.
-    #[arg(short, long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u16).range(echo::MIN_PROBE_SIZE as i64..=socketeer::net::MAX_UDP_PAYLOAD as i64))]
+    /// Probe size: 64, 1KiB.
+    #[arg(short, long, value_name = "SIZE", default_value = "64",
+          value_parser = size_in::<u16>(echo::MIN_PROBE_SIZE as u64, socketeer::net::MAX_UDP_PAYLOAD as u64))]
     size: u16,
     /// Use UDP instead of TCP.
     #[arg(long)]
@@ -216,7 +216,12 @@ async fn ping(args: PingArgs) -> anyhow::Result<()> {
     out.note(format_args!("--- {peer} echo ping statistics ---"))?;
     out.emit("summary", &summary)?;
     if summary.sent > 0 && summary.received == 0 {
-        anyhow::bail!("no echo from {peer}");
+        match summary.mismatched {
+            0 => anyhow::bail!("no echo from {peer}"),
+            n => {
+                anyhow::bail!("no reply from {peer} matched a probe ({n} mismatched); is it an echo server?")
+            }
+        }
     }
     Ok(())
 }

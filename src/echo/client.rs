@@ -60,6 +60,14 @@ impl EchoClient {
         self.peer
     }
 
+    /// TCP or UDP.
+    pub fn transport(&self) -> Transport {
+        match self.conn {
+            Conn::Tcp { .. } => Transport::Tcp,
+            Conn::Udp(_) => Transport::Udp,
+        }
+    }
+
     /// Sends `message` and returns the reply: over TCP exactly as many bytes as
     /// were sent, over UDP the one datagram that comes back.
     ///

@@ -2,9 +2,12 @@
 //!
 //! Each probe carries its sequence number in its first 8 bytes, followed by a
 //! filler that depends only on its position, so a reply can be matched to its
-//! probe: a reply to an earlier probe that timed out is counted as late and
-//! skipped, never taken for the current one's.
+//! probe: a reply to an earlier probe that timed out is counted as late, a
+//! second reply to a probe as a duplicate, and over UDP a reply that matches
+//! no probe (corrupted on the way) as mismatched; each is skipped, never
+//! taken for the current probe's.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,10 +17,15 @@ use tokio::time::Instant;
 
 use super::EchoClient;
 use crate::client::ClientError;
+use crate::net::Transport;
 use crate::stats::{RttSummary, as_opt_millis, millis, percent};
 
 /// The smallest probe: the sequence number alone.
 pub const MIN_PROBE_SIZE: usize = 8;
+
+/// How many unanswered probes are remembered, so that their late replies
+/// are told from duplicates; a reply to an older one counts as a duplicate.
+const REMEMBERED: usize = 4096;
 
 /// The outcome of one probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -31,8 +39,12 @@ pub struct Probe {
     /// The round-trip time, or `None` when no reply came in time.
     #[serde(rename = "rtt_ms", serialize_with = "as_opt_millis")]
     pub rtt: Option<Duration>,
-    /// Replies to earlier probes that arrived while waiting for this one.
+    /// Replies to earlier probes that had timed out, arriving while waiting for this one.
     pub late: u64,
+    /// Second (or later) replies to a probe, arriving while waiting for this one.
+    pub duplicates: u64,
+    /// Replies that matched no probe (corrupted on the way), over UDP.
+    pub mismatched: u64,
 }
 
 impl fmt::Display for Probe {
@@ -50,11 +62,34 @@ impl fmt::Display for Probe {
             }
             None => write!(f, "no reply from {} for seq={}", self.from, self.seq)?,
         }
-        if self.late > 0 {
-            write!(f, " ({} late)", self.late)?;
-        }
-        Ok(())
+        write_extras(f, self.late, self.duplicates, self.mismatched, (" (", ")"))
     }
+}
+
+/// Writes the counts of `late`, duplicate and mismatched replies that are
+/// not zero, comma-separated, between `open` and `close`.
+fn write_extras(
+    f: &mut fmt::Formatter<'_>,
+    late: u64,
+    duplicates: u64,
+    mismatched: u64,
+    (open, close): (&str, &str),
+) -> fmt::Result {
+    let counts = [
+        (late, "late", "late"),
+        (duplicates, "duplicate", "duplicates"),
+        (mismatched, "mismatched", "mismatched"),
+    ];
+    let mut shown = counts.iter().filter(|(n, ..)| *n > 0).peekable();
+    if shown.peek().is_none() {
+        return Ok(());
+    }
+    f.write_str(open)?;
+    for (i, (n, one, many)) in shown.enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(f, "{sep}{n} {}", if *n == 1 { one } else { many })?;
+    }
+    f.write_str(close)
 }
 
 /// Sends probes through an [`EchoClient`] and times their echoes.
@@ -63,13 +98,15 @@ pub struct Pinger {
     client: EchoClient,
     size: usize,
     timeout: Duration,
+    /// The most recent probes that got no reply in time.
+    unanswered: BTreeSet<u64>,
 }
 
 impl Pinger {
     /// A pinger sending `size`-byte probes (at least [`MIN_PROBE_SIZE`]) and
     /// waiting up to `timeout` for each echo.
     pub fn new(client: EchoClient, size: usize, timeout: Duration) -> Self {
-        Pinger { client, size: size.max(MIN_PROBE_SIZE), timeout }
+        Pinger { client, size: size.max(MIN_PROBE_SIZE), timeout, unanswered: BTreeSet::new() }
     }
 
     /// The server's address.
@@ -80,19 +117,31 @@ impl Pinger {
     /// Sends probe `seq` and waits for its echo.
     ///
     /// # Errors
-    /// Socket errors, and [`ClientError::Unexpected`] when a reply matches no
-    /// probe (the server is not an echo server).
+    /// Socket errors, and over TCP [`ClientError::Unexpected`] when a reply
+    /// matches no probe (the server is not an echo server: TCP does not
+    /// corrupt, and the stream is out of step from there).
     pub async fn probe(&mut self, seq: u64) -> Result<Probe, ClientError> {
         let sent = payload(seq, self.size);
         let started = Instant::now();
         self.client.send(&sent).await?;
         let deadline = started + self.timeout;
-        let mut probe = Probe { from: self.peer(), seq, bytes: self.size, rtt: None, late: 0 };
+        let mut probe = Probe {
+            from: self.peer(),
+            seq,
+            bytes: self.size,
+            rtt: None,
+            late: 0,
+            duplicates: 0,
+            mismatched: 0,
+        };
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let reply = match self.client.receive(self.size, remaining).await {
                 Ok(reply) => reply,
-                Err(ClientError::Timeout { .. }) => return Ok(probe),
+                Err(ClientError::Timeout { .. }) => {
+                    self.remember_unanswered(seq);
+                    return Ok(probe);
+                }
                 Err(e) => return Err(e),
             };
             if reply == sent {
@@ -100,7 +149,13 @@ impl Pinger {
                 return Ok(probe);
             }
             match sequence_of(&reply) {
-                Some(earlier) if earlier < seq && reply == payload(earlier, self.size) => probe.late += 1,
+                Some(earlier) if earlier < seq && reply == payload(earlier, self.size) => {
+                    match self.unanswered.remove(&earlier) {
+                        true => probe.late += 1,
+                        false => probe.duplicates += 1,
+                    }
+                }
+                _ if self.client.transport() == Transport::Udp => probe.mismatched += 1,
                 _ => {
                     return Err(ClientError::Unexpected {
                         addr: self.peer(),
@@ -108,6 +163,13 @@ impl Pinger {
                     });
                 }
             }
+        }
+    }
+
+    fn remember_unanswered(&mut self, seq: u64) {
+        self.unanswered.insert(seq);
+        if self.unanswered.len() > REMEMBERED {
+            self.unanswered.pop_first();
         }
     }
 }
@@ -128,6 +190,8 @@ fn sequence_of(reply: &[u8]) -> Option<u64> {
 pub struct PingStats {
     sent: u64,
     late: u64,
+    duplicates: u64,
+    mismatched: u64,
     rtts: Vec<Duration>,
 }
 
@@ -136,6 +200,8 @@ impl PingStats {
     pub fn add(&mut self, probe: &Probe) {
         self.sent += 1;
         self.late += probe.late;
+        self.duplicates += probe.duplicates;
+        self.mismatched += probe.mismatched;
         self.rtts.extend(probe.rtt);
     }
 
@@ -146,6 +212,8 @@ impl PingStats {
             sent: self.sent,
             received,
             late: self.late,
+            duplicates: self.duplicates,
+            mismatched: self.mismatched,
             loss_percent: percent(self.sent - received, self.sent),
             rtt: RttSummary::of(&self.rtts),
         }
@@ -161,6 +229,10 @@ pub struct PingSummary {
     pub received: u64,
     /// Echoes that came after their probe's timeout.
     pub late: u64,
+    /// Echoes of a probe after its first.
+    pub duplicates: u64,
+    /// Replies that matched no probe (corrupted on the way).
+    pub mismatched: u64,
     /// The share of probes without an echo in time.
     pub loss_percent: f64,
     /// Round-trip statistics of the echoed probes.
@@ -171,9 +243,7 @@ pub struct PingSummary {
 impl fmt::Display for PingSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} sent, {} received, {:.1}% loss", self.sent, self.received, self.loss_percent)?;
-        if self.late > 0 {
-            write!(f, ", {} late", self.late)?;
-        }
+        write_extras(f, self.late, self.duplicates, self.mismatched, (", ", ""))?;
         if let Some(rtt) = &self.rtt {
             write!(f, "\n{rtt}")?;
         }
@@ -198,20 +268,39 @@ mod tests {
     fn summary_counts_loss_and_late_replies() {
         let mut stats = PingStats::default();
         let ms = Duration::from_millis;
-        let probe = |seq, rtt, late| Probe { from: "127.0.0.1:7".parse().unwrap(), seq, bytes: 8, rtt, late };
-        stats.add(&probe(1, Some(ms(2)), 0));
-        stats.add(&probe(2, None, 0));
-        stats.add(&probe(3, Some(ms(4)), 1));
-        stats.add(&probe(4, Some(ms(6)), 0));
-        assert_eq!(probe(1, Some(ms(2)), 0).to_string(), "8 bytes from 127.0.0.1:7: seq=1 time=2.000 ms");
-        assert_eq!(probe(2, None, 0).to_string(), "no reply from 127.0.0.1:7 for seq=2");
+        let probe = |seq, rtt, (late, duplicates, mismatched)| Probe {
+            from: "127.0.0.1:7".parse().unwrap(),
+            seq,
+            bytes: 8,
+            rtt,
+            late,
+            duplicates,
+            mismatched,
+        };
+        stats.add(&probe(1, Some(ms(2)), (0, 0, 0)));
+        stats.add(&probe(2, None, (0, 0, 1)));
+        stats.add(&probe(3, Some(ms(4)), (1, 0, 0)));
+        stats.add(&probe(4, Some(ms(6)), (0, 2, 0)));
+        assert_eq!(
+            probe(1, Some(ms(2)), (0, 0, 0)).to_string(),
+            "8 bytes from 127.0.0.1:7: seq=1 time=2.000 ms"
+        );
+        assert_eq!(
+            probe(2, None, (0, 0, 1)).to_string(),
+            "no reply from 127.0.0.1:7 for seq=2 (1 mismatched)"
+        );
+        assert_eq!(
+            probe(4, Some(ms(6)), (1, 2, 0)).to_string(),
+            "8 bytes from 127.0.0.1:7: seq=4 time=6.000 ms (1 late, 2 duplicates)"
+        );
         let s = stats.summary();
-        assert_eq!((s.sent, s.received, s.late), (4, 3, 1));
+        assert_eq!((s.sent, s.received, s.late, s.duplicates, s.mismatched), (4, 3, 1, 2, 1));
         assert_eq!(s.loss_percent, 25.0);
         assert_eq!(s.rtt.unwrap().avg, ms(4));
         assert_eq!(
             s.to_string(),
-            "4 sent, 3 received, 25.0% loss, 1 late\nrtt min/avg/max/p99 = 2.000/4.000/6.000/6.000 ms"
+            "4 sent, 3 received, 25.0% loss, 1 late, 2 duplicates, 1 mismatched\n\
+             rtt min/avg/max/p99 = 2.000/4.000/6.000/6.000 ms"
         );
     }
 }

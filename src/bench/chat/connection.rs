@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::tally::Tally;
 use super::wire::{Role, Stamp, Wire};
-use super::{Joined, MAX_BATCH, Outcome, READ_BUFFER, Run, TICK};
+use super::{Joined, LoadError, MAX_BATCH, Outcome, READ_BUFFER, Run, TICK};
 use crate::client::ClientError;
 use crate::net;
 
@@ -32,12 +32,12 @@ pub(super) async fn connection(
         stream.write_all(wire.hello(role)).await.map_err(|e| ClientError::io(addr, e))?;
         Ok::<TcpStream, ClientError>(stream)
     };
-    let failed = |e: ClientError| {
+    let failed = |e: LoadError| {
         let detail = e.to_string();
         let _ = joined.send(Err(e));
         ClientError::Unexpected { addr, detail }
     };
-    let stream = connected.await.map_err(failed)?;
+    let stream = connected.await.map_err(|e| failed(e.into()))?;
     if role == Role::Stalled {
         let _ = joined.send(Ok(None));
         return Ok(Outcome::Stalled { dropped: stalled(stream, &run).await });
@@ -156,10 +156,13 @@ impl<'a> Receiver<'a> {
     }
 
     /// Reads until the server says this connection joined.
-    async fn until_joined(&mut self) -> Result<(), ClientError> {
+    async fn until_joined(&mut self) -> Result<(), LoadError> {
         let addr = self.addr;
         while !self.joined {
             if !self.fill().await.map_err(|e| ClientError::io(addr, e))? {
+                if self.run.load.wire.is_limit(self.last_line.as_bytes()) {
+                    return Err(LoadError::Limited { addr, notice: std::mem::take(&mut self.last_line) });
+                }
                 let said = match self.last_line.as_str() {
                     "" => String::new(),
                     line => format!(": {line}"),
@@ -167,7 +170,8 @@ impl<'a> Receiver<'a> {
                 return Err(ClientError::Unexpected {
                     addr,
                     detail: format!("closed the connection before it joined{said}"),
-                });
+                }
+                .into());
             }
         }
         Ok(())
@@ -253,6 +257,7 @@ impl<'a> Receiver<'a> {
                 *last_line = String::from_utf8_lossy(line).into_owned();
             } else if wire.is_error(line) {
                 tally.error(line);
+                tally.limited += u64::from(wire.is_limit(line));
             }
         }
         if unread.start == unread.end {

@@ -125,6 +125,8 @@ pub struct ChatReport {
     /// The first of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
+    /// Of the server errors, its per-client limits (flood control) holding the load back.
+    pub server_limited: u64,
     /// Stalled connections the server closed.
     pub stalled_dropped: usize,
     /// Receiving connections the server closed before the end.
@@ -136,6 +138,22 @@ pub struct ChatReport {
     /// the cluster).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub latency_by_server: Vec<ServerLatency>,
+}
+
+/// Why a load could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A connection failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The server turned a connection away by one of its per-client limits.
+    #[error("{addr} turned a connection away: {notice}")]
+    Limited {
+        /// The server.
+        addr: SocketAddr,
+        /// What it said.
+        notice: String,
+    },
 }
 
 /// The latency of the receivers of one server.
@@ -156,19 +174,22 @@ impl fmt::Display for ChatReport {
         let servers: Vec<String> = self.servers.iter().map(SocketAddr::to_string).collect();
         writeln!(
             f,
-            "{:?} {}: {} clients, {} senders, {} stalled, {}-byte messages, {pace}",
+            "{:?} {}: {}, {}, {} stalled, {}-byte messages, {pace}",
             self.wire,
             servers.join(" + "),
-            self.clients,
-            self.senders,
+            plural(self.clients as u64, "client"),
+            plural(self.senders as u64, "sender"),
             self.stalled,
             self.size
         )?;
         writeln!(f, "joined in {:.3} s", self.connect_seconds)?;
         writeln!(
             f,
-            "sent {} messages; {} deliveries in {:.2} s ({:.0}/s)",
-            self.sent, self.deliveries, self.seconds, self.deliveries_per_sec
+            "sent {}; {} deliveries in {:.2} s ({:.0}/s)",
+            plural(self.sent, "message"),
+            self.deliveries,
+            self.seconds,
+            self.deliveries_per_sec
         )?;
         let verdict = if self.exactly_once_in_order { "yes" } else { "NO" };
         writeln!(
@@ -191,6 +212,14 @@ impl fmt::Display for ChatReport {
             write!(f, "\n  receivers of {}: {}", by_server.server, by_server.latency)?;
         }
         Ok(())
+    }
+}
+
+/// `1 sender`, `2 senders`.
+fn plural(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
     }
 }
 
@@ -256,7 +285,7 @@ impl fmt::Debug for Connected {
 
 /// What a connection reports once it has joined: the task of its sending
 /// half, if it is a sender.
-type Joined = Result<Option<JoinHandle<Result<OwnedWriteHalf, ClientError>>>, ClientError>;
+type Joined = Result<Option<JoinHandle<Result<OwnedWriteHalf, ClientError>>>, LoadError>;
 
 /// Messages each sender's recipients, and connections that only receive.
 fn recipients_and_readers(load: &ChatLoad) -> (usize, usize) {
@@ -270,8 +299,9 @@ fn recipients_and_readers(load: &ChatLoad) -> (usize, usize) {
 /// with [`Connected::start`]. `delivered` counts deliveries as they happen.
 ///
 /// # Errors
-/// When a connection fails or is closed before it joined.
-pub async fn connect(load: &ChatLoad, delivered: Arc<AtomicU64>) -> Result<Connected, ClientError> {
+/// When a connection fails or is closed before it joined
+/// ([`LoadError::Limited`] when the server said it was one too many).
+pub async fn connect(load: &ChatLoad, delivered: Arc<AtomicU64>) -> Result<Connected, LoadError> {
     let (recipients, readers) = recipients_and_readers(load);
     let run = Arc::new(Run {
         load: load.clone(),
@@ -372,6 +402,7 @@ impl Connected {
         let load = &self.run.load;
         let sent = self.run.sent();
         let (mut deliveries, mut out_of_order, mut errors, mut first_error) = (0, 0, 0, None);
+        let mut limited = 0;
         let mut latency = latency_histogram();
         let mut by_server: Vec<_> = load.servers.iter().map(|_| latency_histogram()).collect();
         let (mut last, mut missing, mut stalled_dropped, mut receivers_dropped) = (start, 0, 0, 0);
@@ -385,6 +416,7 @@ impl Connected {
                     deliveries += tally.deliveries;
                     out_of_order += tally.out_of_order + tally.garbled;
                     errors += tally.errors;
+                    limited += tally.limited;
                     first_error = first_error.or(tally.first_error);
                     last = last.max(tally.last_delivery.unwrap_or(start));
                     // Cannot fail: every histogram has the same bounds.
@@ -422,6 +454,7 @@ impl Connected {
             exactly_once_in_order: missing == 0 && out_of_order == 0 && deliveries == expected,
             server_errors: errors,
             first_error,
+            server_limited: limited,
             stalled_dropped,
             receivers_dropped,
             latency: Latency::of(&latency),

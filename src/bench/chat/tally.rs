@@ -83,6 +83,8 @@ pub struct Tally {
     pub errors: u64,
     /// The first error's text.
     pub first_error: Option<String>,
+    /// Of the errors, the server's per-client limits holding the load back.
+    pub limited: u64,
     /// Publish-to-receive latency.
     pub latency: Histogram<u64>,
     /// When the last message arrived.
@@ -100,6 +102,7 @@ impl Tally {
             garbled: 0,
             errors: 0,
             first_error: None,
+            limited: 0,
             latency: latency_histogram(),
             last_delivery: None,
         }

@@ -70,6 +70,15 @@ impl Wire {
         }
     }
 
+    /// Whether `line` is the server holding the load back by one of its
+    /// per-client limits: socketeer's chat server's flood notice (`! slow
+    /// down`) or its refusal of one more connection from the same address.
+    pub fn is_limit(self, line: &[u8]) -> bool {
+        self == Wire::Chat
+            && (line.starts_with(b"! slow down")
+                || line.starts_with(b"! too many connections from your address"))
+    }
+
     /// Appends one message carrying `payload` to `out`.
     pub fn message(self, payload: &[u8], out: &mut Vec<u8>) {
         match self {
@@ -173,5 +182,8 @@ mod tests {
         assert_eq!(out, b"*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$8\r\nS0 1 2 x\r\n");
         assert!(Wire::Redis.joined(b":1") && Wire::Chat.joined(b"* welcome, guest1: ..."));
         assert!(Wire::Chat.is_error(b"! slow down") && Wire::Redis.is_error(b"-ERR wrong"));
+        assert!(Wire::Chat.is_limit(b"! slow down: at most 10 lines/s"));
+        assert!(Wire::Chat.is_limit(b"! too many connections from your address (at most 16)"));
+        assert!(!Wire::Chat.is_limit(b"! no such nick") && !Wire::Redis.is_limit(b"! slow down"));
     }
 }

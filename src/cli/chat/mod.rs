@@ -35,7 +35,7 @@ pub enum Command {
     /// Run a chat server: every line a client sends goes to everyone else in its room.
     #[command(after_help = "Examples:\n  socketeer chat serve\n  \
                             socketeer chat serve --port 6000 --history 50 --max-per-ip 4\n  \
-                            socketeer chat serve --rate-limit off --queue 1MiB   # for benchmarks\n  \
+                            socketeer chat serve --rate-limit off --max-per-ip off --queue 1MiB   # for benchmarks\n  \
                             socketeer chat serve --port 5556 --redis redis://127.0.0.1:6379 --node-id b\n  \
                             nc localhost 5555                                    # nc is a full client")]
     Serve(ServeArgs),
