@@ -205,7 +205,10 @@ pub fn size_in<T: TryFrom<u64>>(
     move |s| {
         let bytes = size(s)?;
         if !(min..=max).contains(&bytes) {
-            return Err(format!("'{s}' is {bytes} bytes; give {min} to {max}"));
+            return Err(match max {
+                u64::MAX => format!("'{s}' is {bytes} bytes; give at least {min}"),
+                _ => format!("'{s}' is {bytes} bytes; give {min} to {max}"),
+            });
         }
         T::try_from(bytes).map_err(|_| format!("'{s}' is too large"))
     }
@@ -237,5 +240,6 @@ mod tests {
         assert_eq!(size_in::<u16>(8, 65507)("64"), Ok(64));
         assert_eq!(size_in::<u32>(1, 1024)("2KiB"), Err("'2KiB' is 2048 bytes; give 1 to 1024".to_owned()));
         assert!(size_in::<u32>(1, 10)("lots").is_err());
+        assert_eq!(size_in::<usize>(1, u64::MAX)("0"), Err("'0' is 0 bytes; give at least 1".to_owned()));
     }
 }

@@ -19,7 +19,7 @@ use socketeer::lab::threads::{self, CountConfig, Tick};
 use socketeer::lab::{ChildTask, Lesson, SelfExec, processes};
 use tokio::io::AsyncReadExt;
 
-use super::args::{UsageError, duration, positive_duration};
+use super::args::{self, UsageError, duration, positive_duration};
 use super::output::{Output, check_writable, write_replacing};
 
 /// The concurrency lab.
@@ -169,8 +169,7 @@ pub struct ServersArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = positive_duration)]
     duration: Duration,
     /// Request size in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64,
-          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[arg(long, value_name = "SIZE", default_value = "64", value_parser = args::size_in::<u32>(1, 65_536))]
     size: u32,
     /// Print JSON.
     #[arg(long)]

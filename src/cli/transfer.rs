@@ -16,7 +16,7 @@ use socketeer::transfer::driver::{self, ReceiveConfig, TransferServer};
 use socketeer::transfer::session::check_name;
 use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, ReceiverLimits, SenderConfig, SenderStats};
 
-use super::args::{BindArgs, UsageError, positive_duration};
+use super::args::{self, BindArgs, UsageError, positive_duration};
 use super::output::Output;
 use super::serve::run_services_until;
 
@@ -73,8 +73,7 @@ pub struct SendArgs {
     #[arg(short, long, value_name = "N")]
     window: Option<u32>,
     /// Bytes per block.
-    #[arg(short, long, value_name = "BYTES", default_value_t = 1400,
-          value_parser = clap::value_parser!(u16).range(1..=65_000))]
+    #[arg(short, long, value_name = "SIZE", default_value = "1400", value_parser = args::size_in::<u16>(1, 65_000))]
     block: u16,
     /// Sequence number bits: numbers wrap after 2^bits blocks, and the window
     /// is limited to 2^bits - 1 (Go-Back-N) or 2^(bits-1) (selective repeat).

@@ -15,11 +15,10 @@ use socketeer::chat::flood::RateLimit;
 use socketeer::chat::protocol::ServerLine;
 use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, ClusterConfig, Ending};
 use socketeer::client::Timeouts;
-use socketeer::impair::units::parse_size;
 use socketeer::net::{Target, Transports};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::args::{BindArgs, UsageError, positive_duration};
+use super::args::{self, BindArgs, UsageError, positive_duration};
 use super::output::Output;
 use super::serve::run_services;
 use terminal::Terminal;
@@ -110,7 +109,7 @@ fn default_node_id() -> String {
 #[derive(Debug, clap::Args)]
 struct LimitArgs {
     /// The longest line a client may send; longer ones are refused and skipped.
-    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = size)]
+    #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = args::size_in::<usize>(1, u64::MAX))]
     max_line: usize,
     /// Lines per second each client may send (10/s, 300/min), or off.
     #[arg(long, value_name = "RATE", default_value = "10/s", value_parser = rate)]
@@ -129,7 +128,7 @@ struct LimitArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
     idle_timeout: Duration,
     /// Bytes queued for a client before it counts as too slow and is disconnected.
-    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = size)]
+    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = args::size_in::<usize>(1, u64::MAX))]
     queue: usize,
     /// Messages each room keeps and replays to whoever joins it.
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -169,14 +168,6 @@ fn cap(s: &str) -> Result<Cap, String> {
     match s.parse::<usize>() {
         Ok(n) if n > 0 => Ok(Cap(Some(n))),
         _ => Err(format!("'{s}' is not a number of connections above zero, or off")),
-    }
-}
-
-/// A size such as `4KiB`, above zero.
-fn size(s: &str) -> Result<usize, String> {
-    match parse_size(s).map_err(|e| e.to_string())? {
-        0 => Err("must be more than zero".to_owned()),
-        n => usize::try_from(n).map_err(|_| format!("'{s}' is too large")),
     }
 }
 
