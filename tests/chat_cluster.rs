@@ -372,3 +372,13 @@ fn a_node_stopped_says_goodbye_for_its_clients_and_frees_their_nicknames() {
     a.send("/nick b");
     a.expect("* a is now known as b");
 }
+
+#[test]
+fn a_bad_redis_url_is_a_usage_error_in_plain_words() {
+    let url = run(&["chat", "serve", "--port", "0", "--redis", "http://localhost"], b"");
+    assert_eq!(url.code(), Some(2), "{url:?}");
+    assert_eq!(
+        url.stderr.trim(),
+        "error: --redis http://localhost: not a Redis URL (expected redis://HOST:PORT[/DB])"
+    );
+}

@@ -92,7 +92,11 @@ impl ClusterConfig {
     /// rules of nicknames (which guest names are made from).
     pub fn check(&self) -> Result<redis::Client, ClusterError> {
         let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| ClusterError::BadUrl { url: self.url.clone(), reason: e.to_string() })?;
+            // The client's own text names its error enum ("InvalidClientConfig"); say it plainly.
+            .map_err(|e| ClusterError::BadUrl {
+                url: self.url.clone(),
+                reason: e.detail().unwrap_or("not a Redis URL").to_owned(),
+            })?;
         protocol::check_name("node name", &self.node)
             .map_err(|e| ClusterError::BadNode { node: self.node.clone(), reason: e.to_string() })?;
         Ok(client)
