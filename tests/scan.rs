@@ -378,6 +378,7 @@ fn bad_input_is_a_usage_error_naming_the_token() {
         (&["scan", "bad host!"], "invalid target 'bad host!'"),
         (&["scan", "127.0.0.1", "--top-ports", "100000"], "--top-ports 100000"),
         (&["scan", "127.0.0.1", "-p", "U:53"], "U: ports need --udp"),
+        (&["scan", "127.0.0.1", "-p", "80", "--exclude-ports", "80"], "no TCP ports left to scan\n"),
         (&["scan", "127.0.0.1", "--exclude", "300.1.1.1"], "'300.1.1.1'"),
         (&["scan"], "TARGET"),
     ] {

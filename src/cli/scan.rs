@@ -211,7 +211,9 @@ fn config(args: &Args) -> anyhow::Result<ScanConfig> {
         ports.udp = Default::default();
     }
     if scan_tcp && ports.tcp.is_empty() {
-        return Err(UsageError("no TCP ports left to scan (U: ports need --udp)".to_owned()).into());
+        let named_udp = args.ports.as_deref().is_some_and(|p| p.to_ascii_uppercase().contains("U:"));
+        let hint = if named_udp { " (U: ports need --udp)" } else { "" };
+        return Err(UsageError(format!("no TCP ports left to scan{hint}")).into());
     }
     if args.udp && ports.udp.is_empty() {
         return Err(UsageError("no UDP ports left to scan (T: ports are TCP only)".to_owned()).into());
@@ -257,7 +259,7 @@ fn write_event(out: Output, format: Format, event: &Event) -> std::io::Result<()
         }
         (Event::Port(_), Format::List) => Ok(()),
         (Event::Unresolved { host, error }, _) => {
-            tracing::warn!("cannot resolve '{host}': {error}; scanning the other targets");
+            tracing::warn!("cannot resolve '{host}': {error}; skipping it");
             Ok(())
         }
         (Event::SynUnavailable { reason }, _) => {

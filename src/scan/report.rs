@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::net::Transport;
+use crate::stats::plural;
 
 /// A port's verdict, in nmap's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -182,12 +183,11 @@ pub struct Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hosts = if self.hosts == 1 { "host" } else { "hosts" };
         write!(
             f,
-            "scanned {} {hosts}, {} ports in {:.2}s:",
-            self.hosts,
-            self.ports.total(),
+            "scanned {}, {} in {:.2}s:",
+            plural(self.hosts, "host"),
+            plural(self.ports.total(), "port"),
             self.elapsed.as_secs_f64()
         )?;
         let mut first = true;
@@ -199,8 +199,33 @@ impl fmt::Display for Summary {
             }
         }
         if self.unresolved > 0 {
-            write!(f, "; {} names did not resolve", self.unresolved)?;
+            write!(f, "; {} did not resolve", plural(self.unresolved, "name"))?;
         }
-        write!(f, " ({} probes, {} retries)", self.probes, self.retries)
+        let retries =
+            if self.retries == 1 { "1 retry".to_owned() } else { format!("{} retries", self.retries) };
+        write!(f, " ({}, {retries})", plural(self.probes, "probe"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        let one = Summary {
+            hosts: 1,
+            unresolved: 1,
+            ports: StateCounts { open: 1, ..StateCounts::default() },
+            probes: 1,
+            retries: 1,
+            elapsed: Duration::from_millis(20),
+        };
+        assert_eq!(
+            one.to_string(),
+            "scanned 1 host, 1 port in 0.02s: 1 open; 1 name did not resolve (1 probe, 1 retry)"
+        );
+        let two = Summary { hosts: 2, unresolved: 0, probes: 2, retries: 0, ..one };
+        assert_eq!(two.to_string(), "scanned 2 hosts, 1 port in 0.02s: 1 open (2 probes, 0 retries)");
     }
 }

@@ -31,6 +31,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
+use crate::stats::plural;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -212,14 +214,6 @@ impl fmt::Display for ChatReport {
             write!(f, "\n  receivers of {}: {}", by_server.server, by_server.latency)?;
         }
         Ok(())
-    }
-}
-
-/// `1 sender`, `2 senders`.
-fn plural(n: u64, noun: &str) -> String {
-    match n {
-        1 => format!("1 {noun}"),
-        _ => format!("{n} {noun}s"),
     }
 }
 
