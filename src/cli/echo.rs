@@ -35,7 +35,7 @@ pub enum Command {
     Send(SendArgs),
     /// Measure round trips to an echo server, like ping.
     #[command(after_help = "Examples:\n  socketeer echo ping localhost\n  \
-                            socketeer echo ping [::1]:7007 --udp --count 100 --interval 10ms --json")]
+                            socketeer echo ping 127.0.0.1:7007 --udp --count 100 --interval 10ms --json")]
     Ping(PingArgs),
 }
 
