@@ -64,6 +64,10 @@ fn only_and_except_choose_services() {
         Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time,transfer"]].concat(), 2);
     let names: Vec<_> = except.listening.iter().map(|l| l.service.as_str()).collect();
     assert_eq!(names, ["udp", "chat"]);
+    // A setting for a service that does not run is a mistake, not a no-op.
+    let unused = crate::util::run(&["serve", "--only", "echo", "--udp-loss", "20%"], b"");
+    assert_eq!(unused.code(), Some(2));
+    assert!(unused.stderr.contains("--udp-loss is for the udp service, which --only/--except leaves out"));
 }
 
 #[test]

@@ -118,8 +118,27 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return Err(UsageError("--except leaves no service to run".to_owned()).into());
     }
     check_distinct_ports(&chosen.iter().map(|&name| port_choice(name, &args)).collect::<Vec<_>>())?;
+    check_settings_are_used(&args, &chosen)?;
     let services = chosen.into_iter().map(|name| start(name, &args)).collect::<anyhow::Result<Vec<_>>>()?;
     run_services(services, Output::new(args.json)).await
+}
+
+/// Refuses a service's setting when that service does not run, rather than
+/// ignoring it (`serve --only echo --udp-loss 20%`). Ports are left out:
+/// scripts give every port (often 0) whatever they run.
+fn check_settings_are_used(args: &Args, chosen: &[ServiceName]) -> Result<(), UsageError> {
+    let given = [
+        (ServiceName::Udp, "--udp-loss", !args.udp_loss.is_zero()),
+        (ServiceName::Udp, "--udp-seed", args.udp_seed.is_some()),
+        (ServiceName::Transfer, "--transfer-dir", args.transfer_dir.is_some()),
+    ];
+    match given.iter().find(|(name, _, set)| *set && !chosen.contains(name)) {
+        Some((name, flag, _)) => Err(UsageError(format!(
+            "{flag} is for the {} service, which --only/--except leaves out",
+            name.label()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Where a service listens. Adding a service to `serve` is a variant of
