@@ -226,3 +226,17 @@ fn verbose_logging_shows_our_traces_not_our_libraries() {
         assert!(!stderr.contains("event source"), "mio's traces are not: {stderr}");
     }
 }
+
+#[test]
+fn servers_listen_on_localhost_by_name() {
+    let echo = Daemon::start(&["echo", "serve", "--bind", "localhost", "--port", "0"], 2);
+    assert!(echo.addr("echo", "tcp").ip().is_loopback());
+    let proxy = Daemon::start(
+        &["impair", "--listen", "localhost:0", "--to", "localhost:7", "--control", "localhost:0"],
+        2,
+    );
+    assert!(proxy.addr("impair", "udp").ip().is_loopback());
+    let bad = run(&["echo", "serve", "--bind", "example.com"], b"");
+    assert_eq!(bad.code(), Some(2));
+    assert!(bad.stderr.contains("'example.com' is not an IP address"), "{}", bad.stderr);
+}

@@ -1,7 +1,7 @@
 //! Argument groups and parsers shared by several commands.
 
 use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
@@ -48,10 +48,36 @@ impl Verbosity {
 /// Where a server listens.
 #[derive(Debug, Args)]
 pub struct BindArgs {
-    /// Addresses to listen on, comma-separated: 127.0.0.1 (this machine only),
-    /// 0.0.0.0 (all IPv4), :: (all IPv6 and IPv4), or a list.
-    #[arg(long, value_name = "ADDR", value_delimiter = ',', default_value = "127.0.0.1")]
+    /// Addresses to listen on, comma-separated: 127.0.0.1 or localhost (this
+    /// machine only), 0.0.0.0 (all IPv4), :: (all IPv6 and IPv4), or a list.
+    #[arg(long, value_name = "ADDR", value_delimiter = ',', default_value = "127.0.0.1", value_parser = bind_addr)]
     pub bind: Vec<IpAddr>,
+}
+
+/// An address to listen on: an IP address, or `localhost` for 127.0.0.1
+/// (people write the name; resolving others would pick one address of many).
+pub fn bind_addr(s: &str) -> Result<IpAddr, String> {
+    if s.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    s.parse()
+        .map_err(|_| format!("'{s}' is not an IP address; give one such as 127.0.0.1, ::1, 0.0.0.0 or ::"))
+}
+
+/// A socket address to listen on: [`bind_addr`] and a port, as
+/// `127.0.0.1:9000`, `[::1]:9000` or `localhost:9000`.
+pub fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    let bad =
+        || format!("'{s}' is not an address to listen on; give IP:PORT such as 127.0.0.1:9000 or [::1]:9000");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6,
+        // A bare IPv6 address has colons of its own: it needs brackets.
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    Ok(SocketAddr::new(bind_addr(host).map_err(|_| bad())?, port))
 }
 
 impl BindArgs {
@@ -231,6 +257,16 @@ mod tests {
         assert!(duration("-1").is_err());
         assert!(duration("soon").is_err());
         assert!(positive_duration("0s").is_err());
+    }
+
+    #[test]
+    fn listen_addresses_take_localhost() {
+        assert_eq!(listen_addr("localhost:9000"), Ok(SocketAddr::from(([127, 0, 0, 1], 9000))));
+        assert_eq!(listen_addr("[::1]:0"), Ok(SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 0))));
+        assert_eq!(listen_addr("0.0.0.0:53"), Ok(SocketAddr::from(([0, 0, 0, 0], 53))));
+        for bad in ["localhost", "example.com:80", "127.0.0.1:99999", "::1:80"] {
+            assert!(listen_addr(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport, Transports};
 use socketeer::shutdown::{self, Shutdown};
 use tokio::sync::oneshot;
 
-use super::args::{UsageError, bind, positive_duration, random_seed};
+use super::args::{self, UsageError, bind, positive_duration, random_seed};
 use super::output::Output;
 
 const EXAMPLES: &str = "\
@@ -36,8 +36,8 @@ Settings without a prefix apply both ways; --up-NAME only from clients to the se
 pub struct Args {
     #[command(subcommand)]
     ctl: Option<Ctl>,
-    /// Address clients send to, as IP:PORT (port 0 picks a free one).
-    #[arg(long, value_name = "ADDR", required = true)]
+    /// Address clients send to, as IP:PORT or localhost:PORT (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", required = true, value_parser = args::listen_addr)]
     listen: Option<SocketAddr>,
     /// The server to relay to, as HOST:PORT.
     #[arg(long, value_name = "HOST:PORT", required = true)]
@@ -47,7 +47,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Serve the control protocol (set, show, stats) on this TCP address.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = args::listen_addr)]
     control: Option<SocketAddr>,
     /// Print the counters this often (they are always printed on exit).
     #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
