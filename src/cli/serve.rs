@@ -228,11 +228,13 @@ pub async fn run_services_until(
     for service in services {
         shutdown.spawn(service.run(shutdown.clone()));
     }
-    let signal = tokio::select! {
-        signal = signals.next() => signal,
-        () = until => "done",
-    };
-    info!(signal, "shutting down: no new connections; finishing exchanges in flight");
+    tokio::select! {
+        signal = signals.next() => {
+            info!(signal, "shutting down: no new connections; finishing exchanges in flight");
+        }
+        // The caller's own end (transfer recv --once): not a signal.
+        () = until => info!("work done; shutting down"),
+    }
     match shutdown.drain(GRACE).await {
         Drained::Complete => info!("stopped"),
         Drained::TimedOut(tasks) => {
