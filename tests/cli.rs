@@ -46,7 +46,7 @@ fn version_and_help_with_examples() {
 fn usage_errors_exit_2_and_name_the_bad_input() {
     for (args, needle) in [
         (&["echo", "serve", "--port", "70000"][..], "70000"),
-        (&["echo", "serve", "--bind", "localhost"], "localhost"),
+        (&["echo", "serve", "--bind", "example.com"], "'example.com' is not an IP address"),
         (&["echo", "send", "host:0", "hi"], "invalid port '0'"),
         (&["echo", "send", "[::1", "hi"], "[::1"),
         (&["echo", "ping", "localhost", "--size", "4"], "4"),
@@ -65,7 +65,7 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         ),
         (&["chat", "serve", "--rate-limit", "lots"], "'lots' is not a rate of lines"),
         (&["chat", "serve", "--max-per-ip", "0"], "'0' is not a number of connections"),
-        (&["chat", "serve", "--queue", "0"], "must be more than zero"),
+        (&["chat", "serve", "--queue", "0"], "'0' is 0 bytes; give at least 1"),
         (&["frobnicate"], "frobnicate"),
     ] {
         let out = run(args, b"");
@@ -236,7 +236,4 @@ fn servers_listen_on_localhost_by_name() {
         2,
     );
     assert!(proxy.addr("impair", "udp").ip().is_loopback());
-    let bad = run(&["echo", "serve", "--bind", "example.com"], b"");
-    assert_eq!(bad.code(), Some(2));
-    assert!(bad.stderr.contains("'example.com' is not an IP address"), "{}", bad.stderr);
 }
