@@ -23,8 +23,7 @@ duration=${DURATION:-3s}
 rounds=${ROUNDS:-3}
 
 need redis-server redis-server
-cargo build --release -q
-bin=target/release/socketeer
+build
 wait_port() { for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; }
 
 work=$(mktemp -d)

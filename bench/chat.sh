@@ -25,8 +25,7 @@ duration=${DURATION:-3s}
 rounds=${ROUNDS:-3}
 
 need redis-server redis-server
-cargo build --release -q
-bin=target/release/socketeer
+build
 ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)

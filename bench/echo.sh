@@ -21,13 +21,9 @@ matrix=${MATRIX:-"1:1 50:1 200:1 50:16"}
 
 need redis-server redis-server
 need inetd openbsd-inetd
-cargo build --release -q
-bin=target/release/socketeer
+build
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+scratch
 
 echo_port=$(free_port)
 "$bin" -q echo serve --tcp --port "$echo_port" >/dev/null & pids+=($!)

@@ -15,3 +15,17 @@ s = socket.socket(socket.AF_INET, kind)
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])' "$@"
 }
+
+# build: the release binary, as $bin (an absolute path, so it still works after a cd).
+build() {
+  cargo build --release -q
+  bin=$PWD/target/release/socketeer
+}
+
+# scratch: a temporary directory $work and a list $pids of background processes;
+# on exit the processes are stopped and the directory removed.
+scratch() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}

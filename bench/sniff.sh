@@ -26,12 +26,8 @@ need tcpdump tcpdump
 rates=${RATES:-50000 100000 max}
 flooders=${FLOODERS:-2}
 seconds=${SECONDS_EACH:-3}
-cargo build --release -q
-bin=target/release/socketeer
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+build
+scratch
 
 # A bound UDP port that never reads: datagrams to it are dropped after loopback.
 python3 -c '

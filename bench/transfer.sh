@@ -19,13 +19,9 @@ size_mb=${SIZE_MB:-50}
 rounds=${ROUNDS:-3}
 
 need atftp atftp
-cargo build --release -q
-bin=$PWD/target/release/socketeer
+build
 
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
+scratch
 
 (cd "$work" && chmod 777 . && apt-get download -qq tftpd-hpa atftpd >/dev/null && for deb in *.deb; do dpkg -x "$deb" root; done)
 sbin=$work/root/usr/sbin
