@@ -237,6 +237,24 @@ pub fn apply(
                 .map_err(|reason| SettingError::Invalid { name: key.clone(), reason })?;
         }
     }
+    // Below zero a delay would be cut to zero, piling datagrams up at "now".
+    let over = |c: &ImpairmentConfig| c.jitter > c.delay;
+    let too_wide = match (over(&new_up), over(&new_down)) {
+        (true, true) => Some(("jitter", &new_up)),
+        (true, false) => Some(("up-jitter", &new_up)),
+        (false, true) => Some(("down-jitter", &new_down)),
+        (false, false) => None,
+    };
+    if let Some((name, config)) = too_wide {
+        return Err(SettingError::Invalid {
+            name: name.to_owned(),
+            reason: format!(
+                "{} is more than the delay ({}); a delay cannot go below zero, so give a delay at least as large",
+                humantime::format_duration(config.jitter),
+                humantime::format_duration(config.delay)
+            ),
+        });
+    }
     (*up, *down) = (new_up, new_down);
     Ok(())
 }
@@ -321,6 +339,14 @@ mod tests {
         assert!(err.to_string().starts_with("unknown setting 'lossy'; settings are loss, burst-loss, delay"));
         assert!(configure(&["queue=1MB"]).unwrap_err().to_string().contains("needs a rate limit"));
         assert!(configure(&["reorder-distance=0"]).is_err());
+        let err = configure(&["jitter=5ms"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "jitter: 5ms is more than the delay (0s); a delay cannot go below zero, so give a delay at least as large"
+        );
+        assert!(configure(&["delay=5ms", "jitter=5ms"]).is_ok(), "up to the delay is fine");
+        let down = configure(&["up-delay=5ms", "jitter=2ms"]).unwrap_err().to_string();
+        assert!(down.starts_with("down-jitter: 2ms"), "down has no delay: {down}");
         assert!(configure(&["jitter-reorders=maybe"]).is_err());
         assert_eq!(configure(&["loss"]).unwrap_err().to_string(), "loss needs a value, as in loss=VALUE");
         assert!(configure(&["up-jitter-reorders"]).unwrap().0.jitter_reorders, "a bare switch is on");
