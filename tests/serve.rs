@@ -139,3 +139,18 @@ fn an_exchange_in_flight_at_shutdown_is_answered_intact() {
     assert!(!echoed.is_empty());
     assert!(echoed[..] == sent[..echoed.len()], "the echo is not an exact prefix of what was sent");
 }
+
+#[test]
+fn serve_lifts_the_chat_limits_for_bench_chat() {
+    let args =
+        [&ALL_ON_FREE_PORTS[..], &["--only", "chat", "--chat-rate-limit", "off", "--chat-max-per-ip", "off"]];
+    let server = Daemon::start(&args.concat(), 1);
+    let target = server.addr("chat", "tcp").to_string();
+    // 20 clients from one address, as fast as they go: over both default limits.
+    let out = crate::util::run(&["bench", "chat", &target, "--clients", "20", "-d", "300ms", "--json"], b"");
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.json_of("report")["exactly_once_in_order"], true);
+    let unused = crate::util::run(&["serve", "--only", "echo", "--chat-max-per-ip", "off"], b"");
+    assert_eq!(unused.code(), Some(2));
+    assert!(unused.stderr.contains("--chat-max-per-ip is for the chat service"), "{}", unused.stderr);
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use serde::Serialize;
+use socketeer::chat::flood::RateLimit;
 use socketeer::chat::{ChatConfig, ChatServer};
 use socketeer::daytime::{DaytimeServer, Protocol};
 use socketeer::echo::EchoServer;
@@ -100,6 +101,13 @@ pub struct Args {
     /// [default: socketeer-received in the temporary directory].
     #[arg(long, value_name = "DIR")]
     transfer_dir: Option<PathBuf>,
+    /// Lines per second each chat client may send (10/s, 300/min), or off,
+    /// as for `bench chat` [default: 10/s; see chat serve --help].
+    #[arg(long, value_name = "RATE", value_parser = super::chat::rate)]
+    chat_rate_limit: Option<super::chat::Rate>,
+    /// Chat clients from one IP address at once, or off [default: 16].
+    #[arg(long, value_name = "N", value_parser = super::chat::cap)]
+    chat_max_per_ip: Option<super::chat::Cap>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Print status lines as JSON.
@@ -131,6 +139,8 @@ fn check_settings_are_used(args: &Args, chosen: &[ServiceName]) -> Result<(), Us
         (ServiceName::Udp, "--udp-loss", !args.udp_loss.is_zero()),
         (ServiceName::Udp, "--udp-seed", args.udp_seed.is_some()),
         (ServiceName::Transfer, "--transfer-dir", args.transfer_dir.is_some()),
+        (ServiceName::Chat, "--chat-rate-limit", args.chat_rate_limit.is_some()),
+        (ServiceName::Chat, "--chat-max-per-ip", args.chat_max_per_ip.is_some()),
     ];
     match given.iter().find(|(name, _, set)| *set && !chosen.contains(name)) {
         Some((name, flag, _)) => Err(UsageError(format!(
@@ -179,7 +189,18 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
         }
         ServiceName::Chat => {
             // The chat's other limits are its own (see `chat serve --help`), not the echo-sized ones here.
-            let config = ChatConfig { max_clients: limits.max_connections, ..ChatConfig::default() };
+            let defaults = ChatConfig::default();
+            let config = ChatConfig {
+                max_clients: limits.max_connections,
+                rate_limit: args.chat_rate_limit.map_or(defaults.rate_limit, |rate| {
+                    rate.0.map(|limit| RateLimit {
+                        burst: defaults.rate_limit.map_or(limit.burst, |d| d.burst),
+                        ..limit
+                    })
+                }),
+                max_per_address: args.chat_max_per_ip.map_or(defaults.max_per_address, |cap| cap.0),
+                ..defaults
+            };
             raise_fd_limit(config.max_clients);
             Box::new(ChatServer::new(bound, config))
         }

@@ -151,17 +151,19 @@ impl LimitArgs {
 
 /// `--rate-limit`: a rate, or none.
 #[derive(Clone, Copy, Debug)]
-struct Rate(Option<RateLimit>);
+pub(crate) struct Rate(pub(crate) Option<RateLimit>);
 
-fn rate(s: &str) -> Result<Rate, String> {
+/// Parses `--rate-limit` (`10/s`, `300/min`, `off`); `serve` takes it too.
+pub(crate) fn rate(s: &str) -> Result<Rate, String> {
     RateLimit::parse(s, 1).map(Rate).map_err(|e| e.to_string())
 }
 
 /// `--max-per-ip`: a number, or none.
 #[derive(Clone, Copy, Debug)]
-struct Cap(Option<usize>);
+pub(crate) struct Cap(pub(crate) Option<usize>);
 
-fn cap(s: &str) -> Result<Cap, String> {
+/// Parses `--max-per-ip` (a number, or `off`); `serve` takes it too.
+pub(crate) fn cap(s: &str) -> Result<Cap, String> {
     if s.eq_ignore_ascii_case("off") {
         return Ok(Cap(None));
     }
