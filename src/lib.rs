@@ -8,7 +8,7 @@
 //! | shared plumbing | [`net`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`] | sockets, the clock, signals |
 //! | engines (sans-IO) | [`impair::link`], [`chat::hub`] (routing), [`transfer`]'s senders and receivers | nothing: time is passed in |
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair::proxy`], [`transfer::driver`] | sockets |
-//! | load generators | [`bench`] | sockets |
+//! | load generators | [`bench`](mod@bench) | sockets |
 //! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
 //! | port scanner | [`scan`]: pure port and target syntax, a sans-IO probe scheduler, one epoll reactor per core | sockets, raw sockets (`rawsock`, safe wrappers, no `unsafe`) |
 //! | packet capture | [`sniff`]: pure decoding, filters (and their BPF compiler) and pcap formats; one capture loop | an `AF_PACKET` socket (`rawsock`, still no `unsafe`), files |

@@ -1,6 +1,6 @@
 //! `bench impair`: how fast and how exact the impairment proxy is.
 //!
-//! Each scenario runs the real proxy ([`Proxy::spawn`], its own thread and
+//! Each scenario runs the real proxy ([`crate::impair::Proxy::spawn`], its own thread and
 //! sockets) between a source and a sink on loopback, and the same flow without
 //! the proxy where a ratio is wanted:
 //! - forwarding: 1400-byte datagrams as fast as the source can send them;

@@ -185,7 +185,7 @@ pub enum NameError {
         /// The name as given.
         name: String,
     },
-    /// A character outside letters, digits and [`NAME_PUNCTUATION`].
+    /// A character outside letters, digits and ``-_.[]{}|^`'``.
     #[error("{kind}s may not contain {bad:?}: use letters, digits and - _ . [ ] {{ }} | ^ ` '")]
     BadChar {
         /// "nickname" or "room name".

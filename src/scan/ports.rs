@@ -3,7 +3,7 @@
 //!
 //! A spec is a comma-separated list of items. An item is a port (`80`), a
 //! range (`1000-2000`, `-1024` from 1, `60000-` to 65535, `-` for all), or a
-//! service name from [`services`](super::services). `T:` or `U:` in front of
+//! service name from [`services`]. `T:` or `U:` in front of
 //! an item makes it and the items after it TCP-only or UDP-only, until the
 //! next prefix; items before any prefix apply to both. Port 0 is never
 //! scanned, so ranges start at 1.

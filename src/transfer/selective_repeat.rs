@@ -29,7 +29,7 @@ pub fn max_window(bits: u8) -> u64 {
 /// last send), queues that block alone; true when it fired. Resending every
 /// block whose timer ran out would resend the many that were only queued
 /// behind a burst; once this one is acknowledged, the time-based evidence
-/// of [`on_ack`] finds the ones truly lost.
+/// of the next acknowledgements (the sender's RACK check) finds the ones truly lost.
 pub fn on_timeout(window: &mut SendWindow, now: Instant, rto: Duration, resend: &mut VecDeque<u64>) -> bool {
     let oldest = window.in_flight().filter_map(|(i, b)| Some((b.last_sent?, i))).min();
     match oldest {

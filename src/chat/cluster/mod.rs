@@ -219,7 +219,7 @@ pub struct RedisBackplane {
 }
 
 impl RedisBackplane {
-    /// A backplane for `config` (checked); its tasks start with [`RedisBackplane::start`].
+    /// A backplane for `config` (checked); its tasks start when the hub starts it.
     ///
     /// # Errors
     /// When the configuration cannot work (see [`ClusterConfig::check`]).

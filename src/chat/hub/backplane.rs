@@ -9,7 +9,7 @@ use super::{ClientId, HubError};
 
 /// Where a hub's traffic meets other servers'. A standalone server has none
 /// ([`Standalone`]); a cluster's backplane (such as
-/// [`RedisBackplane`](super::cluster::RedisBackplane)) forwards what it is
+/// [`RedisBackplane`](crate::chat::cluster::RedisBackplane)) forwards what it is
 /// given to the other nodes, and the engine behind it applies what they send
 /// through the hub's `remote_*` methods. Every method is called with the
 /// hub's lock held and must not block.
