@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or an old one:
 #   1. installs the test peers that are missing (as root, with apt-get),
-#   2. checks formatting and lints,
+#   2. checks formatting, lints and that the docs build without warnings,
 #   3. runs every test (unit tests and the integration tests over loopback).
 # Tests that need a peer fail with a clear message when it is missing; none are skipped.
 set -euo pipefail
@@ -54,4 +54,5 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 cargo test --locked
