@@ -59,8 +59,9 @@ const TICK: Duration = Duration::from_millis(1);
 /// A receiver's read buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
-/// What load to put on which server.
-#[derive(Clone, Debug)]
+/// What load to put on which server; the report repeats it (without the
+/// durations, which its own times replace).
+#[derive(Clone, Debug, Serialize)]
 pub struct ChatLoad {
     /// The servers (several: the nodes of one chat cluster); connection k
     /// goes to server k modulo their number. At least one.
@@ -80,30 +81,19 @@ pub struct ChatLoad {
     /// Messages each sender may have in flight, when there is no rate.
     pub window: usize,
     /// How long the senders send.
+    #[serde(skip)]
     pub duration: Duration,
     /// Connect timeout, and how long receivers wait for stragglers at the end.
+    #[serde(skip)]
     pub timeouts: Timeouts,
 }
 
 /// What a chat load measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChatReport {
-    /// The servers, connections spread over them in turn.
-    pub servers: Vec<SocketAddr>,
-    /// Its protocol.
-    pub wire: Wire,
-    /// Receiving connections.
-    pub clients: usize,
-    /// Senders.
-    pub senders: usize,
-    /// Connections that never read.
-    pub stalled: usize,
-    /// Payload size in bytes.
-    pub size: usize,
-    /// The asked total rate, if any.
-    pub rate: Option<f64>,
-    /// Messages in flight per sender (without a rate).
-    pub window: usize,
+    /// The load that was asked for.
+    #[serde(flatten)]
+    pub load: ChatLoad,
     /// From the first connect until every connection had joined.
     pub connect_seconds: f64,
     /// From the start until the last delivery.
@@ -169,20 +159,20 @@ pub struct ServerLatency {
 
 impl fmt::Display for ChatReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pace = self.rate.map_or_else(
-            || format!("as fast as a window of {} allows", self.window),
+        let pace = self.load.rate.map_or_else(
+            || format!("as fast as a window of {} allows", self.load.window),
             |rate| format!("{rate} messages/s"),
         );
-        let servers: Vec<String> = self.servers.iter().map(SocketAddr::to_string).collect();
+        let servers: Vec<String> = self.load.servers.iter().map(SocketAddr::to_string).collect();
         writeln!(
             f,
             "{:?} {}: {}, {}, {} stalled, {}-byte messages, {pace}",
-            self.wire,
+            self.load.wire,
             servers.join(" + "),
-            plural(self.clients as u64, "client"),
-            plural(self.senders as u64, "sender"),
-            self.stalled,
-            self.size
+            plural(self.load.clients as u64, "client"),
+            plural(self.load.senders as u64, "sender"),
+            self.load.stalled,
+            self.load.size
         )?;
         writeln!(f, "joined in {:.3} s", self.connect_seconds)?;
         writeln!(
@@ -199,11 +189,11 @@ impl fmt::Display for ChatReport {
             "every message to every recipient exactly once, in order: {verdict} ({} missing, {} out of order)",
             self.missing, self.out_of_order
         )?;
-        if self.stalled > 0 || self.receivers_dropped > 0 {
+        if self.load.stalled > 0 || self.receivers_dropped > 0 {
             writeln!(
                 f,
                 "dropped by the server: {} of {} stalled, {} receivers",
-                self.stalled_dropped, self.stalled, self.receivers_dropped
+                self.stalled_dropped, self.load.stalled, self.receivers_dropped
             )?;
         }
         if let Some(error) = &self.first_error {
@@ -429,14 +419,7 @@ impl Connected {
             _ => (last - start).as_secs_f64().max(1e-6),
         };
         ChatReport {
-            servers: load.servers.clone(),
-            wire: load.wire,
-            clients: load.clients,
-            senders: load.senders,
-            stalled: load.stalled,
-            size: load.size,
-            rate: load.rate,
-            window: load.window,
+            load: load.clone(),
             connect_seconds: self.connect_seconds,
             seconds,
             sent: sent_total,
