@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{Daemon, eventually, require, run, run_command};
+use crate::util::{ALL_ON_FREE_PORTS, Daemon, eventually, require, run, run_command};
 
 fn nc(args: &[&str], stdin: &[u8]) -> String {
     require("nc", "netcat-openbsd");
@@ -13,20 +13,7 @@ fn nc(args: &[&str], stdin: &[u8]) -> String {
 
 #[test]
 fn netcat_talks_to_our_echo_and_daytime_servers() {
-    let server = Daemon::start(
-        &[
-            "serve",
-            "--only",
-            "echo,daytime,time",
-            "--echo-port",
-            "0",
-            "--daytime-port",
-            "0",
-            "--time-port",
-            "0",
-        ],
-        6,
-    );
+    let server = Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--only", "echo,daytime,time"]].concat(), 6);
     let port = |service, transport| server.addr(service, transport).port().to_string();
     let echo_tcp = nc(&["-N", "127.0.0.1", &port("echo", "tcp")], b"over tcp\nsecond line\n");
     assert_eq!(echo_tcp, "over tcp\nsecond line\n");

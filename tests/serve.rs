@@ -4,23 +4,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::util::{Daemon, binary, run};
-
-const ALL_ON_FREE_PORTS: [&str; 13] = [
-    "serve",
-    "--echo-port",
-    "0",
-    "--daytime-port",
-    "0",
-    "--time-port",
-    "0",
-    "--udp-port",
-    "0",
-    "--transfer-port",
-    "0",
-    "--chat-port",
-    "0",
-];
+use crate::util::{ALL_ON_FREE_PORTS, Daemon, binary, run};
 
 #[test]
 fn serves_every_service_and_answers_on_each() {
@@ -65,7 +49,7 @@ fn only_and_except_choose_services() {
     let names: Vec<_> = except.listening.iter().map(|l| l.service.as_str()).collect();
     assert_eq!(names, ["udp", "chat"]);
     // A setting for a service that does not run is a mistake, not a no-op.
-    let unused = crate::util::run(&["serve", "--only", "echo", "--udp-loss", "20%"], b"");
+    let unused = run(&["serve", "--only", "echo", "--udp-loss", "20%"], b"");
     assert_eq!(unused.code(), Some(2));
     assert!(unused.stderr.contains("--udp-loss is for the udp service, which --only/--except leaves out"));
 }
@@ -147,10 +131,10 @@ fn serve_lifts_the_chat_limits_for_bench_chat() {
     let server = Daemon::start(&args.concat(), 1);
     let target = server.addr("chat", "tcp").to_string();
     // 20 clients from one address, as fast as they go: over both default limits.
-    let out = crate::util::run(&["bench", "chat", &target, "--clients", "20", "-d", "300ms", "--json"], b"");
+    let out = run(&["bench", "chat", &target, "--clients", "20", "-d", "300ms", "--json"], b"");
     assert_eq!(out.code(), Some(0), "{}", out.stderr);
     assert_eq!(out.json_of("report")["exactly_once_in_order"], true);
-    let unused = crate::util::run(&["serve", "--only", "echo", "--chat-max-per-ip", "off"], b"");
+    let unused = run(&["serve", "--only", "echo", "--chat-max-per-ip", "off"], b"");
     assert_eq!(unused.code(), Some(2));
     assert!(unused.stderr.contains("--chat-max-per-ip is for the chat service"), "{}", unused.stderr);
 }

@@ -302,3 +302,20 @@ pub fn binary(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `socketeer serve` with every service on a port the kernel picks.
+pub const ALL_ON_FREE_PORTS: [&str; 13] = [
+    "serve",
+    "--echo-port",
+    "0",
+    "--daytime-port",
+    "0",
+    "--time-port",
+    "0",
+    "--udp-port",
+    "0",
+    "--transfer-port",
+    "0",
+    "--chat-port",
+    "0",
+];
