@@ -8,7 +8,7 @@
 //! the start/end), Ctrl-W (the word before the cursor); Up/Down, Ctrl-P/Ctrl-N
 //! (history of entered lines); Enter (send); Ctrl-C (leave).
 
-use unicode_width::UnicodeWidthStr;
+use unicode_width::UnicodeWidthChar;
 
 /// Lines kept for Up/Down.
 const HISTORY: usize = 100;
@@ -83,7 +83,8 @@ impl Editor {
     /// sideways instead of wrapping), and how many columns to move back
     /// after drawing it to put the cursor in place.
     pub fn view(&self, columns: usize) -> (String, usize) {
-        let width = |c: &char| c.to_string().width();
+        // Control characters never get into the line, so none is without a width.
+        let width = |c: &char| c.width().unwrap_or(0);
         // From the cursor back, as much as fits with room for the cursor itself.
         let mut start = self.cursor;
         let mut used = 0;
