@@ -24,6 +24,7 @@
 pub mod batch;
 pub mod bench;
 pub mod chat;
+pub mod check;
 pub mod client;
 pub mod daytime;
 pub mod echo;
@@ -32,6 +33,7 @@ pub mod lab;
 pub mod net;
 pub mod plot;
 pub mod poll;
+pub mod procfs;
 mod rawsock;
 pub mod scan;
 pub mod server;

@@ -16,6 +16,8 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         // The scan's summary already said so; 1 tells scripts nothing was found.
         Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
+        // The check's report already said which cases failed and why.
+        Err(e) if e.is::<cli::ChecksFailed>() => ExitCode::FAILURE,
         Err(e) => {
             // If stderr is gone too there is no one left to tell.
             let _ = writeln!(io::stderr(), "error: {}", socketeer::net::strip_os_error(&format!("{e:#}")));

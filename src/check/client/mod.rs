@@ -1,0 +1,1 @@
+//! Client checks (to come).

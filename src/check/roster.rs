@@ -1,0 +1,1 @@
+//! Class rosters (to come).

@@ -1,0 +1,1 @@
+//! Scanner checks (to come).

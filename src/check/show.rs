@@ -1,0 +1,103 @@
+//! Showing bytes a peer sent, safely: what a student's program sent may hold
+//! anything (NUL, escape sequences, invalid UTF-8), and a report must neither
+//! obey it nor drown in it. This is the one place that turns peer bytes into
+//! text for the report; everything else calls [`bytes`].
+
+use std::fmt::Write;
+
+/// How many bytes of a message a report shows before cutting it.
+pub const SHOWN: usize = 80;
+
+/// `raw` the way Python writes a bytes literal, so a student recognises it:
+/// `b'hello\r\n'`, `b'\x00\xff'`; cut after `limit` bytes with the count of
+/// what was left out.
+///
+/// ```
+/// use socketeer::check::show;
+/// assert_eq!(show::bytes(b"hi\r\n", 80), r"b'hi\r\n'");
+/// assert_eq!(show::bytes(&[0, 0xff, b'\''], 80), r"b'\x00\xff\''");
+/// assert_eq!(show::bytes(b"abcdef", 3), "b'abc'... (3 more bytes)");
+/// ```
+pub fn bytes(raw: &[u8], limit: usize) -> String {
+    let shown = &raw[..raw.len().min(limit)];
+    let mut out = String::with_capacity(shown.len() + 8);
+    out.push_str("b'");
+    for &b in shown {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b'\\' => out.push_str("\\\\"),
+            b'\'' => out.push_str("\\'"),
+            0x20..=0x7e => out.push(char::from(b)),
+            // Cannot fail: writing to a String.
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('\'');
+    if raw.len() > shown.len() {
+        let _ = write!(out, "... ({} more bytes)", raw.len() - shown.len());
+    }
+    out
+}
+
+/// `text` quoted, with every control character and non-ASCII character
+/// escaped, cut after `limit` characters: for text that is already a
+/// `String` (a line a chat server relayed, a scanner's output).
+pub fn text(text: &str, limit: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(limit) + 2);
+    out.push('"');
+    let mut count = 0;
+    for c in text.chars() {
+        if count == limit {
+            let _ = write!(out, "\"... ({} more characters)", text.chars().count() - limit);
+            return out;
+        }
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+        count += 1;
+    }
+    out.push('"');
+    out
+}
+
+/// A byte count in words: `1 byte`, `1048576 bytes`.
+pub fn count(n: usize) -> String {
+    crate::stats::plural(n as u64, "byte")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_cannot_reach_the_terminal() {
+        let shown = bytes(b"\x1b[2Jgone\x07", 80);
+        assert_eq!(shown, r"b'\x1b[2Jgone\x07'");
+        assert!(!shown.contains('\x1b'));
+        assert_eq!(text("a\u{1b}[31mred\u{9b}", 80), r#""a\u{1b}[31mred\u{9b}""#);
+    }
+
+    #[test]
+    fn text_keeps_printable_unicode_and_cuts() {
+        assert_eq!(text("héllo ✓", 80), "\"héllo ✓\"");
+        assert_eq!(text("abcdef", 2), "\"ab\"... (4 more characters)");
+    }
+
+    #[test]
+    fn empty_is_shown_as_empty() {
+        assert_eq!(bytes(b"", 80), "b''");
+        assert_eq!(count(1), "1 byte");
+    }
+}
