@@ -223,9 +223,11 @@ impl Running {
         Some(Crash { status: describe_exit(status), stderr: self.stderr_tail() })
     }
 
-    /// Whether the program is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.crashed().is_none()
+    /// Whether any process of the program's group is still alive (read
+    /// from `/proc`, so it needs no `&mut`: drivers ask it to stop waiting
+    /// for a program that has died).
+    pub fn alive(&self) -> bool {
+        !procfs::group_members(self.pgid).is_empty()
     }
 
     /// Waits up to `limit` for the program to end by itself; its exit

@@ -105,7 +105,7 @@ const DAYTIME_TCP: [(Case, Kind); 6] = [
     with(case("daytime.tcp.closes", Group::Correct, "the server closes after answering", "a connection",
         "the end of the stream after the line", CLOSES, "daytime"), Kind::Closes),
     with(case("daytime.tcp.clients.10", Group::Concurrent, "10 clients at once each get an answer",
-        "10 connections at once", "an answer and a close on each", "Each client should get its answer \
+        "10 connections at once", "an answer on each", "Each client should get its answer \
          straight away; a server that waits for one client to do something before accepting the next \
          makes them queue.", "one-client-at-a-time"), Kind::Clients(10)),
 ];
@@ -137,7 +137,7 @@ const TIME_TCP: [(Case, Kind); 6] = [
     with(case("time.tcp.closes", Group::Correct, "the server closes after answering", "a connection",
         "the end of the stream after the 4 bytes", CLOSES, "time-protocol"), Kind::Closes),
     with(case("time.tcp.clients.10", Group::Concurrent, "10 clients at once each get an answer",
-        "10 connections at once", "4 bytes and a close on each", "Each client should get its answer straight \
+        "10 connections at once", "an answer on each", "Each client should get its answer straight \
          away; a server that waits for one client to do something before accepting the next makes them \
          queue.", "one-client-at-a-time"), Kind::Clients(10)),
 ];
@@ -295,8 +295,8 @@ fn reading(kind: Kind, answer: &[u8]) -> Finding {
 
 async fn clients(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     let asks = join_all((0..count).map(|_| ask(ctx, Transport::Tcp))).await;
-    let answered = asks.iter().filter(|a| a.as_ref().is_ok_and(|a| !a.bytes.is_empty() && a.end == End::Closed)).count();
-    let what = format!("{answered} of {count} clients got an answer and a close");
+    let answered = asks.iter().filter(|a| a.as_ref().is_ok_and(|a| !a.bytes.is_empty())).count();
+    let what = format!("{answered} of {count} clients got an answer");
     if answered == count {
         Ok(Finding::pass().note(what))
     } else {

@@ -10,6 +10,7 @@ use tokio::net::UdpSocket;
 use super::{Ctx, Planned, Probe as ServerProbe};
 use crate::check::case::{Case, Finding, Group, Level};
 use crate::check::grade::Share;
+use crate::check::program::Running;
 use crate::check::show::{self, SHOWN};
 use crate::check::wire;
 use crate::udp::ACK_PREFIX;
@@ -146,16 +147,26 @@ pub fn plan() -> Vec<Planned> {
 /// times it sends before giving up (enough that a server losing a share P
 /// answers at least once but for one time in a million).
 #[derive(Clone, Copy, Debug)]
-struct Patience {
+struct Patience<'a> {
     wait: Duration,
     tries: usize,
+    program: Option<&'a Running>,
 }
 
-impl Patience {
-    fn of(ctx: &Ctx<'_>) -> Patience {
+impl<'a> Patience<'a> {
+    fn of(ctx: &Ctx<'a>) -> Patience<'a> {
         let loss = ctx.options.expect_loss.map_or(0.3, |p| p.fraction()).clamp(0.3, 0.95);
         let tries = ((1e-6f64).ln() / loss.ln()).ceil() as usize;
-        Patience { wait: (ctx.options.reply_timeout / 4).max(Duration::from_millis(100)), tries: tries.clamp(8, 300) }
+        Patience {
+            wait: (ctx.options.reply_timeout / 4).max(Duration::from_millis(100)),
+            tries: tries.clamp(20, 300),
+            program: ctx.program,
+        }
+    }
+
+    /// Whether another try makes sense: not when the program has died.
+    fn worth_trying(&self) -> bool {
+        self.program.is_none_or(Running::alive)
     }
 }
 
@@ -169,9 +180,12 @@ async fn until_answered(
     socket: &UdpSocket,
     payload: &[u8],
     to: SocketAddr,
-    patience: Patience,
+    patience: Patience<'_>,
 ) -> Result<Option<(Vec<u8>, SocketAddr)>, String> {
     for _ in 0..patience.tries {
+        if !patience.worth_trying() {
+            break;
+        }
         socket.send_to(payload, to).await.map_err(|e| crate::net::describe(&e))?;
         if let Some(reply) = wire::recv_from(socket, patience.wait).await {
             return Ok(Some(reply));
@@ -180,7 +194,7 @@ async fn until_answered(
     Ok(None)
 }
 
-fn silent(payload: &[u8], patience: Patience) -> Finding {
+fn silent(payload: &[u8], patience: Patience<'_>) -> Finding {
     Finding::fail(format!(
         "no reply to {} sent {} times, {} apart",
         show::bytes(payload, SHOWN),
@@ -206,7 +220,7 @@ pub async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Finding {
     result.await.unwrap_or_else(Finding::fail)
 }
 
-async fn format(socket: &UdpSocket, to: SocketAddr, patience: Patience) -> Result<Finding, String> {
+async fn format(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> Result<Finding, String> {
     let payload = b"hello 1";
     let Some((reply, _)) = until_answered(socket, payload, to, patience).await? else {
         return Ok(silent(payload, patience));
@@ -215,7 +229,7 @@ async fn format(socket: &UdpSocket, to: SocketAddr, patience: Patience) -> Resul
     Ok(if reply == ack(payload) { shown } else { shown.failing("the reply is not b'ACK: ' followed by the payload") })
 }
 
-async fn reply_port(socket: &UdpSocket, to: SocketAddr, patience: Patience) -> Result<Finding, String> {
+async fn reply_port(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> Result<Finding, String> {
     let payload = b"where do you answer from?";
     let Some((_, from)) = until_answered(socket, payload, to, patience).await? else {
         return Ok(silent(payload, patience));
@@ -227,7 +241,7 @@ async fn reply_port(socket: &UdpSocket, to: SocketAddr, patience: Patience) -> R
     })
 }
 
-async fn loss_rate(ctx: &Ctx<'_>, socket: &UdpSocket, count: usize, patience: Patience) -> Result<Finding, String> {
+async fn loss_rate(ctx: &Ctx<'_>, socket: &UdpSocket, count: usize, patience: Patience<'_>) -> Result<Finding, String> {
     const BATCH: usize = 20;
     let mut answered = HashSet::new();
     for batch in (0..count).collect::<Vec<_>>().chunks(BATCH) {
@@ -260,7 +274,7 @@ async fn loss_rate(ctx: &Ctx<'_>, socket: &UdpSocket, count: usize, patience: Pa
     })
 }
 
-async fn two_clients(ctx: &Ctx<'_>, a: UdpSocket, patience: Patience) -> Result<Finding, String> {
+async fn two_clients(ctx: &Ctx<'_>, a: UdpSocket, patience: Patience<'_>) -> Result<Finding, String> {
     const EACH: usize = 20;
     let b = wire::udp_for(ctx.addr).await.map_err(|e| crate::net::describe(&e))?;
     let payload = |who: char, i: usize| format!("client {who} datagram {i:02}").into_bytes();
@@ -297,13 +311,16 @@ async fn collect(socket: &UdpSocket, quiet: Duration) -> Vec<Vec<u8>> {
     got
 }
 
-async fn binary(socket: &UdpSocket, to: SocketAddr, patience: Patience) -> Result<Finding, String> {
+async fn binary(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> Result<Finding, String> {
     let payload = b"\xff\xfe\x00 not utf-8 \x80";
     socket.send_to(payload, to).await.map_err(|e| crate::net::describe(&e))?;
     let first = wire::recv_from(socket, patience.wait).await;
     let check = b"still there?";
     let mut acked = false;
     for _ in 0..patience.tries {
+        if !patience.worth_trying() {
+            break;
+        }
         socket.send_to(check, to).await.map_err(|e| crate::net::describe(&e))?;
         if let Some((reply, _)) = wire::recv_from(socket, patience.wait).await
             && reply == ack(check)
@@ -325,7 +342,7 @@ async fn binary(socket: &UdpSocket, to: SocketAddr, patience: Patience) -> Resul
     .sent(show::bytes(payload, SHOWN)))
 }
 
-async fn large(socket: &UdpSocket, to: SocketAddr, size: usize, patience: Patience) -> Result<Finding, String> {
+async fn large(socket: &UdpSocket, to: SocketAddr, size: usize, patience: Patience<'_>) -> Result<Finding, String> {
     let payload: Vec<u8> = b"0123456789".iter().copied().cycle().take(size).collect();
     let Some((reply, _)) = until_answered(socket, &payload, to, patience).await? else {
         return Ok(silent(&payload, patience));

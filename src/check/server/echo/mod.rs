@@ -239,7 +239,7 @@ pub const TCP_IDLE: (Case, Probe) = (
         "echo.tcp.idle-cpu",
         Group::Robust,
         "the server sleeps once its clients have left",
-        "three clients each send a message and leave (close, reset, half-close); then silence",
+        "three clients each send a message and close (the last after a half-close); then silence",
         "the server uses (almost) no CPU for the next second (read from /proc; needs -- COMMAND)",
         "Once a client has closed, recv() returns b'' at once, every time it is called. A loop \
          without `if not data: break` spins on it forever, burning a CPU for every client that ever \

@@ -264,13 +264,10 @@ async fn idle_cpu(ctx: &Ctx<'_>) -> Result<Finding, String> {
         if received.bytes != message {
             return Ok(Finding::skip("the server did not echo, so there is nothing to measure after"));
         }
-        match leave {
-            0 => drop(stream),
-            1 => wire::reset(stream),
-            _ => {
-                let _ = stream.shutdown().await;
-                let _ = wire::read(&mut stream, None, quiet).await;
-            }
+        // The last one half-closes first and waits for the server's close.
+        if leave == 2 {
+            let _ = stream.shutdown().await;
+            let _ = wire::read(&mut stream, None, quiet).await;
         }
     }
     Ok(judge_quiet(ctx, "after its three clients left").await)
