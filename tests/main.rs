@@ -5,6 +5,7 @@ mod bench;
 mod chat;
 mod chat_cluster;
 mod chat_terminal;
+mod check;
 mod cli;
 mod daytime;
 mod echo;

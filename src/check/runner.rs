@@ -24,6 +24,9 @@ use crate::net::Transport;
 /// How many instances are started ahead of the case that will use them.
 const PREFETCH: usize = 2;
 
+/// How long a program whose case failed is given to finish crashing.
+const CRASH_GRACE: Duration = Duration::from_millis(300);
+
 /// The longest any one case may take before it is called hung.
 const CASE_LIMIT: Duration = Duration::from_secs(60);
 
@@ -115,6 +118,10 @@ pub async fn check_server(
                 Ok((mut running, addr)) => {
                     let mut ctx = Ctx { addr, program: Some(&running), options, memo: &mut memo };
                     let finding = run_limited(planned, &mut ctx).await;
+                    if finding.problem.is_some() {
+                        // A crash in progress may take a moment to become an exit.
+                        running.wait_exit(CRASH_GRACE).await;
+                    }
                     let crash = running.crashed();
                     stopping.push(tokio::spawn(running.stop()));
                     (finding, crash)

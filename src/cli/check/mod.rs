@@ -294,7 +294,8 @@ fn finish(out: &Output, html: Option<&std::path::Path>, report: &Report) -> anyh
 struct Summary<'a> {
     check: &'a str,
     subject: &'a str,
-    passed: bool,
+    /// Every required case passed.
+    ok: bool,
     #[serde(flatten)]
     tally: check::Tally,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -306,7 +307,7 @@ impl<'a> Summary<'a> {
         Summary {
             check: &report.check,
             subject: &report.subject,
-            passed: report.passed(),
+            ok: report.passed(),
             tally: report.tally,
             aborted: report.aborted.as_deref(),
         }
