@@ -36,7 +36,11 @@ impl Graded {
     }
 
     pub fn verdict(&self, id: &str) -> &str {
-        let case = self.cases.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("no case {id}: {:#?}", self.finished));
+        let case = self
+            .cases
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no case {id}: {:#?}", self.finished));
         case["verdict"].as_str().unwrap()
     }
 
@@ -71,7 +75,12 @@ fn assert_caught(args: &[&str], table: &[(&str, &[(&str, &str)])]) {
                         expected.iter().map(|&(id, v)| (id.to_owned(), v.to_owned())).collect();
                     assert_eq!(graded.troubled(), expected, "{name}: {:#?}", graded.finished);
                     let failed = expected.iter().any(|(_, v)| v == "fail");
-                    assert_eq!(graded.finished.code(), Some(i32::from(failed)), "{name}: {:#?}", graded.finished);
+                    assert_eq!(
+                        graded.finished.code(),
+                        Some(i32::from(failed)),
+                        "{name}: {:#?}",
+                        graded.finished
+                    );
                 });
             }
         });
@@ -88,7 +97,10 @@ fn echo_tcp_bugs_are_each_caught_by_their_own_cases() {
             ("echo_one_at_a_time.py", &[("echo.tcp.clients.10", "fail"), ("echo.tcp.clients.50", "fail")]),
             ("echo_no_eof_check.py", &[("echo.tcp.half-close", "fail"), ("echo.tcp.idle-cpu", "fail")]),
             ("echo_select_no_except.py", &[("echo.tcp.reset", "fail")]),
-            ("echo_leaks_sockets.py", &[("echo.tcp.half-close", "fail"), ("echo.tcp.sequential.1000", "fail")]),
+            (
+                "echo_leaks_sockets.py",
+                &[("echo.tcp.half-close", "fail"), ("echo.tcp.sequential.1000", "fail")],
+            ),
             ("echo_decodes_text.py", &[("echo.tcp.binary", "fail")]),
         ],
     );
@@ -172,9 +184,16 @@ fn chat_robustness_bugs_are_each_caught_by_their_own_cases() {
 fn hearing_oneself_is_judged_only_when_asked() {
     let echoes = fixture("chat_echoes_everyone.py");
     let good = fixture("chat_good.py");
-    for (path, expect, verdict) in [(&echoes, "no", "fail"), (&echoes, "yes", "pass"), (&good, "yes", "fail")] {
-        let graded = grade(&["chat", "--case", "chat.self", "--expect-self", expect], &["python3", path, "{port}"]);
-        assert_eq!(graded.verdict("chat.self"), verdict, "{path} --expect-self {expect}: {:#?}", graded.finished);
+    for (path, expect, verdict) in [(&echoes, "no", "fail"), (&echoes, "yes", "pass"), (&good, "yes", "fail")]
+    {
+        let graded =
+            grade(&["chat", "--case", "chat.self", "--expect-self", expect], &["python3", path, "{port}"]);
+        assert_eq!(
+            graded.verdict("chat.self"),
+            verdict,
+            "{path} --expect-self {expect}: {:#?}",
+            graded.finished
+        );
     }
     let graded = grade(&["chat", "--case", "chat.self"], &["python3", &echoes, "{port}"]);
     let notes = graded.cases[0]["notes"].to_string();
@@ -196,8 +215,12 @@ fn socketeers_own_servers_pass_everything() {
         assert_eq!(graded.troubled(), BTreeSet::new(), "{args:?}: {:#?}", graded.finished);
         assert_eq!(graded.finished.code(), Some(0));
         // Without the server's PID only the CPU cases are skipped.
-        let skipped: Vec<&str> =
-            graded.cases.iter().filter(|c| c["verdict"] == "skip").map(|c| c["id"].as_str().unwrap()).collect();
+        let skipped: Vec<&str> = graded
+            .cases
+            .iter()
+            .filter(|c| c["verdict"] == "skip")
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
         assert!(skipped.iter().all(|id| id.ends_with("idle-cpu")), "{skipped:?}");
     }
     // Started by the check, they are measured from /proc too.
@@ -215,7 +238,10 @@ fn socketeers_own_servers_pass_everything() {
 #[test]
 fn the_json_has_one_object_per_case_and_a_summary() {
     let path = fixture("echo_recv_once.py");
-    let graded = grade(&["echo", "--case", "echo.tcp.1mib", "--case", "echo.tcp.roundtrip"], &["python3", &path, "{port}"]);
+    let graded = grade(
+        &["echo", "--case", "echo.tcp.1mib", "--case", "echo.tcp.roundtrip"],
+        &["python3", &path, "{port}"],
+    );
     assert_eq!(graded.cases.len(), 2);
     let failed = graded.cases.iter().find(|c| c["id"] == "echo.tcp.1mib").unwrap();
     for field in ["title", "group", "sends", "expects", "explanation", "anchor", "verdict", "problem", "ms"] {
@@ -271,7 +297,8 @@ fn a_program_that_does_not_listen_where_told_is_explained() {
     assert!(why.contains("it listens on tcp 127.0.0.1:") && why.contains("instead"), "{why}");
     assert_eq!(graded.finished.code(), Some(1));
     // One that dies at once is reported with what it printed.
-    let graded = grade(&["echo"], &["python3", "-c", "import sys; sys.exit('no port ' + sys.argv[1])", "{port}"]);
+    let graded =
+        grade(&["echo"], &["python3", "-c", "import sys; sys.exit('no port ' + sys.argv[1])", "{port}"]);
     let why = graded.summary()["aborted"].as_str().unwrap().to_owned();
     assert!(why.contains("stopped first (exit status 1)") && why.contains("no port"), "{why}");
 }

@@ -232,7 +232,8 @@ impl Outcome {
         if let Some(crash) = &crash
             && finding.problem.as_ref().is_none_or(|p| p.minor)
         {
-            finding.problem = Some(Problem { what: format!("the program stopped ({})", crash.status), minor: false });
+            finding.problem =
+                Some(Problem { what: format!("the program stopped ({})", crash.status), minor: false });
         }
         let verdict = match (&finding.problem, &finding.skipped) {
             (_, Some(_)) => Verdict::Skip,

@@ -176,7 +176,8 @@ mod tests {
 
     #[test]
     fn case_filters_take_prefixes_and_stars() {
-        let only = |p: &[&str]| Options { only: p.iter().map(|s| s.to_string()).collect(), ..Options::default() };
+        let only =
+            |p: &[&str]| Options { only: p.iter().map(|s| s.to_string()).collect(), ..Options::default() };
         assert!(only(&[]).selects("echo.tcp.1mib"));
         assert!(only(&["echo.tcp"]).selects("echo.tcp.1mib"));
         assert!(!only(&["echo.udp"]).selects("echo.tcp.1mib"));

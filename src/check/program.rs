@@ -20,6 +20,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::CheckError;
@@ -35,6 +36,9 @@ const CRASH_TAIL: usize = 2048;
 
 /// How often `/proc` is looked at while waiting for the program to listen.
 const LISTEN_POLL: Duration = Duration::from_millis(20);
+
+/// How long the rest of an ended program's output may take to arrive.
+const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
 
 /// How long a program may take to end after SIGTERM before it gets SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(1);
@@ -74,13 +78,19 @@ impl Launch {
     pub fn command(&self, vars: &[(&str, String)]) -> Vec<String> {
         self.argv
             .iter()
-            .map(|arg| vars.iter().fold(arg.clone(), |arg, (name, value)| arg.replace(&format!("{{{name}}}"), value)))
+            .map(|arg| {
+                vars.iter().fold(arg.clone(), |arg, (name, value)| arg.replace(&format!("{{{name}}}"), value))
+            })
             .collect()
     }
 
     /// The command as one line, placeholders and all, for reports.
     pub fn display(&self) -> String {
-        self.argv.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" ")
+        self.argv
+            .iter()
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -99,7 +109,7 @@ impl Captured {
         String::from_utf8_lossy(&self.bytes()).into_owned()
     }
 
-    fn spawn_reader(&self, mut pipe: impl AsyncRead + Unpin + Send + 'static) {
+    fn spawn_reader(&self, mut pipe: impl AsyncRead + Unpin + Send + 'static) -> JoinHandle<()> {
         let kept = self.0.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 16 * 1024];
@@ -112,7 +122,7 @@ impl Captured {
                     kept.extend_from_slice(&buf[..n.min(room)]);
                 }
             }
-        });
+        })
     }
 }
 
@@ -129,6 +139,7 @@ pub struct Running {
     pub stderr: Captured,
     stdin: Option<ChildStdin>,
     exited: Option<ExitStatus>,
+    readers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
@@ -157,14 +168,15 @@ impl Running {
             cmd.spawn().map_err(|source| CheckError::Spawn { program: command[0].clone(), source })?;
         let pgid = child.id().unwrap_or_default();
         let (stdout, stderr) = (Captured::default(), Captured::default());
+        let mut readers = Vec::new();
         if let Some(pipe) = child.stdout.take() {
-            stdout.spawn_reader(pipe);
+            readers.push(stdout.spawn_reader(pipe));
         }
         if let Some(pipe) = child.stderr.take() {
-            stderr.spawn_reader(pipe);
+            readers.push(stderr.spawn_reader(pipe));
         }
         let stdin = child.stdin.take();
-        Ok(Running { child, pgid, command, stdout, stderr, stdin, exited: None })
+        Ok(Running { child, pgid, command, stdout, stderr, stdin, exited: None, readers })
     }
 
     /// The process id of the program (and of its process group).
@@ -190,7 +202,7 @@ impl Running {
             if procfs::is_listening(transport, addr) {
                 return Ok(());
             }
-            if let Some(crash) = self.crashed() {
+            if let Some(crash) = self.ended().await {
                 return Err(CheckError::NotListening {
                     transport,
                     addr,
@@ -213,8 +225,19 @@ impl Running {
         }
     }
 
+    /// How the program ended, if it has, with everything it printed on
+    /// stderr (read to the end of the pipe, unless a process it started
+    /// still holds the pipe open).
+    pub async fn ended(&mut self) -> Option<Crash> {
+        self.crashed()?;
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = tokio::time::timeout(OUTPUT_DRAIN, reader).await;
+        }
+        self.crashed()
+    }
+
     /// How the program ended, if it has: its status and the end of its
-    /// stderr. Once seen, the exit is remembered.
+    /// stderr so far. Once seen, the exit is remembered.
     pub fn crashed(&mut self) -> Option<Crash> {
         if self.exited.is_none() {
             self.exited = self.child.try_wait().ok().flatten();
@@ -338,7 +361,8 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_in() {
-        let launch = Launch::new(vec!["python3".into(), "s.py".into(), "{host}:{port}".into()], &["{port}"]).unwrap();
+        let launch =
+            Launch::new(vec!["python3".into(), "s.py".into(), "{host}:{port}".into()], &["{port}"]).unwrap();
         let vars = [("host", "127.0.0.1".to_owned()), ("port", "9000".to_owned())];
         assert_eq!(launch.command(&vars), ["python3", "s.py", "127.0.0.1:9000"]);
     }
@@ -359,8 +383,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_program_that_never_listens_is_reported_with_its_stderr() {
-        let launch = Launch::new(vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3 # {port}".into()], &["{port}"])
-            .unwrap();
+        let launch =
+            Launch::new(vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3 # {port}".into()], &["{port}"])
+                .unwrap();
         let mut running = Running::start(&launch, &[("port", "1".to_owned())], false).unwrap();
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let err = running.wait_listening(Transport::Tcp, addr, Duration::from_secs(10)).await.unwrap_err();
@@ -371,8 +396,9 @@ mod tests {
 
     #[tokio::test]
     async fn stop_ends_the_whole_group() {
-        let launch = Launch::new(vec!["sh".into(), "-c".into(), "sleep 60 & sleep 60 # {port}".into()], &["{port}"])
-            .unwrap();
+        let launch =
+            Launch::new(vec!["sh".into(), "-c".into(), "sleep 60 & sleep 60 # {port}".into()], &["{port}"])
+                .unwrap();
         let running = Running::start(&launch, &[("port", "1".to_owned())], false).unwrap();
         let pgid = running.pid();
         // Wait until the shell has started its children: the group has three members.

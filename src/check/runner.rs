@@ -45,7 +45,11 @@ pub enum Event<'a> {
 type Instance = Result<(Running, SocketAddr), String>;
 
 /// Starts an instance of `launch` on a free port and waits until it serves `transport`.
-fn start_instance(launch: Launch, transport: Transport, options: Options) -> JoinHandle<Result<Instance, CheckError>> {
+fn start_instance(
+    launch: Launch,
+    transport: Transport,
+    options: Options,
+) -> JoinHandle<Result<Instance, CheckError>> {
     tokio::spawn(async move {
         let port = free_port(options.host)?;
         let addr = SocketAddr::new(options.host, port);
@@ -122,7 +126,7 @@ pub async fn check_server(
                         // A crash in progress may take a moment to become an exit.
                         running.wait_exit(CRASH_GRACE).await;
                     }
-                    let crash = running.crashed();
+                    let crash = running.ended().await;
                     stopping.push(tokio::spawn(running.stop()));
                     (finding, crash)
                 }
@@ -149,7 +153,9 @@ async fn run_limited(planned: &Planned, ctx: &mut Ctx<'_>) -> Finding {
 /// Why a program did not start, with what it printed.
 pub(crate) fn not_started(e: &CheckError) -> String {
     match e {
-        CheckError::NotListening { stderr, .. } if !stderr.is_empty() => format!("{e}; it printed:\n{stderr}"),
+        CheckError::NotListening { stderr, .. } if !stderr.is_empty() => {
+            format!("{e}; it printed:\n{stderr}")
+        }
         e => e.to_string(),
     }
 }

@@ -1,7 +1,7 @@
 //! Showing bytes a peer sent, safely: what a student's program sent may hold
 //! anything (NUL, escape sequences, invalid UTF-8), and a report must neither
 //! obey it nor drown in it. This is the one place that turns peer bytes into
-//! text for the report; everything else calls [`bytes`].
+//! text for the report; everything else calls [`bytes()`] or [`text()`].
 
 use std::fmt::Write;
 
@@ -49,8 +49,7 @@ pub fn bytes(raw: &[u8], limit: usize) -> String {
 pub fn text(text: &str, limit: usize) -> String {
     let mut out = String::with_capacity(text.len().min(limit) + 2);
     out.push('"');
-    let mut count = 0;
-    for c in text.chars() {
+    for (count, c) in text.chars().enumerate() {
         if count == limit {
             let _ = write!(out, "\"... ({} more characters)", text.chars().count() - limit);
             return out;
@@ -66,7 +65,6 @@ pub fn text(text: &str, limit: usize) -> String {
             }
             c => out.push(c),
         }
-        count += 1;
     }
     out.push('"');
     out

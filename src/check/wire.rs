@@ -33,7 +33,9 @@ impl End {
         match self {
             End::Complete => "and that was all".to_owned(),
             End::Closed => "then the server closed the connection".to_owned(),
-            End::Reset => "then the server reset the connection (it crashed, or closed with data unread)".to_owned(),
+            End::Reset => {
+                "then the server reset the connection (it crashed, or closed with data unread)".to_owned()
+            }
             End::Quiet => format!("then nothing more for {}", humantime::format_duration(quiet)),
             End::Error(e) => format!("then the socket failed: {e}"),
         }
@@ -88,7 +90,11 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, S
 ///
 /// # Errors
 /// As [`connect`].
-pub async fn connect_from(from: Option<IpAddr>, addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> {
+pub async fn connect_from(
+    from: Option<IpAddr>,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream, String> {
     let Some(from) = from else { return connect(addr, timeout).await };
     let attempt = async {
         let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
@@ -160,7 +166,10 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(64);
         a.write_all(b"hello").await.unwrap();
         let quiet = Duration::from_millis(50);
-        assert_eq!(read(&mut b, Some(3), quiet).await, Received { bytes: b"hel".to_vec(), end: End::Complete });
+        assert_eq!(
+            read(&mut b, Some(3), quiet).await,
+            Received { bytes: b"hel".to_vec(), end: End::Complete }
+        );
         assert_eq!(read(&mut b, Some(9), quiet).await, Received { bytes: b"lo".to_vec(), end: End::Quiet });
         drop(a);
         assert_eq!(read(&mut b, None, quiet).await.end, End::Closed);

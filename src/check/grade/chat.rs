@@ -174,7 +174,8 @@ pub fn judge(sent: &[Traffic], received: &[Traffic]) -> Delivery {
                     times => problems.push(Problem::Repeated { to: receiver.client, token: *token, times }),
                 }
             }
-            let arrived: Vec<Token> = receiver.tokens.iter().filter(|t| t.client == sender.client).copied().collect();
+            let arrived: Vec<Token> =
+                receiver.tokens.iter().filter(|t| t.client == sender.client).copied().collect();
             if let Some(pair) = arrived.windows(2).find(|w| w[1].seq < w[0].seq) {
                 let (later, earlier) = (pair[0], pair[1]);
                 problems.push(Problem::Reordered { to: receiver.client, earlier, later });
@@ -205,16 +206,17 @@ mod tests {
         let stream = b"* welcome\n<guest1> ~c01m001~ hi\n[127.0.0.1:4000] ~c02m012~\n~c01m0";
         assert_eq!(tokens(stream), [t(1, 1), t(2, 12)]);
         assert_eq!(tokens(b"~c1xm001~ ~cabm001~"), []);
-        assert_eq!(tokens_per_line(b"a: ~c01m001~\n~c01m002~a: ~c01m003~\n"), [vec![t(1, 1)], vec![t(1, 2), t(1, 3)]]);
+        assert_eq!(
+            tokens_per_line(b"a: ~c01m001~\n~c01m002~a: ~c01m003~\n"),
+            [vec![t(1, 1)], vec![t(1, 2), t(1, 3)]]
+        );
     }
 
     #[test]
     fn a_good_broadcast_has_no_problems() {
         let sent = [Traffic { client: 1, tokens: vec![t(1, 1), t(1, 2)] }];
-        let received = [
-            Traffic { client: 1, tokens: vec![] },
-            Traffic { client: 2, tokens: vec![t(1, 1), t(1, 2)] },
-        ];
+        let received =
+            [Traffic { client: 1, tokens: vec![] }, Traffic { client: 2, tokens: vec![t(1, 1), t(1, 2)] }];
         let delivery = judge(&sent, &received);
         assert_eq!(delivery.problems, []);
         assert_eq!(delivery.self_echo, SelfEcho::No);
@@ -239,10 +241,7 @@ mod tests {
                 Problem::Reordered { to: 3, earlier: t(1, 1), later: t(1, 2) },
             ]
         );
-        assert_eq!(
-            delivery.summary(1),
-            "client 2 got message 1 of client 1 2 times; and 2 more"
-        );
+        assert_eq!(delivery.summary(1), "client 2 got message 1 of client 1 2 times; and 2 more");
         assert_eq!(delivery.problems[2].to_string(), "client 3 got message 2 of client 1 before message 1");
     }
 

@@ -98,7 +98,13 @@ impl Share {
 
 impl std::fmt::Display for Share {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.0}% (99% interval {:.0}% to {:.0}%)", self.estimate * 100.0, self.low * 100.0, self.high * 100.0)
+        write!(
+            f,
+            "{:.0}% (99% interval {:.0}% to {:.0}%)",
+            self.estimate * 100.0,
+            self.low * 100.0,
+            self.high * 100.0
+        )
     }
 }
 
@@ -144,7 +150,10 @@ mod tests {
         assert_eq!(compare(b"hello", b"help!"), Some(Mismatch::DiffersAt { offset: 3 }));
         let text = describe_mismatch(b"hello", b"help!", Mismatch::DiffersAt { offset: 3 });
         assert_eq!(text, r"byte 3 differs: sent b'hello' but got b'help!'");
-        assert_eq!(describe_mismatch(&[0; 2048], &[0; 1024], Mismatch::Short { got: 1024 }), "sent 2048 bytes, got only 1024 back");
+        assert_eq!(
+            describe_mismatch(&[0; 2048], &[0; 1024], Mismatch::Short { got: 1024 }),
+            "sent 2048 bytes, got only 1024 back"
+        );
     }
 
     #[test]

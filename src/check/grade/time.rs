@@ -49,7 +49,9 @@ pub fn says_the_time(text: &str, now_unix: i64, year: i32) -> bool {
 
 /// The runs of digits in `text`, as numbers.
 fn numbers(text: &str) -> impl Iterator<Item = i64> + '_ {
-    text.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty() && s.len() <= 12).filter_map(|s| s.parse().ok())
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty() && s.len() <= 12)
+        .filter_map(|s| s.parse().ok())
 }
 
 /// Every `H:MM` or `HH:MM` in `text`, as minutes since midnight.
@@ -136,7 +138,10 @@ mod tests {
         let unix = (NOW as u32 + 3).to_be_bytes();
         assert_eq!(read_time(unix, NOW), Some(TimeReading { big_endian: true, from_1900: false, off_by: 3 }));
         let little = ((NOW + EPOCH_OFFSET) as u32).to_le_bytes();
-        assert_eq!(read_time(little, NOW), Some(TimeReading { big_endian: false, from_1900: true, off_by: 0 }));
+        assert_eq!(
+            read_time(little, NOW),
+            Some(TimeReading { big_endian: false, from_1900: true, off_by: 0 })
+        );
         let slow = ((NOW + EPOCH_OFFSET - 600) as u32).to_be_bytes();
         assert_eq!(read_time(slow, NOW).map(|r| r.off_by), Some(-600));
         assert_eq!(read_time(*b"1234", NOW), None);

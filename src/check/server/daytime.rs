@@ -93,80 +93,294 @@ const CLOCK: &str = "The number is the time now: a stale or miscomputed value is
 
 /// The daytime cases over TCP.
 const DAYTIME_TCP: [(Case, Kind); 6] = [
-    with(case("daytime.tcp.answer", Group::Correct, "the server speaks first", "a connection, and nothing else",
-        "text, right after connecting", SPEAKS_FIRST, "daytime"), Kind::Answer),
-    with(case("daytime.tcp.now", Group::Correct, "the answer says the date and time now", "a connection",
-        "today's year and the time within 2 minutes (any time zone)", SAYS_NOW, "daytime"), Kind::SaysNow),
-    with(case("daytime.tcp.one-line", Group::Correct, "the answer is one line", "a connection",
-        "one line of text", "A daytime answer is a single line; extra lines (a greeting, a prompt) are not \
-         part of the protocol and confuse clients that print what they get.", "daytime"), Kind::OneLine),
-    with(case("daytime.tcp.crlf", Group::Correct, "the line ends with CRLF", "a connection",
-        "the answer ends in b'\\r\\n' (a warning when it does not)", CRLF, "daytime"), Kind::CrLf),
-    with(case("daytime.tcp.closes", Group::Correct, "the server closes after answering", "a connection",
-        "the end of the stream after the line", CLOSES, "daytime"), Kind::Closes),
-    with(case("daytime.tcp.clients.10", Group::Concurrent, "10 clients at once each get an answer",
-        "10 connections at once", "an answer on each", "Each client should get its answer \
+    with(
+        case(
+            "daytime.tcp.answer",
+            Group::Correct,
+            "the server speaks first",
+            "a connection, and nothing else",
+            "text, right after connecting",
+            SPEAKS_FIRST,
+            "daytime",
+        ),
+        Kind::Answer,
+    ),
+    with(
+        case(
+            "daytime.tcp.now",
+            Group::Correct,
+            "the answer says the date and time now",
+            "a connection",
+            "today's year and the time within 2 minutes (any time zone)",
+            SAYS_NOW,
+            "daytime",
+        ),
+        Kind::SaysNow,
+    ),
+    with(
+        case(
+            "daytime.tcp.one-line",
+            Group::Correct,
+            "the answer is one line",
+            "a connection",
+            "one line of text",
+            "A daytime answer is a single line; extra lines (a greeting, a prompt) are not \
+         part of the protocol and confuse clients that print what they get.",
+            "daytime",
+        ),
+        Kind::OneLine,
+    ),
+    with(
+        case(
+            "daytime.tcp.crlf",
+            Group::Correct,
+            "the line ends with CRLF",
+            "a connection",
+            "the answer ends in b'\\r\\n' (a warning when it does not)",
+            CRLF,
+            "daytime",
+        ),
+        Kind::CrLf,
+    ),
+    with(
+        case(
+            "daytime.tcp.closes",
+            Group::Correct,
+            "the server closes after answering",
+            "a connection",
+            "the end of the stream after the line",
+            CLOSES,
+            "daytime",
+        ),
+        Kind::Closes,
+    ),
+    with(
+        case(
+            "daytime.tcp.clients.10",
+            Group::Concurrent,
+            "10 clients at once each get an answer",
+            "10 connections at once",
+            "an answer on each",
+            "Each client should get its answer \
          straight away; a server that waits for one client to do something before accepting the next \
-         makes them queue.", "one-client-at-a-time"), Kind::Clients(10)),
+         makes them queue.",
+            "one-client-at-a-time",
+        ),
+        Kind::Clients(10),
+    ),
 ];
 
 /// The daytime cases over UDP.
 const DAYTIME_UDP: [(Case, Kind); 4] = [
-    with(case("daytime.udp.answer", Group::Correct, "a datagram is answered", "the datagram b'time?\\n'",
-        "a datagram of text back", "Over UDP the client sends any datagram and the server answers it with the \
-         time, sent to the address recvfrom() returned.", "daytime"), Kind::Answer),
-    with(case("daytime.udp.now", Group::Correct, "the answer says the date and time now", "a datagram",
-        "today's year and the time within 2 minutes", SAYS_NOW, "daytime"), Kind::SaysNow),
-    with(case("daytime.udp.crlf", Group::Correct, "the line ends with CRLF", "a datagram",
-        "the answer ends in b'\\r\\n' (a warning when it does not)", CRLF, "daytime"), Kind::CrLf),
-    with(case("daytime.udp.every-request", Group::Robust, "every datagram is answered", "3 datagrams, one at a time",
-        "3 answers", "A UDP server answers in a loop for as long as it runs; one that answers once and exits \
-         serves a single client.", "udp-datagrams"), Kind::EveryRequest(3)),
+    with(
+        case(
+            "daytime.udp.answer",
+            Group::Correct,
+            "a datagram is answered",
+            "the datagram b'time?\\n'",
+            "a datagram of text back",
+            "Over UDP the client sends any datagram and the server answers it with the \
+         time, sent to the address recvfrom() returned.",
+            "daytime",
+        ),
+        Kind::Answer,
+    ),
+    with(
+        case(
+            "daytime.udp.now",
+            Group::Correct,
+            "the answer says the date and time now",
+            "a datagram",
+            "today's year and the time within 2 minutes",
+            SAYS_NOW,
+            "daytime",
+        ),
+        Kind::SaysNow,
+    ),
+    with(
+        case(
+            "daytime.udp.crlf",
+            Group::Correct,
+            "the line ends with CRLF",
+            "a datagram",
+            "the answer ends in b'\\r\\n' (a warning when it does not)",
+            CRLF,
+            "daytime",
+        ),
+        Kind::CrLf,
+    ),
+    with(
+        case(
+            "daytime.udp.every-request",
+            Group::Robust,
+            "every datagram is answered",
+            "3 datagrams, one at a time",
+            "3 answers",
+            "A UDP server answers in a loop for as long as it runs; one that answers once and exits \
+         serves a single client.",
+            "udp-datagrams",
+        ),
+        Kind::EveryRequest(3),
+    ),
 ];
 
 /// The time cases over TCP.
 const TIME_TCP: [(Case, Kind); 6] = [
-    with(case("time.tcp.four-bytes", Group::Correct, "the answer is exactly 4 bytes", "a connection, and nothing else",
-        "4 bytes, then the end", FOUR_BYTES, "time-protocol"), Kind::FourBytes),
-    with(case("time.tcp.epoch", Group::Correct, "the seconds count from 1900", "a connection",
-        "a count near now since 1900-01-01 (not 1970)", EPOCH, "time-protocol"), Kind::Epoch),
-    with(case("time.tcp.byte-order", Group::Correct, "the number is big-endian", "a connection",
-        "the 4 bytes in network byte order", BYTE_ORDER, "time-protocol"), Kind::ByteOrder),
-    with(case("time.tcp.clock", Group::Correct, "the time is within 5 s of this machine's clock", "a connection",
-        "at most 5 s off", CLOCK, "time-protocol"), Kind::Clock),
-    with(case("time.tcp.closes", Group::Correct, "the server closes after answering", "a connection",
-        "the end of the stream after the 4 bytes", CLOSES, "time-protocol"), Kind::Closes),
-    with(case("time.tcp.clients.10", Group::Concurrent, "10 clients at once each get an answer",
-        "10 connections at once", "an answer on each", "Each client should get its answer straight \
+    with(
+        case(
+            "time.tcp.four-bytes",
+            Group::Correct,
+            "the answer is exactly 4 bytes",
+            "a connection, and nothing else",
+            "4 bytes, then the end",
+            FOUR_BYTES,
+            "time-protocol",
+        ),
+        Kind::FourBytes,
+    ),
+    with(
+        case(
+            "time.tcp.epoch",
+            Group::Correct,
+            "the seconds count from 1900",
+            "a connection",
+            "a count near now since 1900-01-01 (not 1970)",
+            EPOCH,
+            "time-protocol",
+        ),
+        Kind::Epoch,
+    ),
+    with(
+        case(
+            "time.tcp.byte-order",
+            Group::Correct,
+            "the number is big-endian",
+            "a connection",
+            "the 4 bytes in network byte order",
+            BYTE_ORDER,
+            "time-protocol",
+        ),
+        Kind::ByteOrder,
+    ),
+    with(
+        case(
+            "time.tcp.clock",
+            Group::Correct,
+            "the time is within 5 s of this machine's clock",
+            "a connection",
+            "at most 5 s off",
+            CLOCK,
+            "time-protocol",
+        ),
+        Kind::Clock,
+    ),
+    with(
+        case(
+            "time.tcp.closes",
+            Group::Correct,
+            "the server closes after answering",
+            "a connection",
+            "the end of the stream after the 4 bytes",
+            CLOSES,
+            "time-protocol",
+        ),
+        Kind::Closes,
+    ),
+    with(
+        case(
+            "time.tcp.clients.10",
+            Group::Concurrent,
+            "10 clients at once each get an answer",
+            "10 connections at once",
+            "an answer on each",
+            "Each client should get its answer straight \
          away; a server that waits for one client to do something before accepting the next makes them \
-         queue.", "one-client-at-a-time"), Kind::Clients(10)),
+         queue.",
+            "one-client-at-a-time",
+        ),
+        Kind::Clients(10),
+    ),
 ];
 
 /// The time cases over UDP.
 const TIME_UDP: [(Case, Kind); 5] = [
-    with(case("time.udp.four-bytes", Group::Correct, "the answer is exactly 4 bytes", "the datagram b'time?\\n'",
-        "a datagram of 4 bytes", FOUR_BYTES, "time-protocol"), Kind::FourBytes),
-    with(case("time.udp.epoch", Group::Correct, "the seconds count from 1900", "a datagram",
-        "a count near now since 1900-01-01 (not 1970)", EPOCH, "time-protocol"), Kind::Epoch),
-    with(case("time.udp.byte-order", Group::Correct, "the number is big-endian", "a datagram",
-        "the 4 bytes in network byte order", BYTE_ORDER, "time-protocol"), Kind::ByteOrder),
-    with(case("time.udp.clock", Group::Correct, "the time is within 5 s of this machine's clock", "a datagram",
-        "at most 5 s off", CLOCK, "time-protocol"), Kind::Clock),
-    with(case("time.udp.every-request", Group::Robust, "every datagram is answered", "3 datagrams, one at a time",
-        "3 answers", "A UDP server answers in a loop for as long as it runs; one that answers once and exits \
-         serves a single client.", "udp-datagrams"), Kind::EveryRequest(3)),
+    with(
+        case(
+            "time.udp.four-bytes",
+            Group::Correct,
+            "the answer is exactly 4 bytes",
+            "the datagram b'time?\\n'",
+            "a datagram of 4 bytes",
+            FOUR_BYTES,
+            "time-protocol",
+        ),
+        Kind::FourBytes,
+    ),
+    with(
+        case(
+            "time.udp.epoch",
+            Group::Correct,
+            "the seconds count from 1900",
+            "a datagram",
+            "a count near now since 1900-01-01 (not 1970)",
+            EPOCH,
+            "time-protocol",
+        ),
+        Kind::Epoch,
+    ),
+    with(
+        case(
+            "time.udp.byte-order",
+            Group::Correct,
+            "the number is big-endian",
+            "a datagram",
+            "the 4 bytes in network byte order",
+            BYTE_ORDER,
+            "time-protocol",
+        ),
+        Kind::ByteOrder,
+    ),
+    with(
+        case(
+            "time.udp.clock",
+            Group::Correct,
+            "the time is within 5 s of this machine's clock",
+            "a datagram",
+            "at most 5 s off",
+            CLOCK,
+            "time-protocol",
+        ),
+        Kind::Clock,
+    ),
+    with(
+        case(
+            "time.udp.every-request",
+            Group::Robust,
+            "every datagram is answered",
+            "3 datagrams, one at a time",
+            "3 answers",
+            "A UDP server answers in a loop for as long as it runs; one that answers once and exits \
+         serves a single client.",
+            "udp-datagrams",
+        ),
+        Kind::EveryRequest(3),
+    ),
 ];
 
 /// The cases of `service` over `transports`.
 pub fn plan(service: Service, transports: Transports) -> Vec<Planned> {
-    let (tcp, udp): (&[(Case, Kind)], &[(Case, Kind)]) = match service {
+    type Table = [(Case, Kind)];
+    let (tcp, udp): (&Table, &Table) = match service {
         Service::Daytime => (&DAYTIME_TCP, &DAYTIME_UDP),
         Service::Time => (&TIME_TCP, &TIME_UDP),
     };
     let tcp = tcp.iter().filter(|_| transports.tcp).map(|&(case, kind)| (case, Transport::Tcp, kind));
     let udp = udp.iter().filter(|_| transports.udp).map(|&(case, kind)| (case, Transport::Udp, kind));
     tcp.chain(udp)
-        .map(|(case, transport, kind)| Planned { case, probe: ServerProbe::Daytime(Probe { transport, kind }) })
+        .map(|(case, transport, kind)| Planned {
+            case,
+            probe: ServerProbe::Daytime(Probe { transport, kind }),
+        })
         .collect()
 }
 
@@ -210,7 +424,9 @@ pub async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Finding {
     let got = show::bytes(&answer.bytes, SHOWN);
     if answer.bytes.is_empty() {
         let what = match (probe.transport, &answer.end) {
-            (Transport::Udp, _) => format!("no answer within {} (asked twice)", humantime::format_duration(quiet)),
+            (Transport::Udp, _) => {
+                format!("no answer within {} (asked twice)", humantime::format_duration(quiet))
+            }
             (_, End::Closed) => "the server closed the connection without sending anything".to_owned(),
             (_, end) => format!("the server sent nothing, {}", end.describe(quiet)),
         };
@@ -251,7 +467,9 @@ pub async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Finding {
 
 fn answered(answer: &[u8]) -> Finding {
     match std::str::from_utf8(answer) {
-        Ok(text) if text.chars().all(|c| !c.is_control() || c == '\r' || c == '\n' || c == '\t') => Finding::pass(),
+        Ok(text) if text.chars().all(|c| !c.is_control() || c == '\r' || c == '\n' || c == '\t') => {
+            Finding::pass()
+        }
         _ => Finding::fail("the answer is not text: it holds control characters or bytes that are not UTF-8"),
     }
 }
@@ -276,16 +494,21 @@ fn reading(kind: Kind, answer: &[u8]) -> Finding {
                 "read as RFC 868 asks, the answer is {}, not within a day of now in any byte order or epoch",
                 u32::from_be_bytes(four)
             )),
-            _ => Finding::skip("the value is not near now in any reading, so this cannot be told (see the clock case)"),
+            _ => Finding::skip(
+                "the value is not near now in any reading, so this cannot be told (see the clock case)",
+            ),
         };
     };
     match kind {
-        Kind::Epoch if !reading.from_1900 => Finding::fail("the seconds are counted from 1970 (Unix time), not 1900"),
+        Kind::Epoch if !reading.from_1900 => {
+            Finding::fail("the seconds are counted from 1970 (Unix time), not 1900")
+        }
         Kind::ByteOrder if !reading.big_endian => {
             Finding::fail("the bytes are in little-endian order: read big-endian, they are far from now")
         }
         Kind::Clock if reading.off_by.abs() > 5 => {
-            let (way, secs) = if reading.off_by > 0 { ("ahead", reading.off_by) } else { ("behind", -reading.off_by) };
+            let (way, secs) =
+                if reading.off_by > 0 { ("ahead", reading.off_by) } else { ("behind", -reading.off_by) };
             Finding::fail(format!("the time is {secs} s {way} of this machine's clock"))
         }
         Kind::Clock => Finding::pass().note(format!("{} s from this machine's clock", reading.off_by)),

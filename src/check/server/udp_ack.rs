@@ -226,7 +226,11 @@ async fn format(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> R
         return Ok(silent(payload, patience));
     };
     let shown = Finding::pass().sent(show::bytes(payload, SHOWN)).got(show::bytes(&reply, SHOWN));
-    Ok(if reply == ack(payload) { shown } else { shown.failing("the reply is not b'ACK: ' followed by the payload") })
+    Ok(if reply == ack(payload) {
+        shown
+    } else {
+        shown.failing("the reply is not b'ACK: ' followed by the payload")
+    })
 }
 
 async fn reply_port(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> Result<Finding, String> {
@@ -241,7 +245,12 @@ async fn reply_port(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) 
     })
 }
 
-async fn loss_rate(ctx: &Ctx<'_>, socket: &UdpSocket, count: usize, patience: Patience<'_>) -> Result<Finding, String> {
+async fn loss_rate(
+    ctx: &Ctx<'_>,
+    socket: &UdpSocket,
+    count: usize,
+    patience: Patience<'_>,
+) -> Result<Finding, String> {
     const BATCH: usize = 20;
     let mut answered = HashSet::new();
     for batch in (0..count).collect::<Vec<_>>().chunks(BATCH) {
@@ -296,7 +305,11 @@ async fn two_clients(ctx: &Ctx<'_>, a: UdpSocket, patience: Patience<'_>) -> Res
         }
     }
     Ok(if problems.is_empty() {
-        Finding::pass().note(format!("A got {} and B {} of their own ACKs, none of the other's", got_a.len(), got_b.len()))
+        Finding::pass().note(format!(
+            "A got {} and B {} of their own ACKs, none of the other's",
+            got_a.len(),
+            got_b.len()
+        ))
     } else {
         Finding::fail(problems.join("; "))
     })
@@ -330,7 +343,9 @@ async fn binary(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> R
         }
     }
     let first = match first {
-        Some((reply, _)) if reply == ack(payload) => "the binary payload was acknowledged byte for byte".to_owned(),
+        Some((reply, _)) if reply == ack(payload) => {
+            "the binary payload was acknowledged byte for byte".to_owned()
+        }
         Some((reply, _)) => format!("the binary payload got {}", show::bytes(&reply, SHOWN)),
         None => "the binary payload got no reply (dropped, or not understood)".to_owned(),
     };
@@ -342,7 +357,12 @@ async fn binary(socket: &UdpSocket, to: SocketAddr, patience: Patience<'_>) -> R
     .sent(show::bytes(payload, SHOWN)))
 }
 
-async fn large(socket: &UdpSocket, to: SocketAddr, size: usize, patience: Patience<'_>) -> Result<Finding, String> {
+async fn large(
+    socket: &UdpSocket,
+    to: SocketAddr,
+    size: usize,
+    patience: Patience<'_>,
+) -> Result<Finding, String> {
     let payload: Vec<u8> = b"0123456789".iter().copied().cycle().take(size).collect();
     let Some((reply, _)) = until_answered(socket, &payload, to, patience).await? else {
         return Ok(silent(&payload, patience));
@@ -351,7 +371,10 @@ async fn large(socket: &UdpSocket, to: SocketAddr, size: usize, patience: Patien
         Finding::pass()
     } else {
         let carried = reply.len().saturating_sub(ACK_PREFIX.len());
-        Finding::fail(format!("the ACK is {} long: it carries {carried} of the {size} bytes", show::count(reply.len())))
-            .got(show::bytes(&reply, SHOWN))
+        Finding::fail(format!(
+            "the ACK is {} long: it carries {carried} of the {size} bytes",
+            show::count(reply.len())
+        ))
+        .got(show::bytes(&reply, SHOWN))
     })
 }

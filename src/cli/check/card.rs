@@ -34,7 +34,8 @@ fn block(text: &str, indent: usize) -> String {
 pub fn render(report: &Report) -> String {
     let mut out = format!("{} {}\n", style(format!("check {}", report.check)).bold(), report.subject);
     if let Some(why) = &report.aborted {
-        let _ = write!(out, "\n{} the check could not start:\n{}\n", style("ERROR").red().bold(), block(why, 2));
+        let _ =
+            write!(out, "\n{} the check could not start:\n{}\n", style("ERROR").red().bold(), block(why, 2));
         return out;
     }
     let id_width = report.outcomes.iter().map(|o| o.case.id.len()).max().unwrap_or(0);
@@ -62,7 +63,8 @@ pub fn render(report: &Report) -> String {
         out.push('\n');
         out.push_str(&details(outcome));
     }
-    let tally = paint(if report.passed() { Verdict::Pass } else { Verdict::Fail }).apply_to(report.tally.to_string());
+    let tally =
+        paint(if report.passed() { Verdict::Pass } else { Verdict::Fail }).apply_to(report.tally.to_string());
     let _ = writeln!(out, "\n{tally}");
     out
 }
@@ -92,8 +94,14 @@ pub fn details(outcome: &Outcome) -> String {
         field("measured", note);
     }
     if let Some(crash) = &outcome.crash {
-        let stderr = if crash.stderr.is_empty() { "(nothing on stderr)".to_owned() } else { crash.stderr.clone() };
-        let _ = writeln!(out, "  {}\n{}", style(format!("the program stopped ({}); its stderr:", crash.status)).dim(), indent(&stderr, 4));
+        let stderr =
+            if crash.stderr.is_empty() { "(nothing on stderr)".to_owned() } else { crash.stderr.clone() };
+        let _ = writeln!(
+            out,
+            "  {}\n{}",
+            style(format!("the program stopped ({}); its stderr:", crash.status)).dim(),
+            indent(&stderr, 4)
+        );
     }
     let _ = writeln!(out, "  {}\n{}", style("why:").dim(), block(case.explanation, 4));
     let _ = writeln!(out, "  {} {}", style("read:").dim(), case.doc_link());
@@ -103,5 +111,8 @@ pub fn details(outcome: &Outcome) -> String {
 /// `text` indented, not wrapped (a traceback keeps its lines).
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
-    text.lines().map(|l| format!("{pad}{}", socketeer::chat::protocol::sanitize(l))).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("{pad}{}", socketeer::chat::protocol::sanitize(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

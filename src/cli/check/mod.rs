@@ -85,8 +85,11 @@ enum Command {
                             socketeer check time -- python3 time_server.py {port}")]
     Time(ServerArgs),
     /// Grade the course's lossy UDP server (ACK: <payload>).
-    #[command(name = "udp-ack", after_help = "Examples:\n  socketeer check udp-ack localhost:12345\n  \
-                            socketeer check udp-ack --expect-loss 30% -- python3 server.py {port}")]
+    #[command(
+        name = "udp-ack",
+        after_help = "Examples:\n  socketeer check udp-ack localhost:12345\n  \
+                            socketeer check udp-ack --expect-loss 30% -- python3 server.py {port}"
+    )]
     UdpAck(UdpAckArgs),
     /// Grade a broadcast chat server (the course's closing challenge).
     #[command(after_help = "Examples:\n  socketeer check chat localhost:5555\n  \
@@ -167,7 +170,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let (server_check, at) = match args.command {
         None => {
-            return Err(UsageError("give a check (echo, daytime, time, udp-ack, chat) or --class ROSTER".into()).into());
+            return Err(UsageError(
+                "give a check (echo, daytime, time, udp-ack, chat) or --class ROSTER".into(),
+            )
+            .into());
         }
         Some(Command::Echo(a)) => (ServerCheck::Echo(a.transports()), a.at),
         Some(Command::Daytime(a)) => (ServerCheck::Daytime(a.transports()), a.at),
@@ -281,10 +287,11 @@ fn finish(out: &Output, html: Option<&std::path::Path>, report: &Report) -> anyh
         }
         out.emit("summary", &Json(&Summary::of(report)))?;
     } else {
-        print!("{}", card::render(report));
+        out.note(card::render(report).trim_end())?;
     }
     if let Some(path) = html {
-        write_replacing(path, &check::html::report(report)).with_context(|| format!("writing {}", path.display()))?;
+        write_replacing(path, &check::html::report(report))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if report.passed() { Ok(()) } else { Err(ChecksFailed.into()) }
 }

@@ -46,7 +46,11 @@ pub(super) async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Result<Finding, Stri
 
 /// Lets `count` clients in (client 1 with a small buffer when asked) and
 /// waits until the server relays client 1's lines to all the others.
-async fn gather<'a>(ctx: &mut Ctx<'a>, count: u8, slow_first: bool) -> Result<(Door<'a>, Vec<Member>), String> {
+async fn gather<'a>(
+    ctx: &mut Ctx<'a>,
+    count: u8,
+    slow_first: bool,
+) -> Result<(Door<'a>, Vec<Member>), String> {
     let (door, first) = Door::open(ctx, slow_first).await?;
     let others = join_all((2..=count).map(|id| door.enter(id, false))).await;
     let mut members = vec![first];
@@ -77,10 +81,16 @@ async fn delivered(receivers: &[&Member], sent: &[Traffic], limit: Duration) -> 
 
 /// Judges the lines of `sent` as received by `receivers`.
 fn verdict(sent: &[Traffic], receivers: &[&Member]) -> Finding {
-    let received: Vec<Traffic> = receivers.iter().map(|m| Traffic { client: m.id, tokens: m.inbox.tokens() }).collect();
+    let received: Vec<Traffic> =
+        receivers.iter().map(|m| Traffic { client: m.id, tokens: m.inbox.tokens() }).collect();
     let delivery = judge(sent, &received);
-    let note = format!("{} of {} lines delivered to the other clients", delivery.delivered, delivery.expected);
-    if delivery.problems.is_empty() { Finding::pass().note(note) } else { Finding::fail(delivery.summary(3)).note(note) }
+    let note =
+        format!("{} of {} lines delivered to the other clients", delivery.delivered, delivery.expected);
+    if delivery.problems.is_empty() {
+        Finding::pass().note(note)
+    } else {
+        Finding::fail(delivery.summary(3)).note(note)
+    }
 }
 
 async fn pair(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
@@ -108,7 +118,10 @@ async fn self_echo(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     // The sender's own copy, if it gets one, is sent at about the same time.
     let speaker = &members[0];
     wait_until(ctx_reply / 2, || tokens.iter().all(|t| speaker.inbox.tokens().contains(t))).await;
-    let received = [Traffic { client: 1, tokens: speaker.inbox.tokens() }, Traffic { client: 2, tokens: members[1].inbox.tokens() }];
+    let received = [
+        Traffic { client: 1, tokens: speaker.inbox.tokens() },
+        Traffic { client: 2, tokens: members[1].inbox.tokens() },
+    ];
     let delivery = judge(&sent, &received);
     if !delivery.problems.is_empty() {
         return Ok(Finding::fail(delivery.summary(3)));
@@ -117,7 +130,9 @@ async fn self_echo(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
         SelfEcho::Yes => (true, "yes"),
         SelfEcho::No => (false, "no"),
         SelfEcho::Partly { heard, sent } => {
-            return Ok(Finding::fail(format!("client 1 heard {heard} of its own {sent} lines back: all or none, not some")));
+            return Ok(Finding::fail(format!(
+                "client 1 heard {heard} of its own {sent} lines back: all or none, not some"
+            )));
         }
         SelfEcho::Unknown => return Ok(Finding::skip("nothing was sent")),
     };
@@ -161,7 +176,11 @@ async fn utf8(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     };
     let shown = Finding::pass().sent(show::bytes(UTF8_TEXT.as_bytes(), SHOWN)).got(show::bytes(&line, SHOWN));
     let intact = line.windows(UTF8_TEXT.len()).any(|w| w == UTF8_TEXT.as_bytes());
-    Ok(if intact { shown } else { shown.failing("the line arrived, but its non-ASCII characters did not arrive intact") })
+    Ok(if intact {
+        shown
+    } else {
+        shown.failing("the line arrived, but its non-ASCII characters did not arrive intact")
+    })
 }
 
 async fn split(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
@@ -180,7 +199,9 @@ async fn split(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     }
     let listener = &members[1];
     let rest = &whole[token.to_string().len()..];
-    let arrived = || line_with(&listener.inbox.bytes(), token).is_some_and(|l| String::from_utf8_lossy(&l).contains(rest));
+    let arrived = || {
+        line_with(&listener.inbox.bytes(), token).is_some_and(|l| String::from_utf8_lossy(&l).contains(rest))
+    };
     if wait_until(limit, arrived).await {
         return Ok(Finding::pass());
     }
@@ -207,9 +228,15 @@ async fn coalesced(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
         return Ok(finding);
     }
     let stream = members[1].inbox.bytes();
-    let shown = |f: Finding| f.sent(show::text(&both, SHOWN)).got(show::bytes(&stream[stream.len().saturating_sub(SHOWN * 2)..], SHOWN * 2));
+    let shown = |f: Finding| {
+        f.sent(show::text(&both, SHOWN))
+            .got(show::bytes(&stream[stream.len().saturating_sub(SHOWN * 2)..], SHOWN * 2))
+    };
     let ours = [one, two, three];
-    let glued = tokens_per_line(&stream).into_iter().map(|line| line.iter().filter(|t| ours.contains(t)).count()).max();
+    let glued = tokens_per_line(&stream)
+        .into_iter()
+        .map(|line| line.iter().filter(|t| ours.contains(t)).count())
+        .max();
     if let Some(glued @ 2..) = glued {
         return Ok(shown(Finding::fail(format!("{glued} messages arrived run together on one line"))));
     }
@@ -253,9 +280,9 @@ async fn late_join(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     let limit = patience(ctx, 3);
     let (door, mut members) = gather(ctx, 2, false).await?;
     let mut before = Vec::new();
-    for i in 0..2 {
-        let token = members[i].say_numbered("before client 3 joined").await?;
-        before.push(Traffic { client: members[i].id, tokens: vec![token] });
+    for member in &mut members {
+        let token = member.say_numbered("before client 3 joined").await?;
+        before.push(Traffic { client: member.id, tokens: vec![token] });
     }
     delivered(&[&members[0], &members[1]], &before, limit).await;
     let late = door.enter(3, false).await?;
@@ -282,7 +309,11 @@ async fn leave(ctx: &mut Ctx<'_>, reset: bool) -> Result<Finding, String> {
     let (_, mut members) = gather(ctx, 3, false).await?;
     let leaver = members.remove(0);
     let mark = members[1].inbox.len();
-    if reset { leaver.reset() } else { leaver.leave() }
+    if reset {
+        leaver.reset()
+    } else {
+        leaver.leave()
+    }
     let mut tokens = Vec::new();
     let mut wait = limit;
     for line in 1..=3 {

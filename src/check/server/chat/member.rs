@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -84,7 +84,9 @@ impl Drop for Member {
 /// connections per address (socketeer's chat allows 16) sees many users.
 fn source_for(id: u8, server: SocketAddr) -> Option<IpAddr> {
     match server.ip() {
-        IpAddr::V4(v4) if v4.is_loopback() => Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, id.saturating_add(1)))),
+        IpAddr::V4(v4) if v4.is_loopback() => {
+            Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, id.saturating_add(1))))
+        }
         _ => None,
     }
 }
@@ -143,10 +145,17 @@ impl<'a> Door<'a> {
 
 /// Connects client `id`; one that will stop reading gets a small receive
 /// buffer, so that it fills quickly.
-async fn connect(addr: SocketAddr, options: &Options, id: u8, small_buffer: bool) -> Result<TcpStream, String> {
+async fn connect(
+    addr: SocketAddr,
+    options: &Options,
+    id: u8,
+    small_buffer: bool,
+) -> Result<TcpStream, String> {
     let from = source_for(id, addr);
     if !small_buffer {
-        return wire::connect_from(from, addr, options.startup_timeout).await.map_err(|e| format!("client {id}: {e}"));
+        return wire::connect_from(from, addr, options.startup_timeout)
+            .await
+            .map_err(|e| format!("client {id}: {e}"));
     }
     let describe = |e: std::io::Error| format!("client {id} could not connect: {}", crate::net::describe(&e));
     let socket = if addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(describe)?;
@@ -157,7 +166,12 @@ async fn connect(addr: SocketAddr, options: &Options, id: u8, small_buffer: bool
     }
     let stream = tokio::time::timeout(options.startup_timeout, socket.connect(addr))
         .await
-        .map_err(|_| format!("client {id} could not connect within {}", humantime::format_duration(options.startup_timeout)))?
+        .map_err(|_| {
+            format!(
+                "client {id} could not connect within {}",
+                humantime::format_duration(options.startup_timeout)
+            )
+        })?
         .map_err(describe)?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
@@ -231,7 +245,10 @@ impl Member {
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
         let id = self.id;
         let writer = self.writer.as_mut().ok_or_else(|| format!("client {id} has left"))?;
-        writer.write_all(bytes).await.map_err(|e| format!("client {id} could not send: {}", crate::net::describe(&e)))
+        writer
+            .write_all(bytes)
+            .await
+            .map_err(|e| format!("client {id} could not send: {}", crate::net::describe(&e)))
     }
 
     /// Sends a numbered message (`text` after its token) and returns the token.

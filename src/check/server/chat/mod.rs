@@ -5,7 +5,7 @@
 //! grader sends carries a token (see [`crate::check::grade::chat`]) and the
 //! judging looks for tokens, not for a line format. Before a case talks,
 //! its clients wait until the server relays to all of them (see
-//! [`member::settle`]): a server adds a client to its list some time after
+//! `member::settle`): a server adds a client to its list some time after
 //! accepting it.
 
 mod drive;

@@ -69,7 +69,9 @@ fn text_of(size: usize) -> Vec<u8> {
     let mut line = 0;
     while text.len() < size {
         line += 1;
-        text.extend_from_slice(format!("line {line:06} of a long message that TCP carries in many pieces\n").as_bytes());
+        text.extend_from_slice(
+            format!("line {line:06} of a long message that TCP carries in many pieces\n").as_bytes(),
+        );
     }
     text.truncate(size);
     text
@@ -104,7 +106,8 @@ async fn trickle(ctx: &Ctx<'_>, message: &[u8], gap: Duration) -> Result<Finding
         }
         writer
     };
-    let (received, _writer) = tokio::join!(wire::read(&mut reader, Some(message.len()), quiet + gap * 30), send);
+    let (received, _writer) =
+        tokio::join!(wire::read(&mut reader, Some(message.len()), quiet + gap * 30), send);
     Ok(judge(message, &received, quiet))
 }
 
@@ -116,7 +119,8 @@ async fn clients(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
         connects.into_iter().enumerate().filter_map(|(i, c)| c.ok().map(|s| (i + 1, s))).collect();
     // The last to connect asks first: a server still busy with client 1 cannot answer it.
     streams.reverse();
-    let messages: Vec<Vec<u8>> = streams.iter().map(|(i, _)| format!("client {i} of {count}\n").into_bytes()).collect();
+    let messages: Vec<Vec<u8>> =
+        streams.iter().map(|(i, _)| format!("client {i} of {count}\n").into_bytes()).collect();
     let replies = join_all(
         streams.iter_mut().zip(&messages).map(|((_, stream), message)| exchange(stream, message, quiet)),
     )
@@ -134,7 +138,7 @@ async fn clients(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     if unserved.is_empty() && refused.is_empty() {
         return Ok(Finding::pass().note(note));
     }
-    let mut what = format!("{note}");
+    let mut what = note.clone();
     if !unserved.is_empty() {
         what.push_str(&format!(
             "; {} got nothing back within {} while the others stayed connected ({})",
@@ -144,7 +148,10 @@ async fn clients(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
         ));
     }
     if let Some(first) = refused.first() {
-        what.push_str(&format!("; {} could not connect: {first}", crate::stats::plural(refused.len() as u64, "client")));
+        what.push_str(&format!(
+            "; {} could not connect: {first}",
+            crate::stats::plural(refused.len() as u64, "client")
+        ));
     }
     if served == 1 {
         what.push_str("; one client was served and the rest waited: one client at a time");
@@ -177,7 +184,9 @@ async fn reset(ctx: &Ctx<'_>) -> Result<Finding, String> {
         let finding = judge(&message, &received, quiet);
         if !finding.passed() {
             let what = finding.problem.as_ref().map(|p| p.what.clone()).unwrap_or_default();
-            return Ok(finding.failing(format!("after client 1 reset its connection, client {client}: {what}")));
+            return Ok(
+                finding.failing(format!("after client 1 reset its connection, client {client}: {what}"))
+            );
         }
     }
     Ok(Finding::pass().note("clients 2 and 3 were served after client 1's reset"))
@@ -200,7 +209,8 @@ async fn half_close(ctx: &Ctx<'_>) -> Result<Finding, String> {
         )),
         (true, end) => Finding::fail(format!("the echo came back, {}", end.describe(quiet))),
         (false, end) => {
-            let mismatch = compare(message, &received.bytes).map(|m| describe_mismatch(message, &received.bytes, m));
+            let mismatch =
+                compare(message, &received.bytes).map(|m| describe_mismatch(message, &received.bytes, m));
             Finding::fail(format!("{}, {}", mismatch.unwrap_or_default(), end.describe(quiet)))
         }
     }))

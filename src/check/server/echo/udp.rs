@@ -34,11 +34,17 @@ fn fill(message: &[u8], size: usize) -> Vec<u8> {
 }
 
 async fn socket(ctx: &Ctx<'_>) -> Result<UdpSocket, String> {
-    wire::udp_for(ctx.addr).await.map_err(|e| format!("cannot open a UDP socket: {}", crate::net::describe(&e)))
+    wire::udp_for(ctx.addr)
+        .await
+        .map_err(|e| format!("cannot open a UDP socket: {}", crate::net::describe(&e)))
 }
 
 async fn send(socket: &UdpSocket, datagram: &[u8], to: SocketAddr) -> Result<(), String> {
-    socket.send_to(datagram, to).await.map(drop).map_err(|e| format!("cannot send: {}", crate::net::describe(&e)))
+    socket
+        .send_to(datagram, to)
+        .await
+        .map(drop)
+        .map_err(|e| format!("cannot send: {}", crate::net::describe(&e)))
 }
 
 async fn once(ctx: &Ctx<'_>, message: &[u8]) -> Result<Finding, String> {
@@ -50,7 +56,8 @@ async fn once(ctx: &Ctx<'_>, message: &[u8]) -> Result<Finding, String> {
         let shown = Finding::pass().sent(show::bytes(message, SHOWN)).got(show::bytes(&reply, SHOWN));
         return Ok(match compare(message, &reply) {
             None => shown,
-            Some(m) => shown.failing(format!("the reply datagram differs: {}", describe_mismatch(message, &reply, m))),
+            Some(m) => shown
+                .failing(format!("the reply datagram differs: {}", describe_mismatch(message, &reply, m))),
         });
     }
     Ok(Finding::fail(format!(
@@ -84,10 +91,14 @@ async fn boundaries(ctx: &Ctx<'_>) -> Result<Finding, String> {
     let got = collect(&socket, sent.len(), ctx.options.reply_timeout).await;
     let sizes = |d: &[Vec<u8>]| d.iter().map(|d| d.len().to_string()).collect::<Vec<_>>().join(", ");
     let got: Vec<Vec<u8>> = got.into_iter().map(|(d, _)| d).collect();
-    let note = format!("sent datagrams of {} bytes, got back {}", sizes(&sent), match got.len() {
-        0 => "none".to_owned(),
-        _ => format!("{} bytes", sizes(&got)),
-    });
+    let note = format!(
+        "sent datagrams of {} bytes, got back {}",
+        sizes(&sent),
+        match got.len() {
+            0 => "none".to_owned(),
+            _ => format!("{} bytes", sizes(&got)),
+        }
+    );
     let missing = sent.iter().filter(|d| !got.contains(d)).count();
     if missing == 0 && got.len() == sent.len() {
         Ok(Finding::pass().note(note))
@@ -98,7 +109,8 @@ async fn boundaries(ctx: &Ctx<'_>) -> Result<Finding, String> {
 
 async fn burst(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     let socket = socket(ctx).await?;
-    let sent: Vec<Vec<u8>> = (0..count).map(|i| fill(format!("burst datagram {i:03} ").as_bytes(), 100)).collect();
+    let sent: Vec<Vec<u8>> =
+        (0..count).map(|i| fill(format!("burst datagram {i:03} ").as_bytes(), 100)).collect();
     for datagram in &sent {
         send(&socket, datagram, ctx.addr).await?;
     }
@@ -107,7 +119,9 @@ async fn burst(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     let what = format!("{} of {count} datagrams answered", answered.len());
     Ok(match answered.len() {
         n if n == count => Finding::pass().note(what),
-        n if n * 10 >= count * 9 => Finding::warn(format!("{what}: UDP may drop a few under load, but not many")),
+        n if n * 10 >= count * 9 => {
+            Finding::warn(format!("{what}: UDP may drop a few under load, but not many"))
+        }
         _ => Finding::fail(what),
     })
 }
