@@ -20,6 +20,7 @@ peers=(
   redis-server:redis-server
   tshark:tshark
   tcpdump:tcpdump
+  chromium:chromium
 )
 
 missing=()

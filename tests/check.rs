@@ -248,7 +248,7 @@ fn the_json_has_one_object_per_case_and_a_summary() {
         assert!(!failed[field].is_null(), "no {field}: {failed}");
     }
     assert_eq!(failed["verdict"], "fail");
-    assert!(failed["problem"]["what"].as_str().unwrap().contains("got only 1024 back"), "{failed}");
+    assert!(failed["problem"]["what"].as_str().unwrap().contains("got only 1,024 back"), "{failed}");
     assert!(failed["explanation"].as_str().unwrap().contains("TCP is a stream"), "{failed}");
     let summary = graded.summary();
     assert_eq!((summary["passed"].as_u64(), summary["failed"].as_u64()), (Some(1), Some(1)), "{summary}");
@@ -327,4 +327,68 @@ fn cases_can_be_listed() {
     assert!(ids.contains(&"chat.slow-reader") && ids.contains(&"chat.clients.50"), "{ids:?}");
     let json = run(&["check", "echo", "--udp", "--list", "--json"], b"");
     assert!(json.json_lines().iter().all(|c| c["id"].as_str().unwrap().starts_with("echo.udp.")));
+}
+
+#[test]
+fn the_html_report_renders_in_a_browser() {
+    require("chromium", "chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let path = fixture("echo_recv_once.py");
+    let html_arg = html.to_str().unwrap();
+    let graded = grade(
+        &["echo", "--case", "echo.tcp.roundtrip", "--case", "echo.tcp.1mib", "--html", html_arg],
+        &["python3", &path, "{port}"],
+    );
+    assert_eq!(graded.finished.code(), Some(1));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("src=") && !page.contains("href=\"http"), "the page must fetch nothing");
+    let profile = dir.path().join("profile");
+    let dom = crate::util::run_command(
+        std::process::Command::new("chromium").args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{html_arg}"),
+        ]),
+        b"",
+    );
+    let dom = dom.ok();
+    // The browser parsed the page into the summary and the cases.
+    for needle in [
+        "<div class=\"summary\" id=\"summary\">",
+        "data-passed=\"1\"",
+        "data-failed=\"1\"",
+        "<tr id=\"echo.tcp.1mib\">",
+        "got only 1,024 back",
+        "docs/check.md#tcp-is-a-stream",
+    ] {
+        assert!(dom.contains(needle), "the rendered page lacks {needle:?}:\n{dom}");
+    }
+}
+
+#[test]
+fn every_case_is_explained_in_the_doc() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/check.md")).unwrap();
+    for check in [
+        &["echo", "--tcp", "--udp"][..],
+        &["daytime", "--tcp", "--udp"],
+        &["time", "--tcp", "--udp"],
+        &["udp-ack"],
+        &["chat"],
+    ] {
+        let listed = run(&[&["check"], check, &["--list", "--json"]].concat(), b"");
+        for case in listed.json_lines() {
+            for key in ["id", "anchor"] {
+                let anchor = format!("<a id=\"{}\"></a>", case[key].as_str().unwrap());
+                assert!(doc.contains(&anchor), "docs/check.md lacks {anchor}");
+            }
+        }
+    }
 }

@@ -70,9 +70,22 @@ pub fn text(text: &str, limit: usize) -> String {
     out
 }
 
-/// A byte count in words: `1 byte`, `1048576 bytes`.
+/// A byte count in words, its digits grouped: `1 byte`, `1,048,576 bytes`.
 pub fn count(n: usize) -> String {
-    crate::stats::plural(n as u64, "byte")
+    format!("{} {}", grouped(n), if n == 1 { "byte" } else { "bytes" })
+}
+
+/// `n` with its digits in groups of three: `65,507`.
+pub fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -97,5 +110,7 @@ mod tests {
     fn empty_is_shown_as_empty() {
         assert_eq!(bytes(b"", 80), "b''");
         assert_eq!(count(1), "1 byte");
+        assert_eq!(count(1_048_576), "1,048,576 bytes");
+        assert_eq!(grouped(999), "999");
     }
 }

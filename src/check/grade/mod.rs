@@ -45,8 +45,12 @@ pub fn compare(sent: &[u8], got: &[u8]) -> Option<Mismatch> {
 pub fn describe_mismatch(sent: &[u8], got: &[u8], mismatch: Mismatch) -> String {
     match mismatch {
         Mismatch::Short { got: 0 } => format!("sent {}, got nothing back", show::count(sent.len())),
-        Mismatch::Short { got } => format!("sent {}, got only {got} back", show::count(sent.len())),
-        Mismatch::Long { got } => format!("sent {}, got {got} back", show::count(sent.len())),
+        Mismatch::Short { got } => {
+            format!("sent {}, got only {} back", show::count(sent.len()), show::grouped(got))
+        }
+        Mismatch::Long { got } => {
+            format!("sent {}, got {} back", show::count(sent.len()), show::grouped(got))
+        }
         Mismatch::DiffersAt { offset } => {
             let around = offset.saturating_sub(8);
             let mut text = format!("byte {offset} differs: sent ");
@@ -152,7 +156,7 @@ mod tests {
         assert_eq!(text, r"byte 3 differs: sent b'hello' but got b'help!'");
         assert_eq!(
             describe_mismatch(&[0; 2048], &[0; 1024], Mismatch::Short { got: 1024 }),
-            "sent 2048 bytes, got only 1024 back"
+            "sent 2,048 bytes, got only 1,024 back"
         );
     }
 

@@ -241,7 +241,7 @@ async fn sequential(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
         }
     }
     let (Some(program), Some(before)) = (ctx.program, before) else {
-        return Ok(Finding::pass().note(format!("{count} connections echoed")));
+        return Ok(Finding::pass().note(format!("{} connections echoed", show::grouped(count))));
     };
     // The server closes each socket when it reads our FIN: let it catch up.
     let settled = before + count / 20;
@@ -253,7 +253,8 @@ async fn sequential(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         after = program.sample().open_files;
     }
-    let note = format!("{count} connections echoed; open files {before} before, {after} after");
+    let note =
+        format!("{} connections echoed; open files {before} before, {after} after", show::grouped(count));
     if after >= before + count / 4 {
         Ok(Finding::fail(format!(
             "the server holds {} more files open than before: it keeps the sockets of clients that left",
