@@ -4,18 +4,26 @@
 //! Client to server, one request per line (UTF-8, `\n`-terminated, `\r\n`
 //! accepted): a line not starting with `/` is a message to the room; `//text`
 //! sends `/text`; `/nick NAME`, `/who`, `/msg NICK TEXT`, `/me ACTION`,
-//! `/join ROOM`, `/quit [REASON]` and `/help` are commands; `bye` alone (any
-//! case) is `/quit`.
+//! `/join ROOM`, `/quit [REASON]`, `/help` and `/pong TOKEN` are commands;
+//! `bye` alone (any case) is `/quit`.
 //!
-//! Server to client, one line each, told apart by how they start:
+//! Server to client, one line each, told apart by how they start
+//! ([`ServerLine`] reads them back):
 //!
 //! | line | meaning |
 //! |---|---|
 //! | `<alice> hello` | a message to the room |
 //! | `*alice* psst` | a private message to you |
 //! | `-> *bob* psst` | your private message, as sent |
-//! | `* alice waves`, `* bob joined lobby` | an action, or a notice from the server |
+//! | `* alice waves` | an action (`/me waves`) |
+//! | `*** bob joined lobby` | a notice from the server: no client can write one |
 //! | `! nickname bob is taken` | an error, for you alone |
+//! | `PING 5` | are you there? (`chat join` answers `/pong 5`; `nc` users need not) |
+//! | `[2026-11-22T18:46:00Z] <alice> hi` | a line of the room's history, with its time |
+//!
+//! A connection's first line also tells which protocol it speaks
+//! ([`identify`]): an IRC client's registration (`CAP`, `PASS`, `NICK`,
+//! `USER`) is never taken for chat.
 //!
 //! Text from one client reaches others only through [`sanitize`], which
 //! makes every control character visible (`ESC` becomes `^[`), so nothing
@@ -23,16 +31,16 @@
 //! ring its bell.
 
 use std::borrow::Cow;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::str;
 
-use bytes::{BufMut, Bytes, BytesMut};
+mod lines;
+mod names;
 
-/// The longest nickname or room name, in characters.
-pub const MAX_NAME: usize = 32;
-
-/// Characters allowed in names besides letters and digits (of any script).
-const NAME_PUNCTUATION: &str = "-_.[]{}|^`'";
+pub use lines::{
+    ServerLine, action, error, message, notice, others, ping, private, private_sent, replayed, split_replayed,
+};
+pub use names::{MAX_NAME, NameError, check_name, fold};
 
 /// What one line from a client asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +66,8 @@ pub enum Request<'a> {
     Quit(Option<&'a str>),
     /// `/help`: the list of commands.
     Help,
+    /// `/pong [TOKEN]`: the answer to a `PING`.
+    Pong,
 }
 
 /// A line that asks for something that does not exist or is malformed.
@@ -110,6 +120,7 @@ pub fn parse(line: &str) -> Result<Option<Request<'_>>, RequestError> {
             _ => return Err(RequestError::Usage("/msg NICK TEXT")),
         },
         "quit" => Request::Quit((!rest.is_empty()).then_some(rest)),
+        "pong" => Request::Pong,
         _ => return Err(RequestError::Unknown(word.to_owned())),
     };
     Ok(Some(request))
@@ -122,6 +133,31 @@ pub const HELP: [&str; 4] = [
     "bye, alone on a line, leaves like /quit",
     "nicknames and rooms: 1 to 32 letters, digits or - _ . [ ] { } | ^ ` '",
 ];
+
+/// The protocol a connection speaks, as its first line tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// This chat's line protocol (`nc`, `chat join`).
+    Lines,
+    /// IRC: the line is one of an IRC client's registration commands.
+    Irc,
+}
+
+/// Which protocol a connection speaks, from its first line: IRC clients
+/// open with `CAP LS`, `PASS secret`, `NICK name` or `USER name 0 * :Real
+/// Name` (commands in capitals, with their parameters), which must never
+/// reach a room as chat (a password among them).
+pub fn identify(first: &str) -> Dialect {
+    let mut words = first.trim_end().split(' ');
+    let params = || first.split(' ').skip(1).filter(|w| !w.is_empty()).count();
+    let irc = match words.next().unwrap_or_default() {
+        "CAP" => matches!(words.next(), Some("LS" | "REQ" | "END" | "LIST")),
+        "PASS" | "NICK" => params() >= 1,
+        "USER" => params() >= 4,
+        _ => false,
+    };
+    if irc { Dialect::Irc } else { Dialect::Lines }
+}
 
 /// A raw line that is not text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -172,186 +208,6 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(clean)
-}
-
-/// A name (nickname or room) that breaks the rules.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    /// Empty, or longer than [`MAX_NAME`] characters.
-    #[error("{kind} {name:?} must be 1 to {MAX_NAME} characters long")]
-    Length {
-        /// "nickname" or "room name".
-        kind: &'static str,
-        /// The name as given.
-        name: String,
-    },
-    /// A character outside letters, digits and ``-_.[]{}|^`'``.
-    #[error("{kind}s may not contain {bad:?}: use letters, digits and - _ . [ ] {{ }} | ^ ` '")]
-    BadChar {
-        /// "nickname" or "room name".
-        kind: &'static str,
-        /// The first offending character.
-        bad: char,
-    },
-}
-
-/// Checks a nickname (`kind` "nickname") or room name ("room name"): 1 to
-/// [`MAX_NAME`] characters, each a letter, a digit or one of `-_.[]{}|^`'`.
-///
-/// # Errors
-/// The first rule the name breaks.
-pub fn check_name<'a>(kind: &'static str, name: &'a str) -> Result<&'a str, NameError> {
-    if let Some(bad) = name.chars().find(|&c| !(c.is_alphanumeric() || NAME_PUNCTUATION.contains(c))) {
-        return Err(NameError::BadChar { kind, bad });
-    }
-    if name.is_empty() || name.chars().count() > MAX_NAME {
-        return Err(NameError::Length { kind, name: name.to_owned() });
-    }
-    Ok(name)
-}
-
-/// The key under which a name is unique: names differ only if they differ
-/// in more than case.
-pub fn fold(name: &str) -> String {
-    name.to_lowercase()
-}
-
-/// `<nick> text`: a message to the room.
-pub fn message(nick: &str, text: &str) -> Bytes {
-    concat(&["<", nick, "> ", text])
-}
-
-/// `* nick action`: what `/me` sends.
-pub fn action(nick: &str, text: &str) -> Bytes {
-    concat(&["* ", nick, " ", text])
-}
-
-/// `*from* text`: a private message, as its addressee sees it.
-pub fn private(from: &str, text: &str) -> Bytes {
-    concat(&["*", from, "* ", text])
-}
-
-/// `-> *to* text`: a private message, as its sender sees it.
-pub fn private_sent(to: &str, text: &str) -> Bytes {
-    concat(&["-> *", to, "* ", text])
-}
-
-/// `* ...`: a notice from the server.
-pub fn notice(text: impl fmt::Display) -> Bytes {
-    prefixed("* ", text)
-}
-
-/// `! ...`: an error, for one client.
-pub fn error(text: impl fmt::Display) -> Bytes {
-    prefixed("! ", text)
-}
-
-/// One line from `parts`, in one allocation of exactly its size.
-fn concat(parts: &[&str]) -> Bytes {
-    let mut line = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 1);
-    for part in parts {
-        line.put_slice(part.as_bytes());
-    }
-    line.put_u8(b'\n');
-    line.freeze()
-}
-
-fn prefixed(prefix: &str, text: impl fmt::Display) -> Bytes {
-    let mut line = BytesMut::with_capacity(64);
-    line.put_slice(prefix.as_bytes());
-    // Cannot fail: BytesMut grows as needed.
-    let _ = write!(line, "{text}");
-    line.put_u8(b'\n');
-    line.freeze()
-}
-
-/// "no one else", "1 other", "5 others": how many others share a room.
-pub fn others(n: usize) -> String {
-    match n {
-        0 => "no one else".to_owned(),
-        1 => "1 other".to_owned(),
-        n => format!("{n} others"),
-    }
-}
-
-/// A line from the server, as a client reads it (see the module's table).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerLine<'a> {
-    /// `<from> text`.
-    Message {
-        /// Who said it.
-        from: &'a str,
-        /// What they said.
-        text: &'a str,
-    },
-    /// `*from* text`.
-    Private {
-        /// Who sent it.
-        from: &'a str,
-        /// The message.
-        text: &'a str,
-    },
-    /// `-> *to* text`.
-    PrivateSent {
-        /// Who it went to.
-        to: &'a str,
-        /// The message.
-        text: &'a str,
-    },
-    /// `* text`: a notice or an action.
-    Notice(&'a str),
-    /// `! text`.
-    Error(&'a str),
-    /// Anything else (a server that is not ours, say).
-    Other(&'a str),
-}
-
-impl<'a> ServerLine<'a> {
-    /// Classifies one line (without its line ending).
-    pub fn parse(line: &'a str) -> ServerLine<'a> {
-        let nick_then_text = |rest: &'a str, close: &str| {
-            rest.split_once(close).filter(|(nick, _)| !nick.is_empty() && !nick.contains(' '))
-        };
-        if let Some(text) = line.strip_prefix("* ") {
-            ServerLine::Notice(text)
-        } else if let Some(text) = line.strip_prefix("! ") {
-            ServerLine::Error(text)
-        } else if let Some((from, text)) = line.strip_prefix('<').and_then(|r| nick_then_text(r, "> ")) {
-            ServerLine::Message { from, text }
-        } else if let Some((to, text)) = line.strip_prefix("-> *").and_then(|r| nick_then_text(r, "* ")) {
-            ServerLine::PrivateSent { to, text }
-        } else if let Some((from, text)) = line.strip_prefix('*').and_then(|r| nick_then_text(r, "* ")) {
-            ServerLine::Private { from, text }
-        } else {
-            ServerLine::Other(line)
-        }
-    }
-
-    /// What kind of line this is, as in `chat join --json`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ServerLine::Message { .. } => "message",
-            ServerLine::Private { .. } => "private",
-            ServerLine::PrivateSent { .. } => "private_sent",
-            ServerLine::Notice(_) => "notice",
-            ServerLine::Error(_) => "error",
-            ServerLine::Other(_) => "other",
-        }
-    }
-}
-
-impl fmt::Display for ServerLine<'_> {
-    /// The line as the server sent it, without its line ending.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ServerLine::Message { from, text } => write!(f, "<{from}> {text}"),
-            ServerLine::Private { from, text } => write!(f, "*{from}* {text}"),
-            ServerLine::PrivateSent { to, text } => write!(f, "-> *{to}* {text}"),
-            ServerLine::Notice(text) => write!(f, "* {text}"),
-            ServerLine::Error(text) => write!(f, "! {text}"),
-            ServerLine::Other(line) => f.write_str(line),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -417,42 +273,15 @@ mod tests {
     }
 
     #[test]
-    fn names_follow_the_rules() {
-        assert_eq!(check_name("nickname", "alice_2[x]"), Ok("alice_2[x]"));
-        assert_eq!(check_name("nickname", "Zoë"), Ok("Zoë"));
-        assert!(matches!(check_name("nickname", "a b"), Err(NameError::BadChar { bad: ' ', .. })));
-        assert!(matches!(check_name("nickname", "<alice>"), Err(NameError::BadChar { bad: '<', .. })));
-        assert!(matches!(check_name("nickname", "a\x1b"), Err(NameError::BadChar { bad: '\x1b', .. })));
-        assert!(matches!(check_name("room name", &"x".repeat(33)), Err(NameError::Length { .. })));
-        assert_eq!(check_name("room name", &"é".repeat(32)).map(str::len), Ok(64));
-        assert_eq!(fold("AlIcE"), "alice");
-        assert_eq!(fold("ZOË"), fold("zoë"));
-    }
-
-    #[test]
-    fn server_lines_render_and_parse_back() {
-        assert_eq!(&message("alice", "hi")[..], b"<alice> hi\n");
-        assert_eq!(&action("alice", "waves")[..], b"* alice waves\n");
-        assert_eq!(&private("alice", "psst")[..], b"*alice* psst\n");
-        assert_eq!(&private_sent("bob", "psst")[..], b"-> *bob* psst\n");
-        assert_eq!(&notice(format_args!("bob joined {}", "lobby"))[..], b"* bob joined lobby\n");
-        assert_eq!(&error("nope")[..], b"! nope\n");
-        let parsed = |b: &Bytes| {
-            let text = str::from_utf8(b).unwrap().trim_end();
-            assert_eq!(ServerLine::parse(text).to_string(), text, "displays as sent");
-            format!("{:?}", ServerLine::parse(text))
-        };
-        assert_eq!(
-            parsed(&message("alice", "hi > there")),
-            r#"Message { from: "alice", text: "hi > there" }"#
-        );
-        assert_eq!(parsed(&private("alice", "psst")), r#"Private { from: "alice", text: "psst" }"#);
-        assert_eq!(parsed(&private_sent("bob", "x")), r#"PrivateSent { to: "bob", text: "x" }"#);
-        assert_eq!(parsed(&notice("bob joined lobby")), r#"Notice("bob joined lobby")"#);
-        assert_eq!(parsed(&error("nope")), r#"Error("nope")"#);
-        assert_eq!(ServerLine::parse("+OK redis").kind(), "other");
-        assert_eq!(others(0), "no one else");
-        assert_eq!(others(1), "1 other");
-        assert_eq!(others(7), "7 others");
+    fn irc_registration_is_told_from_chat() {
+        for irc in ["CAP LS 302", "PASS s3cret-password", "NICK alice", "USER ii 0 * :Real Name", "CAP END\r"]
+        {
+            assert_eq!(identify(irc), Dialect::Irc, "{irc}");
+        }
+        for chat in ["hello", "/nick alice", "nick alice", "NICK", "USER error", "CAP", "PASS", "cap ls"] {
+            assert_eq!(identify(chat), Dialect::Lines, "{chat}");
+        }
+        assert_eq!(parse("/pong 42"), Ok(Some(Request::Pong)));
+        assert_eq!(parse("/PONG"), Ok(Some(Request::Pong)));
     }
 }
