@@ -237,3 +237,16 @@ fn servers_listen_on_localhost_by_name() {
     );
     assert!(proxy.addr("impair", "udp").ip().is_loopback());
 }
+
+/// Issue 14: the nmap and tcpdump habits (`-sS`, `-v` after `sniff`) are
+/// rewritten only inside `scan` and `sniff`; the same words elsewhere, such as
+/// text to echo, are left alone.
+#[test]
+fn scan_and_sniff_habits_apply_to_their_own_commands_only() {
+    let server = Daemon::start(&["echo", "serve", "--tcp", "--port", "0"], 1);
+    let addr = server.addr("echo", "tcp").to_string();
+    let sent = run(&["echo", "send", &addr, "sniff", "-v", "--", "-v"], b"");
+    assert_eq!(sent.ok(), "sniff\n-v\n", "{sent:#?}");
+    let sent = run(&["-v", "echo", "send", &addr, "scan", "--", "-sS"], b"");
+    assert_eq!(sent.ok(), "scan\n-sS\n", "{sent:#?}");
+}
