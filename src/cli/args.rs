@@ -211,13 +211,10 @@ impl TimeoutArgs {
     }
 }
 
-/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds.
+/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds
+/// (the one parser every flag and the proxy's control socket share).
 pub fn duration(s: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = s.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{s}' is not a duration"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 500ms, 2s or 1m"))
+    socketeer::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// A [`duration`] above zero.
@@ -230,7 +227,7 @@ pub fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// A size such as `1400`, `64KiB` or `1.5MB` (bytes when no unit is given).
 pub fn size(s: &str) -> Result<u64, String> {
-    socketeer::impair::units::parse_size(s).map_err(|e| e.to_string())
+    socketeer::units::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// A parser of a [`size`] from `min` to `max` bytes, as a `T`.

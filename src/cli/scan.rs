@@ -231,7 +231,7 @@ fn config(args: &Args) -> anyhow::Result<ScanConfig> {
 /// Every UDP port of the built-in table.
 fn udp_table() -> socketeer::scan::PortSet {
     let mut set = socketeer::scan::PortSet::default();
-    socketeer::scan::services::UDP.iter().for_each(|&(port, _)| set.insert(port));
+    socketeer::services::UDP.iter().for_each(|&(port, _)| set.insert(port));
     set
 }
 

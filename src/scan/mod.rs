@@ -28,7 +28,6 @@ mod payloads;
 pub mod ports;
 pub mod report;
 pub mod schedule;
-pub mod services;
 mod syn;
 pub mod targets;
 mod tcp;
