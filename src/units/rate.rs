@@ -65,7 +65,7 @@ impl FromStr for Rate {
             example: "10MB/s or 80Mbit/s",
         })?;
         match bytes_per_sec {
-            r if r == 0.0 => Err(UnitError::NotPositive(s.to_owned())),
+            0.0 => Err(UnitError::NotPositive(s.to_owned())),
             r if r < Rate::MIN.bytes_per_sec => {
                 Err(UnitError::TooSmall { input: s.to_owned(), what: "rate", min: "1bit/s" })
             }
