@@ -107,7 +107,11 @@ pub fn run(config: BacklogConfig) -> Result<BacklogReport, LabError> {
     for client in 1..=config.clients {
         let socket = connect_nonblocking(addr)?;
         let connected = completed(&socket, config.wait)?;
-        clients.push(ClientOutcome { client, connected_before_accept: connected, completed_after_accept: None });
+        clients.push(ClientOutcome {
+            client,
+            connected_before_accept: connected,
+            completed_after_accept: None,
+        });
         sockets.push(socket);
     }
     let accept_queue = tcp_sockets_on(addr.port())?

@@ -255,7 +255,12 @@ mod tests {
             report.rows.iter().map(|r| (r.way, r.bytes, r.first_error.is_some())).collect();
         assert_eq!(
             got,
-            [(Way::Blocking, 4, false), (Way::Timeout, 0, true), (Way::NonBlocking, 4, true), (Way::Poll, 4, false)]
+            [
+                (Way::Blocking, 4, false),
+                (Way::Timeout, 0, true),
+                (Way::NonBlocking, 4, true),
+                (Way::Poll, 4, false)
+            ]
         );
         assert!(report.rows[2].recv_calls > 1);
         assert_eq!((report.rows[0].recv_calls, report.rows[3].recv_calls), (1, 1));

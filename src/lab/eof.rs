@@ -152,9 +152,16 @@ fn list(results: &[RecvResult]) -> String {
 
 impl fmt::Display for EofReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "peer sends {:?} and closes:      recv returns {}", String::from_utf8_lossy(GOODBYE), list(&self.orderly))?;
+        writeln!(
+            f,
+            "peer sends {:?} and closes:      recv returns {}",
+            String::from_utf8_lossy(GOODBYE),
+            list(&self.orderly)
+        )?;
         writeln!(f, "peer resets (SO_LINGER 0, RST): recv returns {}", list(&self.reset))?;
-        if let Some(RecvResult::Error { message, .. }) = self.reset.iter().find(|r| matches!(r, RecvResult::Error { .. })) {
+        if let Some(RecvResult::Error { message, .. }) =
+            self.reset.iter().find(|r| matches!(r, RecvResult::Error { .. }))
+        {
             writeln!(f, "  the error: {message}")?;
         }
         let s = &self.spin;
@@ -178,7 +185,11 @@ fn share(part: Duration, whole: Duration) -> f64 {
 impl Lesson for EofReport {
     fn lesson(&self) -> String {
         let mut text = String::new();
-        let zeros_after_data = self.orderly.iter().skip_while(|r| matches!(r, RecvResult::Data { .. })).all(|r| *r == RecvResult::Zero);
+        let zeros_after_data = self
+            .orderly
+            .iter()
+            .skip_while(|r| matches!(r, RecvResult::Data { .. }))
+            .all(|r| *r == RecvResult::Zero);
         if zeros_after_data && self.orderly.contains(&RecvResult::Zero) {
             text.push_str(&format!(
                 "After an orderly close recv returned {}: 0 bytes is how TCP says the other side will send \
@@ -207,7 +218,9 @@ impl Lesson for EofReport {
                 share(s.cpu, s.wall)
             ));
         } else {
-            text.push_str("The loop that ignores 0 was stopped before it could spin; give it a longer --spin.");
+            text.push_str(
+                "The loop that ignores 0 was stopped before it could spin; give it a longer --spin.",
+            );
         }
         text
     }

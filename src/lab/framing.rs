@@ -292,8 +292,16 @@ impl fmt::Display for FramingReport {
             thousands(self.config.large as u64),
             self.config.chunk
         )?;
-        let mut table =
-            Table::new(&["run", "sends", "data segments", "recvs", "recv sizes", "bytes", "intact", "messages"]);
+        let mut table = Table::new(&[
+            "run",
+            "sends",
+            "data segments",
+            "recvs",
+            "recv sizes",
+            "bytes",
+            "intact",
+            "messages",
+        ]);
         for r in &self.rows {
             table.row([
                 r.run.to_string(),

@@ -83,7 +83,8 @@ pub fn run() -> Result<ReuseReport, LabError> {
         (Closer::Server, true, true),
         (Closer::Client, false, false),
     ];
-    let cases = cases.into_iter().map(|(closer, old, new)| case(closer, old, new)).collect::<Result<_, _>>()?;
+    let cases =
+        cases.into_iter().map(|(closer, old, new)| case(closer, old, new)).collect::<Result<_, _>>()?;
     Ok(ReuseReport { cases })
 }
 
@@ -165,8 +166,14 @@ fn on_off(b: bool) -> &'static str {
 
 impl fmt::Display for ReuseReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut table =
-            Table::new(&["port", "closed first", "old listener", "TIME_WAIT on the port", "new listener", "new bind"]);
+        let mut table = Table::new(&[
+            "port",
+            "closed first",
+            "old listener",
+            "TIME_WAIT on the port",
+            "new listener",
+            "new bind",
+        ]);
         for c in &self.cases {
             let waiting = match (c.time_wait.first(), c.client_time_wait) {
                 (Some(e), _) => format!("{} ↔ {}", e.local, e.remote),
@@ -192,7 +199,9 @@ impl fmt::Display for ReuseReport {
 impl Lesson for ReuseReport {
     fn lesson(&self) -> String {
         let find = |closer, old, new| {
-            self.cases.iter().find(|c| c.closed_first == closer && c.old_reuseaddr == old && c.new_reuseaddr == new)
+            self.cases
+                .iter()
+                .find(|c| c.closed_first == closer && c.old_reuseaddr == old && c.new_reuseaddr == new)
         };
         let mut text = String::new();
         if let Some(c) = find(Closer::Server, false, false) {

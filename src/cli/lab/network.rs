@@ -37,7 +37,9 @@ pub enum Command {
                             socketeer lab blocking --delay 1s --timeout 300ms --json")]
     Blocking(BlockingArgs),
     /// Text vs bytes: UTF-8, a character split across two recvs, invalid bytes, Latin-1 vs UTF-8.
-    #[command(after_help = "Examples:\n  socketeer lab bytes\n  socketeer lab bytes --text 'naïve 日本' --json")]
+    #[command(
+        after_help = "Examples:\n  socketeer lab bytes\n  socketeer lab bytes --text 'naïve 日本' --json"
+    )]
     Bytes(BytesArgs),
 }
 
@@ -125,7 +127,10 @@ fn bounded(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |s| {
         let d = positive_duration(s)?;
         if d > max {
-            return Err(format!("at most {} (the lab keeps experiments short)", humantime::format_duration(max)));
+            return Err(format!(
+                "at most {} (the lab keeps experiments short)",
+                humantime::format_duration(max)
+            ));
         }
         Ok(d)
     }
