@@ -54,9 +54,9 @@ pub struct ReuseCase {
     pub old_reuseaddr: bool,
     /// Whether the new one did.
     pub new_reuseaddr: bool,
-    /// Connections in TIME_WAIT whose local port is the server's, when the new listener bound.
+    /// The old connection's server side, if it was in TIME_WAIT when the new listener bound.
     pub time_wait: Vec<TcpSocketEntry>,
-    /// Connections in TIME_WAIT on the client's side.
+    /// 1 if the old connection's client side was in TIME_WAIT then, else 0.
     pub client_time_wait: usize,
     /// Whether the new listener could bind.
     pub bound: bool,
@@ -103,27 +103,31 @@ fn case(closed_first: Closer, old_reuseaddr: bool, new_reuseaddr: bool) -> Resul
     let client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(LabError::io("connecting"))?;
     let (server, _) = old.accept().map_err(LabError::io("accepting"))?;
     // Whoever closes first sends the first FIN and ends up in TIME_WAIT once
-    // the other side's FIN arrives.
-    let client_port = client.local_addr().map_err(LabError::io("reading the client's address"))?.port();
-    let waiting_port = match closed_first {
+    // the other side's FIN arrives. Other programs on this machine have
+    // connections too: ours are told apart by both their ends.
+    let server_end = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let client_end = client.local_addr().map_err(LabError::io("reading the client's address"))?;
+    let (waiting_local, waiting_remote) = match closed_first {
         Closer::Server => {
             drop(server);
             drop(client);
-            port
+            (server_end, client_end)
         }
         Closer::Client => {
             drop(client);
             drop(server);
-            client_port
+            (client_end, server_end)
         }
     };
-    wait_for_time_wait(waiting_port)?;
+    wait_for_time_wait(waiting_local, waiting_remote)?;
     drop(old);
     let entries = tcp_sockets_on(port)?;
+    let ours = |local, remote| {
+        move |e: &&TcpSocketEntry| e.state == TcpState::TimeWait && e.local == local && e.remote == remote
+    };
     let time_wait: Vec<TcpSocketEntry> =
-        entries.iter().filter(|e| e.state == TcpState::TimeWait && e.local.port() == port).copied().collect();
-    let client_time_wait =
-        entries.iter().filter(|e| e.state == TcpState::TimeWait && e.remote.port() == port).count();
+        entries.iter().filter(ours(server_end, client_end)).copied().collect();
+    let client_time_wait = entries.iter().filter(ours(client_end, server_end)).count();
     let (bound, error) = match listener(port, new_reuseaddr) {
         Ok(_) => (true, None),
         Err(e) => (false, Some(crate::net::strip_os_error(&e.to_string()))),
@@ -140,20 +144,20 @@ fn case(closed_first: Closer, old_reuseaddr: bool, new_reuseaddr: bool) -> Resul
     })
 }
 
-/// Waits until the connection whose local port is `local` is in TIME_WAIT
-/// (the last FIN crosses loopback at once, but the state change is not
-/// promised to be visible the instant `close` returns).
-fn wait_for_time_wait(local: u16) -> Result<(), LabError> {
+/// Waits until the connection from `local` to `remote` is in TIME_WAIT (the
+/// last FIN crosses loopback at once, but the state change is not promised
+/// to be visible the instant `close` returns).
+fn wait_for_time_wait(local: SocketAddr, remote: SocketAddr) -> Result<(), LabError> {
     let deadline = Instant::now() + SETTLE_LIMIT;
     loop {
-        let entries = tcp_sockets_on(local)?;
-        if entries.iter().any(|e| e.local.port() == local && e.state == TcpState::TimeWait) {
+        let entries = tcp_sockets_on(local.port())?;
+        if entries.iter().any(|e| e.local == local && e.remote == remote && e.state == TcpState::TimeWait) {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(LabError::Child {
                 what: "the closed connection".to_owned(),
-                detail: format!("port {local} did not reach TIME_WAIT within {SETTLE_LIMIT:?}"),
+                detail: format!("{local} ↔ {remote} did not reach TIME_WAIT within {SETTLE_LIMIT:?}"),
             });
         }
         std::thread::sleep(Duration::from_millis(1));
