@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse_from(cli::tcpdump_style_args(cli::nmap_style_args(std::env::args_os())));
+    let args =
+        cli::Cli::parse_from(cli::tcpdump_style_args(cli::nmap_style_args(std::env::args_os().collect())));
     init_logging(&args.verbosity.filter());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

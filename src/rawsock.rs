@@ -10,8 +10,6 @@ use std::time::Duration;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, recvmmsg, setsockopt, sockopt};
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
-use crate::sniff::Frame;
-
 /// Receive buffer of a raw socket: answers queue here between polls.
 const RECV_BUFFER: usize = 8 << 20;
 
@@ -186,7 +184,7 @@ impl PacketSocket {
         // batch that is not full means the queue was emptied; a flood that
         // matches the filter must not keep us here, hence the bound.
         for _ in 0..64 {
-            if socket.recv(|_| {})? < BATCH {
+            if socket.recv(|_, _, _| {})? < BATCH {
                 break;
             }
         }
@@ -195,11 +193,13 @@ impl PacketSocket {
     }
 
     /// Reads the frames queued now (one batch at most), handing each to
-    /// `each`; returns how many there were (0: none waiting).
+    /// `each` as its kernel timestamp (since the Unix epoch), its length on
+    /// the wire and the bytes captured; returns how many there were (0: none
+    /// waiting).
     ///
     /// # Errors
     /// When the socket fails.
-    pub(crate) fn recv(&mut self, mut each: impl FnMut(Frame<'_>)) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, mut each: impl FnMut(Duration, u32, &[u8])) -> io::Result<usize> {
         let mut meta = [(0usize, Duration::ZERO); BATCH];
         let mut received = 0;
         // Fresh headers each time: the kernel shrinks each header's control
@@ -236,7 +236,7 @@ impl PacketSocket {
             }
         }
         for (slot, &(len, time)) in self.slots.iter().zip(&meta[..received]) {
-            each(Frame { time, len: len as u32, data: &slot[..len.min(slot.len())] });
+            each(time, len as u32, &slot[..len.min(slot.len())]);
         }
         Ok(received)
     }

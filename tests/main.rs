@@ -12,6 +12,7 @@ mod daytime;
 mod echo;
 mod impair;
 mod lab;
+mod lab_net;
 mod peers;
 mod scan;
 mod serve;

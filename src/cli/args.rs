@@ -1,5 +1,6 @@
 //! Argument groups and parsers shared by several commands.
 
+use std::ffi::OsString;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
@@ -13,6 +14,15 @@ use socketeer::server::TcpLimits;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Where the arguments of subcommand `name` start, when `name` is the
+/// subcommand: the first word after the program's own global flags (`-v`,
+/// `-qq`, `--verbose`...). The same word anywhere else (`echo send HOST scan`)
+/// is someone's data, not the command.
+pub fn subcommand_args(args: &[OsString], name: &str) -> Option<usize> {
+    let at = 1 + args.iter().skip(1).position(|arg| !arg.to_str().is_some_and(|a| a.starts_with('-')))?;
+    (args[at] == name).then_some(at + 1)
+}
 
 /// `-v`/`-q`, counted.
 #[derive(Debug, Args)]
@@ -201,13 +211,10 @@ impl TimeoutArgs {
     }
 }
 
-/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds.
+/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds
+/// (the one parser every flag and the proxy's control socket share).
 pub fn duration(s: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = s.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{s}' is not a duration"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 500ms, 2s or 1m"))
+    socketeer::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// A [`duration`] above zero.
@@ -220,7 +227,7 @@ pub fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// A size such as `1400`, `64KiB` or `1.5MB` (bytes when no unit is given).
 pub fn size(s: &str) -> Result<u64, String> {
-    socketeer::impair::units::parse_size(s).map_err(|e| e.to_string())
+    socketeer::units::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// A parser of a [`size`] from `min` to `max` bytes, as a `T`.
@@ -277,5 +284,14 @@ mod tests {
         assert_eq!(size_in::<u32>(1, 1024)("2KiB"), Err("'2KiB' is 2048 bytes; give 1 to 1024".to_owned()));
         assert!(size_in::<u32>(1, 10)("lots").is_err());
         assert_eq!(size_in::<usize>(1, u64::MAX)("0"), Err("'0' is 0 bytes; give at least 1".to_owned()));
+    }
+
+    #[test]
+    fn the_subcommand_is_the_first_word_after_global_flags() {
+        let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(subcommand_args(&args(&["socketeer", "-vv", "--quiet", "scan", "-sS"]), "scan"), Some(4));
+        assert_eq!(subcommand_args(&args(&["socketeer", "echo", "send", "h", "scan", "-sS"]), "scan"), None);
+        assert_eq!(subcommand_args(&args(&["socketeer", "-v"]), "scan"), None);
+        assert_eq!(subcommand_args(&args(&["socketeer"]), "sniff"), None);
     }
 }

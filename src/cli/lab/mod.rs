@@ -1,5 +1,8 @@
-//! `socketeer lab`: the concurrency lab. Each experiment prints what it
-//! measured, then what the numbers mean.
+//! `socketeer lab`: the lab. Each experiment prints what it measured, then
+//! what the numbers mean. The concurrency experiments are here; the
+//! networking ones in [`network`].
+
+mod network;
 
 use std::fmt::Display;
 use std::io;
@@ -54,6 +57,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  socketeer lab servers\n  \
                             socketeer lab servers --connections 10,100,1000,10000 --duration 2s --json")]
     Servers(ServersArgs),
+    #[command(flatten)]
+    Network(network::Command),
     /// Runs one task of an experiment; the lab starts its child processes with it.
     #[command(hide = true)]
     Child(ChildArgs),
@@ -222,6 +227,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             conclude(Output::new(args.json), "deadlock", &deadlock::run(config)?)
         }
         Command::Servers(args) => servers(args).await,
+        Command::Network(command) => network::run(command).await,
         Command::Child(args) => child(args).await,
     }
 }
