@@ -168,3 +168,87 @@ fn networking_lab_arguments_out_of_range_are_usage_errors() {
         assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn python_races_too_and_the_lesson_follows_what_it_lost() {
+    crate::util::require("python3", "python3");
+    let r = report(&["race", "--python", "--threads", "3", "--count", "30000"], "race");
+    assert_eq!(r["python"]["status"], "ran", "{r}");
+    assert_eq!(r["python_increments"], 30_000);
+    let rows = r["python_rows"].as_array().unwrap();
+    let variants: Vec<&str> = rows.iter().map(|r| r["variant"].as_str().unwrap()).collect();
+    assert_eq!(variants, ["+=", "+=", "read, call, write", "with lock"]);
+    for row in rows {
+        assert_eq!(row["expected"], 90_000);
+        assert_eq!(row["got"].as_u64().unwrap() + row["lost"].as_u64().unwrap(), 90_000, "{row}");
+    }
+    assert_eq!(rows[3]["lost"], 0, "a lock loses nothing: {r}");
+    assert_eq!(rows[1]["switch_interval_us"], 1.0);
+
+    let out = run(&["lab", "race", "--python", "--threads", "2", "--count", "20000"], b"");
+    let text = out.ok();
+    let plus_equals_lost = table_row(text, "+=")[2].replace(',', "");
+    let lesson = lesson(text);
+    if plus_equals_lost == "0" {
+        assert!(lesson.contains("`counter += 1` lost nothing"), "{lesson}");
+    } else {
+        assert!(lesson.contains(&format!("`counter += 1` lost {}", table_row(text, "+=")[2])), "{lesson}");
+    }
+    assert!(lesson.contains("With a Lock around it nothing was lost"), "{lesson}");
+}
+
+#[test]
+fn names_come_from_the_hosts_file_and_the_host_name_is_the_kernels() {
+    let r = report(&["names"], "names");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(r["hostname"], kernel.trim());
+    let lookups = r["lookups"].as_array().unwrap();
+    for l in lookups {
+        let name = l["name"].as_str().unwrap();
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            assert_eq!(l["addrs"], json!([name]), "a numeric address is its own answer: {l}");
+        } else if l["error"].is_null() {
+            let mut got: Vec<String> = l["addrs"].as_array().unwrap().iter().map(|a| a.to_string()).collect();
+            let mut file: Vec<String> =
+                l["in_hosts_file"].as_array().unwrap().iter().map(|a| a.to_string()).collect();
+            got.sort();
+            file.sort();
+            file.dedup();
+            assert_eq!(got, file, "answered from /etc/hosts: {l}");
+        } else {
+            assert!(l["in_hosts_file"].as_array().unwrap().is_empty() || r["files_first"] == false, "{l}");
+        }
+    }
+    let localhost = lookups.iter().find(|l| l["name"] == "localhost").unwrap();
+    for a in localhost["addrs"].as_array().unwrap() {
+        assert!(a.as_str().unwrap().parse::<std::net::IpAddr>().unwrap().is_loopback(), "{localhost}");
+    }
+}
+
+#[test]
+fn anatomy_places_each_value_in_its_region_and_threads_share_the_heap() {
+    let r = report(&["anatomy", "--work", "50ms"], "anatomy");
+    let region = |what: &str| {
+        let placed = r["placed"].as_array().unwrap();
+        placed.iter().find(|p| p["what"].as_str().unwrap().starts_with(what)).unwrap()["region"].clone()
+    };
+    assert_eq!(region("a function"), "code");
+    assert_eq!(region("a constant"), "read-only-data");
+    assert_eq!(region("an initialised static"), "data");
+    assert!(region("a zeroed static") == "data" || region("a zeroed static") == "bss", "{r}");
+    assert_eq!(region("a local"), "stack", "the main thread's local is on [stack]: {r}");
+    let heap = r["placed"].as_array().unwrap().iter().find(|p| p["what"] == "a heap value (Box)").unwrap();
+    let threads = r["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 2);
+    assert_ne!(threads[0]["local"]["addr"], threads[1]["local"]["addr"]);
+    for t in threads {
+        assert_eq!(t["local"]["region"], "anonymous", "a thread's own stack: {t}");
+        assert_eq!(t["shared_heap_addr"], heap["addr"]);
+        assert_eq!(t["shared_heap_value"], 0x00c0_ffee);
+    }
+    let pcb: Vec<&str> = r["pcb"].as_array().unwrap().iter().map(|f| f[0].as_str().unwrap()).collect();
+    assert!(pcb.contains(&"Pid") && pcb.contains(&"State") && pcb.contains(&"VmRSS"), "{pcb:?}");
+    let work = r["work"].as_array().unwrap();
+    assert_eq!(work[0]["kind"], "waits");
+    assert!(work[0]["voluntary_switches"].as_u64().unwrap() >= 20, "every nap gives the CPU up: {r}");
+}

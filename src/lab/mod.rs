@@ -18,6 +18,7 @@
 //! [`SelfExec`], which runs a [`ChildTask`] in the child and reads what it
 //! prints as JSON lines.
 
+pub mod anatomy;
 pub mod backlog;
 pub mod blocking;
 pub mod cpu;
@@ -25,6 +26,7 @@ pub mod deadlock;
 pub mod encoding;
 pub mod eof;
 pub mod framing;
+pub mod names;
 pub mod processes;
 pub mod producer_consumer;
 pub mod race;
@@ -33,6 +35,7 @@ pub mod servers;
 pub mod threads;
 
 mod child;
+mod python;
 mod sock;
 mod table;
 mod tcp_info;

@@ -9,7 +9,7 @@ use socketeer::lab::backlog::{self, BacklogConfig};
 use socketeer::lab::blocking::{self, BlockingConfig};
 use socketeer::lab::eof::{self, EofConfig};
 use socketeer::lab::framing::{self, FramingConfig};
-use socketeer::lab::{encoding, reuseaddr};
+use socketeer::lab::{anatomy, encoding, names, reuseaddr};
 
 use super::super::args::{UsageError, positive_duration, size_in};
 use super::super::output::Output;
@@ -41,6 +41,12 @@ pub enum Command {
         after_help = "Examples:\n  socketeer lab bytes\n  socketeer lab bytes --text 'naïve 日本' --json"
     )]
     Bytes(BytesArgs),
+    /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
+    #[command(after_help = "Examples:\n  socketeer lab names\n  socketeer lab names --json")]
+    Names(JsonArgs),
+    /// A process's memory (code, data, bss, heap, stacks, libraries), its threads, and its PCB.
+    #[command(after_help = "Examples:\n  socketeer lab anatomy\n  socketeer lab anatomy --work 500ms --json")]
+    Anatomy(AnatomyArgs),
 }
 
 /// Arguments of experiments that take nothing but `--json`.
@@ -122,6 +128,17 @@ pub struct BytesArgs {
     json: bool,
 }
 
+/// Arguments of `lab anatomy`.
+#[derive(Debug, clap::Args)]
+pub struct AnatomyArgs {
+    /// How long the waiting thread and the computing thread each run.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = bounded(Duration::from_secs(5)))]
+    work: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// A positive duration of at most `max`, so that an experiment stays short.
 fn bounded(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
     move |s| {
@@ -138,8 +155,12 @@ fn bounded(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
 
 /// Runs a networking experiment.
 pub async fn run(command: Command) -> anyhow::Result<()> {
-    // The experiments block on plain sockets and threads: keep them off the async workers.
-    tokio::task::spawn_blocking(move || run_blocking(command)).await?
+    match command {
+        // On the main thread, whose stack is the one /proc/self/maps calls [stack].
+        Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
+        // The others block on plain sockets and threads: keep them off the async workers.
+        command => tokio::task::spawn_blocking(move || run_blocking(command)).await?,
+    }
 }
 
 fn run_blocking(command: Command) -> anyhow::Result<()> {
@@ -167,5 +188,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             conclude(Output::new(a.json), "blocking", &blocking::run(config)?)
         }
         Command::Bytes(a) => conclude(Output::new(a.json), "bytes", &encoding::run(&a.text)?),
+        Command::Names(a) => conclude(Output::new(a.json), "names", &names::run()?),
+        Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
     }
 }
