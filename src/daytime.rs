@@ -150,7 +150,8 @@ pub enum Answer {
     Daytime {
         /// The server that answered.
         server: SocketAddr,
-        /// The line as sent.
+        /// The line as sent; shown through [`crate::text::sanitize`], so a
+        /// hostile server's escape sequences are seen, not obeyed.
         text: String,
     },
     /// An RFC 868 time.
@@ -167,7 +168,7 @@ pub enum Answer {
 impl fmt::Display for Answer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Answer::Daytime { text, .. } => f.write_str(text),
+            Answer::Daytime { text, .. } => f.write_str(&crate::text::sanitize(text)),
             Answer::Time { utc, .. } => {
                 write!(
                     f,

@@ -39,6 +39,7 @@ pub mod services;
 pub mod shutdown;
 pub mod sniff;
 pub mod stats;
+pub mod text;
 pub mod transfer;
 pub mod udp;
 pub mod units;
