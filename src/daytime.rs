@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::client::{self, ClientError, Timeouts};
 use crate::net::{self, Bound, Endpoint, Target, Transport};
-use crate::server::{Service, TcpLimits, UdpAction, accept_loop, udp_loop};
+use crate::server::{Service, ServiceError, TcpLimits, UdpAction, accept_loop, udp_loop};
 use crate::shutdown::Shutdown;
 
 /// Seconds from 1900-01-01 (RFC 868's epoch) to 1970-01-01 (Unix's).
@@ -112,7 +112,7 @@ impl Service for DaytimeServer {
         self.bound.endpoints(self.name())
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         let DaytimeServer { protocol, bound, limits } = *self;
         let name = protocol.name();
         let udp = bound.udp.into_iter().map(|socket| {
@@ -127,6 +127,7 @@ impl Service for DaytimeServer {
         });
         async move {
             futures::join!(tcp, udp);
+            Ok(())
         }
         .boxed()
     }

@@ -1,4 +1,5 @@
-//! Text from the other side of a socket, made safe to show.
+//! Text for people: what the other side of a socket sent, made safe to
+//! show, and counts in words.
 //!
 //! Bytes a peer sent are data, never instructions to a terminal: an ESC or
 //! a C1 control starts a sequence that can retitle the window, move the
@@ -121,6 +122,14 @@ pub fn markup(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// A count and its noun: `1 sender`, `2 senders`.
+pub fn plural(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        _ => format!("{n} {noun}s"),
+    }
 }
 
 #[cfg(test)]

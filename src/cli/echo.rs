@@ -17,7 +17,7 @@ use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs, positive_duration, size_in};
 use super::output::Output;
-use super::serve::run_services;
+use super::run::run_services;
 
 /// The longest stdin line `echo send` accepts.
 const MAX_LINE: usize = 64 * 1024;
