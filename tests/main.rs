@@ -10,6 +10,7 @@ mod daytime;
 mod echo;
 mod impair;
 mod lab;
+mod lab_net;
 mod layers;
 mod peer_text;
 mod peers;

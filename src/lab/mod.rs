@@ -18,22 +18,35 @@
 //! [`SelfExec`], which runs a [`ChildTask`] in the child and reads what it
 //! prints as JSON lines.
 
+pub mod anatomy;
+pub mod backlog;
+pub mod blocking;
 pub mod cpu;
 pub mod deadlock;
+pub mod encoding;
+pub mod eof;
+pub mod framing;
+pub mod names;
 pub mod processes;
 pub mod producer_consumer;
 pub mod race;
+pub mod reuseaddr;
 pub mod servers;
 pub mod threads;
 
 mod child;
+mod python;
+mod sock;
 mod table;
+mod tcp_info;
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
 pub use child::{ChildTask, SelfExec};
+pub use sock::{TcpSocketEntry, TcpState};
+pub use tcp_info::TcpCounters;
 
 /// What an experiment's numbers mean, in two or three sentences written from
 /// the numbers of the run itself.
