@@ -16,7 +16,7 @@ use super::flood::RateLimit;
 use super::hub::{Backplane, ClientId, Hub, HubConfig, Standalone};
 use super::session;
 use crate::net::{Bound, Endpoint};
-use crate::server::{Service, admit_loop};
+use crate::server::{Service, ServiceError, admit_loop};
 use crate::shutdown::Shutdown;
 
 /// Every limit of a chat server.
@@ -114,7 +114,7 @@ impl Service for ChatServer {
         Some(format!("node {} of the cluster at {}", cluster.node, cluster.shown_url()))
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         let ChatServer { bound, config, cluster } = *self;
         let hub = HubConfig { history: config.history, log_bytes: config.queue, ..HubConfig::default() };
         match cluster {
@@ -134,7 +134,7 @@ fn serve<B: Backplane + Send + 'static>(
     bound: Bound,
     shared: Arc<Shared<B>>,
     shutdown: Shutdown,
-) -> BoxFuture<'static, ()> {
+) -> BoxFuture<'static, Result<(), ServiceError>> {
     let config = &shared.config;
     let gate = Gate::new(Limits { max_clients: config.max_clients, max_per_address: config.max_per_address });
     // Sessions look at the shutdown signal only when woken: wake them all once.
@@ -151,6 +151,7 @@ fn serve<B: Backplane + Send + 'static>(
         });
     async move {
         futures::join!(serve, wake_all);
+        Ok(())
     }
     .boxed()
 }

@@ -8,8 +8,9 @@ use tokio_util::codec::{AnyDelimiterCodecError, Decoder};
 
 use super::{Connection, Ending};
 use crate::chat::hub::{Backplane, ClientId};
-use crate::chat::protocol::{self, Dialect, HELP, Request, sanitize};
+use crate::chat::protocol::{self, Dialect, HELP, Request};
 use crate::chat::server::Shared;
+use crate::text::sanitize;
 
 /// How much a read asks for at once.
 const READ_CHUNK: usize = 16 * 1024;

@@ -47,9 +47,10 @@ use super::admission::Ticket;
 use super::delivery::{Mailbox, Mark, Outbox, Overflow};
 use super::flood::TokenBucket;
 use super::hub::{Backplane, Claim, ClientId, HubError};
-use super::protocol::{self, sanitize};
+use super::protocol;
 use super::server::Shared;
 use crate::shutdown::Shutdown;
+use crate::text::sanitize;
 
 /// About how much one write sends: what a mailbox collects at once.
 const WRITE_BUDGET: usize = 32 * 1024;
