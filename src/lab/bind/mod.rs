@@ -6,7 +6,7 @@
 //!   127.0.0.2 and ::1 to each. (All of 127.0.0.0/8 is loopback on Linux.)
 //! - As root, with `ip`: a second host in a private network namespace,
 //!   joined by a veth pair, connecting to a server namespace's real address
-//!   ([`netns`]): a listener on 127.0.0.1 cannot be reached from another host.
+//!   (`netns.rs`): a listener on 127.0.0.1 cannot be reached from another host.
 //! - Ports below `ip_unprivileged_port_start` need privilege: bound as this
 //!   user, and (as root) as `nobody`.
 //! - The ephemeral range the kernel picks client ports from.
