@@ -19,7 +19,9 @@ fn main() -> ExitCode {
         Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
         Err(e) => {
             // If stderr is gone too there is no one left to tell.
-            let _ = writeln!(io::stderr(), "error: {}", socketeer::net::strip_os_error(&format!("{e:#}")));
+            // Errors may quote what a peer sent: show it, never let it drive the terminal.
+            let message = socketeer::net::strip_os_error(&format!("{e:#}"));
+            let _ = writeln!(io::stderr(), "error: {}", socketeer::text::sanitize_lines(&message));
             ExitCode::from(e.downcast_ref::<cli::UsageError>().map_or(1, |_| 2))
         }
     }

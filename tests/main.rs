@@ -11,6 +11,8 @@ mod echo;
 mod impair;
 mod lab;
 mod lab_net;
+mod layers;
+mod peer_text;
 mod peers;
 mod scan;
 mod serve;

@@ -3,12 +3,17 @@
 use std::ffi::OsString;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
 use clap::Args;
+use socketeer::chat::flood::RateLimit;
 use socketeer::client::Timeouts;
 use socketeer::net::{self, Bound, Transports};
 use socketeer::server::TcpLimits;
+use socketeer::transfer::ReceiverLimits;
+use socketeer::transfer::driver::ReceiveConfig;
 
 /// A request that makes no sense, found after clap's own checks; exits with 2.
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +250,50 @@ pub fn size_in<T: TryFrom<u64>>(
         }
         T::try_from(bytes).map_err(|_| format!("'{s}' is too large"))
     }
+}
+
+/// A chat's `--rate-limit`: lines per time, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct LineRate(pub Option<RateLimit>);
+
+/// Parses a chat's `--rate-limit` (`10/s`, `300/min`, `off`): `chat serve`
+/// and `serve --chat-rate-limit`.
+pub fn line_rate(s: &str) -> Result<LineRate, String> {
+    RateLimit::parse(s, 1).map(LineRate).map_err(|e| e.to_string())
+}
+
+/// A cap on connections: a number, or none (`off`).
+#[derive(Clone, Copy, Debug)]
+pub struct Cap(pub Option<usize>);
+
+/// Parses a [`Cap`] (`--max-per-ip`, `--chat-max-per-ip`).
+pub fn cap(s: &str) -> Result<Cap, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Cap(None));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Cap(Some(n))),
+        _ => Err(format!("'{s}' is not a number of connections above zero, or off")),
+    }
+}
+
+/// How long a finished transfer session stays to answer a repeated FIN.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// The transfer receiver's settings: `transfer recv` and `serve`'s transfer service.
+pub fn receive_config(
+    dir: &Path,
+    overwrite: bool,
+    timeout: Duration,
+    max_window: u32,
+) -> anyhow::Result<ReceiveConfig> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
+    let limits = ReceiverLimits { max_window, max_block: 65_000, peer_timeout: timeout, linger: LINGER };
+    Ok(ReceiveConfig { dir, overwrite, limits, max_sessions: 64 })
 }
 
 /// A seed for when the user gave none: random, and printed so a run can be repeated.

@@ -9,6 +9,7 @@ mod echo;
 mod impair;
 mod lab;
 mod output;
+mod run;
 mod scan;
 mod serve;
 mod sniff;
