@@ -252,3 +252,54 @@ fn anatomy_places_each_value_in_its_region_and_threads_share_the_heap() {
     assert_eq!(work[0]["kind"], "waits");
     assert!(work[0]["voluntary_switches"].as_u64().unwrap() >= 20, "every nap gives the CPU up: {r}");
 }
+
+#[test]
+fn each_listener_gets_only_its_own_addresses_and_another_host_never_reaches_loopback() {
+    crate::util::require("ip", "iproute2");
+    crate::util::require("setpriv", "util-linux");
+    let r = report(&["bind"], "bind");
+    let destinations: Vec<&str> =
+        r["destinations"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let row = |bound: &str| -> Vec<String> {
+        let rows = r["loopback"].as_array().unwrap();
+        let row = rows.iter().find(|l| l["bound"] == bound).unwrap_or_else(|| panic!("no {bound}: {r}"));
+        row["reach"].as_array().unwrap().iter().map(|c| c["result"].as_str().unwrap().to_owned()).collect()
+    };
+    let (yes, no) = ("connected", "refused");
+    assert_eq!(&destinations[..2], ["127.0.0.1", "127.0.0.2"]);
+    assert_eq!(&row("127.0.0.1")[..2], [yes, no]);
+    assert_eq!(&row("127.0.0.2")[..2], [no, yes]);
+    assert_eq!(&row("0.0.0.0")[..2], [yes, yes]);
+    if destinations.contains(&"::1") {
+        assert_eq!(row("0.0.0.0")[2], no, "0.0.0.0 is IPv4 only");
+        assert_eq!(row("::1"), [no, no, yes]);
+        assert_eq!(row(":: (dual-stack)"), [yes, yes, yes]);
+        assert_eq!(row(":: (IPV6_V6ONLY)"), [no, no, yes]);
+    }
+    // The test runs as root: the namespaces were made, and are gone again.
+    assert!(r["other_host_skipped"].is_null(), "{r}");
+    let other: Vec<(&str, &str)> = r["other_host"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["bound"].as_str().unwrap(), h["reach"]["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(other, [("127.0.0.1", no), ("0.0.0.0", yes), ("198.18.0.1", yes)]);
+    let made: Vec<&str> = r["namespaces"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert_eq!(made.len(), 2, "{r}");
+    let listed = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    for name in made {
+        assert!(
+            !listed.lines().any(|l| l.split_whitespace().next() == Some(name)),
+            "{name} left behind: {listed}"
+        );
+    }
+    assert_eq!(r["unprivileged_bind"]["bound"], false, "nobody may not bind below the start: {r}");
+    assert_eq!(r["unprivileged_bind"]["uid"], 65534);
+    let range = r["ephemeral_range"].as_array().unwrap();
+    let (low, high) = (range[0].as_u64().unwrap(), range[1].as_u64().unwrap());
+    for port in r["client_ports"].as_array().unwrap() {
+        assert!((low..=high).contains(&port.as_u64().unwrap()), "{r}");
+    }
+}

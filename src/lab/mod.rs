@@ -20,6 +20,7 @@
 
 pub mod anatomy;
 pub mod backlog;
+pub mod bind;
 pub mod blocking;
 pub mod cpu;
 pub mod deadlock;

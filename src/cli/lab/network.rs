@@ -9,7 +9,7 @@ use socketeer::lab::backlog::{self, BacklogConfig};
 use socketeer::lab::blocking::{self, BlockingConfig};
 use socketeer::lab::eof::{self, EofConfig};
 use socketeer::lab::framing::{self, FramingConfig};
-use socketeer::lab::{anatomy, encoding, names, reuseaddr};
+use socketeer::lab::{anatomy, bind, encoding, names, reuseaddr};
 
 use super::super::args::{UsageError, positive_duration, size_in};
 use super::super::output::Output;
@@ -41,6 +41,11 @@ pub enum Command {
         after_help = "Examples:\n  socketeer lab bytes\n  socketeer lab bytes --text 'naïve 日本' --json"
     )]
     Bytes(BytesArgs),
+    /// 127.0.0.1 vs 127.0.0.2 vs 0.0.0.0 vs :: : who reaches which listener; privileged and ephemeral ports.
+    #[command(
+        after_help = "Examples:\n  socketeer lab bind\n  sudo socketeer lab bind     # also from another host (a private network namespace)\n  socketeer lab bind --json"
+    )]
+    Bind(JsonArgs),
     /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
     #[command(after_help = "Examples:\n  socketeer lab names\n  socketeer lab names --json")]
     Names(JsonArgs),
@@ -188,6 +193,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
             conclude(Output::new(a.json), "blocking", &blocking::run(config)?)
         }
         Command::Bytes(a) => conclude(Output::new(a.json), "bytes", &encoding::run(&a.text)?),
+        Command::Bind(a) => conclude(Output::new(a.json), "bind", &bind::run(&super::self_exec()?)?),
         Command::Names(a) => conclude(Output::new(a.json), "names", &names::run()?),
         Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
     }
