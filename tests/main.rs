@@ -4,6 +4,8 @@
 mod bench;
 mod chat;
 mod chat_cluster;
+mod chat_join;
+mod chat_limits;
 mod chat_terminal;
 mod check;
 mod cli;
@@ -11,6 +13,9 @@ mod daytime;
 mod echo;
 mod impair;
 mod lab;
+mod lab_net;
+mod layers;
+mod peer_text;
 mod peers;
 mod scan;
 mod serve;

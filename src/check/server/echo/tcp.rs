@@ -142,7 +142,7 @@ async fn clients(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     if !unserved.is_empty() {
         what.push_str(&format!(
             "; {} got nothing back within {} while the others stayed connected ({})",
-            crate::stats::plural(unserved.len() as u64, "client"),
+            crate::text::plural(unserved.len() as u64, "client"),
             humantime::format_duration(quiet),
             list(&unserved)
         ));
@@ -150,7 +150,7 @@ async fn clients(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     if let Some(first) = refused.first() {
         what.push_str(&format!(
             "; {} could not connect: {first}",
-            crate::stats::plural(refused.len() as u64, "client")
+            crate::text::plural(refused.len() as u64, "client")
         ));
     }
     if served == 1 {
