@@ -14,6 +14,7 @@
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair`], [`transfer::driver`], [`scan`], [`sniff::capture`] | sockets, threads, files |
 //! | load generators | [`bench`](mod@bench) | sockets |
 //! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
+//! | the grader | [`check`] | sockets, the programs it grades (child processes), `/proc` |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
@@ -37,7 +38,6 @@ pub mod net;
 pub mod plot;
 pub mod poll;
 pub mod process;
-pub mod procfs;
 mod rawsock;
 pub mod scan;
 pub mod server;

@@ -22,23 +22,9 @@ dt{font-weight:600;color:#59636e;margin-top:.4rem}dd{margin:0 0 0 1rem}
 .note{color:#59636e;font-size:.85rem}.grid td{text-align:center}.grid th.case{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:400;font-size:.8rem}
 ";
 
-/// Escapes `text` for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+/// `text` safe inside an element or a quoted attribute.
+fn esc(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::markup(text)
 }
 
 fn class_of(verdict: Verdict) -> &'static str {

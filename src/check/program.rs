@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use super::CheckError;
 use super::case::Crash;
 use crate::net::Transport;
-use crate::procfs::{self, GroupSample};
+use crate::process::{self, GroupSample};
 
 /// How much of each output stream is kept.
 const KEPT_OUTPUT: usize = 1024 * 1024;
@@ -199,7 +199,7 @@ impl Running {
     ) -> Result<(), CheckError> {
         let deadline = Instant::now() + limit;
         loop {
-            if procfs::is_listening(transport, addr) {
+            if process::is_listening(transport, addr) {
                 return Ok(());
             }
             if let Some(crash) = self.ended().await {
@@ -211,7 +211,7 @@ impl Running {
                 });
             }
             if Instant::now() >= deadline {
-                let elsewhere = procfs::server_sockets_of(&procfs::group_members(self.pgid));
+                let elsewhere = process::server_sockets_of(&process::group_members(self.pgid));
                 let why = match elsewhere.first() {
                     Some(s) => format!(
                         "it listens on {} {} instead; take the port from the command line (sys.argv)",
@@ -250,7 +250,7 @@ impl Running {
     /// from `/proc`, so it needs no `&mut`: drivers ask it to stop waiting
     /// for a program that has died).
     pub fn alive(&self) -> bool {
-        !procfs::group_members(self.pgid).is_empty()
+        !process::group_members(self.pgid).is_empty()
     }
 
     /// Waits up to `limit` for the program to end by itself; its exit
@@ -271,7 +271,7 @@ impl Running {
 
     /// CPU, threads and open files of the program's process group now.
     pub fn sample(&self) -> GroupSample {
-        procfs::sample_group(self.pgid)
+        process::sample_group(self.pgid)
     }
 
     /// Types `line` into the program's stdin.
@@ -403,11 +403,11 @@ mod tests {
         let pgid = running.pid();
         // Wait until the shell has started its children: the group has three members.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while procfs::group_members(pgid).len() < 3 && Instant::now() < deadline {
+        while process::group_members(pgid).len() < 3 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(procfs::group_members(pgid).len(), 3);
+        assert_eq!(process::group_members(pgid).len(), 3);
         assert!(running.stop().await.is_none());
-        assert!(procfs::group_members(pgid).is_empty());
+        assert!(process::group_members(pgid).is_empty());
     }
 }

@@ -1,7 +1,11 @@
-//! Showing bytes a peer sent, safely: what a student's program sent may hold
-//! anything (NUL, escape sequences, invalid UTF-8), and a report must neither
-//! obey it nor drown in it. This is the one place that turns peer bytes into
-//! text for the report; everything else calls [`bytes()`] or [`text()`].
+//! Showing what a student's program sent: it may hold anything (NUL, escape
+//! sequences, invalid UTF-8), and a report must neither obey it nor drown
+//! in it. Bytes are shown the way Python writes a bytes literal
+//! (`b'hi\r\n'`), the notation a student sees when they print what their
+//! own program received, so the two can be compared; in that notation every
+//! byte outside printable ASCII is `\xNN`, so nothing reaches a terminal as
+//! a control. Text is shown through the crate's one sanitizer,
+//! [`crate::text`].
 
 use std::fmt::Write;
 
@@ -43,31 +47,18 @@ pub fn bytes(raw: &[u8], limit: usize) -> String {
     out
 }
 
-/// `text` quoted, with every control character and non-ASCII character
-/// escaped, cut after `limit` characters: for text that is already a
-/// `String` (a line a chat server relayed, a scanner's output).
+/// `text` quoted and made safe to show (through [`crate::text::sanitize`],
+/// the crate's one policy for peer text), cut after `limit` characters: for
+/// text that is already a `String` (a line a chat server relayed, a
+/// scanner's output).
 pub fn text(text: &str, limit: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(limit) + 2);
-    out.push('"');
-    for (count, c) in text.chars().enumerate() {
-        if count == limit {
-            let _ = write!(out, "\"... ({} more characters)", text.chars().count() - limit);
-            return out;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
+    let total = text.chars().count();
+    let cut: String = text.chars().take(limit).collect();
+    let shown = format!("\"{}\"", crate::text::sanitize(&cut));
+    match total.checked_sub(limit) {
+        Some(more @ 1..) => format!("{shown}... ({more} more characters)"),
+        _ => shown,
     }
-    out.push('"');
-    out
 }
 
 /// A byte count in words, its digits grouped: `1 byte`, `1,048,576 bytes`.
@@ -97,7 +88,7 @@ mod tests {
         let shown = bytes(b"\x1b[2Jgone\x07", 80);
         assert_eq!(shown, r"b'\x1b[2Jgone\x07'");
         assert!(!shown.contains('\x1b'));
-        assert_eq!(text("a\u{1b}[31mred\u{9b}", 80), r#""a\u{1b}[31mred\u{9b}""#);
+        assert_eq!(text("a\u{1b}[31mred\u{9b}", 80), "\"a^[[31mred<U+009B>\"");
     }
 
     #[test]

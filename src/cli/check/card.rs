@@ -111,8 +111,5 @@ pub fn details(outcome: &Outcome) -> String {
 /// `text` indented, not wrapped (a traceback keeps its lines).
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
-    text.lines()
-        .map(|l| format!("{pad}{}", socketeer::chat::protocol::sanitize(l)))
-        .collect::<Vec<_>>()
-        .join("\n")
+    text.lines().map(|l| format!("{pad}{}", socketeer::text::sanitize(l))).collect::<Vec<_>>().join("\n")
 }
