@@ -69,7 +69,7 @@ fn body(report: &Report, heading: &str) -> String {
     );
     if let Some(why) = &report.aborted {
         let _ =
-            write!(out, "<p class=\"count fail\">The check could not start.</p><pre>{}</pre>\n", esc(why));
+            writeln!(out, "<p class=\"count fail\">The check could not start.</p><pre>{}</pre>", esc(why));
         return out;
     }
     out.push_str(&summary(report));
@@ -132,7 +132,7 @@ fn details(o: &Outcome) -> String {
         field(&format!("the program stopped ({}); its stderr", crash.status), &crash.stderr, true);
     }
     field("why", o.case.explanation, false);
-    let _ = write!(out, "<dt>read</dt><dd><code>{}</code></dd></dl></details>\n", esc(&o.case.doc_link()));
+    let _ = writeln!(out, "<dt>read</dt><dd><code>{}</code></dd></dl></details>", esc(&o.case.doc_link()));
     out
 }
 
@@ -145,9 +145,9 @@ pub fn report(report: &Report) -> String {
 pub fn class(title: &str, reports: &[(String, Report)]) -> String {
     let mut out = format!("<h1>{}</h1>\n", esc(title));
     let passed = reports.iter().filter(|(_, r)| r.passed()).count();
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<div class=\"summary\" id=\"summary\"><span class=\"count pass\" data-students-passed=\"{passed}\">{passed} of {} passed</span></div>\n",
+        "<div class=\"summary\" id=\"summary\"><span class=\"count pass\" data-students-passed=\"{passed}\">{passed} of {} passed</span></div>",
         reports.len()
     );
     let mut ids: Vec<&str> = Vec::new();
