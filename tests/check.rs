@@ -12,6 +12,10 @@ use crate::util::{ALL_ON_FREE_PORTS, Daemon, Finished, require, run, run_command
 /// How long one grading run may take (a failing chat server waits out its timeouts).
 const CHECK_LIMIT: Duration = Duration::from_secs(180);
 
+/// How long the grader waits for each reply: more than its default, because
+/// the test suite runs everything at once on a small machine.
+const TIMEOUT: &str = "3s";
+
 /// How many fixtures are graded at once.
 const AT_ONCE: usize = 3;
 
@@ -70,7 +74,8 @@ fn assert_caught(args: &[&str], table: &[(&str, &[(&str, &str)])]) {
             for &(name, expected) in chunk {
                 scope.spawn(move || {
                     let path = fixture(name);
-                    let graded = grade(args, &["python3", &path, "{port}"]);
+                    let graded =
+                        grade(&[args, &["--timeout", TIMEOUT]].concat(), &["python3", &path, "{port}"]);
                     let expected: BTreeSet<(String, String)> =
                         expected.iter().map(|&(id, v)| (id.to_owned(), v.to_owned())).collect();
                     assert_eq!(graded.troubled(), expected, "{name}: {:#?}", graded.finished);
