@@ -224,28 +224,49 @@ fn a_sender_that_vanishes_leaves_no_file_behind() {
     assert!(report["error"].as_str().unwrap().contains("has not answered"), "{report}");
 }
 
-/// Sends one HELLO naming `name`, as a hand-made sender would, and returns
-/// the receiver's answer.
+/// Says HELLO naming `name` as a hand-made sender would (answering the
+/// receiver's RETRY with its token), and returns the receiver's answer.
 fn hello_reply(target: &str, name: &str) -> String {
-    use socketeer::transfer::Protocol;
-    use socketeer::transfer::packet::{Hello, Packet, Repr};
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let hello = Hello {
-        protocol: Protocol::SelectiveRepeat,
-        seq_bits: 32,
-        window: 8,
-        block: 1024,
-        size: Some(7),
-        name,
-    };
-    let mut datagram = Vec::new();
-    Repr::Hello(hello).emit(7, &mut datagram);
-    socket.send_to(&datagram, target).unwrap();
-    let mut reply = [0; 2048];
-    let n = socket.recv(&mut reply).unwrap();
-    let packet = Packet::new_checked(&reply[..n]).unwrap();
-    format!("{:?}", Repr::parse(&packet).unwrap())
+    format!("{:?}", handshake(&socket, target, 7, name))
+}
+
+/// Says HELLO for session `session` from `socket`, answers a RETRY, and
+/// returns the receiver's last answer.
+fn handshake(socket: &std::net::UdpSocket, target: &str, session: u32, name: &str) -> OwnedRepr {
+    use socketeer::transfer::Protocol;
+    use socketeer::transfer::packet::{Hello, Packet, Repr};
+    let mut token = Vec::new();
+    loop {
+        let hello = Hello {
+            protocol: Protocol::SelectiveRepeat,
+            seq_bits: 32,
+            window: 8,
+            block: 1024,
+            size: Some(7),
+            name,
+            token: &token,
+        };
+        let mut datagram = Vec::new();
+        Repr::Hello(hello).emit(session, &mut datagram);
+        socket.send_to(&datagram, target).unwrap();
+        let mut reply = [0; 2048];
+        let n = socket.recv(&mut reply).unwrap();
+        let packet = Packet::new_checked(&reply[..n]).unwrap();
+        match Repr::parse(&packet).unwrap() {
+            Repr::Retry { token: given } if token.is_empty() => token = given.to_vec(),
+            Repr::HelloAck { .. } => return OwnedRepr::Accepted,
+            other => return OwnedRepr::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// A receiver's answer to a HELLO.
+#[derive(Debug, PartialEq)]
+enum OwnedRepr {
+    Accepted,
+    Other(String),
 }
 
 #[test]
