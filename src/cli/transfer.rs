@@ -137,6 +137,10 @@ pub struct RecvArgs {
     /// Transfers at once from one IP address.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     max_per_source: u32,
+    /// Bytes all transfers together may keep waiting out of order (blocks
+    /// beyond are dropped and sent again).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = args::size_in::<usize>(65_000, 1 << 40))]
+    max_buffer: usize,
     /// Print status lines and reports as JSON.
     #[arg(long)]
     json: bool,
@@ -151,7 +155,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// The receiving server's settings, shared with `socketeer serve`.
-pub fn receive_config(dir: &Path, overwrite: bool, timeout: Duration, max_window: u32) -> anyhow::Result<ReceiveConfig> {
+pub fn receive_config(
+    dir: &Path,
+    overwrite: bool,
+    timeout: Duration,
+    max_window: u32,
+) -> anyhow::Result<ReceiveConfig> {
     if dir.exists() && !dir.is_dir() {
         return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
     }
@@ -179,6 +188,7 @@ async fn recv(args: RecvArgs) -> anyhow::Result<()> {
     config.dir_mode = args.dir_mode;
     config.max_sessions = args.max_sessions as usize;
     config.max_per_source = args.max_per_source as usize;
+    config.max_buffered = args.max_buffer;
     let bound = args.bind.bind("transfer", args.port, Transports::UDP, "--port")?;
     let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
     let (tx, mut events) = tokio::sync::mpsc::channel(REPORT_QUEUE);

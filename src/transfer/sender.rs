@@ -345,10 +345,8 @@ impl Sender {
         let echoed = echo.and_then(|e| self.unwrap_stamp(e.stamp).map(|stamp| (e, stamp)));
         let vouched = echoed.map_or(base, |(_, stamp)| self.window.first_sent_after(stamp));
         let cumulative = if cumulative <= vouched { cumulative.max(base) } else { base };
-        let echoed_block = echoed
-            .filter(|(e, _)| e.fresh)
-            .and_then(|(e, stamp)| self.echoed_block(e.seq, stamp))
-            .cloned();
+        let echoed_block =
+            echoed.filter(|(e, _)| e.fresh).and_then(|(e, stamp)| self.echoed_block(e.seq, stamp)).cloned();
         if let Some(sent) = echoed_block.as_ref().and_then(|b| b.last_sent) {
             self.rtt.on_sample(now - sent);
         }
@@ -569,7 +567,8 @@ impl Sender {
         let Some(block) = self.window.get(index) else { return false };
         // The count of this send, as `mark_sent` is about to record it.
         let stamp = (self.window.sends() + 1) as u16;
-        Repr::Data { seq: self.space.wire(index), stamp, payload: &block.data }.emit(self.config.session, out);
+        Repr::Data { seq: self.space.wire(index), stamp, payload: &block.data }
+            .emit(self.config.session, out);
         self.window.mark_sent(index, now);
         self.stats.data_sent += 1;
         self.stats.retransmitted += u64::from(resent);

@@ -23,7 +23,7 @@ use crate::poll::{self, Waker};
 use crate::server::Service;
 use crate::shutdown::Shutdown;
 use crate::transfer::endpoint::admission::Caps;
-use crate::transfer::endpoint::{Endpoint, EndpointConfig, EndpointEvent, Ended, SessionKey};
+use crate::transfer::endpoint::{Ended, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
 use crate::transfer::session::{DirError, Incoming, ReceiveDir};
 use crate::transfer::{Protocol, ReceiverLimits, ReceiverStats};
 
@@ -169,7 +169,11 @@ impl TransferServer {
             tracing::info!(files = dir.cleaned(), dir = %dir.path().display(), "transfer: removed temporary files of a receiver that was killed");
         }
         let endpoint = |s: &UdpSocket| {
-            s.local_addr().map(|addr| NetEndpoint { service: "transfer", transport: crate::net::Transport::Udp, addr })
+            s.local_addr().map(|addr| NetEndpoint {
+                service: "transfer",
+                transport: crate::net::Transport::Udp,
+                addr,
+            })
         };
         let endpoints = sockets.iter().map(endpoint).collect::<io::Result<_>>()?;
         Ok(TransferServer { sockets, endpoints, dir: Arc::new(dir), config, events })
@@ -232,7 +236,8 @@ impl RunningServer {
 
 /// What a panic said.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+    let text =
+        panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
     format!("the receiving loop panicked: {}", text.unwrap_or("no message"))
 }
 
@@ -321,7 +326,10 @@ impl TransferServer {
         state.endpoint.shutdown();
         send_all(&mut state.endpoint, &sockets, &mut out, &mut buf);
         if state.reports_dropped > 0 {
-            warn!(reports = state.reports_dropped, "transfer: reports dropped because no one read them in time");
+            warn!(
+                reports = state.reports_dropped,
+                "transfer: reports dropped because no one read them in time"
+            );
         }
         Ok(())
     }
@@ -395,7 +403,8 @@ impl Loop {
                     let written = self.files.get_mut(&key).map(|f| f.write(&data));
                     if let Some(Err(e)) = written {
                         self.files.remove(&key);
-                        let message = format!("the receiver cannot write the file: {}", crate::net::describe(&e));
+                        let message =
+                            format!("the receiver cannot write the file: {}", crate::net::describe(&e));
                         self.endpoint.abort(now, key, message);
                     }
                 }
@@ -434,7 +443,9 @@ impl Loop {
             stats,
         };
         match (&report.error, &self.events) {
-            (None, _) => tracing::debug!(%from, name = %report.name, bytes = report.bytes, "transfer: stored"),
+            (None, _) => {
+                tracing::debug!(%from, name = %report.name, bytes = report.bytes, "transfer: stored")
+            }
             (Some(e), Some(_)) => tracing::debug!(%from, name = %report.name, error = %e, "transfer: failed"),
             (Some(e), None) => warn!(%from, name = %report.name, error = %e, "transfer: failed"),
         }

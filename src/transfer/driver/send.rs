@@ -181,7 +181,8 @@ pub fn send(
     mut progress: impl FnMut(&SenderStats),
 ) -> Result<SendReport, DriverError> {
     let mut input = input;
-    let mut last = DriverError::Io { context: "resolving the receiver", error: io::Error::other("no address") };
+    let mut last =
+        DriverError::Io { context: "resolving the receiver", error: io::Error::other("no address") };
     for (i, &target) in targets.iter().enumerate() {
         match attempt(input, target, config.clone(), waker, &mut progress) {
             Ok(report) => return Ok(report),
@@ -200,7 +201,12 @@ impl DriverError {
     /// True when the address did not lead to a receiver: refused,
     /// unreachable, or silent before the session started.
     fn is_unreachable(&self) -> bool {
-        matches!(self, DriverError::Refused(_) | DriverError::Io { .. } | DriverError::Transfer(TransferError::PeerSilent(_)))
+        matches!(
+            self,
+            DriverError::Refused(_)
+                | DriverError::Io { .. }
+                | DriverError::Transfer(TransferError::PeerSilent(_))
+        )
     }
 }
 

@@ -189,9 +189,15 @@ mod tests {
         // The receiver is full: the lingering session goes first.
         assert_eq!(admit_from("10.0.0.3", &seats), Verdict::Evict(3));
         let all_busy = [(1, seat("10.0.0.1", false, busy)), (2, seat("10.0.0.1", false, busy))];
-        assert!(matches!(admit_from("10.0.0.1", &all_busy), Verdict::Refuse(why) if why.contains("your address")));
+        assert!(
+            matches!(admit_from("10.0.0.1", &all_busy), Verdict::Refuse(why) if why.contains("your address"))
+        );
         assert_eq!(admit_from("10.0.0.2", &all_busy), Verdict::Admit);
-        let full = [(1, seat("10.0.0.1", false, busy)), (2, seat("10.0.0.2", false, busy)), (3, seat("10.0.0.3", false, busy))];
+        let full = [
+            (1, seat("10.0.0.1", false, busy)),
+            (2, seat("10.0.0.2", false, busy)),
+            (3, seat("10.0.0.3", false, busy)),
+        ];
         assert!(matches!(admit_from("10.0.0.4", &full), Verdict::Refuse(why) if why.contains("busy")));
     }
 }

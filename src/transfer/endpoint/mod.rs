@@ -137,7 +137,10 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("sessions", &self.sessions.len()).field("stats", &self.stats).finish()
+        f.debug_struct("Endpoint")
+            .field("sessions", &self.sessions.len())
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -178,7 +181,13 @@ impl Endpoint {
     /// Takes in one datagram that arrived on socket `local` from `from`.
     /// Returns the session a HELLO asks for, once it passed the checks:
     /// accept or refuse it before the next datagram.
-    pub fn handle_datagram(&mut self, now: Instant, local: usize, from: SocketAddr, data: &[u8]) -> Option<NewSession> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: usize,
+        from: SocketAddr,
+        data: &[u8],
+    ) -> Option<NewSession> {
         let packet = match Packet::new_checked(data) {
             Ok(packet) => packet,
             Err(error) => {
@@ -276,7 +285,9 @@ impl Endpoint {
     /// would replace or lose the other.
     fn name_free(&self, name: &str) -> Result<(), String> {
         if self.receiving().any(|n| n == name) {
-            return Err(format!("'{name}' is being received from another sender now; try again later or send it under another --name"));
+            return Err(format!(
+                "'{name}' is being received from another sender now; try again later or send it under another --name"
+            ));
         }
         Ok(())
     }
@@ -300,7 +311,8 @@ impl Endpoint {
         self.replies.push_back((key, reply));
         self.stats.refused += 1;
         let error = Some(format!("refused: {reason}"));
-        let ended = Ended { key, name, protocol, duration: Duration::ZERO, error, stats: ReceiverStats::default() };
+        let ended =
+            Ended { key, name, protocol, duration: Duration::ZERO, error, stats: ReceiverStats::default() };
         self.events.push_back(EndpointEvent::Ended(ended));
     }
 
@@ -324,7 +336,8 @@ impl Endpoint {
     fn evict(&mut self, now: Instant, key: SessionKey) {
         let Some(slot) = self.sessions.get_mut(&key) else { return };
         if slot.engine.is_active() {
-            slot.engine.evict("the receiver needed this transfer's place: it had delivered nothing for a while");
+            slot.engine
+                .evict("the receiver needed this transfer's place: it had delivered nothing for a while");
             self.stats.evicted += 1;
             self.collect(key, now);
             let mut last = Vec::new();
@@ -357,7 +370,8 @@ impl Endpoint {
     pub fn shutdown(&mut self) {
         let mut reply = Vec::new();
         for (&key, _) in self.sessions.iter().filter(|(_, s)| s.engine.is_active()) {
-            Repr::Error { code: ErrorCode::Aborted, message: "the receiver is shutting down" }.emit(key.2, &mut reply);
+            Repr::Error { code: ErrorCode::Aborted, message: "the receiver is shutting down" }
+                .emit(key.2, &mut reply);
             self.replies.push_back((key, std::mem::take(&mut reply)));
         }
     }

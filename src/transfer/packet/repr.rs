@@ -154,14 +154,14 @@ impl<'a> Repr<'a> {
                     timeout_ms: u32_at(body, 6),
                 }
             }
-            Kind::Data => {
-                Repr::Data { seq: packet.seq(), stamp: packet.stamp(), payload: body }
-            }
+            Kind::Data => Repr::Data { seq: packet.seq(), stamp: packet.stamp(), payload: body },
             Kind::Ack => {
                 need(body, 8)?;
                 let echo = match body[0] {
                     0 => None,
-                    flag @ (1 | 2) => Some(Echo { seq: u32_at(body, 1), stamp: u16_at(body, 5), fresh: flag == 1 }),
+                    flag @ (1 | 2) => {
+                        Some(Echo { seq: u32_at(body, 1), stamp: u16_at(body, 5), fresh: flag == 1 })
+                    }
                     _ => return Err(PacketError::Malformed("ACK echo flag")),
                 };
                 let count = usize::from(body[7]);

@@ -79,7 +79,9 @@ impl ReceiveDir {
             Err(e) => return Err(DirError::NotWritable { path: dir.path, source: e.into() }),
         }
         if !dir.anonymous {
-            let probe = dir.named_file().map_err(|source| DirError::NotWritable { path: dir.path.clone(), source })?;
+            let probe = dir
+                .named_file()
+                .map_err(|source| DirError::NotWritable { path: dir.path.clone(), source })?;
             drop(probe);
         }
         dir.cleaned = dir.remove_stale();
@@ -136,8 +138,10 @@ impl ReceiveDir {
     /// open so that [`ReceiveDir::open`] of another receiver leaves it alone.
     pub(super) fn named_file(&self) -> io::Result<NamedTemp> {
         loop {
-            let name = format!("{TEMP_PREFIX}{:016x}{TEMP_SUFFIX}", getrandom::u64().map_err(io::Error::other)?);
-            let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+            let name =
+                format!("{TEMP_PREFIX}{:016x}{TEMP_SUFFIX}", getrandom::u64().map_err(io::Error::other)?);
+            let flags =
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
             match openat(&self.fd, name.as_str(), flags, Mode::from_bits_truncate(0o600)) {
                 Ok(fd) => {
                     let file = Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock)

@@ -110,7 +110,12 @@ impl Incoming {
     /// Why the file is refused (a bad name, an existing file without
     /// `overwrite`, no room, a directory that cannot be written), for the
     /// sender: it never holds the receiver's paths.
-    pub fn create(dir: &Arc<ReceiveDir>, name: &str, overwrite: bool, size: Option<u64>) -> Result<Self, String> {
+    pub fn create(
+        dir: &Arc<ReceiveDir>,
+        name: &str,
+        overwrite: bool,
+        size: Option<u64>,
+    ) -> Result<Self, String> {
         check_name(name)?;
         if !overwrite && dir.contains(name) {
             return Err(format!(
@@ -119,18 +124,23 @@ impl Incoming {
         }
         if let (Some(size), Ok(available)) = (size, dir.available()) {
             if size > available {
-                return Err(format!(
-                    "the file is {size} bytes and the receiver has room for {available}"
-                ));
+                return Err(format!("the file is {size} bytes and the receiver has room for {available}"));
             }
         }
-        let cannot = |e: io::Error| format!("the receiver cannot create a file: {}", crate::net::describe(&e));
+        let cannot =
+            |e: io::Error| format!("the receiver cannot create a file: {}", crate::net::describe(&e));
         let staging = if dir.has_anonymous_files() {
             Staging::Anonymous(dir.anonymous_file().map_err(|e| cannot(e.into()))?)
         } else {
             Staging::Named(dir.named_file().map_err(cannot)?)
         };
-        Ok(Incoming { dir: Arc::clone(dir), name: name.to_owned(), overwrite, staging: Some(staging), pending: Vec::new() })
+        Ok(Incoming {
+            dir: Arc::clone(dir),
+            name: name.to_owned(),
+            overwrite,
+            staging: Some(staging),
+            pending: Vec::new(),
+        })
     }
 
     /// Appends content.
@@ -171,7 +181,13 @@ impl Incoming {
             Staging::Anonymous(file) => self.link_and_rename(file),
             Staging::Named(temp) if !self.overwrite => {
                 // A hard link fails when the name is taken; the temporary name then goes.
-                let linked = linkat(self.dir.fd(), temp.name.as_str(), self.dir.fd(), self.name.as_str(), AtFlags::empty());
+                let linked = linkat(
+                    self.dir.fd(),
+                    temp.name.as_str(),
+                    self.dir.fd(),
+                    self.name.as_str(),
+                    AtFlags::empty(),
+                );
                 let _ = self.dir.unlink(&temp.name);
                 linked
             }
