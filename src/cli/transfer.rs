@@ -11,19 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::net::{Target, Transports};
 use socketeer::poll::Waker;
 use socketeer::shutdown;
-use socketeer::transfer::driver::{self, REPORT_QUEUE, ReceiveConfig, ServerEvent, TransferServer};
+use socketeer::transfer::driver::{self, REPORT_QUEUE, ServerEvent, TransferServer};
 use socketeer::transfer::session::check_name;
-use socketeer::transfer::{
-    DEFAULT_PORT, DEFAULT_PROGRESS_TIMEOUT, INITIAL_RTO, Protocol, ReceiverLimits, SenderConfig, SenderStats,
-    max_rto,
-};
+use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, SenderConfig, SenderStats, max_rto};
 
-use super::args::{self, BindArgs, UsageError, positive_duration};
+use super::args::{self, BindArgs, LINGER, UsageError, positive_duration, receive_config};
 use super::output::Output;
-use super::serve::run_services_until;
-
-/// How long a finished session stays to answer a repeated FIN.
-const LINGER: Duration = Duration::from_secs(2);
+use super::run::run_services_until;
 
 /// Reliable file transfer over UDP.
 #[derive(Debug, Subcommand)]
@@ -152,26 +146,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Send(args) => send(args).await,
         Command::Recv(args) => recv(args).await,
     }
-}
-
-/// The receiving server's settings, shared with `socketeer serve`.
-pub fn receive_config(
-    dir: &Path,
-    overwrite: bool,
-    timeout: Duration,
-    max_window: u32,
-) -> anyhow::Result<ReceiveConfig> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
-    }
-    let limits = ReceiverLimits {
-        max_window,
-        max_block: 65_000,
-        peer_timeout: timeout,
-        progress_timeout: DEFAULT_PROGRESS_TIMEOUT,
-        linger: LINGER,
-    };
-    Ok(ReceiveConfig { overwrite, ..ReceiveConfig::new(dir.to_owned(), limits) })
 }
 
 /// Permissions in octal, as chmod takes them (`700`, `0755`).

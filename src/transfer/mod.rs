@@ -1,7 +1,8 @@
 //! Reliable file transfer over UDP with three ARQ protocols: stop-and-wait,
 //! Go-Back-N and selective repeat.
 //!
-//! - [`packet`] (pure): the datagrams, checksummed with CRC-32C.
+//! - [`packet`] (pure): the datagrams, checksummed with CRC-32C; [`name`]
+//!   (pure): which file names from the network are taken.
 //! - [`seq`], [`rtt`], [`window`] (pure): sequence numbers that wrap, the
 //!   RFC 6298 timeout, the sender's window.
 //! - [`stop_and_wait`], [`go_back_n`], [`selective_repeat`] (pure): what
@@ -18,6 +19,7 @@
 pub mod driver;
 pub mod endpoint;
 pub mod go_back_n;
+pub mod name;
 pub mod packet;
 pub mod receiver;
 pub mod rtt;

@@ -341,3 +341,37 @@ fn a_sender_tries_every_address_of_the_receiver() {
     assert_eq!(report.to, ipv4);
     assert_eq!(std::fs::read(inbox.path().join("either.bin")).unwrap(), binary(5000));
 }
+
+/// Issue 14: `transfer recv` exited 0 with "work done" after its receiving
+/// thread panicked. A loop that dies must end the command with an error
+/// that says why.
+#[test]
+fn a_receiving_loop_that_dies_ends_the_command_with_an_error() {
+    use std::io::{BufRead, BufReader, Read};
+    let inbox = tempfile::tempdir().unwrap();
+    let mut child = socketeer()
+        .env(socketeer::transfer::driver::FAULT_ENV, "panic")
+        .args(["transfer", "recv", "--port", "0", "--dir", inbox.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut status).unwrap();
+    let addr: SocketAddr = status.split_whitespace().nth(2).unwrap().parse().unwrap();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(b"any datagram", addr).unwrap();
+    let started = Instant::now();
+    let code = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit.code();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still running after its loop died");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("work done"), "{stderr}");
+}

@@ -14,13 +14,13 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
 use crate::net::Endpoint as NetEndpoint;
 use crate::poll::{self, Waker};
-use crate::server::Service;
+use crate::server::{Service, ServiceError};
 use crate::shutdown::Shutdown;
 use crate::transfer::endpoint::admission::Caps;
 use crate::transfer::endpoint::{Ended, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
@@ -198,17 +198,23 @@ impl Service for TransferServer {
         Some(format!("into {}", self.dir.path().display()))
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         async move {
-            let running = match self.spawn() {
-                Ok(running) => running,
-                Err(e) => return warn!(error = %e, "transfer: cannot start"),
+            let mut running = self.spawn().map_err(ServiceError::io("starting the receiving thread"))?;
+            let died = tokio::select! {
+                () = shutdown.triggered() => false,
+                () = running.finished() => true,
             };
-            shutdown.triggered().await;
-            match tokio::task::spawn_blocking(move || running.stop()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "transfer: the receiving loop failed"),
-                Err(_) => warn!("transfer: the receiving loop panicked"),
+            let stopped = tokio::task::spawn_blocking(move || running.stop()).await.map_err(|e| {
+                ServiceError::Io { context: "stopping the receiving thread", error: e.into() }
+            })?;
+            match stopped {
+                Err(e) => Err(e),
+                Ok(()) if died => Err(ServiceError::Io {
+                    context: "the receiving loop",
+                    error: io::Error::other("it stopped on its own"),
+                }),
+                Ok(()) => Ok(()),
             }
         }
         .boxed()
@@ -220,25 +226,32 @@ impl Service for TransferServer {
 pub struct RunningServer {
     waker: Waker,
     thread: thread::JoinHandle<io::Result<()>>,
+    ended: Option<oneshot::Receiver<()>>,
 }
 
 impl RunningServer {
+    /// Completes when the receiving thread has ended, for whatever reason
+    /// (stopped, failed or panicked). Cancel-safe.
+    pub async fn finished(&mut self) {
+        if let Some(ended) = &mut self.ended {
+            // Sent or dropped as the thread ends: either way it has.
+            let _ = ended.await;
+            self.ended = None;
+        }
+    }
+
     /// Stops the server; transfers in progress are abandoned (their
     /// temporary files vanish).
     ///
     /// # Errors
-    /// When the loop failed, or died (the message says why).
-    pub fn stop(self) -> io::Result<()> {
+    /// When the loop failed or panicked.
+    pub fn stop(self) -> Result<(), ServiceError> {
         self.waker.stop();
-        self.thread.join().map_err(|panic| io::Error::other(panic_message(panic.as_ref())))?
+        match self.thread.join() {
+            Ok(ended) => ended.map_err(ServiceError::io("the receiving loop")),
+            Err(panic) => Err(ServiceError::panicked(&*panic)),
+        }
     }
-}
-
-/// What a panic said.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let text =
-        panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
-    format!("the receiving loop panicked: {}", text.unwrap_or("no message"))
 }
 
 /// Set to `panic` in the environment, the loop panics at its first datagram:
@@ -255,15 +268,20 @@ impl TransferServer {
         let waker = Waker::new()?;
         let loop_waker = waker.clone();
         let events = self.events.clone();
+        let (ended_tx, ended) = oneshot::channel();
         let thread = thread::Builder::new().name("transfer".to_owned()).spawn(move || {
+            // Dropped as the thread ends, by return or by panic: `finished` sees both.
+            let _ended = ended_tx;
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&loop_waker)));
             let failure = match &result {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some(format!("the receiving loop failed: {e}")),
-                Err(panic) => Some(panic_message(panic.as_ref())),
+                Err(panic) => {
+                    Some(format!("the receiving loop stopped: {}", ServiceError::panicked(&**panic)))
+                }
             };
             if let (Some(why), Some(events)) = (failure, events) {
-                // Whoever listens must learn it; waiting for room is fine, nothing else is left to do.
+                // Whoever listens must learn why; waiting for room is fine, nothing else is left to do.
                 let _ = events.blocking_send(ServerEvent::Failed(why));
             }
             match result {
@@ -271,7 +289,7 @@ impl TransferServer {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })?;
-        Ok(RunningServer { waker, thread })
+        Ok(RunningServer { waker, thread, ended: Some(ended) })
     }
 
     /// Receives until `waker` is stopped.

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::name::check_name;
 use super::packet::{ErrorCode, Kind, Packet, PacketError, Repr};
 use super::receiver::refusal;
-use super::session::check_name;
 use super::{Protocol, Receiver, ReceiverEvent, ReceiverLimits, ReceiverStats};
 use admission::{Caps, Seat, Tokens, Verdict};
 
@@ -171,6 +171,11 @@ impl Endpoint {
     /// The names being received now.
     pub fn receiving(&self) -> impl Iterator<Item = &str> {
         self.sessions.values().filter(|s| s.engine.is_active()).map(|s| s.name.as_str())
+    }
+
+    /// Bytes all sessions keep out of order now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.sessions.values().map(|s| s.engine.buffered_bytes()).sum()
     }
 
     /// The endpoint's own counters.
@@ -408,7 +413,7 @@ impl Endpoint {
     /// Shares the out-of-order budget: each session may keep what it keeps
     /// now plus an equal share of what is left.
     fn share_buffers(&mut self) {
-        let used: usize = self.sessions.values().map(|s| s.engine.buffered_bytes()).sum();
+        let used = self.buffered_bytes();
         let left = self.config.max_buffered.saturating_sub(used);
         let share = left / self.sessions.len().max(1);
         for slot in self.sessions.values_mut() {

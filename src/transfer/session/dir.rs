@@ -13,12 +13,7 @@ use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{Mode, fstatat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
-/// Temporary files (when the filesystem cannot make anonymous ones) are
-/// named `.socketeer-*.part`; names from the network may not start so.
-pub const TEMP_PREFIX: &str = ".socketeer-";
-
-/// The suffix of temporary files.
-pub const TEMP_SUFFIX: &str = ".part";
+use crate::transfer::name::{TEMP_PREFIX, TEMP_SUFFIX, is_temp_name};
 
 /// A receiving directory that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -185,11 +180,6 @@ impl ReceiveDir {
         }
         removed
     }
-}
-
-/// True for names of the temporary files' pattern.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
 /// A named temporary file, locked while open.

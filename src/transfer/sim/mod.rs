@@ -6,11 +6,14 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
+mod admission;
+
 use super::packet::{Packet, Repr};
 use super::{
     Protocol, Receiver, ReceiverEvent, ReceiverLimits, Sender, SenderConfig, SenderEvent, TransferError,
 };
-use crate::impair::{ImpairmentConfig, Link, LossModel, Probability};
+use crate::impair::link::Link;
+use crate::impair::model::{ImpairmentConfig, LossModel, Probability};
 
 /// One simulated run.
 #[derive(Clone, Debug)]
