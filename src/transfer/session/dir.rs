@@ -115,7 +115,7 @@ impl ReceiveDir {
     /// When the filesystem cannot tell.
     pub fn available(&self) -> io::Result<u64> {
         let stats = nix::sys::statvfs::fstatvfs(&self.fd)?;
-        Ok(u64::from(stats.blocks_available()).saturating_mul(u64::from(stats.fragment_size())))
+        Ok(stats.blocks_available().saturating_mul(stats.fragment_size()))
     }
 
     /// True when something (a file, a link, anything) has `name` in the directory.

@@ -84,10 +84,10 @@ impl Incoming {
                 "'{name}' already exists on the receiver; send it under another --name, or start the receiver with --overwrite"
             ));
         }
-        if let (Some(size), Ok(available)) = (size, dir.available()) {
-            if size > available {
-                return Err(format!("the file is {size} bytes and the receiver has room for {available}"));
-            }
+        if let (Some(size), Ok(available)) = (size, dir.available())
+            && size > available
+        {
+            return Err(format!("the file is {size} bytes and the receiver has room for {available}"));
         }
         let cannot =
             |e: io::Error| format!("the receiver cannot create a file: {}", crate::net::describe(&e));
@@ -119,7 +119,8 @@ impl Incoming {
 
     fn flush(&mut self) -> io::Result<()> {
         let Some(staging) = &self.staging else { return Err(io::Error::other("the file is gone")) };
-        (&*staging.file()).write_all(&self.pending)?;
+        let mut file: &File = staging.file();
+        file.write_all(&self.pending)?;
         self.pending.clear();
         Ok(())
     }
