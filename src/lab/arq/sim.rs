@@ -127,6 +127,7 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
         min_rto: Duration::from_millis(1),
         max_rto: Duration::from_secs(4),
         peer_timeout: Duration::from_secs(60),
+        progress_timeout: Duration::from_secs(60),
         name: "lab.bin".to_owned(),
         size: Some(content.len() as u64),
     };
@@ -134,6 +135,7 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
         max_window: 1 << 12,
         max_block: u16::MAX,
         peer_timeout: Duration::from_secs(60),
+        progress_timeout: Duration::from_secs(60),
         linger: Duration::from_millis(100),
     };
     let mut out = Run {
@@ -153,6 +155,9 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
     let (mut offset, mut received, mut buf) = (0usize, Vec::new(), Vec::new());
     let (mut first_data, mut all_acked) = (None, None);
     let mut lost_once: Vec<(bool, u32)> = Vec::new();
+    // The stamp of each block's first send: a later DATA of that block is a
+    // resend, and an ACK echoing that stamp answers the first send.
+    let mut first_stamps: Vec<(u32, u16)> = Vec::new();
     let mut finished = false;
     while !finished && now - start < GIVE_UP {
         while sender.wants_block() && offset < content.len() {
@@ -164,7 +169,11 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
             sender.end_input();
         }
         while sender.poll_transmit(now, &mut buf) {
-            let (label, resent, seq) = describe(&buf);
+            let (label, stamp, seq) = describe(&buf);
+            let resent = seq.is_some_and(|s| first_stamps.iter().any(|&(seen, _)| seen == s));
+            if let (Some(seq), Some(stamp), false) = (seq, stamp, resent) {
+                first_stamps.push((seq, stamp));
+            }
             let lost = seq.is_some_and(|s| first_time(&mut lost_once, true, s, &link.lose_data));
             if let Some(_seq) = seq {
                 first_data.get_or_insert(now);
@@ -179,7 +188,7 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
         if let Some(r) = receiver.as_mut() {
             while r.poll_transmit(&mut buf) {
                 let (label, _, _) = describe(&buf);
-                let acked = ack_echo(&buf);
+                let acked = ack_echo(&buf, &first_stamps);
                 let lost = acked.is_some_and(|s| first_time(&mut lost_once, false, s, &link.lose_ack_of));
                 let index = out.datagrams.len();
                 let arrival = down.send(now, link, buf.clone(), index, lost);
@@ -276,13 +285,13 @@ fn datagram(
     Datagram { from_sender, label, resent, sent: now - start, arrived: (!lost).then(|| arrival - start) }
 }
 
-/// A short label, whether it is a resent DATA, and the DATA's sequence number.
-fn describe(bytes: &[u8]) -> (String, bool, Option<u32>) {
-    let Ok(packet) = Packet::new_checked(bytes) else { return ("?".to_owned(), false, None) };
+/// A short label, and a DATA's stamp and sequence number.
+fn describe(bytes: &[u8]) -> (String, Option<u16>, Option<u32>) {
+    let Ok(packet) = Packet::new_checked(bytes) else { return ("?".to_owned(), None, None) };
     match Repr::parse(&packet) {
-        Ok(Repr::Hello(_)) => ("HELLO".to_owned(), false, None),
-        Ok(Repr::HelloAck { .. }) => ("HELLO-ACK".to_owned(), false, None),
-        Ok(Repr::Data { seq, transmission, .. }) => (format!("DATA {seq}"), transmission > 1, Some(seq)),
+        Ok(Repr::Hello(_)) => ("HELLO".to_owned(), None, None),
+        Ok(Repr::HelloAck { .. }) => ("HELLO-ACK".to_owned(), None, None),
+        Ok(Repr::Data { seq, stamp, .. }) => (format!("DATA {seq}"), Some(stamp), Some(seq)),
         Ok(Repr::Ack { cumulative, sack, .. }) => {
             let ranges: Vec<String> = sack
                 .iter()
@@ -292,23 +301,29 @@ fn describe(bytes: &[u8]) -> (String, bool, Option<u32>) {
                 })
                 .collect();
             match ranges.is_empty() {
-                true => (format!("ACK {cumulative}"), false, None),
-                false => (format!("ACK {cumulative} +{}", ranges.join(",")), false, None),
+                true => (format!("ACK {cumulative}"), None, None),
+                false => (format!("ACK {cumulative} +{}", ranges.join(",")), None, None),
             }
         }
-        Ok(Repr::Fin { .. }) => ("FIN".to_owned(), false, None),
-        Ok(Repr::FinAck { .. }) => ("FIN-ACK".to_owned(), false, None),
-        Ok(Repr::Error { .. }) => ("ERROR".to_owned(), false, None),
-        Ok(Repr::Ping) => ("PING".to_owned(), false, None),
-        Err(_) => ("?".to_owned(), false, None),
+        Ok(Repr::Fin { .. }) => ("FIN".to_owned(), None, None),
+        Ok(Repr::FinAck { .. }) => ("FIN-ACK".to_owned(), None, None),
+        Ok(Repr::Error { .. }) => ("ERROR".to_owned(), None, None),
+        Ok(Repr::Ping) => ("PING".to_owned(), None, None),
+        Ok(Repr::Retry { .. }) => ("RETRY".to_owned(), None, None),
+        Err(_) => ("?".to_owned(), None, None),
     }
 }
 
-/// The block whose first send an ACK answers (its echo), if it is one.
-fn ack_echo(bytes: &[u8]) -> Option<u32> {
+/// The block whose first send an ACK answers (its fresh echo of that
+/// send's stamp), if it is one.
+fn ack_echo(bytes: &[u8], first_stamps: &[(u32, u16)]) -> Option<u32> {
     let packet = Packet::new_checked(bytes).ok()?;
     match Repr::parse(&packet) {
-        Ok(Repr::Ack { echo: Some((seq, 1)), .. }) => Some(seq),
+        Ok(Repr::Ack { echo: Some(echo), .. })
+            if echo.fresh && first_stamps.contains(&(echo.seq, echo.stamp)) =>
+        {
+            Some(echo.seq)
+        }
         _ => None,
     }
 }
