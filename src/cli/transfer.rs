@@ -188,6 +188,11 @@ async fn recv(args: RecvArgs) -> anyhow::Result<()> {
         std::future::pending::<()>().await;
     };
     run_services_until(vec![Box::new(server)], out, print).await?;
+    // Reports that came in as it stopped are worth printing still.
+    while let (false, Ok(ServerEvent::Received(report))) = (args.once, events.try_recv()) {
+        failed |= report.error.is_some();
+        out.emit("received", &report)?;
+    }
     if args.once && failed {
         anyhow::bail!("the transfer failed");
     }
