@@ -29,6 +29,9 @@ const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
 /// Tail probes before the retransmission timeout takes over.
 const MAX_PROBES: u32 = 4;
 
+/// How many tries, at the longest backoff, fit in the receiver's silence timeout.
+const BACKOFF_TRIES: u32 = 20;
+
 /// The shortest wait before a tail probe.
 const MIN_PROBE_TIMEOUT: Duration = Duration::from_micros(100);
 
@@ -285,7 +288,11 @@ impl Sender {
                 self.control_resend = false;
             }
             (State::Connecting, Repr::HelloAck { window, block, timeout_ms }) => {
-                self.keepalive = Some((Duration::from_millis(timeout_ms.into()) / 4).max(MIN_KEEPALIVE));
+                let patience = Duration::from_millis(timeout_ms.into());
+                self.keepalive = Some((patience / 4).max(MIN_KEEPALIVE));
+                // The receiver gives up after `patience` of silence: try
+                // often enough within it that a burst of losses is crossed.
+                self.rtt.set_backoff_cap(patience / BACKOFF_TRIES);
                 self.connected(now, window, block);
             }
             (State::Transferring | State::Finishing, Repr::Ack { cumulative, echo, sack }) => {

@@ -25,6 +25,8 @@ struct Sim {
     up: ImpairmentConfig,
     down: ImpairmentConfig,
     seed: u64,
+    /// How long the receiver waits for a silent sender.
+    receiver_timeout: Duration,
 }
 
 /// What happened.
@@ -50,6 +52,7 @@ impl Sim {
             up: ImpairmentConfig::default(),
             down: ImpairmentConfig::default(),
             seed: 1,
+            receiver_timeout: Duration::from_secs(3600),
         }
     }
 
@@ -79,7 +82,7 @@ impl Sim {
         let limits = ReceiverLimits {
             max_window: 1 << 16,
             max_block: u16::MAX,
-            peer_timeout: Duration::from_secs(3600),
+            peer_timeout: self.receiver_timeout,
             progress_timeout: Duration::from_secs(3600),
             linger: Duration::from_secs(2),
         };
@@ -398,5 +401,19 @@ fn tiny_sequence_spaces_survive_reordering_and_duplication() {
             let sim = Sim { seq_bits: bits, window, seed, ..Sim::new(protocol) }.both(messy());
             assert_delivered(&sim, &content(20_000, seed as u8));
         }
+    }
+}
+
+/// A receiver more impatient than its sender (3 s against the sender's
+/// hour) on a bursty path: the sender's backoff must stop well within the
+/// receiver's timeout, which HELLO-ACK announces, or a burst of losses
+/// outlasts it and the receiver drops a session the sender still sends on.
+#[test]
+fn backoff_fits_within_the_receivers_timeout_through_bursts() {
+    for seed in 0..40 {
+        let bursty = ImpairmentConfig { loss: "2%,30%".parse().unwrap(), ..Default::default() };
+        let sim = Sim { seed, receiver_timeout: Duration::from_secs(3), ..Sim::new(Protocol::StopAndWait) }
+            .both(bursty);
+        assert_delivered(&sim, &content(14_000, seed as u8));
     }
 }
