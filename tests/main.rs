@@ -6,6 +6,7 @@ mod chat;
 mod chat_cluster;
 mod chat_terminal;
 mod cli;
+mod course;
 mod daytime;
 mod echo;
 mod impair;
