@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::report::{PortReport, PortState, Reason};
 use crate::net::Transport;
+use crate::text::sanitize;
 
 /// How long the confirming connection may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -95,7 +96,7 @@ async fn read_banner(mut stream: tokio::net::TcpStream, wait: Duration) -> Optio
 const ECHOED: &str = "(echoes what it is sent)";
 
 /// One line fit to print: the first line, plus the `Server:` header of an
-/// HTTP answer, with control characters replaced and the length capped.
+/// HTTP answer, with control characters shown (see [`crate::text`]) and the length capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(bytes);
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -105,9 +106,7 @@ pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     {
         banner = format!("{banner} ({server})");
     }
-    let clean: String =
-        banner.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).take(BANNER_CHARS).collect();
-    Some(clean)
+    Some(sanitize(&banner).chars().take(BANNER_CHARS).collect())
 }
 
 #[cfg(test)]
@@ -120,7 +119,7 @@ mod tests {
         assert_eq!(printable(b"\r\n220 mail ESMTP\r\n250 more").as_deref(), Some("220 mail ESMTP"));
         let http = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nServer: demo/1.2\r\n\r\n<html>";
         assert_eq!(printable(http).as_deref(), Some("HTTP/1.0 200 OK (Server: demo/1.2)"));
-        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a\u{fffd}[31mred\u{fffd}"));
+        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[b'x'; 400]).map(|b| b.len()), Some(BANNER_CHARS));
         assert_eq!(printable(b"\r\n\r\n"), None);
         assert_eq!(printable(b""), None);

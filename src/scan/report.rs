@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::net::Transport;
-use crate::stats::plural;
+use crate::text::plural;
 
 /// A port's verdict, in nmap's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
