@@ -100,7 +100,7 @@ fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
 fn lobby(nicks: &[&str]) -> String {
     let mut nicks = nicks.to_vec();
     nicks.sort_by_key(|nick| nick.to_lowercase());
-    format!("* in lobby ({}): {}", nicks.len(), nicks.join(" "))
+    format!("*** in lobby ({}): {}", nicks.len(), nicks.join(" "))
 }
 
 /// Asks `/who` until the room's list is `wanted` (the others' joins take a moment to arrive).
@@ -110,7 +110,7 @@ fn until_who(client: &mut Client, wanted: &str) {
         client.send("/who");
         last = loop {
             let line = client.line();
-            if line.starts_with("* in ") {
+            if line.starts_with("*** in ") {
                 break line;
             }
         };
@@ -210,19 +210,19 @@ fn nicknames_are_unique_across_nodes_and_freed_when_their_owner_goes() {
     bob.expect("! the nickname ALICE is taken; pick another");
     // Leaving frees the nickname at once...
     alice.send("/quit");
-    alice.expect("* bye");
+    alice.expect("*** bye");
     let taken = eventually(SETTLE, || {
         bob.send("/nick alice");
         let answer = bob.line();
-        answer == format!("* {} is now known as alice", bob.guest)
+        answer == format!("*** {} is now known as alice", bob.guest)
     });
     assert!(taken, "alice was never free again");
     // ...and a node that dies frees its clients' once its lease runs out.
     drop(n3);
-    bob.expect("* carol left lobby (server gone)");
+    bob.expect("*** carol left lobby (server gone)");
     let taken = eventually(SETTLE, || {
         bob.send("/nick carol");
-        bob.line() == "* alice is now known as carol"
+        bob.line() == "*** alice is now known as carol"
     });
     assert!(taken, "carol was never free again");
     let mut dave = Client::connect(&n1);
@@ -245,7 +245,7 @@ fn a_node_killed_mid_run_leaves_the_others_working() {
     c.expect("<a> a 20");
     drop(n3); // SIGKILL
     let mut others = expect_numbered(&mut b, &["a"], 150);
-    while !others.iter().any(|line| line == "* c left lobby (server gone)") {
+    while !others.iter().any(|line| line == "*** c left lobby (server gone)") {
         others.push(b.line());
     }
     a = sending.join().unwrap();
@@ -311,7 +311,8 @@ fn history_is_replayed_across_nodes() {
         let stream = TcpStream::connect(server.addr("chat", "tcp")).unwrap();
         stream.set_read_timeout(Some(SETTLE)).unwrap();
         let mut newcomer = Client::from_stream(stream);
-        assert_eq!(newcomer.history, ["<alice> two", "<alice> three", "<alice> four"]);
+        let history: Vec<&str> = newcomer.history.iter().map(|l| l.split_once("] ").unwrap().1).collect();
+        assert_eq!(history, ["<alice> two", "<alice> three", "<alice> four"]);
         let everyone = lobby(&["alice", &newcomer.guest, "watcher"]);
         until_who(&mut newcomer, &everyone);
     }
@@ -366,11 +367,11 @@ fn a_node_stopped_says_goodbye_for_its_clients_and_frees_their_nicknames() {
     until_who(&mut a, &lobby(&["a", "b"]));
     let stopped = n2.stop_with("TERM");
     assert!(stopped.status.success(), "{}", stopped.stderr);
-    b.expect("* server shutting down");
-    a.expect("* b left lobby (server shutting down)");
+    b.expect("*** server shutting down");
+    a.expect("*** b left lobby (server shutting down)");
     until_who(&mut a, &lobby(&["a"]));
     a.send("/nick b");
-    a.expect("* a is now known as b");
+    a.expect("*** a is now known as b");
 }
 
 #[test]

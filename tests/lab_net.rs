@@ -303,3 +303,62 @@ fn each_listener_gets_only_its_own_addresses_and_another_host_never_reaches_loop
         assert!((low..=high).contains(&port.as_u64().unwrap()), "{r}");
     }
 }
+
+#[test]
+fn arq_loses_exactly_the_pattern_delivers_everything_and_compares_with_the_textbook_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("arq.svg");
+    let args = ["arq", "--blocks", "6", "--lose", "1,3", "--lose-ack", "2", "--plot", plot.to_str().unwrap()];
+    let r = report(&args, "arq");
+    let runs = r["runs"].as_array().unwrap();
+    let protocols: Vec<&str> = runs.iter().map(|r| r["protocol"].as_str().unwrap()).collect();
+    assert_eq!(protocols, ["stop-and-wait", "go-back-n", "selective-repeat"]);
+    assert_eq!(r["a"], 10.0);
+    let link = r["link_kb_s"].as_f64().unwrap();
+    for run in runs {
+        assert_eq!(run["delivered"], true, "{run}");
+        assert_eq!(run["data_lost"], 2, "the first sends of DATA 1 and 3: {run}");
+        let datagrams = run["datagrams"].as_array().unwrap();
+        let lost: Vec<&str> = datagrams
+            .iter()
+            .filter(|d| d["arrived_ms"].is_null())
+            .map(|d| d["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(lost.iter().filter(|l| l.starts_with("DATA")).count(), 2, "{lost:?}");
+        assert!(lost.contains(&"DATA 1") && lost.contains(&"DATA 3"), "{lost:?}");
+        assert!(lost.iter().all(|l| l.starts_with("DATA") || l.starts_with("ACK")), "{lost:?}");
+        for d in datagrams.iter().filter(|d| d["arrived_ms"].is_number()) {
+            assert!(d["arrived_ms"].as_f64() > d["sent_ms"].as_f64(), "{d}");
+        }
+        let sent = run["data_sent"].as_f64().unwrap();
+        assert_eq!(sent, 6.0 + run["resent"].as_f64().unwrap(), "every block once, plus the resends: {run}");
+        // The bound is the textbook formula for the loss this run saw.
+        let (p, w) = (2.0 / sent, run["window"].as_f64().unwrap());
+        let expected = match run["protocol"].as_str().unwrap() {
+            "stop-and-wait" => (1.0 - p) / 21.0,
+            "go-back-n" => w * (1.0 - p) / (21.0 * (1.0 - p + w * p)),
+            _ => w * (1.0 - p) / 21.0,
+        } * link;
+        assert!((run["bound_kb_s"].as_f64().unwrap() - expected).abs() < 1e-6, "{run}");
+    }
+    assert!(runs[1]["resent"].as_u64() >= runs[2]["resent"].as_u64(), "Go-Back-N resends at least as much");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let losses: usize = runs
+        .iter()
+        .map(|r| r["datagrams"].as_array().unwrap().iter().filter(|d| d["arrived_ms"].is_null()).count())
+        .sum();
+    assert_eq!(svg.matches('✕').count(), losses);
+
+    let text = run(&["lab", "arq", "--blocks", "6", "--lose", "1,3"], b"");
+    let text = text.ok();
+    let lesson = lesson(text);
+    let table = &text[text.find("\nprotocol").unwrap()..];
+    let resent = |label: &str| table_row(table.trim_start(), label)[2].parse::<u64>().unwrap();
+    if resent("go-back-n") > resent("selective-repeat") {
+        assert!(lesson.contains(&format!("Go-Back-N resent {} blocks", resent("go-back-n"))), "{lesson}");
+    }
+    assert_eq!(
+        text.matches(" ms  |").count(),
+        text.matches("arrives").count() + text.matches("|  lost").count()
+    );
+}

@@ -19,6 +19,7 @@
 //! prints as JSON lines.
 
 pub mod anatomy;
+pub mod arq;
 pub mod backlog;
 pub mod bind;
 pub mod blocking;

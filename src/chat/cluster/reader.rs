@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult, Value};
 use tracing::info;
@@ -106,10 +107,10 @@ impl Reader {
                 .await?;
             let newest = entry::range_reply(newest).map_err(bad_reply)?;
             let end = newest.first().map_or(EntryId::ZERO, |entry| entry.id);
-            let mut lines: Vec<Bytes> = newest
+            let mut lines: Vec<(DateTime<Utc>, Bytes)> = newest
                 .into_iter()
                 .filter_map(|entry| match entry.record {
-                    Some((_, Body::Line { line, kept: true })) => Some(line),
+                    Some((_, Body::Line { line, kept: true })) => Some((entry.id.time(), line)),
                     _ => None,
                 })
                 .take(history)
@@ -165,7 +166,8 @@ impl Reader {
                     // Its own lines reached this node's clients when they were said.
                     Some((writer, Body::Line { .. })) if writer.node == *me && writer.boot == boot => None,
                     Some((writer, Body::Line { line, kept })) if fresh(seen, &writer) => {
-                        Some(((entry.id.ms, writer.seq), Delivery::Line { room: room.clone(), line, kept }))
+                        let (room, at) = (room.clone(), entry.id.time());
+                        Some(((entry.id.ms, writer.seq), Delivery::Line { room, line, kept, at }))
                     }
                     _ => None,
                 }));
@@ -177,7 +179,7 @@ impl Reader {
         let mut hub = self.shared.hub.lock();
         for (_, delivery) in deliveries {
             match delivery {
-                Delivery::Line { room, line, kept } => hub.remote_line(&room, line, kept),
+                Delivery::Line { room, line, kept, at } => hub.remote_line(&room, line, kept, at),
                 Delivery::Tell { to, line } => hub.remote_tell(&to, &line),
             }
         }
@@ -212,7 +214,7 @@ impl Reader {
 /// A line from another node for clients here.
 enum Delivery {
     /// For the members of a room.
-    Line { room: Arc<str>, line: Bytes, kept: bool },
+    Line { room: Arc<str>, line: Bytes, kept: bool, at: DateTime<Utc> },
     /// For one client.
     Tell { to: String, line: Bytes },
 }

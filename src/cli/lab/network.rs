@@ -2,17 +2,20 @@
 //! SO_REUSEADDR, backlogs, bind addresses, blocking, bytes and text, names,
 //! TCP against UDP under loss, ARQ timelines, and a process's memory.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use clap::Subcommand;
 use socketeer::lab::backlog::{self, BacklogConfig};
 use socketeer::lab::blocking::{self, BlockingConfig};
 use socketeer::lab::eof::{self, EofConfig};
 use socketeer::lab::framing::{self, FramingConfig};
-use socketeer::lab::{anatomy, bind, encoding, names, reuseaddr};
+use socketeer::lab::{anatomy, arq, bind, encoding, names, reuseaddr};
 
 use super::super::args::{UsageError, positive_duration, size_in};
-use super::super::output::Output;
+use super::super::output::{Output, check_writable, write_replacing};
 use super::conclude;
 
 /// The networking experiments.
@@ -46,6 +49,12 @@ pub enum Command {
         after_help = "Examples:\n  socketeer lab bind\n  sudo socketeer lab bind     # also from another host (a private network namespace)\n  socketeer lab bind --json"
     )]
     Bind(JsonArgs),
+    /// Stop-and-wait, Go-Back-N and selective repeat, datagram by datagram, for the same losses; vs the bounds.
+    #[command(
+        after_help = "Examples:\n  socketeer lab arq\n  socketeer lab arq --lose 2,3 --lose-ack 6 --plot arq.svg\n  \
+                            socketeer lab arq --blocks 20 --window 8 --delay 5ms --json"
+    )]
+    Arq(ArqArgs),
     /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
     #[command(after_help = "Examples:\n  socketeer lab names\n  socketeer lab names --json")]
     Names(JsonArgs),
@@ -133,6 +142,35 @@ pub struct BytesArgs {
     json: bool,
 }
 
+/// Arguments of `lab arq`.
+#[derive(Debug, clap::Args)]
+pub struct ArqArgs {
+    /// Blocks of 1000 bytes to move.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    blocks: u32,
+    /// The window of Go-Back-N and selective repeat.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    window: u32,
+    /// One-way delay of the link.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = bounded(Duration::from_secs(1)))]
+    delay: Duration,
+    /// The time one block takes to put on the wire (sets the link's rate).
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = bounded(Duration::from_secs(1)))]
+    block_time: Duration,
+    /// DATA blocks (numbered from 0) whose first send is lost.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_value = "2,6")]
+    lose: Vec<u32>,
+    /// Blocks whose first send's acknowledgement is lost.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_value = "4")]
+    lose_ack: Vec<u32>,
+    /// Draw the timelines as a sequence diagram into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Arguments of `lab anatomy`.
 #[derive(Debug, clap::Args)]
 pub struct AnatomyArgs {
@@ -142,6 +180,25 @@ pub struct AnatomyArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn arq(a: ArqArgs) -> anyhow::Result<()> {
+    if let Some(plot) = &a.plot {
+        check_writable(plot)?;
+    }
+    let link =
+        arq::Link { delay: a.delay, block_time: a.block_time, lose_data: a.lose, lose_ack_of: a.lose_ack };
+    let report = arq::run(arq::ArqConfig { blocks: a.blocks, window: a.window, link });
+    if let Some(path) = &a.plot {
+        write_replacing(path, &report.plot())
+            .with_context(|| format!("writing the plot to {}", path.display()))?;
+    }
+    let out = Output::new(a.json);
+    conclude(out, "arq", &report)?;
+    match &a.plot {
+        Some(path) => out.note(format!("plot: {}", path.display())).map_err(Into::into),
+        None => Ok(()),
+    }
 }
 
 /// A positive duration of at most `max`, so that an experiment stays short.
@@ -194,6 +251,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         }
         Command::Bytes(a) => conclude(Output::new(a.json), "bytes", &encoding::run(&a.text)?),
         Command::Bind(a) => conclude(Output::new(a.json), "bind", &bind::run(&super::self_exec()?)?),
+        Command::Arq(a) => arq(a),
         Command::Names(a) => conclude(Output::new(a.json), "names", &names::run()?),
         Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
     }
