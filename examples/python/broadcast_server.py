@@ -82,8 +82,8 @@ def serve_client(room: Room, conn: socket.socket, peer: tuple) -> None:
     writer = threading.Thread(target=client.write_until_told_to_stop, daemon=True)
     writer.start()
     others = room.join(client)
-    client.deliver(f"* welcome, {client.name}; {others} others here; 'bye' leaves\n".encode())
-    room.broadcast(f"* {client.name} joined", sender=client)
+    client.deliver(f"*** welcome, {client.name}; {others} others here; 'bye' leaves\n".encode())
+    room.broadcast(f"*** {client.name} joined", sender=client)
     print(f"{client.name} joined", flush=True)
     reason = "left"
     try:
@@ -97,7 +97,7 @@ def serve_client(room: Room, conn: socket.socket, peer: tuple) -> None:
     except OSError:
         reason = "lost its connection"
     room.leave(client)
-    room.broadcast(f"* {client.name} {reason}")
+    room.broadcast(f"*** {client.name} {reason}")
     print(f"{client.name} {reason}", flush=True)
     try:
         client.outbox.put(None, timeout=1)  # the writer sends what is queued, then stops

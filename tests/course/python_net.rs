@@ -172,7 +172,7 @@ fn the_two_way_chat_client_talks_to_our_chat_without_lock_step() {
     let serve = serve();
     let chat = serve.addr("chat", "tcp");
     let mut observer = LineClient::connect(chat);
-    observer.line_where(|l| l.starts_with("* welcome"));
+    observer.line_where(|l| l.starts_with("*** welcome"));
     let out = python(
         "two_way_chat.py",
         &["client", "127.0.0.1", &chat.port().to_string()],
@@ -180,7 +180,7 @@ fn the_two_way_chat_client_talks_to_our_chat_without_lock_step() {
     );
     // The server greets first: a lock-step client would take the greeting
     // for the answer to its first line.
-    assert!(out.ok().contains("server: * welcome"), "{}", out.stdout);
+    assert!(out.ok().contains("server: *** welcome"), "{}", out.stdout);
     assert!(out.stdout.contains("server closed the connection"), "{}", out.stdout);
     let relayed = observer.line_where(|l| l.starts_with('<'));
     assert!(relayed.ends_with("> hello from python"), "{relayed}");
@@ -205,16 +205,16 @@ fn the_two_way_chat_server_reads_lines_whole_and_speaks_first() {
 fn the_broadcast_server_relays_each_line_to_the_others() {
     let server = python_server("broadcast_server.py", &[]);
     let mut alice = LineClient::connect(server.addr());
-    assert!(alice.line().starts_with("* welcome"));
+    assert!(alice.line().starts_with("*** welcome"));
     let mut bob = LineClient::connect(server.addr());
-    assert!(bob.line().starts_with("* welcome"));
+    assert!(bob.line().starts_with("*** welcome"));
     alice.line_where(|l| l.ends_with(" joined"));
     bob.send(b"hel");
     bob.send(b"lo\nsecond line\n");
     assert!(alice.line().ends_with("> hello"));
     assert!(alice.line().ends_with("> second line"));
     let joined = run(&["chat", "join", &server.addr().to_string()], b"from socketeer\n");
-    assert!(joined.ok().contains("* welcome"), "{}", joined.stdout);
+    assert!(joined.ok().contains("*** welcome"), "{}", joined.stdout);
     alice.line_where(|l| l.ends_with("> from socketeer"));
     bob.send(b"bye\n");
     alice.line_where(|l| l.ends_with(" left"));
