@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +29,8 @@ use crate::shutdown::Shutdown;
 
 /// How long one XREAD waits for something new.
 const BLOCK: Duration = Duration::from_secs(1);
+/// How long to wait after the connection failed before making another.
+const AFTER_FAILURE: Duration = Duration::from_millis(200);
 /// Most entries one XREAD takes from each stream.
 const COUNT: usize = 1024;
 
@@ -64,7 +67,13 @@ pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, sh
             Err(e) = reader.follow(&mut connection) => e,
             () = shutdown.triggered() => return,
         };
+        node.reading.store(false, Ordering::Release);
         link.lost(&node, &failed);
+        // A Redis that accepts connections but cannot answer yet (loading its data) is not hammered.
+        tokio::select! {
+            () = tokio::time::sleep(AFTER_FAILURE) => {}
+            () = shutdown.triggered() => return,
+        }
     }
 }
 
@@ -77,6 +86,7 @@ impl Reader {
         }
         loop {
             self.step(connection).await?;
+            self.node.reading.store(true, Ordering::Release);
         }
     }
 

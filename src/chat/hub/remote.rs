@@ -133,6 +133,15 @@ impl<B: Backplane> Hub<B> {
         );
     }
 
+    /// A notice about the cluster for every local member, in every room that
+    /// has one here (the other servers are not told: they have their own).
+    pub fn notice_local(&self, text: &str) {
+        let line = protocol::notice(text);
+        for place in self.rooms.values().filter(|room| !room.members.is_empty()) {
+            place.log.publish(None, line.clone());
+        }
+    }
+
     /// The folded names of the rooms here: the ones to follow.
     pub fn room_keys(&self) -> impl Iterator<Item = &Arc<str>> {
         self.rooms.values().map(|room| &room.key)
