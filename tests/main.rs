@@ -9,6 +9,7 @@ mod chat_limits;
 mod chat_terminal;
 mod check;
 mod cli;
+mod course;
 mod daytime;
 mod echo;
 mod impair;
