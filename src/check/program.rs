@@ -199,7 +199,12 @@ impl Running {
     ) -> Result<(), CheckError> {
         let deadline = Instant::now() + limit;
         loop {
-            if process::is_listening(transport, addr) {
+            // Its own socket, not another program's that happens to use the port.
+            let mine = process::server_sockets_of(&process::group_members(self.pgid));
+            if mine
+                .iter()
+                .any(|s| s.transport == transport && s.local.port() == addr.port() && s.serves(addr.ip()))
+            {
                 return Ok(());
             }
             if let Some(crash) = self.ended().await {
@@ -336,23 +341,36 @@ pub fn tail(text: &str, max: usize) -> String {
     cut.split_once('\n').map_or(cut, |(_, rest)| rest).to_owned()
 }
 
-/// A loopback port that was free for both TCP and UDP a moment ago (servers
-/// such as echo and daytime bind both). The program under test binds it
-/// next; another program could take it in between, which then shows as "it
-/// did not listen".
+/// A port of `ip` that was free for both TCP and UDP a moment ago (servers
+/// such as echo and daytime bind both), picked at random from the upper
+/// range: the kernel's own choice for port 0 tends to hand the same port to
+/// programs that ask at the same moment, and several checks may be starting
+/// programs at once. The program under test binds it next; should another
+/// take it in between, the program's start fails and is retried.
 ///
 /// # Errors
 /// When no socket can be bound at all.
 pub fn free_port(ip: IpAddr) -> std::io::Result<u16> {
-    let mut port = 0;
-    for _ in 0..16 {
-        let tcp = std::net::TcpListener::bind((ip, 0))?;
-        port = tcp.local_addr()?.port();
-        if std::net::UdpSocket::bind((ip, port)).is_ok() {
-            break;
+    use std::hash::{BuildHasher, RandomState};
+    const LOWEST: u16 = 20_000;
+    const SPAN: u64 = 40_000;
+    let random = RandomState::new();
+    for attempt in 0u32..64 {
+        let port = LOWEST + (random.hash_one((std::process::id(), attempt, Instant::now())) % SPAN) as u16;
+        let taken = process::sockets(Transport::Tcp).iter().any(|s| s.local.port() == port);
+        if !taken
+            && std::net::TcpListener::bind((ip, port)).is_ok()
+            && std::net::UdpSocket::bind((ip, port)).is_ok()
+        {
+            return Ok(port);
         }
     }
-    Ok(port)
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+/// Whether a start failed because the port was taken after it was picked.
+pub(crate) fn port_was_taken(e: &CheckError) -> bool {
+    matches!(e, CheckError::NotListening { stderr, .. } if stderr.contains("Address already in use") || stderr.contains("address already in use"))
 }
 
 #[cfg(test)]

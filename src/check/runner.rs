@@ -16,10 +16,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::case::{Case, Finding, Outcome, Report};
-use super::program::{Launch, Running, free_port};
+use super::program::{Launch, Running, free_port, port_was_taken};
 use super::server::{Ctx, Memo, Planned, ServerCheck};
 use super::{CheckError, Options, Subject};
 use crate::net::Transport;
+
+/// How many times a program is started when its port was taken meanwhile.
+const START_TRIES: usize = 3;
 
 /// How many instances are started ahead of the case that will use them.
 const PREFETCH: usize = 2;
@@ -51,15 +54,21 @@ fn start_instance(
     options: Options,
 ) -> JoinHandle<Result<Instance, CheckError>> {
     tokio::spawn(async move {
-        let port = free_port(options.host)?;
-        let addr = SocketAddr::new(options.host, port);
-        let vars = [("host", options.host.to_string()), ("port", port.to_string())];
-        let mut running = Running::start(&launch, &vars, false)?;
-        match running.wait_listening(transport, addr, options.startup_timeout).await {
-            Ok(()) => Ok(Ok((running, addr))),
-            Err(e) => {
-                running.stop().await;
-                Ok(Err(not_started(&e)))
+        let mut tries = 0;
+        loop {
+            let port = free_port(options.host)?;
+            let addr = SocketAddr::new(options.host, port);
+            let vars = [("host", options.host.to_string()), ("port", port.to_string())];
+            let mut running = Running::start(&launch, &vars, false)?;
+            match running.wait_listening(transport, addr, options.startup_timeout).await {
+                Ok(()) => return Ok(Ok((running, addr))),
+                Err(e) => {
+                    running.stop().await;
+                    tries += 1;
+                    if !(port_was_taken(&e) && tries < START_TRIES) {
+                        return Ok(Err(not_started(&e)));
+                    }
+                }
             }
         }
     })
