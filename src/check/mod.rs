@@ -43,7 +43,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use case::{Case, Crash, Finding, Group, Level, Outcome, Report, Tally, Verdict};
+pub use client::{ClientCheck, check_client};
 pub use runner::{Event, check_server};
+pub use scanner::check_scanner;
 
 use crate::impair::Probability;
 use crate::net::{ConnectError, Transport, describe};

@@ -133,6 +133,19 @@ pub fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// Waits until `done` holds, looking every 20 ms, for at most `limit`;
+/// whether it held. For conditions over what several connections received.
+pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
 /// A UDP socket on an ephemeral port of `addr`'s family, not connected, so
 /// that replies from anywhere are seen with their source.
 ///

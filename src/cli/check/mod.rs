@@ -2,6 +2,7 @@
 //! or a whole class of them.
 
 mod card;
+mod class;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,10 +12,11 @@ use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::check::program::Launch;
+use socketeer::check::roster::{self, Kind};
 use socketeer::check::server::ServerCheck;
-use socketeer::check::{self, Event, Options, Report, Subject};
+use socketeer::check::{self, ClientCheck, Event, Options, Report, Subject};
 use socketeer::impair::Probability;
-use socketeer::net::{Target, Transports};
+use socketeer::net::{Target, Transport, Transports};
 
 use super::args::{UsageError, positive_duration};
 use super::output::{Output, check_writable, write_replacing};
@@ -40,7 +42,7 @@ Examples:
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Grade every submission of a roster (TOML) into one report.
+    /// Grade every submission of a roster (TOML; see docs/check.md) into one report.
     #[arg(long, value_name = "ROSTER")]
     class: Option<PathBuf>,
     #[command(flatten)]
@@ -95,6 +97,50 @@ enum Command {
     #[command(after_help = "Examples:\n  socketeer check chat localhost:5555\n  \
                             socketeer check chat --expect-self no -- python3 chat_server.py {port}")]
     Chat(ChatArgs),
+    /// Grade a client: it runs against an instrumented server that drops, splits and talks first.
+    #[command(
+        after_help = "Examples:\n  socketeer check client udp-ack -- python3 client.py {host} {port}\n  \
+                            socketeer check client chat -- python3 chat_client.py {host} {port}"
+    )]
+    Client(ClientArgs),
+    /// Grade a port scanner against a known, random set of open ports.
+    #[command(after_help = "Examples:\n  socketeer check scanner -- python3 scan.py {host} {ports}\n  \
+                            socketeer check scanner -- python3 scan.py {host} {first} {last}")]
+    Scanner(ScannerArgs),
+}
+
+/// Which client.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ClientKind {
+    /// The lossy-UDP client: numbered messages, timeouts, resends.
+    UdpAck,
+    /// An echo client over TCP.
+    Echo,
+    /// A daytime client over TCP.
+    Daytime,
+    /// A chat client.
+    Chat,
+}
+
+/// Arguments of `check client`.
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// Which kind of client.
+    kind: ClientKind,
+    /// The command that starts the client; {host} and {port} are filled in.
+    #[arg(last = true, value_name = "COMMAND", required = true)]
+    command: Vec<String>,
+}
+
+/// Arguments of `check scanner`.
+#[derive(Debug, clap::Args)]
+struct ScannerArgs {
+    /// Open UDP ports instead of TCP ones (for a UDP scanner).
+    #[arg(long)]
+    udp: bool,
+    /// The command that starts the scanner; {host}, {ports} (FIRST-LAST), {first} and {last} are filled in.
+    #[arg(last = true, value_name = "COMMAND", required = true)]
+    command: Vec<String>,
 }
 
 /// Where the server is: an address, or a command that starts it.
@@ -168,63 +214,79 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         only: args.report.cases.clone(),
         ..Options::default()
     };
-    let (server_check, at) = match args.command {
+    if let Some(path) = &args.class {
+        return class::run(path, &options, &out, args.report.html.as_deref()).await;
+    }
+    let (kind, at) = match args.command {
         None => {
             return Err(UsageError(
-                "give a check (echo, daytime, time, udp-ack, chat) or --class ROSTER".into(),
+                "give a check (echo, daytime, time, udp-ack, chat, client, scanner) or --class ROSTER".into(),
             )
             .into());
         }
-        Some(Command::Echo(a)) => (ServerCheck::Echo(a.transports()), a.at),
-        Some(Command::Daytime(a)) => (ServerCheck::Daytime(a.transports()), a.at),
-        Some(Command::Time(a)) => (ServerCheck::Time(a.transports()), a.at),
+        Some(Command::Echo(a)) => (Kind::Server(ServerCheck::Echo(a.transports())), a.at),
+        Some(Command::Daytime(a)) => (Kind::Server(ServerCheck::Daytime(a.transports())), a.at),
+        Some(Command::Time(a)) => (Kind::Server(ServerCheck::Time(a.transports())), a.at),
         Some(Command::UdpAck(a)) => {
             options.expect_loss = a.expect_loss;
-            (ServerCheck::UdpAck, a.at)
+            (Kind::Server(ServerCheck::UdpAck), a.at)
         }
         Some(Command::Chat(a)) => {
             options.expect_self = a.expect_self.map(|y| matches!(y, YesNo::Yes));
             options.login = a.login;
-            (ServerCheck::Chat, a.at)
+            (Kind::Server(ServerCheck::Chat), a.at)
+        }
+        Some(Command::Client(a)) => {
+            let check = match a.kind {
+                ClientKind::UdpAck => ClientCheck::UdpAck,
+                ClientKind::Echo => ClientCheck::Echo,
+                ClientKind::Daytime => ClientCheck::Daytime,
+                ClientKind::Chat => ClientCheck::Chat,
+            };
+            (Kind::Client(check), Where { target: None, command: a.command })
+        }
+        Some(Command::Scanner(a)) => {
+            let transport = if a.udp { Transport::Udp } else { Transport::Tcp };
+            (Kind::Scanner(transport), Where { target: None, command: a.command })
         }
     };
     if args.report.list {
-        return list(&out, server_check.plan().iter().map(|p| p.case).filter(|c| options.selects(c.id)));
+        let cases: Vec<check::Case> = match kind {
+            Kind::Server(check) => check.plan().iter().map(|p| p.case).collect(),
+            Kind::Client(check) => check.cases().to_vec(),
+            Kind::Scanner(_) => check::scanner::CASES.to_vec(),
+        };
+        return list(&out, cases.into_iter().filter(|c| options.selects(c.id)));
     }
-    let subject = subject(server_check, at).await?;
+    let subject = subject(kind, at).await?;
     let progress = Progress::start();
-    let report = check::check_server(server_check, &subject, &options, &mut progress.callback()).await;
+    let report = roster::run_kind(kind, &subject, &options, &mut progress.callback()).await;
     progress.finish();
     let report = report.map_err(usage_or_runtime)?;
     finish(&out, args.report.html.as_deref(), &report)
 }
 
-/// The server to check: an address, or a command to start.
-async fn subject(check: ServerCheck, at: Where) -> anyhow::Result<Subject> {
+/// The program to check: an address, or a command to start.
+async fn subject(kind: Kind, at: Where) -> anyhow::Result<Subject> {
+    let name = match kind {
+        Kind::Server(check) => check.name(),
+        Kind::Client(check) => check.name(),
+        Kind::Scanner(_) => "scanner",
+    };
     match (at.target, at.command.is_empty()) {
         (Some(_), false) => Err(UsageError("give either HOST:PORT or -- COMMAND, not both".into()).into()),
         (None, true) => Err(UsageError(format!(
-            "say which server to check: HOST:PORT of a running one, or -- COMMAND to start it (e.g. socketeer check {} -- python3 server.py {{port}})",
-            check.name()
+            "say which server to check: HOST:PORT of a running one, or -- COMMAND to start it (e.g. socketeer check {name} -- python3 server.py {{port}})"
         ))
         .into()),
         (Some(target), true) => {
-            let addrs = target.resolve(default_port(check)).await?;
+            let addrs = target.resolve(kind.default_port()).await?;
             let addr = addrs.first().copied().context("the name resolved to no address")?;
             Ok(Subject::Address(addr))
         }
-        (None, false) => Ok(Subject::Program(Launch::new(at.command, &["{port}"]).map_err(|e| UsageError(e.to_string()))?)),
-    }
-}
-
-/// The usual port of each service, as socketeer's own servers use.
-fn default_port(check: ServerCheck) -> u16 {
-    match check {
-        ServerCheck::Echo(_) => socketeer::echo::DEFAULT_PORT,
-        ServerCheck::Daytime(_) => socketeer::daytime::Protocol::Daytime.default_port(),
-        ServerCheck::Time(_) => socketeer::daytime::Protocol::Time.default_port(),
-        ServerCheck::UdpAck => socketeer::udp::DEFAULT_PORT,
-        ServerCheck::Chat => 5555,
+        (None, false) => {
+            Ok(Subject::Program(Launch::new(at.command, kind.placeholders()).map_err(|e| UsageError(e.to_string()))?))
+        }
     }
 }
 

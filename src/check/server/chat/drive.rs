@@ -5,11 +5,12 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::Probe;
-use super::member::{Door, Member, settle, wait_until};
+use super::member::{Door, Member, settle};
 use crate::check::case::Finding;
 use crate::check::grade::chat::{SelfEcho, Token, Traffic, judge, tokens, tokens_per_line};
 use crate::check::server::{Ctx, judge_quiet};
 use crate::check::show::{self, SHOWN};
+use crate::check::wire::wait_until;
 
 /// Text that is not ASCII, for the UTF-8 case.
 const UTF8_TEXT: &str = "héllo wörld ✓ 日本語 🎉";

@@ -18,16 +18,13 @@ use super::Greeting;
 use crate::check::Options;
 use crate::check::grade::chat::{Token, tokens};
 use crate::check::server::Ctx;
-use crate::check::wire;
+use crate::check::wire::{self, wait_until};
 
 /// The client number of the room's synchronising lines (no real client has it).
 const SYNC_CLIENT: u8 = 99;
 
 /// How long the first client waits for a greeting before deciding the server sends none.
 const GREETING_WAIT: Duration = Duration::from_secs(1);
-
-/// How often a waiting condition over several clients is looked at.
-const LOOK: Duration = Duration::from_millis(20);
 
 /// What a client has received, shared with its reading task.
 #[derive(Debug, Default)]
@@ -279,19 +276,6 @@ impl Member {
         }
         self.reader.abort();
     }
-}
-
-/// Waits until `done` holds, looking every few milliseconds, for at most
-/// `limit`; whether it held.
-pub async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(LOOK).await;
-    }
-    true
 }
 
 /// Waits until the server relays client `speaker`'s lines to every one of
