@@ -335,7 +335,9 @@ impl Progress {
 /// A check's error as the binary reports it: a bad filter or command is a usage error.
 fn usage_or_runtime(e: check::CheckError) -> anyhow::Error {
     match e {
-        check::CheckError::NoCase(_) | check::CheckError::Command(_) => UsageError(e.to_string()).into(),
+        check::CheckError::NoCase(_) | check::CheckError::Command(_) | check::CheckError::Roster { .. } => {
+            UsageError(e.to_string()).into()
+        }
         e => e.into(),
     }
 }
