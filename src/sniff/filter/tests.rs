@@ -114,3 +114,21 @@ fn matching_decoded_frames() {
     }
     assert!(!parse("host 127.0.0.1").matches(&decode(LinkType::Ethernet, &frame[..20]), 20));
 }
+
+/// Issue 14: a crafted filter cannot overflow the stack of the parser, the
+/// matcher or the compiler; it gets a clear error instead.
+#[test]
+fn depth_and_length_are_bounded() {
+    let deep = format!("{}tcp{}", "(".repeat(100_000), ")".repeat(100_000));
+    let error = deep.parse::<Filter>().unwrap_err().to_string();
+    assert!(error.contains("at most 100 deep"), "{error}");
+    let nots = format!("{}tcp", "not ".repeat(100_000));
+    assert!(nots.parse::<Filter>().unwrap_err().to_string().contains("at most 100 deep"));
+    let long = vec!["tcp"; 100_000].join(" or ");
+    assert!(long.parse::<Filter>().unwrap_err().to_string().contains("at most 1000 terms"));
+    let nested_chains = format!("{}tcp{}", "(tcp or ".repeat(99), ")".repeat(99));
+    assert!(nested_chains.parse::<Filter>().is_ok());
+    let allowed = format!("{}tcp{}", "(".repeat(100), ")".repeat(100));
+    assert!(allowed.parse::<Filter>().is_ok());
+    assert!(format!("{}tcp{}", "(".repeat(101), ")".repeat(101)).parse::<Filter>().is_err());
+}
