@@ -66,7 +66,11 @@ fn a_capture_shows_an_echo_conversation_and_tshark_agrees() {
     let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), "hello"], b"");
     assert_eq!(sent.ok().trim(), "hello");
     // The connection is closed once `send` returns; its last segments may still be in flight.
-    std::thread::sleep(Duration::from_millis(300));
+    capture.wait_for("both echoes and a FIN", |lines| {
+        let packets = objects(lines, "packet");
+        packets.iter().filter(|p| p["payload_len"] != 0).count() == 2
+            && tcp_view(&packets).iter().any(|v| v.2.contains('F'))
+    });
     let stopped = capture.stop_with("INT");
     assert!(stopped.status.success(), "{stopped:?}");
 
@@ -282,11 +286,13 @@ fn a_short_snap_length_keeps_tcp_headers_and_real_lengths() {
     let pcap = dir.path().join("snap.pcap");
     let server = Daemon::start(&["echo", "serve", "--port", "0", "--tcp"], 1);
     let port = server.addr("echo", "tcp").port().to_string();
-    let capture = sniff(&["-s", "64", "-w", pcap.to_str().unwrap(), "tcp", "port", &port]);
+    let capture = sniff(&["-s", "64", "-w", pcap.to_str().unwrap(), "--print", "tcp", "port", &port]);
     let message = "x".repeat(300);
     let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), &message], b"");
     assert_eq!(sent.ok().trim(), message);
-    std::thread::sleep(Duration::from_millis(300));
+    capture.wait_for("both 301-byte segments", |lines| {
+        objects(lines, "packet").iter().filter(|p| p["payload_len"] == 301).count() == 2
+    });
     assert!(capture.stop_with("INT").status.success());
 
     // Read back with a port filter: every frame was cut to 64 bytes, inside
