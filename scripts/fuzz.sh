@@ -15,9 +15,16 @@ export RUSTC_BOOTSTRAP=1
 # No AddressSanitizer: the crate has no unsafe code for it to watch, and it
 # triples the build; libFuzzer's coverage guidance and Rust's own checks
 # (overflow, bounds, panics) find what there is to find.
+mkdir -p fuzz/target
 for target in $(cargo fuzz list); do
   dict=()
   [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
-  echo "fuzz.sh: $target for ${seconds}s"
-  cargo fuzz run --sanitizer none "$target" -- -max_total_time="$seconds" "${dict[@]}" 2>&1 | tail -n 3
+  log="fuzz/target/$target.log"
+  if cargo fuzz run --sanitizer none "$target" -- -max_total_time="$seconds" "${dict[@]}" >"$log" 2>&1; then
+    echo "fuzz.sh: $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log" | tail -n 1)"
+  else
+    tail -n 40 "$log" >&2
+    echo "fuzz.sh: $target failed; the input is under fuzz/artifacts/$target/, the whole log in $log" >&2
+    exit 1
+  fi
 done

@@ -12,28 +12,30 @@ fn parse(text: &str) -> Filter {
 fn the_grammar_and_its_canonical_form() {
     for (text, canonical) in [
         ("tcp", "tcp"),
-        ("TCP and port 80", "(tcp and port 80)"),
+        ("TCP and port 80", "tcp and port 80"),
         ("tcp dst port http", "tcp dst port 80"),
-        ("port 80 or 443", "(port 80 or port 443)"),
-        ("src host 10.0.0.1 or 10.0.0.2", "(src host 10.0.0.1 or src host 10.0.0.2)"),
-        ("not (icmp or arp) && ip6", "(not (icmp or arp) and ip6)"),
-        ("!udp||less 100", "(not udp or less 100)"),
+        ("port 80 or 443", "port 80 or port 443"),
+        ("src host 10.0.0.1 or 10.0.0.2", "src host 10.0.0.1 or src host 10.0.0.2"),
+        ("not (icmp or arp) && ip6", "not (icmp or arp) and ip6"),
+        ("!udp||less 100", "not udp or less 100"),
         ("src or dst net 10.0.0.0/8", "net 10.0.0.0/8"),
         ("src and dst portrange 7000-7010", "src and dst portrange 7000-7010"),
         ("dst 127.0.0.1", "dst host 127.0.0.1"),
         ("src fd00::/8", "src net fd00::/8"),
         (
             "a or b".replace("a", "udp port 53").replace("b", "greater 1000").as_str(),
-            "(udp port 53 or greater 1000)",
+            "udp port 53 or greater 1000",
         ),
-        ("tcp and port 1 or udp", "((tcp and port 1) or udp)"),
+        ("tcp and port 1 or udp", "tcp and port 1 or udp"),
+        ("tcp and (port 1 or udp)", "tcp and (port 1 or udp)"),
+        ("not (tcp and udp) or icmp", "not (tcp and udp) or icmp"),
         // libpcap: `and` and `or` bind equally, from the left; `not` tightest.
-        ("icmp or udp and port 9", "((icmp or udp) and port 9)"),
-        ("udp or tcp and not port 22 or icmp", "(((udp or tcp) and not port 22) or icmp)"),
-        ("not tcp or udp", "(not tcp or udp)"),
-        ("ip host 127.0.0.1", "(ip and host 127.0.0.1)"),
-        ("ip6 src host ::1 or ::2", "((ip6 and src host ::1) or (ip6 and src host ::2))"),
-        ("arp net 10.0.0.0/8", "(arp and net 10.0.0.0/8)"),
+        ("icmp or udp and port 9", "icmp or udp and port 9"),
+        ("udp or tcp and not port 22 or icmp", "udp or tcp and not port 22 or icmp"),
+        ("not tcp or udp", "not tcp or udp"),
+        ("ip host 127.0.0.1", "ip and host 127.0.0.1"),
+        ("ip6 src host ::1 or ::2", "ip6 and src host ::1 or (ip6 and src host ::2)"),
+        ("arp net 10.0.0.0/8", "arp and net 10.0.0.0/8"),
     ] {
         let filter = parse(text);
         assert_eq!(filter.to_string(), canonical, "{text}");
