@@ -4,6 +4,8 @@
 mod bench;
 mod chat;
 mod chat_cluster;
+mod chat_join;
+mod chat_limits;
 mod chat_terminal;
 mod cli;
 mod daytime;

@@ -299,6 +299,7 @@ async fn child(args: ChildArgs) -> anyhow::Result<()> {
             live.finish()?;
         }
         ChildTask::CpuJob { count } => out.emit("sum", &JobResult { sum: cpu::job(count) })?,
+        ChildTask::BindPort { port } => out.emit("bind", &socketeer::lab::bind::try_bind(port))?,
         ChildTask::EchoServer { model, max_connections } => {
             servers::serve(
                 model,
