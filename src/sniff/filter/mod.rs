@@ -193,7 +193,7 @@ impl fmt::Display for Filter {
     /// `or` group from the left, so a chain needs no parentheses; only an
     /// operand that is itself a join gets them on the right of a join or
     /// after `not`. The form nests no deeper than the text it came from, so
-    /// it stays within [`parse::MAX_NESTING`].
+    /// it stays within the parser's nesting limit.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         /// `filter`, in parentheses when it is a join.
         struct Operand<'a>(&'a Filter);
