@@ -38,7 +38,7 @@ pub enum Command {
                             socketeer bench chat localhost:6379 --redis --clients 100\n  \
                             socketeer bench chat localhost:5555 localhost:5556 --rate 1000   # two nodes of a cluster\n  \
                             socketeer bench chat localhost:5556 --clients 20 --stalled 1   # one client that never reads\n  \
-                            socketeer bench chat localhost:5556 --clients 100 --burst 20000   # one sender's burst to 99 readers"
+                            socketeer bench chat localhost:5556 --clients 20 --burst 20000   # one burst, 19 readers"
     )]
     Chat(ChatArgs),
     /// Measure the impairment proxy: forwarding rate, windowed flows, delay precision, rate limits.
