@@ -362,3 +362,63 @@ fn arq_loses_exactly_the_pattern_delivers_everything_and_compares_with_the_textb
         text.matches("arrives").count() + text.matches("|  lost").count()
     );
 }
+
+#[test]
+fn udp_shows_the_loss_and_tcp_delivers_everything_in_order_through_the_same_loss() {
+    crate::util::require("nft", "nftables");
+    crate::util::require("ip", "iproute2");
+    let args = ["tcp-vs-udp", "--messages", "200", "--interval", "5ms", "--loss", "10%"];
+    let r = report(&args, "tcp_vs_udp");
+    assert_eq!(r["ran"], true, "{r}");
+    assert!(r["impairment"].as_str().unwrap().contains("10.0%"), "{r}");
+    let runs = r["runs"].as_array().unwrap();
+    let (tcp, udp) = (&runs[0], &runs[1]);
+    assert_eq!((&tcp["transport"], &udp["transport"]), (&json!("tcp"), &json!("udp")));
+    assert_eq!(
+        (&tcp["delivered"], &tcp["lost"], &tcp["out_of_order"]),
+        (&json!(200), &json!(0), &json!(0)),
+        "{tcp}"
+    );
+    assert!(tcp["retransmissions"].as_u64().unwrap() > 0, "10% loss under TCP makes it resend: {tcp}");
+    assert_eq!(udp["delivered"].as_u64().unwrap() + udp["lost"].as_u64().unwrap(), 200, "{udp}");
+    assert!(udp["lost"].as_u64().unwrap() > 0, "10% of 200 datagrams: {udp}");
+    let nulls = udp["latencies_ms"].as_array().unwrap().iter().filter(|l| l.is_null()).count() as u64;
+    assert_eq!(nulls, udp["lost"].as_u64().unwrap());
+    let namespaces = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let name =
+        r["impairment"].as_str().unwrap().split("namespace ").nth(1).unwrap().split(')').next().unwrap();
+    assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(name), "{name} left behind");
+
+    let text = run(&["lab", "tcp-vs-udp", "--messages", "100", "--interval", "5ms", "--loss", "10%"], b"");
+    let text = text.ok();
+    let late: u64 = table_row(text, "TCP")[7].parse().unwrap();
+    let lesson = lesson(text);
+    if late > 0 {
+        assert!(lesson.contains(&format!("{late} of them arrived more than 100 ms late")), "{lesson}");
+    } else {
+        assert!(!lesson.contains("more than 100 ms late"), "{lesson}");
+    }
+    assert!(lesson.contains("TCP delivered all 100 in order"), "{lesson}");
+}
+
+#[test]
+fn tcp_vs_udp_says_what_is_missing_when_it_cannot_make_loss_below_tcp() {
+    crate::util::require("setpriv", "util-linux");
+    let program = env!("CARGO_BIN_EXE_socketeer");
+    let out = crate::util::run_command(
+        std::process::Command::new("setpriv").args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+            program,
+            "lab",
+            "tcp-vs-udp",
+        ]),
+        b"",
+    );
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stdout.contains("impair --tun"), "{}", out.stdout);
+    assert!(out.stderr.contains("did not run"), "{}", out.stderr);
+}

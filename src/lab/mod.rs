@@ -34,9 +34,11 @@ pub mod producer_consumer;
 pub mod race;
 pub mod reuseaddr;
 pub mod servers;
+pub mod tcp_vs_udp;
 pub mod threads;
 
 mod child;
+mod netns;
 mod python;
 mod sock;
 mod table;

@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 
 use clap::Subcommand;
+use socketeer::impair::Probability;
 use socketeer::lab::backlog::{self, BacklogConfig};
 use socketeer::lab::blocking::{self, BlockingConfig};
 use socketeer::lab::eof::{self, EofConfig};
 use socketeer::lab::framing::{self, FramingConfig};
+use socketeer::lab::tcp_vs_udp::{self, TcpUdpConfig};
 use socketeer::lab::{anatomy, arq, bind, encoding, names, reuseaddr};
 
 use super::super::args::{UsageError, positive_duration, size_in};
@@ -55,6 +57,11 @@ pub enum Command {
                             socketeer lab arq --blocks 20 --window 8 --delay 5ms --json"
     )]
     Arq(ArqArgs),
+    /// The same messages over TCP and UDP through the same loss: UDP shows it, TCP turns it into delay.
+    #[command(after_help = "Examples:\n  sudo socketeer lab tcp-vs-udp\n  \
+                            sudo socketeer lab tcp-vs-udp --loss 10% --plot tcp-vs-udp.svg\n  \
+                            sudo socketeer lab tcp-vs-udp --messages 100 --interval 20ms --json")]
+    TcpVsUdp(TcpVsUdpArgs),
     /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
     #[command(after_help = "Examples:\n  socketeer lab names\n  socketeer lab names --json")]
     Names(JsonArgs),
@@ -171,6 +178,29 @@ pub struct ArqArgs {
     json: bool,
 }
 
+/// Arguments of `lab tcp-vs-udp`.
+#[derive(Debug, clap::Args)]
+pub struct TcpVsUdpArgs {
+    /// Messages sent over each transport.
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    messages: u32,
+    /// Bytes per message (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(8..=1400))]
+    size: u32,
+    /// The pause between two messages.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = bounded(Duration::from_secs(1)))]
+    interval: Duration,
+    /// The share of packets lost, each way (10% or 0.1).
+    #[arg(long, value_name = "P", default_value = "10%")]
+    loss: Probability,
+    /// Draw each message's latency, TCP and UDP, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Arguments of `lab anatomy`.
 #[derive(Debug, clap::Args)]
 pub struct AnatomyArgs {
@@ -199,6 +229,32 @@ fn arq(a: ArqArgs) -> anyhow::Result<()> {
         Some(path) => out.note(format!("plot: {}", path.display())).map_err(Into::into),
         None => Ok(()),
     }
+}
+
+fn tcp_vs_udp(a: TcpVsUdpArgs) -> anyhow::Result<()> {
+    if let Some(plot) = &a.plot {
+        check_writable(plot)?;
+    }
+    if a.messages as u64 * a.interval.as_millis() as u64 > 15_000 {
+        return Err(UsageError(
+            "--messages × --interval is over 15 s; the lab keeps experiments short".to_owned(),
+        )
+        .into());
+    }
+    let config =
+        TcpUdpConfig { messages: a.messages, size: a.size as usize, interval: a.interval, loss: a.loss };
+    let report = tcp_vs_udp::run(config)?;
+    let out = Output::new(a.json);
+    conclude(out, "tcp_vs_udp", &report)?;
+    if !report.ran {
+        anyhow::bail!("lab tcp-vs-udp did not run: {}", report.impairment.trim_start_matches("not run: "));
+    }
+    if let Some(path) = &a.plot {
+        write_replacing(path, &report.plot())
+            .with_context(|| format!("writing the plot to {}", path.display()))?;
+        out.note(format!("plot: {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A positive duration of at most `max`, so that an experiment stays short.
@@ -252,6 +308,7 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         Command::Bytes(a) => conclude(Output::new(a.json), "bytes", &encoding::run(&a.text)?),
         Command::Bind(a) => conclude(Output::new(a.json), "bind", &bind::run(&super::self_exec()?)?),
         Command::Arq(a) => arq(a),
+        Command::TcpVsUdp(a) => tcp_vs_udp(a),
         Command::Names(a) => conclude(Output::new(a.json), "names", &names::run()?),
         Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
     }
