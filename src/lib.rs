@@ -13,7 +13,7 @@
 //! | shared plumbing | [`net`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`], [`process`], `rawsock` (raw and packet sockets through safe wrappers) | sockets, the clock, signals, `/proc` |
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair`], [`transfer::driver`], [`scan`], [`sniff::capture`] | sockets, threads, files |
 //! | load generators | [`bench`](mod@bench) | sockets |
-//! | the concurrency lab | [`lab`] | threads, child processes, and (for `lab servers`) sockets |
+//! | the lab | [`lab`] | threads, child processes, sockets on loopback, and (as root) network namespaces of its own |
 //!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
