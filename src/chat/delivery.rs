@@ -114,9 +114,15 @@ impl Log {
     /// lines beyond the bound (or all of them, when every member has read
     /// them), and wakes the members that were waiting.
     pub fn publish(&self, origin: Option<ClientId>, line: Bytes) {
-        let parked = std::mem::take(&mut *self.parked.lock());
+        // Held until the line is in: a member parks either before (and had
+        // read everything) or after (and sees the line).
+        let mut list = self.parked.lock();
+        let mut parked = std::mem::take(&mut *list);
         {
-            // Members parked here have read everything: no publish came since they parked.
+            // A member may be listed twice (it left and came back); one parked on another log
+            // since (it moved) is not caught up here.
+            parked.sort_unstable_by_key(|outbox| Arc::as_ptr(outbox));
+            parked.dedup_by_key(|outbox| Arc::as_ptr(outbox));
             let caught_up =
                 parked.iter().filter(|outbox| outbox.parked_on.load(Ordering::Acquire) == self.id);
             let all_read = caught_up.count() >= self.members.load(Ordering::Acquire);
@@ -136,6 +142,7 @@ impl Log {
             }
             self.end.fetch_add(1, Ordering::Release);
         }
+        drop(list);
         for outbox in parked {
             // One parked on another log since (it moved) is left to that log.
             if outbox.parked_on.compare_exchange(self.id, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
@@ -186,11 +193,18 @@ impl Log {
         cursor < self.lines.read().first
     }
 
-    /// Wakes `outbox` at the next append (once).
-    fn park(&self, outbox: &Arc<Outbox>) {
-        if outbox.parked_on.swap(self.id, Ordering::AcqRel) != self.id {
-            self.parked.lock().push(outbox.clone());
+    /// Parks `outbox` (its next append wakes it, once) if a reader at
+    /// `cursor` that stops at `stop` has read everything; false (and not
+    /// parked) when a line came meanwhile.
+    fn park(&self, outbox: &Arc<Outbox>, cursor: u64, stop: u64) -> bool {
+        let mut list = self.parked.lock();
+        if cursor < stop.min(self.end.load(Ordering::Acquire)) {
+            return false;
         }
+        if outbox.parked_on.swap(self.id, Ordering::AcqRel) != self.id {
+            list.push(outbox.clone());
+        }
+        true
     }
 }
 
@@ -336,12 +350,8 @@ impl Mailbox {
         if self.held.capacity() > KEEP_ENTRIES {
             self.held = VecDeque::new();
         }
-        if self.cursor < self.stop.min(self.end()) {
-            return Ok(true);
-        }
-        self.room.park(&self.outbox);
-        // A line appended before the park would not wake us: look again.
-        Ok(self.cursor < self.stop.min(self.end()))
+        // Parking looks again: a line appended just now would not wake us.
+        Ok(!self.room.park(&self.outbox, self.cursor, self.stop))
     }
 
     fn end(&self) -> u64 {
@@ -553,5 +563,32 @@ mod tests {
         drop(bob);
         room.publish(None, line("* three\n"));
         assert_eq!(room.held(), cost(&line("* three\n")), "no one left to read them");
+    }
+
+    #[test]
+    fn a_reader_racing_the_writer_never_loses_a_line_to_trimming() {
+        // A member that finds a new line while parking must not count as caught up:
+        // if it did, the next append would drop the line it has yet to read.
+        let room = Arc::new(Log::new(1, 1 << 20));
+        let mut reader = member(2, &room);
+        let total = 20_000;
+        let writer = {
+            let room = room.clone();
+            std::thread::spawn(move || {
+                for n in 0..total {
+                    room.publish(Some(1), line(&format!("{n}\n")));
+                }
+            })
+        };
+        let mut got = 0;
+        let mut buf = BytesMut::new();
+        while got < total {
+            buf.clear();
+            reader.collect(&mut buf, usize::MAX).expect("no line dropped before it was read");
+            got += buf.iter().filter(|&&b| b == b'\n').count();
+        }
+        writer.join().unwrap();
+        assert_eq!(got, total);
+        assert!(!room.park(reader.outbox(), 0, u64::MAX), "a reader behind the end does not park");
     }
 }
