@@ -121,7 +121,7 @@ impl Log {
         {
             // A member may be listed twice (it left and came back); one parked on another log
             // since (it moved) is not caught up here.
-            parked.sort_unstable_by_key(|outbox| Arc::as_ptr(outbox));
+            parked.sort_unstable_by_key(Arc::as_ptr);
             parked.dedup_by_key(|outbox| Arc::as_ptr(outbox));
             let caught_up =
                 parked.iter().filter(|outbox| outbox.parked_on.load(Ordering::Acquire) == self.id);
