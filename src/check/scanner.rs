@@ -35,13 +35,16 @@ const SLOW: Duration = Duration::from_secs(30);
 const NOT_OPEN: [&str; 6] = ["closed", "filtered", "refused", "timed out", "timeout", "not open"];
 
 /// The ports a scanner claims are open, read from its output: every number
-/// in `first..=last` on a line that does not say the port is not open.
+/// in `first..=last` on a line that does not say the port is not open and
+/// is not a heading that names the whole range ("Scanning 20000-20299").
 pub fn claimed_open(output: &str, first: u16, last: u16) -> BTreeSet<u16> {
+    let (first_text, last_text) = (first.to_string(), last.to_string());
     output
         .lines()
         .filter(|line| {
             let lower = line.to_lowercase();
-            !NOT_OPEN.iter().any(|w| lower.contains(w))
+            let heading = lower.contains(&first_text) && lower.contains(&last_text);
+            !heading && !NOT_OPEN.iter().any(|w| lower.contains(w))
         })
         .flat_map(|line| {
             line.split(|c: char| !c.is_ascii_digit())
