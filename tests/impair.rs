@@ -248,6 +248,9 @@ fn bad_options_are_refused_at_start() {
         (&["--up-delay", "soon"], "'soon' is not a duration"),
         (&["--burst-loss", "1%"], "not a burst-loss model"),
         (&["--rate", "fast"], "'fast' is not a rate"),
+        // Issue 14: these panicked the relay thread (Instant overflow, from_secs_f64).
+        (&["--delay", "500000000000years"], "too large; the largest duration is 365d"),
+        (&["--rate", "0.00000000000000000001"], "too small; the smallest rate is 1bit/s"),
     ] {
         let out =
             run(&[&["impair", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9"][..], args].concat(), b"");
