@@ -36,6 +36,9 @@ pub struct LinkCounters {
     pub dropped_queue: u64,
     /// Dropped because too many bytes were already waiting.
     pub dropped_overflow: u64,
+    /// Released, but the system refused to send them: too big for the
+    /// path (IPv6 over loopback takes at most 65,488 bytes), say.
+    pub dropped_unsendable: u64,
     /// Extra copies delivered.
     pub duplicated: u64,
     /// Held back so that later datagrams overtake them.
@@ -254,6 +257,14 @@ impl<M> Link<M> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// A datagram [`Link::poll_transmit`] released of `len` bytes could not
+    /// be sent: it counts as dropped, not forwarded.
+    pub fn unsent(&mut self, len: usize) {
+        self.counters.forwarded = self.counters.forwarded.saturating_sub(1);
+        self.counters.forwarded_bytes = self.counters.forwarded_bytes.saturating_sub(len as u64);
+        self.counters.dropped_unsendable += 1;
     }
 
     /// The next datagram due at `now`, with its tag.
