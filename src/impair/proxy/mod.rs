@@ -5,7 +5,7 @@
 //! per client and its replies find their way back; the clients and where
 //! their datagrams go are the sans-IO [`crate::impair::clients`] table's.
 //!
-//! The driver ([`relay`]) is a plain loop on a thread of its own
+//! The driver (the private `relay` module) is a plain loop on a thread of its own
 //! ([`crate::poll::DriverThread`]): wait on its sockets, kept in one
 //! [`crate::poll::Poller`], until the next release (precise to
 //! microseconds), receive, hand datagrams to the links, send what is due,
@@ -55,7 +55,7 @@ pub struct ProxyConfig {
 /// A request to a running proxy, with the channel its answer comes back on.
 #[derive(Debug)]
 pub enum Control {
-    /// Apply `NAME=VALUE` settings (see [`options`]); answers the new settings.
+    /// Apply `NAME=VALUE` settings (see [`crate::impair::options`]); answers the new settings.
     Set(Vec<(String, String)>, oneshot::Sender<Result<Settings, SettingError>>),
     /// Answer the settings in force.
     Show(oneshot::Sender<Settings>),
