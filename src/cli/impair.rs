@@ -31,7 +31,7 @@ Examples:
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control ./impair.sock
   socketeer impair ctl ./impair.sock set loss=100%    # flap the link...
   socketeer impair ctl ./impair.sock set loss=0%      # ...and back
-  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001   # TCP: prints a token
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001
   socketeer impair ctl 127.0.0.1:9001 --token TOKEN stats
 
 Settings without a prefix apply both ways; --up-NAME only from clients to the server,
