@@ -22,6 +22,8 @@ peers=(
   tshark:tshark
   tcpdump:tcpdump
   chromium:chromium
+  atftp:atftp
+  in.tftpd:tftpd-hpa
 )
 
 missing=()
