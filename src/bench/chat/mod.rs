@@ -42,8 +42,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Latency, latency_histogram};
 use crate::client::{ClientError, Timeouts};
+use crate::stats::{Latency, latency_histogram};
 use connection::connection;
 use tally::{Tally, Window};
 use wire::Role;
