@@ -199,6 +199,8 @@ impl Running {
     ) -> Result<(), CheckError> {
         let deadline = Instant::now() + limit;
         loop {
+            // Taken before the look, so that the last look is made after the deadline.
+            let out_of_time = Instant::now() >= deadline;
             // Its own socket, not another program's that happens to use the port.
             let mine = process::server_sockets_of(&process::group_members(self.pgid));
             if mine
@@ -215,9 +217,10 @@ impl Running {
                     stderr: crash.stderr,
                 });
             }
-            if Instant::now() >= deadline {
-                let elsewhere = process::server_sockets_of(&process::group_members(self.pgid));
-                let why = match elsewhere.first() {
+            // Judged on the same look as above: a program that binds just
+            // as time runs out is late, not listening elsewhere.
+            if out_of_time {
+                let why = match mine.first() {
                     Some(s) => format!(
                         "it listens on {} {} instead; take the port from the command line (sys.argv)",
                         s.transport, s.local

@@ -133,12 +133,13 @@ impl Quiet {
 
     /// Whether it was spinning: a program with nothing to do sleeps in
     /// `accept`/`recv`. It spins when it used half a core or more, or when
-    /// a thread was found running at most looks and it used a tenth of a
-    /// core (on a busy machine a spinning thread waits its turn in state R,
-    /// so its CPU time alone understates it).
+    /// a thread was found running at most looks and it used some CPU at
+    /// all (3% of a core). On a busy machine a spinning thread spends most
+    /// of its time waiting for its turn in state R, so its CPU time alone
+    /// understates it: with 30 runnable threads on two cores it gets 7%.
     pub fn spinning(&self) -> bool {
         let busy = self.samples > 0 && self.busy_samples * 10 >= self.samples * 7;
-        self.cpu_share() >= 0.5 || (busy && self.cpu_share() >= 0.1)
+        self.cpu_share() >= 0.5 || (busy && self.cpu_share() >= 0.03)
     }
 }
 
@@ -177,6 +178,11 @@ mod tests {
         let spinning = Quiet { window_ms: 1000, cpu_ms: 980, samples: 20, busy_samples: 20 };
         let starved = Quiet { window_ms: 1000, cpu_ms: 200, samples: 20, busy_samples: 19 };
         let blip = Quiet { window_ms: 1000, cpu_ms: 20, samples: 20, busy_samples: 2 };
+        // Seen on a machine with a load of 30: 70 ms of CPU, running at every look.
+        let crowded = Quiet { window_ms: 1083, cpu_ms: 70, samples: 9, busy_samples: 9 };
+        // Runnable at every look but given no CPU: not evidence of anything.
+        let never_ran = Quiet { window_ms: 1000, cpu_ms: 0, samples: 9, busy_samples: 9 };
         assert!(!idle.spinning() && spinning.spinning() && starved.spinning() && !blip.spinning());
+        assert!(crowded.spinning() && !never_ran.spinning());
     }
 }
