@@ -201,12 +201,19 @@ impl Running {
         loop {
             // Taken before the look, so that the last look is made after the deadline.
             let out_of_time = Instant::now() >= deadline;
-            // Its own socket, not another program's that happens to use the port.
-            let mine = process::server_sockets_of(&process::group_members(self.pgid));
-            if mine
-                .iter()
-                .any(|s| s.transport == transport && s.local.port() == addr.port() && s.serves(addr.ip()))
-            {
+            let wanted = |s: &process::SocketEntry| {
+                s.transport == transport && s.local.port() == addr.port() && s.serves(addr.ip())
+            };
+            // Whose socket it is takes a walk through all of /proc: only
+            // once something listens there, or when time is up.
+            let someone = process::sockets(transport).iter().any(|s| s.is_server() && wanted(s));
+            let mine = if someone || out_of_time {
+                // Its own socket, not another program's that happens to use the port.
+                process::server_sockets_of(&process::group_members(self.pgid))
+            } else {
+                Vec::new()
+            };
+            if mine.iter().any(wanted) {
                 return Ok(());
             }
             if let Some(crash) = self.ended().await {

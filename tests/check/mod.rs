@@ -90,7 +90,10 @@ fn assert_caught_with(args: &[&str], placeholders: &[&str], table: &[(&str, &[(&
                     let path = fixture(name);
                     let command: Vec<&str> =
                         ["python3", path.as_str()].into_iter().chain(placeholders.iter().copied()).collect();
-                    let graded = grade(&[args, &["--timeout", TIMEOUT, "--startup-timeout", STARTUP]].concat(), &command);
+                    let graded = grade(
+                        &[args, &["--timeout", TIMEOUT, "--startup-timeout", STARTUP]].concat(),
+                        &command,
+                    );
                     let expected: BTreeSet<(String, String)> =
                         expected.iter().map(|&(id, v)| (id.to_owned(), v.to_owned())).collect();
                     assert_eq!(graded.troubled(), expected, "{name}: {:#?}", graded.finished);
@@ -106,4 +109,3 @@ fn assert_caught_with(args: &[&str], placeholders: &[&str], table: &[(&str, &[(&
         });
     }
 }
-
