@@ -270,6 +270,38 @@ fn banners_are_read_from_greetings_and_from_http_answers() {
     assert!(table.ok().contains("SSH-2.0-Fixture_1.0"), "{}", table.stdout);
 }
 
+/// Issue 13: the time service answers with four binary bytes; the banner
+/// shows them escaped, never as mangled text or raw control bytes.
+#[test]
+fn a_binary_banner_is_escaped() {
+    let server = Daemon::start(&["daytime", "serve", "--port", "0", "--time-port", "0"], 4);
+    let time = server.addr("time", "tcp").port().to_string();
+    let out = run(&["scan", "127.0.0.1", "-p", &time, "--banner", "--banner-timeout", "1s", "--json"], b"");
+    let port = out.json_of("port");
+    let banner = port["banner"].as_str().unwrap_or_else(|| panic!("no banner: {}", out.stdout));
+    // Four bytes, each printable ASCII or \xNN: 4 to 16 characters, nothing else.
+    let mut rest = banner;
+    let mut bytes = 0;
+    while !rest.is_empty() {
+        rest = match rest.strip_prefix("\\x") {
+            Some(hex) => {
+                assert!(hex.len() >= 2 && hex[..2].bytes().all(|b| b.is_ascii_hexdigit()), "{banner:?}");
+                &hex[2..]
+            }
+            None => {
+                let c = rest.chars().next().unwrap();
+                assert!(c.is_ascii_graphic() || c == ' ', "{banner:?} has {c:?}");
+                &rest[1..]
+            }
+        };
+        bytes += 1;
+    }
+    assert_eq!(bytes, 4, "{banner:?}");
+    let table = run(&["scan", "127.0.0.1", "-p", &time, "--banner", "--banner-timeout", "1s"], b"");
+    assert!(table.ok().contains(banner), "{}", table.stdout);
+    assert!(table.stdout.is_ascii(), "{:?}", table.stdout);
+}
+
 #[test]
 fn targets_from_a_file_ranges_and_excludes() {
     in_private_netns(|| {

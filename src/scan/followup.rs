@@ -94,10 +94,21 @@ async fn read_banner(mut stream: tokio::net::TcpStream, wait: Duration) -> Optio
 /// The banner of a service that answered the probe with the probe itself.
 const ECHOED: &str = "(echoes what it is sent)";
 
-/// One line fit to print: the first line, plus the `Server:` header of an
-/// HTTP answer, with control characters replaced and the length capped.
+/// One line fit to print. Text (UTF-8 without control characters other than
+/// line breaks and tabs) gives its first line, plus the `Server:` header of
+/// an HTTP answer. Anything else is binary (the time service's four bytes,
+/// say): printable ASCII stays, every other byte is written `\xNN`, so a reply
+/// can neither garble the line nor command the terminal. The length is capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) => {
+            first_line(text)
+        }
+        _ => escaped(bytes),
+    }
+}
+
+fn first_line(text: &str) -> Option<String> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut banner = lines.next()?.to_owned();
     if banner.starts_with("HTTP/")
@@ -105,9 +116,24 @@ pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     {
         banner = format!("{banner} ({server})");
     }
-    let clean: String =
-        banner.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).take(BANNER_CHARS).collect();
-    Some(clean)
+    Some(banner.replace('\t', " ").chars().take(BANNER_CHARS).collect())
+}
+
+/// `bytes` with everything but printable ASCII escaped as `\xNN` (and `\` as `\\`).
+fn escaped(bytes: &[u8]) -> Option<String> {
+    let mut out = String::new();
+    for &b in bytes {
+        let piece = match b {
+            b'\\' => "\\\\".to_owned(),
+            0x20..=0x7e => char::from(b).to_string(),
+            _ => format!("\\x{b:02x}"),
+        };
+        if out.len() + piece.len() > BANNER_CHARS {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]
@@ -120,8 +146,18 @@ mod tests {
         assert_eq!(printable(b"\r\n220 mail ESMTP\r\n250 more").as_deref(), Some("220 mail ESMTP"));
         let http = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nServer: demo/1.2\r\n\r\n<html>";
         assert_eq!(printable(http).as_deref(), Some("HTTP/1.0 200 OK (Server: demo/1.2)"));
-        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a\u{fffd}[31mred\u{fffd}"));
         assert_eq!(printable(&[b'x'; 400]).map(|b| b.len()), Some(BANNER_CHARS));
+        assert_eq!(printable("caf\u{e9} ol\u{e9}\r\n".as_bytes()).as_deref(), Some("caf\u{e9} ol\u{e9}"));
+    }
+
+    #[test]
+    fn binary_replies_are_escaped_whole() {
+        // The time service's answer: four bytes, one of them a line feed.
+        assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xe9\\x0a<\\x11"));
+        // Terminal controls in otherwise plain text are escaped, not obeyed.
+        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a\\x1b[31mred\\x07"));
+        assert_eq!(printable(b"\\\xff").as_deref(), Some("\\\\\\xff"));
+        assert_eq!(printable(&[0u8; 400]).map(|b| b.len()), Some(BANNER_CHARS - BANNER_CHARS % 4));
         assert_eq!(printable(b"\r\n\r\n"), None);
         assert_eq!(printable(b""), None);
     }

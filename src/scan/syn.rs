@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{SockaddrStorage, recvfrom};
 use socket2::{Domain, SockAddr, Socket};
 
-use super::packet::{self, ACK, RST, SYN, SYN_LEN, TcpReply};
+use super::packet::{self, SYN_LEN, TcpReply};
 use super::report::{PortState, Reason};
 use super::schedule::Scheduler;
 use super::tcp::SEND_BATCH;
@@ -183,9 +183,9 @@ impl Reactor<'_, '_> {
         if reply.dst_port != self.port || reply.ack != self.cookie(from, reply.src_port).wrapping_add(1) {
             return Ok(());
         }
-        let verdict = if reply.flags & (SYN | ACK) == SYN | ACK {
+        let verdict = if reply.syn_ack {
             (PortState::Open, Reason::SynAck)
-        } else if reply.flags & RST != 0 {
+        } else if reply.rst {
             (PortState::Closed, Reason::Reset)
         } else {
             return Ok(());
