@@ -44,40 +44,40 @@ enum Outcome {
 /// When epoll cannot be set up.
 pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let work = share(group.len(), &plan.tcp_ports, k, plan.connect_threads);
-    let mut scheduler = Scheduler::new(plan.schedule, work, false);
+    let ports = share(&plan.tcp_ports, k, plan.connect_threads);
+    let mut scheduler = Scheduler::new(plan.schedule, group.len(), ports, false, Instant::now());
     let mut sockets: Vec<Option<Socket>> = (0..plan.schedule.window.max(1)).map(|_| None).collect();
     let mut events = Events::with_capacity(1024);
     let mut connector = Connector::default();
     let mut reactor = (&mut poll, &mut connector, &mut sockets, &mut events);
-    match drive(group, &mut reactor, &mut scheduler, &mut out) {
-        Ok(()) | Err(Stopped) => Ok(()),
-    }
+    // Stopped: the results so far still go out, marked incomplete.
+    let _ = drive(group, &mut reactor, &mut scheduler, &mut out);
+    out.finish(&scheduler, PortState::Filtered);
+    Ok(())
 }
 
 /// The reactor's state: epoll, idle sockets, the in-flight sockets by slot, and an event buffer.
 type Parts<'a> = (&'a mut Poll, &'a mut Connector, &'a mut Vec<Option<Socket>>, &'a mut Events);
 
-fn drive<W: Iterator<Item = (u32, u16)>>(
+fn drive(
     group: &Group,
     (poll, connector, sockets, events): &mut Parts<'_>,
-    scheduler: &mut Scheduler<W>,
+    scheduler: &mut Scheduler,
     out: &mut Reporter<'_>,
 ) -> Result<(), Stopped> {
     loop {
         let mut now = Instant::now();
         let mut batch = 0;
         while let Some((slot, probe)) = scheduler.poll_send(now) {
-            out.probes += 1;
-            if probe.attempt > 0 {
-                out.retries += 1;
-            }
-            let addr = SocketAddr::new(group.ip(probe.host), probe.port);
-            let (socket, outcome) = connector.connect(addr);
+            out.sending(probe);
+            let (socket, outcome) = connector.connect(group.addr(probe.host, probe.port));
             match outcome {
                 Outcome::Verdict(state, reason, stream) => {
-                    scheduler.settle(slot, now);
-                    out.verdict(probe, state, reason, stream)?;
+                    // The kernel answered within connect(): a round trip all the same.
+                    let settled = scheduler.settle_at_once(slot, now, Instant::now(), state, reason);
+                    if state == PortState::Open && settled.recorded {
+                        out.open(settled.probe, reason, stream)?;
+                    }
                 }
                 Outcome::Pending => {
                     let registered = socket.as_ref().map(|s| {
@@ -93,7 +93,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                             scheduler.sent(slot, now);
                         }
                         _ => {
-                            out.probes -= 1;
+                            out.unsent(probe);
                             scheduler.defer(slot, now);
                         }
                     }
@@ -103,7 +103,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                         "out of sockets or local ports with {} probes in flight; waiting for some to finish",
                         scheduler.in_flight()
                     );
-                    out.probes -= 1;
+                    out.unsent(probe);
                     scheduler.defer(slot, now);
                     break;
                 }
@@ -114,6 +114,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                 break;
             }
         }
+        out.progress(scheduler.concluded());
         if scheduler.is_done() || out.stopped() {
             return Ok(());
         }
@@ -132,19 +133,14 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             let Some(socket) = sockets[slot as usize].as_ref() else { continue };
             let Some((state, reason)) = settled(socket) else { continue };
             let socket = sockets[slot as usize].take();
-            let probe = scheduler.settle(slot, Instant::now());
-            let stream = match state {
-                PortState::Open => socket.map(TcpStream::from),
-                _ => None,
-            };
-            out.verdict(probe, state, reason, stream)?;
+            let settled = scheduler.settle(slot, Instant::now(), state, reason);
+            if state == PortState::Open && settled.recorded {
+                out.open(settled.probe, reason, socket.map(TcpStream::from))?;
+            }
         }
         let now = Instant::now();
         while let Some(expired) = scheduler.handle_timeout(now) {
             sockets[expired.slot as usize] = None;
-            if !expired.retried {
-                out.verdict(expired.probe, PortState::Filtered, Reason::NoResponse, None)?;
-            }
         }
     }
 }
