@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::client::{self, ClientError, Timeouts};
 use crate::net::{self, Bound, Endpoint, Target, Transport};
-use crate::server::{Service, TcpLimits, UdpAction, accept_loop, udp_loop};
+use crate::server::{Service, ServiceError, TcpLimits, UdpAction, accept_loop, udp_loop};
 use crate::shutdown::Shutdown;
 
 /// Seconds from 1900-01-01 (RFC 868's epoch) to 1970-01-01 (Unix's).
@@ -112,7 +112,7 @@ impl Service for DaytimeServer {
         self.bound.endpoints(self.name())
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         let DaytimeServer { protocol, bound, limits } = *self;
         let name = protocol.name();
         let udp = bound.udp.into_iter().map(|socket| {
@@ -127,6 +127,7 @@ impl Service for DaytimeServer {
         });
         async move {
             futures::join!(tcp, udp);
+            Ok(())
         }
         .boxed()
     }
@@ -150,7 +151,8 @@ pub enum Answer {
     Daytime {
         /// The server that answered.
         server: SocketAddr,
-        /// The line as sent.
+        /// The line as sent; shown through [`crate::text::sanitize`], so a
+        /// hostile server's escape sequences are seen, not obeyed.
         text: String,
     },
     /// An RFC 868 time.
@@ -167,7 +169,7 @@ pub enum Answer {
 impl fmt::Display for Answer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Answer::Daytime { text, .. } => f.write_str(text),
+            Answer::Daytime { text, .. } => f.write_str(&crate::text::sanitize(text)),
             Answer::Time { utc, .. } => {
                 write!(
                     f,

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse_from(cli::tcpdump_style_args(cli::nmap_style_args(std::env::args_os())));
+    let args =
+        cli::Cli::parse_from(cli::tcpdump_style_args(cli::nmap_style_args(std::env::args_os().collect())));
     init_logging(&args.verbosity.filter());
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -18,7 +19,9 @@ fn main() -> ExitCode {
         Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
         Err(e) => {
             // If stderr is gone too there is no one left to tell.
-            let _ = writeln!(io::stderr(), "error: {}", socketeer::net::strip_os_error(&format!("{e:#}")));
+            // Errors may quote what a peer sent: show it, never let it drive the terminal.
+            let message = socketeer::net::strip_os_error(&format!("{e:#}"));
+            let _ = writeln!(io::stderr(), "error: {}", socketeer::text::sanitize_lines(&message));
             ExitCode::from(e.downcast_ref::<cli::UsageError>().map_or(1, |_| 2))
         }
     }

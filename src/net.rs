@@ -390,7 +390,7 @@ pub enum ConnectError {
         addr: SocketAddr,
     },
     /// The connection attempt got no answer in time.
-    #[error("no answer from {addr} within {}; is the host reachable?", humantime::format_duration(*.after))]
+    #[error("no answer from {addr} within {}; {}", humantime::format_duration(*.after), no_answer_hint(addr))]
     TimedOut {
         /// The address tried.
         addr: SocketAddr,
@@ -405,6 +405,19 @@ pub enum ConnectError {
         /// What the operating system said.
         error: io::Error,
     },
+}
+
+/// Why a connection attempt to `addr` may go unanswered. Off this machine
+/// the host may be down or unreachable; on loopback it is there, and a
+/// listener whose queue of finished handshakes (the `listen` backlog) is full
+/// because it never calls `accept` silently drops new attempts.
+fn no_answer_hint(addr: &SocketAddr) -> &'static str {
+    if addr.ip().is_loopback() {
+        "a server listens there but is not accepting connections (its backlog is full), \
+         or a firewall drops them"
+    } else {
+        "is the host reachable?"
+    }
 }
 
 impl ConnectError {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, MultiHeaders, recvmmsg, setsockopt, sockopt};
 use socket2::{Domain, Protocol, SockFilter, Socket, Type};
 
-use crate::sniff::Frame;
+use crate::bpf::op;
 
 /// Receive buffer of a raw socket: answers queue here between polls.
 const RECV_BUFFER: usize = 8 << 20;
@@ -35,43 +35,6 @@ pub(crate) fn check_raw_access() -> Result<(), String> {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(NEEDS_CAP_NET_RAW.to_owned()),
         Err(e) => Err(format!("cannot open a raw socket: {e}")),
     }
-}
-
-/// Classic BPF opcodes (linux/filter.h), for the programs this crate
-/// attaches to its sockets.
-pub(crate) mod op {
-    /// A = u32 at k (BPF_LD | BPF_W | BPF_ABS).
-    pub const LD_W_ABS: u16 = 0x20;
-    /// A = u16 at k (BPF_LD | BPF_H | BPF_ABS).
-    pub const LD_H_ABS: u16 = 0x28;
-    /// A = u8 at k (BPF_LD | BPF_B | BPF_ABS).
-    pub const LD_B_ABS: u16 = 0x30;
-    /// A = u16 at X + k (BPF_LD | BPF_H | BPF_IND).
-    pub const LD_H_IND: u16 = 0x48;
-    /// A = the packet's length (BPF_LD | BPF_W | BPF_LEN).
-    pub const LD_W_LEN: u16 = 0x80;
-    /// X = 4 * (u8 at k & 0xf): an IPv4 header's length.
-    pub const LDX_B_MSH: u16 = 0x01 | 0x10 | 0xa0;
-    /// A &= k.
-    pub const AND_K: u16 = 0x04 | 0x50;
-    /// Jump by k.
-    pub const JA: u16 = 0x05;
-    /// Jump jt if A == k, else jf.
-    pub const JEQ_K: u16 = 0x05 | 0x10;
-    /// Jump jt if A > k, else jf.
-    pub const JGT_K: u16 = 0x05 | 0x20;
-    /// Jump jt if A >= k, else jf.
-    pub const JGE_K: u16 = 0x05 | 0x30;
-    /// Jump jt if A & k != 0, else jf.
-    pub const JSET_K: u16 = 0x05 | 0x40;
-    /// Accept k bytes of the packet (0: drop it).
-    pub const RET_K: u16 = 0x06;
-    /// Where the kernel's ancillary loads start (SKF_AD_OFF, -0x1000).
-    pub const AD_OFF: u32 = 0xffff_f000;
-    /// Ancillary load: the packet type (PACKET_HOST, PACKET_OUTGOING, ...).
-    pub const AD_PKTTYPE: u32 = AD_OFF + 4;
-    /// Ancillary load: the interface index.
-    pub const AD_IFINDEX: u32 = AD_OFF + 8;
 }
 
 /// A non-blocking raw TCP socket of `domain` that only passes segments sent
@@ -186,7 +149,7 @@ impl PacketSocket {
         // batch that is not full means the queue was emptied; a flood that
         // matches the filter must not keep us here, hence the bound.
         for _ in 0..64 {
-            if socket.recv(|_| {})? < BATCH {
+            if socket.recv(|_, _, _| {})? < BATCH {
                 break;
             }
         }
@@ -195,11 +158,13 @@ impl PacketSocket {
     }
 
     /// Reads the frames queued now (one batch at most), handing each to
-    /// `each`; returns how many there were (0: none waiting).
+    /// `each` as its kernel timestamp (since the Unix epoch), its length on
+    /// the wire and the bytes captured; returns how many there were (0: none
+    /// waiting).
     ///
     /// # Errors
     /// When the socket fails.
-    pub(crate) fn recv(&mut self, mut each: impl FnMut(Frame<'_>)) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, mut each: impl FnMut(Duration, u32, &[u8])) -> io::Result<usize> {
         let mut meta = [(0usize, Duration::ZERO); BATCH];
         let mut received = 0;
         // Fresh headers each time: the kernel shrinks each header's control
@@ -236,7 +201,7 @@ impl PacketSocket {
             }
         }
         for (slot, &(len, time)) in self.slots.iter().zip(&meta[..received]) {
-            each(Frame { time, len: len as u32, data: &slot[..len.min(slot.len())] });
+            each(time, len as u32, &slot[..len.min(slot.len())]);
         }
         Ok(received)
     }

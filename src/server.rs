@@ -36,7 +36,46 @@ pub trait Service: Send {
     }
     /// Serves until `shutdown` triggers; connection tasks are spawned on
     /// `shutdown` so that draining it waits for them.
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()>;
+    ///
+    /// # Errors
+    /// Why the service stopped, when it could not go on. A service that
+    /// returns before `shutdown` triggers, with or without an error, has
+    /// died: whoever runs it must say so.
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>>;
+}
+
+/// Why a service stopped serving before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A socket, thread or file it cannot do without failed.
+    #[error("{context}: {error}")]
+    Io {
+        /// What it was doing.
+        context: &'static str,
+        /// What the operating system said.
+        #[source]
+        error: io::Error,
+    },
+    /// A thread of the service panicked; the message, when it had one.
+    #[error("a thread panicked ({0})")]
+    Panicked(String),
+}
+
+impl ServiceError {
+    /// An I/O error while doing `context`.
+    pub fn io(context: &'static str) -> impl FnOnce(io::Error) -> ServiceError {
+        move |error| ServiceError::Io { context, error }
+    }
+
+    /// The panic whose payload is `payload`, with its message when it is text.
+    pub fn panicked(payload: &(dyn std::any::Any + Send)) -> ServiceError {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        ServiceError::Panicked(message)
+    }
 }
 
 /// Limits every TCP server applies to its connections.

@@ -7,14 +7,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// A count and its noun: `1 sender`, `2 senders`.
-pub fn plural(n: u64, noun: &str) -> String {
-    match n {
-        1 => format!("1 {noun}"),
-        _ => format!("{n} {noun}s"),
-    }
-}
-
 /// A value as a JSON record: its fields plus `"type": kind`, the form of
 /// every JSON object socketeer writes (`--json` lines, `impair ctl stats`).
 #[derive(Serialize)]

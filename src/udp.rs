@@ -22,7 +22,7 @@ use tracing::{info, warn};
 use crate::client::{self, ClientError};
 use crate::impair::{Impairment, ImpairmentConfig};
 use crate::net::{self, Bound, Endpoint, MAX_UDP_PAYLOAD, Target, UDP_RECV_BUFFER};
-use crate::server::{Service, UdpAction, udp_loop};
+use crate::server::{Service, ServiceError, UdpAction, udp_loop};
 use crate::shutdown::Shutdown;
 use crate::stats::{RttSummary, as_opt_millis, millis};
 
@@ -61,7 +61,7 @@ impl Service for AckServer {
         Some(format!("{}, seed {}", self.impairment.loss, self.seed))
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         let AckServer { bound, impairment, seed } = *self;
         let loops = bound.udp.into_iter().zip(seed..).map(|(socket, seed)| {
             let mut model = Impairment::new(impairment, seed);
@@ -69,7 +69,7 @@ impl Service for AckServer {
                 acknowledge(&mut model, datagram, peer, reply)
             })
         });
-        futures::future::join_all(loops).map(drop).boxed()
+        futures::future::join_all(loops).map(|_| Ok(())).boxed()
     }
 }
 

@@ -67,6 +67,18 @@ fn usage_errors_exit_2_and_name_the_bad_input() {
         (&["chat", "serve", "--max-per-ip", "0"], "'0' is not a number of connections"),
         (&["chat", "serve", "--queue", "0"], "'0' is 0 bytes; give at least 1"),
         (&["frobnicate"], "frobnicate"),
+        // Issue 14: quantities beyond what a clock or a rate can hold are refused, not a panic later.
+        (
+            &["impair", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--delay", "500000000000years"],
+            "'500000000000years' is too large; the largest duration is 365d",
+        ),
+        (
+            &["impair", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--rate", "0.00000000000000000001"],
+            "is too small; the smallest rate is 1bit/s",
+        ),
+        (&["transfer", "recv", "--timeout", "300000000000y"], "'300000000000y' is too large"),
+        (&["echo", "ping", "localhost", "--interval", "inf"], "'inf' is not a duration"),
+        (&["bench", "echo", "localhost", "--size", "99999999999999999999GB"], "the largest size is 1PiB"),
     ] {
         let out = run(args, b"");
         assert_eq!(out.code(), Some(2), "{args:?}: {out:#?}");
@@ -143,19 +155,22 @@ fn a_connect_that_gets_no_answer_times_out() {
     socket.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
     socket.listen(0).unwrap();
     let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    let fillers: Vec<_> = (0..4)
-        .map(|_| {
-            let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-            s.set_nonblocking(true).unwrap();
-            let _ = s.connect(&addr.into());
-            s
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Connect until one attempt gets no answer: from then on the queue is full.
+    let mut fillers = Vec::new();
+    loop {
+        let filler = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        if filler.connect_timeout(&addr.into(), Duration::from_millis(200)).is_err() {
+            break;
+        }
+        fillers.push(filler);
+    }
     let target = addr.to_string();
     let out = run(&["echo", "send", &target, "hi", "--connect-timeout", "500ms"], b"");
     assert_eq!(out.code(), Some(1), "{out:#?}");
     assert!(out.stderr.contains(&format!("no answer from {addr} within 500ms")), "{}", out.stderr);
+    // Issue 13: on loopback the host is surely reachable; say what is going on.
+    assert!(out.stderr.contains("not accepting connections"), "{}", out.stderr);
+    assert!(!out.stderr.contains("reachable"), "{}", out.stderr);
     drop(fillers);
 }
 
@@ -236,4 +251,54 @@ fn servers_listen_on_localhost_by_name() {
         2,
     );
     assert!(proxy.addr("impair", "udp").ip().is_loopback());
+}
+
+/// Issue 14: the nmap and tcpdump habits (`-sS`, `-v` after `sniff`) are
+/// rewritten only inside `scan` and `sniff`; the same words elsewhere, such as
+/// text to echo, are left alone.
+#[test]
+fn scan_and_sniff_habits_apply_to_their_own_commands_only() {
+    let server = Daemon::start(&["echo", "serve", "--tcp", "--port", "0"], 1);
+    let addr = server.addr("echo", "tcp").to_string();
+    let sent = run(&["echo", "send", &addr, "sniff", "-v", "--", "-v"], b"");
+    assert_eq!(sent.ok(), "sniff\n-v\n", "{sent:#?}");
+    let sent = run(&["-v", "echo", "send", &addr, "scan", "--", "-sS"], b"");
+    assert_eq!(sent.ok(), "scan\n-sS\n", "{sent:#?}");
+}
+
+/// Issue 14: the command line and the proxy's control socket read quantities
+/// with one parser: a bare number is seconds in both, and values that would
+/// overflow the proxy's clock or divide by a vanishing rate are refused while
+/// the proxy keeps working.
+#[test]
+fn flags_and_the_control_socket_share_one_bounded_parser() {
+    let proxy = Daemon::start(
+        &[
+            "impair",
+            "--listen",
+            "127.0.0.1:0",
+            "--to",
+            "127.0.0.1:9",
+            "--control",
+            "127.0.0.1:0",
+            "--delay",
+            "5",
+        ],
+        4,
+    );
+    let control = proxy.addr("control", "tcp").to_string();
+    let show = run(&["impair", "ctl", &control, "show"], b"");
+    assert!(show.ok().contains("delay 5s"), "{show:#?}");
+    for (setting, needle) in [
+        ("rate=0.00000000000000000001", "too small; the smallest rate is 1bit/s"),
+        ("delay=300000000000y", "too large; the largest duration is 365d"),
+    ] {
+        let refused = run(&["impair", "ctl", &control, "set", setting], b"");
+        assert_eq!(refused.code(), Some(2), "{setting}: {refused:#?}");
+        assert!(refused.stderr.contains(needle), "{setting}: {refused:#?}");
+    }
+    let set = run(&["impair", "ctl", &control, "set", "up-delay=1.5"], b"");
+    set.ok();
+    let show = run(&["impair", "ctl", &control, "show"], b"");
+    assert!(show.ok().contains("up: delay 1s 500ms"), "{show:#?}");
 }

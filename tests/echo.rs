@@ -260,3 +260,19 @@ fn connections_over_the_cap_are_closed_at_once() {
         run(&["echo", "send", &addr, "freed", "--timeout", "500ms"], b"").stdout == "freed\n"
     }));
 }
+
+/// Issue 13: `echo send` to a server that does not echo (the daytime port)
+/// printed the first bytes of its answer and exited 0. It must show what
+/// came back, say it is not an echo, and exit 1.
+#[test]
+fn send_to_a_server_that_does_not_echo_says_so() {
+    let daytime = Daemon::start(&["daytime", "serve", "--port", "0", "--time-port", "0", "--tcp"], 2);
+    let target = daytime.addr("daytime", "tcp").to_string();
+    let out = run(&["echo", "send", &target, "hello"], b"");
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert_eq!(out.stdout, "");
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(out.stderr.contains("answered \"hello\" with \""), "{out:#?}");
+    assert!(out.stderr.contains(&year), "the whole answer is shown: {out:#?}");
+    assert!(out.stderr.contains("it is not an echo server"), "{out:#?}");
+}

@@ -26,7 +26,8 @@ use serde::Serialize;
 
 use super::with_proxy;
 use crate::batch::{BatchSocket, RecvBuffers};
-use crate::impair::{ImpairmentConfig, Rate, RateLimit};
+use crate::impair::{ImpairmentConfig, RateLimit};
+use crate::units::Rate;
 
 /// The datagram size of the forwarding, window and rate scenarios.
 pub const DATAGRAM: usize = 1400;

@@ -125,7 +125,7 @@ impl TransferBench {
         let running = server.spawn()?;
         let bench = Bench { config: self, content: random_content(self.size), receiver };
         let result = bench.measure(&mut row);
-        running.stop()?;
+        running.stop().map_err(io::Error::other)?;
         result
     }
 }

@@ -11,9 +11,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 
-use super::protocol::{self, Request, ServerLine, sanitize};
+use super::protocol::{self, Request, ServerLine};
 use crate::client::{ClientError, Timeouts};
 use crate::net::{self, Target};
+use crate::text::sanitize;
 
 /// The longest line the client takes from the server; longer ones are
 /// replaced by a note.

@@ -30,7 +30,7 @@ use futures::task::AtomicWaker;
 use parking_lot::{Mutex, RwLock};
 
 use super::hub::ClientId;
-use crate::impair::units::format_size;
+use crate::units::format_size;
 
 /// What a queued line costs beyond its bytes: its entry.
 const ENTRY_OVERHEAD: usize = 48;

@@ -17,12 +17,11 @@
 //! | `* alice waves`, `* bob joined lobby` | an action, or a notice from the server |
 //! | `! nickname bob is taken` | an error, for you alone |
 //!
-//! Text from one client reaches others only through [`sanitize`], which
+//! Text from one client reaches others only through [`sanitize`](crate::text::sanitize), which
 //! makes every control character visible (`ESC` becomes `^[`), so nothing
 //! a client sends can move another client's cursor, retitle its window or
 //! ring its bell.
 
-use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::str;
 
@@ -138,40 +137,6 @@ pub struct InvalidUtf8 {
 pub fn decode(raw: &[u8]) -> Result<&str, InvalidUtf8> {
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     str::from_utf8(raw).map_err(|e| InvalidUtf8 { at: e.valid_up_to() })
-}
-
-/// Makes every control character in `text` visible, so that relaying it
-/// cannot drive anyone's terminal: C0 controls become caret notation (`ESC`
-/// is `^[`, BEL is `^G`, so an escape sequence is shown, not obeyed), DEL is
-/// `^?`, C1 controls (U+0080 to U+009F, which some terminals obey like ESC
-/// sequences) are shown as `<U+009B>`, and a tab becomes a space. Text
-/// without any of these (nearly all of it) is returned as it is.
-pub fn sanitize(text: &str) -> Cow<'_, str> {
-    // C0 and DEL are single bytes; C1 controls are 0xC2 followed by 0x80..=0x9F.
-    let bytes = text.as_bytes();
-    let control = |(i, &b): (usize, &u8)| {
-        b < 0x20 || b == 0x7f || (b == 0xc2 && bytes.get(i + 1).is_some_and(|&next| next < 0xa0))
-    };
-    if !bytes.iter().enumerate().any(control) {
-        return Cow::Borrowed(text);
-    }
-    let mut clean = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\t' => clean.push(' '),
-            '\0'..='\x1f' => {
-                clean.push('^');
-                clean.push(char::from(c as u8 + b'@'));
-            }
-            '\x7f' => clean.push_str("^?"),
-            '\u{80}'..='\u{9f}' => {
-                // Cannot fail: writing to a String.
-                let _ = write!(clean, "<U+{:04X}>", u32::from(c));
-            }
-            c => clean.push(c),
-        }
-    }
-    Cow::Owned(clean)
 }
 
 /// A name (nickname or room) that breaks the rules.
@@ -400,20 +365,6 @@ mod tests {
         assert_eq!(decode("héllo".as_bytes()), Ok("héllo"));
         assert_eq!(decode(b"ok \xff\xfe"), Err(InvalidUtf8 { at: 3 }));
         assert_eq!(decode(b"\xc3"), Err(InvalidUtf8 { at: 0 }));
-    }
-
-    #[test]
-    fn sanitize_makes_escape_sequences_and_controls_visible() {
-        assert!(matches!(sanitize("plain text, ünïcödé, 😀 £"), Cow::Borrowed(_)));
-        assert_eq!(sanitize("\x1b[2J\x1b]0;pwned\x07"), "^[[2J^[]0;pwned^G");
-        assert_eq!(sanitize("a\rb\x08c\x7f"), "a^Mb^Hc^?");
-        assert_eq!(sanitize("tab\there"), "tab here");
-        assert_eq!(sanitize("c1 \u{9b}31m csi"), "c1 <U+009B>31m csi");
-        assert_eq!(sanitize("\0"), "^@");
-        for dirty in ["\x1b[31mred", "\u{9b}2J", "bell\x07", "\x1b]2;title\x1b\\"] {
-            let clean = sanitize(dirty);
-            assert!(!clean.chars().any(char::is_control), "{dirty:?} -> {clean:?}");
-        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::flood::RateLimit;
 use super::hub::{Backplane, ClientId, Hub, HubConfig, Standalone};
 use super::session;
 use crate::net::{Bound, Endpoint};
-use crate::server::{Admission, Refusal, Service, TcpLimits, admit_loop};
+use crate::server::{Admission, Refusal, Service, ServiceError, TcpLimits, admit_loop};
 use crate::shutdown::Shutdown;
 
 /// Every limit of a chat server.
@@ -108,7 +108,7 @@ impl Service for ChatServer {
         Some(format!("node {} of the cluster at {}", cluster.node, cluster.shown_url()))
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         let ChatServer { bound, config, cluster } = *self;
         let hub = HubConfig { history: config.history, log_bytes: config.queue, ..HubConfig::default() };
         match cluster {
@@ -128,7 +128,7 @@ fn serve<B: Backplane + Send + 'static>(
     bound: Bound,
     shared: Arc<Shared<B>>,
     shutdown: Shutdown,
-) -> BoxFuture<'static, ()> {
+) -> BoxFuture<'static, Result<(), ServiceError>> {
     let config = &shared.config;
     let admission = Admission {
         // The chat's own idle timeout is enforced per client by its session.
@@ -149,6 +149,7 @@ fn serve<B: Backplane + Send + 'static>(
     });
     async move {
         futures::join!(serve, wake_all);
+        Ok(())
     }
     .boxed()
 }

@@ -24,10 +24,11 @@ use tracing::{debug, warn};
 use super::delivery::{Mailbox, Mark, Outbox, Overflow};
 use super::flood::TokenBucket;
 use super::hub::{Backplane, Claim, ClientId, HubError};
-use super::protocol::{self, HELP, Request, sanitize};
+use super::protocol::{self, HELP, Request};
 use super::server::Shared;
 use crate::server::IdleTimer;
 use crate::shutdown::Shutdown;
+use crate::text::sanitize;
 
 /// How much a read asks for at once.
 const READ_CHUNK: usize = 16 * 1024;

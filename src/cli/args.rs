@@ -1,18 +1,33 @@
 //! Argument groups and parsers shared by several commands.
 
+use std::ffi::OsString;
 use std::hash::{BuildHasher, RandomState};
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use anyhow::Context;
 use clap::Args;
+use socketeer::chat::flood::RateLimit;
 use socketeer::client::Timeouts;
 use socketeer::net::{self, Bound, Transports};
 use socketeer::server::TcpLimits;
+use socketeer::transfer::ReceiverLimits;
+use socketeer::transfer::driver::ReceiveConfig;
 
 /// A request that makes no sense, found after clap's own checks; exits with 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// Where the arguments of subcommand `name` start, when `name` is the
+/// subcommand: the first word after the program's own global flags (`-v`,
+/// `-qq`, `--verbose`...). The same word anywhere else (`echo send HOST scan`)
+/// is someone's data, not the command.
+pub fn subcommand_args(args: &[OsString], name: &str) -> Option<usize> {
+    let at = 1 + args.iter().skip(1).position(|arg| !arg.to_str().is_some_and(|a| a.starts_with('-')))?;
+    (args[at] == name).then_some(at + 1)
+}
 
 /// `-v`/`-q`, counted.
 #[derive(Debug, Args)]
@@ -201,13 +216,10 @@ impl TimeoutArgs {
     }
 }
 
-/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds.
+/// A duration such as `1s`, `250ms` or `1m 30s`; a bare number means seconds
+/// (the one parser every flag and the proxy's control socket share).
 pub fn duration(s: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = s.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).map_err(|_| format!("'{s}' is not a duration"));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 500ms, 2s or 1m"))
+    socketeer::units::parse_duration(s).map_err(|e| e.to_string())
 }
 
 /// A [`duration`] above zero.
@@ -220,7 +232,7 @@ pub fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// A size such as `1400`, `64KiB` or `1.5MB` (bytes when no unit is given).
 pub fn size(s: &str) -> Result<u64, String> {
-    socketeer::impair::units::parse_size(s).map_err(|e| e.to_string())
+    socketeer::units::parse_size(s).map_err(|e| e.to_string())
 }
 
 /// A parser of a [`size`] from `min` to `max` bytes, as a `T`.
@@ -238,6 +250,50 @@ pub fn size_in<T: TryFrom<u64>>(
         }
         T::try_from(bytes).map_err(|_| format!("'{s}' is too large"))
     }
+}
+
+/// A chat's `--rate-limit`: lines per time, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct LineRate(pub Option<RateLimit>);
+
+/// Parses a chat's `--rate-limit` (`10/s`, `300/min`, `off`): `chat serve`
+/// and `serve --chat-rate-limit`.
+pub fn line_rate(s: &str) -> Result<LineRate, String> {
+    RateLimit::parse(s, 1).map(LineRate).map_err(|e| e.to_string())
+}
+
+/// A cap on connections: a number, or none (`off`).
+#[derive(Clone, Copy, Debug)]
+pub struct Cap(pub Option<usize>);
+
+/// Parses a [`Cap`] (`--max-per-ip`, `--chat-max-per-ip`).
+pub fn cap(s: &str) -> Result<Cap, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(Cap(None));
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Cap(Some(n))),
+        _ => Err(format!("'{s}' is not a number of connections above zero, or off")),
+    }
+}
+
+/// How long a finished transfer session stays to answer a repeated FIN.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// The transfer receiver's settings: `transfer recv` and `serve`'s transfer service.
+pub fn receive_config(
+    dir: &Path,
+    overwrite: bool,
+    timeout: Duration,
+    max_window: u32,
+) -> anyhow::Result<ReceiveConfig> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the directory {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
+    let limits = ReceiverLimits { max_window, max_block: 65_000, peer_timeout: timeout, linger: LINGER };
+    Ok(ReceiveConfig { dir, overwrite, limits, max_sessions: 64 })
 }
 
 /// A seed for when the user gave none: random, and printed so a run can be repeated.
@@ -277,5 +333,14 @@ mod tests {
         assert_eq!(size_in::<u32>(1, 1024)("2KiB"), Err("'2KiB' is 2048 bytes; give 1 to 1024".to_owned()));
         assert!(size_in::<u32>(1, 10)("lots").is_err());
         assert_eq!(size_in::<usize>(1, u64::MAX)("0"), Err("'0' is 0 bytes; give at least 1".to_owned()));
+    }
+
+    #[test]
+    fn the_subcommand_is_the_first_word_after_global_flags() {
+        let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(subcommand_args(&args(&["socketeer", "-vv", "--quiet", "scan", "-sS"]), "scan"), Some(4));
+        assert_eq!(subcommand_args(&args(&["socketeer", "echo", "send", "h", "scan", "-sS"]), "scan"), None);
+        assert_eq!(subcommand_args(&args(&["socketeer", "-v"]), "scan"), None);
+        assert_eq!(subcommand_args(&args(&["socketeer"]), "sniff"), None);
     }
 }

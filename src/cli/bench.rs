@@ -15,9 +15,9 @@ use socketeer::bench::echo::{self, EchoLoad, REDIS_PING, REDIS_PONG};
 use socketeer::bench::impair::ImpairBench;
 use socketeer::bench::transfer::{TransferBench, TransferRow};
 use socketeer::client::Timeouts;
-use socketeer::lab::servers::ProcStatus;
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport};
 use socketeer::plot::{self, Axes, Series};
+use socketeer::process::ProcStatus;
 use socketeer::transfer::Protocol;
 
 use super::args::{UsageError, positive_duration, size, size_in};
@@ -402,7 +402,7 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
         timeouts: Timeouts { connect: args.timeout, reply: args.timeout },
     };
     let needed = (load.clients + load.senders + load.stalled) as u64 + 64;
-    let limit = socketeer::lab::servers::raise_fd_limit();
+    let limit = socketeer::process::raise_fd_limit();
     if limit < needed {
         return Err(UsageError(format!(
             "{needed} connections need more open files than the limit of {limit}; raise it with ulimit -n"

@@ -7,7 +7,7 @@ use socketeer::server::Service;
 
 use super::args::{BindArgs, LimitArgs, PortChoice, ServerTransports, TimeoutArgs, check_distinct_ports};
 use super::output::Output;
-use super::serve::run_services;
+use super::run::run_services;
 
 /// RFC 867 daytime and RFC 868 time.
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! `socketeer echo`: serve, send, ping.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -11,11 +12,12 @@ use socketeer::client::ClientError;
 use socketeer::echo::{self, EchoClient, PingStats, Pinger};
 use socketeer::net::{Target, Transport};
 use socketeer::shutdown;
+use socketeer::text::{sanitize, sanitize_bytes};
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::args::{BindArgs, LimitArgs, ServerTransports, TimeoutArgs, positive_duration, size_in};
 use super::output::Output;
-use super::serve::run_services;
+use super::run::run_services;
 
 /// The longest stdin line `echo send` accepts.
 const MAX_LINE: usize = 64 * 1024;
@@ -127,8 +129,29 @@ struct Reply {
 
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.reply.as_deref().unwrap_or("(no reply)"))
+        f.write_str(self.reply.as_deref().map_or("(no reply)".into(), sanitize).as_ref())
     }
+}
+
+/// How much of a wrong answer to show, and how long to wait for the rest of it.
+const SHOWN_REPLY: usize = 200;
+const NOT_AN_ECHO_WAIT: Duration = Duration::from_millis(200);
+
+/// The error for a server whose answer to `sent` was `got`, not the same bytes.
+fn not_an_echo(peer: SocketAddr, sent: &[u8], got: &[u8], earlier_lost: bool) -> anyhow::Error {
+    let shown = |bytes: &[u8]| {
+        let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let cut = bytes.len().min(SHOWN_REPLY);
+        let more = if cut < bytes.len() { "..." } else { "" };
+        format!("\"{}\"{more}", sanitize_bytes(&bytes[..cut]))
+    };
+    let guess = if earlier_lost {
+        "a late reply to an earlier message, or not an echo server"
+    } else {
+        "it is not an echo server"
+    };
+    anyhow::anyhow!("{peer} answered {} with {} ({guess})", shown(sent), shown(got))
 }
 
 async fn send(args: SendArgs) -> anyhow::Result<()> {
@@ -148,7 +171,13 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             wire.push(b'\n');
         }
         let reply = match client.exchange(&wire).await {
-            Ok(reply) => Some(String::from_utf8_lossy(&reply).trim_end_matches(['\r', '\n']).to_owned()),
+            Ok(reply) if reply == wire => {
+                Some(String::from_utf8_lossy(&reply).trim_end_matches(['\r', '\n']).to_owned())
+            }
+            Ok(mut reply) => {
+                reply.extend(client.read_more(SHOWN_REPLY, NOT_AN_ECHO_WAIT).await);
+                return Err(not_an_echo(client.peer(), &wire, &reply, unanswered > 0));
+            }
             // A lost datagram is one unanswered message; over TCP the stream
             // is out of step after a timeout, so it ends the run.
             Err(ClientError::Timeout { .. }) if transport == Transport::Udp => {

@@ -12,6 +12,7 @@ use socketeer::impair::options::{PREFIXES, SETTINGS};
 use socketeer::impair::{Control, ImpairmentConfig, Proxy, ProxyConfig, ProxyStats, control, options};
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport, Transports};
 use socketeer::shutdown::{self, Shutdown};
+use socketeer::text::sanitize;
 use tokio::sync::oneshot;
 
 use super::args::{self, UsageError, bind, positive_duration, random_seed};
@@ -190,7 +191,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         return match reply {
             // The proxy refuses only what was asked of it: a bad command or setting.
             Reply::Refused(why) => Err(UsageError(why).into()),
-            Reply::Done(reply) => Output::new(false).note(reply).map_err(Into::into),
+            Reply::Done(reply) => Output::new(false).note(sanitize(&reply)).map_err(Into::into),
         };
     }
     let (Some(listen), Some(to)) = (args.listen, &args.to) else {

@@ -9,6 +9,7 @@ mod echo;
 mod impair;
 mod lab;
 mod output;
+mod run;
 mod scan;
 mod serve;
 mod sniff;
@@ -93,10 +94,10 @@ enum Command {
         after_help = "Examples:\n  socketeer bench echo localhost --connections 50 --duration 5s\n  socketeer bench chat localhost --clients 100\n  socketeer bench impair\n  socketeer bench transfer --sweep --plot goodput.svg"
     )]
     Bench(bench::Command),
-    /// The concurrency lab: threads, processes, races, queues, deadlock, parallel work, server models.
+    /// The lab: threads, processes, races, queues, deadlock, server models; framing, EOF, backlogs, blocking, bytes.
     #[command(
         subcommand,
-        after_help = "Examples:\n  socketeer lab threads\n  socketeer lab race --threads 4\n  socketeer lab cpu --python\n  socketeer lab servers --json"
+        after_help = "Examples:\n  socketeer lab threads\n  socketeer lab race --threads 4\n  socketeer lab cpu --python\n  socketeer lab servers --json\n  socketeer lab framing\n  socketeer lab backlog"
     )]
     Lab(lab::Command),
     /// Scan ports: TCP connect or SYN, UDP, banners; exact and fast.

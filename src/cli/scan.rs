@@ -14,7 +14,7 @@ use socketeer::scan::targets::{self, TargetSpec};
 use socketeer::scan::{self, Event, PortReport, PortState, Progress, ScanConfig, Summary, TcpMethod};
 use socketeer::shutdown;
 
-use super::args::{UsageError, positive_duration};
+use super::args::{UsageError, positive_duration, subcommand_args};
 use super::output::Output;
 
 const EXAMPLES: &str = "\
@@ -118,27 +118,22 @@ enum Format {
 #[error("no open ports found")]
 pub struct NothingOpen;
 
-/// Rewrites nmap's two-letter options after `scan` (`-sS`, `-sT`, `-sU`,
-/// `-iL`, `-oG`) into this command's own, so nmap habits work.
-pub fn nmap_style_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let mut after_scan = false;
-    args.into_iter()
-        .map(|arg| {
-            if !after_scan {
-                after_scan = arg == "scan";
-                return arg;
-            }
-            let replacement = match arg.to_str() {
-                Some("-sS") => "--syn",
-                Some("-sT") => "--tcp",
-                Some("-sU") => "--udp",
-                Some("-iL") => "--input-list",
-                Some("-oG") => "--output=grep",
-                _ => return arg,
-            };
-            replacement.into()
-        })
-        .collect()
+/// Rewrites nmap's two-letter options in `scan`'s own arguments (`-sS`,
+/// `-sT`, `-sU`, `-iL`, `-oG`) into this command's, so nmap habits work.
+pub fn nmap_style_args(mut args: Vec<OsString>) -> Vec<OsString> {
+    let Some(start) = subcommand_args(&args, "scan") else { return args };
+    for arg in &mut args[start..] {
+        let replacement = match arg.to_str() {
+            Some("-sS") => "--syn",
+            Some("-sT") => "--tcp",
+            Some("-sU") => "--udp",
+            Some("-iL") => "--input-list",
+            Some("-oG") => "--output=grep",
+            _ => continue,
+        };
+        *arg = replacement.into();
+    }
+    args
 }
 
 /// Runs `socketeer scan`.
@@ -236,7 +231,7 @@ fn config(args: &Args) -> anyhow::Result<ScanConfig> {
 /// Every UDP port of the built-in table.
 fn udp_table() -> socketeer::scan::PortSet {
     let mut set = socketeer::scan::PortSet::default();
-    socketeer::scan::services::UDP.iter().for_each(|&(port, _)| set.insert(port));
+    socketeer::services::UDP.iter().for_each(|&(port, _)| set.insert(port));
     set
 }
 

@@ -1,27 +1,25 @@
-//! `socketeer serve`: every service in one process, and the runner that every
-//! `... serve` command shares.
+//! `socketeer serve`: every service in one process.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
-use serde::Serialize;
 use socketeer::chat::flood::RateLimit;
 use socketeer::chat::{ChatConfig, ChatServer};
 use socketeer::daytime::{DaytimeServer, Protocol};
 use socketeer::echo::EchoServer;
 use socketeer::impair::{ImpairmentConfig, Probability};
-use socketeer::net::{Endpoint, Transports};
+use socketeer::net::Transports;
 use socketeer::server::Service;
-use socketeer::shutdown::{Drained, GRACE, Shutdown, Signals};
 use socketeer::transfer::driver::TransferServer;
 use socketeer::udp::AckServer;
-use tracing::{info, warn};
 
-use super::args::{BindArgs, LimitArgs, PortChoice, UsageError, check_distinct_ports, random_seed};
-use super::chat::raise_fd_limit;
+use super::args::{
+    BindArgs, Cap, LimitArgs, LineRate, PortChoice, UsageError, cap, check_distinct_ports, line_rate,
+    random_seed, receive_config,
+};
 use super::output::Output;
+use super::run::run_services;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -103,11 +101,11 @@ pub struct Args {
     transfer_dir: Option<PathBuf>,
     /// Lines per second each chat client may send (10/s, 300/min), or off,
     /// as for `bench chat` [default: 10/s; see chat serve --help].
-    #[arg(long, value_name = "RATE", value_parser = super::chat::rate)]
-    chat_rate_limit: Option<super::chat::Rate>,
+    #[arg(long, value_name = "RATE", value_parser = line_rate)]
+    chat_rate_limit: Option<LineRate>,
     /// Chat clients from one IP address at once, or off [default: 16].
-    #[arg(long, value_name = "N", value_parser = super::chat::cap)]
-    chat_max_per_ip: Option<super::chat::Cap>,
+    #[arg(long, value_name = "N", value_parser = cap)]
+    chat_max_per_ip: Option<Cap>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Print status lines as JSON.
@@ -183,7 +181,7 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
             // Never the current directory: run from a source tree, uploads would land in it.
             let dir =
                 args.transfer_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("socketeer-received"));
-            let config = super::transfer::receive_config(&dir, false, Duration::from_secs(10), 4096)?;
+            let config = receive_config(&dir, false, Duration::from_secs(10), 4096)?;
             let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
             Box::new(TransferServer::new(sockets, config, None)?)
         }
@@ -201,66 +199,8 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
                 max_per_address: args.chat_max_per_ip.map_or(defaults.max_per_address, |cap| cap.0),
                 ..defaults
             };
-            raise_fd_limit(config.max_clients);
+            socketeer::process::raise_fd_limit_for(config.max_clients);
             Box::new(ChatServer::new(bound, config))
         }
     })
-}
-
-/// One status line: a service listening on an address.
-#[derive(Serialize)]
-struct Listening {
-    #[serde(flatten)]
-    endpoint: Endpoint,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<String>,
-}
-
-impl fmt::Display for Listening {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.endpoint)?;
-        match &self.detail {
-            Some(detail) => write!(f, " ({detail})"),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Prints a status line per endpoint, runs the services until Ctrl-C or
-/// SIGTERM, then gives in-flight exchanges [`GRACE`] to finish.
-pub async fn run_services(services: Vec<Box<dyn Service>>, out: Output) -> anyhow::Result<()> {
-    run_services_until(services, out, std::future::pending()).await
-}
-
-/// Like [`run_services`], but also stops when `until` completes.
-pub async fn run_services_until(
-    services: Vec<Box<dyn Service>>,
-    out: Output,
-    until: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    // Before the status lines: whoever reads them may signal at once.
-    let mut signals = Signals::install()?;
-    for service in &services {
-        for endpoint in service.endpoints() {
-            out.emit("listening", &Listening { endpoint, detail: service.detail() })?;
-        }
-    }
-    let shutdown = Shutdown::new();
-    for service in services {
-        shutdown.spawn(service.run(shutdown.clone()));
-    }
-    tokio::select! {
-        signal = signals.next() => {
-            info!(signal, "shutting down: no new connections; finishing exchanges in flight");
-        }
-        // The caller's own end (transfer recv --once): not a signal.
-        () = until => info!("work done; shutting down"),
-    }
-    match shutdown.drain(GRACE).await {
-        Drained::Complete => info!("stopped"),
-        Drained::TimedOut(tasks) => {
-            warn!(tasks, "connections still busy after {}; closing them", humantime::format_duration(GRACE));
-        }
-    }
-    Ok(())
 }

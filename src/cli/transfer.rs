@@ -6,22 +6,18 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::net::{Target, Transports};
 use socketeer::poll::Waker;
 use socketeer::shutdown;
-use socketeer::transfer::driver::{self, ReceiveConfig, TransferServer};
+use socketeer::transfer::driver::{self, TransferServer};
 use socketeer::transfer::session::check_name;
-use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, ReceiverLimits, SenderConfig, SenderStats};
+use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, SenderConfig, SenderStats};
 
-use super::args::{self, BindArgs, UsageError, positive_duration};
+use super::args::{self, BindArgs, LINGER, UsageError, positive_duration, receive_config};
 use super::output::Output;
-use super::serve::run_services_until;
-
-/// How long a finished session stays to answer a repeated FIN.
-const LINGER: Duration = Duration::from_secs(2);
+use super::run::run_services_until;
 
 /// Reliable file transfer over UDP.
 #[derive(Debug, Subcommand)]
@@ -132,22 +128,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Send(args) => send(args).await,
         Command::Recv(args) => recv(args).await,
     }
-}
-
-/// The receiving server's settings, shared with `socketeer serve`.
-pub fn receive_config(
-    dir: &Path,
-    overwrite: bool,
-    timeout: Duration,
-    max_window: u32,
-) -> anyhow::Result<ReceiveConfig> {
-    if dir.exists() && !dir.is_dir() {
-        return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the directory {}", dir.display()))?;
-    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
-    let limits = ReceiverLimits { max_window, max_block: 65_000, peer_timeout: timeout, linger: LINGER };
-    Ok(ReceiveConfig { dir, overwrite, limits, max_sessions: 64 })
 }
 
 async fn recv(args: RecvArgs) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::args::{BindArgs, duration, positive_duration, random_seed};
 use super::output::Output;
-use super::serve::run_services;
+use super::run::run_services;
 
 /// The longest stdin line `udp send` accepts.
 const MAX_LINE: usize = 64 * 1024;

@@ -130,6 +130,26 @@ impl EchoClient {
         }
     }
 
+    /// What else the server sends within `wait`, up to `limit` bytes: over
+    /// TCP the bytes already read past the last reply and what arrives until
+    /// the server closes; over UDP nothing (a datagram comes whole). For
+    /// showing what a server that is not an echo server said.
+    pub async fn read_more(&mut self, limit: usize, wait: Duration) -> Vec<u8> {
+        let Conn::Tcp { stream, buffered } = &mut self.conn else { return Vec::new() };
+        let more = async {
+            while buffered.len() < limit {
+                match stream.read_buf(buffered).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait, more).await;
+        let mut rest = buffered.split().to_vec();
+        rest.truncate(limit);
+        rest
+    }
+
     /// Relays bytes unchanged, like netcat. Over TCP, `input` is copied to
     /// the server and the server's bytes to `output`; the end of `input`
     /// closes the sending side, and the relay ends when the server closes.

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::net::{Bound, Endpoint};
-use crate::server::{IdleTimer, Service, TcpLimits, UdpAction, accept_loop, udp_loop};
+use crate::server::{IdleTimer, Service, ServiceError, TcpLimits, UdpAction, accept_loop, udp_loop};
 use crate::shutdown::Shutdown;
 
 pub use client::EchoClient;
@@ -54,7 +54,7 @@ impl Service for EchoServer {
         self.bound.endpoints(self.name())
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         let EchoServer { bound, limits } = *self;
         let udp = bound.udp.into_iter().map(|socket| {
             udp_loop("echo", socket, shutdown.clone(), |datagram, _, reply| {
@@ -68,6 +68,7 @@ impl Service for EchoServer {
         });
         async move {
             futures::join!(tcp, udp);
+            Ok(())
         }
         .boxed()
     }

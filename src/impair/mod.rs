@@ -5,7 +5,7 @@
 //! - [`link`] (sans-IO): one direction of a link, turning decisions into
 //!   release times through a bottleneck, delay, jitter and reordering.
 //! - [`options`]: settings by name, shared by the command line and the
-//!   control socket; [`units`]: rates and sizes as people write them.
+//!   control socket; values parse through [`crate::units`], as every flag's do.
 //! - [`proxy`] (the driver): the UDP relay that owns the sockets, with a
 //!   timer precise to microseconds, and its [`control`] socket.
 
@@ -14,7 +14,6 @@ pub mod link;
 pub mod model;
 pub mod options;
 pub mod proxy;
-pub mod units;
 
 pub use link::{Link, LinkCounters};
 pub use model::{
@@ -22,4 +21,3 @@ pub use model::{
     RateLimit,
 };
 pub use proxy::{Control, ControlSender, Proxy, ProxyConfig, ProxyStats, RunningProxy, Settings};
-pub use units::{Rate, UnitError};

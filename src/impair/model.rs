@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::units::{Rate, format_size};
+use crate::units::{Rate, format_size};
 
 /// A probability from 0 to 1, written as a fraction (`0.01`) or a
 /// percentage (`1%`); always displayed as a percentage.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::model::{ImpairmentConfig, LossModel, Probability, RateLimit};
-use super::units::{Rate, parse_size};
+use crate::units::{Rate, parse_duration, parse_size};
 
 /// The queue behind a rate limit when none is given.
 pub const DEFAULT_QUEUE: u64 = 128 * 1024;
@@ -47,8 +47,7 @@ fn probability(value: &str) -> Result<Probability, String> {
 }
 
 fn duration(value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value.trim())
-        .map_err(|e| format!("'{value}' is not a duration ({e}); write e.g. 20ms"))
+    parse_duration(value).map_err(|e| e.to_string())
 }
 
 fn switch(value: &str) -> Result<bool, String> {

@@ -47,6 +47,12 @@ pub enum ChildTask {
         /// The most connections served at once.
         max_connections: usize,
     },
+    /// Try to bind 127.0.0.1 on this TCP port and print a
+    /// [`super::bind::BindAttempt`] (`lab bind` runs it as an unprivileged user).
+    BindPort {
+        /// The port.
+        port: u16,
+    },
 }
 
 /// How to run a [`ChildTask`] in a new process: this program with these
@@ -66,11 +72,30 @@ impl SelfExec {
 
     /// Starts a child running `task`; `what` names it in errors.
     pub(crate) fn spawn(&self, what: impl Into<String>, task: &ChildTask) -> Result<Child, LabError> {
+        self.spawn_through(what, &[], task)
+    }
+
+    /// Starts a child running `task` through `wrapper` (a program and its
+    /// arguments that runs the rest of its command line, like `setpriv ...`).
+    pub(crate) fn spawn_through(
+        &self,
+        what: impl Into<String>,
+        wrapper: &[String],
+        task: &ChildTask,
+    ) -> Result<Child, LabError> {
         let task = serde_json::to_string(task).map_err(|e| LabError::Child {
             what: "encoding a task for a child process".to_owned(),
             detail: e.to_string(),
         })?;
-        Child::spawn(what, Command::new(&self.program).args(&self.args).arg(task))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&self.program);
+                command
+            }
+            None => Command::new(&self.program),
+        };
+        Child::spawn(what, command.args(&self.args).arg(task))
     }
 }
 

@@ -9,12 +9,11 @@
 
 use std::fmt;
 use std::hint::black_box;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::child::Child;
+use super::python::run_script;
 use super::table::Table;
 use super::{ChildTask, LabError, Lesson, SelfExec, Took, cores, join, spawn, thousands};
 use crate::plot::{self, Bar};
@@ -104,27 +103,7 @@ pub struct CpuRow {
     pub correct: bool,
 }
 
-/// How the Python comparison went.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum PythonRun {
-    /// `--python` was not given.
-    NotAsked,
-    /// `python3` is not installed.
-    Missing,
-    /// It ran; its rows are in the table.
-    Ran {
-        /// Its version.
-        version: String,
-        /// Whether its global interpreter lock was on.
-        gil: bool,
-    },
-    /// It started but did not finish.
-    Failed {
-        /// What went wrong.
-        error: String,
-    },
-}
+pub use super::python::PythonRun;
 
 /// What `lab cpu` measured.
 #[derive(Clone, Debug, Serialize)]
@@ -232,29 +211,21 @@ enum PythonLine {
 
 /// Runs the Python variants, adding their rows to `rows`.
 fn python(count: u64, jobs: usize, expected: f64, rows: &mut Vec<CpuRow>) -> PythonRun {
-    let mut command = Command::new("python3");
-    command.args(["-c", PYTHON_SCRIPT, &count.to_string(), &jobs.to_string()]);
-    let mut child = match Child::spawn("python3", &mut command) {
-        Ok(child) => child,
-        Err(LabError::Spawn { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
-            return PythonRun::Missing;
-        }
-        Err(e) => return PythonRun::Failed { error: e.to_string() },
-    };
+    let lines =
+        match run_script::<PythonLine>(PYTHON_SCRIPT, &[count.to_string(), jobs.to_string()], CHILD_LIMIT) {
+            Ok(lines) => lines,
+            Err(not_run) => return not_run,
+        };
     let mut interpreter = None;
     let mut new_rows = Vec::new();
-    for line in child.lines::<PythonLine>() {
+    for line in lines {
         match line {
-            Ok(PythonLine::Interpreter { version, gil }) => interpreter = Some((version, gil)),
-            Ok(PythonLine::Variant { variant, workers, seconds, sums }) => {
+            PythonLine::Interpreter { version, gil } => interpreter = Some((version, gil)),
+            PythonLine::Variant { variant, workers, seconds, sums } => {
                 let wall = Duration::try_from_secs_f64(seconds).unwrap_or_default();
                 new_rows.push(row(Language::Python, &variant, workers, wall, exact(&sums, jobs, expected)));
             }
-            Err(e) => return PythonRun::Failed { error: e.to_string() },
         }
-    }
-    if let Err(e) = child.finish(CHILD_LIMIT) {
-        return PythonRun::Failed { error: e.to_string() };
     }
     match interpreter {
         Some((version, gil)) => {
@@ -310,13 +281,9 @@ impl fmt::Display for CpuReport {
             ]);
         }
         write!(f, "{table}")?;
-        match &self.python {
-            PythonRun::NotAsked => Ok(()),
-            PythonRun::Missing => write!(f, "\npython: python3 is not installed; showing Rust only"),
-            PythonRun::Ran { version, gil } => {
-                write!(f, "\npython {version}, GIL {}", if *gil { "on" } else { "off" })
-            }
-            PythonRun::Failed { error } => write!(f, "\npython: {error}"),
+        match self.python.describe() {
+            Some(line) => write!(f, "\n{line}"),
+            None => Ok(()),
         }
     }
 }

@@ -18,22 +18,36 @@
 //! [`SelfExec`], which runs a [`ChildTask`] in the child and reads what it
 //! prints as JSON lines.
 
+pub mod anatomy;
+pub mod backlog;
+pub mod bind;
+pub mod blocking;
 pub mod cpu;
 pub mod deadlock;
+pub mod encoding;
+pub mod eof;
+pub mod framing;
+pub mod names;
 pub mod processes;
 pub mod producer_consumer;
 pub mod race;
+pub mod reuseaddr;
 pub mod servers;
 pub mod threads;
 
 mod child;
+mod python;
+mod sock;
 mod table;
+mod tcp_info;
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
 pub use child::{ChildTask, SelfExec};
+pub use sock::{TcpSocketEntry, TcpState};
+pub use tcp_info::TcpCounters;
 
 /// What an experiment's numbers mean, in two or three sentences written from
 /// the numbers of the run itself.
@@ -100,13 +114,6 @@ impl LabError {
     }
 }
 
-/// The calling thread's kernel thread id (what `ps -L` and `top -H` show), read
-/// from `/proc/thread-self`; `None` where that does not exist.
-pub fn os_thread_id() -> Option<u64> {
-    let link = std::fs::read_link("/proc/thread-self").ok()?;
-    link.file_name()?.to_str()?.parse().ok()
-}
-
 /// How many threads can really run at once on this machine.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -171,13 +178,5 @@ mod tests {
         assert_eq!(Took(Duration::from_micros(812)).to_string(), "812 µs");
         assert_eq!(Took(Duration::from_micros(3420)).to_string(), "3.42 ms");
         assert_eq!(Took(Duration::from_millis(1250)).to_string(), "1.250 s");
-    }
-
-    #[test]
-    fn knows_its_own_thread_id() {
-        let main = os_thread_id();
-        let other = std::thread::spawn(os_thread_id).join().unwrap();
-        assert!(main.is_some());
-        assert_ne!(main, other);
     }
 }

@@ -17,9 +17,17 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::python::{PythonRun, run_script};
 use super::table::Table;
 use super::{LabError, Lesson, Took, thousands};
 use crate::stats::as_millis;
+
+/// The Python side, run with `python3 -c`.
+const PYTHON_SCRIPT: &str = include_str!("race.py");
+/// Python is about a hundred times slower per increment: it does at most this many per thread.
+const PYTHON_MAX_INCREMENTS: u64 = 200_000;
+/// How long the Python side may run before it is killed.
+const PYTHON_LIMIT: Duration = Duration::from_secs(60);
 
 /// How many threads, and how many increments each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -28,6 +36,8 @@ pub struct RaceConfig {
     pub threads: usize,
     /// Increments per thread.
     pub increments: u64,
+    /// Also run the race in CPython.
+    pub python: bool,
 }
 
 /// The three ways to increment.
@@ -78,6 +88,24 @@ pub struct RaceRow {
     pub ns_per_increment: f64,
 }
 
+/// One variant of the race in CPython.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PythonRaceRow {
+    /// `+=`, `read, call, write` or `with lock`.
+    pub variant: String,
+    /// The interpreter's switch interval during the run (`sys.setswitchinterval`), in microseconds.
+    pub switch_interval_us: f64,
+    /// threads × increments.
+    pub expected: u64,
+    /// The counter at the end.
+    pub got: u64,
+    /// Increments that left no trace.
+    pub lost: u64,
+    /// Wall time.
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
+    pub elapsed: Duration,
+}
+
 /// What `lab race` measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct RaceReport {
@@ -87,6 +115,48 @@ pub struct RaceReport {
     pub expected: u64,
     /// One row per variant.
     pub rows: Vec<RaceRow>,
+    /// How the Python race went.
+    pub python: PythonRun,
+    /// Increments per thread in Python (fewer than in Rust: it is slower).
+    pub python_increments: u64,
+    /// The Python variants.
+    pub python_rows: Vec<PythonRaceRow>,
+}
+
+/// A line of the Python script's output.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PythonLine {
+    Interpreter { version: String, gil: bool },
+    Variant { variant: String, switch_interval: f64, got: u64, seconds: f64 },
+}
+
+/// Runs the race in CPython.
+fn python(config: RaceConfig, increments: u64) -> (PythonRun, Vec<PythonRaceRow>) {
+    let args = [config.threads.to_string(), increments.to_string()];
+    let lines = match run_script::<PythonLine>(PYTHON_SCRIPT, &args, PYTHON_LIMIT) {
+        Ok(lines) => lines,
+        Err(not_run) => return (not_run, Vec::new()),
+    };
+    let expected = config.threads as u64 * increments;
+    let (mut interpreter, mut rows) = (None, Vec::new());
+    for line in lines {
+        match line {
+            PythonLine::Interpreter { version, gil } => interpreter = Some(PythonRun::Ran { version, gil }),
+            PythonLine::Variant { variant, switch_interval, got, seconds } => rows.push(PythonRaceRow {
+                variant,
+                switch_interval_us: switch_interval * 1e6,
+                expected,
+                got,
+                lost: expected.saturating_sub(got),
+                elapsed: Duration::try_from_secs_f64(seconds).unwrap_or_default(),
+            }),
+        }
+    }
+    match interpreter {
+        Some(ran) => (ran, rows),
+        None => (PythonRun::Failed { error: "python3 printed nothing".to_owned() }, Vec::new()),
+    }
 }
 
 /// The counter every variant increments.
@@ -126,7 +196,10 @@ impl Counter {
 pub fn run(config: RaceConfig) -> Result<RaceReport, LabError> {
     let expected = config.threads as u64 * config.increments;
     let rows = Variant::ALL.into_iter().map(|v| race(config, v)).collect::<Result<_, _>>()?;
-    Ok(RaceReport { config, expected, rows })
+    let python_increments = config.increments.min(PYTHON_MAX_INCREMENTS);
+    let (python, python_rows) =
+        if config.python { python(config, python_increments) } else { (PythonRun::NotAsked, Vec::new()) };
+    Ok(RaceReport { config, expected, rows, python, python_increments, python_rows })
 }
 
 fn race(config: RaceConfig, variant: Variant) -> Result<RaceRow, LabError> {
@@ -204,12 +277,103 @@ impl fmt::Display for RaceReport {
                 format!("{:.1}", r.ns_per_increment),
             ]);
         }
-        write!(f, "{table}")
+        write!(f, "{table}")?;
+        if let Some(line) = self.python.describe() {
+            write!(f, "\n{line}")?;
+        }
+        if !self.python_rows.is_empty() {
+            writeln!(
+                f,
+                ": {} threads × {} increments",
+                self.config.threads,
+                thousands(self.python_increments)
+            )?;
+            let mut table =
+                Table::new(&["python variant", "switch interval", "got", "lost", "lost %", "time"]);
+            for r in &self.python_rows {
+                table.row([
+                    r.variant.clone(),
+                    format!("{} µs", r.switch_interval_us.round()),
+                    thousands(r.got),
+                    thousands(r.lost),
+                    format!("{:.1}%", crate::stats::percent(r.lost, r.expected)),
+                    Took(r.elapsed).to_string(),
+                ]);
+            }
+            write!(f, "{table}")?;
+        }
+        Ok(())
+    }
+}
+
+impl RaceReport {
+    /// What the Python rows show, in a few sentences.
+    fn python_lesson(&self) -> Option<String> {
+        let version = match &self.python {
+            PythonRun::Ran { version, .. } => version,
+            _ => return None,
+        };
+        let find = |variant: &str, default_interval: bool| {
+            let mut rows = self.python_rows.iter().filter(|r| r.variant == variant);
+            if default_interval { rows.next() } else { rows.nth(1) }
+        };
+        let (plain, fast, call, locked) = (
+            find("+=", true)?,
+            find("+=", false)?,
+            find("read, call, write", true)?,
+            find("with lock", true)?,
+        );
+        let mut text = if plain.lost == 0 && fast.lost == 0 {
+            format!(
+                "In CPython {version} `counter += 1` lost nothing, even with the switch interval cut from {} µs to \
+                 {} µs: the interpreter lets another thread run only at certain points (a call, a loop's jump \
+                 back), and none falls between the read and the write of `+=`. That is how this interpreter \
+                 happens to work, not a promise: ",
+                plain.switch_interval_us.round(),
+                fast.switch_interval_us.round()
+            )
+        } else {
+            format!(
+                "In CPython {version} `counter += 1` lost {} of {} updates ({} with a {} µs switch interval): ",
+                thousands(plain.lost),
+                thousands(plain.expected),
+                thousands(fast.lost),
+                fast.switch_interval_us.round()
+            )
+        };
+        if call.lost > 0 {
+            text.push_str(&format!(
+                "the same read-modify-write with a function call in the middle lost {} ({:.1}%), because every \
+                 switch that came between a read and its write threw away what the other threads counted \
+                 meanwhile. ",
+                thousands(call.lost),
+                crate::stats::percent(call.lost, call.expected)
+            ));
+        } else {
+            text.push_str(
+                "with a call between the read and the write it lost nothing this time either, by luck. ",
+            );
+        }
+        text.push_str(&if locked.lost == 0 {
+            "With a Lock around it nothing was lost: the GIL protects the interpreter, a lock protects your data.".to_owned()
+        } else {
+            format!("With a Lock it still lost {}: that is a bug.", thousands(locked.lost))
+        });
+        Some(text)
     }
 }
 
 impl Lesson for RaceReport {
     fn lesson(&self) -> String {
+        match self.python_lesson() {
+            Some(python) => format!("{} {python}", self.rust_lesson()),
+            None => self.rust_lesson(),
+        }
+    }
+}
+
+impl RaceReport {
+    fn rust_lesson(&self) -> String {
         let lost = self.row(Variant::LoadThenStore).map_or(0, |r| r.lost);
         let first = if lost > 0 {
             format!(
@@ -247,7 +411,7 @@ mod tests {
 
     #[test]
     fn the_synchronized_variants_count_exactly() {
-        let report = run(RaceConfig { threads: 4, increments: 10_000 }).unwrap();
+        let report = run(RaceConfig { threads: 4, increments: 10_000, python: false }).unwrap();
         assert_eq!(report.expected, 40_000);
         for r in &report.rows {
             assert_eq!(r.got + r.lost, 40_000, "{r:?}");

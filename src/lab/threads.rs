@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{LabError, Lesson, Took, join, os_thread_id, spawn};
+use super::{LabError, Lesson, Took, join, spawn};
+use crate::process::os_thread_id;
 use crate::stats::as_millis;
 
 /// How far each worker counts and how long it pauses after each number.

@@ -2,7 +2,8 @@
 
 use std::fmt::Write;
 
-use super::{COLOURS, escape};
+use super::COLOURS;
+use crate::text::markup;
 
 /// One bar.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,8 +37,8 @@ pub fn bars(title: &str, subtitle: &str, bars: &[Bar]) -> String {
     );
     let _ = writeln!(svg, r#"<rect width="{WIDTH}" height="{height}" fill="white"/>"#);
     let _ =
-        writeln!(svg, r#"<text x="16" y="26" font-size="16" font-weight="bold">{}</text>"#, escape(title));
-    let _ = writeln!(svg, r##"<text x="16" y="46" fill="#555">{}</text>"##, escape(subtitle));
+        writeln!(svg, r#"<text x="16" y="26" font-size="16" font-weight="bold">{}</text>"#, markup(title));
+    let _ = writeln!(svg, r##"<text x="16" y="46" fill="#555">{}</text>"##, markup(subtitle));
     for (i, bar) in bars.iter().enumerate() {
         let y = TOP + i * ROW;
         let share = if max > 0.0 && bar.value.is_finite() { (bar.value / max).clamp(0.0, 1.0) } else { 0.0 };
@@ -48,7 +49,7 @@ pub fn bars(title: &str, subtitle: &str, bars: &[Bar]) -> String {
             svg,
             r#"<text x="{}" y="{text_y}" text-anchor="end">{}</text>"#,
             LABEL_WIDTH,
-            escape(&bar.label)
+            markup(&bar.label)
         );
         let _ =
             writeln!(svg, r#"<rect x="{bar_x}" y="{}" width="{length}" height="20" fill="{colour}"/>"#, y);
@@ -56,7 +57,7 @@ pub fn bars(title: &str, subtitle: &str, bars: &[Bar]) -> String {
             svg,
             r#"<text x="{}" y="{text_y}">{}</text>"#,
             bar_x as f64 + length + 6.0,
-            escape(&bar.note)
+            markup(&bar.note)
         );
     }
     let axis_bottom = TOP + ROW * bars.len();

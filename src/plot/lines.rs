@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::{COLOURS, escape};
+use super::COLOURS;
+use crate::text::markup;
 
 /// One line.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,8 +55,8 @@ pub fn lines(title: &str, subtitle: &str, axes: &Axes, series: &[Series]) -> Str
     );
     let _ = writeln!(svg, r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
     let _ =
-        writeln!(svg, r#"<text x="16" y="26" font-size="16" font-weight="bold">{}</text>"#, escape(title));
-    let _ = writeln!(svg, r##"<text x="16" y="46" fill="#555">{}</text>"##, escape(subtitle));
+        writeln!(svg, r#"<text x="16" y="26" font-size="16" font-weight="bold">{}</text>"#, markup(title));
+    let _ = writeln!(svg, r##"<text x="16" y="46" fill="#555">{}</text>"##, markup(subtitle));
     for tick in y_scale.ticks() {
         let y = py(tick);
         let _ = writeln!(
@@ -86,13 +87,13 @@ pub fn lines(title: &str, subtitle: &str, axes: &Axes, series: &[Series]) -> Str
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
         LEFT + plot_w / 2.0,
         HEIGHT - 16.0,
-        escape(&axes.x_label)
+        markup(&axes.x_label)
     );
     let _ = writeln!(
         svg,
         r#"<text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
         TOP + plot_h / 2.0,
-        escape(&axes.y_label)
+        markup(&axes.y_label)
     );
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[s.group % COLOURS.len()];
@@ -122,7 +123,7 @@ pub fn lines(title: &str, subtitle: &str, axes: &Axes, series: &[Series]) -> Str
             legend_x + 28.0,
             legend_x + 34.0,
             legend_y + 4.0,
-            escape(&s.label)
+            markup(&s.label)
         );
     }
     svg.push_str("</svg>\n");

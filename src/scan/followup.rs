@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::report::{PortReport, PortState, Reason};
 use crate::net::Transport;
+use crate::text::{sanitize, sanitize_bytes};
 
 /// How long the confirming connection may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -94,18 +95,20 @@ async fn read_banner(mut stream: tokio::net::TcpStream, wait: Duration) -> Optio
 /// The banner of a service that answered the probe with the probe itself.
 const ECHOED: &str = "(echoes what it is sent)";
 
-/// One line fit to print. Text (UTF-8 without control characters other than
-/// line breaks and tabs) gives its first line, plus the `Server:` header of
-/// an HTTP answer. Anything else is binary (the time service's four bytes,
-/// say): printable ASCII stays, every other byte is written `\xNN`, so a reply
-/// can neither garble the line nor command the terminal. The length is capped.
+/// One line fit to print, under the crate's one policy for peer bytes
+/// ([`crate::text`]). Text (UTF-8 without control characters other than line
+/// breaks and tabs) gives its first line, plus the `Server:` header of an
+/// HTTP answer. Anything else is binary (the time service's four bytes, say)
+/// and is shown whole, every byte accounted for, instead of being cut at a
+/// line feed that happens to be among them. The length is capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
-    match std::str::from_utf8(bytes) {
+    let banner = match std::str::from_utf8(bytes) {
         Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) => {
-            first_line(text)
+            sanitize(&first_line(text)?).into_owned()
         }
-        _ => escaped(bytes),
-    }
+        _ => sanitize_bytes(bytes).into_owned(),
+    };
+    (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
 }
 
 fn first_line(text: &str) -> Option<String> {
@@ -116,24 +119,7 @@ fn first_line(text: &str) -> Option<String> {
     {
         banner = format!("{banner} ({server})");
     }
-    Some(banner.replace('\t', " ").chars().take(BANNER_CHARS).collect())
-}
-
-/// `bytes` with everything but printable ASCII escaped as `\xNN` (and `\` as `\\`).
-fn escaped(bytes: &[u8]) -> Option<String> {
-    let mut out = String::new();
-    for &b in bytes {
-        let piece = match b {
-            b'\\' => "\\\\".to_owned(),
-            0x20..=0x7e => char::from(b).to_string(),
-            _ => format!("\\x{b:02x}"),
-        };
-        if out.len() + piece.len() > BANNER_CHARS {
-            break;
-        }
-        out.push_str(&piece);
-    }
-    (!out.is_empty()).then_some(out)
+    Some(banner)
 }
 
 #[cfg(test)]
@@ -153,11 +139,10 @@ mod tests {
     #[test]
     fn binary_replies_are_escaped_whole() {
         // The time service's answer: four bytes, one of them a line feed.
-        assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xe9\\x0a<\\x11"));
-        // Terminal controls in otherwise plain text are escaped, not obeyed.
-        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a\\x1b[31mred\\x07"));
-        assert_eq!(printable(b"\\\xff").as_deref(), Some("\\\\\\xff"));
-        assert_eq!(printable(&[0u8; 400]).map(|b| b.len()), Some(BANNER_CHARS - BANNER_CHARS % 4));
+        assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
+        // Terminal controls in otherwise plain text are shown, not obeyed.
+        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
+        assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));
         assert_eq!(printable(b"\r\n\r\n"), None);
         assert_eq!(printable(b""), None);
     }

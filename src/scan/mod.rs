@@ -3,7 +3,7 @@
 //!
 //! | module | role | touches |
 //! |---|---|---|
-//! | [`ports`], [`services`] | the port syntax and the built-in service table | nothing (pure) |
+//! | [`ports`], [`crate::services`] | the port syntax and the built-in service table | nothing (pure) |
 //! | [`targets`] | target syntax, lazily expanded, with excludes | nothing (pure) |
 //! | [`schedule`] | the probe window, timeouts from the send, retries, pacing, back-off | nothing (sans-IO) |
 //! | `tcp`, `udp`, `syn` | one reactor each (a thread with its own epoll), driving a scheduler | sockets |
@@ -29,7 +29,6 @@ pub mod ports;
 pub mod report;
 mod results;
 pub mod schedule;
-pub mod services;
 mod syn;
 pub mod targets;
 mod tcp;

@@ -19,8 +19,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::services;
 use crate::net::Transport;
+use crate::services;
 
 /// A set of ports 1-65535, as a bitmap: membership, union and difference are
 /// cheap, and iteration is in ascending order without duplicates.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 pub use super::schedule::Throttled;
 use crate::net::Transport;
-use crate::stats::plural;
+use crate::text::plural;
 
 /// A port's verdict, in nmap's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -148,9 +148,9 @@ impl Capture {
 
 /// Reads one batch into `consumer`, which sets `done` when it has had enough.
 fn read(socket: &mut PacketSocket, consumer: &mut impl Consumer, done: &mut bool) -> std::io::Result<usize> {
-    let read = socket.recv(|frame| {
+    let read = socket.recv(|time, len, data| {
         if !*done {
-            *done = consumer.frame(frame).is_break();
+            *done = consumer.frame(Frame { time, len, data }).is_break();
         }
     })?;
     if read > 0 && !*done {

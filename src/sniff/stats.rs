@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::decode::{Proto, Summary};
-use crate::scan::services;
+use crate::services;
 
 /// How many rows the port and talker tables keep.
 pub const TOP: usize = 10;

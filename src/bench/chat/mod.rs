@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::stats::plural;
+use crate::text::plural;
 use std::time::Duration;
 
 use serde::Serialize;

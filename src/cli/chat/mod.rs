@@ -18,9 +18,9 @@ use socketeer::client::Timeouts;
 use socketeer::net::{Target, Transports};
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use super::args::{self, BindArgs, UsageError, positive_duration};
+use super::args::{self, BindArgs, Cap, LineRate, UsageError, cap, line_rate, positive_duration};
 use super::output::Output;
-use super::serve::run_services;
+use super::run::run_services;
 use terminal::Terminal;
 
 /// The longest line `chat join` reads from stdin.
@@ -112,8 +112,8 @@ struct LimitArgs {
     #[arg(long, value_name = "SIZE", default_value = "4KiB", value_parser = args::size_in::<usize>(1, u64::MAX))]
     max_line: usize,
     /// Lines per second each client may send (10/s, 300/min), or off.
-    #[arg(long, value_name = "RATE", default_value = "10/s", value_parser = rate)]
-    rate_limit: Rate,
+    #[arg(long, value_name = "RATE", default_value = "10/s", value_parser = line_rate)]
+    rate_limit: LineRate,
     /// Lines a client may send at once after a quiet spell.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     burst: u32,
@@ -149,30 +149,6 @@ impl LimitArgs {
     }
 }
 
-/// `--rate-limit`: a rate, or none.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Rate(pub(crate) Option<RateLimit>);
-
-/// Parses `--rate-limit` (`10/s`, `300/min`, `off`); `serve` takes it too.
-pub(crate) fn rate(s: &str) -> Result<Rate, String> {
-    RateLimit::parse(s, 1).map(Rate).map_err(|e| e.to_string())
-}
-
-/// `--max-per-ip`: a number, or none.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Cap(pub(crate) Option<usize>);
-
-/// Parses `--max-per-ip` (a number, or `off`); `serve` takes it too.
-pub(crate) fn cap(s: &str) -> Result<Cap, String> {
-    if s.eq_ignore_ascii_case("off") {
-        return Ok(Cap(None));
-    }
-    match s.parse::<usize>() {
-        Ok(n) if n > 0 => Ok(Cap(Some(n))),
-        _ => Err(format!("'{s}' is not a number of connections above zero, or off")),
-    }
-}
-
 /// Arguments of `chat join`.
 #[derive(Debug, clap::Args)]
 pub struct JoinArgs {
@@ -195,7 +171,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => {
             let bound = args.bind.bind("chat", args.port, Transports::TCP, "--port")?;
-            raise_fd_limit(args.limits.max_clients as usize);
+            socketeer::process::raise_fd_limit_for(args.limits.max_clients as usize);
             let server = match args.cluster.get() {
                 None => ChatServer::new(bound, args.limits.get()),
                 Some(cluster) => ChatServer::clustered(bound, args.limits.get(), cluster)
@@ -204,19 +180,6 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             run_services(vec![Box::new(server)], Output::new(args.json)).await
         }
         Command::Join(args) => join(args).await,
-    }
-}
-
-/// Lets the process hold `clients` connections (one file each) if the hard
-/// limit allows; a server that cannot will refuse connections with a log line.
-pub fn raise_fd_limit(clients: usize) {
-    const SPARE: u64 = 64;
-    let limit = socketeer::lab::servers::raise_fd_limit();
-    if limit < clients as u64 + SPARE {
-        tracing::warn!(
-            limit,
-            "the open-file limit is below --max-clients; raise it (ulimit -n) to serve that many"
-        );
     }
 }
 

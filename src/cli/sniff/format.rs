@@ -7,6 +7,7 @@ use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
 use socketeer::sniff::decode::{self, Summary};
 use socketeer::sniff::{Frame, LinkType};
+use socketeer::text::dotted;
 
 /// What to show besides the summary line.
 #[derive(Clone, Copy, Debug, Default)]
@@ -50,7 +51,7 @@ impl<'a> PacketLine<'a> {
             summary,
             details: if extras.details { decode::details(link, frame.data) } else { Vec::new() },
             hex: extras.hex.then(|| frame.data.iter().map(|b| format!("{b:02x}")).collect()),
-            text: extras.ascii.then(|| printable(summary.payload(frame.data))).filter(|t| !t.is_empty()),
+            text: extras.ascii.then(|| dotted(summary.payload(frame.data), true)).filter(|t| !t.is_empty()),
             dump: extras.hex.then(|| hex_dump(frame.data)),
         }
     }
@@ -76,14 +77,6 @@ impl fmt::Display for PacketLine<'_> {
     }
 }
 
-/// Payload bytes as text: printable ASCII and newlines kept, the rest as `.`.
-fn printable(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| if b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b) { char::from(b) } else { '.' })
-        .collect()
-}
-
 /// `xxd`-style lines: offset, 16 bytes in pairs, then the printable ones.
 pub fn hex_dump(bytes: &[u8]) -> String {
     let mut out = String::new();
@@ -95,7 +88,7 @@ pub fn hex_dump(bytes: &[u8]) -> String {
         let width = 16 * 2 + 8;
         let used = chunk.len() * 2 + chunk.len() / 2;
         out.push_str(&" ".repeat(width - used + 1));
-        out.extend(chunk.iter().map(|&b| if (0x20..0x7f).contains(&b) { char::from(b) } else { '.' }));
+        out.push_str(&dotted(chunk, false));
         if (row + 1) * 16 < bytes.len() {
             out.push('\n');
         }
@@ -118,6 +111,6 @@ mod tests {
 
     #[test]
     fn text_keeps_lines_and_hides_control_bytes() {
-        assert_eq!(printable(b"hi\r\n\x1b[31mred"), "hi.\n.[31mred");
+        assert_eq!(dotted(b"hi\r\n\x1b[31mred", true), "hi.\n.[31mred");
     }
 }

@@ -18,7 +18,7 @@ use socketeer::sniff::filter::Filter;
 use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, LinkType};
 
-use super::args::UsageError;
+use super::args::{UsageError, subcommand_args};
 use super::output::Output;
 use format::Extras;
 use sink::{Live, Plan, Sink, Summary};
@@ -110,9 +110,9 @@ pub struct Args {
 /// `-vx` or `-nvA` keep their other flags.
 pub fn tcpdump_style_args(args: Vec<OsString>) -> Vec<OsString> {
     const FLAGS: &str = "vxAn";
-    let Some(at) = args.iter().position(|a| a == "sniff") else { return args };
-    let mut out = args[..=at].to_vec();
-    for arg in &args[at + 1..] {
+    let Some(start) = subcommand_args(&args, "sniff") else { return args };
+    let mut out = args[..start].to_vec();
+    for arg in &args[start..] {
         match arg.to_str().and_then(|a| a.strip_prefix('-')) {
             Some(flags)
                 if !flags.is_empty() && flags.contains('v') && flags.chars().all(|c| FLAGS.contains(c)) =>

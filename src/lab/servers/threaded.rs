@@ -160,7 +160,7 @@ pub async fn serve(
             ready(Listening { addr, pid: std::process::id() })?;
             stop.await;
             shutdown.drain(GRACE).await;
-            server.await.map_err(io::Error::other)
+            server.await.map_err(io::Error::other)?.map_err(io::Error::other)
         }
         ServerModel::Threads => {
             let server = ThreadedEchoServer::new(listener.into_std()?, limits)?;

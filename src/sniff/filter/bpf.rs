@@ -16,7 +16,7 @@
 use socket2::SockFilter;
 
 use super::{Dir, Filter, Primitive, ProtoName};
-use crate::rawsock::op;
+use crate::bpf::op;
 use crate::sniff::LinkType;
 use std::net::IpAddr;
 

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use super::{Dir, Filter, Primitive, ProtoName};
-use crate::scan::services;
+use crate::services;
 
 /// A filter that does not parse, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -13,12 +13,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 use tracing::warn;
 
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
 use crate::net::Endpoint;
 use crate::poll::{self, Waker};
-use crate::server::Service;
+use crate::server::{Service, ServiceError};
 use crate::shutdown::Shutdown;
 use crate::transfer::packet::{ErrorCode, Kind, Packet, Repr};
 use crate::transfer::receiver::refusal;
@@ -140,17 +141,23 @@ impl Service for TransferServer {
         Some(format!("into {}", self.config.dir.display()))
     }
 
-    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, ()> {
+    fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
         async move {
-            let running = match self.spawn() {
-                Ok(running) => running,
-                Err(e) => return warn!(error = %e, "transfer: cannot start"),
+            let mut running = self.spawn().map_err(ServiceError::io("starting the receiving thread"))?;
+            let died = tokio::select! {
+                () = shutdown.triggered() => false,
+                () = running.finished() => true,
             };
-            shutdown.triggered().await;
-            match tokio::task::spawn_blocking(move || running.stop()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "transfer: the receiving loop failed"),
-                Err(_) => warn!("transfer: the receiving loop panicked"),
+            let stopped = tokio::task::spawn_blocking(move || running.stop()).await.map_err(|e| {
+                ServiceError::Io { context: "stopping the receiving thread", error: e.into() }
+            })?;
+            match stopped {
+                Err(e) => Err(e),
+                Ok(()) if died => Err(ServiceError::Io {
+                    context: "the receiving loop",
+                    error: io::Error::other("it stopped on its own"),
+                }),
+                Ok(()) => Ok(()),
             }
         }
         .boxed()
@@ -162,17 +169,31 @@ impl Service for TransferServer {
 pub struct RunningServer {
     waker: Waker,
     thread: thread::JoinHandle<io::Result<()>>,
+    ended: Option<oneshot::Receiver<()>>,
 }
 
 impl RunningServer {
+    /// Completes when the receiving thread has ended, for whatever reason
+    /// (stopped, failed or panicked). Cancel-safe.
+    pub async fn finished(&mut self) {
+        if let Some(ended) = &mut self.ended {
+            // Sent or dropped as the thread ends: either way it has.
+            let _ = ended.await;
+            self.ended = None;
+        }
+    }
+
     /// Stops the server; transfers in progress are abandoned (their
     /// temporary files removed).
     ///
     /// # Errors
-    /// When the loop failed.
-    pub fn stop(self) -> io::Result<()> {
+    /// When the loop failed or panicked.
+    pub fn stop(self) -> Result<(), ServiceError> {
         self.waker.stop();
-        self.thread.join().map_err(|_| io::Error::other("the transfer thread panicked"))?
+        match self.thread.join() {
+            Ok(ended) => ended.map_err(ServiceError::io("the receiving loop")),
+            Err(panic) => Err(ServiceError::panicked(&*panic)),
+        }
     }
 }
 
@@ -184,9 +205,13 @@ impl TransferServer {
     pub fn spawn(self) -> io::Result<RunningServer> {
         let waker = Waker::new()?;
         let loop_waker = waker.clone();
-        let thread =
-            thread::Builder::new().name("transfer".to_owned()).spawn(move || self.serve(&loop_waker))?;
-        Ok(RunningServer { waker, thread })
+        let (ended_tx, ended) = oneshot::channel();
+        let thread = thread::Builder::new().name("transfer".to_owned()).spawn(move || {
+            // Dropped as the thread ends, by return or by panic: `finished` sees both.
+            let _ended = ended_tx;
+            self.serve(&loop_waker)
+        })?;
+        Ok(RunningServer { waker, thread, ended: Some(ended) })
     }
 
     /// Receives until `waker` is stopped.

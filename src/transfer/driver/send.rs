@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
-use crate::impair::units::Rate;
 use crate::poll::{self, Waker};
 use crate::transfer::packet::{ErrorCode, Repr};
 use crate::transfer::{Protocol, Sender, SenderConfig};
 use crate::transfer::{SenderEvent, SenderStats, TransferError};
+use crate::units::Rate;
 
 use super::{LookFirst, ROUNDS};
 

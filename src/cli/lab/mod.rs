@@ -1,5 +1,8 @@
-//! `socketeer lab`: the concurrency lab. Each experiment prints what it
-//! measured, then what the numbers mean.
+//! `socketeer lab`: the lab. Each experiment prints what it measured, then
+//! what the numbers mean. The concurrency experiments are here; the
+//! networking ones in [`network`].
+
+mod network;
 
 use std::fmt::Display;
 use std::io;
@@ -40,6 +43,7 @@ pub enum Command {
     Cpu(CpuArgs),
     /// Threads incrementing one counter: a lost-update race, fetch_add, a Mutex.
     #[command(after_help = "Examples:\n  socketeer lab race\n  \
+                            socketeer lab race --python\n  \
                             socketeer lab race --threads 8 --count 100000 --json")]
     Race(RaceArgs),
     /// Producers and consumers over a bounded queue: waits, throughput, exactly once.
@@ -54,6 +58,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  socketeer lab servers\n  \
                             socketeer lab servers --connections 10,100,1000,10000 --duration 2s --json")]
     Servers(ServersArgs),
+    #[command(flatten)]
+    Network(network::Command),
     /// Runs one task of an experiment; the lab starts its child processes with it.
     #[command(hide = true)]
     Child(ChildArgs),
@@ -110,6 +116,9 @@ pub struct RaceArgs {
     #[arg(long, value_name = "N", default_value_t = 5_000_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     count: u64,
+    /// Also run the race in CPython (at most 200,000 increments per thread), if python3 is installed.
+    #[arg(long)]
+    python: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -204,7 +213,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Cpu(args) => cpu(args),
         Command::Race(args) => {
-            let config = RaceConfig { threads: args.threads as usize, increments: args.count };
+            let config =
+                RaceConfig { threads: args.threads as usize, increments: args.count, python: args.python };
             conclude(Output::new(args.json), "race", &race::run(config)?)
         }
         Command::ProducerConsumer(args) => {
@@ -222,6 +232,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             conclude(Output::new(args.json), "deadlock", &deadlock::run(config)?)
         }
         Command::Servers(args) => servers(args).await,
+        Command::Network(command) => network::run(command).await,
         Command::Child(args) => child(args).await,
     }
 }
@@ -288,6 +299,7 @@ async fn child(args: ChildArgs) -> anyhow::Result<()> {
             live.finish()?;
         }
         ChildTask::CpuJob { count } => out.emit("sum", &JobResult { sum: cpu::job(count) })?,
+        ChildTask::BindPort { port } => out.emit("bind", &socketeer::lab::bind::try_bind(port))?,
         ChildTask::EchoServer { model, max_connections } => {
             servers::serve(
                 model,

@@ -1,0 +1,200 @@
+//! The networking experiments of `socketeer lab`: framing, EOF,
+//! SO_REUSEADDR, backlogs, bind addresses, blocking, bytes and text, names,
+//! TCP against UDP under loss, ARQ timelines, and a process's memory.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use socketeer::lab::backlog::{self, BacklogConfig};
+use socketeer::lab::blocking::{self, BlockingConfig};
+use socketeer::lab::eof::{self, EofConfig};
+use socketeer::lab::framing::{self, FramingConfig};
+use socketeer::lab::{anatomy, bind, encoding, names, reuseaddr};
+
+use super::super::args::{UsageError, positive_duration, size_in};
+use super::super::output::Output;
+use super::conclude;
+
+/// The networking experiments.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Several sends against what recv returns (joined, split), then newline and length-prefix framing.
+    #[command(after_help = "Examples:\n  socketeer lab framing\n  \
+                            socketeer lab framing --message hi --message there --chunk 2 --json")]
+    Framing(FramingArgs),
+    /// recv returning 0 on an orderly close, an error on a reset, and a loop that ignores the 0.
+    #[command(after_help = "Examples:\n  socketeer lab eof\n  socketeer lab eof --spin 1s --json")]
+    Eof(EofArgs),
+    /// Restart a listener while its old connection sits in TIME_WAIT, with and without SO_REUSEADDR.
+    #[command(after_help = "Examples:\n  socketeer lab reuseaddr\n  socketeer lab reuseaddr --json")]
+    Reuseaddr(JsonArgs),
+    /// accept when nobody connects; connects to a server that listens but never accepts.
+    #[command(after_help = "Examples:\n  socketeer lab backlog\n  \
+                            socketeer lab backlog --backlog 2 --clients 6 --wait 200ms --json")]
+    Backlog(BacklogArgs),
+    /// Waiting for late data: blocking recv, a timeout, non-blocking EAGAIN, and poll.
+    #[command(after_help = "Examples:\n  socketeer lab blocking\n  \
+                            socketeer lab blocking --delay 1s --timeout 300ms --json")]
+    Blocking(BlockingArgs),
+    /// Text vs bytes: UTF-8, a character split across two recvs, invalid bytes, Latin-1 vs UTF-8.
+    #[command(
+        after_help = "Examples:\n  socketeer lab bytes\n  socketeer lab bytes --text 'naïve 日本' --json"
+    )]
+    Bytes(BytesArgs),
+    /// 127.0.0.1 vs 127.0.0.2 vs 0.0.0.0 vs :: : who reaches which listener; privileged and ephemeral ports.
+    #[command(
+        after_help = "Examples:\n  socketeer lab bind\n  sudo socketeer lab bind     # also from another host (a private network namespace)\n  socketeer lab bind --json"
+    )]
+    Bind(JsonArgs),
+    /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
+    #[command(after_help = "Examples:\n  socketeer lab names\n  socketeer lab names --json")]
+    Names(JsonArgs),
+    /// A process's memory (code, data, bss, heap, stacks, libraries), its threads, and its PCB.
+    #[command(after_help = "Examples:\n  socketeer lab anatomy\n  socketeer lab anatomy --work 500ms --json")]
+    Anatomy(AnatomyArgs),
+}
+
+/// Arguments of experiments that take nothing but `--json`.
+#[derive(Debug, clap::Args)]
+pub struct JsonArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab framing`.
+#[derive(Debug, clap::Args)]
+pub struct FramingArgs {
+    /// A message to send (repeat for several); default: hello, world, how are you?
+    #[arg(long = "message", value_name = "TEXT")]
+    messages: Vec<String>,
+    /// The size of the one large send.
+    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = size_in::<u32>(1, 64 << 20))]
+    size: u32,
+    /// The framed runs write their bytes in pieces this small.
+    #[arg(long, value_name = "BYTES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    chunk: u32,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab eof`.
+#[derive(Debug, clap::Args)]
+pub struct EofArgs {
+    /// How long the loop that ignores 0 may spin.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = bounded(Duration::from_secs(10)))]
+    spin: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab backlog`.
+#[derive(Debug, clap::Args)]
+pub struct BacklogArgs {
+    /// The listener's backlog.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    backlog: u32,
+    /// Clients that connect to the server that does not accept.
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=256))]
+    clients: u32,
+    /// How long accept waits for nobody, and a client for its connection before it counts as waiting.
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = bounded(Duration::from_secs(5)))]
+    wait: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab blocking`.
+#[derive(Debug, clap::Args)]
+pub struct BlockingArgs {
+    /// How long the peer waits before it sends.
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = bounded(Duration::from_secs(5)))]
+    delay: Duration,
+    /// The receive timeout of the timeout case.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = bounded(Duration::from_secs(5)))]
+    timeout: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab bytes`.
+#[derive(Debug, clap::Args)]
+pub struct BytesArgs {
+    /// The text to send.
+    #[arg(long, value_name = "TEXT", default_value = "héllo wörld ✓ 🦀")]
+    text: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab anatomy`.
+#[derive(Debug, clap::Args)]
+pub struct AnatomyArgs {
+    /// How long the waiting thread and the computing thread each run.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = bounded(Duration::from_secs(5)))]
+    work: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A positive duration of at most `max`, so that an experiment stays short.
+fn bounded(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |s| {
+        let d = positive_duration(s)?;
+        if d > max {
+            return Err(format!(
+                "at most {} (the lab keeps experiments short)",
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(d)
+    }
+}
+
+/// Runs a networking experiment.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        // On the main thread, whose stack is the one /proc/self/maps calls [stack].
+        Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
+        // The others block on plain sockets and threads: keep them off the async workers.
+        command => tokio::task::spawn_blocking(move || run_blocking(command)).await?,
+    }
+}
+
+fn run_blocking(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Framing(a) => {
+            let defaults = FramingConfig::default();
+            let messages = if a.messages.is_empty() { defaults.messages } else { a.messages };
+            if let Some(bad) = messages.iter().find(|m| m.contains('\n')) {
+                return Err(UsageError(format!(
+                    "--message {bad:?} holds a newline, which newline framing cannot carry; send it as two messages"
+                ))
+                .into());
+            }
+            let config = FramingConfig { messages, large: a.size as usize, chunk: a.chunk as usize };
+            conclude(Output::new(a.json), "framing", &framing::run(config)?)
+        }
+        Command::Eof(a) => conclude(Output::new(a.json), "eof", &eof::run(EofConfig { spin: a.spin })?),
+        Command::Reuseaddr(a) => conclude(Output::new(a.json), "reuseaddr", &reuseaddr::run()?),
+        Command::Backlog(a) => {
+            let config = BacklogConfig { backlog: a.backlog, clients: a.clients, wait: a.wait };
+            conclude(Output::new(a.json), "backlog", &backlog::run(config)?)
+        }
+        Command::Blocking(a) => {
+            let config = BlockingConfig { delay: a.delay, timeout: a.timeout };
+            conclude(Output::new(a.json), "blocking", &blocking::run(config)?)
+        }
+        Command::Bytes(a) => conclude(Output::new(a.json), "bytes", &encoding::run(&a.text)?),
+        Command::Bind(a) => conclude(Output::new(a.json), "bind", &bind::run(&super::self_exec()?)?),
+        Command::Names(a) => conclude(Output::new(a.json), "names", &names::run()?),
+        Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
+    }
+}
