@@ -194,21 +194,12 @@ pub struct HostReport {
     /// not probed are missing from its counts.
     pub incomplete: bool,
     /// Smoothed round trip to the host, once measured.
-    #[serde(rename = "srtt_ms", serialize_with = "crate::stats::as_opt_millis", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "srtt_ms",
+        serialize_with = "crate::stats::as_opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub srtt: Option<Duration>,
-}
-
-impl HostReport {
-    /// The state most of the host's unreported ports are in, and how many:
-    /// what nmap calls the ignored state.
-    pub fn ignored(&self) -> Option<(PortState, u64)> {
-        let reported = |state| self.ports.iter().filter(|p| p.state == state).count() as u64;
-        PortState::ALL
-            .into_iter()
-            .map(|state| (state, self.counts.get(state).saturating_sub(reported(state))))
-            .filter(|&(_, n)| n > 0)
-            .max_by_key(|&(_, n)| n)
-    }
 }
 
 /// Counts of verdicts per state.

@@ -13,19 +13,21 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use nix::sys::socket::{SockaddrStorage, recvfrom};
 use nix::errno::Errno;
+use nix::sys::socket::{SockaddrStorage, recvfrom};
 use socket2::{Domain, SockAddr, Socket};
 
 use super::packet::{self, SYN_LEN, TcpReply};
 use super::report::{PortState, Reason};
 use super::schedule::Scheduler;
+use super::schedule::throttle::SharedThrottle;
 use super::tcp::SEND_BATCH;
-use super::worker::{Group, Plan, Reporter, Stopped, share};
+use super::worker::{Group, Plan, Reporter, Stopped, poll_wait, share};
 use crate::rawsock;
 
 /// Attempts at finding a source port free over both IPv4 and IPv6.
@@ -36,7 +38,13 @@ const PORT_ATTEMPTS: usize = 16;
 ///
 /// # Errors
 /// When the raw sockets, the source port or epoll cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(
+    group: &Group,
+    plan: &Plan,
+    k: usize,
+    throttles: Vec<Arc<SharedThrottle>>,
+    mut out: Reporter<'_>,
+) -> io::Result<()> {
     let (_reservation, port) = reserve_port()?;
     let mut poll = Poll::new()?;
     let open = |domain: Domain, token: usize| -> io::Result<Option<Socket>> {
@@ -51,7 +59,7 @@ pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) 
     let sources = group.ips.iter().map(|&ip| rawsock::source_for(ip).ok()).collect();
     let hosts = group.ips.iter().enumerate().map(|(i, ip)| (*ip, i as u32)).collect();
     let ports = share(&plan.tcp_ports, k, plan.connect_threads);
-    let mut scheduler = Scheduler::new(plan.schedule, group.len(), ports, true, Instant::now());
+    let mut scheduler = Scheduler::sharing(plan.schedule, throttles, ports, true, Instant::now());
     let mut reactor = Reactor { group, v4, v6, sources, hosts, port, key: RandomState::new(), out: &mut out };
     // Stopped: the results so far still go out, marked incomplete.
     let _ = reactor.drive(&mut poll, &mut scheduler);
@@ -156,10 +164,7 @@ impl Reactor<'_, '_> {
             if scheduler.is_done() || self.out.stopped() {
                 return Ok(());
             }
-            let wait = match batch {
-                SEND_BATCH => Some(std::time::Duration::ZERO),
-                _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
-            };
+            let wait = Some(poll_wait(scheduler, batch == SEND_BATCH));
             if poll.poll(&mut events, wait).is_err() {
                 continue;
             }

@@ -14,6 +14,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -22,8 +23,9 @@ use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::report::{PortState, Reason};
+use super::schedule::throttle::SharedThrottle;
 use super::schedule::{Scheduler, SlotId};
-use super::worker::{Group, Plan, Reporter, Stopped, share};
+use super::worker::{Group, Plan, Reporter, Stopped, poll_wait, share};
 
 /// Probes sent between two looks at what has arrived.
 pub(super) const SEND_BATCH: usize = 256;
@@ -42,10 +44,16 @@ enum Outcome {
 ///
 /// # Errors
 /// When epoll cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(
+    group: &Group,
+    plan: &Plan,
+    k: usize,
+    throttles: Vec<Arc<SharedThrottle>>,
+    mut out: Reporter<'_>,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let ports = share(&plan.tcp_ports, k, plan.connect_threads);
-    let mut scheduler = Scheduler::new(plan.schedule, group.len(), ports, false, Instant::now());
+    let mut scheduler = Scheduler::sharing(plan.schedule, throttles, ports, false, Instant::now());
     let mut sockets: Vec<Option<Socket>> = (0..plan.schedule.window.max(1)).map(|_| None).collect();
     let mut events = Events::with_capacity(1024);
     let mut connector = Connector::default();
@@ -118,11 +126,7 @@ fn drive(
         if scheduler.is_done() || out.stopped() {
             return Ok(());
         }
-        let wait = match batch {
-            // More may be ready to send: only collect what has arrived.
-            SEND_BATCH => Some(std::time::Duration::ZERO),
-            _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
-        };
+        let wait = Some(poll_wait(scheduler, batch == SEND_BATCH));
         if let Err(e) = poll.poll(events, wait)
             && e.kind() != io::ErrorKind::Interrupted
         {

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -26,8 +27,9 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use super::payloads;
 use super::report::{PortState, Reason};
 use super::schedule::Scheduler;
+use super::schedule::throttle::SharedThrottle;
 use super::tcp::SEND_BATCH;
-use super::worker::{Group, Plan, Reporter, Stopped, share};
+use super::worker::{Group, Plan, Reporter, Stopped, poll_wait, share};
 
 /// Receive buffer of each socket: answers and ICMP errors queue here between polls.
 const RECV_BUFFER: usize = 4 << 20;
@@ -85,12 +87,17 @@ fn open(domain: Domain, token: usize, poll: &Poll) -> io::Result<Socket> {
 ///
 /// # Errors
 /// When epoll or the sockets cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(
+    group: &Group,
+    plan: &Plan,
+    throttles: Vec<Arc<SharedThrottle>>,
+    mut out: Reporter<'_>,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let sockets = Sockets::for_group(group, &poll)?;
     let hosts: HashMap<IpAddr, u32> = group.ips.iter().enumerate().map(|(i, ip)| (*ip, i as u32)).collect();
     let ports = share(&plan.udp_ports, 0, 1);
-    let mut scheduler = Scheduler::new(plan.udp_schedule, group.len(), ports, true, Instant::now());
+    let mut scheduler = Scheduler::sharing(plan.udp_schedule, throttles, ports, true, Instant::now());
     let mut reactor = Reactor { group, sockets: &sockets, hosts: &hosts, out: &mut out };
     // Stopped: the results so far still go out, marked incomplete.
     let _ = reactor.drive(&mut poll, &mut scheduler);
@@ -145,10 +152,7 @@ impl Reactor<'_, '_> {
             if scheduler.is_done() || self.out.stopped() {
                 return Ok(());
             }
-            let wait = match batch {
-                SEND_BATCH => Some(std::time::Duration::ZERO),
-                _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
-            };
+            let wait = Some(poll_wait(scheduler, batch == SEND_BATCH));
             if poll.poll(&mut events, wait).is_err() {
                 continue;
             }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::report::{PortReport, PortState, Reason, StateCounts};
+use super::schedule::throttle::SharedThrottle;
 use super::schedule::{HostNotes, Mark, Probe, ScheduleConfig, Scheduler};
 use super::{Progress, ScanConfig, TcpMethod, ports, syn, tcp, udp};
 use crate::net::Transport;
@@ -49,13 +50,18 @@ impl Plan {
             min_rate: config.min_rate,
             max_passes: super::schedule::MAX_PASSES,
             host_timeout: config.host_timeout,
+            sharers: 1,
         };
         Plan {
             tcp_ports,
             udp_ports,
             syn,
             connect_threads,
-            schedule: ScheduleConfig { window: (window / connect_threads).max(1), ..base },
+            schedule: ScheduleConfig {
+                window: (window / connect_threads).max(1),
+                sharers: connect_threads,
+                ..base
+            },
             // A datagram per probe and no socket: bounded by how many answers
             // the receive buffer holds, not by descriptors.
             udp_schedule: ScheduleConfig { window: config.max_inflight.unwrap_or(UDP_WINDOW).max(1), ..base },
@@ -128,6 +134,23 @@ pub(super) enum Found {
     Done { hosts: Vec<HostShare>, probes: u64, retries: u64 },
 }
 
+/// The longest a reactor waits for answers before it looks whether the
+/// scan was stopped (a lingering host may otherwise keep it for its whole
+/// timeout).
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// How long a reactor may wait for answers now: until the scheduler's next
+/// deadline (not at all after a full batch of sends: more may be ready to
+/// send), never longer than [`STOP_CHECK`].
+pub(super) fn poll_wait(scheduler: &Scheduler, full_batch: bool) -> Duration {
+    if full_batch {
+        return Duration::ZERO;
+    }
+    scheduler
+        .poll_timeout()
+        .map_or(STOP_CHECK, |t| t.saturating_duration_since(Instant::now()).min(STOP_CHECK))
+}
+
 /// The ports reactor `k` of `n` probes on every host: every `n`-th, so
 /// reactors share each host's ports evenly.
 pub(super) fn share(ports: &[u16], k: usize, n: usize) -> Arc<[u16]> {
@@ -144,21 +167,26 @@ pub(super) fn scan_group(
     progress: &Progress,
     tx: &mpsc::Sender<Found>,
 ) -> std::io::Result<()> {
+    // The reactors probing a host share its throttle: the host's limit counts them all.
+    let throttles = |config: &ScheduleConfig| -> Vec<Arc<SharedThrottle>> {
+        let now = Instant::now();
+        group.ips.iter().map(|_| Arc::new(SharedThrottle::new(now, config.min_rate))).collect()
+    };
     std::thread::scope(|scope| {
         let mut reactors = Vec::new();
         if !plan.tcp_ports.is_empty() {
+            let shared = throttles(&plan.schedule);
             for k in 0..plan.connect_threads {
                 let reporter = Reporter::new(tx, group, Transport::Tcp, plan, progress);
                 let scan = if plan.syn { syn::scan } else { tcp::scan };
-                reactors.push(scope.spawn(move || scan(group, plan, k, reporter)));
+                let shared = shared.clone();
+                reactors.push(scope.spawn(move || scan(group, plan, k, shared, reporter)));
             }
         }
         if !plan.udp_ports.is_empty() {
-            reactors.push(
-                scope.spawn(|| {
-                    udp::scan(group, plan, Reporter::new(tx, group, Transport::Udp, plan, progress))
-                }),
-            );
+            let shared = throttles(&plan.udp_schedule);
+            let reporter = Reporter::new(tx, group, Transport::Udp, plan, progress);
+            reactors.push(scope.spawn(|| udp::scan(group, plan, shared, reporter)));
         }
         reactors.into_iter().try_for_each(|r| {
             r.join().unwrap_or_else(|_| Err(std::io::Error::other("a scan reactor panicked")))

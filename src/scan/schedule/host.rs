@@ -17,7 +17,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::throttle::Throttle;
+use std::sync::Arc;
+
+use super::throttle::SharedThrottle;
 use crate::scan::report::{PortState, Reason};
 use crate::transfer::rtt::RttEstimator;
 
@@ -46,7 +48,9 @@ const CONTROLS: usize = 3;
 /// A probe waiting to be sent: a port (by index) and its attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Pending {
+    /// The port's place among the scheduler's ports (not used by control probes).
     pub index: u32,
+    pub port: u16,
     pub attempt: u8,
     pub control: bool,
     /// When its first attempt went out (its answer is taken until that plus the timeout).
@@ -102,13 +106,15 @@ pub(super) struct HostQueue {
     pass_lost: bool,
     pass_answers: u32,
     pass_started: Instant,
-    /// Ports that answered negatively, for control probes.
-    controls: Vec<u32>,
-    /// Control probes of the burst still to send.
-    controls_due: usize,
+    /// The host's count of losses when the pass began.
+    pass_losses: u64,
+    /// Ports offered to the host's shared list of control ports.
+    offered: usize,
+    /// Control probes of the burst still to send (ports).
+    controls_due: Vec<u16>,
     control_sent: bool,
     pub rtt: RttEstimator,
-    pub throttle: Throttle,
+    pub throttle: Arc<SharedThrottle>,
     /// No sends before this (pace or back-off).
     pub paused_until: Option<Instant>,
     pub send_failures: u32,
@@ -126,7 +132,7 @@ pub(super) struct HostQueue {
 }
 
 impl HostQueue {
-    pub fn new(ports: usize, rtt: RttEstimator, throttle: Throttle, now: Instant) -> Self {
+    pub fn new(ports: usize, rtt: RttEstimator, throttle: Arc<SharedThrottle>, now: Instant) -> Self {
         HostQueue {
             marks: vec![Mark::Unsent; ports],
             cursor: 0,
@@ -137,8 +143,9 @@ impl HostQueue {
             pass_lost: false,
             pass_answers: 0,
             pass_started: now,
-            controls: Vec::new(),
-            controls_due: 0,
+            pass_losses: 0,
+            offered: 0,
+            controls_due: Vec::new(),
             control_sent: false,
             rtt,
             throttle,
@@ -156,8 +163,8 @@ impl HostQueue {
         }
     }
 
-    /// The next probe of this host, if it has one to send now.
-    pub fn next(&mut self) -> Option<Pending> {
+    /// The next probe of this host (whose ports are `ports`), if it has one to send now.
+    pub fn next(&mut self, ports: &[u16]) -> Option<Pending> {
         if self.stage != Stage::Scanning {
             return None;
         }
@@ -168,7 +175,8 @@ impl HostQueue {
             let index = self.cursor;
             self.cursor += 1;
             if self.marks[index] == Mark::Unsent {
-                return Some(Pending { index: index as u32, attempt: 0, control: false, first_sent: None });
+                let (index, port) = (index as u32, ports[index]);
+                return Some(Pending { index, port, attempt: 0, control: false, first_sent: None });
             }
         }
         while self.pass > 0 && self.cursor < self.again.len() {
@@ -176,14 +184,13 @@ impl HostQueue {
             self.cursor += 1;
             if self.marks[index as usize] == Mark::Silent {
                 self.reprobed += 1;
-                return Some(Pending { index, attempt: 0, control: false, first_sent: None });
+                let port = ports[index as usize];
+                return Some(Pending { index, port, attempt: 0, control: false, first_sent: None });
             }
         }
-        if self.controls_due > 0 {
-            self.controls_due -= 1;
+        if let Some(port) = self.controls_due.pop() {
             self.control_sent = true;
-            let index = *self.controls.get(self.controls_due)?;
-            return Some(Pending { index, attempt: 0, control: true, first_sent: None });
+            return Some(Pending { index: u32::MAX, port, attempt: 0, control: true, first_sent: None });
         }
         None
     }
@@ -192,8 +199,12 @@ impl HostQueue {
     pub fn has_work(&self) -> bool {
         self.stage == Stage::Scanning
             && (!self.retry.is_empty()
-                || self.controls_due > 0
-                || if self.pass == 0 { self.cursor < self.marks.len() } else { self.cursor < self.again.len() })
+                || !self.controls_due.is_empty()
+                || if self.pass == 0 {
+                    self.cursor < self.marks.len()
+                } else {
+                    self.cursor < self.again.len()
+                })
     }
 
     /// Records an answer to an in-flight probe sent at `sent`, or a late one
@@ -210,9 +221,10 @@ impl HostQueue {
             return false;
         }
         self.throttle.answered(now);
-        // A reset or ICMP error to a retry: the first attempt's answer was dropped.
+        // A reset or ICMP error to a retry: the first attempt's answer was
+        // dropped, at the pace of the first attempt's time.
         if state != PortState::Open && pending.attempt > 0 {
-            self.loss(now, sent);
+            self.loss(now, pending.first_sent.unwrap_or(sent));
         }
         if pending.control {
             return true;
@@ -226,8 +238,9 @@ impl HostQueue {
             _ => {}
         }
         *mark = Mark::Answered(state, reason);
-        if state != PortState::Open && self.controls.len() < CONTROLS {
-            self.controls.push(pending.index);
+        if state != PortState::Open && self.offered < CONTROLS {
+            self.offered += 1;
+            self.throttle.offer_control(pending.port, CONTROLS);
         }
         true
     }
@@ -263,7 +276,7 @@ impl HostQueue {
     pub fn give_up_unreachable(&mut self) {
         self.unreachable = true;
         self.retry.clear();
-        self.controls_due = 0;
+        self.controls_due.clear();
         for mark in &mut self.marks {
             if matches!(mark, Mark::Unsent | Mark::Silent) {
                 self.concluded += u64::from(*mark == Mark::Unsent);
@@ -277,7 +290,7 @@ impl HostQueue {
     pub fn give_up_timed_out(&mut self) {
         self.timed_out = true;
         self.retry.clear();
-        self.controls_due = 0;
+        self.controls_due.clear();
         self.cursor = self.marks.len().max(self.again.len());
     }
 
@@ -291,22 +304,31 @@ impl HostQueue {
         }
         let silent = self.marks.iter().filter(|m| **m == Mark::Silent).count();
         let stopped = self.timed_out || self.unreachable;
-        if silent > 0 && !stopped && !self.pass_lost && !self.control_sent && !self.controls.is_empty() {
-            self.controls_due = self.controls.len();
-            return true;
+        // Another scheduler probing this host may have seen the loss.
+        self.pass_lost |= self.throttle.losses() > self.pass_losses;
+        if silent > 0 && !stopped && !self.pass_lost && !self.control_sent {
+            self.controls_due = self.throttle.controls();
+            if !self.controls_due.is_empty() {
+                return true;
+            }
         }
-        self.throttle.end_pass(now, self.pass_lost);
+        self.throttle.pass_over(now, self.pass_started, self.pass_lost);
         // A pass long enough for any limit above the floor to let answers
         // through, that got none: the silent ports stay silent.
         let judged = now.saturating_duration_since(self.pass_started) >= JUDGED_PASS;
         let progress = self.pass == 0 || self.pass_answers > 0 || !judged;
         if silent > 0 && !stopped && self.pass_lost && progress && self.pass + 1 < max_passes {
             self.pass += 1;
-            self.again = (0..self.marks.len() as u32).filter(|&i| self.marks[i as usize] == Mark::Silent).collect();
+            tracing::debug!(
+                "pass {} over {silent} silent ports at {:?} probes/s",
+                self.pass + 1,
+                self.throttle.rate()
+            );
+            self.again =
+                (0..self.marks.len() as u32).filter(|&i| self.marks[i as usize] == Mark::Silent).collect();
             self.cursor = 0;
             (self.pass_lost, self.pass_answers, self.control_sent) = (false, 0, false);
-            self.pass_started = now;
-            self.throttle.start_pass(now);
+            (self.pass_started, self.pass_losses) = (now, self.throttle.losses());
             return true;
         }
         self.finished_at = Some(now);
@@ -320,10 +342,11 @@ impl HostQueue {
     /// What the scan learnt about the host besides its ports.
     pub fn notes(&self, now: Instant) -> HostNotes {
         let end = self.finished_at.unwrap_or(now);
-        let throttled = match (self.throttle.since(), self.throttle.rate()) {
+        let throttle = self.throttle.snapshot();
+        let throttled = match (throttle.since(), throttle.rate()) {
             (Some(since), Some(rate)) => Some(Throttled {
                 rate,
-                answer_rate: self.throttle.measured(),
+                answer_rate: throttle.measured(),
                 reprobed: self.reprobed,
                 waited: end.saturating_duration_since(since),
             }),
@@ -332,7 +355,8 @@ impl HostQueue {
         HostNotes {
             throttled,
             unreachable: self.unreachable,
-            incomplete: self.timed_out || self.marks.iter().any(|m| matches!(m, Mark::Unsent | Mark::InFlight)),
+            incomplete: self.timed_out
+                || self.marks.iter().any(|m| matches!(m, Mark::Unsent | Mark::InFlight)),
             srtt: self.rtt.srtt(),
         }
     }

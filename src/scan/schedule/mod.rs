@@ -2,7 +2,7 @@
 //! next, keeps the in-flight window, times probes out from the moment they
 //! were sent, retries them, paces them, and records what every port got.
 //!
-//! Hosts take turns: each has its own queue ([`host`]), its own round-trip
+//! Hosts take turns: each has its own queue, its own round-trip
 //! estimate and its own pace, so a host that limits its answers
 //! ([`throttle`]) or cannot be reached is slowed down or given up alone,
 //! and never holds the others back.
@@ -39,6 +39,7 @@
 
 mod host;
 pub mod throttle;
+mod types;
 
 #[cfg(test)]
 mod tests;
@@ -50,83 +51,11 @@ use std::time::{Duration, Instant};
 
 pub use host::{HostNotes, Mark, Throttled};
 use host::{HostQueue, Pending, Stage};
-use throttle::Throttle;
+use throttle::SharedThrottle;
+pub use types::{Expired, MAX_PASSES, MIN_TIMEOUT, Probe, ScheduleConfig, Settled, SlotId};
 
 use super::report::{PortState, Reason};
 use crate::transfer::rtt::RttEstimator;
-
-/// One probe: a host (an index the driver maps to an address) and a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
-    /// The host's index in the driver's host table.
-    pub host: u32,
-    /// The port probed.
-    pub port: u16,
-    /// 0 for the first send, 1 for the first retry, ...
-    pub attempt: u8,
-}
-
-/// The slot of an in-flight probe; valid until the probe settles or expires.
-pub type SlotId = u32;
-
-/// How a scheduler paces and retries.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ScheduleConfig {
-    /// How long an answer is waited for, counted from the probe's send (the
-    /// adaptive retry timeout starts here and never exceeds it).
-    pub timeout: Duration,
-    /// How many times an unanswered probe is sent again within a pass.
-    pub retries: u8,
-    /// The most probes in flight at once (at least 1).
-    pub window: usize,
-    /// Probes per second over all hosts, when capped.
-    pub rate: Option<f64>,
-    /// The slowest pace a host that limits its answers may be given.
-    pub min_rate: Option<f64>,
-    /// Passes over a host's silent ports at most, the first included.
-    pub max_passes: u8,
-    /// Give a host up after this long.
-    pub host_timeout: Option<Duration>,
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig {
-            timeout: Duration::from_secs(1),
-            retries: 1,
-            window: 4096,
-            rate: None,
-            min_rate: None,
-            max_passes: MAX_PASSES,
-            host_timeout: None,
-        }
-    }
-}
-
-/// Passes over a throttling host's silent ports, by default.
-pub const MAX_PASSES: u8 = 10;
-
-/// A probe whose time ran out; its slot is free again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expired {
-    /// The slot it held (drop the driver's state for it).
-    pub slot: SlotId,
-    /// The probe.
-    pub probe: Probe,
-}
-
-/// An answer the scheduler took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Settled {
-    /// The probe answered (for a late answer: its port, last attempt).
-    pub probe: Probe,
-    /// The answer gave the port its verdict (false for control probes and
-    /// ports that had one already).
-    pub recorded: bool,
-}
-
-/// The shortest adaptive timeout: room for a busy host's scheduling delays.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// After running out of sockets with nothing in flight, wait this long.
 const EMPTY_BACKOFF: Duration = Duration::from_millis(10);
@@ -175,17 +104,31 @@ impl Scheduler {
     /// ([`answer`](Self::answer), for scans whose answers arrive on a shared
     /// socket).
     pub fn new(config: ScheduleConfig, hosts: usize, ports: Arc<[u16]>, indexed: bool, now: Instant) -> Self {
+        let throttles = (0..hosts).map(|_| Arc::new(SharedThrottle::new(now, config.min_rate))).collect();
+        Self::sharing(config, throttles, ports, indexed, now)
+    }
+
+    /// Like [`new`](Self::new), for hosts whose throttles other schedulers
+    /// share (one per host, in host order).
+    pub fn sharing(
+        config: ScheduleConfig,
+        throttles: Vec<Arc<SharedThrottle>>,
+        ports: Arc<[u16]>,
+        indexed: bool,
+        now: Instant,
+    ) -> Self {
         let window = config.window.max(1);
         let empty = Slot {
             host: 0,
-            pending: Pending { index: 0, attempt: 0, control: false, first_sent: None },
+            pending: Pending { index: 0, port: 0, attempt: 0, control: false, first_sent: None },
             generation: 0,
             busy: false,
             sent_at: None,
         };
         let rtt = RttEstimator::new(config.timeout, MIN_TIMEOUT.min(config.timeout), config.timeout);
-        let hosts: Vec<HostQueue> = (0..hosts)
-            .map(|_| HostQueue::new(ports.len(), rtt.clone(), Throttle::new(now, config.min_rate), now))
+        let hosts: Vec<HostQueue> = throttles
+            .into_iter()
+            .map(|throttle| HostQueue::new(ports.len(), rtt.clone(), throttle, now))
             .collect();
         let scanning = hosts.iter().filter(|h| h.stage == Stage::Scanning).count();
         let mut scheduler = Scheduler {
@@ -231,7 +174,7 @@ impl Scheduler {
                 continue;
             }
             h.queued = false;
-            let Some(mut pending) = h.next() else { continue };
+            let Some(mut pending) = h.next(&self.ports) else { continue };
             pending.first_sent.get_or_insert(now);
             if let Some(limit) = self.config.host_timeout
                 && now.saturating_duration_since(h.started) >= limit
@@ -244,7 +187,9 @@ impl Scheduler {
                 h.marks[pending.index as usize] = Mark::InFlight;
             }
             h.in_flight += 1;
-            h.paused_until = h.throttle.interval().map(|gap| now + gap);
+            h.throttle.sent(now);
+            let sharers = self.config.sharers.max(1) as f64;
+            h.paused_until = h.throttle.rate().map(|rate| now + Duration::from_secs_f64(sharers / rate));
             self.enqueue(host, now);
             if let Some(interval) = self.interval {
                 let base = self.next_send.map_or(now, |t| t.max(now.checked_sub(PACE_SLACK).unwrap_or(now)));
@@ -256,7 +201,7 @@ impl Scheduler {
             (entry.host, entry.pending, entry.busy) = (host, pending, true);
             entry.generation = entry.generation.wrapping_add(1);
             self.in_flight += 1;
-            let probe = Probe { host, port: self.ports[pending.index as usize], attempt: pending.attempt };
+            let probe = Probe { host, port: pending.port, attempt: pending.attempt };
             if let Some(index) = &mut self.index {
                 index.insert((host, probe.port), slot);
             }
@@ -315,7 +260,14 @@ impl Scheduler {
     /// An answer from `host` about `port`: settles the probe in flight, or
     /// is taken late for a port left silent. `None` when no probe of this
     /// scheduler is waiting for it (indexed schedulers only).
-    pub fn answer(&mut self, host: u32, port: u16, now: Instant, state: PortState, reason: Reason) -> Option<Settled> {
+    pub fn answer(
+        &mut self,
+        host: u32,
+        port: u16,
+        now: Instant,
+        state: PortState,
+        reason: Reason,
+    ) -> Option<Settled> {
         if let Some(&slot) = self.index.as_ref()?.get(&(host, port)) {
             return Some(self.settle(slot, now, state, reason));
         }
@@ -326,7 +278,7 @@ impl Scheduler {
         }
         // Late: the round trip is unknown, and so is which attempt it answers
         // (a slow answer is no sign of a dropped one).
-        let pending = Pending { index, attempt: 0, control: false, first_sent: None };
+        let pending = Pending { index, port, attempt: 0, control: false, first_sent: None };
         let recorded = h.answered(pending, (state, reason), now, now);
         Some(Settled { probe: Probe { host, port, attempt: self.config.retries }, recorded })
     }
@@ -524,7 +476,7 @@ impl Scheduler {
         self.in_flight -= 1;
         self.free.push(slot);
         let (host, pending) = (entry.host, entry.pending);
-        let probe = Probe { host, port: self.ports[pending.index as usize], attempt: pending.attempt };
+        let probe = Probe { host, port: pending.port, attempt: pending.attempt };
         self.hosts[host as usize].in_flight -= 1;
         if let Some(index) = &mut self.index {
             index.remove(&(host, probe.port));
