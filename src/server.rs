@@ -1,10 +1,10 @@
 //! What every server shares: the [`Service`] trait that `socketeer serve`
-//! runs, a TCP accept loop with a connection cap (overall, and optionally per
-//! source address), and a UDP request/reply loop.
+//! runs, a TCP accept loop with a connection cap (or any other admission
+//! policy, through a [`Gatekeeper`]), the summarised log of refused
+//! connections, and a UDP request/reply loop.
 
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,38 +93,43 @@ impl Default for TcpLimits {
     }
 }
 
-/// Who a TCP server admits beyond [`TcpLimits`]' overall cap: at most
-/// `max_per_address` connections from one source address, and a line to
-/// send to a connection turned away (none closes it in silence).
-#[derive(Clone, Copy, Debug)]
-pub struct Admission {
-    /// The overall cap and the idle timeout.
-    pub limits: TcpLimits,
-    /// Connections one source address may hold at once; `None` for no cap.
-    pub max_per_address: Option<usize>,
-    /// What to tell a connection that is turned away, if anything.
-    pub refusal: Option<fn(Refusal) -> String>,
+/// Who a TCP server lets in: [`admit_loop`] asks it about every connection
+/// it accepts. A refused connection is sent the line the refusal carries
+/// (if any) and closed at once; an admitted one holds its ticket until it
+/// closes (a place under a cap, say).
+pub trait Gatekeeper: Send + Sync + 'static {
+    /// What an admitted connection holds while it is open.
+    type Ticket: Send + 'static;
+    /// Lets the connection from `peer` in, or says why not.
+    ///
+    /// # Errors
+    /// The refusal, with what to tell the client.
+    fn admit(&self, peer: SocketAddr) -> Result<Self::Ticket, Refused>;
 }
 
-impl From<TcpLimits> for Admission {
-    fn from(limits: TcpLimits) -> Self {
-        Admission { limits, max_per_address: None, refusal: None }
+/// A connection turned away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The line to send it before closing (none closes it in silence).
+    pub line: Option<String>,
+}
+
+/// The overall cap on connections: a semaphore, and refusals logged.
+struct Cap {
+    service: &'static str,
+    permits: Arc<Semaphore>,
+    log: RefusalLog,
+}
+
+impl Gatekeeper for Cap {
+    type Ticket = OwnedSemaphorePermit;
+
+    fn admit(&self, peer: SocketAddr) -> Result<OwnedSemaphorePermit, Refused> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            self.log.refused(peer, "all connection slots are in use (raise --max-connections)");
+            Refused { line: None }
+        })
     }
-}
-
-/// Why a connection was turned away.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// All `max` connection slots are in use.
-    Full {
-        /// The overall cap.
-        max: usize,
-    },
-    /// Its address already holds `max` connections.
-    PerAddress {
-        /// The cap per address.
-        max: usize,
-    },
 }
 
 /// Accepts connections on `listeners` until shutdown and runs `handler` on
@@ -141,25 +146,35 @@ pub async fn accept_loop<H, F>(
     H: Fn(TcpStream, SocketAddr, Shutdown) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = io::Result<()>> + Send + 'static,
 {
-    admit_loop(service, listeners, limits.into(), shutdown, handler).await;
+    let cap = Cap {
+        service,
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        log: RefusalLog::new(service),
+    };
+    debug!(service = cap.service, max = limits.max_connections, "accepting connections");
+    admit_loop(service, listeners, Arc::new(cap), shutdown, move |stream, peer, permit, shutdown| {
+        handler(stream, peer, shutdown).map(move |ended| {
+            drop(permit);
+            ended
+        })
+    })
+    .await;
 }
 
-/// [`accept_loop`] with a cap per source address and a refusal line.
-pub async fn admit_loop<H, F>(
+/// Accepts connections on `listeners` until shutdown, lets in those that
+/// `gate` admits, and runs `handler` on each (with its ticket) in a tracked
+/// task.
+pub async fn admit_loop<G, H, F>(
     service: &'static str,
     listeners: Vec<TcpListener>,
-    admission: Admission,
+    gate: Arc<G>,
     shutdown: Shutdown,
     handler: H,
 ) where
-    H: Fn(TcpStream, SocketAddr, Shutdown) -> F + Clone + Send + Sync + 'static,
+    G: Gatekeeper,
+    H: Fn(TcpStream, SocketAddr, G::Ticket, Shutdown) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = io::Result<()>> + Send + 'static,
 {
-    let gate = Arc::new(Gate {
-        admission,
-        permits: Arc::new(Semaphore::new(admission.limits.max_connections)),
-        per_address: Mutex::new(HashMap::new()),
-    });
     let loops: Vec<_> = listeners
         .into_iter()
         .map(|listener| {
@@ -170,62 +185,86 @@ pub async fn admit_loop<H, F>(
     futures::future::join_all(loops).await;
 }
 
-/// The admission state all of a server's listeners share.
-struct Gate {
-    admission: Admission,
-    permits: Arc<Semaphore>,
-    /// Connections held per source address, when they are capped.
-    per_address: Mutex<HashMap<IpAddr, usize>>,
+/// How long refusals are counted before the log gets one line about them.
+const REFUSAL_SUMMARY: Duration = Duration::from_secs(10);
+
+/// The log of a server's refusals: the first of a burst is logged at once,
+/// with its peer and reason; the rest are counted by reason and summed up
+/// in one line every ten seconds while they go on, so that a flood
+/// of connections does not become a flood of log lines.
+#[derive(Debug)]
+pub struct RefusalLog {
+    service: &'static str,
+    state: Mutex<RefusalCounts>,
 }
 
-/// A connection's place: its share of the overall cap and of its address's.
-struct Ticket {
-    _permit: OwnedSemaphorePermit,
-    gate: Arc<Gate>,
-    addr: Option<IpAddr>,
+#[derive(Debug, Default)]
+struct RefusalCounts {
+    /// Since when refusals are being counted (none: the next is logged).
+    since: Option<Instant>,
+    /// Refusals counted since then, by reason, in the order first seen.
+    counts: Vec<(&'static str, u64)>,
 }
 
-impl Gate {
-    fn admit(self: &Arc<Self>, peer: SocketAddr) -> Result<Ticket, Refusal> {
-        let max = self.admission.limits.max_connections;
-        let permit = self.permits.clone().try_acquire_owned().map_err(|_| Refusal::Full { max })?;
-        let Some(max) = self.admission.max_per_address else {
-            return Ok(Ticket { _permit: permit, gate: self.clone(), addr: None });
-        };
-        // An IPv4 client of a dual-stack socket shows as ::ffff:a.b.c.d.
-        let addr = peer.ip().to_canonical();
-        let mut held = self.per_address.lock();
-        let count = held.entry(addr).or_insert(0);
-        if *count >= max {
-            return Err(Refusal::PerAddress { max });
-        }
-        *count += 1;
-        Ok(Ticket { _permit: permit, gate: self.clone(), addr: Some(addr) })
+impl RefusalLog {
+    /// An empty log for `service`.
+    pub fn new(service: &'static str) -> RefusalLog {
+        RefusalLog { service, state: Mutex::new(RefusalCounts::default()) }
     }
-}
 
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        if let Some(addr) = self.addr {
-            let mut held = self.gate.per_address.lock();
-            if let Some(count) = held.get_mut(&addr) {
-                *count -= 1;
-                if *count == 0 {
-                    held.remove(&addr);
+    /// The connection from `peer` was refused for `reason`.
+    pub fn refused(&self, peer: SocketAddr, reason: &'static str) {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        match state.since {
+            Some(since) if now.duration_since(since) < REFUSAL_SUMMARY => {
+                match state.counts.iter_mut().find(|(known, _)| *known == reason) {
+                    Some((_, n)) => *n += 1,
+                    None => state.counts.push((reason, 1)),
                 }
+            }
+            _ => {
+                self.summarise(&mut state, now);
+                state.since = Some(now);
+                warn!(service = self.service, %peer, "refusing connection: {reason}");
             }
         }
     }
+
+    /// Logs what was counted since the last line, if anything.
+    fn summarise(&self, state: &mut RefusalCounts, now: Instant) {
+        let counts = std::mem::take(&mut state.counts);
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        if let (Some(since), true) = (state.since, total > 0) {
+            let reasons: Vec<String> = counts.iter().map(|(reason, n)| format!("{n}: {reason}")).collect();
+            let over =
+                humantime::format_duration(Duration::from_secs(now.duration_since(since).as_secs().max(1)));
+            warn!(
+                service = self.service,
+                refused = total,
+                "refused {total} more connections in {over} ({})",
+                reasons.join("; ")
+            );
+        }
+    }
 }
 
-async fn accept_one_listener<H, F>(
+impl Drop for RefusalLog {
+    fn drop(&mut self) {
+        let mut state = self.state.lock();
+        self.summarise(&mut state, Instant::now());
+    }
+}
+
+async fn accept_one_listener<G, H, F>(
     service: &'static str,
     listener: TcpListener,
-    gate: Arc<Gate>,
+    gate: Arc<G>,
     shutdown: Shutdown,
     handler: H,
 ) where
-    H: Fn(TcpStream, SocketAddr, Shutdown) -> F + Send + Sync + 'static,
+    G: Gatekeeper,
+    H: Fn(TcpStream, SocketAddr, G::Ticket, Shutdown) -> F + Send + Sync + 'static,
     F: Future<Output = io::Result<()>> + Send + 'static,
 {
     loop {
@@ -242,18 +281,10 @@ async fn accept_one_listener<H, F>(
         };
         let ticket = match gate.admit(peer) {
             Ok(ticket) => ticket,
-            Err(refusal) => {
-                match refusal {
-                    Refusal::Full { .. } => {
-                        warn!(service, %peer, "refusing connection: all connection slots are in use (raise --max-connections)")
-                    }
-                    Refusal::PerAddress { max } => {
-                        warn!(service, %peer, max, "refusing connection: its address holds the most connections allowed")
-                    }
-                }
-                if let Some(refusal_line) = gate.admission.refusal {
+            Err(refused) => {
+                if let Some(line) = refused.line {
                     // A fresh socket's send buffer is empty: this does not block or cut the line.
-                    let _ = stream.try_write(refusal_line(refusal).as_bytes());
+                    let _ = stream.try_write(line.as_bytes());
                 }
                 drop(stream);
                 continue;
@@ -267,12 +298,9 @@ async fn accept_one_listener<H, F>(
         // A combinator rather than an async block: the block would hold the
         // handler's future twice (captured, and being awaited), doubling
         // every connection's task.
-        let task = handler(stream, peer, shutdown.clone()).map(move |ended| {
-            match ended {
-                Ok(()) => debug!(service, %peer, "connection closed"),
-                Err(e) => debug!(service, %peer, error = %e, "connection ended with an error"),
-            }
-            drop(ticket);
+        let task = handler(stream, peer, ticket, shutdown.clone()).map(move |ended| match ended {
+            Ok(()) => debug!(service, %peer, "connection closed"),
+            Err(e) => debug!(service, %peer, error = %e, "connection ended with an error"),
         });
         shutdown.spawn(task);
     }

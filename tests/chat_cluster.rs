@@ -3,6 +3,7 @@
 //! are killed, and Redis is paused and restarted, in the middle of traffic.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -20,6 +21,8 @@ pub(crate) struct Redis {
     pub(crate) port: u16,
     /// Where it keeps its append-only file, when it keeps one.
     dir: Option<tempfile::TempDir>,
+    /// More settings, for every start.
+    extra: Vec<&'static str>,
 }
 
 impl Redis {
@@ -34,12 +37,51 @@ impl Redis {
     }
 
     fn on(port: u16, dir: Option<tempfile::TempDir>) -> Redis {
-        let child = Redis::spawn(port, dir.as_ref());
-        Redis { child, port, dir }
+        let child = Redis::spawn(port, dir.as_ref(), &[]);
+        Redis { child, port, dir, extra: Vec::new() }
+    }
+
+    /// Persistent, and holding enough data (kept in the base of its
+    /// append-only file) that reading it back after a restart takes about
+    /// three seconds, during which it answers every command with LOADING.
+    fn loading_slowly() -> Redis {
+        // Redis's own test settings: a delay per key loaded, and answering clients while loading.
+        let extra = vec!["--key-load-delay", "750", "--loading-process-events-interval-bytes", "1024"];
+        let (port, dir) = (closed_port(), tempfile::tempdir().unwrap());
+        let child =
+            Redis::spawn(port, Some(&dir), &[&extra[..], &["--enable-debug-command", "yes"]].concat());
+        let redis = Redis { child, port, dir: Some(dir), extra };
+        assert_eq!(redis.command("DEBUG POPULATE 4000 filler 100"), "+OK");
+        redis.command("BGREWRITEAOF");
+        let rewritten = eventually(SETTLE, || {
+            let info = redis.command("INFO persistence");
+            info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrite_scheduled:0")
+        });
+        assert!(rewritten, "redis-server did not rewrite its file");
+        redis
+    }
+
+    /// Sends one inline command and returns the reply (a bulk reply's contents).
+    fn command(&self, command: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_read_timeout(Some(SETTLE)).unwrap();
+        stream.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        let first = first.trim_end().to_owned();
+        match first.strip_prefix('$').and_then(|len| len.parse::<usize>().ok()) {
+            Some(len) => {
+                let mut body = vec![0; len + 2];
+                reader.read_exact(&mut body).unwrap();
+                String::from_utf8_lossy(&body).into_owned()
+            }
+            None => first,
+        }
     }
 
     /// Starts redis-server on `port` (keeping its file in `dir`, if any) and waits until it listens.
-    fn spawn(port: u16, dir: Option<&tempfile::TempDir>) -> Child {
+    fn spawn(port: u16, dir: Option<&tempfile::TempDir>, extra: &[&str]) -> Child {
         require("redis-server", "redis-server");
         let mut command = Command::new("redis-server");
         command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
@@ -49,6 +91,7 @@ impl Redis {
             }
             None => command.args(["--appendonly", "no"]),
         };
+        command.args(extra);
         let child = command.stdout(Stdio::null()).spawn().unwrap();
         let addr = format!("127.0.0.1:{port}");
         assert!(
@@ -73,7 +116,7 @@ impl Redis {
         self.signal("-TERM");
         self.child.wait().unwrap();
         thread::sleep(pause);
-        self.child = Redis::spawn(self.port, self.dir.as_ref());
+        self.child = Redis::spawn(self.port, self.dir.as_ref(), &self.extra);
     }
 }
 
@@ -100,7 +143,7 @@ fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
 fn lobby(nicks: &[&str]) -> String {
     let mut nicks = nicks.to_vec();
     nicks.sort_by_key(|nick| nick.to_lowercase());
-    format!("* in lobby ({}): {}", nicks.len(), nicks.join(" "))
+    format!("*** in lobby ({}): {}", nicks.len(), nicks.join(" "))
 }
 
 /// Asks `/who` until the room's list is `wanted` (the others' joins take a moment to arrive).
@@ -110,7 +153,7 @@ fn until_who(client: &mut Client, wanted: &str) {
         client.send("/who");
         last = loop {
             let line = client.line();
-            if line.starts_with("* in ") {
+            if line.starts_with("*** in ") {
                 break line;
             }
         };
@@ -210,19 +253,19 @@ fn nicknames_are_unique_across_nodes_and_freed_when_their_owner_goes() {
     bob.expect("! the nickname ALICE is taken; pick another");
     // Leaving frees the nickname at once...
     alice.send("/quit");
-    alice.expect("* bye");
+    alice.expect("*** bye");
     let taken = eventually(SETTLE, || {
         bob.send("/nick alice");
         let answer = bob.line();
-        answer == format!("* {} is now known as alice", bob.guest)
+        answer == format!("*** {} is now known as alice", bob.guest)
     });
     assert!(taken, "alice was never free again");
     // ...and a node that dies frees its clients' once its lease runs out.
     drop(n3);
-    bob.expect("* carol left lobby (server gone)");
+    bob.expect("*** carol left lobby (server gone)");
     let taken = eventually(SETTLE, || {
         bob.send("/nick carol");
-        bob.line() == "* alice is now known as carol"
+        bob.line() == "*** alice is now known as carol"
     });
     assert!(taken, "carol was never free again");
     let mut dave = Client::connect(&n1);
@@ -245,7 +288,7 @@ fn a_node_killed_mid_run_leaves_the_others_working() {
     c.expect("<a> a 20");
     drop(n3); // SIGKILL
     let mut others = expect_numbered(&mut b, &["a"], 150);
-    while !others.iter().any(|line| line == "* c left lobby (server gone)") {
+    while !others.iter().any(|line| line == "*** c left lobby (server gone)") {
         others.push(b.line());
     }
     a = sending.join().unwrap();
@@ -256,8 +299,13 @@ fn a_node_killed_mid_run_leaves_the_others_working() {
 }
 
 /// One node sends numbered messages while `disturb` runs; readers on another
-/// node and on its own get every one exactly once, in order.
-fn survives(redis: &mut Redis, disturb: impl FnOnce(&mut Redis, &Daemon, &mut Client, &mut Client)) {
+/// node and on its own get every one exactly once, in order. Returns the
+/// other lines each reader got meanwhile (notices).
+fn survives(
+    redis: &mut Redis,
+    disturb: impl FnOnce(&mut Redis, &Daemon, &mut Client, &mut Client),
+    last_notice: Option<&str>,
+) -> [Vec<String>; 2] {
     let (n1, n2) = (node(redis, "n1", &[]), node(redis, "n2", &[]));
     let sender = Client::named(&n1, "sender");
     let mut near = Client::named(&n1, "near");
@@ -267,30 +315,61 @@ fn survives(redis: &mut Redis, disturb: impl FnOnce(&mut Redis, &Daemon, &mut Cl
     let sending = send_numbered(sender, 300, Duration::from_millis(10));
     thread::sleep(Duration::from_millis(500));
     disturb(redis, &n1, &mut x, &mut y);
-    expect_numbered(&mut far, &["sender"], 300);
-    expect_numbered(&mut near, &["sender"], 300);
+    let mut seen =
+        [expect_numbered(&mut far, &["sender"], 300), expect_numbered(&mut near, &["sender"], 300)];
     let _sender = sending.join().unwrap();
     assert!(eventually(SETTLE, || n1.stderr().contains("reconnected to Redis")), "{}", n1.stderr());
-    far.send("/who");
-    assert_eq!(far.line(), lobby(&["far", "near", "sender", "x", "y"]), "nothing more came");
+    let everyone = lobby(&["far", "near", "sender", "x", "y"]);
+    for (reader, saw) in [&mut far, &mut near].into_iter().zip(&mut seen) {
+        while let Some(last) = last_notice.filter(|last| !saw.iter().any(|l| l.starts_with(last))) {
+            let line = reader.line();
+            assert!(line.starts_with("*** "), "{}: {line} came while waiting for {last:?}", reader.nick);
+            saw.push(line);
+        }
+        // Nothing more came.
+        reader.send("/who");
+        let before = reader.expect(&everyone);
+        assert!(before.iter().all(|l| l.starts_with("*** ")), "nothing more came but notices: {before:?}");
+        saw.extend(before);
+    }
+    seen
 }
 
 #[test]
 fn redis_paused_for_two_seconds_loses_and_repeats_nothing() {
-    survives(&mut Redis::start(), |redis, n1, x, y| {
-        redis.signal("-STOP");
-        // Clients of one node keep talking to each other meanwhile.
-        x.send("while redis is away");
-        y.expect("<x> while redis is away");
-        assert!(eventually(SETTLE, || n1.stderr().contains("lost Redis")), "{}", n1.stderr());
-        thread::sleep(Duration::from_secs(2));
-        redis.signal("-CONT");
-    });
+    survives(
+        &mut Redis::start(),
+        |redis, n1, x, y| {
+            redis.signal("-STOP");
+            // Clients of one node keep talking to each other meanwhile.
+            x.send("while redis is away");
+            y.expect("<x> while redis is away");
+            assert!(eventually(SETTLE, || n1.stderr().contains("lost Redis")), "{}", n1.stderr());
+            thread::sleep(Duration::from_secs(2));
+            redis.signal("-CONT");
+        },
+        None,
+    );
 }
 
 #[test]
 fn redis_restarted_with_its_data_loses_and_repeats_nothing() {
-    survives(&mut Redis::persistent(), |redis, _, _, _| redis.restart_after(Duration::from_secs(2)));
+    survives(&mut Redis::persistent(), |redis, _, _, _| redis.restart_after(Duration::from_secs(2)), None);
+}
+
+#[test]
+fn redis_loading_its_data_for_seconds_after_a_restart_loses_nothing_and_users_are_told() {
+    let resumed = "*** the other chat servers are reachable again";
+    let restart =
+        |redis: &mut Redis, _: &Daemon, _: &mut Client, _: &mut Client| redis.restart_after(Duration::ZERO);
+    let seen = survives(&mut Redis::loading_slowly(), restart, Some(resumed));
+    for lines in seen {
+        let delayed =
+            lines.iter().position(|l| l.starts_with("*** the other chat servers cannot be reached"));
+        let resumed =
+            lines.iter().position(|l| l.starts_with("*** the other chat servers are reachable again"));
+        assert!(delayed.is_some() && delayed < resumed, "{lines:?}");
+    }
 }
 
 #[test]
@@ -311,7 +390,8 @@ fn history_is_replayed_across_nodes() {
         let stream = TcpStream::connect(server.addr("chat", "tcp")).unwrap();
         stream.set_read_timeout(Some(SETTLE)).unwrap();
         let mut newcomer = Client::from_stream(stream);
-        assert_eq!(newcomer.history, ["<alice> two", "<alice> three", "<alice> four"]);
+        let history: Vec<&str> = newcomer.history.iter().map(|l| l.split_once("] ").unwrap().1).collect();
+        assert_eq!(history, ["<alice> two", "<alice> three", "<alice> four"]);
         let everyone = lobby(&["alice", &newcomer.guest, "watcher"]);
         until_who(&mut newcomer, &everyone);
     }
@@ -366,11 +446,11 @@ fn a_node_stopped_says_goodbye_for_its_clients_and_frees_their_nicknames() {
     until_who(&mut a, &lobby(&["a", "b"]));
     let stopped = n2.stop_with("TERM");
     assert!(stopped.status.success(), "{}", stopped.stderr);
-    b.expect("* server shutting down");
-    a.expect("* b left lobby (server shutting down)");
+    b.expect("*** server shutting down");
+    a.expect("*** b left lobby (server shutting down)");
     until_who(&mut a, &lobby(&["a"]));
     a.send("/nick b");
-    a.expect("* a is now known as b");
+    a.expect("*** a is now known as b");
 }
 
 #[test]

@@ -74,7 +74,7 @@ fn chat_join_at_a_terminal_edits_lines_recalls_history_and_restores_the_terminal
     expect(&mut bob, "<alice> hello!");
     // Ctrl-D on an empty line leaves.
     master.write_all(b"\x04").unwrap();
-    expect(&mut bob, "* alice left lobby");
+    expect(&mut bob, "*** alice left lobby");
     let status = child.wait().unwrap();
     assert!(
         status.success(),

@@ -4,8 +4,11 @@
 mod bench;
 mod chat;
 mod chat_cluster;
+mod chat_join;
+mod chat_limits;
 mod chat_terminal;
 mod cli;
+mod course;
 mod daytime;
 mod echo;
 mod impair;

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 
-use super::protocol::{self, Request, ServerLine};
+use super::protocol::{self, Request, ServerLine, split_replayed};
 use crate::client::{ClientError, Timeouts};
 use crate::net::{self, Target};
 use crate::text::sanitize;
@@ -32,6 +32,15 @@ pub enum Ending {
     ServerShutDown,
     /// The server closed the connection unasked.
     ServerClosed,
+}
+
+/// A line from the server, as [`ChatClient::run`] hands it on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received<'a> {
+    /// When it was first said, for a line of the room's history.
+    pub at: Option<&'a str>,
+    /// The line (without its time).
+    pub line: ServerLine<'a>,
 }
 
 /// A connection to a chat server.
@@ -60,17 +69,19 @@ impl ChatClient {
     }
 
     /// Runs the session: asks for `nick` (if any), sends each line of
-    /// `input` as it comes, and hands every line from the server (sanitized,
-    /// so it cannot drive a terminal) to `on_line` as it arrives. When
-    /// `input` ends, leaves with `/quit` and waits up to the reply timeout
-    /// for the server's goodbye.
+    /// `input` as it comes, answers the server's `PING`s, and hands every
+    /// other line from the server (sanitized, so it cannot drive a
+    /// terminal) to `on_line` as it arrives. When `input` ends, leaves with
+    /// `/quit` (to a server that greeted it as socketeer's does; any other
+    /// is only told that no more is coming) and waits up to the reply
+    /// timeout for the server to close.
     ///
     /// # Errors
     /// When the connection fails, or `on_line` or `input` do.
     pub async fn run<I, F>(self, nick: Option<&str>, input: I, mut on_line: F) -> Result<Ending, ClientError>
     where
         I: Stream<Item = io::Result<String>> + Unpin,
-        F: FnMut(ServerLine<'_>) -> io::Result<()>,
+        F: FnMut(Received<'_>) -> io::Result<()>,
     {
         let ChatClient { stream, peer, timeouts } = self;
         let io_error = |e| ClientError::io(peer, e);
@@ -87,6 +98,8 @@ impl ChatClient {
         }
         let mut leaving: Option<tokio::time::Instant> = None;
         let mut shutting_down = false;
+        // Whether the server greeted us as socketeer's chat does: only such a server gets a /quit.
+        let mut ours = false;
         loop {
             let goodbye_timer = async {
                 match leaving {
@@ -106,7 +119,13 @@ impl ChatClient {
                 line = lines.next() => match line.map_err(io_error)? {
                     Some(line) => {
                         let line = sanitize(&line);
-                        let parsed = ServerLine::parse(&line);
+                        let (at, rest) = split_replayed(&line);
+                        let parsed = ServerLine::parse(rest);
+                        if let ServerLine::Ping(token) = parsed {
+                            write.write_all(format!("/pong {token}\n").as_bytes()).await.map_err(io_error)?;
+                            continue;
+                        }
+                        ours |= matches!(parsed, ServerLine::Notice(text) if text.starts_with("welcome, "));
                         shutting_down |= parsed == ServerLine::Notice("server shutting down");
                         if let Some((renamed, _)) = &naming {
                             match parsed {
@@ -117,7 +136,7 @@ impl ChatClient {
                                 _ => {}
                             }
                         }
-                        on_line(parsed).map_err(ClientError::Output)?;
+                        on_line(Received { at, line: parsed }).map_err(ClientError::Output)?;
                     }
                     None if leaving.is_some() => return Ok(Ending::Left),
                     None if shutting_down => return Ok(Ending::ServerShutDown),
@@ -131,7 +150,13 @@ impl ChatClient {
                             let quits = matches!(protocol::parse(&line), Ok(Some(Request::Quit(_))));
                             (line, quits)
                         }
-                        None => ("/quit".to_owned(), true),
+                        None if ours => ("/quit".to_owned(), true),
+                        None => {
+                            // Not our protocol: say no more is coming, and let the server close.
+                            write.shutdown().await.map_err(io_error)?;
+                            leaving = Some(tokio::time::Instant::now() + timeouts.reply);
+                            continue;
+                        }
                     };
                     let mut wire = line.into_bytes();
                     wire.push(b'\n');

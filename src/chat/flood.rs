@@ -58,6 +58,13 @@ impl TokenBucket {
         TokenBucket { limit, tokens: f64::from(limit.burst), last: now }
     }
 
+    /// Whether the bucket would be full at `now`: nothing taken from it
+    /// matters any more.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens + elapsed * self.limit.per_sec >= f64::from(self.limit.burst)
+    }
+
     /// Takes a token for one line at `now`; false when the bucket is empty
     /// (the line is over the limit). `now` must not go backwards.
     pub fn take(&mut self, now: Instant) -> bool {

@@ -19,6 +19,7 @@
 //! system call. A client that does not read falls behind the log and is
 //! dropped; the others never wait for it, and it costs no memory meanwhile.
 
+mod admission;
 pub mod client;
 pub mod cluster;
 pub mod delivery;
@@ -28,7 +29,8 @@ pub mod protocol;
 mod server;
 mod session;
 
-pub use client::{ChatClient, Ending};
+pub use admission::{CONNECT_RATE, address_key};
+pub use client::{ChatClient, Ending, Received};
 pub use cluster::ClusterConfig;
 pub use server::{ChatConfig, ChatServer};
 

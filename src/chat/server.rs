@@ -10,12 +10,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 
+use super::admission::{Gate, Limits};
 use super::cluster::{ClusterConfig, ClusterError, RedisBackplane};
 use super::flood::RateLimit;
 use super::hub::{Backplane, ClientId, Hub, HubConfig, Standalone};
 use super::session;
 use crate::net::{Bound, Endpoint};
-use crate::server::{Admission, Refusal, Service, ServiceError, TcpLimits, admit_loop};
+use crate::server::{Service, ServiceError, admit_loop};
 use crate::shutdown::Shutdown;
 
 /// Every limit of a chat server.
@@ -28,15 +29,27 @@ pub struct ChatConfig {
     pub rate_limit: Option<RateLimit>,
     /// Clients connected at once.
     pub max_clients: usize,
-    /// Clients from one address at once; `None` for no cap.
+    /// Clients from one address (IPv6: one /64) at once, of which half may
+    /// not have sent a line yet, and new connections from it limited to
+    /// [`CONNECT_RATE`](super::admission::CONNECT_RATE); `None` for none of
+    /// these limits.
     pub max_per_address: Option<usize>,
-    /// A client that sends nothing for this long is disconnected.
-    pub idle_timeout: Duration,
+    /// A new connection that sends no whole line this long is closed.
+    pub register_timeout: Duration,
+    /// A line must arrive whole within this once its first byte came.
+    pub line_timeout: Duration,
+    /// A client that sends nothing this long is sent `PING`. It is not
+    /// closed for staying silent: only if its connection dies.
+    pub ping_interval: Duration,
     /// How far behind its room a client may fall (in bytes of lines it has
     /// not been sent), and how much may wait in its private queue, before it
-    /// counts as too slow and is disconnected. Each room keeps this much of
-    /// its recent lines.
+    /// counts as too slow and is disconnected. A room keeps at most this
+    /// much of its recent lines, once for all its members, and only while
+    /// some member still has them to read.
     pub queue: usize,
+    /// A client whose output waits this long without it catching up is too
+    /// slow and is disconnected, however little waits.
+    pub slow_timeout: Duration,
     /// Messages each room keeps and replays to whoever joins it.
     pub history: usize,
 }
@@ -48,19 +61,12 @@ impl Default for ChatConfig {
             rate_limit: Some(RateLimit { per_sec: 10.0, burst: 20 }),
             max_clients: 1024,
             max_per_address: Some(16),
-            idle_timeout: Duration::from_secs(300),
-            queue: 256 * 1024,
+            register_timeout: Duration::from_secs(60),
+            line_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(120),
+            queue: 32 << 20,
+            slow_timeout: Duration::from_secs(30),
             history: 0,
-        }
-    }
-}
-
-/// What a client is told when it is turned away at the door.
-fn refusal(refusal: Refusal) -> String {
-    match refusal {
-        Refusal::Full { max } => format!("! the server is full ({max} clients); try again later\n"),
-        Refusal::PerAddress { max } => {
-            format!("! too many connections from your address (at most {max}); close one and try again\n")
         }
     }
 }
@@ -130,12 +136,7 @@ fn serve<B: Backplane + Send + 'static>(
     shutdown: Shutdown,
 ) -> BoxFuture<'static, Result<(), ServiceError>> {
     let config = &shared.config;
-    let admission = Admission {
-        // The chat's own idle timeout is enforced per client by its session.
-        limits: TcpLimits { max_connections: config.max_clients, idle_timeout: config.idle_timeout },
-        max_per_address: config.max_per_address,
-        refusal: Some(refusal),
-    };
+    let gate = Gate::new(Limits { max_clients: config.max_clients, max_per_address: config.max_per_address });
     // Sessions look at the shutdown signal only when woken: wake them all once.
     let wake_all = {
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
@@ -144,9 +145,10 @@ fn serve<B: Backplane + Send + 'static>(
             shared.hub.lock().wake_all();
         }
     };
-    let serve = admit_loop("chat", bound.tcp, admission, shutdown, move |stream, peer, shutdown| {
-        session::serve(stream, peer, shared.clone(), shutdown)
-    });
+    let serve =
+        admit_loop("chat", bound.tcp, Arc::new(gate), shutdown, move |stream, peer, ticket, shutdown| {
+            session::serve(stream, peer, ticket, shared.clone(), shutdown)
+        });
     async move {
         futures::join!(serve, wake_all);
         Ok(())

@@ -1,8 +1,10 @@
-//! The concurrency lab: threads, processes, races and locks, a bounded
-//! producer-consumer queue, deadlock and its cure, CPU-bound work in parallel,
-//! and thread-per-connection against async servers. Each experiment runs for
-//! real, measures what happened, and returns it as data that says what it
-//! shows ([`Lesson`]); the binary prints it.
+//! The lab: threads, processes, races and locks, a bounded producer-consumer
+//! queue, deadlock and its cure, CPU-bound work in parallel, and
+//! thread-per-connection against async servers; then sockets: framing, EOF,
+//! TIME_WAIT, backlogs, bind addresses, blocking, text and bytes, names, TCP
+//! against UDP under loss, ARQ timelines, and a process's memory. Each
+//! experiment runs for real, measures what happened, and returns it as data
+//! that says what it shows ([`Lesson`]); the binary prints it.
 //!
 //! | module | runs | shows |
 //! |---|---|---|
@@ -13,12 +15,24 @@
 //! | [`producer_consumer`] | producers and consumers over a bounded queue | blocking when full or empty, exactly-once delivery |
 //! | [`deadlock`] | two threads taking two locks in opposite orders | a watchdog that finds the cycle; lock ordering |
 //! | [`servers`] | an echo workload at rising connection counts | where a thread per connection stops scaling |
+//! | [`framing`] | small sends, a large send, newline and length framing over loopback | TCP keeps bytes, not boundaries |
+//! | [`eof`] | an orderly close, a reset, a loop that ignores 0 | what `recv` returns when the peer is gone |
+//! | [`reuseaddr`] | a listener restarted while TIME_WAIT holds its port | `SO_REUSEADDR`, on both listeners |
+//! | [`backlog`] | accept with nobody; connects to a server that never accepts | the accept queue, waiting clients |
+//! | [`bind`] | listeners on 127.0.0.1, 127.0.0.2, 0.0.0.0, ::1, ::, reached from here and another namespace | which addresses reach which listener; privileged and ephemeral ports |
+//! | [`blocking`] | late data read four ways | blocking, timeouts, `EAGAIN`, `poll`, and what each costs |
+//! | [`encoding`] | text sent as UTF-8, split inside a character; Latin-1 | bytes are not text |
+//! | [`names`] | `gethostname`, `getaddrinfo` for names in `/etc/hosts` | how names resolve, with no traffic |
+//! | [`anatomy`] | this process's maps, threads and status | code, data, heap, stacks; the PCB; I/O- and CPU-bound work |
+//! | [`tcp_vs_udp`] | the same messages over TCP and UDP through the same loss | loss shown against loss turned into delay |
+//! | [`arq`] | the transfer engines in virtual time over a lossy link | stop-and-wait, Go-Back-N, selective repeat, vs the bounds |
 //!
 //! Experiments that need other processes re-execute the binary through a
 //! [`SelfExec`], which runs a [`ChildTask`] in the child and reads what it
 //! prints as JSON lines.
 
 pub mod anatomy;
+pub mod arq;
 pub mod backlog;
 pub mod bind;
 pub mod blocking;
@@ -33,9 +47,11 @@ pub mod producer_consumer;
 pub mod race;
 pub mod reuseaddr;
 pub mod servers;
+pub mod tcp_vs_udp;
 pub mod threads;
 
 mod child;
+mod netns;
 mod python;
 mod sock;
 mod table;

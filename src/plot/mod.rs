@@ -3,9 +3,11 @@
 
 mod bars;
 mod lines;
+mod sequence;
 
 pub use bars::{Bar, bars};
 pub use lines::{Axes, Series, lines};
+pub use sequence::{Lane, Message, sequence};
 
 /// Colours of the groups of bars and series.
 const COLOURS: [&str; 4] = ["#c3622c", "#3572a5", "#4c9a52", "#8a5cb8"];

@@ -39,13 +39,17 @@ pub(super) async fn connection(
     };
     let stream = connected.await.map_err(|e| failed(e.into()))?;
     if role == Role::Stalled {
+        // It never reads, so it cannot wait for its welcome: it speaks at once.
+        let mut stream = stream;
+        let _ = stream.write_all(wire.after_joining()).await;
         let _ = joined.send(Ok(None));
         return Ok(Outcome::Stalled { dropped: stalled(stream, &run).await });
     }
-    let (read, write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
     let mut receiver = Receiver::new(read, addr, &run, role);
     if !wire.ready_at_once(role) {
         receiver.until_joined().await.map_err(failed)?;
+        write.write_all(wire.after_joining()).await.map_err(|e| failed(ClientError::io(addr, e).into()))?;
     }
     let (sender, write) = match role {
         Role::Sender(k) => (Some(tokio::spawn(send(k, addr, write, run.clone()))), None),
@@ -155,11 +159,34 @@ impl<'a> Receiver<'a> {
         }
     }
 
-    /// Reads until the server says this connection joined.
+    /// Reads until the server says this connection joined, for at most the
+    /// reply timeout (a server of another kind may never say it).
     async fn until_joined(&mut self) -> Result<(), LoadError> {
         let addr = self.addr;
+        let patience = self.run.load.timeouts.reply;
+        let deadline = Instant::now() + patience;
         while !self.joined {
-            if !self.fill().await.map_err(|e| ClientError::io(addr, e))? {
+            let Ok(filled) = tokio::time::timeout_at(deadline, self.fill()).await else {
+                let said = match self.last_line.as_str() {
+                    "" => "nothing".to_owned(),
+                    line => format!("last {line:?}"),
+                };
+                let wire = self.run.load.wire;
+                let hint = match wire {
+                    Wire::Chat => "; is it a socketeer chat server? (for redis-server, add --redis)",
+                    Wire::Redis => "",
+                };
+                return Err(ClientError::Unexpected {
+                    addr,
+                    detail: format!(
+                        "waited {} for {} and got {said}{hint}",
+                        humantime::format_duration(patience),
+                        wire.joined_line()
+                    ),
+                }
+                .into());
+            };
+            if !filled.map_err(|e| ClientError::io(addr, e))? {
                 if self.run.load.wire.is_limit(self.last_line.as_bytes()) {
                     return Err(LoadError::Limited { addr, notice: std::mem::take(&mut self.last_line) });
                 }

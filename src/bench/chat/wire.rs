@@ -47,6 +47,17 @@ impl Wire {
         }
     }
 
+    /// What a connection sends once it has joined: to a chat server, a
+    /// `/pong` (a line that asks for nothing), so that it counts as a client
+    /// that has spoken, not as a silent connection (which the server limits
+    /// per address, and closes after a while).
+    pub fn after_joining(self) -> &'static [u8] {
+        match self {
+            Wire::Chat => b"/pong\n",
+            Wire::Redis => b"",
+        }
+    }
+
     /// Whether a connection that sent its hello is ready for the load
     /// without waiting for an answer (a Redis publisher).
     pub fn ready_at_once(self, role: Role) -> bool {
@@ -57,7 +68,7 @@ impl Wire {
     /// or the count of channels at the end of Redis's `subscribe` reply.
     pub fn joined(self, line: &[u8]) -> bool {
         match self {
-            Wire::Chat => line.starts_with(b"* welcome"),
+            Wire::Chat => line.starts_with(b"*** welcome"),
             Wire::Redis => line.starts_with(b":"),
         }
     }
@@ -72,11 +83,21 @@ impl Wire {
 
     /// Whether `line` is the server holding the load back by one of its
     /// per-client limits: socketeer's chat server's flood notice (`! slow
-    /// down`) or its refusal of one more connection from the same address.
+    /// down`) or its refusals of connections from one address (too many,
+    /// or too many new ones at once).
     pub fn is_limit(self, line: &[u8]) -> bool {
         self == Wire::Chat
             && (line.starts_with(b"! slow down")
-                || line.starts_with(b"! too many connections from your address"))
+                || line.starts_with(b"! too many connections from your address")
+                || line.starts_with(b"! too many new connections from your address"))
+    }
+
+    /// The line that says a connection has joined, as a person reads it.
+    pub fn joined_line(self) -> &'static str {
+        match self {
+            Wire::Chat => "a welcome line ('*** welcome, ...') as socketeer's chat server sends",
+            Wire::Redis => "the reply to SUBSCRIBE",
+        }
     }
 
     /// Appends one message carrying `payload` to `out`.
@@ -180,7 +201,8 @@ mod tests {
         let mut out = Vec::new();
         Wire::Redis.message(b"S0 1 2 x", &mut out);
         assert_eq!(out, b"*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$8\r\nS0 1 2 x\r\n");
-        assert!(Wire::Redis.joined(b":1") && Wire::Chat.joined(b"* welcome, guest1: ..."));
+        assert!(Wire::Redis.joined(b":1") && Wire::Chat.joined(b"*** welcome, guest1: ..."));
+        assert!(!Wire::Chat.joined(b"* welcome to my server"), "an action is no welcome");
         assert!(Wire::Chat.is_error(b"! slow down") && Wire::Redis.is_error(b"-ERR wrong"));
         assert!(Wire::Chat.is_limit(b"! slow down: at most 10 lines/s"));
         assert!(Wire::Chat.is_limit(b"! too many connections from your address (at most 16)"));

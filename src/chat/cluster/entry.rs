@@ -128,6 +128,12 @@ impl EntryId {
         Some(EntryId { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
     }
 
+    /// When Redis added the entry (its clock, to the millisecond).
+    pub fn time(self) -> chrono::DateTime<chrono::Utc> {
+        let ms = i64::try_from(self.ms).unwrap_or(i64::MAX);
+        chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+    }
+
     /// The last possible id of the millisecond before this one's: reading
     /// after it gets every entry of this id's millisecond, whichever stream
     /// it is in (each stream numbers its own entries).

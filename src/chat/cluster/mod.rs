@@ -34,6 +34,8 @@
 pub mod entry;
 mod link;
 mod reader;
+mod retain;
+mod watch;
 mod writer;
 
 use std::collections::{HashMap, VecDeque};
@@ -185,6 +187,8 @@ struct Node {
     held: Mutex<HashMap<String, ClientId>>,
     /// Whether the writer is connected (a `/nick` fails at once when not).
     up: AtomicBool,
+    /// Whether the reader's last read worked.
+    reading: AtomicBool,
 }
 
 impl Node {
@@ -236,6 +240,7 @@ impl RedisBackplane {
             ready: Notify::new(),
             held: Mutex::new(HashMap::new()),
             up: AtomicBool::new(false),
+            reading: AtomicBool::new(false),
         };
         Ok(RedisBackplane { node: Arc::new(node) })
     }
@@ -245,7 +250,8 @@ impl RedisBackplane {
     /// goodbye to Redis).
     pub(super) fn start(&self, shared: Arc<Shared<RedisBackplane>>, shutdown: &Shutdown) {
         shutdown.spawn(writer::run(self.node.clone(), shared.clone(), shutdown.clone()));
-        shutdown.spawn(reader::run(self.node.clone(), shared, shutdown.clone()));
+        shutdown.spawn(reader::run(self.node.clone(), shared.clone(), shutdown.clone()));
+        shutdown.spawn(watch::run(self.node.clone(), shared, shutdown.clone()));
     }
 }
 
@@ -298,8 +304,8 @@ impl Backplane for RedisBackplane {
     }
 }
 
-/// Logs, at most once per call, the lines dropped since the last report.
-fn report_dropped(node: &Node) {
+/// Logs, and tells the local rooms, the lines dropped since the last report.
+fn report_dropped(node: &Node, shared: &Shared<RedisBackplane>) {
     let dropped = std::mem::take(&mut node.backlog.lock().dropped);
     if dropped > 0 {
         warn!(
@@ -307,5 +313,8 @@ fn report_dropped(node: &Node) {
             "lines not sent to the other chat servers: more than {} MiB waited for Redis",
             BACKLOG_BYTES >> 20
         );
+        shared.hub.lock().notice_local(&format!(
+            "{dropped} lines could not wait any longer for the other chat servers and were lost on the way to them"
+        ));
     }
 }

@@ -11,9 +11,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use redis::aio::MultiplexedConnection;
 use redis::{RedisError, RedisResult, Value};
 use tracing::info;
@@ -27,6 +29,8 @@ use crate::shutdown::Shutdown;
 
 /// How long one XREAD waits for something new.
 const BLOCK: Duration = Duration::from_secs(1);
+/// How long to wait after the connection failed before making another.
+const AFTER_FAILURE: Duration = Duration::from_millis(200);
 /// Most entries one XREAD takes from each stream.
 const COUNT: usize = 1024;
 
@@ -63,7 +67,13 @@ pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, sh
             Err(e) = reader.follow(&mut connection) => e,
             () = shutdown.triggered() => return,
         };
+        node.reading.store(false, Ordering::Release);
         link.lost(&node, &failed);
+        // A Redis that accepts connections but cannot answer yet (loading its data) is not hammered.
+        tokio::select! {
+            () = tokio::time::sleep(AFTER_FAILURE) => {}
+            () = shutdown.triggered() => return,
+        }
     }
 }
 
@@ -76,6 +86,7 @@ impl Reader {
         }
         loop {
             self.step(connection).await?;
+            self.node.reading.store(true, Ordering::Release);
         }
     }
 
@@ -106,10 +117,10 @@ impl Reader {
                 .await?;
             let newest = entry::range_reply(newest).map_err(bad_reply)?;
             let end = newest.first().map_or(EntryId::ZERO, |entry| entry.id);
-            let mut lines: Vec<Bytes> = newest
+            let mut lines: Vec<(DateTime<Utc>, Bytes)> = newest
                 .into_iter()
                 .filter_map(|entry| match entry.record {
-                    Some((_, Body::Line { line, kept: true })) => Some(line),
+                    Some((_, Body::Line { line, kept: true })) => Some((entry.id.time(), line)),
                     _ => None,
                 })
                 .take(history)
@@ -165,7 +176,8 @@ impl Reader {
                     // Its own lines reached this node's clients when they were said.
                     Some((writer, Body::Line { .. })) if writer.node == *me && writer.boot == boot => None,
                     Some((writer, Body::Line { line, kept })) if fresh(seen, &writer) => {
-                        Some(((entry.id.ms, writer.seq), Delivery::Line { room: room.clone(), line, kept }))
+                        let (room, at) = (room.clone(), entry.id.time());
+                        Some(((entry.id.ms, writer.seq), Delivery::Line { room, line, kept, at }))
                     }
                     _ => None,
                 }));
@@ -177,7 +189,7 @@ impl Reader {
         let mut hub = self.shared.hub.lock();
         for (_, delivery) in deliveries {
             match delivery {
-                Delivery::Line { room, line, kept } => hub.remote_line(&room, line, kept),
+                Delivery::Line { room, line, kept, at } => hub.remote_line(&room, line, kept, at),
                 Delivery::Tell { to, line } => hub.remote_tell(&to, &line),
             }
         }
@@ -212,7 +224,7 @@ impl Reader {
 /// A line from another node for clients here.
 enum Delivery {
     /// For the members of a room.
-    Line { room: Arc<str>, line: Bytes, kept: bool },
+    Line { room: Arc<str>, line: Bytes, kept: bool, at: DateTime<Utc> },
     /// For one client.
     Tell { to: String, line: Bytes },
 }

@@ -4,20 +4,27 @@
 //! first tells Redis again everything about this node, since Redis may have
 //! restarted without its data.
 //!
-//! A batch whose reply did not come is sent again on the next connection:
-//! it may have been applied, and the readers skip what they have seen.
+//! Nothing is dropped until Redis has acknowledged it. A batch whose reply
+//! did not come is sent again on the next connection: it may have been
+//! applied, and the readers skip what they have seen. A reply that says
+//! Redis cannot take it now (`LOADING` while a restarted Redis reads its
+//! data back, `BUSY`, `TRYAGAIN`, `MASTERDOWN`, `OOM`...) is treated the same:
+//! the connection is dropped, and the batch sent again after a backoff.
+//! Acknowledged lines are kept a few seconds more ([`retain`](super::retain)),
+//! in case Redis dies and comes back without them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, Pipeline, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
 use super::entry::{self, Body};
 use super::link::Link;
+use super::retain::Retained;
 use super::{Node, Outbound, RedisBackplane, report_dropped};
 use crate::chat::hub::ClientId;
 use crate::chat::protocol;
@@ -32,9 +39,19 @@ const BATCH: usize = 512;
 /// still forwarded before the node says goodbye.
 const FAREWELL: Duration = Duration::from_millis(300);
 
+/// The first pause after Redis could not take a batch; it doubles up to [`MOST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+/// The longest pause between tries.
+const MOST_PAUSE: Duration = Duration::from_secs(1);
+/// Error codes with which Redis says "not now": the same commands will work later.
+const TRANSIENT: [&str; 9] =
+    ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS", "MISCONF"];
+
 /// What to do with the reply to one command of a batch.
 enum Reply {
     Ignore,
+    /// The id of the entry added for the item at this index of the batch.
+    Added(usize),
     /// A lease on client `ClientId`'s nickname (folded): 0 means another holds it.
     Lease(ClientId, String),
     /// Whether a `/nick` got its nickname: the claim at this index of the batch.
@@ -48,12 +65,27 @@ struct Writer {
     link: Link,
     /// The batch sent and not yet answered: sent again after a reconnect.
     in_flight: Vec<Outbound>,
+    /// Lines Redis acknowledged lately, in case it loses them.
+    retained: Retained,
+    /// The Redis process last talked to (its `run_id`): another one may
+    /// have lost what the last one acknowledged.
+    redis_run: Option<String>,
+    /// How long to wait before the next try, after a failure.
+    pause: Duration,
 }
 
 /// Runs the writer until shutdown.
 pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, shutdown: Shutdown) {
     let link = Link::new("writer", true, RESPONSE_TIMEOUT);
-    let mut writer = Writer { node, shared, link, in_flight: Vec::new() };
+    let mut writer = Writer {
+        node,
+        shared,
+        link,
+        in_flight: Vec::new(),
+        retained: Retained::default(),
+        redis_run: None,
+        pause: FIRST_PAUSE,
+    };
     loop {
         let Some(mut connection) = writer.link.connect(&writer.node, &shutdown).await else { return };
         match writer.serve(&mut connection, &shutdown).await {
@@ -67,8 +99,30 @@ pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, sh
             Err(e) => {
                 writer.node.up.store(false, Ordering::Release);
                 writer.link.lost(&writer.node, &e);
+                tokio::select! {
+                    () = tokio::time::sleep(writer.pause) => {}
+                    () = shutdown.triggered() => return,
+                }
+                writer.pause = (writer.pause * 2).min(MOST_PAUSE);
             }
         }
+    }
+}
+
+/// The first answer in `answers` that says Redis cannot take the command
+/// now, as an error; `Ok` when there is none.
+fn transient(answers: &[Value]) -> RedisResult<()> {
+    let busy = answers.iter().find_map(|answer| match answer {
+        Value::ServerError(e) if TRANSIENT.contains(&e.code()) => Some(e),
+        _ => None,
+    });
+    match busy {
+        None => Ok(()),
+        Some(e) => Err(RedisError::from((
+            redis::ErrorKind::Io,
+            "Redis cannot take commands now",
+            format!("{} {}", e.code(), e.details().unwrap_or_default()),
+        ))),
     }
 }
 
@@ -80,8 +134,10 @@ impl Writer {
         connection: &mut MultiplexedConnection,
         shutdown: &Shutdown,
     ) -> RedisResult<()> {
+        self.recover(connection).await?;
         self.reassert(connection).await?;
         self.node.up.store(true, Ordering::Release);
+        self.pause = FIRST_PAUSE;
         let lease = self.node.config.lease;
         let connected = Instant::now();
         let mut ticks = tokio::time::interval(lease / 3);
@@ -114,7 +170,7 @@ impl Writer {
                 self.in_flight = batch;
             }
             if self.in_flight.is_empty() {
-                report_dropped(&self.node);
+                report_dropped(&self.node, &self.shared);
                 return Ok(());
             }
             self.send(connection).await?;
@@ -136,12 +192,12 @@ impl Writer {
                 Outbound::Line { room, line, kept, seq } => {
                     let body = Body::Line { line: line.clone(), kept: *kept };
                     pipe.add_command(entry::xadd(&entry::room_key(room), len, &writer(*seq), &body));
-                    replies.push(Reply::Ignore);
+                    replies.push(Reply::Added(at));
                 }
                 Outbound::Tell { node: to_node, to, line, seq } => {
                     let body = Body::Tell { to: to.clone(), line: line.clone() };
                     pipe.add_command(entry::xadd(&entry::inbox_key(to_node), len, &writer(*seq), &body));
-                    replies.push(Reply::Ignore);
+                    replies.push(Reply::Added(at));
                 }
                 Outbound::Present { client, nick, room, seq } => {
                     let key = protocol::fold(nick);
@@ -173,24 +229,81 @@ impl Writer {
                 }
             }
         }
-        // Unanswered, the batch stays in flight, to be sent again.
+        // Unanswered, or refused for now, the batch stays in flight, to be sent again.
         let answers = query(&pipe, connection).await?;
+        transient(&answers)?;
         let batch = std::mem::take(&mut self.in_flight);
         self.settle(batch, replies, answers);
         Ok(())
     }
 
-    /// Acts on the answers to a batch: claims answered, leases lost, errors logged.
-    fn settle(&self, batch: Vec<Outbound>, replies: Vec<Reply>, answers: Vec<Value>) {
+    /// After a (re)connection to a Redis process other than the last one:
+    /// the lines the last one acknowledged and this one lacks go first.
+    async fn recover(&mut self, connection: &mut MultiplexedConnection) -> RedisResult<()> {
+        let info: String = redis::cmd("INFO").arg("server").query_async(connection).await?;
+        let run = info.lines().find_map(|line| line.strip_prefix("run_id:")).map(|id| id.trim().to_owned());
+        let restarted = self.redis_run.is_some() && run != self.redis_run;
+        if !restarted {
+            self.redis_run = run;
+            return Ok(());
+        }
+        let checks = self.retained.checks();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        checks.into_iter().for_each(|check| {
+            pipe.add_command(check);
+        });
+        let answers = match pipe.cmd_iter().next() {
+            Some(_) => query(&pipe, connection).await?,
+            None => Vec::new(),
+        };
+        transient(&answers)?;
+        self.redis_run = run;
+        let lost = self.retained.lost(&answers);
+        if !lost.resend.is_empty() {
+            warn!(
+                lines = lost.resend.len(),
+                "Redis restarted without lines it had acknowledged; sending them again"
+            );
+        }
+        if lost.maybe_more {
+            warn!("Redis restarted without lines older than this node keeps; some may be lost");
+            self.shared.hub.lock().notice_local(
+                "the chat servers' Redis restarted and lost recent lines: some lines between servers may be missing",
+            );
+        }
+        let unanswered = std::mem::take(&mut self.in_flight);
+        self.in_flight = lost.resend;
+        self.in_flight.extend(unanswered);
+        Ok(())
+    }
+
+    /// Acts on the answers to a batch: claims answered, leases lost, errors
+    /// logged, lines kept a while.
+    fn settle(&mut self, batch: Vec<Outbound>, replies: Vec<Reply>, answers: Vec<Value>) {
         let mut batch: Vec<Option<Outbound>> = batch.into_iter().map(Some).collect();
         let mut lost = Vec::new();
         let mut errors = answers.iter().filter(|a| matches!(a, Value::ServerError(_)));
         if let Some(first) = errors.next() {
             warn!(errors = 1 + errors.count(), "Redis refused some of what this node sent: {first:?}");
         }
+        let now = Instant::now();
+        self.retained.expire(now);
         for (reply, answer) in replies.into_iter().zip(answers) {
             match reply {
                 Reply::Ignore => {}
+                Reply::Added(at) => {
+                    let key = match batch.get(at) {
+                        Some(Some(Outbound::Line { room, .. })) => entry::room_key(room),
+                        Some(Some(Outbound::Tell { node, .. })) => entry::inbox_key(node),
+                        _ => continue,
+                    };
+                    if let (Value::BulkString(id), Some(item)) =
+                        (answer, batch.get_mut(at).and_then(Option::take))
+                    {
+                        self.retained.keep(now, key, id, item);
+                    }
+                }
                 Reply::Lease(client, nick) if !granted(&answer) => lost.push((client, nick)),
                 Reply::Lease(..) => {}
                 Reply::Claim(at) => {
@@ -255,6 +368,7 @@ impl Writer {
         let writer = entry::Writer { node: me.clone(), boot: node.boot, seq };
         pipe.add_command(entry::xadd(&entry::presence_key(), node.config.stream_len, &writer, &Body::Hello));
         let answers = query(&pipe, connection).await?;
+        transient(&answers)?;
         // The claim's answer comes after SET, SADD, DEL and HSET.
         let held = answers.get(4).filter(|_| !members.is_empty());
         self.lose(lost_leases(held, members.iter().map(|(id, nick, _)| (*id, protocol::fold(nick)))));
@@ -291,6 +405,7 @@ impl Writer {
             pipe.cmd("EXISTS").arg(entry::alive_key(other));
         }
         let answers = query(&pipe, connection).await?;
+        transient(&answers)?;
         let renewed = answers.get(2).filter(|_| !held.is_empty());
         self.lose(lost_leases(renewed, held.into_iter().map(|(nick, id)| (id, nick))));
         let judged = answers.iter().skip(if leases.is_empty() { 2 } else { 3 });

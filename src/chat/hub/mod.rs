@@ -20,11 +20,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use super::delivery::{Log, Mailbox, Outbox};
 use super::protocol::{self, NameError};
 
 mod backplane;
+mod nicks;
 mod remote;
 
 pub use backplane::{Backplane, Claim, Standalone};
@@ -125,6 +127,10 @@ struct Client {
     /// Its index in that room's `members`.
     slot: usize,
     outbox: Arc<Outbox>,
+    /// Whether its room (and the other servers) have heard of it: not until
+    /// its first line or a short grace, so that connections that come and
+    /// go at once are never announced.
+    announced: bool,
 }
 
 #[derive(Debug)]
@@ -136,7 +142,8 @@ struct Room {
     members: Vec<ClientId>,
     /// Members on other servers.
     remote: usize,
-    history: VecDeque<Bytes>,
+    /// Recent messages and actions, with when they were said.
+    history: VecDeque<(DateTime<Utc>, Bytes)>,
 }
 
 impl Room {
@@ -165,12 +172,14 @@ impl<B: Backplane> Hub<B> {
 
     /// Adds client `id`, whose private lines go to `outbox`, under a guest
     /// nickname in the default room: it gets the room's history and a
-    /// welcome, and the room a join notice. Returns its mailbox.
+    /// welcome. The room hears of it only with [`Hub::announce`]. Returns
+    /// its mailbox.
     pub fn connect(&mut self, id: ClientId, outbox: Arc<Outbox>) -> Mailbox {
         let nick = self.guest_nick(id);
         self.nicks.insert(protocol::fold(&nick), id);
         let room = protocol::fold(&self.config.default_room);
-        self.clients.insert(id, Client { nick, room: room.clone(), slot: 0, outbox: outbox.clone() });
+        let client = Client { nick, room: room.clone(), slot: 0, outbox: outbox.clone(), announced: false };
+        self.clients.insert(id, client);
         let seat = self.enter(id, &room);
         let others = self.rooms[&room].size() - 1;
         let welcome = protocol::notice(format_args!(
@@ -183,17 +192,38 @@ impl<B: Backplane> Hub<B> {
         Mailbox::new(id, outbox, seat.log, seat.cursor)
     }
 
+    /// Client `id`'s room, and the other servers, hear that it is here
+    /// (once: later calls do nothing).
+    pub fn announce(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get_mut(&id).filter(|c| !c.announced) else { return };
+        client.announced = true;
+        let (nick, room) = (client.nick.clone(), client.room.clone());
+        let place = &self.rooms[&room];
+        let joined = protocol::notice(format_args!("{nick} joined {}", place.name));
+        // Others learn where the client is before they hear it joined.
+        self.backplane.present(id, &nick, Some(&place.name));
+        self.publish(&room, joined, Some(id), false);
+    }
+
+    /// Whether client `id` has been announced.
+    pub fn announced(&self, id: ClientId) -> bool {
+        self.clients.get(&id).is_some_and(|c| c.announced)
+    }
+
     /// Removes client `id`, releasing its nickname. With `announce`, its
     /// room hears that it left (and why, when `reason` says); without (this
     /// server is shutting down, and its clients with it), only the room's
-    /// members on other servers hear it.
+    /// members on other servers hear it. A client never announced leaves
+    /// without a word.
     pub fn disconnect(&mut self, id: ClientId, reason: Option<&str>, announce: bool) {
         let Some(client) = self.clients.get(&id) else { return };
-        let room = client.room.clone();
+        let (room, announced) = (client.room.clone(), client.announced);
         self.nicks.remove(&protocol::fold(&client.nick));
-        self.backplane.present(id, &client.nick, None);
+        if announced {
+            self.backplane.present(id, &client.nick, None);
+        }
         let heard_elsewhere = self.rooms.get(&room).is_some_and(|r| r.remote > 0);
-        let left = (announce || heard_elsewhere).then(|| self.left_notice(id, &room, reason));
+        let left = (announced && (announce || heard_elsewhere)).then(|| self.left_notice(id, &room, reason));
         self.exit(id, &room);
         match (left, self.rooms.get(&room)) {
             (Some(notice), _) if announce => self.publish(&room, notice, Some(id), false),
@@ -209,89 +239,22 @@ impl<B: Backplane> Hub<B> {
         self.clients.get(&id).map(|c| c.nick.as_str())
     }
 
-    /// `text` from client `id` to everyone else in its room, kept in the
-    /// room's history. `text` must already be sanitized.
-    pub fn say(&mut self, id: ClientId, text: &str) {
+    /// `text` from client `id` to everyone else in its room, said `at`
+    /// and kept in the room's history. `text` must already be sanitized.
+    pub fn say(&mut self, id: ClientId, text: &str, at: DateTime<Utc>) {
         let Some(client) = self.clients.get(&id) else { return };
         let (line, room) = (protocol::message(&client.nick, text), client.room.clone());
-        self.remember(&room, &line);
+        self.remember(&room, &line, at);
         self.publish(&room, line, Some(id), true);
     }
 
-    /// `/me`: `* nick action` to everyone else in the room, kept in history.
-    pub fn act(&mut self, id: ClientId, action: &str) {
+    /// `/me`: `* nick action` to everyone else in the room, done `at` and
+    /// kept in history.
+    pub fn act(&mut self, id: ClientId, action: &str, at: DateTime<Utc>) {
         let Some(client) = self.clients.get(&id) else { return };
         let (line, room) = (protocol::action(&client.nick, action), client.room.clone());
-        self.remember(&room, &line);
+        self.remember(&room, &line, at);
         self.publish(&room, line, Some(id), true);
-    }
-
-    /// `/nick`, first step: checks that client `id` may take `new`, and
-    /// asks the other servers for it. `Ok(None)`: rename at once; a claim:
-    /// rename once it succeeded.
-    ///
-    /// # Errors
-    /// When the name breaks the rules or belongs to someone else.
-    pub fn claim(&self, id: ClientId, new: &str) -> Result<Option<Claim>, HubError> {
-        let new = protocol::check_name("nickname", new)?;
-        let key = protocol::fold(new);
-        if self.taken_by_another(id, &key) {
-            return Err(HubError::NickTaken(new.to_owned()));
-        }
-        match self.nick(id) {
-            // A change of case only: the client holds that name already.
-            Some(old) if protocol::fold(old) == key => Ok(None),
-            _ => Ok(self.backplane.claim(id, new)),
-        }
-    }
-
-    /// `/nick`: renames client `id`, announced to its whole room (itself included).
-    ///
-    /// # Errors
-    /// When the name breaks the rules or belongs to someone else.
-    pub fn rename(&mut self, id: ClientId, new: &str) -> Result<(), HubError> {
-        let new = protocol::check_name("nickname", new)?;
-        let key = protocol::fold(new);
-        if self.taken_by_another(id, &key) {
-            return Err(HubError::NickTaken(new.to_owned()));
-        }
-        self.rename_unchecked(id, new);
-        Ok(())
-    }
-
-    /// Renames client `id` to `new`, which is free.
-    fn rename_unchecked(&mut self, id: ClientId, new: &str) {
-        let Some(client) = self.clients.get_mut(&id) else { return };
-        self.nicks.remove(&protocol::fold(&client.nick));
-        self.nicks.insert(protocol::fold(new), id);
-        let old = std::mem::replace(&mut client.nick, new.to_owned());
-        let room = client.room.clone();
-        // A change of case keeps the name (and its lease among the other servers).
-        if protocol::fold(&old) != protocol::fold(new) {
-            self.backplane.present(id, &old, None);
-        }
-        self.backplane.present(id, new, Some(&self.rooms[&room].name));
-        self.publish(&room, protocol::notice(format_args!("{old} is now known as {new}")), None, false);
-    }
-
-    /// Whether the folded nickname `key` is someone's other than client `id`'s.
-    fn taken_by_another(&self, id: ClientId, key: &str) -> bool {
-        self.nicks.get(key).is_some_and(|&owner| owner != id) || self.remote.contains_key(key)
-    }
-
-    /// The first free guest nickname for client `id`.
-    fn guest_nick(&self, id: ClientId) -> String {
-        let suffix = &self.config.guest_suffix;
-        (0..)
-            .map(|n| match n {
-                0 => format!("guest{id}{suffix}"),
-                n => format!("guest{id}{suffix}-{n}"),
-            })
-            .find(|nick| {
-                let key = protocol::fold(nick);
-                !self.nicks.contains_key(&key) && !self.remote.contains_key(&key)
-            })
-            .unwrap_or_default()
     }
 
     /// `/msg`: `text` from client `id` to the client called `to`, in any
@@ -303,7 +266,11 @@ impl<B: Backplane> Hub<B> {
         let Some(sender) = self.clients.get(&id) else { return Ok(()) };
         let key = protocol::fold(to);
         let received = protocol::private(&sender.nick, text);
-        let sent = if let Some(&addressee) = self.nicks.get(&key) {
+        let sent = if self.nicks.get(&key) == Some(&id) {
+            // A note to oneself: one copy, not one received and one sent.
+            self.tell_one(id, &received);
+            return Ok(());
+        } else if let Some(&addressee) = self.nicks.get(&key) {
             self.tell_one(addressee, &received);
             protocol::private_sent(self.nick(addressee).unwrap_or(to), text)
         } else if let Some(member) = self.remote.get(&key) {
@@ -330,8 +297,11 @@ impl<B: Backplane> Hub<B> {
             return Err(HubError::AlreadyThere(self.rooms[&old].name.clone()));
         }
         let left = self.left_notice(id, &old, None);
+        let announced = client.announced;
         self.exit(id, &old);
-        self.publish(&old, left, Some(id), false);
+        if announced {
+            self.publish(&old, left, Some(id), false);
+        }
         self.drop_if_empty(&old);
         self.room(name);
         let seat = self.enter(id, &new);
@@ -399,7 +369,8 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Puts client `id` into `room` (which exists): replays the history to
-    /// it, then tells the others. Returns where it reads the room from.
+    /// it, then tells the others (if it was announced). Returns where it
+    /// reads the room from.
     fn enter(&mut self, id: ClientId, room: &str) -> Seat {
         let place = self.rooms.get_mut(room).expect("entered rooms exist");
         let client = self.clients.get_mut(&id).expect("entering clients exist");
@@ -407,13 +378,15 @@ impl<B: Backplane> Hub<B> {
         client.slot = place.members.len();
         place.members.push(id);
         let seat = Seat { log: place.log.clone(), cursor: place.log.mark().seq };
-        for line in &place.history {
-            client.outbox.push(place.log.mark(), line);
+        for (at, line) in &place.history {
+            client.outbox.push(place.log.mark(), &protocol::replayed(*at, line));
         }
-        let joined = protocol::notice(format_args!("{} joined {}", client.nick, place.name));
-        // Others learn where the client is before they hear it joined.
-        self.backplane.present(id, &client.nick, Some(&place.name));
-        self.publish(room, joined, Some(id), false);
+        if client.announced {
+            let joined = protocol::notice(format_args!("{} joined {}", client.nick, place.name));
+            // Others learn where the client is before they hear it joined.
+            self.backplane.present(id, &client.nick, Some(&place.name));
+            self.publish(room, joined, Some(id), false);
+        }
         seat
     }
 
@@ -444,13 +417,13 @@ impl<B: Backplane> Hub<B> {
         }
     }
 
-    fn remember(&mut self, room: &str, line: &Bytes) {
+    fn remember(&mut self, room: &str, line: &Bytes, at: DateTime<Utc>) {
         let keep = self.config.history;
         if let Some(place) = self.rooms.get_mut(room).filter(|_| keep > 0) {
             if place.history.len() == keep {
                 place.history.pop_front();
             }
-            place.history.push_back(line.clone());
+            place.history.push_back((at, line.clone()));
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use super::{Backplane, ClientId, Hub, Remote};
 use crate::chat::protocol;
@@ -19,10 +20,10 @@ pub type Member = (String, String);
 impl<B: Backplane> Hub<B> {
     /// A line another server broadcast in the room whose folded name is
     /// `room`: every local member gets it, and the room's history keeps it
-    /// when `kept`. Ignored for a room no one is known to be in.
-    pub fn remote_line(&mut self, room: &str, line: Bytes, kept: bool) {
+    /// when `kept` (as said `at`). Ignored for a room no one is known to be in.
+    pub fn remote_line(&mut self, room: &str, line: Bytes, kept: bool, at: DateTime<Utc>) {
         if kept {
-            self.remember(room, &line);
+            self.remember(room, &line, at);
         }
         if let Some(place) = self.rooms.get(room) {
             place.log.publish(None, line);
@@ -101,8 +102,9 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Lines of `room` (folded) from before this server followed it, oldest
-    /// first, for its history: they go before what the history holds.
-    pub fn seed_history(&mut self, room: &str, lines: Vec<Bytes>) {
+    /// first, with when they were said, for its history: they go before
+    /// what the history holds.
+    pub fn seed_history(&mut self, room: &str, lines: Vec<(DateTime<Utc>, Bytes)>) {
         let keep = self.config.history;
         if let Some(place) = self.rooms.get_mut(room) {
             for line in lines.into_iter().rev() {
@@ -129,6 +131,15 @@ impl<B: Backplane> Hub<B> {
                  you are {guest} now"
             )),
         );
+    }
+
+    /// A notice about the cluster for every local member, in every room that
+    /// has one here (the other servers are not told: they have their own).
+    pub fn notice_local(&self, text: &str) {
+        let line = protocol::notice(text);
+        for place in self.rooms.values().filter(|room| !room.members.is_empty()) {
+            place.log.publish(None, line.clone());
+        }
     }
 
     /// The folded names of the rooms here: the ones to follow.

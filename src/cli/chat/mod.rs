@@ -13,7 +13,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use socketeer::chat::flood::RateLimit;
 use socketeer::chat::protocol::ServerLine;
-use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, ClusterConfig, Ending};
+use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, ClusterConfig, Ending, Received};
 use socketeer::client::Timeouts;
 use socketeer::net::{Target, Transports};
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -121,15 +121,26 @@ struct LimitArgs {
     #[arg(long, value_name = "N", default_value_t = 1024, alias = "max-connections",
           value_parser = clap::value_parser!(u32).range(1..))]
     max_clients: u32,
-    /// Clients from one IP address at once, or off.
+    /// Clients from one IP address (IPv6: one /64) at once, half of them before their
+    /// first line, and at most 10 new ones a second; or off (none of these limits).
     #[arg(long, value_name = "N", default_value = "16", value_parser = cap)]
     max_per_ip: Cap,
-    /// Disconnect a client that sends nothing for this long.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = positive_duration)]
-    idle_timeout: Duration,
-    /// Bytes queued for a client before it counts as too slow and is disconnected.
-    #[arg(long, value_name = "SIZE", default_value = "256KiB", value_parser = args::size_in::<usize>(1, u64::MAX))]
+    /// Close a new connection that sends no whole line this long.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = positive_duration)]
+    register_timeout: Duration,
+    /// Close a client whose line, once begun, takes longer than this to arrive whole.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    line_timeout: Duration,
+    /// Send PING to a client silent this long (chat join answers; silent readers stay connected).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = positive_duration,
+          alias = "idle-timeout")]
+    ping_interval: Duration,
+    /// How far a client may fall behind its room (bytes it has not read) before it is dropped.
+    #[arg(long, value_name = "SIZE", default_value = "32MiB", value_parser = args::size_in::<usize>(1, u64::MAX))]
     queue: usize,
+    /// Drop a client whose output has waited this long without it catching up.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    slow_timeout: Duration,
     /// Messages each room keeps and replays to whoever joins it.
     #[arg(long, value_name = "N", default_value_t = 0)]
     history: usize,
@@ -142,8 +153,11 @@ impl LimitArgs {
             rate_limit: self.rate_limit.0.map(|limit| RateLimit { burst: self.burst, ..limit }),
             max_clients: self.max_clients as usize,
             max_per_address: self.max_per_ip.0,
-            idle_timeout: self.idle_timeout,
+            register_timeout: self.register_timeout,
+            line_timeout: self.line_timeout,
+            ping_interval: self.ping_interval,
             queue: self.queue,
+            slow_timeout: self.slow_timeout,
             history: self.history,
         }
     }
@@ -184,11 +198,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// A line from the server as `chat join` shows it: as sent, or in JSON its
-/// parts (the `type` field tells which kind of line).
+/// parts (the `type` field tells which kind of line; `at` is the time of a
+/// line of the room's history).
 #[derive(Serialize)]
 struct Shown<'a> {
     #[serde(skip)]
     line: ServerLine<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -196,23 +213,27 @@ struct Shown<'a> {
     text: &'a str,
 }
 
-impl<'a> From<ServerLine<'a>> for Shown<'a> {
-    fn from(line: ServerLine<'a>) -> Self {
+impl<'a> From<Received<'a>> for Shown<'a> {
+    fn from(Received { at, line }: Received<'a>) -> Self {
         let (from, to, text) = match line {
-            ServerLine::Message { from, text } | ServerLine::Private { from, text } => {
-                (Some(from), None, text)
-            }
+            ServerLine::Message { from, text }
+            | ServerLine::Private { from, text }
+            | ServerLine::Action { from, text } => (Some(from), None, text),
             ServerLine::PrivateSent { to, text } => (None, Some(to), text),
-            ServerLine::Notice(text) | ServerLine::Error(text) | ServerLine::Other(text) => {
-                (None, None, text)
-            }
+            ServerLine::Notice(text)
+            | ServerLine::Error(text)
+            | ServerLine::Ping(text)
+            | ServerLine::Other(text) => (None, None, text),
         };
-        Shown { line, from, to, text }
+        Shown { line, at, from, to, text }
     }
 }
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = self.at {
+            write!(f, "[{at}] ")?;
+        }
         self.line.fmt(f)
     }
 }
@@ -233,7 +254,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
         let out = Output::new(args.json);
         let input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_INPUT_LINE))
             .map(|line| line.map_err(io::Error::other));
-        client.run(nick, input, |line| out.emit(line.kind(), &Shown::from(line))).await?
+        client.run(nick, input, |got| out.emit(got.line.kind(), &Shown::from(got))).await?
     };
     match ending {
         Ending::Left => Ok(()),
@@ -246,6 +267,6 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
 /// line the user is typing, which is redrawn under them.
 async fn join_at_a_terminal(client: ChatClient, nick: Option<&str>) -> anyhow::Result<Ending> {
     let (terminal, input) = Terminal::start()?;
-    let ending = client.run(nick, input, |line| terminal.print(&line.to_string())).await?;
+    let ending = client.run(nick, input, |got| terminal.print(&Shown::from(got).to_string())).await?;
     Ok(ending)
 }

@@ -2,17 +2,22 @@
 //! SO_REUSEADDR, backlogs, bind addresses, blocking, bytes and text, names,
 //! TCP against UDP under loss, ARQ timelines, and a process's memory.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use clap::Subcommand;
+use socketeer::impair::Probability;
 use socketeer::lab::backlog::{self, BacklogConfig};
 use socketeer::lab::blocking::{self, BlockingConfig};
 use socketeer::lab::eof::{self, EofConfig};
 use socketeer::lab::framing::{self, FramingConfig};
-use socketeer::lab::{anatomy, bind, encoding, names, reuseaddr};
+use socketeer::lab::tcp_vs_udp::{self, TcpUdpConfig};
+use socketeer::lab::{anatomy, arq, bind, encoding, names, reuseaddr};
 
 use super::super::args::{UsageError, positive_duration, size_in};
-use super::super::output::Output;
+use super::super::output::{Output, check_writable, write_replacing};
 use super::conclude;
 
 /// The networking experiments.
@@ -46,6 +51,17 @@ pub enum Command {
         after_help = "Examples:\n  socketeer lab bind\n  sudo socketeer lab bind     # also from another host (a private network namespace)\n  socketeer lab bind --json"
     )]
     Bind(JsonArgs),
+    /// Stop-and-wait, Go-Back-N and selective repeat, datagram by datagram, for the same losses; vs the bounds.
+    #[command(
+        after_help = "Examples:\n  socketeer lab arq\n  socketeer lab arq --lose 2,3 --lose-ack 6 --plot arq.svg\n  \
+                            socketeer lab arq --blocks 20 --window 8 --delay 5ms --json"
+    )]
+    Arq(ArqArgs),
+    /// The same messages over TCP and UDP through the same loss: UDP shows it, TCP turns it into delay.
+    #[command(after_help = "Examples:\n  sudo socketeer lab tcp-vs-udp\n  \
+                            sudo socketeer lab tcp-vs-udp --loss 10% --plot tcp-vs-udp.svg\n  \
+                            sudo socketeer lab tcp-vs-udp --messages 100 --interval 20ms --json")]
+    TcpVsUdp(TcpVsUdpArgs),
     /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
     #[command(after_help = "Examples:\n  socketeer lab names\n  socketeer lab names --json")]
     Names(JsonArgs),
@@ -133,6 +149,58 @@ pub struct BytesArgs {
     json: bool,
 }
 
+/// Arguments of `lab arq`.
+#[derive(Debug, clap::Args)]
+pub struct ArqArgs {
+    /// Blocks of 1000 bytes to move.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=200))]
+    blocks: u32,
+    /// The window of Go-Back-N and selective repeat.
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    window: u32,
+    /// One-way delay of the link.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = bounded(Duration::from_secs(1)))]
+    delay: Duration,
+    /// The time one block takes to put on the wire (sets the link's rate).
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = bounded(Duration::from_secs(1)))]
+    block_time: Duration,
+    /// DATA blocks (numbered from 0) whose first send is lost.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_value = "2,6")]
+    lose: Vec<u32>,
+    /// Blocks whose first send's acknowledgement is lost.
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', default_value = "4")]
+    lose_ack: Vec<u32>,
+    /// Draw the timelines as a sequence diagram into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `lab tcp-vs-udp`.
+#[derive(Debug, clap::Args)]
+pub struct TcpVsUdpArgs {
+    /// Messages sent over each transport.
+    #[arg(long, value_name = "N", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    messages: u32,
+    /// Bytes per message (at least 8).
+    #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(8..=1400))]
+    size: u32,
+    /// The pause between two messages.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = bounded(Duration::from_secs(1)))]
+    interval: Duration,
+    /// The share of packets lost, each way (10% or 0.1).
+    #[arg(long, value_name = "P", default_value = "10%")]
+    loss: Probability,
+    /// Draw each message's latency, TCP and UDP, into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Arguments of `lab anatomy`.
 #[derive(Debug, clap::Args)]
 pub struct AnatomyArgs {
@@ -142,6 +210,51 @@ pub struct AnatomyArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn arq(a: ArqArgs) -> anyhow::Result<()> {
+    if let Some(plot) = &a.plot {
+        check_writable(plot)?;
+    }
+    let link =
+        arq::Link { delay: a.delay, block_time: a.block_time, lose_data: a.lose, lose_ack_of: a.lose_ack };
+    let report = arq::run(arq::ArqConfig { blocks: a.blocks, window: a.window, link });
+    if let Some(path) = &a.plot {
+        write_replacing(path, &report.plot())
+            .with_context(|| format!("writing the plot to {}", path.display()))?;
+    }
+    let out = Output::new(a.json);
+    conclude(out, "arq", &report)?;
+    match &a.plot {
+        Some(path) => out.note(format!("plot: {}", path.display())).map_err(Into::into),
+        None => Ok(()),
+    }
+}
+
+fn tcp_vs_udp(a: TcpVsUdpArgs) -> anyhow::Result<()> {
+    if let Some(plot) = &a.plot {
+        check_writable(plot)?;
+    }
+    if a.messages as u64 * a.interval.as_millis() as u64 > 15_000 {
+        return Err(UsageError(
+            "--messages × --interval is over 15 s; the lab keeps experiments short".to_owned(),
+        )
+        .into());
+    }
+    let config =
+        TcpUdpConfig { messages: a.messages, size: a.size as usize, interval: a.interval, loss: a.loss };
+    let report = tcp_vs_udp::run(config)?;
+    let out = Output::new(a.json);
+    conclude(out, "tcp_vs_udp", &report)?;
+    if !report.ran {
+        anyhow::bail!("lab tcp-vs-udp did not run: {}", report.impairment.trim_start_matches("not run: "));
+    }
+    if let Some(path) = &a.plot {
+        write_replacing(path, &report.plot())
+            .with_context(|| format!("writing the plot to {}", path.display()))?;
+        out.note(format!("plot: {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// A positive duration of at most `max`, so that an experiment stays short.
@@ -194,6 +307,8 @@ fn run_blocking(command: Command) -> anyhow::Result<()> {
         }
         Command::Bytes(a) => conclude(Output::new(a.json), "bytes", &encoding::run(&a.text)?),
         Command::Bind(a) => conclude(Output::new(a.json), "bind", &bind::run(&super::self_exec()?)?),
+        Command::Arq(a) => arq(a),
+        Command::TcpVsUdp(a) => tcp_vs_udp(a),
         Command::Names(a) => conclude(Output::new(a.json), "names", &names::run()?),
         Command::Anatomy(a) => conclude(Output::new(a.json), "anatomy", &anatomy::run(a.work)?),
     }

@@ -1,0 +1,188 @@
+//! A session's input: bytes into lines, and each line to the hub.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio::time::Instant;
+use tokio_util::codec::{AnyDelimiterCodecError, Decoder};
+
+use super::{Connection, Ending};
+use crate::chat::hub::{Backplane, ClientId};
+use crate::chat::protocol::{self, Dialect, HELP, Request};
+use crate::chat::server::Shared;
+use crate::text::sanitize;
+
+/// How much a read asks for at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+impl Connection {
+    /// Reads what has arrived and handles every whole line in it.
+    pub(super) fn receive<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+        self.input.reserve(READ_CHUNK);
+        match self.stream.try_read_buf(&mut self.input) {
+            Ok(0) => self.eof = true,
+            Ok(_) => {
+                // Bytes that are not yet a whole line start the line's clock.
+                self.line_began.get_or_insert_with(Instant::now);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // A new socket is reported readable once before any data: hold no buffer for it.
+                if self.input.is_empty() {
+                    self.input = BytesMut::new();
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(Ending::Failed(e)),
+        }
+        self.decode(shared, id)
+    }
+
+    /// Handles the whole lines read, up to a `/nick` that has to wait for
+    /// the other servers.
+    pub(super) fn decode<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+        while self.nick.is_none() {
+            let decoded = match self.eof {
+                false => self.codec.decode(&mut self.input),
+                true => self.codec.decode_eof(&mut self.input),
+            };
+            let line = match decoded {
+                Ok(Some(line)) => Some(line),
+                Ok(None) => break,
+                Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => None,
+                Err(AnyDelimiterCodecError::Io(e)) => return Err(Ending::Failed(e)),
+            };
+            // A line ended (or an over-long one was skipped to its end).
+            let now = Instant::now();
+            self.heard = now;
+            self.line_began = (!self.input.is_empty()).then_some(now);
+            match line {
+                Some(line) => self.line(&line, shared, id)?,
+                None => self.too_long(shared.config.max_line),
+            }
+        }
+        if self.eof && self.nick.is_none() {
+            return Err(Ending::Closed);
+        }
+        if self.input.is_empty() {
+            // A quiet client holds no buffer.
+            self.input = BytesMut::new();
+        }
+        // Answers to what was just read go out now, not after another wake-up.
+        match self.out.is_empty() {
+            true => self.flush(),
+            false => Ok(()),
+        }
+    }
+
+    fn too_long(&self, max: usize) {
+        self.reply(protocol::error(format_args!(
+            "line too long (the limit is {max} bytes); skipped to its end"
+        )));
+    }
+
+    /// Handles one line from the client.
+    fn line<B: Backplane>(&mut self, raw: &[u8], shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+        if raw.strip_suffix(b"\r").unwrap_or(raw).len() > shared.config.max_line {
+            self.too_long(shared.config.max_line);
+            return Ok(());
+        }
+        let first = !self.registered;
+        if first {
+            self.registered = true;
+            self.ticket.spoke();
+        }
+        if let Some(bucket) = &mut self.flood {
+            if !bucket.take(Instant::now().into_std()) {
+                self.refused += 1;
+                if self.refused == 1 {
+                    let limit = shared.config.rate_limit.map(|l| (l.per_sec, l.burst)).unwrap_or_default();
+                    self.reply(protocol::error(format_args!(
+                        "slow down: at most {} lines/s (bursts of {}); lines are dropped until you do",
+                        limit.0, limit.1
+                    )));
+                }
+                return Ok(());
+            }
+            self.refused = 0;
+        }
+        let text = match protocol::decode(raw) {
+            Ok(text) => text,
+            Err(e) => {
+                self.reply(protocol::error(e));
+                return Ok(());
+            }
+        };
+        if first && protocol::identify(text) == Dialect::Irc {
+            return Err(Ending::Irc);
+        }
+        let request = match protocol::parse(text) {
+            Ok(Some(request)) => request,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.reply(protocol::error(sanitize(&e.to_string())));
+                return Ok(());
+            }
+        };
+        let mut hub = shared.hub.lock();
+        // The room hears a newcomer joined before it hears from it; a first
+        // /nick or /join names the client or the room the join is told in;
+        // a first /quit is never announced.
+        let announce_after = matches!(request, Request::Nick(_) | Request::Join(_));
+        if !matches!(request, Request::Quit(_)) && !announce_after {
+            self.announce(&mut hub, id);
+        }
+        let refused = match request {
+            Request::Say(text) => {
+                hub.say(id, &sanitize(text), chrono::Utc::now());
+                Ok(())
+            }
+            Request::Act(text) => {
+                hub.act(id, &sanitize(text), chrono::Utc::now());
+                Ok(())
+            }
+            Request::Nick(name) => match hub.claim(id, name) {
+                Ok(None) => hub.rename(id, name),
+                Ok(Some(claim)) => {
+                    // Announced once the claim is answered, under whichever name it leaves.
+                    self.nick = Some((name.to_owned(), claim));
+                    return Ok(());
+                }
+                Err(e) => Err(e),
+            },
+            Request::Who => {
+                hub.who(id);
+                Ok(())
+            }
+            Request::Tell { to, text } => hub.tell(id, to, &sanitize(text)),
+            Request::Join(room) => match hub.join(id, room) {
+                Ok(seat) => {
+                    self.announce(&mut hub, id);
+                    // Publishing takes the hub's lock: this is exactly where the client left.
+                    let left = self.mailbox.mark();
+                    drop(hub);
+                    self.mailbox.stop_at(left);
+                    return self
+                        .mailbox
+                        .move_to(seat.log, seat.cursor, &mut self.out)
+                        .map_err(|overflow| Ending::TooSlow(overflow.into()));
+                }
+                Err(e) => Err(e),
+            },
+            Request::Help => {
+                drop(hub);
+                HELP.iter().for_each(|line| self.reply(protocol::notice(line)));
+                return Ok(());
+            }
+            Request::Pong => Ok(()),
+            Request::Quit(reason) => return Err(Ending::Quit(reason.map(|r| sanitize(r).into_owned()))),
+        };
+        if announce_after {
+            self.announce(&mut hub, id);
+        }
+        drop(hub);
+        if let Err(e) = refused {
+            self.reply(protocol::error(sanitize(&e.to_string())));
+        }
+        Ok(())
+    }
+}
