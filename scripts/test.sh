@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or an old one:
 #   1. installs the test peers that are missing (as root, with apt-get),
 #   2. checks formatting, lints and that the docs build without warnings,
-#   3. runs every test (unit tests and the integration tests over loopback).
+#   3. runs every test (unit tests and the integration tests over loopback),
+#   4. runs every fuzz target for a short while (scripts/fuzz.sh).
 # Tests that need a peer fail with a clear message when it is missing; none are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,3 +59,4 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 cargo test --locked
+scripts/fuzz.sh 20

@@ -15,6 +15,11 @@
 //! | load generators | [`bench`](mod@bench) | sockets |
 //! | the lab | [`lab`] | threads, child processes, sockets on loopback, and (as root) network namespaces of its own |
 //!
+//! `unsafe` code is denied everywhere (the binary forbids it outright); a
+//! module that needs it for an OS interface no crate wraps safely is listed
+//! in `tests/layers.rs`, which also requires a `// SAFETY:` comment over each
+//! block.
+//!
 //! The binary's `cli` module sits on top: it parses arguments, calls the
 //! library and formats what it returns. The library never prints; it returns
 //! values, logs through `tracing`, and reports failures as typed errors.

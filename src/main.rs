@@ -1,6 +1,8 @@
 //! The `socketeer` binary: parse the arguments, run the command, and turn the
 //! outcome into an exit code (0 success, 1 runtime error, 2 usage error).
 
+#![forbid(unsafe_code)]
+
 mod cli;
 
 use std::io::{self, IsTerminal, Write};

@@ -310,11 +310,9 @@ async fn accept_one_listener<G, H, F>(
 /// or memory is waited out, anything else (a connection reset before accept)
 /// is only logged.
 async fn accept_error(service: &'static str, e: &io::Error) {
-    const EMFILE: i32 = 24;
-    const ENFILE: i32 = 23;
-    const ENOBUFS: i32 = 105;
-    const ENOMEM: i32 = 12;
-    if matches!(e.raw_os_error(), Some(EMFILE | ENFILE | ENOBUFS | ENOMEM)) {
+    use nix::errno::Errno;
+    let out_of_resources = [Errno::EMFILE, Errno::ENFILE, Errno::ENOBUFS, Errno::ENOMEM];
+    if e.raw_os_error().is_some_and(|code| out_of_resources.contains(&Errno::from_raw(code))) {
         warn!(service, error = %e, "cannot accept: out of resources; retrying in 100 ms");
         tokio::time::sleep(Duration::from_millis(100)).await;
     } else {

@@ -1,10 +1,12 @@
-//! Round-trip time summaries, shared by every client that measures RTTs
-//! (`echo ping`, `udp send`) so they all report the same statistics, and
-//! the shape every JSON record takes.
+//! Latency summaries, the one place percentiles are computed: exact ones
+//! over a run's samples (`echo ping`, `udp send`, `bench impair`), and
+//! HdrHistogram ones for load generators that record millions; and the
+//! shape every JSON record takes.
 
 use std::fmt;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// A value as a JSON record: its fields plus `"type": kind`, the form of
@@ -44,9 +46,7 @@ impl RttSummary {
         let (&min, &max) = (sorted.first()?, sorted.last()?);
         let total: Duration = sorted.iter().sum();
         let count = u32::try_from(sorted.len()).unwrap_or(u32::MAX);
-        // Nearest rank: the smallest sample with at least 99% of samples at or below it.
-        let rank = (sorted.len() * 99).div_ceil(100).max(1);
-        Some(RttSummary { min, avg: total / count, max, p99: sorted[rank - 1] })
+        Some(RttSummary { min, avg: total / count, max, p99: percentile(&sorted, 0.99) })
     }
 }
 
@@ -61,6 +61,68 @@ impl fmt::Display for RttSummary {
             millis(self.p99)
         )
     }
+}
+
+/// The nearest-rank `q` quantile of `sorted` (ascending): the smallest
+/// sample with at least a share `q` of the samples at or below it; zero for
+/// no samples.
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = (sorted.len() as f64 * q).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied().unwrap_or_default()
+}
+
+/// Latency percentiles in microseconds, from an HdrHistogram.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// The mean.
+    pub mean_us: f64,
+    /// The median.
+    pub p50_us: u64,
+    /// The 90th percentile.
+    pub p90_us: u64,
+    /// The 99th percentile.
+    pub p99_us: u64,
+    /// The 99.9th percentile.
+    pub p999_us: u64,
+    /// The slowest.
+    pub max_us: u64,
+}
+
+impl Latency {
+    /// The percentiles of `histogram`, whose values are microseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
+        Latency {
+            mean_us: histogram.mean(),
+            p50_us: histogram.value_at_quantile(0.50),
+            p90_us: histogram.value_at_quantile(0.90),
+            p99_us: histogram.value_at_quantile(0.99),
+            p999_us: histogram.value_at_quantile(0.999),
+            max_us: histogram.max(),
+        }
+    }
+}
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "latency µs: mean {:.0}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            self.mean_us, self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us
+        )
+    }
+}
+
+/// A histogram for latencies from 1 µs to 60 s at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    const MAX_US: u64 = 60_000_000;
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("constant histogram bounds are valid")
+}
+
+/// Records `elapsed` `count` times, clamped into the histogram's range.
+pub fn record(histogram: &mut Histogram<u64>, elapsed: Duration, count: u64) {
+    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, histogram.high());
+    // Cannot fail: the value was clamped into range.
+    let _ = histogram.record_n(us, count);
 }
 
 /// A duration in milliseconds, as a float for display and JSON. Whole

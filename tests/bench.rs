@@ -4,7 +4,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::chat_cluster::Redis;
-use crate::util::{Daemon, closed_port, run, socketeer};
+use crate::util::{Daemon, closed_port, established_on, eventually, run, socketeer};
 
 #[test]
 fn bench_echo_reports_throughput_and_latency_over_tcp_and_udp() {
@@ -82,8 +82,10 @@ fn bench_echo_reports_what_it_measured_when_stopped_or_when_the_server_goes() {
     let long_run = ["bench", "echo", &target, "-c", "2", "-d", "60s", "--json"].map(str::to_owned);
 
     // Ctrl-C: the numbers so far, and success.
+    let port = server.addr("echo", "tcp").port();
+    let both_connected = || eventually(Duration::from_secs(30), || established_on(port) == 2);
     let child = socketeer().args(&long_run).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    assert!(both_connected(), "the load never connected");
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -93,8 +95,9 @@ fn bench_echo_reports_what_it_measured_when_stopped_or_when_the_server_goes() {
     assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
 
     // The server goes away: the numbers so far, then the error, exit 1.
+    assert!(eventually(Duration::from_secs(30), || established_on(port) == 0), "the first load stayed");
     let measuring = std::thread::spawn(move || run(&long_run.each_ref().map(String::as_str), b""));
-    std::thread::sleep(Duration::from_millis(800));
+    assert!(both_connected(), "the load never connected");
     server.stop_with("TERM");
     let out = measuring.join().unwrap();
     assert_eq!(out.code(), Some(1), "{}", out.stderr);

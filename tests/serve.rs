@@ -105,7 +105,8 @@ fn an_exchange_in_flight_at_shutdown_is_answered_intact() {
     let sender = std::thread::spawn(move || {
         let _ = writer.write_all(&payload);
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Ready once echoes wait in our receive buffer: the server is mid-exchange.
+    client.peek(&mut [0u8; 1]).unwrap();
     let stopping = std::thread::spawn(move || server.stop_with("TERM"));
     let mut echoed = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];

@@ -66,7 +66,11 @@ fn a_capture_shows_an_echo_conversation_and_tshark_agrees() {
     let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), "hello"], b"");
     assert_eq!(sent.ok().trim(), "hello");
     // The connection is closed once `send` returns; its last segments may still be in flight.
-    std::thread::sleep(Duration::from_millis(300));
+    capture.wait_for("both echoes and a FIN", |lines| {
+        let packets = objects(lines, "packet");
+        packets.iter().filter(|p| p["payload_len"] != 0).count() == 2
+            && tcp_view(&packets).iter().any(|v| v.2.contains('F'))
+    });
     let stopped = capture.stop_with("INT");
     assert!(stopped.status.success(), "{stopped:?}");
 
@@ -282,11 +286,13 @@ fn a_short_snap_length_keeps_tcp_headers_and_real_lengths() {
     let pcap = dir.path().join("snap.pcap");
     let server = Daemon::start(&["echo", "serve", "--port", "0", "--tcp"], 1);
     let port = server.addr("echo", "tcp").port().to_string();
-    let capture = sniff(&["-s", "64", "-w", pcap.to_str().unwrap(), "tcp", "port", &port]);
+    let capture = sniff(&["-s", "64", "-w", pcap.to_str().unwrap(), "--print", "tcp", "port", &port]);
     let message = "x".repeat(300);
     let sent = run(&["echo", "send", &format!("127.0.0.1:{port}"), &message], b"");
     assert_eq!(sent.ok().trim(), message);
-    std::thread::sleep(Duration::from_millis(300));
+    capture.wait_for("both 301-byte segments", |lines| {
+        objects(lines, "packet").iter().filter(|p| p["payload_len"] == 301).count() == 2
+    });
     assert!(capture.stop_with("INT").status.success());
 
     // Read back with a port filter: every frame was cut to 64 bytes, inside
@@ -434,4 +440,73 @@ fn a_tcpdump_any_capture_reads_back() {
     assert!(packets.iter().all(|p| p["dport"] == port && p["text"] == "cooked" && p["problem"].is_null()));
     let details = packets[0]["details"][0].as_str().unwrap();
     assert!(details.starts_with("cooked v") && details.contains("hardware type 772"), "{details}");
+}
+
+/// A pcapng file of one Ethernet frame (IPv4, UDP 1234 > 53) whose
+/// timestamp's high 32 bits are `ts_high` (microseconds since 1970).
+fn pcapng_at(ts_high: u32) -> Vec<u8> {
+    let block = |kind: u32, body: &[u8]| {
+        let len = (12 + body.len()) as u32;
+        [&kind.to_le_bytes()[..], &len.to_le_bytes(), body, &len.to_le_bytes()].concat()
+    };
+    let section =
+        [&0x1A2B_3C4Du32.to_le_bytes()[..], &1u16.to_le_bytes(), &0u16.to_le_bytes(), &(-1i64).to_le_bytes()]
+            .concat();
+    let interface = [&1u16.to_le_bytes()[..], &0u16.to_le_bytes(), &65535u32.to_le_bytes()].concat();
+    let mut frame = vec![0u8; 12];
+    frame.extend_from_slice(&[0x08, 0x00]);
+    frame.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+    frame.extend_from_slice(&[0x04, 0xd2, 0, 53, 0, 8, 0, 0]);
+    let len = frame.len() as u32;
+    frame.resize(frame.len().next_multiple_of(4), 0);
+    let packet = [
+        &0u32.to_le_bytes()[..],
+        &ts_high.to_le_bytes(),
+        &0u32.to_le_bytes(),
+        &len.to_le_bytes(),
+        &len.to_le_bytes(),
+        &frame,
+    ]
+    .concat();
+    [block(0x0A0D_0D0A, &section), block(1, &interface), block(6, &packet)].concat()
+}
+
+/// Issue 18: a timestamp past what a calendar date can hold panicked
+/// `sniff -r` ('DateTime + TimeDelta overflowed'); tcpdump prints
+/// `[Error converting time]` and goes on, and so must we.
+#[test]
+fn a_timestamp_no_date_can_hold_is_shown_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    for ts_high in [0x7FFF_FFFF, 0x8000_0000, u32::MAX] {
+        let file = dir.path().join(format!("{ts_high}.pcapng"));
+        std::fs::write(&file, pcapng_at(ts_high)).unwrap();
+        let out = run(&["sniff", "-r", file.to_str().unwrap()], b"");
+        assert!(
+            out.ok().starts_with("[Error converting time] IP 127.0.0.1.1234 > 127.0.0.1.53: UDP"),
+            "{out:#?}"
+        );
+        let json = run(&["sniff", "-r", file.to_str().unwrap(), "--json"], b"");
+        assert!(json.ok().contains("\"time\":null"), "{json:#?}");
+    }
+    // A timestamp within range still prints as a time of day.
+    let file = dir.path().join("fine.pcapng");
+    std::fs::write(&file, pcapng_at(0x0006_0000)).unwrap();
+    let out = run(&["sniff", "-r", file.to_str().unwrap()], b"");
+    assert!(out.ok().contains(": UDP") && !out.stdout.contains("Error"), "{out:#?}");
+}
+
+/// Issue 14: a filter nested 100,000 deep overflowed the stack; now it is a
+/// usage error that says what the limit is.
+#[test]
+fn a_filter_too_deep_is_refused_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.pcapng");
+    std::fs::write(&file, pcapng_at(0x0006_0000)).unwrap();
+    let mut args = vec!["sniff", "-r", file.to_str().unwrap()];
+    args.extend(std::iter::repeat_n("(", 100_000));
+    args.push("udp");
+    args.extend(std::iter::repeat_n(")", 100_000));
+    let out = run(&args, b"");
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("at most 100 deep"), "{}", out.stderr);
 }

@@ -149,6 +149,8 @@ pub struct Daemon {
     /// Lines printed after the status lines, read as they come so that the
     /// daemon never blocks on a full pipe.
     later_lines: Mutex<mpsc::Receiver<String>>,
+    /// Later lines already taken by [`Daemon::wait_for`].
+    seen: Mutex<Vec<String>>,
     stderr: Collector,
 }
 
@@ -194,7 +196,7 @@ impl Daemon {
             }
         }
         let listening = stdout_lines.iter().filter_map(|l| parse_status(l)).collect();
-        Daemon { child, listening, stdout_lines, later_lines: Mutex::new(rx), stderr }
+        Daemon { child, listening, stdout_lines, later_lines: Mutex::new(rx), seen: Mutex::default(), stderr }
     }
 
     /// Its process id.
@@ -216,6 +218,23 @@ impl Daemon {
             .addr
     }
 
+    /// Waits (a minute at most) until the lines printed after the status lines
+    /// satisfy `done`, and returns them: a readiness signal from the daemon's
+    /// own output instead of a sleep.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + COMMAND_LIMIT;
+        let later = self.later_lines.lock().unwrap();
+        let mut seen = self.seen.lock().unwrap();
+        while !done(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match later.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("waited for {what}; printed: {seen:#?}; stderr: {}", self.stderr.snapshot()),
+            }
+        }
+        seen.clone()
+    }
+
     /// What it logged so far.
     pub fn stderr(&self) -> String {
         self.stderr.snapshot()
@@ -229,7 +248,7 @@ impl Daemon {
         assert!(kill.success());
         let status = wait_limited(&mut self.child, Duration::from_secs(10));
         let took = sent.elapsed();
-        let mut stdout = Vec::new();
+        let mut stdout = std::mem::take(self.seen.get_mut().unwrap());
         let later = self.later_lines.get_mut().unwrap();
         while let Ok(line) = later.recv_timeout(Duration::from_secs(2)) {
             stdout.push(line);
@@ -275,12 +294,46 @@ pub fn require(program: &str, package: &str) {
     );
 }
 
-/// A loopback port with nothing listening on it (TCP and UDP).
+/// A loopback port with nothing listening on it (TCP and UDP), free to hand
+/// to a server a test starts.
+///
+/// Taken from below the kernel's ephemeral range (32768 and up), so no
+/// socket bound to port 0, which every other test uses, can land on it
+/// meanwhile; each call in this process gets a different one, starting at
+/// an offset from the process id so that test runs side by side spread out.
 pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    port
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    loop {
+        let port = FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN;
+        let free = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+}
+
+/// Connections in the ESTABLISHED state whose local port is `port`, from
+/// `/proc/net/tcp` and `tcp6`: how a test sees that a server has accepted.
+pub fn established_on(port: u16) -> usize {
+    const ESTABLISHED: &str = "01";
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            local_port == Some(port) && fields.get(3) == Some(&ESTABLISHED)
+        })
+        .count()
 }
 
 /// Polls `check` until it holds or `limit` passes.

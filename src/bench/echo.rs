@@ -21,9 +21,9 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::{Latency, latency_histogram, record};
 use crate::client::{ClientError, Timeouts};
 use crate::net::{self, Transport, UDP_RECV_BUFFER};
+use crate::stats::{Latency, latency_histogram, record};
 
 /// The request Redis answers with [`REDIS_PONG`]: an inline `PING` command.
 pub const REDIS_PING: &[u8] = b"PING\r\n";

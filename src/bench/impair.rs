@@ -27,6 +27,7 @@ use serde::Serialize;
 use super::with_proxy;
 use crate::batch::{BatchSocket, RecvBuffers};
 use crate::impair::{ImpairmentConfig, RateLimit};
+use crate::stats::percentile;
 use crate::units::Rate;
 
 /// The datagram size of the forwarding, window and rate scenarios.
@@ -235,11 +236,6 @@ fn one_way_times(config: ImpairmentConfig, duration: Duration, realtime: bool) -
     let mut times = receiver.join().map_err(|_| io::Error::other("sink panicked"))?;
     times.sort_unstable();
     Ok(times)
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len().max(1));
-    sorted.get(rank - 1).copied().unwrap_or_default()
 }
 
 /// Which scenarios to run, and for how long each measurement lasts.

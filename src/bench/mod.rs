@@ -7,70 +7,12 @@ pub mod echo;
 pub mod impair;
 pub mod transfer;
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-use serde::Serialize;
-
 use crate::impair::{ImpairmentConfig, Proxy, ProxyConfig};
-
-/// Latency percentiles in microseconds, from an HdrHistogram.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
-pub struct Latency {
-    /// The mean.
-    pub mean_us: f64,
-    /// The median.
-    pub p50_us: u64,
-    /// The 90th percentile.
-    pub p90_us: u64,
-    /// The 99th percentile.
-    pub p99_us: u64,
-    /// The 99.9th percentile.
-    pub p999_us: u64,
-    /// The slowest.
-    pub max_us: u64,
-}
-
-impl Latency {
-    /// The percentiles of `histogram`, whose values are microseconds.
-    pub fn of(histogram: &Histogram<u64>) -> Latency {
-        Latency {
-            mean_us: histogram.mean(),
-            p50_us: histogram.value_at_quantile(0.50),
-            p90_us: histogram.value_at_quantile(0.90),
-            p99_us: histogram.value_at_quantile(0.99),
-            p999_us: histogram.value_at_quantile(0.999),
-            max_us: histogram.max(),
-        }
-    }
-}
-
-impl fmt::Display for Latency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "latency µs: mean {:.0}  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-            self.mean_us, self.p50_us, self.p90_us, self.p99_us, self.p999_us, self.max_us
-        )
-    }
-}
-
-/// A histogram for latencies from 1 µs to 60 s at 3 significant digits.
-fn latency_histogram() -> Histogram<u64> {
-    const MAX_US: u64 = 60_000_000;
-    Histogram::new_with_bounds(1, MAX_US, 3).expect("constant histogram bounds are valid")
-}
-
-/// Records `elapsed` `count` times, clamped into the histogram's range.
-fn record(histogram: &mut Histogram<u64>, elapsed: Duration, count: u64) {
-    let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).clamp(1, histogram.high());
-    // Cannot fail: the value was clamped into range.
-    let _ = histogram.record_n(us, count);
-}
 
 /// The seed of the next proxy a benchmark starts. Each proxy gets its own,
 /// so repeated rounds see different loss patterns: with one seed for all,

@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::super::{latency_histogram, record};
 use super::wire::Stamp;
+use crate::stats::{latency_histogram, record};
 
 /// A sender's window: it may send message `seq` only once every message
 /// before `seq - size` has reached all of its recipients.

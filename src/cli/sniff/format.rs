@@ -1,7 +1,6 @@
 //! How `sniff` shows a packet: tcpdump's line, `-v` details, `-x` hex, `-A` text.
 
 use std::fmt::{self, Write as _};
-use std::time::Duration;
 
 use chrono::{DateTime, Local, Utc};
 use serde::Serialize;
@@ -23,8 +22,9 @@ pub struct Extras {
 /// One packet as printed or as JSON.
 #[derive(Serialize)]
 pub struct PacketLine<'a> {
-    /// Capture time, RFC 3339 in UTC.
-    time: DateTime<Utc>,
+    /// Capture time, RFC 3339 in UTC; `None` (JSON null) when no calendar
+    /// date can hold it (a damaged or crafted file).
+    time: Option<DateTime<Utc>>,
     /// Length on the wire.
     len: u32,
     /// Bytes captured.
@@ -43,7 +43,9 @@ pub struct PacketLine<'a> {
 
 impl<'a> PacketLine<'a> {
     pub fn new(link: LinkType, frame: Frame<'_>, summary: &'a Summary, extras: Extras) -> Self {
-        let time = DateTime::<Utc>::UNIX_EPOCH + duration(frame.time);
+        let time = chrono::TimeDelta::from_std(frame.time)
+            .ok()
+            .and_then(|since| DateTime::<Utc>::UNIX_EPOCH.checked_add_signed(since));
         PacketLine {
             time,
             len: frame.len,
@@ -57,13 +59,14 @@ impl<'a> PacketLine<'a> {
     }
 }
 
-fn duration(d: Duration) -> chrono::TimeDelta {
-    chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::MAX)
-}
-
 impl fmt::Display for PacketLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.time.with_timezone(&Local).format("%H:%M:%S%.6f"), self.summary)?;
+        match self.time {
+            Some(time) => write!(f, "{} ", time.with_timezone(&Local).format("%H:%M:%S%.6f"))?,
+            // tcpdump's words for the same case.
+            None => f.write_str("[Error converting time] ")?,
+        }
+        write!(f, "{}", self.summary)?;
         for line in &self.details {
             write!(f, "\n    {line}")?;
         }

@@ -189,12 +189,26 @@ pub fn in_net(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
 }
 
 impl fmt::Display for Filter {
-    /// The canonical form, which parses back to the same filter.
+    /// The canonical form, which parses back to the same filter. `and` and
+    /// `or` group from the left, so a chain needs no parentheses; only an
+    /// operand that is itself a join gets them on the right of a join or
+    /// after `not`. The form nests no deeper than the text it came from, so
+    /// it stays within the parser's nesting limit.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        /// `filter`, in parentheses when it is a join.
+        struct Operand<'a>(&'a Filter);
+        impl fmt::Display for Operand<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    join @ (Filter::And(..) | Filter::Or(..)) => write!(f, "({join})"),
+                    other => write!(f, "{other}"),
+                }
+            }
+        }
         match self {
-            Filter::And(a, b) => write!(f, "({a} and {b})"),
-            Filter::Or(a, b) => write!(f, "({a} or {b})"),
-            Filter::Not(a) => write!(f, "not {a}"),
+            Filter::And(a, b) => write!(f, "{a} and {}", Operand(b)),
+            Filter::Or(a, b) => write!(f, "{a} or {}", Operand(b)),
+            Filter::Not(a) => write!(f, "not {}", Operand(a)),
             Filter::Is(p) => write!(f, "{p}"),
         }
     }

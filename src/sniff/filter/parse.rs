@@ -50,11 +50,24 @@ struct Parser<'a> {
     tokens: Vec<Token<'a>>,
     next: usize,
     last: Option<Template>,
+    /// Parentheses and `not`s open around the current position.
+    nesting: usize,
+    /// `and`s and `or`s so far, in the whole filter.
+    joins: usize,
 }
+
+/// The deepest nesting of parentheses and `not` a filter may have. Every
+/// level is a level of recursion here, in matching and in compiling; a
+/// crafted filter 100,000 levels deep would overflow the stack.
+pub const MAX_NESTING: usize = 100;
+
+/// The most primitives one filter may join. Joined terms form a tree as deep
+/// as the chain is long; real filters have a handful.
+pub const MAX_TERMS: usize = 1000;
 
 /// Parses a whole filter expression.
 pub(super) fn parse(text: &str) -> Result<Filter, FilterError> {
-    let mut parser = Parser { tokens: tokenize(text), next: 0, last: None };
+    let mut parser = Parser { tokens: tokenize(text), next: 0, last: None, nesting: 0, joins: 0 };
     let filter = parser.binary()?;
     match parser.peek() {
         None => Ok(filter),
@@ -131,6 +144,10 @@ impl<'a> Parser<'a> {
             }
             let operator = self.bump();
             self.expect_operand(operator)?;
+            self.joins += 1;
+            if self.joins >= MAX_TERMS {
+                return Err(self.fail(operator, &format!("a filter may join at most {MAX_TERMS} terms")));
+            }
             let right = Box::new(self.unary()?);
             filter =
                 if and { Filter::And(Box::new(filter), right) } else { Filter::Or(Box::new(filter), right) };
@@ -147,6 +164,20 @@ impl<'a> Parser<'a> {
     }
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
+        let nests = self.peek_is(&["not", "!", "("]);
+        if nests {
+            self.nesting += 1;
+            if self.nesting > MAX_NESTING {
+                let problem = format!("a filter may nest parentheses and 'not' at most {MAX_NESTING} deep");
+                return Err(self.fail(self.peek(), &problem));
+            }
+        }
+        let filter = self.nested();
+        self.nesting -= usize::from(nests);
+        filter
+    }
+
+    fn nested(&mut self) -> Result<Filter, FilterError> {
         if self.peek_is(&["not", "!"]) {
             let operator = self.bump();
             self.expect_operand(operator)?;

@@ -12,28 +12,30 @@ fn parse(text: &str) -> Filter {
 fn the_grammar_and_its_canonical_form() {
     for (text, canonical) in [
         ("tcp", "tcp"),
-        ("TCP and port 80", "(tcp and port 80)"),
+        ("TCP and port 80", "tcp and port 80"),
         ("tcp dst port http", "tcp dst port 80"),
-        ("port 80 or 443", "(port 80 or port 443)"),
-        ("src host 10.0.0.1 or 10.0.0.2", "(src host 10.0.0.1 or src host 10.0.0.2)"),
-        ("not (icmp or arp) && ip6", "(not (icmp or arp) and ip6)"),
-        ("!udp||less 100", "(not udp or less 100)"),
+        ("port 80 or 443", "port 80 or port 443"),
+        ("src host 10.0.0.1 or 10.0.0.2", "src host 10.0.0.1 or src host 10.0.0.2"),
+        ("not (icmp or arp) && ip6", "not (icmp or arp) and ip6"),
+        ("!udp||less 100", "not udp or less 100"),
         ("src or dst net 10.0.0.0/8", "net 10.0.0.0/8"),
         ("src and dst portrange 7000-7010", "src and dst portrange 7000-7010"),
         ("dst 127.0.0.1", "dst host 127.0.0.1"),
         ("src fd00::/8", "src net fd00::/8"),
         (
             "a or b".replace("a", "udp port 53").replace("b", "greater 1000").as_str(),
-            "(udp port 53 or greater 1000)",
+            "udp port 53 or greater 1000",
         ),
-        ("tcp and port 1 or udp", "((tcp and port 1) or udp)"),
+        ("tcp and port 1 or udp", "tcp and port 1 or udp"),
+        ("tcp and (port 1 or udp)", "tcp and (port 1 or udp)"),
+        ("not (tcp and udp) or icmp", "not (tcp and udp) or icmp"),
         // libpcap: `and` and `or` bind equally, from the left; `not` tightest.
-        ("icmp or udp and port 9", "((icmp or udp) and port 9)"),
-        ("udp or tcp and not port 22 or icmp", "(((udp or tcp) and not port 22) or icmp)"),
-        ("not tcp or udp", "(not tcp or udp)"),
-        ("ip host 127.0.0.1", "(ip and host 127.0.0.1)"),
-        ("ip6 src host ::1 or ::2", "((ip6 and src host ::1) or (ip6 and src host ::2))"),
-        ("arp net 10.0.0.0/8", "(arp and net 10.0.0.0/8)"),
+        ("icmp or udp and port 9", "icmp or udp and port 9"),
+        ("udp or tcp and not port 22 or icmp", "udp or tcp and not port 22 or icmp"),
+        ("not tcp or udp", "not tcp or udp"),
+        ("ip host 127.0.0.1", "ip and host 127.0.0.1"),
+        ("ip6 src host ::1 or ::2", "ip6 and src host ::1 or (ip6 and src host ::2)"),
+        ("arp net 10.0.0.0/8", "arp and net 10.0.0.0/8"),
     ] {
         let filter = parse(text);
         assert_eq!(filter.to_string(), canonical, "{text}");
@@ -113,4 +115,22 @@ fn matching_decoded_frames() {
         assert_eq!(parse(text).matches(&s, len), expected, "{text}");
     }
     assert!(!parse("host 127.0.0.1").matches(&decode(LinkType::Ethernet, &frame[..20]), 20));
+}
+
+/// Issue 14: a crafted filter cannot overflow the stack of the parser, the
+/// matcher or the compiler; it gets a clear error instead.
+#[test]
+fn depth_and_length_are_bounded() {
+    let deep = format!("{}tcp{}", "(".repeat(100_000), ")".repeat(100_000));
+    let error = deep.parse::<Filter>().unwrap_err().to_string();
+    assert!(error.contains("at most 100 deep"), "{error}");
+    let nots = format!("{}tcp", "not ".repeat(100_000));
+    assert!(nots.parse::<Filter>().unwrap_err().to_string().contains("at most 100 deep"));
+    let long = vec!["tcp"; 100_000].join(" or ");
+    assert!(long.parse::<Filter>().unwrap_err().to_string().contains("at most 1000 terms"));
+    let nested_chains = format!("{}tcp{}", "(tcp or ".repeat(99), ")".repeat(99));
+    assert!(nested_chains.parse::<Filter>().is_ok());
+    let allowed = format!("{}tcp{}", "(".repeat(100), ")".repeat(100));
+    assert!(allowed.parse::<Filter>().is_ok());
+    assert!(format!("{}tcp{}", "(".repeat(101), ")".repeat(101)).parse::<Filter>().is_err());
 }

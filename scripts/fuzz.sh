@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A short run of every fuzz target in fuzz/ (cargo-fuzz, libFuzzer), as CI does:
+#   scripts/fuzz.sh            # 20 s each
+#   scripts/fuzz.sh 600        # longer, by hand
+# A crash stops the run with the input that caused it under fuzz/artifacts/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-20}
+
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+
+# cargo-fuzz passes flags only nightly compilers take (-Zsanitizer...); this
+# machine has one stable toolchain, and RUSTC_BOOTSTRAP lets it take them.
+export RUSTC_BOOTSTRAP=1
+# No AddressSanitizer: the crate has no unsafe code for it to watch, and it
+# triples the build; libFuzzer's coverage guidance and Rust's own checks
+# (overflow, bounds, panics) find what there is to find.
+mkdir -p fuzz/target
+for target in $(cargo fuzz list); do
+  dict=()
+  [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
+  log="fuzz/target/$target.log"
+  if cargo fuzz run --sanitizer none "$target" -- -max_total_time="$seconds" "${dict[@]}" >"$log" 2>&1; then
+    echo "fuzz.sh: $target: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$log" | tail -n 1)"
+  else
+    tail -n 40 "$log" >&2
+    echo "fuzz.sh: $target failed; the input is under fuzz/artifacts/$target/, the whole log in $log" >&2
+    exit 1
+  fi
+done
