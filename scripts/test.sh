@@ -23,6 +23,8 @@ peers=(
   redis-server:redis-server
   tshark:tshark
   tcpdump:tcpdump
+  atftp:atftp
+  in.tftpd:tftpd-hpa
 )
 
 missing=()
