@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 
 pub use args::{UsageError, Verbosity};
 pub use check::ChecksFailed;
-pub use scan::{NothingOpen, nmap_style_args};
+pub use scan::{Interrupted, NothingOpen, ScanFailed, nmap_style_args};
 pub use sniff::tcpdump_style_args;
 
 const EXAMPLES: &str = "\
