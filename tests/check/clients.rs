@@ -61,8 +61,10 @@ fn scanner_bugs_are_each_caught_by_their_own_cases() {
         &[
             ("scanner_good.py", &[]),
             ("scanner_inverted.py", &[("scanner.finds-open", "fail"), ("scanner.no-false-open", "fail")]),
-            // After its first connection the socket is connected: later ports are misread.
-            ("scanner_one_socket.py", &[("scanner.finds-open", "fail"), ("scanner.no-false-open", "fail")]),
+            // After its first connection the socket is connected: every later open port is missed.
+            // (With a timeout set, Python also takes the next port's EISCONN for success; whether
+            // that port is closed depends on the random layout, so the fixture sets none.)
+            ("scanner_one_socket.py", &[("scanner.finds-open", "fail")]),
         ],
     );
 }
