@@ -153,6 +153,10 @@ impl Connection {
                 hub.who(id);
                 Ok(())
             }
+            Request::List => {
+                hub.list(id);
+                Ok(())
+            }
             Request::Tell { to, text } => hub.tell(id, to, &sanitize(text)),
             Request::Join(room) => match hub.join(id, room) {
                 Ok(seat) => {
