@@ -128,7 +128,7 @@ impl Drop for Redis {
 }
 
 /// A chat node of the cluster at `redis`, once it has joined.
-fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
+pub(crate) fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
     let url = redis.url();
     let mut args =
         vec!["chat", "serve", "--port", "0", "--rate-limit", "off", "--redis", &url, "--node-id", id];
@@ -147,7 +147,7 @@ fn lobby(nicks: &[&str]) -> String {
 }
 
 /// Asks `/who` until the room's list is `wanted` (the others' joins take a moment to arrive).
-fn until_who(client: &mut Client, wanted: &str) {
+pub(crate) fn until_who(client: &mut Client, wanted: &str) {
     let mut last = String::new();
     let seen = eventually(SETTLE, || {
         client.send("/who");

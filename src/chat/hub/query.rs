@@ -31,6 +31,11 @@ impl<B: Backplane> Hub<B> {
         Some((room.name.as_str(), nicks))
     }
 
+    /// The room where clients start.
+    pub fn default_room(&self) -> &str {
+        &self.config.default_room
+    }
+
     /// The display name of client `id`'s room.
     pub fn room_of(&self, id: ClientId) -> Option<&str> {
         let client = self.clients.get(&id)?;
