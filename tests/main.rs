@@ -5,6 +5,7 @@ mod bench;
 mod chat;
 mod chat_cluster;
 mod chat_irc;
+mod chat_irssi;
 mod chat_join;
 mod chat_limits;
 mod chat_terminal;
