@@ -26,7 +26,12 @@ impl Tmux {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux").args(["-L", &self.socket]).args(args).env("TERM", "xterm-256color").output().unwrap()
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env("TERM", "xterm-256color")
+            .output()
+            .unwrap()
     }
 
     /// Types `text` and presses Enter.
@@ -37,7 +42,8 @@ impl Tmux {
 
     /// What the window shows now, with the recent scrollback.
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "chat", "-S", "-200"]).stdout).into_owned()
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "chat", "-S", "-200"]).stdout)
+            .into_owned()
     }
 
     /// Waits until the window shows `text`.
@@ -64,12 +70,8 @@ fn irssi_and_a_line_user_talk_in_one_room() {
     let mut bob = Client::named(&server, "bob");
     let home = tempfile::tempdir().unwrap();
     let addr = server.addr("chat", "tcp");
-    let irssi = format!(
-        "irssi --home={} -n alice -c {} -p {}",
-        home.path().display(),
-        addr.ip(),
-        addr.port()
-    );
+    let irssi =
+        format!("irssi --home={} -n alice -c {} -p {}", home.path().display(), addr.ip(), addr.port());
     let tmux = Tmux::start(&irssi);
     // Registration puts alice in #lobby: irssi opens its window.
     bob.expect("*** alice joined lobby");
