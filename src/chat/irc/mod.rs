@@ -10,7 +10,7 @@
 //!   `NICK` is `/nick`, `JOIN` is `/join`, `NAMES` is `/who`...), and goes
 //!   through the same code as a line client's, or it is answered here (WHOIS,
 //!   PING, CAP...), or refused with a numeric that says why;
-//! - what it is sent is rendered from chat lines by [`View`](render::View).
+//! - what it is sent is rendered from chat lines by [`render::View`].
 //!
 //! A room is a channel (`lobby` is `#lobby`), and, as in the chat, a client
 //! is always in exactly one: registration puts it in the default room, and

@@ -86,7 +86,7 @@ pub fn line(prefix: &str, command: &str, middle: &[&str], trailing: Option<&str>
     out.freeze()
 }
 
-/// [`line`], appended to `out`.
+/// [`line()`], appended to `out`.
 pub fn write_line(out: &mut BytesMut, prefix: &str, command: &str, middle: &[&str], trailing: Option<&str>) {
     out.put_u8(b':');
     out.put_slice(prefix.as_bytes());
