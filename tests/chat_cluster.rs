@@ -101,7 +101,7 @@ impl Redis {
         child
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -140,7 +140,7 @@ pub(crate) fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
 }
 
 /// `/who`'s answer for the lobby with `nicks` in it.
-fn lobby(nicks: &[&str]) -> String {
+pub(crate) fn lobby(nicks: &[&str]) -> String {
     let mut nicks = nicks.to_vec();
     nicks.sort_by_key(|nick| nick.to_lowercase());
     format!("*** in lobby ({}): {}", nicks.len(), nicks.join(" "))
