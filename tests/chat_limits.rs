@@ -350,6 +350,7 @@ fn a_reader_that_falls_behind_is_told_why_and_nothing_piles_up_in_the_kernel_for
     flooder.send("/who");
     flooder.expect("*** in lobby (1): flooder");
     // The log line is read from the server's stderr by another thread: wait for it.
-    let logged = eventually(WAIT, || server.stderr().contains("disconnecting a client: more than 1MiB waited"));
+    let logged =
+        eventually(WAIT, || server.stderr().contains("disconnecting a client: more than 1MiB waited"));
     assert!(logged, "{}", server.stderr());
 }
