@@ -34,7 +34,7 @@ fn python_server(script: &str, args: &[&str]) -> Background {
 }
 
 fn serve() -> Daemon {
-    Daemon::start(&ALL_ON_FREE_PORTS, 9)
+    Daemon::start(&ALL_ON_FREE_PORTS, 10)
 }
 
 fn port(daemon: &Daemon, service: &str, transport: &str) -> String {
