@@ -37,8 +37,7 @@ pub enum Command {
                             socketeer chat serve --rate-limit off --max-per-ip off --queue 1MiB   # for benchmarks\n  \
                             socketeer chat serve --port 5556 --redis redis://127.0.0.1:6379 --node-id b\n  \
                             socketeer chat serve --http 5580                     # and open http://127.0.0.1:5580/\n  \
-                            nc localhost 5555                                    # nc is a full client\n  \
-                            irssi -c localhost -p 5555 -n alice                  # so is an IRC client")]
+                            nc localhost 5555                                    # nc is a full client (so is irssi)")]
     Serve(ServeArgs),
     /// Join a chat server from the terminal (or a script, through stdin).
     #[command(after_help = "Examples:\n  socketeer chat join localhost --nick alice\n  \
