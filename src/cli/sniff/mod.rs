@@ -1,6 +1,7 @@
 //! `socketeer sniff`: capture, decode, filter and save packets.
 
 mod format;
+mod names;
 mod sink;
 
 use std::ffi::OsString;
@@ -142,7 +143,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let filter = match args.filter.join(" ").trim() {
         "" => None,
-        text => Some(text.parse::<Filter>().map_err(|e| UsageError(e.to_string()))?),
+        text => Some(Filter::parse(text, &names::SystemNames::load()).map_err(|e| UsageError(e.to_string()))?),
     };
     let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
     let output = match args.write.as_deref() {
@@ -291,6 +292,7 @@ impl std::fmt::Display for Listening {
             LinkType::RawIp => "raw IP",
             LinkType::LinuxSll => "Linux cooked",
             LinkType::LinuxSll2 => "Linux cooked v2",
+            LinkType::Null => "BSD loopback",
         };
         write!(
             f,

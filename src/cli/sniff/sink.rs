@@ -9,11 +9,12 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use socketeer::sniff::capture::Consumer;
-use socketeer::sniff::filter::Filter;
+use socketeer::sniff::filter::{Filter, compile};
 use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
 
 use super::format::{Extras, PacketLine};
+use crate::cli::args::UsageError;
 use crate::cli::output::Output;
 
 /// The closing line: what was seen, kept and lost.
@@ -174,12 +175,18 @@ impl Plan {
     /// A sink for frames of `link` type; `kernel_filtered` when the kernel
     /// ran the filter first (most frames then need no decoding to be written).
     pub(super) fn sink(&mut self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
+        let program = match &self.filter {
+            Some(filter) => Some(
+                compile(filter, link, u32::MAX).map_err(|e| UsageError(format!("bad filter: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Sink {
             out: Output::new(self.json),
             print: self.print,
             extras: self.extras,
             writer: self.open_writer(link)?,
-            matcher: Matcher::new(self.filter.clone(), self.print, self.stats)
+            matcher: Matcher::new(program, self.print, self.stats)
                 .kernel_filtered(kernel_filtered),
             limit: self.limit,
             failed: None,

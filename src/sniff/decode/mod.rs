@@ -288,6 +288,22 @@ fn slice(link: LinkType, frame: &[u8]) -> Result<Sliced<'_>, String> {
         }
         LinkType::LinuxSll => cooked(1),
         LinkType::LinuxSll2 => cooked(2),
+        LinkType::Null => {
+            let Some((family, packet)) = frame.split_first_chunk::<4>() else {
+                return Err(format!("truncated BSD loopback header: {} of 4 bytes", frame.len()));
+            };
+            // The capturing host's byte order, unknown here: a family is small.
+            let family = match u32::from_le_bytes(*family) {
+                small @ 0..=255 => small,
+                _ => u32::from_be_bytes(*family),
+            };
+            let ether_type = match family {
+                2 => EtherType::IPV4,
+                24 | 28 | 30 => EtherType::IPV6,
+                other => return Err(format!("BSD loopback frame of address family {other}, not IP")),
+            };
+            Ok((LaxSlicedPacket::from_ether_type(ether_type, packet), None))
+        }
     }
 }
 

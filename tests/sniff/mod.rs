@@ -510,3 +510,6 @@ fn a_filter_too_deep_is_refused_not_a_crash() {
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
     assert!(out.stderr.contains("at most 100 deep"), "{}", out.stderr);
 }
+
+mod corpus;
+mod differential;
