@@ -111,6 +111,55 @@ impl Instruction {
     }
 }
 
+/// A program as `tcpdump -d` lists it: `(003) jeq #0x800 jt 4 jf 10`.
+pub fn disassemble(program: &[Instruction]) -> Vec<String> {
+    program
+        .iter()
+        .enumerate()
+        .map(|(n, i)| {
+            let (jt, jf) = (n + 1 + usize::from(i.jt), n + 1 + usize::from(i.jf));
+            let size = |code: u16| match code & 0x18 {
+                0x10 => "b",
+                0x08 => "h",
+                _ => "",
+            };
+            let text = match i.code {
+                op::LD_W_ABS | op::LD_H_ABS | op::LD_B_ABS => format!("ld{}      [{}]", size(i.code), i.k),
+                op::LD_W_IND | op::LD_H_IND | op::LD_B_IND => {
+                    format!("ld{}      [x + {}]", size(i.code), i.k)
+                }
+                op::LD_W_LEN => "ld       #pktlen".to_owned(),
+                op::LD_IMM => format!("ld       #{:#x}", i.k),
+                op::LD_MEM => format!("ld       M[{}]", i.k),
+                op::LDX_IMM => format!("ldx      #{:#x}", i.k),
+                op::LDX_MEM => format!("ldx      M[{}]", i.k),
+                op::LDX_B_MSH => format!("ldxb     4*([{}]&0xf)", i.k),
+                op::ST => format!("st       M[{}]", i.k),
+                op::AND_K => format!("and      #{:#x}", i.k),
+                op::TAX => "tax".to_owned(),
+                op::NEG => "neg".to_owned(),
+                op::JA => format!("ja       {}", n + 1 + i.k as usize),
+                op::JEQ_K | op::JGT_K | op::JGE_K | op::JSET_K => {
+                    let name = ["jeq", "jgt", "jge", "jset"][usize::from((i.code >> 4) & 0x7) - 1];
+                    format!("{name:<8} {:<17}jt {jt}\tjf {jf}", format!("#{:#x}", i.k))
+                }
+                op::JEQ_X | op::JGT_X | op::JGE_X => {
+                    let name = ["jeq", "jgt", "jge"][usize::from((i.code >> 4) & 0x7) - 1];
+                    format!("{name:<8} {:<17}jt {jt}\tjf {jf}", "x")
+                }
+                op::RET_K => format!("ret      #{}", i.k),
+                code if code & 0x07 == 0x04 => {
+                    let names = ["add", "sub", "mul", "div", "or", "and", "lsh", "rsh", "neg", "mod", "xor"];
+                    let name = names.get(usize::from(code >> 4)).copied().unwrap_or("alu");
+                    format!("{name:<8} x")
+                }
+                code => format!("unknown  {code:#x} {}", i.k),
+            };
+            format!("({n:03}) {text}")
+        })
+        .collect()
+}
+
 /// Runs `program` on `packet` (the captured bytes) of a frame `wire_len`
 /// bytes long on the wire, and returns what it returned: how many bytes to
 /// keep, 0 to drop. As in the kernel and libpcap, a load past the captured
@@ -205,8 +254,12 @@ mod tests {
     #[test]
     fn loads_compare_and_stop_past_the_end() {
         // ldh [12]; jeq #0x800 jt 0 jf 1; ret #100; ret #0
-        let program =
-            [i(op::LD_H_ABS, 0, 0, 12), i(op::JEQ_K, 0, 1, 0x800), i(op::RET_K, 0, 0, 100), i(op::RET_K, 0, 0, 0)];
+        let program = [
+            i(op::LD_H_ABS, 0, 0, 12),
+            i(op::JEQ_K, 0, 1, 0x800),
+            i(op::RET_K, 0, 0, 100),
+            i(op::RET_K, 0, 0, 0),
+        ];
         let mut frame = [0u8; 14];
         frame[12] = 8;
         assert_eq!(run(&program, &frame, 60), 100);

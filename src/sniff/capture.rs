@@ -98,19 +98,25 @@ impl Capture {
         // A NIC that strips 802.1Q tags shows the kernel's program untagged
         // frames, so a filter that tests tags runs here instead, on frames
         // as they were on the wire.
-        let in_kernel = program.as_ref().filter(|_| !config.filter.as_ref().is_some_and(Filter::mentions_vlan));
+        let in_kernel =
+            program.as_ref().filter(|_| !config.filter.as_ref().is_some_and(Filter::mentions_vlan));
         let kernel_filter = in_kernel.is_some();
         let kernel_program = in_kernel.map(|program| {
-            program.instructions().iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k)).collect::<Vec<_>>()
+            program
+                .instructions()
+                .iter()
+                .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
         });
         let snaplen = config.snaplen as usize;
-        let socket = PacketSocket::open(ifindex, loopback, snaplen, config.buffer, kernel_program).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                CaptureError::NeedsPrivilege
-            } else {
-                CaptureError::Io { name: name.clone(), source: e }
-            }
-        })?;
+        let socket =
+            PacketSocket::open(ifindex, loopback, snaplen, config.buffer, kernel_program).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    CaptureError::NeedsPrivilege
+                } else {
+                    CaptureError::Io { name: name.clone(), source: e }
+                }
+            })?;
         Ok(Capture { socket, link, kernel_filter, program })
     }
 

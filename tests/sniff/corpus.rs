@@ -129,7 +129,9 @@ pub fn ethernet_frames() -> Vec<Vec<u8>> {
     let mut frame = Vec::new();
     ether(MAC_B)
         .ipv4(a4, b4, 64)
-        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port))
+        .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port,
+        ))
         .write(&mut frame, &quoted)
         .unwrap();
     frames.push(frame);
@@ -144,12 +146,28 @@ pub fn ethernet_frames() -> Vec<Vec<u8>> {
         .unwrap();
     frames.push(frame);
     // IGMP to a multicast group, SCTP with ports, GRE.
-    frames.push(with_ether(MULTICAST, 0x0800, &ipv4_raw(b4, [224, 0, 0, 1], 2, &[0x11, 0, 0, 0, 0, 0, 0, 0], (false, 0))));
-    frames.push(with_ether(MAC_B, 0x0800, &ipv4_raw(a4, b4, 132, &[0x0b, 0x59, 0x0b, 0x59, 0, 0, 0, 1, 0, 0, 0, 0], (false, 0))));
+    frames.push(with_ether(
+        MULTICAST,
+        0x0800,
+        &ipv4_raw(b4, [224, 0, 0, 1], 2, &[0x11, 0, 0, 0, 0, 0, 0, 0], (false, 0)),
+    ));
+    frames.push(with_ether(
+        MAC_B,
+        0x0800,
+        &ipv4_raw(a4, b4, 132, &[0x0b, 0x59, 0x0b, 0x59, 0, 0, 0, 1, 0, 0, 0, 0], (false, 0)),
+    ));
     frames.push(with_ether(MAC_B, 0x0800, &ipv4_raw(a4, b4, 47, &[0, 0, 0x08, 0], (false, 0))));
     // IPv4 fragments: a first one with its UDP ports, a later one.
-    frames.push(with_ether(MAC_B, 0x0800, &ipv4_raw(a4, b4, 17, &ports(5000, 53, false, &[1; 24]), (true, 0))));
-    frames.push(with_ether(MAC_B, 0x0800, &ipv4_raw(a4, b4, 17, &[0x00, 0x35, 0, 0x35, 9, 9, 9, 9], (false, 4))));
+    frames.push(with_ether(
+        MAC_B,
+        0x0800,
+        &ipv4_raw(a4, b4, 17, &ports(5000, 53, false, &[1; 24]), (true, 0)),
+    ));
+    frames.push(with_ether(
+        MAC_B,
+        0x0800,
+        &ipv4_raw(a4, b4, 17, &[0x00, 0x35, 0, 0x35, 9, 9, 9, 9], (false, 4)),
+    ));
     frames.push(with_ether(MAC_B, 0x0800, &ipv4_raw(a4, b4, 6, &ports(80, 40000, true, b""), (true, 0))));
     // IPv4 with options (IHL 6): the ports are 4 bytes further.
     let mut with_options = ipv4_raw(a4, b4, 6, &ports(40003, 8080, true, b""), (false, 0));
@@ -171,7 +189,12 @@ pub fn ethernet_frames() -> Vec<Vec<u8>> {
         let mut frame = Vec::new();
         ether(MAC_B).ipv6(v6(2), v6(1), 64).tcp(40005, 443, 9, 100).syn().write(&mut frame, b"").unwrap();
         frame[20] = 44;
-        let fragment = Ipv6FragmentHeader::new(IpNumber::TCP, etherparse::IpFragOffset::try_new(offset).unwrap(), more, 7);
+        let fragment = Ipv6FragmentHeader::new(
+            IpNumber::TCP,
+            etherparse::IpFragOffset::try_new(offset).unwrap(),
+            more,
+            7,
+        );
         frame.splice(54..54, fragment.to_bytes());
         let plen = ((frame.len() - 54) as u16).to_be_bytes();
         frame[18..20].copy_from_slice(&plen);
@@ -193,7 +216,11 @@ pub fn ethernet_frames() -> Vec<Vec<u8>> {
     let mut inner = Vec::new();
     PacketBuilder::ipv4(a4, b4, 64).tcp(40006, 80, 1, 100).syn().write(&mut inner, b"").unwrap();
     frames.push(with_ether(MAC_B, 0x8100, &[&[0x00, 0x64, 0x08, 0x00][..], &inner].concat()));
-    frames.push(with_ether(MAC_B, 0x88a8, &[&[0x00, 0xc8, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00][..], &inner].concat()));
+    frames.push(with_ether(
+        MAC_B,
+        0x88a8,
+        &[&[0x00, 0xc8, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00][..], &inner].concat(),
+    ));
     let mut udp6 = Vec::new();
     PacketBuilder::ipv6(v6(1), v6(2), 64).udp(53, 40007).write(&mut udp6, b"v").unwrap();
     frames.push(with_ether(MAC_B, 0x8100, &[&[0x20, 0x07, 0x86, 0xdd][..], &udp6].concat()));
@@ -218,7 +245,13 @@ pub fn ethernet_frames() -> Vec<Vec<u8>> {
     ether(BROADCAST).ipv4(b4, [255, 255, 255, 255], 1).udp(68, 67).write(&mut frame, &[0; 300]).unwrap();
     frames.push(frame);
     let mut frame = Vec::new();
-    ether(MAC_B).ipv4(a4, b4, 64).tcp(40008, 7007, 5, 100).ack(1).psh().write(&mut frame, &[b'z'; 1400]).unwrap();
+    ether(MAC_B)
+        .ipv4(a4, b4, 64)
+        .tcp(40008, 7007, 5, 100)
+        .ack(1)
+        .psh()
+        .write(&mut frame, &[b'z'; 1400])
+        .unwrap();
     frames.push(frame);
     frames
 }
@@ -235,8 +268,14 @@ pub enum Variant {
 }
 
 impl Variant {
-    pub const ALL: [Variant; 6] =
-        [Variant::Ethernet, Variant::Snap64, Variant::Cooked1, Variant::Cooked2, Variant::RawIp, Variant::BsdLoopback];
+    pub const ALL: [Variant; 6] = [
+        Variant::Ethernet,
+        Variant::Snap64,
+        Variant::Cooked1,
+        Variant::Cooked2,
+        Variant::RawIp,
+        Variant::BsdLoopback,
+    ];
 
     fn link(self) -> u32 {
         match self {
@@ -286,7 +325,8 @@ impl Variant {
 /// Writes the corpus as `variant` into `dir`; its path and frame count.
 pub fn write(dir: &Path, variant: Variant) -> (PathBuf, usize) {
     let snaplen: usize = if variant == Variant::Snap64 { 64 } else { 65535 };
-    let mut file = [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, snaplen as u32, variant.link()].map(u32::to_le_bytes).concat();
+    let mut file =
+        [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, snaplen as u32, variant.link()].map(u32::to_le_bytes).concat();
     let mut count = 0;
     for frame in ethernet_frames().iter().filter_map(|f| variant.frame(f)) {
         count += 1;

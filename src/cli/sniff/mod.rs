@@ -15,7 +15,7 @@ use serde::Serialize;
 use socketeer::poll::Waker;
 use socketeer::shutdown;
 use socketeer::sniff::capture::{Capture, Config};
-use socketeer::sniff::filter::Filter;
+use socketeer::sniff::filter::{Filter, compile};
 use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, LinkType};
 
@@ -33,10 +33,15 @@ Examples:
   sudo socketeer sniff -i lo tcp port 7007 -c 10     # the first 10 packets to or from port 7007
   sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
   sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
+  socketeer sniff -r echo.pcap 'tcp[tcpflags] & tcp-syn != 0'   # SYNs only
+  socketeer sniff -d 'vlan 100 and port 53'          # the BPF program, as tcpdump -d
 
-Filters: tcp udp icmp icmp6 arp ip ip6, [ip|ip6|arp] [src|dst] host ADDR, [src|dst] net CIDR,
-[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ); as in
-tcpdump, `and` and `or` bind equally from the left, `not` tightest.
+Filters are tcpdump's (pcap-filter(7)) with libpcap's meaning: tcp udp sctp icmp icmp6 igmp
+arp rarp ip ip6, [ip|ip6|arp|rarp] [src|dst] host ADDR|NAME, net N[/LEN] | net N mask M,
+[tcp|udp|sctp] [src|dst] port N|NAME, portrange N-M, ether [src|dst] host MAC, ether proto N,
+[ip|ip6] proto N, vlan [ID], broadcast, multicast, less/greater N, byte offsets and arithmetic
+('tcp[tcpflags] & tcp-syn != 0', 'ip[6:2] & 0x1fff = 0', 'len > 100'), and/or/not, ( ).
+Service names come from /etc/services (port http is TCP's 80). -d prints the BPF program.
 TCP sequence and acknowledgement numbers are absolute (tcpdump -S).
 After `sniff`, -v means --detail (tcpdump's habit); `socketeer -v sniff` logs more.
 Capturing needs root or CAP_NET_RAW; reading a file does not.";
@@ -104,6 +109,10 @@ pub struct Args {
     /// JSON Lines: one object per packet, then a summary.
     #[arg(long)]
     json: bool,
+    /// Print the filter's BPF program, as tcpdump -d does, and exit (for the link type
+    /// of the -r file, or Ethernet).
+    #[arg(short = 'd')]
+    dump: bool,
 }
 
 /// Rewrites tcpdump habits after `sniff`: `-v` (header details) becomes
@@ -143,8 +152,13 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let filter = match args.filter.join(" ").trim() {
         "" => None,
-        text => Some(Filter::parse(text, &names::SystemNames::load()).map_err(|e| UsageError(e.to_string()))?),
+        text => {
+            Some(Filter::parse(text, &names::SystemNames::load()).map_err(|e| UsageError(e.to_string()))?)
+        }
     };
+    if args.dump {
+        return dump(args.read.as_deref(), filter.as_ref());
+    }
     let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
     let output = match args.write.as_deref() {
         None => None,
@@ -197,6 +211,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// `-d`: the program the kernel (or `-r`) would run.
+fn dump(read: Option<&Path>, filter: Option<&Filter>) -> anyhow::Result<()> {
+    let link = match read {
+        Some(path) => {
+            let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut reader = pcap::Reader::new(io::BufReader::new(file))
+                .with_context(|| format!("reading {}", path.display()))?;
+            match reader.next() {
+                Some(record) => record.with_context(|| format!("reading {}", path.display()))?.link,
+                None => LinkType::Ethernet,
+            }
+        }
+        None => LinkType::Ethernet,
+    };
+    let accept_all = [socketeer::bpf::Instruction::new(socketeer::bpf::op::RET_K, 0, 0, MAX_SNAPLEN)];
+    let program = match filter {
+        Some(filter) => {
+            compile(filter, link, MAX_SNAPLEN).map_err(|e| UsageError(format!("bad filter: {e}")))?
+        }
+        None => socketeer::sniff::filter::Program::from_instructions(accept_all.to_vec()),
+    };
+    let mut out = io::stdout().lock();
+    for line in socketeer::bpf::disassemble(program.instructions()) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {

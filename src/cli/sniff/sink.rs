@@ -176,9 +176,9 @@ impl Plan {
     /// ran the filter first (most frames then need no decoding to be written).
     pub(super) fn sink(&mut self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
         let program = match &self.filter {
-            Some(filter) => Some(
-                compile(filter, link, u32::MAX).map_err(|e| UsageError(format!("bad filter: {e}")))?,
-            ),
+            Some(filter) => {
+                Some(compile(filter, link, u32::MAX).map_err(|e| UsageError(format!("bad filter: {e}")))?)
+            }
             None => None,
         };
         Ok(Sink {
@@ -186,8 +186,7 @@ impl Plan {
             print: self.print,
             extras: self.extras,
             writer: self.open_writer(link)?,
-            matcher: Matcher::new(program, self.print, self.stats)
-                .kernel_filtered(kernel_filtered),
+            matcher: Matcher::new(program, self.print, self.stats).kernel_filtered(kernel_filtered),
             limit: self.limit,
             failed: None,
             progress: self.progress.then(|| {

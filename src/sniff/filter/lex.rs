@@ -77,16 +77,10 @@ mod tests {
         assert_eq!(texts("tcp[13] & 2 != 0"), ["tcp", "[", "13", "]", "&", "2", "!=", "0"]);
         assert_eq!(texts("ip[6:2]&0x1fff=0"), ["ip", "[", "6", ":", "2", "]", "&", "0x1fff", "=", "0"]);
         assert_eq!(texts("net 10.0.0.0/8"), ["net", "10.0.0.0", "/", "8"]);
-        assert_eq!(texts("host fe80::1 or !(port 8000-8100)"), [
-            "host",
-            "fe80::1",
-            "or",
-            "!",
-            "(",
-            "port",
-            "8000-8100",
-            ")"
-        ]);
+        assert_eq!(
+            texts("host fe80::1 or !(port 8000-8100)"),
+            ["host", "fe80::1", "or", "!", "(", "port", "8000-8100", ")"]
+        );
         assert_eq!(texts("ip proto \\udp&&len-1"), ["ip", "proto", "\\udp", "&&", "len-1"]);
         assert_eq!(texts("-len<<2"), ["-", "len", "<<", "2"]);
         assert_eq!(texts("tcp@é"), ["tcp", "@", "é"]);

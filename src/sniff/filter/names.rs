@@ -248,7 +248,8 @@ pub(super) fn ether_protocol(name: &str) -> Option<u16> {
 /// A MAC address: `xx:xx:xx:xx:xx:xx` (or with `-` or `.`), `xxxx.xxxx.xxxx`,
 /// or 12 hex digits.
 pub(super) fn mac(text: &str) -> Option<[u8; 6]> {
-    let hex = |part: &str| (!part.is_empty() && part.len() <= 2).then(|| u8::from_str_radix(part, 16).ok())?;
+    let hex =
+        |part: &str| (!part.is_empty() && part.len() <= 2).then(|| u8::from_str_radix(part, 16).ok())?;
     let mut out = [0u8; 6];
     for separator in [':', '-', '.'] {
         let parts: Vec<&str> = text.split(separator).collect();

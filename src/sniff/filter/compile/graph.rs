@@ -146,9 +146,15 @@ impl Graph {
                     let node = &self.nodes[n];
                     known.push(Fact { stmts: node.stmts.clone(), code: node.code, k: node.k, sense });
                     let target = if sense { node.jt } else { node.jf };
-                    let Some(folded) = known.iter().find_map(|fact| self.fold(target, fact)) else { continue };
+                    let Some(folded) = known.iter().find_map(|fact| self.fold(target, fact)) else {
+                        continue;
+                    };
                     let node = &mut self.nodes[n];
-                    if sense { node.jt = folded } else { node.jf = folded }
+                    if sense {
+                        node.jt = folded
+                    } else {
+                        node.jf = folded
+                    }
                     changed = true;
                 }
             }
@@ -172,9 +178,49 @@ impl Graph {
             changed |= root != self.root;
             self.root = root;
             if !changed {
-                return;
+                break;
             }
         }
+        // Merging last, as libpcap does: merged nodes know only what all
+        // their paths know, which would stop the threading above.
+        while self.intern() {}
+    }
+
+    /// Merges nodes that compute and test the same and go to the same
+    /// places (libpcap's `intern_blocks`); returns whether any jump moved.
+    fn intern(&mut self) -> bool {
+        let order = self.order();
+        let mut canonical: std::collections::HashMap<(Vec<Instruction>, u16, u32, Target, Target), usize> =
+            std::collections::HashMap::new();
+        let mut replace: Vec<Option<usize>> = vec![None; self.nodes.len()];
+        let mut changed = false;
+        // Children first, so that merging them lets their parents merge.
+        for &n in order.iter().rev() {
+            let map = |t: Target, replace: &[Option<usize>]| match t {
+                Target::Node(c) => Target::Node(replace[c].unwrap_or(c)),
+                other => other,
+            };
+            let (jt, jf) = (map(self.nodes[n].jt, &replace), map(self.nodes[n].jf, &replace));
+            if (jt, jf) != (self.nodes[n].jt, self.nodes[n].jf) {
+                (self.nodes[n].jt, self.nodes[n].jf) = (jt, jf);
+                changed = true;
+            }
+            let node = &self.nodes[n];
+            let key = (node.stmts.clone(), node.code, node.k, node.jt, node.jf);
+            match canonical.get(&key) {
+                Some(&same) => replace[n] = Some(same),
+                None => {
+                    canonical.insert(key, n);
+                }
+            }
+        }
+        if let Target::Node(root) = self.root
+            && let Some(same) = replace[root]
+        {
+            self.root = Target::Node(same);
+            changed = true;
+        }
+        changed
     }
 
     /// libpcap's `fold_edge`: where a jump to `target` may go instead,
@@ -245,39 +291,78 @@ impl Graph {
         facts.into_iter().map(Option::unwrap_or_default).collect()
     }
 
+    /// Each node's statements, less what its predecessors already left in
+    /// the registers: the whole computation when every one of them computed
+    /// the same (jumps change no register), or a leading `ldxb` they all
+    /// ran last for X.
+    fn needed_stmts(&self, order: &[usize]) -> Vec<Vec<Instruction>> {
+        let mut preds: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for &n in order {
+            for target in [self.nodes[n].jt, self.nodes[n].jf] {
+                if let Target::Node(child) = target
+                    && !preds[child].contains(&n)
+                {
+                    preds[child].push(n);
+                }
+            }
+        }
+        let root = match self.root {
+            Target::Node(root) => Some(root),
+            _ => None,
+        };
+        let last_x = |stmts: &[Instruction]| {
+            stmts
+                .iter()
+                .rev()
+                .find(|i| matches!(i.code, op::LDX_B_MSH | op::LDX_IMM | op::LDX_MEM | op::TAX))
+                .copied()
+        };
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| {
+                let from = &preds[n];
+                if Some(n) == root || from.is_empty() {
+                    return node.stmts.clone();
+                }
+                if from.iter().all(|&p| self.nodes[p].stmts == node.stmts) {
+                    return Vec::new();
+                }
+                match node.stmts.first() {
+                    Some(first)
+                        if first.code == op::LDX_B_MSH
+                            && from.iter().all(|&p| last_x(&self.nodes[p].stmts) == Some(*first)) =>
+                    {
+                        node.stmts[1..].to_vec()
+                    }
+                    _ => node.stmts.clone(),
+                }
+            })
+            .collect()
+    }
+
     /// The instructions: nodes in an order where every jump goes forward,
-    /// `ret #snaplen` and `ret #0` at the end; a conditional jump further
-    /// than its 8 bits reach goes through `ja`s.
+    /// with `ret #snaplen; ret #0` after the last node and, in a long
+    /// program, every [`ISLAND_EVERY`] instructions, so that a jump to a
+    /// verdict is always short; a conditional jump further than its 8 bits
+    /// reach goes through `ja`s.
     pub(super) fn assemble(&self, snaplen: u32) -> Vec<Instruction> {
         let order = self.order();
+        let stmts = self.needed_stmts(&order);
         let mut slot = vec![0usize; self.nodes.len()];
         for (i, &n) in order.iter().enumerate() {
             slot[n] = i;
         }
-        let (accept, reject) = (order.len(), order.len() + 1);
-        let index = |target: Target| match target {
-            Target::Node(n) => slot[n],
-            Target::Accept => accept,
-            Target::Reject => reject,
-        };
         let mut far = vec![false; order.len()];
         loop {
-            // Where each block (and the two returns) starts.
-            let mut start = Vec::with_capacity(order.len() + 2);
-            let mut position = match self.root {
-                Target::Node(_) => 0,
-                _ => 1,
-            };
-            for (i, &n) in order.iter().enumerate() {
-                start.push(position);
-                position += self.nodes[n].stmts.len() + if far[i] { 3 } else { 1 };
-            }
-            start.extend([position, position + 1]);
+            let layout = Layout::new(&order, &stmts, &far, self.root);
             let mut changed = false;
             for (i, &n) in order.iter().enumerate() {
-                let at = start[i] + self.nodes[n].stmts.len();
-                let reach = |t: Target| start[index(t)] - at - 1;
-                if !far[i] && (reach(self.nodes[n].jt) > 255 || reach(self.nodes[n].jf) > 255) {
+                let at = layout.start[i] + stmts[n].len();
+                let node = &self.nodes[n];
+                if !far[i]
+                    && (layout.reach(node.jt, at, &slot) > 255 || layout.reach(node.jf, at, &slot) > 255)
+                {
                     far[i] = true;
                     changed = true;
                 }
@@ -285,27 +370,80 @@ impl Graph {
             if changed {
                 continue;
             }
-            let mut program = Vec::with_capacity(position + 2);
+            let mut program = Vec::new();
+            let island = |program: &mut Vec<Instruction>| {
+                program.push(stmt(op::RET_K, snaplen));
+                program.push(stmt(op::RET_K, 0));
+            };
             if let Target::Accept | Target::Reject = self.root {
-                program.push(Instruction::new(op::JA, 0, 0, (start[index(self.root)] - 1) as u32));
+                program.push(Instruction::new(op::JA, 0, 0, layout.reach(self.root, 0, &slot) as u32));
             }
             for (i, &n) in order.iter().enumerate() {
                 let node = &self.nodes[n];
-                program.extend_from_slice(&node.stmts);
+                program.extend_from_slice(&stmts[n]);
                 let at = program.len();
-                let reach = |t: Target, from: usize| (start[index(t)] - from - 1) as u32;
+                let reach = |t: Target, from: usize| layout.reach(t, from, &slot);
                 if far[i] {
                     program.push(Instruction::new(node.code, 0, 1, node.k));
-                    program.push(Instruction::new(op::JA, 0, 0, reach(node.jt, at + 1)));
-                    program.push(Instruction::new(op::JA, 0, 0, reach(node.jf, at + 2)));
+                    program.push(Instruction::new(op::JA, 0, 0, reach(node.jt, at + 1) as u32));
+                    program.push(Instruction::new(op::JA, 0, 0, reach(node.jf, at + 2) as u32));
                 } else {
                     let (jt, jf) = (reach(node.jt, at) as u8, reach(node.jf, at) as u8);
                     program.push(Instruction::new(node.code, jt, jf, node.k));
                 }
+                if layout.island_after[i] {
+                    island(&mut program);
+                }
             }
-            program.push(stmt(op::RET_K, snaplen));
-            program.push(stmt(op::RET_K, 0));
+            island(&mut program);
             return program;
         }
+    }
+}
+
+/// How often a long program repeats its two `ret`s.
+const ISLAND_EVERY: usize = 200;
+
+/// Where each node and each pair of `ret`s starts, for one choice of
+/// which jumps need `ja`s.
+struct Layout {
+    start: Vec<usize>,
+    island_after: Vec<bool>,
+    /// Where each `ret #snaplen; ret #0` pair starts, in order.
+    islands: Vec<usize>,
+}
+
+impl Layout {
+    fn new(order: &[usize], stmts: &[Vec<Instruction>], far: &[bool], root: Target) -> Layout {
+        let mut position = usize::from(!matches!(root, Target::Node(_)));
+        let mut layout = Layout { start: Vec::new(), island_after: Vec::new(), islands: Vec::new() };
+        let mut since_island = 0;
+        for (i, &n) in order.iter().enumerate() {
+            layout.start.push(position);
+            let size = stmts[n].len() + if far[i] { 3 } else { 1 };
+            position += size;
+            since_island += size;
+            let island = since_island >= ISLAND_EVERY && i + 1 < order.len();
+            layout.island_after.push(island);
+            if island {
+                layout.islands.push(position);
+                position += 2;
+                since_island = 0;
+            }
+        }
+        layout.islands.push(position);
+        layout
+    }
+
+    /// How far a jump from the instruction at `from` goes to reach `target`.
+    fn reach(&self, target: Target, from: usize, slot: &[usize]) -> usize {
+        let to = match target {
+            Target::Node(n) => self.start[slot[n]],
+            verdict => {
+                let island = self.islands.iter().copied().find(|&at| at > from).unwrap_or(from + 1);
+                island + usize::from(verdict == Target::Reject)
+            }
+        };
+        to - from - 1
     }
 }

@@ -86,6 +86,11 @@ impl Program {
         &self.instructions
     }
 
+    /// A program written by hand (for `-d` of no filter: accept all).
+    pub fn from_instructions(instructions: Vec<Instruction>) -> Self {
+        Program { instructions }
+    }
+
     /// Whether a frame passes: `data` the captured bytes, `wire_len` its
     /// length on the wire.
     pub fn matches(&self, data: &[u8], wire_len: u32) -> bool {

@@ -204,18 +204,20 @@ impl Generator {
                     test(Load::Abs(4, l + 16), Cmp::Eq, u32::MAX),
                 ]),
             ]),
-            Primitive::EtherHost { .. } | Primitive::Broadcast | Primitive::Multicast(_) | Primitive::Vlan(_)
+            Primitive::EtherHost { .. }
+            | Primitive::Broadcast
+            | Primitive::Multicast(_)
+            | Primitive::Vlan(_)
                 if self.link != LinkType::Ethernet =>
             {
                 return Err(self.not_on(primitive, "Ethernet header"));
             }
-            Primitive::EtherHost { dir, mac } => {
-                directed(dir, || mac_at(6, mac), || mac_at(0, mac))
-            }
+            Primitive::EtherHost { dir, mac } => directed(dir, || mac_at(6, mac), || mac_at(0, mac)),
             Primitive::Broadcast => mac_at(0, [0xff; 6]),
             Primitive::Multicast(_) => test(Load::Abs(1, 0), Cmp::Set, 1),
             Primitive::Vlan(id) => {
-                let tagged = Cond::Or(vec![self.link_type(0x8100), self.link_type(0x88a8), self.link_type(0x9100)]);
+                let tagged =
+                    Cond::Or(vec![self.link_type(0x8100), self.link_type(0x88a8), self.link_type(0x9100)]);
                 let cond = match id {
                     Some(id) => Cond::And(vec![tagged, masked(Load::Abs(2, l), 0x0fff, u32::from(id))]),
                     None => tagged,
@@ -237,7 +239,10 @@ impl Generator {
                 let value = u32::from(addr);
                 let hostop = |ether_type: u32, src: u32, dst: u32| {
                     let at = |offset: u32| {
-                        Cond::And(vec![self.link_type(ether_type), masked(Load::Abs(4, l + offset), mask, value)])
+                        Cond::And(vec![
+                            self.link_type(ether_type),
+                            masked(Load::Abs(4, l + offset), mask, value),
+                        ])
                     };
                     directed(dir, || at(src), || at(dst))
                 };
@@ -283,7 +288,10 @@ impl Generator {
             if first == last {
                 test(load, Cmp::Eq, u32::from(first))
             } else {
-                Cond::And(vec![test(load, Cmp::Ge, u32::from(first)), not(test(load, Cmp::Gt, u32::from(last)))])
+                Cond::And(vec![
+                    test(load, Cmp::Ge, u32::from(first)),
+                    not(test(load, Cmp::Gt, u32::from(last))),
+                ])
             }
         };
         let v6 = Cond::And(vec![

@@ -101,7 +101,11 @@ impl Parser<'_, '_> {
 
     pub(super) fn expect_expression(&self) -> Result<(), FilterError> {
         let ok = self.peek().is_some_and(|t| t.text == "(" || t.text == "-") || self.starts_arith();
-        if ok { Ok(()) } else { Err(self.error(self.peek(), "a number, 'len' or a byte offset such as tcp[13]")) }
+        if ok {
+            Ok(())
+        } else {
+            Err(self.error(self.peek(), "a number, 'len' or a byte offset such as tcp[13]"))
+        }
     }
 
     /// A whole arithmetic expression.

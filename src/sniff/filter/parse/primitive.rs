@@ -24,21 +24,118 @@ const PRIMITIVES: &str = "a primitive: ip, ip6, arp, rarp, tcp, udp, sctp, icmp,
 
 /// Words of the language; anything else after a primitive's qualifiers is a value.
 const KEYWORDS: &[&str] = &[
-    "ip", "ip6", "arp", "rarp", "tcp", "udp", "sctp", "icmp", "icmp6", "igmp", "ether", "link", "src", "dst",
-    "host", "net", "mask", "port", "portrange", "proto", "vlan", "broadcast", "multicast", "less", "greater",
-    "len", "length", "not", "and", "or",
+    "ip",
+    "ip6",
+    "arp",
+    "rarp",
+    "tcp",
+    "udp",
+    "sctp",
+    "icmp",
+    "icmp6",
+    "igmp",
+    "ether",
+    "link",
+    "src",
+    "dst",
+    "host",
+    "net",
+    "mask",
+    "port",
+    "portrange",
+    "proto",
+    "vlan",
+    "broadcast",
+    "multicast",
+    "less",
+    "greater",
+    "len",
+    "length",
+    "not",
+    "and",
+    "or",
 ];
 
 /// pcap-filter(7) words that make no sense for Linux captures or that
 /// socketeer does not implement; named in the error.
 const UNSUPPORTED: &[&str] = &[
-    "gateway", "protochain", "mpls", "pppoed", "pppoes", "geneve", "atalk", "aarp", "decnet", "iso", "stp",
-    "ipx", "netbeui", "lat", "sca", "moprc", "mopdl", "llc", "wlan", "type", "subtype", "dir", "inbound",
-    "outbound", "ifname", "on", "rnr", "rulenum", "reason", "rset", "ruleset", "srnr", "subrulenum", "action",
-    "fddi", "tr", "ppp", "slip", "decnet", "iso", "esis", "isis", "clnp", "l1", "l2", "iih", "lsp", "snp",
-    "csnp", "psnp", "vpi", "vci", "lane", "oamf4s", "oamf4e", "oamf4", "oam", "metac", "bcc", "sc", "ilmic",
-    "metaconnect", "connectmsg", "ra", "ta", "addr1", "addr2", "addr3", "addr4", "radio", "hdpkt", "carp",
-    "vrrp", "pim", "igrp", "ah", "esp",
+    "gateway",
+    "protochain",
+    "mpls",
+    "pppoed",
+    "pppoes",
+    "geneve",
+    "atalk",
+    "aarp",
+    "decnet",
+    "iso",
+    "stp",
+    "ipx",
+    "netbeui",
+    "lat",
+    "sca",
+    "moprc",
+    "mopdl",
+    "llc",
+    "wlan",
+    "type",
+    "subtype",
+    "dir",
+    "inbound",
+    "outbound",
+    "ifname",
+    "on",
+    "rnr",
+    "rulenum",
+    "reason",
+    "rset",
+    "ruleset",
+    "srnr",
+    "subrulenum",
+    "action",
+    "fddi",
+    "tr",
+    "ppp",
+    "slip",
+    "decnet",
+    "iso",
+    "esis",
+    "isis",
+    "clnp",
+    "l1",
+    "l2",
+    "iih",
+    "lsp",
+    "snp",
+    "csnp",
+    "psnp",
+    "vpi",
+    "vci",
+    "lane",
+    "oamf4s",
+    "oamf4e",
+    "oamf4",
+    "oam",
+    "metac",
+    "bcc",
+    "sc",
+    "ilmic",
+    "metaconnect",
+    "connectmsg",
+    "ra",
+    "ta",
+    "addr1",
+    "addr2",
+    "addr3",
+    "addr4",
+    "radio",
+    "hdpkt",
+    "carp",
+    "vrrp",
+    "pim",
+    "igrp",
+    "ah",
+    "esp",
 ];
 
 impl Parser<'_, '_> {
@@ -179,13 +276,18 @@ impl Parser<'_, '_> {
                     .ok_or_else(|| self.error(value, "an EtherType such as 0x0800 or \\arp"))?;
                 // libpcap decodes 802.2 LLC for these; socketeer does not.
                 if matches!(number, 0x06 | 0xe0 | 0xf0 | 0xfe | 0x809b | 0x80f3) {
-                    return Err(self.fail(value, "this protocol needs 802.2 LLC decoding, which socketeer lacks"));
+                    return Err(
+                        self.fail(value, "this protocol needs 802.2 LLC decoding, which socketeer lacks")
+                    );
                 }
                 is(Primitive::EtherProto(number))
             }
             Some("broadcast") => is(Primitive::Broadcast),
             Some("multicast") => is(Primitive::Multicast(Layer::Link)),
-            _ => Err(self.error(token, "'host', 'src', 'dst', 'proto', 'broadcast' or 'multicast' after 'ether'")),
+            _ => {
+                Err(self
+                    .error(token, "'host', 'src', 'dst', 'proto', 'broadcast' or 'multicast' after 'ether'"))
+            }
         }
     }
 
@@ -220,8 +322,16 @@ impl Parser<'_, '_> {
         let token = self.bump();
         let text = token.map_or("", |t| t.text);
         let primitives = match template {
-            Template::Host { family, dir } => self.addresses(token, family, false)?.into_iter().map(|(net, prefix)| Primitive::Net { family, dir, net, prefix }).collect(),
-            Template::Net { family, dir } => self.addresses(token, family, true)?.into_iter().map(|(net, prefix)| Primitive::Net { family, dir, net, prefix }).collect(),
+            Template::Host { family, dir } => self
+                .addresses(token, family, false)?
+                .into_iter()
+                .map(|(net, prefix)| Primitive::Net { family, dir, net, prefix })
+                .collect(),
+            Template::Net { family, dir } => self
+                .addresses(token, family, true)?
+                .into_iter()
+                .map(|(net, prefix)| Primitive::Net { family, dir, net, prefix })
+                .collect(),
             Template::Port { proto, dir } => {
                 let (proto, port) = self.port(token, text, proto)?;
                 vec![Primitive::Port { proto, dir, first: port, last: port }]
@@ -232,7 +342,10 @@ impl Parser<'_, '_> {
             }
             Template::EtherHost { dir } => {
                 let mac = mac(text).ok_or_else(|| {
-                    self.error(token, "an Ethernet address such as 02:00:00:00:00:01 (/etc/ethers is not read)")
+                    self.error(
+                        token,
+                        "an Ethernet address such as 02:00:00:00:00:01 (/etc/ethers is not read)",
+                    )
                 })?;
                 vec![Primitive::EtherHost { dir, mac }]
             }
@@ -247,8 +360,12 @@ impl Parser<'_, '_> {
 /// The network address of `addr` under a prefix of `bits`.
 pub(super) fn masked(addr: IpAddr, bits: u8) -> IpAddr {
     match addr {
-        IpAddr::V4(a) => Ipv4Addr::from(u32::from(a) & u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0)).into(),
-        IpAddr::V6(a) => Ipv6Addr::from(u128::from(a) & u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0)).into(),
+        IpAddr::V4(a) => {
+            Ipv4Addr::from(u32::from(a) & u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0)).into()
+        }
+        IpAddr::V6(a) => {
+            Ipv6Addr::from(u128::from(a) & u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0)).into()
+        }
     }
 }
 

@@ -90,7 +90,11 @@ impl Parser<'_, '_> {
             && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
             && text.bytes().any(|b| b.is_ascii_alphabetic());
         if net || !name_like {
-            let expected = if net { "a network such as 10.0.0.0/8, 10.1 or fd00::/64" } else { "an IPv4 or IPv6 address, or a host name" };
+            let expected = if net {
+                "a network such as 10.0.0.0/8, 10.1 or fd00::/64"
+            } else {
+                "an IPv4 or IPv6 address, or a host name"
+            };
             return Err(self.error(token, expected));
         }
         let addresses: Vec<(IpAddr, u8)> = self
@@ -126,8 +130,12 @@ impl Parser<'_, '_> {
             self.fail(token, &format!("port '{text}' is {} only in the services database", layer.name()))
         };
         match proto {
-            Some(Layer::Tcp) => tcp.map(|p| (proto, p)).ok_or_else(|| if udp.is_some() { listed(Layer::Udp) } else { unknown() }),
-            Some(Layer::Udp) => udp.map(|p| (proto, p)).ok_or_else(|| if tcp.is_some() { listed(Layer::Tcp) } else { unknown() }),
+            Some(Layer::Tcp) => tcp
+                .map(|p| (proto, p))
+                .ok_or_else(|| if udp.is_some() { listed(Layer::Udp) } else { unknown() }),
+            Some(Layer::Udp) => udp
+                .map(|p| (proto, p))
+                .ok_or_else(|| if tcp.is_some() { listed(Layer::Tcp) } else { unknown() }),
             Some(_) => sctp.map(|p| (proto, p)).ok_or_else(unknown),
             None => match (tcp, udp) {
                 (Some(t), Some(u)) if t == u => Ok((None, t)),
@@ -152,7 +160,9 @@ impl Parser<'_, '_> {
             if a.is_empty() || b.is_empty() {
                 continue;
             }
-            if let (Ok((pa, first)), Ok((pb, last))) = (self.port(token, a, proto), self.port(token, b, proto)) {
+            if let (Ok((pa, first)), Ok((pb, last))) =
+                (self.port(token, a, proto), self.port(token, b, proto))
+            {
                 let proto = if pa == pb { pa } else { proto };
                 return Ok((proto, first.min(last), first.max(last)));
             }
