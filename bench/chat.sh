@@ -14,6 +14,9 @@
 #   stalled              20 readers plus one client that never reads, against the same 20
 #                        readers alone: the share of the rate the readers keep, whether the
 #                        stalled client was dropped, and the server's peak memory
+#   burst 20000          100 clients, one sender writes 20,000 messages of 100 bytes at
+#                        once (issue 16): how many deliveries arrive, readers dropped, how
+#                        long until the last one, and the server's peak memory
 # Every measurement starts a fresh server process (so memory has a clean baseline); rounds
 # interleave the two servers, and each cell is the median round.
 #
@@ -60,6 +63,7 @@ for _ in $(seq "$rounds"); do
     measure "idle 2000" "$server" idle -c 2000 --senders 0 -d 1s
     measure "stalled" "$server" stalled -c 20 --stalled 1 -d "$duration"
     measure "stalled" "$server" alone -c 20 -d "$duration"
+    measure "burst 20000" "$server" burst -c 100 --burst 20000 --size 100 --timeout 10s
   done
 done
 
@@ -102,6 +106,15 @@ peak = {s: median([r["server_usage"]["rss_kib_peak"] / 1024 for r in pick("stall
 print(f"| 20 readers + 1 never reading | readers' rate vs without it | {share['socketeer']:.0%} | {share['redis']:.0%} | | {once('stalled')} |")
 print(f"| 20 readers + 1 never reading | never-reader dropped (runs) | {dropped['socketeer']} | {dropped['redis']} | | |")
 print(f"| 20 readers + 1 never reading | server peak memory, MiB | {peak['socketeer']:.1f} | {peak['redis']:.1f} | | |")
+name = "burst 20000"
+got = {s: median([r["deliveries"] / max(r["expected"], 1) for r in pick(name, s)]) for s in ("socketeer", "redis")}
+gone = {s: f'{sum(r["receivers_dropped"] for r in pick(name, s))}' for s in ("socketeer", "redis")}
+took = {s: median([r["seconds"] for r in pick(name, s)]) for s in ("socketeer", "redis")}
+peak = {s: median([r["server_usage"]["rss_kib_peak"] / 1024 for r in pick(name, s)]) for s in ("socketeer", "redis")}
+print(f"| 100 clients, a burst of 20,000 × 100 B from 1 sender | deliveries that arrived | {got['socketeer']:.1%} | {got['redis']:.1%} | | {once(name)} |")
+print(f"| 100 clients, a burst of 20,000 × 100 B from 1 sender | readers dropped (all runs) | {gone['socketeer']} | {gone['redis']} | | |")
+print(f"| 100 clients, a burst of 20,000 × 100 B from 1 sender | until the last delivery, s | {took['socketeer']:.2f} | {took['redis']:.2f} | {took['redis']/took['socketeer']:.2f}x faster | |")
+print(f"| 100 clients, a burst of 20,000 × 100 B from 1 sender | server peak memory, MiB | {peak['socketeer']:.1f} | {peak['redis']:.1f} | | |")
 cpu = {s: median([r["server_usage"]["cpu_seconds"] / max(r["deliveries"], 1) * 1e9 for r in pick("fan-out 100", s)]) for s in ("socketeer", "redis")}
 print(f"| 100 clients, as fast as possible | server CPU per delivery, ns | {cpu['socketeer']:.0f} | {cpu['redis']:.0f} | {cpu['redis']/cpu['socketeer']:.2f}x less | |")
 PY

@@ -74,6 +74,12 @@ impl Client {
         self.writer.write_all(bytes).unwrap();
     }
 
+    /// Reads one raw line into `line`: its length (0 at the end), or `None`
+    /// when the connection failed (it was reset).
+    pub fn reader_line(&mut self, line: &mut String) -> Option<usize> {
+        self.reader.read_line(line).ok()
+    }
+
     /// The next line, without its newline.
     pub fn line(&mut self) -> String {
         let mut line = String::new();

@@ -309,3 +309,65 @@ pub fn connect_from(source: &str, to: SocketAddr) -> TcpStream {
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream
 }
+
+#[test]
+fn a_burst_bigger_than_the_old_queue_reaches_every_reader() {
+    let server = server(&["--rate-limit", "off", "--max-per-ip", "off"]);
+    let target = server.addr("chat", "tcp").to_string();
+    // 20,000 lines of 100 bytes from one sender: about 2.4 MB, ten times the old 256 KiB queue.
+    let args = ["bench", "chat", &target, "--clients", "5", "--burst", "20000", "--size", "100", "--json"];
+    let report = run(&args, b"").json_of("report");
+    assert_eq!(report["receivers_dropped"], 0, "{report}");
+    assert_eq!(report["exactly_once_in_order"], true, "{report}");
+    assert_eq!(report["deliveries"], 20_000 * 4, "{report}");
+}
+
+#[test]
+fn a_reader_that_falls_behind_is_told_why_and_nothing_piles_up_in_the_kernel_for_it() {
+    crate::util::require("ss", "iproute2");
+    let server = server(&["--rate-limit", "off", "--queue", "1MiB"]);
+    let mut flooder = Client::named(&server, "flooder");
+    // A reader with a small receive buffer, reading slowly.
+    let slow = {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.addr("chat", "tcp").into()).unwrap();
+        Client::from_stream(socket.into())
+    };
+    let mut slow = slow;
+    slow.send("/nick slow");
+    let port = server.addr("chat", "tcp").port();
+    let line = format!("{}\n", "x".repeat(1000));
+    let flood: String = line.repeat(4000);
+    let mut raw = flooder.raw();
+    let flooding = thread::spawn(move || raw.write_all(flood.as_bytes()));
+    // While it floods, the server's send buffer for each client stays small.
+    let skmem = std::process::Command::new("ss")
+        .args(["-tmnH", "state", "established", &format!("( sport = :{port} )")])
+        .output()
+        .unwrap();
+    let skmem = String::from_utf8_lossy(&skmem.stdout).into_owned();
+    assert_eq!(skmem.matches(",tb").count(), 2, "both clients' sockets: {skmem}");
+    for tb in skmem.split(",tb").skip(1).map(|rest| rest.split(',').next().unwrap().parse::<u64>().unwrap()) {
+        assert!(tb <= 128 * 1024, "a send buffer of {tb} bytes: {skmem}");
+    }
+    let mut lines = 0;
+    let told = loop {
+        let mut got = String::new();
+        match slow.reader_line(&mut got) {
+            Some(0) | None => break None,
+            Some(_) if got.starts_with("! ") => break Some(got),
+            Some(_) => lines += 1,
+        }
+        if lines % 64 == 0 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let told = told.unwrap_or_else(|| panic!("closed after {lines} lines without a reason"));
+    assert!(told.starts_with("! you read too slowly: more than 1MiB waited for it"), "{told}");
+    flooding.join().unwrap().unwrap();
+    flooder.send("/who");
+    flooder.expect("*** in lobby (1): flooder");
+    assert!(server.stderr().contains("disconnecting a client: more than 1MiB waited"), "{}", server.stderr());
+}

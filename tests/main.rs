@@ -8,6 +8,7 @@ mod chat_join;
 mod chat_limits;
 mod chat_terminal;
 mod cli;
+mod course;
 mod daytime;
 mod echo;
 mod impair;

@@ -199,6 +199,11 @@ impl Daemon {
         Daemon { child, listening, stdout_lines, later_lines: Mutex::new(rx), seen: Mutex::default(), stderr }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The lines it printed at start.
     pub fn status_lines(&self) -> &[String] {
         &self.stdout_lines

@@ -116,9 +116,10 @@ impl TransferBench {
             max_window: 1 << 15,
             max_block: u16::MAX,
             peer_timeout: Duration::from_secs(10),
+            progress_timeout: crate::transfer::DEFAULT_PROGRESS_TIMEOUT,
             linger: Duration::from_millis(200),
         };
-        let config = ReceiveConfig { dir: dir.path().to_owned(), overwrite: true, limits, max_sessions: 4 };
+        let config = ReceiveConfig { overwrite: true, ..ReceiveConfig::new(dir.path().to_owned(), limits) };
         let server = TransferServer::new(vec![UdpSocket::bind("127.0.0.1:0")?], config, None)?;
         let receiver =
             server.endpoints().first().map(|e| e.addr).ok_or_else(|| io::Error::other("no socket"))?;
@@ -225,13 +226,14 @@ impl Bench<'_> {
             session: rand_session(),
             initial_rto: crate::transfer::INITIAL_RTO,
             min_rto: Duration::from_millis(5),
-            max_rto: Duration::from_secs(2),
+            max_rto: crate::transfer::max_rto(Duration::from_secs(10)),
             peer_timeout: Duration::from_secs(10),
+            progress_timeout: crate::transfer::DEFAULT_PROGRESS_TIMEOUT,
             name: "bench.bin".to_owned(),
             size: Some(len as u64),
         };
         let input: Box<dyn Read + Send> = Box::new(Cursor::new(self.content.clone()).take(len as u64));
-        driver::send(input, target, config, &Waker::new()?, |_| {}).map_err(io::Error::other)
+        driver::send(input, &[target], config, &Waker::new()?, |_| {}).map_err(io::Error::other)
     }
 
     fn row(

@@ -97,6 +97,9 @@ impl ChatClient {
             naming = Some((renamed, tokio::time::Instant::now() + timeouts.reply));
         }
         let mut leaving: Option<tokio::time::Instant> = None;
+        // Input ended before the server said anything: how to leave waits for its first line.
+        let mut undecided: Option<tokio::time::Instant> = None;
+        let mut heard = false;
         let mut shutting_down = false;
         // Whether the server greeted us as socketeer's chat does: only such a server gets a /quit.
         let mut ours = false;
@@ -137,24 +140,33 @@ impl ChatClient {
                             }
                         }
                         on_line(Received { at, line: parsed }).map_err(ClientError::Output)?;
+                        heard = true;
+                        if undecided.take().is_some() {
+                            leaving = Some(leave(&mut write, ours, timeouts).await.map_err(io_error)?);
+                        }
                     }
                     None if leaving.is_some() => return Ok(Ending::Left),
                     None if shutting_down => return Ok(Ending::ServerShutDown),
                     None => return Ok(Ending::ServerClosed),
                 },
                 () = naming_timer => naming = None,
-                typed = input.next(), if leaving.is_none() && naming.is_none() => {
+                () = wait_until(undecided) => {
+                    undecided = None;
+                    leaving = Some(leave(&mut write, ours, timeouts).await.map_err(io_error)?);
+                }
+                typed = input.next(), if leaving.is_none() && undecided.is_none() && naming.is_none() => {
                     let (line, quits) = match typed {
                         Some(line) => {
                             let line = line.map_err(io_error)?;
                             let quits = matches!(protocol::parse(&line), Ok(Some(Request::Quit(_))));
                             (line, quits)
                         }
-                        None if ours => ("/quit".to_owned(), true),
+                        None if heard => {
+                            leaving = Some(leave(&mut write, ours, timeouts).await.map_err(io_error)?);
+                            continue;
+                        }
                         None => {
-                            // Not our protocol: say no more is coming, and let the server close.
-                            write.shutdown().await.map_err(io_error)?;
-                            leaving = Some(tokio::time::Instant::now() + timeouts.reply);
+                            undecided = Some(tokio::time::Instant::now() + timeouts.reply);
                             continue;
                         }
                     };
@@ -169,6 +181,29 @@ impl ChatClient {
             }
         }
     }
+}
+
+/// Completes at `deadline`, or never without one.
+async fn wait_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Leaves at the end of input: with `/quit` on a server that greeted us as
+/// ours does; any other is only told that no more is coming (a half close),
+/// and left to close. Returns until when to wait for it.
+async fn leave(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    ours: bool,
+    timeouts: Timeouts,
+) -> io::Result<tokio::time::Instant> {
+    match ours {
+        true => write.write_all(b"/quit\n").await?,
+        false => write.shutdown().await?,
+    }
+    Ok(tokio::time::Instant::now() + timeouts.reply)
 }
 
 /// Lines from the server, decoded leniently: invalid UTF-8 is replaced, and

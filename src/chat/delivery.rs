@@ -14,7 +14,10 @@
 //! A client that reads too slowly falls behind its room's log; once the log
 //! has dropped lines the client has not had, the client is too slow and is
 //! disconnected (and the same if its outbox passes its bound). Its memory
-//! never grows: it is a cursor.
+//! never grows: it is a cursor. The log holds lines only while a member
+//! still has them to read: when every member is caught up, the next append
+//! first drops everything before it, so the byte bound (which may be tens
+//! of MiB, to let readers through a burst) costs memory only during a burst.
 //!
 //! Waking: a client whose mailbox is caught up parks itself on the log; the
 //! next append wakes every parked client once. Busy clients are not woken:
@@ -22,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -70,6 +73,8 @@ pub struct Log {
     end: AtomicU64,
     /// Members that are caught up and wait for the next line.
     parked: Mutex<Vec<Arc<Outbox>>>,
+    /// Mailboxes reading this log.
+    members: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +101,7 @@ impl Log {
             lines: RwLock::new(Lines::default()),
             end: AtomicU64::new(0),
             parked: Mutex::new(Vec::new()),
+            members: AtomicUsize::new(0),
         }
     }
 
@@ -105,10 +111,27 @@ impl Log {
     }
 
     /// Appends `line` for every member but `origin`, dropping the oldest
-    /// lines beyond the bound, and wakes the members that were waiting.
+    /// lines beyond the bound (or all of them, when every member has read
+    /// them), and wakes the members that were waiting.
     pub fn publish(&self, origin: Option<ClientId>, line: Bytes) {
+        // Held until the line is in: a member parks either before (and had
+        // read everything) or after (and sees the line).
+        let mut list = self.parked.lock();
+        let mut parked = std::mem::take(&mut *list);
         {
+            // A member may be listed twice (it left and came back); one parked on another log
+            // since (it moved) is not caught up here.
+            parked.sort_unstable_by_key(Arc::as_ptr);
+            parked.dedup_by_key(|outbox| Arc::as_ptr(outbox));
+            let caught_up =
+                parked.iter().filter(|outbox| outbox.parked_on.load(Ordering::Acquire) == self.id);
+            let all_read = caught_up.count() >= self.members.load(Ordering::Acquire);
             let mut lines = self.lines.write();
+            if all_read && !lines.entries.is_empty() {
+                lines.first += lines.entries.len() as u64;
+                lines.cost = 0;
+                lines.entries = VecDeque::new();
+            }
             lines.cost += cost(&line);
             lines.entries.push_back(Entry { origin, line });
             while lines.cost > self.limit && lines.entries.len() > 1 {
@@ -119,11 +142,18 @@ impl Log {
             }
             self.end.fetch_add(1, Ordering::Release);
         }
-        let parked = std::mem::take(&mut *self.parked.lock());
+        drop(list);
         for outbox in parked {
-            outbox.parked.store(false, Ordering::Release);
-            outbox.wake();
+            // One parked on another log since (it moved) is left to that log.
+            if outbox.parked_on.compare_exchange(self.id, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                outbox.wake();
+            }
         }
+    }
+
+    /// How many bytes of lines the log holds now (for tests and reports).
+    pub fn held(&self) -> usize {
+        self.lines.read().cost
     }
 
     /// Copies lines from `from` up to `to` (exclusive) that are not `me`'s
@@ -137,6 +167,9 @@ impl Log {
         buf: &mut BytesMut,
         budget: usize,
     ) -> Result<u64, Overflow> {
+        if from >= to {
+            return Ok(from);
+        }
         let lines = self.lines.read();
         if from < lines.first {
             return Err(Overflow { limit: self.limit });
@@ -160,11 +193,18 @@ impl Log {
         cursor < self.lines.read().first
     }
 
-    /// Wakes `outbox` at the next append (once).
-    fn park(&self, outbox: &Arc<Outbox>) {
-        if !outbox.parked.swap(true, Ordering::AcqRel) {
-            self.parked.lock().push(outbox.clone());
+    /// Parks `outbox` (its next append wakes it, once) if a reader at
+    /// `cursor` that stops at `stop` has read everything; false (and not
+    /// parked) when a line came meanwhile.
+    fn park(&self, outbox: &Arc<Outbox>, cursor: u64, stop: u64) -> bool {
+        let mut list = self.parked.lock();
+        if cursor < stop.min(self.end.load(Ordering::Acquire)) {
+            return false;
         }
+        if outbox.parked_on.swap(self.id, Ordering::AcqRel) != self.id {
+            list.push(outbox.clone());
+        }
+        true
     }
 }
 
@@ -179,8 +219,8 @@ pub struct Outbox {
     /// The client's task, and whether it was woken since it last looked.
     waker: AtomicWaker,
     woken: AtomicBool,
-    /// True while the client is on a log's parked list.
-    parked: AtomicBool,
+    /// The log whose parked list the client is on (0: none).
+    parked_on: AtomicU64,
     limit: usize,
 }
 
@@ -198,7 +238,7 @@ impl Outbox {
             state: Mutex::new(Private::default()),
             waker: AtomicWaker::new(),
             woken: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
+            parked_on: AtomicU64::new(0),
             limit,
         }
     }
@@ -277,6 +317,7 @@ pub struct Mailbox {
 impl Mailbox {
     /// Client `id`'s mailbox, reading `room` from `cursor` on.
     pub fn new(id: ClientId, outbox: Arc<Outbox>, room: Arc<Log>, cursor: u64) -> Mailbox {
+        room.members.fetch_add(1, Ordering::AcqRel);
         Mailbox { id, outbox, room, cursor, held: VecDeque::new(), stop: u64::MAX }
     }
 
@@ -309,12 +350,8 @@ impl Mailbox {
         if self.held.capacity() > KEEP_ENTRIES {
             self.held = VecDeque::new();
         }
-        if self.cursor < self.stop.min(self.end()) {
-            return Ok(true);
-        }
-        self.room.park(&self.outbox);
-        // A line appended before the park would not wake us: look again.
-        Ok(self.cursor < self.stop.min(self.end()))
+        // Parking looks again: a line appended just now would not wake us.
+        Ok(!self.room.park(&self.outbox, self.cursor, self.stop))
     }
 
     fn end(&self) -> u64 {
@@ -341,10 +378,18 @@ impl Mailbox {
     /// When the client had already fallen behind.
     pub fn move_to(&mut self, room: Arc<Log>, cursor: u64, buf: &mut BytesMut) -> Result<(), Overflow> {
         self.collect(buf, usize::MAX)?;
+        self.leave_room();
+        room.members.fetch_add(1, Ordering::AcqRel);
         self.room = room;
         self.cursor = cursor;
         self.stop = u64::MAX;
         Ok(())
+    }
+
+    /// No longer reads its room: not counted among its readers, nor parked there.
+    fn leave_room(&self) {
+        let _ = self.outbox.parked_on.compare_exchange(self.room.id, 0, Ordering::AcqRel, Ordering::Acquire);
+        self.room.members.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Whether anything is still due to the client.
@@ -367,6 +412,12 @@ impl Mailbox {
             return Err(Overflow { limit: self.room.limit });
         }
         Ok(())
+    }
+}
+
+impl Drop for Mailbox {
+    fn drop(&mut self) {
+        self.leave_room();
     }
 }
 
@@ -428,9 +479,9 @@ mod tests {
         let room = Arc::new(Log::new(1, 1 << 20));
         let mut bob = member(2, &room);
         assert!(!bob.collect(&mut BytesMut::new(), usize::MAX).unwrap());
-        assert!(bob.outbox().parked.load(Ordering::Acquire));
+        assert_eq!(bob.outbox().parked_on.load(Ordering::Acquire), room.id);
         room.publish(None, line("hi\n"));
-        assert!(!bob.outbox().parked.load(Ordering::Acquire));
+        assert_eq!(bob.outbox().parked_on.load(Ordering::Acquire), 0);
         // The wake-up is kept for the client's next look.
         let mut cx = Context::from_waker(futures::task::noop_waker_ref());
         assert_eq!(bob.outbox().poll_ready(&mut cx), Poll::Ready(()));
@@ -488,5 +539,59 @@ mod tests {
         rust.publish(Some(3), line("<carol> welcome\n"));
         bob.collect(&mut buf, usize::MAX).unwrap();
         assert_eq!(&buf[..], &b"<alice> still lobby\n* you are in rust\n<carol> welcome\n"[..]);
+    }
+
+    #[test]
+    fn a_log_keeps_lines_only_while_a_member_has_them_to_read() {
+        let room = Arc::new(Log::new(1, 1 << 20));
+        let (mut alice, mut bob) = (member(1, &room), member(2, &room));
+        for n in 0..100 {
+            room.publish(Some(1), line(&format!("<alice> {n}\n")));
+        }
+        assert!(room.held() > 100 * 10, "bob has not read them");
+        assert_eq!(collected(&mut bob).lines().count(), 100);
+        assert_eq!(collected(&mut alice), "");
+        room.publish(Some(1), line("<alice> last\n"));
+        assert_eq!(room.held(), cost(&line("<alice> last\n")), "everyone had the rest");
+        assert_eq!(collected(&mut bob), "<alice> last\n");
+        // One who moved away no longer holds the log back, nor counts as caught up.
+        let elsewhere = Arc::new(Log::new(2, 1 << 20));
+        alice.move_to(elsewhere.clone(), elsewhere.mark().seq, &mut BytesMut::new()).unwrap();
+        room.publish(None, line("* one\n"));
+        room.publish(None, line("* two\n"));
+        assert_eq!(room.held(), 2 * cost(&line("* one\n")), "bob has not read these yet");
+        drop(bob);
+        room.publish(None, line("* three\n"));
+        assert_eq!(room.held(), cost(&line("* three\n")), "no one left to read them");
+    }
+
+    #[test]
+    fn a_reader_racing_the_writer_never_loses_a_line_to_trimming() {
+        // A member that finds a new line while parking must not count as caught up:
+        // if it did, the next append would drop the line it has yet to read.
+        // Room for every line at once: a busy machine may run the writer to
+        // the end before the reader is scheduled, and overflow is not what
+        // this test is about.
+        let room = Arc::new(Log::new(1, 1 << 26));
+        let mut reader = member(2, &room);
+        let total = 20_000;
+        let writer = {
+            let room = room.clone();
+            std::thread::spawn(move || {
+                for n in 0..total {
+                    room.publish(Some(1), line(&format!("{n}\n")));
+                }
+            })
+        };
+        let mut got = 0;
+        let mut buf = BytesMut::new();
+        while got < total {
+            buf.clear();
+            reader.collect(&mut buf, usize::MAX).expect("no line dropped before it was read");
+            got += buf.iter().filter(|&&b| b == b'\n').count();
+        }
+        writer.join().unwrap();
+        assert_eq!(got, total);
+        assert!(!room.park(reader.outbox(), 0, u64::MAX), "a reader behind the end does not park");
     }
 }

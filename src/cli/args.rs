@@ -6,14 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
 use clap::Args;
 use socketeer::chat::flood::RateLimit;
 use socketeer::client::Timeouts;
 use socketeer::net::{self, Bound, Transports};
 use socketeer::server::TcpLimits;
-use socketeer::transfer::ReceiverLimits;
 use socketeer::transfer::driver::ReceiveConfig;
+use socketeer::transfer::{DEFAULT_PROGRESS_TIMEOUT, ReceiverLimits};
 
 /// A request that makes no sense, found after clap's own checks; exits with 2.
 #[derive(Debug, thiserror::Error)]
@@ -280,7 +279,9 @@ pub fn cap(s: &str) -> Result<Cap, String> {
 /// How long a finished transfer session stays to answer a repeated FIN.
 pub const LINGER: Duration = Duration::from_secs(2);
 
-/// The transfer receiver's settings: `transfer recv` and `serve`'s transfer service.
+/// The transfer receiver's settings: `transfer recv` and `serve`'s transfer
+/// service. The directory is made (private, 0700) and checked when the
+/// server starts.
 pub fn receive_config(
     dir: &Path,
     overwrite: bool,
@@ -290,10 +291,14 @@ pub fn receive_config(
     if dir.exists() && !dir.is_dir() {
         return Err(UsageError(format!("{} is not a directory; pick one with --dir", dir.display())).into());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the directory {}", dir.display()))?;
-    let dir = dir.canonicalize().with_context(|| format!("the directory {} is not usable", dir.display()))?;
-    let limits = ReceiverLimits { max_window, max_block: 65_000, peer_timeout: timeout, linger: LINGER };
-    Ok(ReceiveConfig { dir, overwrite, limits, max_sessions: 64 })
+    let limits = ReceiverLimits {
+        max_window,
+        max_block: 65_000,
+        peer_timeout: timeout,
+        progress_timeout: DEFAULT_PROGRESS_TIMEOUT,
+        linger: LINGER,
+    };
+    Ok(ReceiveConfig { overwrite, ..ReceiveConfig::new(dir.to_owned(), limits) })
 }
 
 /// A seed for when the user gave none: random, and printed so a run can be repeated.

@@ -37,7 +37,8 @@ pub enum Command {
                             socketeer bench chat localhost:5556 --clients 100 --rate 1000 --json\n  \
                             socketeer bench chat localhost:6379 --redis --clients 100\n  \
                             socketeer bench chat localhost:5555 localhost:5556 --rate 1000   # two nodes of a cluster\n  \
-                            socketeer bench chat localhost:5556 --clients 20 --stalled 1   # one client that never reads"
+                            socketeer bench chat localhost:5556 --clients 20 --stalled 1   # one client that never reads\n  \
+                            socketeer bench chat localhost:5556 --clients 20 --burst 20000   # one burst, 19 readers"
     )]
     Chat(ChatArgs),
     /// Measure the impairment proxy: forwarding rate, windowed flows, delay precision, rate limits.
@@ -127,6 +128,11 @@ pub struct ChatArgs {
     /// Messages per second from all senders together; as fast as the window allows when left out.
     #[arg(short, long, value_parser = positive_rate)]
     rate: Option<f64>,
+    /// Each sender writes this many messages at once, as fast as the socket takes them, then
+    /// stops (a burst: what a server does with readers that cannot keep up for a moment).
+    #[arg(long, value_name = "N", conflicts_with = "rate",
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    burst: Option<u64>,
     /// Messages each sender may have in flight (sent, not yet received by all), without --rate.
     #[arg(short, long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -397,6 +403,7 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
         stalled: args.stalled as usize,
         size: args.size as usize,
         rate: args.rate,
+        burst: args.burst,
         window: args.window as usize,
         duration: args.duration,
         timeouts: Timeouts { connect: args.timeout, reply: args.timeout },

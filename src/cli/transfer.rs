@@ -11,9 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::net::{Target, Transports};
 use socketeer::poll::Waker;
 use socketeer::shutdown;
-use socketeer::transfer::driver::{self, TransferServer};
+use socketeer::transfer::driver::{self, REPORT_QUEUE, ServerEvent, TransferServer};
 use socketeer::transfer::session::check_name;
-use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, SenderConfig, SenderStats};
+use socketeer::transfer::{DEFAULT_PORT, INITIAL_RTO, Protocol, SenderConfig, SenderStats, max_rto};
 
 use super::args::{self, BindArgs, LINGER, UsageError, positive_duration, receive_config};
 use super::output::Output;
@@ -83,6 +83,10 @@ pub struct SendArgs {
     /// Give up when the receiver has said nothing for this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     timeout: Duration,
+    /// Give up when no block has got through for this long, even if the
+    /// receiver keeps answering.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    progress_timeout: Duration,
     /// The name the receiver stores the file under (default: the file's own; "stdin" for -).
     #[arg(long)]
     name: Option<String>,
@@ -99,9 +103,12 @@ pub struct RecvArgs {
     /// UDP port to listen on; 0 picks a free one.
     #[arg(short, long, value_name = "PORT", default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Directory the files land in (created if missing).
+    /// Directory the files land in (created if missing, with --dir-mode).
     #[arg(short, long, default_value = ".")]
     dir: PathBuf,
+    /// Permissions of the directory when it has to be created, in octal.
+    #[arg(long, value_name = "MODE", default_value = "700", value_parser = octal_mode)]
+    dir_mode: u32,
     /// Replace files that already exist.
     #[arg(long)]
     overwrite: bool,
@@ -111,12 +118,23 @@ pub struct RecvArgs {
     /// Give up on a sender silent this long.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = positive_duration)]
     timeout: Duration,
+    /// Give up on a sender whose blocks have brought nothing new for this long.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = positive_duration)]
+    progress_timeout: Duration,
     /// The largest window granted to a sender.
     #[arg(long, value_name = "N", default_value_t = 4096)]
     max_window: u32,
-    /// Transfers at once; more are refused.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    max_sessions: usize,
+    /// Transfers at once; more are refused (finished ones, which stay 2 s
+    /// to answer a repeated FIN, count but give way).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions: u32,
+    /// Transfers at once from one IP address.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    max_per_source: u32,
+    /// Bytes all transfers together may keep waiting out of order (blocks
+    /// beyond are dropped and sent again).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = args::size_in::<usize>(65_000, 1 << 40))]
+    max_buffer: usize,
     /// Print status lines and reports as JSON.
     #[arg(long)]
     json: bool,
@@ -130,17 +148,30 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Permissions in octal, as chmod takes them (`700`, `0755`).
+fn octal_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|&mode| mode <= 0o7777)
+        .ok_or_else(|| format!("'{s}' is not a mode; give octal permissions such as 700 or 755"))
+}
+
 async fn recv(args: RecvArgs) -> anyhow::Result<()> {
     let mut config = receive_config(&args.dir, args.overwrite, args.timeout, args.max_window)?;
-    config.max_sessions = args.max_sessions;
+    config.limits.progress_timeout = args.progress_timeout;
+    config.dir_mode = args.dir_mode;
+    config.max_sessions = args.max_sessions as usize;
+    config.max_per_source = args.max_per_source as usize;
+    config.max_buffered = args.max_buffer;
     let bound = args.bind.bind("transfer", args.port, Transports::UDP, "--port")?;
     let sockets = bound.udp.into_iter().map(|s| s.into_std()).collect::<Result<_, _>>()?;
-    let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut events) = tokio::sync::mpsc::channel(REPORT_QUEUE);
     let server = TransferServer::new(sockets, config, Some(tx))?;
     let out = Output::new(args.json);
     let mut failed = false;
     let print = async {
-        while let Some(report) = reports.recv().await {
+        while let Some(event) = events.recv().await {
+            let ServerEvent::Received(report) = event else { break };
             failed |= report.error.is_some();
             if out.emit("received", &report).is_err() {
                 return;
@@ -152,8 +183,16 @@ async fn recv(args: RecvArgs) -> anyhow::Result<()> {
                 return;
             }
         }
+        // The loop died: the runner sees the service stop and says why,
+        // with exit 1; this is no "work done".
+        std::future::pending::<()>().await;
     };
     run_services_until(vec![Box::new(server)], out, print).await?;
+    // Reports that came in as it stopped are worth printing still.
+    while let (false, Ok(ServerEvent::Received(report))) = (args.once, events.try_recv()) {
+        failed |= report.error.is_some();
+        out.emit("received", &report)?;
+    }
     if args.once && failed {
         anyhow::bail!("the transfer failed");
     }
@@ -211,7 +250,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     };
     // Refuse here what the receiver would refuse, without a round trip.
     check_name(&name).map_err(|e| UsageError(format!("{e}; pick another with --name")))?;
-    let target = args.target.resolve(DEFAULT_PORT).await?[0];
+    let targets = args.target.resolve(DEFAULT_PORT).await?;
     let config = SenderConfig {
         protocol,
         window,
@@ -220,8 +259,9 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         session: RandomState::new().hash_one(Instant::now()) as u32,
         initial_rto: INITIAL_RTO.max(args.rto_min),
         min_rto: args.rto_min,
-        max_rto: Duration::from_secs(2).max(args.rto_min),
+        max_rto: max_rto(args.timeout).max(args.rto_min),
         peer_timeout: args.timeout,
+        progress_timeout: args.progress_timeout,
         name,
         size,
     };
@@ -231,7 +271,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     let progress = bar.clone();
     let mut last_drawn = Instant::now();
     let sending = tokio::task::spawn_blocking(move || {
-        driver::send(input, target, config, &waker, |stats: &SenderStats| {
+        driver::send(input, &targets, config, &waker, |stats: &SenderStats| {
             if last_drawn.elapsed() >= Duration::from_millis(100) {
                 last_drawn = Instant::now();
                 progress.set_position(stats.bytes_acked);

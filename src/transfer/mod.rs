@@ -1,7 +1,8 @@
 //! Reliable file transfer over UDP with three ARQ protocols: stop-and-wait,
 //! Go-Back-N and selective repeat.
 //!
-//! - [`packet`] (pure): the datagrams, checksummed with CRC-32C.
+//! - [`packet`] (pure): the datagrams, checksummed with CRC-32C; [`name`]
+//!   (pure): which file names from the network are taken.
 //! - [`seq`], [`rtt`], [`window`] (pure): sequence numbers that wrap, the
 //!   RFC 6298 timeout, the sender's window.
 //! - [`stop_and_wait`], [`go_back_n`], [`selective_repeat`] (pure): what
@@ -10,11 +11,15 @@
 //! - [`sender`], [`receiver`] (sans-IO engines): the two ends of a session,
 //!   driven with time passed in; the simulation tests run them in virtual
 //!   time through [`crate::impair::Link`]s.
-//! - [`session`]: the receiver's file side (safe names, temporary file,
-//!   rename only once verified); [`driver`]: the only code that touches sockets.
+//! - [`endpoint`] (sans-IO): the receiver's session table: who is admitted
+//!   (an address check and caps), the memory they share, what they say.
+//! - [`session`]: the receiver's file side (safe names, a file without a
+//!   name until verified); [`driver`]: the only code that touches sockets.
 
 pub mod driver;
+pub mod endpoint;
 pub mod go_back_n;
+pub mod name;
 pub mod packet;
 pub mod receiver;
 pub mod rtt;
@@ -46,6 +51,20 @@ pub const DEFAULT_PORT: u16 = 6969;
 /// half its 0.6 s waiting out 100 + 200 ms of HELLO backoff. A longer path
 /// only sees its first HELLOs sent a few times (25, 50, 100 ms apart).
 pub const INITIAL_RTO: Duration = Duration::from_millis(25);
+
+/// How long a transfer may go without progress (no new block through)
+/// while both sides still answer, before it is given up.
+pub const DEFAULT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest retransmission timeout, backoff included, for a peer given
+/// up after `peer_timeout` of silence: a twentieth of it, within 200 ms to
+/// 2 s. Losses on a bursty path come in runs of datagrams, not of time, so
+/// waiting longer between tries does not get through a burst sooner; a cap
+/// this low leaves room for a dozen tries in a row before the peer is
+/// given up, which is what lets stop-and-wait cross a burst of losses.
+pub fn max_rto(peer_timeout: Duration) -> Duration {
+    (peer_timeout / 20).clamp(Duration::from_millis(200), Duration::from_secs(2))
+}
 
 /// An ARQ protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -113,6 +132,10 @@ pub enum TransferError {
     /// The other side stopped answering.
     #[error("the other side has not answered for {}; giving up", humantime::format_duration(*.0))]
     PeerSilent(Duration),
+    /// Both sides kept talking but no block got through (they disagree on
+    /// what was received, or the path loses nearly everything).
+    #[error("no progress for {}: the other side answers but no block gets through; giving up", humantime::format_duration(*.0))]
+    Stalled(Duration),
     /// The content did not arrive intact.
     #[error("the content's SHA-256 does not match the sender's; nothing was stored")]
     DigestMismatch,

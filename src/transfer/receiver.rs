@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::packet::{ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
+use super::packet::{Echo, ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
 use super::seq::SeqSpace;
 use super::{Acceptance, Protocol, TransferError, go_back_n, selective_repeat, stop_and_wait};
 
@@ -36,6 +36,9 @@ pub struct ReceiverLimits {
     pub max_block: u16,
     /// A sender silent this long is given up for dead.
     pub peer_timeout: Duration,
+    /// A sender whose blocks have brought nothing new for this long is
+    /// given up (the two sides disagree, or the path loses nearly everything).
+    pub progress_timeout: Duration,
     /// How long a finished session stays to answer a repeated FIN.
     pub linger: Duration,
 }
@@ -65,8 +68,11 @@ pub struct ReceiverStats {
     pub buffered: u64,
     /// Blocks dropped: out of order under Go-Back-N, or beyond the window.
     pub discarded: u64,
-    /// Datagrams dropped as malformed.
+    /// Datagrams dropped as malformed or corrupted (a failed checksum).
     pub dropped: u64,
+    /// Blocks dropped as stale: sent before the sequence numbers wrapped,
+    /// and delayed until their number meant another block (see [`Receiver`]).
+    pub stale: u64,
     /// Acknowledgements sent.
     pub acks_sent: u64,
 }
@@ -84,6 +90,16 @@ enum State {
 }
 
 /// One transfer, receiving side.
+///
+/// Small sequence spaces wrap quickly, and a path that reorders or
+/// duplicates can deliver a block so late that its number has come round
+/// again: taken for the new block of that number, it would corrupt the
+/// content. The receiver tells them apart by the DATA's stamp (the
+/// sender's count of sends), as TCP's PAWS does with timestamps: the
+/// sender sends block `b` only after block `b - W` (W the window) was
+/// acknowledged, so any true copy of `b` was sent after the copy of
+/// `b - W` that arrived; a copy of an older block, stamped earlier, is stale
+/// (Go-Back-N compares with block `b - 1`, see `is_stale`).
 #[derive(Debug)]
 pub struct Receiver {
     session: u32,
@@ -94,7 +110,16 @@ pub struct Receiver {
     limits: ReceiverLimits,
     state: State,
     expected: u64,
-    buffered: BTreeMap<u64, Vec<u8>>,
+    /// Blocks kept out of order, with the stamp of the copy kept.
+    buffered: BTreeMap<u64, (u64, Vec<u8>)>,
+    buffered_bytes: usize,
+    /// How many bytes may be kept out of order now (the endpoint shares a
+    /// budget among sessions).
+    buffer_allowance: usize,
+    /// The stamps of the copies delivered of the last `window` blocks below `expected`.
+    delivered_stamps: VecDeque<u64>,
+    /// The highest stamp seen, for recovering full stamps from 16 bits.
+    latest_stamp: Option<u64>,
     ready: VecDeque<Vec<u8>>,
     hasher: Sha256,
     fin: Option<(u64, u64, [u8; 32])>,
@@ -107,12 +132,18 @@ pub struct Receiver {
     urgent_ack: bool,
     /// The highest block received so far.
     highest_seen: Option<u64>,
-    /// The latest DATA's sequence and transmission, echoed in the next ACK.
-    echo: Option<(u32, u16)>,
+    /// The latest DATA received, echoed in every ACK from then on.
+    echo: Option<Echo>,
     send_fin_ack: bool,
     /// An ERROR to send: the receiver gave up.
     abort: Option<String>,
     last_heard: Instant,
+    /// Since when DATA has come without delivering anything new.
+    unproductive_since: Option<Instant>,
+    /// When content last arrived in order (or the session started).
+    last_delivery: Instant,
+    /// The content's size, when the sender announced it.
+    announced: Option<u64>,
     events: VecDeque<ReceiverEvent>,
     stats: ReceiverStats,
 }
@@ -148,6 +179,10 @@ impl Receiver {
             state: State::Receiving,
             expected: 0,
             buffered: BTreeMap::new(),
+            buffered_bytes: 0,
+            buffer_allowance: MAX_SESSION_BUFFER,
+            delivered_stamps: VecDeque::new(),
+            latest_stamp: None,
             ready: VecDeque::new(),
             hasher: Sha256::new(),
             fin: None,
@@ -161,9 +196,41 @@ impl Receiver {
             send_fin_ack: false,
             abort: None,
             last_heard: now,
+            unproductive_since: None,
+            last_delivery: now,
+            announced: hello.size,
             events: VecDeque::new(),
             stats: ReceiverStats::default(),
         })
+    }
+
+    /// Bytes kept out of order now.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
+    /// Lets the session keep at most `bytes` out of order (never less than
+    /// it keeps now); blocks beyond are dropped, and the sender resends them.
+    pub fn set_buffer_allowance(&mut self, bytes: usize) {
+        self.buffer_allowance = bytes.min(MAX_SESSION_BUFFER);
+    }
+
+    /// Counts a datagram of this session that failed its checksum.
+    pub fn note_corrupt(&mut self) {
+        self.stats.dropped += 1;
+    }
+
+    /// When content last arrived in order (or the session started): what
+    /// tells a working session from an idle one.
+    pub fn last_delivery(&self) -> Instant {
+        self.last_delivery
+    }
+
+    /// Frees what a session that ended no longer needs.
+    fn release_buffers(&mut self) {
+        self.buffered = BTreeMap::new();
+        self.buffered_bytes = 0;
+        self.delivered_stamps = VecDeque::new();
     }
 
     /// The counters so far.
@@ -197,6 +264,7 @@ impl Receiver {
 
     fn fail(&mut self, error: TransferError) {
         self.state = State::Failed;
+        self.release_buffers();
         self.events.push_back(ReceiverEvent::Failed(error));
     }
 
@@ -210,12 +278,25 @@ impl Receiver {
         match (self.state, repr) {
             (State::Receiving, Repr::Hello(_)) if self.expected == 0 => self.send_hello_ack = true,
             (State::Receiving, Repr::Ping) => self.send_ack = true,
-            (State::Receiving, Repr::Data { seq, transmission, payload }) => {
-                self.echo = Some((seq, transmission));
-                self.on_data(seq, payload);
+            (State::Receiving, Repr::Data { seq, stamp, payload }) => {
+                let before = self.expected;
+                self.on_data(seq, stamp, payload);
+                if self.expected > before {
+                    (self.unproductive_since, self.last_delivery) = (None, now);
+                } else {
+                    self.unproductive_since.get_or_insert(now);
+                }
+                self.check_announced_size();
                 self.try_finish(now);
             }
             (State::Receiving, Repr::Fin { total_bytes, total_blocks, sha256 }) => {
+                if self.announced.is_some_and(|size| size != total_bytes) {
+                    self.reject(format!(
+                        "the sender announced {} bytes and finished after {total_bytes}",
+                        self.announced.unwrap_or_default()
+                    ));
+                    return;
+                }
                 self.fin = Some((total_bytes, total_blocks, sha256));
                 self.try_finish(now);
             }
@@ -228,12 +309,11 @@ impl Receiver {
         }
     }
 
-    fn on_data(&mut self, seq: u32, payload: &[u8]) {
+    fn on_data(&mut self, seq: u32, stamp: u16, payload: &[u8]) {
         self.stats.data_received += 1;
-        self.send_ack = true;
-        self.data_since_ack += 1;
         let window = u64::from(self.window);
         let index = self.space.index(seq, self.expected.saturating_sub(window));
+        let stamp = self.unwrap_stamp(stamp);
         let beyond_end = self.fin.is_some_and(|(_, blocks, _)| index >= blocks);
         if payload.len() > usize::from(self.block) || beyond_end {
             self.stats.dropped += 1;
@@ -244,6 +324,14 @@ impl Receiver {
             Protocol::GoBackN => go_back_n::accept(self.expected, index),
             Protocol::SelectiveRepeat => selective_repeat::accept(self.expected, window, index),
         };
+        let new = matches!(acceptance, Acceptance::Deliver | Acceptance::Buffer);
+        if new && self.is_stale(index, stamp) {
+            self.stats.stale += 1;
+            return;
+        }
+        self.echo = Some(Echo { seq, stamp: stamp as u16, fresh: true });
+        self.send_ack = true;
+        self.data_since_ack += 1;
         // The sender needs to hear at once of a new gap (its evidence of
         // loss) and of a gap filled (its window moves on); the rest can wait
         // for the regular acknowledgement.
@@ -255,26 +343,73 @@ impl Receiver {
         match acceptance {
             Acceptance::Duplicate => self.stats.duplicates += 1,
             Acceptance::Discard => self.stats.discarded += 1,
+            Acceptance::Buffer if self.buffered.contains_key(&index) => self.stats.duplicates += 1,
+            Acceptance::Buffer if self.buffered_bytes + payload.len() > self.buffer_allowance => {
+                // No room: the sender will resend it.
+                self.stats.discarded += 1;
+            }
             Acceptance::Buffer => {
-                if self.buffered.insert(index, payload.to_vec()).is_some() {
-                    self.stats.duplicates += 1;
-                } else {
-                    self.stats.buffered += 1;
-                }
+                self.buffered_bytes += payload.len();
+                self.buffered.insert(index, (stamp, payload.to_vec()));
+                self.stats.buffered += 1;
             }
             Acceptance::Deliver => {
-                self.deliver(payload.to_vec());
-                while let Some(next) = self.buffered.remove(&self.expected) {
-                    self.deliver(next);
+                self.deliver(stamp, payload.to_vec());
+                while let Some((stamp, next)) = self.buffered.remove(&self.expected) {
+                    self.buffered_bytes -= next.len();
+                    self.deliver(stamp, next);
                 }
             }
         }
     }
 
-    fn deliver(&mut self, data: Vec<u8>) {
+    /// The full stamp whose low 16 bits are `stamp`: the one nearest the
+    /// highest seen.
+    fn unwrap_stamp(&mut self, stamp: u16) -> u64 {
+        let full = match self.latest_stamp {
+            None => u64::from(stamp),
+            Some(latest) => {
+                let step = i64::from(stamp.wrapping_sub(latest as u16) as i16);
+                latest.checked_add_signed(step).unwrap_or(0)
+            }
+        };
+        self.latest_stamp = Some(self.latest_stamp.map_or(full, |l| l.max(full)));
+        full
+    }
+
+    /// True when a copy of block `index` stamped `stamp` was sent before
+    /// the arrived copy of a block that any true copy of it must follow:
+    /// then it is an older block whose number came round again (see
+    /// [`Receiver`]). Under selective repeat that block is `index - window`:
+    /// `index` is first sent once it was acknowledged. Go-Back-N and
+    /// stop-and-wait take blocks in order, and resend every block after one
+    /// they go back to, so there it is the block just before: an older copy
+    /// is either stale or overtaken by a newer one already on its way.
+    fn is_stale(&self, index: u64, stamp: u64) -> bool {
+        let back = match self.protocol {
+            Protocol::SelectiveRepeat => u64::from(self.window),
+            Protocol::GoBackN | Protocol::StopAndWait => 1,
+        };
+        let Some(reference) = index.checked_sub(back) else { return false };
+        let first_kept = self.expected - self.delivered_stamps.len() as u64;
+        let kept = reference.checked_sub(first_kept).and_then(|i| self.delivered_stamps.get(i as usize));
+        kept.is_some_and(|&reference_stamp| stamp <= reference_stamp)
+    }
+
+    fn check_announced_size(&mut self) {
+        if let Some(size) = self.announced.filter(|&size| self.stats.bytes > size) {
+            self.reject(format!("the sender announced {size} bytes and sent more"));
+        }
+    }
+
+    fn deliver(&mut self, stamp: u64, data: Vec<u8>) {
         self.hasher.update(&data);
         self.stats.bytes += data.len() as u64;
         self.expected += 1;
+        self.delivered_stamps.push_back(stamp);
+        if self.delivered_stamps.len() > self.window as usize {
+            self.delivered_stamps.pop_front();
+        }
         self.ready.push_back(data);
     }
 
@@ -292,6 +427,7 @@ impl Receiver {
             ));
             self.send_fin_ack = true;
             self.state = State::Closing { since: now };
+            self.release_buffers();
             self.events.push_back(ReceiverEvent::Failed(TransferError::DigestMismatch));
             return;
         }
@@ -310,6 +446,7 @@ impl Receiver {
         });
         self.send_fin_ack = true;
         self.state = State::Closing { since: now };
+        self.release_buffers();
         self.events.push_back(match result {
             Ok(()) => ReceiverEvent::Done,
             Err(e) => ReceiverEvent::Failed(TransferError::Storage(e)),
@@ -324,11 +461,40 @@ impl Receiver {
         }
     }
 
-    /// Gives up on a silent sender.
+    /// Gives up because the sender broke the protocol; it is told.
+    fn reject(&mut self, message: String) {
+        if self.state != State::Failed {
+            self.abort = Some(message.clone());
+            self.fail(TransferError::Protocol(message));
+        }
+    }
+
+    /// Gives up on a silent sender, or on one whose blocks bring nothing new.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let waiting = matches!(self.state, State::Receiving);
-        if waiting && now.duration_since(self.last_heard) >= self.limits.peer_timeout {
+        if self.state != State::Receiving {
+            return;
+        }
+        if now.duration_since(self.last_heard) >= self.limits.peer_timeout {
             self.fail(TransferError::PeerSilent(self.limits.peer_timeout));
+        } else if self.stall_deadline().is_some_and(|at| at <= now) {
+            let timeout = self.limits.progress_timeout;
+            self.abort = Some(format!(
+                "the receiver got nothing new for {}; giving up",
+                humantime::format_duration(timeout)
+            ));
+            self.fail(TransferError::Stalled(timeout));
+        }
+    }
+
+    fn stall_deadline(&self) -> Option<Instant> {
+        self.unproductive_since.map(|since| since + self.limits.progress_timeout)
+    }
+
+    /// Ends the session at once (the receiver needs its place); the sender is told `why`.
+    pub fn evict(&mut self, why: &str) {
+        if self.state != State::Failed {
+            self.abort = Some(why.to_owned());
+            self.fail(TransferError::Aborted(why.to_owned()));
         }
     }
 
@@ -336,7 +502,10 @@ impl Receiver {
     /// closing, when [`Receiver::is_finished`] turns true).
     pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         match self.state {
-            State::Receiving => Some(self.last_heard + self.limits.peer_timeout),
+            State::Receiving => {
+                let silence = self.last_heard + self.limits.peer_timeout;
+                Some(self.stall_deadline().map_or(silence, |stall| stall.min(silence)))
+            }
             State::Closing { since } => Some(since + self.limits.linger).filter(|&end| end > now),
             State::Storing | State::Failed => None,
         }
@@ -358,7 +527,10 @@ impl Receiver {
             Repr::HelloAck { window: self.window, block: self.block, timeout_ms }.emit(self.session, out);
         } else if std::mem::take(&mut self.send_ack) {
             let sack = self.sack_ranges();
-            let echo = self.echo.take();
+            let echo = self.echo;
+            if let Some(echo) = &mut self.echo {
+                echo.fresh = false;
+            }
             (self.data_since_ack, self.urgent_ack) = (0, false);
             Repr::Ack { cumulative: self.space.wire(self.expected), echo, sack }.emit(self.session, out);
             self.stats.acks_sent += 1;
@@ -410,6 +582,7 @@ mod tests {
             max_window: 1 << 15,
             max_block: u16::MAX,
             peer_timeout: Duration::from_secs(1),
+            progress_timeout: Duration::from_secs(1),
             linger: Duration::from_secs(1),
         };
         let hello = |window, block| Hello {
@@ -419,6 +592,7 @@ mod tests {
             block,
             size: None,
             name: "x",
+            token: &[],
         };
         assert_eq!(granted_window(&hello(256, 1400), limits), 256);
         let greedy = granted_window(&hello(32_768, 65_000), limits);

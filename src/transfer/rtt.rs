@@ -21,6 +21,9 @@ pub struct RttEstimator {
     base_rto: Duration,
     min_rto: Duration,
     max_rto: Duration,
+    /// The most a backoff may stretch the timeout to (never below the
+    /// measured timeout itself).
+    backoff_cap: Duration,
     backoff: u32,
     min_rtt: Option<Duration>,
     samples: u64,
@@ -36,6 +39,7 @@ impl RttEstimator {
             base_rto: initial.clamp(min_rto, max_rto),
             min_rto,
             max_rto,
+            backoff_cap: max_rto,
             backoff: 0,
             min_rtt: None,
             samples: 0,
@@ -75,9 +79,18 @@ impl RttEstimator {
         self.backoff = 0;
     }
 
+    /// Stops backoff at `cap` (or at the measured timeout, if that is
+    /// longer): a peer that gives up after some silence must hear a try
+    /// well within it, and a burst of losses is crossed by tries, not by
+    /// waiting longer between them.
+    pub fn set_backoff_cap(&mut self, cap: Duration) {
+        self.backoff_cap = cap.min(self.max_rto);
+    }
+
     /// The timeout to arm now.
     pub fn rto(&self) -> Duration {
-        self.base_rto.saturating_mul(1 << self.backoff).min(self.max_rto)
+        let cap = self.backoff_cap.max(self.base_rto);
+        self.base_rto.saturating_mul(1 << self.backoff).min(cap).min(self.max_rto)
     }
 
     /// The smoothed round trip, once sampled.
@@ -152,6 +165,20 @@ mod tests {
         e.on_timeout();
         e.on_progress();
         assert_eq!((e.rto(), e.samples()), (base, 1));
+    }
+
+    #[test]
+    fn backoff_stops_at_its_cap_but_never_cuts_the_measured_timeout() {
+        let mut e = estimator();
+        e.on_sample(ms(10));
+        let base = e.rto();
+        e.set_backoff_cap(ms(100));
+        for _ in 0..10 {
+            e.on_timeout();
+        }
+        assert_eq!(e.rto(), ms(100));
+        e.set_backoff_cap(ms(1));
+        assert_eq!(e.rto(), base, "a cap below the measured timeout would resend every block early");
     }
 
     #[test]

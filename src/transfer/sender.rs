@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::packet::{ErrorCode, FinStatus, Hello, Packet, Repr};
+use super::packet::{Echo, ErrorCode, FinStatus, Hello, Packet, Repr};
 use super::rtt::RttEstimator;
 use super::selective_repeat::Delivered;
 use super::seq::SeqSpace;
@@ -28,6 +28,9 @@ const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
 
 /// Tail probes before the retransmission timeout takes over.
 const MAX_PROBES: u32 = 4;
+
+/// How many tries, at the longest backoff, fit in the receiver's silence timeout.
+const BACKOFF_TRIES: u32 = 20;
 
 /// The shortest wait before a tail probe.
 const MIN_PROBE_TIMEOUT: Duration = Duration::from_micros(100);
@@ -53,6 +56,10 @@ pub struct SenderConfig {
     pub max_rto: Duration,
     /// The receiver is given up for dead after this long without a word.
     pub peer_timeout: Duration,
+    /// The transfer is given up after this long without progress (no new
+    /// block acknowledged while some are outstanding), even if the
+    /// receiver keeps answering.
+    pub progress_timeout: Duration,
     /// The file's name, for the receiver.
     pub name: String,
     /// The content's size, when known.
@@ -125,7 +132,11 @@ pub struct Sender {
     control_sent: Option<(Instant, u32)>,
     /// Its timer fired: send it again now.
     control_resend: bool,
+    /// The receiver's RETRY token, sent with every later HELLO.
+    token: Vec<u8>,
     last_heard: Instant,
+    /// When a block was last acknowledged (or the wait for one began).
+    last_progress: Instant,
     /// When anything was last sent, and how long silence may last before a
     /// PING (a quarter of the receiver's timeout; set once connected).
     last_sent: Instant,
@@ -176,7 +187,9 @@ impl Sender {
             input_ended: false,
             control_sent: None,
             control_resend: false,
+            token: Vec::new(),
             last_heard: now,
+            last_progress: now,
             last_sent: now,
             keepalive: None,
             newest_delivered: None,
@@ -265,8 +278,21 @@ impl Sender {
         self.stats.datagrams_received += 1;
         self.last_heard = now;
         match (self.state, repr) {
+            (State::Connecting, Repr::Retry { token }) => {
+                // Proof of address asked for: the same HELLO again, at once, with the token.
+                if let Some((sent, 1)) = self.control_sent {
+                    self.rtt.on_sample(now - sent);
+                }
+                self.token = token.to_vec();
+                self.control_sent = None;
+                self.control_resend = false;
+            }
             (State::Connecting, Repr::HelloAck { window, block, timeout_ms }) => {
-                self.keepalive = Some((Duration::from_millis(timeout_ms.into()) / 4).max(MIN_KEEPALIVE));
+                let patience = Duration::from_millis(timeout_ms.into());
+                self.keepalive = Some((patience / 4).max(MIN_KEEPALIVE));
+                // The receiver gives up after `patience` of silence: try
+                // often enough within it that a burst of losses is crossed.
+                self.rtt.set_backoff_cap(patience / BACKOFF_TRIES);
                 self.connected(now, window, block);
             }
             (State::Transferring | State::Finishing, Repr::Ack { cumulative, echo, sack }) => {
@@ -274,6 +300,7 @@ impl Sender {
             }
             (State::Finishing, Repr::FinAck { status, message }) => {
                 self.state = State::Closed;
+                self.last_progress = now;
                 self.events.push_back(match status {
                     FinStatus::Stored => SenderEvent::Done,
                     FinStatus::DigestMismatch => SenderEvent::Failed(TransferError::DigestMismatch),
@@ -307,16 +334,26 @@ impl Sender {
         self.window_limit = window;
         self.block = block;
         self.state = State::Transferring;
+        self.last_progress = now;
         self.events.push_back(SenderEvent::Connected { window, block });
     }
 
-    fn on_ack(&mut self, now: Instant, cumulative: u32, echo: Option<(u32, u16)>, sack: &[(u32, u32)]) {
+    fn on_ack(&mut self, now: Instant, cumulative: u32, echo: Option<Echo>, sack: &[(u32, u32)]) {
         let base = self.window.base();
         let cumulative = self.space.index(cumulative, base);
         if cumulative > self.window.sent_end() {
             return; // Not something we sent: a stale ACK from before a wrap.
         }
-        let echoed_block = echo.and_then(|(seq, transmission)| self.echoed_block(seq, transmission)).cloned();
+        // An ACK can only know of blocks first sent before the DATA it
+        // echoes (the latest it got). One delayed while small sequence
+        // numbers wrapped claims blocks sent after it was written: its
+        // claims are ignored, never cut down to what it could know, since
+        // the cut would still acknowledge blocks it never saw.
+        let echoed = echo.and_then(|e| self.unwrap_stamp(e.stamp).map(|stamp| (e, stamp)));
+        let vouched = echoed.map_or(base, |(_, stamp)| self.window.first_sent_after(stamp));
+        let cumulative = if cumulative <= vouched { cumulative.max(base) } else { base };
+        let echoed_block =
+            echoed.filter(|(e, _)| e.fresh).and_then(|(e, stamp)| self.echoed_block(e.seq, stamp)).cloned();
         if let Some(sent) = echoed_block.as_ref().and_then(|b| b.last_sent) {
             self.rtt.on_sample(now - sent);
         }
@@ -326,8 +363,10 @@ impl Sender {
             for &(first, end) in sack {
                 let first = self.space.index(first, base);
                 let end = (self.space.index(end.wrapping_sub(1), first) + 1).min(self.window.sent_end());
-                acked.extend(first..end);
-                horizon = horizon.max(end);
+                if end <= vouched {
+                    acked.extend(first..end);
+                    horizon = horizon.max(end);
+                }
             }
         }
         // Which sends surely arrived: blocks sent once, and the echoed send.
@@ -352,18 +391,26 @@ impl Sender {
         }
         if progress > 0 {
             self.rtt.on_progress();
+            self.last_progress = now;
         }
         let newly_acked = self.window.base() - base;
         self.stats.bytes_acked += newly_acked * u64::from(self.block);
         self.stats.bytes_acked = self.stats.bytes_acked.min(self.stats.bytes_in);
     }
 
+    /// The full count of the send whose stamp (its low 16 bits) an ACK
+    /// echoes: the latest send with those bits; `None` before that many sends.
+    fn unwrap_stamp(&self, stamp: u16) -> Option<u64> {
+        let sends = self.window.sends();
+        sends.checked_sub(u64::from((sends as u16).wrapping_sub(stamp)))
+    }
+
     /// The block whose send an ACK's echo names, if that send is the
     /// block's latest (whose time is kept): unambiguous even for a resent
     /// block, which is what lets Karn's rule and resends live together.
-    fn echoed_block(&self, seq: u32, transmission: u16) -> Option<&Block> {
+    fn echoed_block(&self, seq: u32, stamp: u64) -> Option<&Block> {
         let index = self.space.index(seq, self.window.base());
-        self.window.get(index).filter(|b| b.transmissions as u16 == transmission)
+        self.window.get(index).filter(|b| b.send_order == stamp)
     }
 
     /// Selective repeat: queues the blocks the newest delivered send proves
@@ -391,6 +438,10 @@ impl Sender {
         }
         if now.duration_since(self.last_heard) >= self.config.peer_timeout {
             self.fail(TransferError::PeerSilent(self.config.peer_timeout));
+            return;
+        }
+        if self.progress_deadline().is_some_and(|at| at <= now) {
+            self.fail(TransferError::Stalled(self.config.progress_timeout));
             return;
         }
         let rto = self.rtt.rto();
@@ -433,6 +484,17 @@ impl Sender {
         waiting.then(|| self.last_activity + pto)
     }
 
+    /// When the transfer is given up for lack of progress: only while
+    /// something is outstanding (not while the input is slow to come).
+    fn progress_deadline(&self) -> Option<Instant> {
+        let waiting = match self.state {
+            State::Connecting | State::Finishing => true,
+            State::Transferring => self.window.base() < self.window.sent_end(),
+            State::Closed => false,
+        };
+        waiting.then(|| self.last_progress + self.config.progress_timeout)
+    }
+
     /// When [`Sender::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Closed {
@@ -445,7 +507,10 @@ impl Sender {
             _ => self.window.next_timeout(rto),
         };
         let ping = self.keepalive.map(|k| self.last_sent + k);
-        [Some(silence), retransmit, ping, self.probe_deadline(), self.loss_timer].into_iter().flatten().min()
+        [Some(silence), retransmit, ping, self.probe_deadline(), self.loss_timer, self.progress_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Writes the next datagram to send into `out`; false when there is none.
@@ -485,6 +550,7 @@ impl Sender {
             block: c.block,
             size: c.size,
             name: &c.name,
+            token: &self.token,
         };
         Repr::Hello(hello).emit(c.session, out);
         true
@@ -501,9 +567,14 @@ impl Sender {
                 },
             }
         };
+        if self.window.base() == self.window.sent_end() {
+            // Nothing was outstanding: the wait for progress starts now.
+            self.last_progress = now;
+        }
         let Some(block) = self.window.get(index) else { return false };
-        let transmission = (block.transmissions + 1) as u16;
-        Repr::Data { seq: self.space.wire(index), transmission, payload: &block.data }
+        // The count of this send, as `mark_sent` is about to record it.
+        let stamp = (self.window.sends() + 1) as u16;
+        Repr::Data { seq: self.space.wire(index), stamp, payload: &block.data }
             .emit(self.config.session, out);
         self.window.mark_sent(index, now);
         self.stats.data_sent += 1;

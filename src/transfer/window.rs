@@ -14,8 +14,11 @@ pub struct Block {
     /// When it was last sent; `None` while it waits for its first send.
     pub last_sent: Option<Instant>,
     /// The window's count of sends at its last send: orders sends made at
-    /// the same instant (a batch), which times cannot.
+    /// the same instant (a batch), which times cannot, and is the stamp that
+    /// DATA carries (its low 16 bits).
     pub send_order: u64,
+    /// The window's count of sends at its first send.
+    pub first_send: u64,
     /// How many times it was sent.
     pub transmissions: u32,
     /// Acknowledged (selective repeat may acknowledge out of order).
@@ -79,6 +82,7 @@ impl SendWindow {
             data,
             last_sent: None,
             send_order: 0,
+            first_send: 0,
             transmissions: 0,
             acked: false,
             resend_queued: false,
@@ -96,6 +100,19 @@ impl SendWindow {
         self.blocks.get_mut(usize::try_from(index.checked_sub(self.base)?).ok()?)
     }
 
+    /// Sends so far, resends included: the stamp of the latest send.
+    pub fn sends(&self) -> u64 {
+        self.sends
+    }
+
+    /// The first block in the window not yet sent by the send numbered
+    /// `stamp`: what an acknowledgement echoing that send can vouch for
+    /// stops before it.
+    pub fn first_sent_after(&self, stamp: u64) -> u64 {
+        // First sends go in block order, so the blocks sent by then are a prefix.
+        self.base + self.blocks.partition_point(|b| b.transmissions > 0 && b.first_send <= stamp) as u64
+    }
+
     /// The next block never sent, if any.
     pub fn next_unsent(&self) -> Option<u64> {
         (self.next_unsent < self.end()).then_some(self.next_unsent)
@@ -108,6 +125,9 @@ impl SendWindow {
         if let Some(block) = self.get_mut(index) {
             block.last_sent = Some(now);
             block.send_order = order;
+            if block.transmissions == 0 {
+                block.first_send = order;
+            }
             block.transmissions += 1;
             block.resend_queued = false;
         }
@@ -187,6 +207,7 @@ mod tests {
         let in_flight: Vec<u64> = w.in_flight().map(|(i, _)| i).collect();
         assert_eq!(in_flight, [0, 1, 3]);
         assert_eq!(w.next_timeout(Duration::from_millis(3)), Some(t0 + Duration::from_millis(3)));
+        assert_eq!((w.first_sent_after(0), w.first_sent_after(2), w.first_sent_after(9)), (0, 2, 4));
         w.ack_below(4);
         assert!(w.is_empty());
         assert_eq!(w.next_timeout(Duration::from_millis(3)), None);

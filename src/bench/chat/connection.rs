@@ -91,6 +91,9 @@ async fn send(
         return Ok(write);
     };
     let Some((start, until)) = times else { return Ok(write) };
+    if let Some(burst) = load.burst {
+        return send_burst(k, addr, write, &run, burst).await;
+    }
     let rate = load.rate.map(|rate| rate / load.senders as f64);
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -114,6 +117,35 @@ async fn send(
         batch.clear();
         let nanos = u64::try_from((Instant::now() - run.base).as_nanos()).unwrap_or(u64::MAX);
         for _ in 0..count {
+            Stamp { sender: k, seq, nanos }.payload(load.size, &mut payload);
+            load.wire.message(payload.as_bytes(), &mut batch);
+            seq += 1;
+        }
+        let patience = load.timeouts.reply;
+        tokio::time::timeout(patience, write.write_all(&batch))
+            .await
+            .map_err(|_| ClientError::Timeout { addr, after: patience })?
+            .map_err(|e| ClientError::io(addr, e))?;
+        run.sent[k].store(seq, Ordering::Release);
+    }
+    Ok(write)
+}
+
+/// Sends sender `k`'s `total` messages back to back, as fast as the socket
+/// takes them, and returns the connection's writing half (still open).
+async fn send_burst(
+    k: usize,
+    addr: SocketAddr,
+    mut write: OwnedWriteHalf,
+    run: &Run,
+    total: u64,
+) -> Result<OwnedWriteHalf, ClientError> {
+    let load = &run.load;
+    let (mut seq, mut batch, mut payload) = (0u64, Vec::new(), String::new());
+    while seq < total {
+        batch.clear();
+        let nanos = u64::try_from((Instant::now() - run.base).as_nanos()).unwrap_or(u64::MAX);
+        for _ in 0..(total - seq).min(MAX_BATCH) {
             Stamp { sender: k, seq, nanos }.payload(load.size, &mut payload);
             load.wire.message(payload.as_bytes(), &mut batch);
             seq += 1;

@@ -78,6 +78,10 @@ pub struct ChatLoad {
     pub size: usize,
     /// Messages per second from all senders together; `None` for as fast as the windows allow.
     pub rate: Option<f64>,
+    /// Messages each sender writes at once, as fast as its socket takes them, before it
+    /// stops (instead of a rate or a window, and of the duration).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u64>,
     /// Messages each sender may have in flight, when there is no rate.
     pub window: usize,
     /// How long the senders send.
@@ -159,10 +163,11 @@ pub struct ServerLatency {
 
 impl fmt::Display for ChatReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pace = self.load.rate.map_or_else(
-            || format!("as fast as a window of {} allows", self.load.window),
-            |rate| format!("{rate} messages/s"),
-        );
+        let pace = match (self.load.burst, self.load.rate) {
+            (Some(burst), _) => format!("a burst of {burst} from each sender"),
+            (None, Some(rate)) => format!("{rate} messages/s"),
+            (None, None) => format!("as fast as a window of {} allows", self.load.window),
+        };
         let servers: Vec<String> = self.load.servers.iter().map(SocketAddr::to_string).collect();
         writeln!(
             f,

@@ -15,6 +15,9 @@ use crate::chat::protocol;
 
 /// How long a leaving client's last lines may take to be written.
 const FLUSH_LIMIT: Duration = Duration::from_secs(1);
+/// How long a client dropped for reading too slowly has to read what its
+/// kernel buffers still hold and then the reason, before its connection is reset.
+const REASON_LIMIT: Duration = Duration::from_secs(5);
 /// How long to read and drop a leaving client's input after saying goodbye,
 /// so that closing the socket does not reset it and lose the goodbye.
 const LINGER: Duration = Duration::from_millis(300);
@@ -53,7 +56,8 @@ impl Connection {
         } else if !goodbye.is_empty() {
             self.mailbox.outbox().push(Mark::LAST, &goodbye);
         }
-        let flushed = tokio::time::timeout(FLUSH_LIMIT, async {
+        let limit = if too_slow { REASON_LIMIT } else { FLUSH_LIMIT };
+        let flushed = tokio::time::timeout(limit, async {
             loop {
                 let done = match too_slow {
                     true => self.write_out(),

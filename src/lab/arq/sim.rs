@@ -127,6 +127,7 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
         min_rto: Duration::from_millis(1),
         max_rto: Duration::from_secs(4),
         peer_timeout: Duration::from_secs(60),
+        progress_timeout: Duration::from_secs(60),
         name: "lab.bin".to_owned(),
         size: Some(content.len() as u64),
     };
@@ -134,6 +135,7 @@ pub fn run(protocol: Protocol, window: u32, blocks: u32, link: &Link) -> Run {
         max_window: 1 << 12,
         max_block: u16::MAX,
         peer_timeout: Duration::from_secs(60),
+        progress_timeout: Duration::from_secs(60),
         linger: Duration::from_millis(100),
     };
     let mut out = Run {

@@ -150,8 +150,8 @@ pub fn run(exec: &SelfExec) -> Result<BindReport, LabError> {
     let mut client_ports = Vec::new();
     let mut loopback = Vec::new();
     for (bound, addr, v6only) in listeners {
-        let listener = listen(addr, v6only)?;
-        let port = listener.local_addr().map_err(LabError::io("reading a listener's address"))?.port();
+        let (port, _held) = reserve_port(ipv6)?;
+        let listener = listen(SocketAddr::new(addr.ip(), port), v6only)?;
         let reach = destinations
             .iter()
             .map(|&dest| reach(&listener, SocketAddr::new(dest, port), &mut client_ports))
@@ -205,9 +205,43 @@ fn read_number(path: &str) -> Option<u16> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// A port number no other program can take on any address while the
+/// sockets returned are held: they are bound to it on 0.0.0.0 (and [::])
+/// but never listen, so a connect they alone match is refused (RST), just
+/// as if nothing were bound. Without them, another program's server could
+/// be given the same number on an address the experiment expects to be
+/// free, and a connect meant to be refused would reach it.
+fn reserve_port(ipv6: bool) -> Result<(u16, Vec<Socket>), LabError> {
+    const ATTEMPTS: usize = 100;
+    let bound = |addr: SocketAddr| -> std::io::Result<Socket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&addr.into())?;
+        Ok(socket)
+    };
+    for _ in 0..ATTEMPTS {
+        let v4 =
+            bound(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).map_err(LabError::io("reserving a port"))?;
+        let port = v4.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.port()).unwrap_or(0);
+        if !ipv6 {
+            return Ok((port, vec![v4]));
+        }
+        // Taken on IPv6 by someone else: try another number.
+        if let Ok(v6) = bound(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))) {
+            return Ok((port, vec![v4, v6]));
+        }
+    }
+    Err(LabError::io("reserving a port")(std::io::Error::other("no port is free on both IPv4 and IPv6")))
+}
+
 fn listen(addr: SocketAddr, v6only: bool) -> Result<TcpListener, LabError> {
     let make = || -> std::io::Result<TcpListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        // Shares the port with the idle sockets of `reserve_port`.
+        socket.set_reuse_address(true)?;
         if addr.is_ipv6() {
             socket.set_only_v6(v6only)?;
         }

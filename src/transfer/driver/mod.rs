@@ -8,7 +8,10 @@
 mod recv;
 mod send;
 
-pub use recv::{ReceiveConfig, ReceiveReport, RunningServer, TransferServer};
+pub use recv::{
+    FAULT_ENV, REPORT_QUEUE, ReceiveConfig, ReceiveReport, RunningServer, ServerEvent, StartError,
+    TransferServer,
+};
 pub use send::{DriverError, SendReport, send};
 
 /// Receive rounds per wake-up before the loop sends and checks its timers.

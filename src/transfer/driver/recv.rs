@@ -1,4 +1,5 @@
-//! The receiving server: one loop owns every socket and every session.
+//! The receiving server: one loop owns every socket and every file, and
+//! feeds the sans-IO [`Endpoint`] that owns the sessions.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -6,39 +7,73 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
-use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
-use crate::net::Endpoint;
+use crate::net::Endpoint as NetEndpoint;
 use crate::poll::{self, Waker};
 use crate::server::{Service, ServiceError};
 use crate::shutdown::Shutdown;
-use crate::transfer::packet::{ErrorCode, Kind, Packet, Repr};
-use crate::transfer::receiver::refusal;
-use crate::transfer::session::Incoming;
-use crate::transfer::{Protocol, Receiver, ReceiverEvent, ReceiverLimits, ReceiverStats};
+use crate::transfer::endpoint::admission::Caps;
+use crate::transfer::endpoint::{Ended, Endpoint, EndpointConfig, EndpointEvent, SessionKey};
+use crate::transfer::session::{DirError, Incoming, ReceiveDir};
+use crate::transfer::{Protocol, ReceiverLimits, ReceiverStats};
 
 use super::{LookFirst, ROUNDS};
 
-/// How the receiving server stores files.
+/// How the receiving server stores files and whom it serves.
 #[derive(Clone, Debug)]
 pub struct ReceiveConfig {
     /// Files land here and nowhere else.
     pub dir: PathBuf,
+    /// The permissions of the directory when it has to be created.
+    pub dir_mode: u32,
     /// Replace existing files.
     pub overwrite: bool,
     /// What each session is granted.
     pub limits: ReceiverLimits,
-    /// Sessions at once; more are refused.
+    /// Sessions at once (finished ones lingering included); more are refused.
     pub max_sessions: usize,
+    /// Sessions at once from one IP address.
+    pub max_per_source: usize,
+    /// Bytes all sessions together may keep out of order.
+    pub max_buffered: usize,
+}
+
+impl ReceiveConfig {
+    /// Storing into `dir` (created private, 0700, when missing) with the
+    /// default caps: 64 sessions, 16 from one address, 64 MiB kept out of order.
+    pub fn new(dir: PathBuf, limits: ReceiverLimits) -> Self {
+        ReceiveConfig {
+            dir,
+            dir_mode: 0o700,
+            overwrite: false,
+            limits,
+            max_sessions: 64,
+            max_per_source: 16,
+            max_buffered: 64 << 20,
+        }
+    }
+}
+
+/// Reports waiting to be read before the loop drops new ones.
+pub const REPORT_QUEUE: usize = 256;
+
+/// What the receiving server tells whoever listens.
+#[derive(Clone, Debug)]
+pub enum ServerEvent {
+    /// A transfer ended (or was refused).
+    Received(ReceiveReport),
+    /// The loop died, and why: nothing more will be received.
+    Failed(String),
 }
 
 /// What became of one incoming file.
@@ -86,45 +121,67 @@ impl fmt::Display for ReceiveReport {
     }
 }
 
-struct Session {
-    engine: Receiver,
-    file: Option<Incoming>,
-    name: String,
-    protocol: Protocol,
-    started: Instant,
-    stored: Option<PathBuf>,
-}
-
 /// The receiving server (`transfer recv`, and `socketeer serve`'s transfer
-/// service): one socket, any number of sessions up to a cap.
+/// service): one socket per address, any number of sessions up to the caps.
 #[derive(Debug)]
 pub struct TransferServer {
     sockets: Vec<UdpSocket>,
-    endpoints: Vec<Endpoint>,
+    endpoints: Vec<NetEndpoint>,
+    dir: Arc<ReceiveDir>,
     config: ReceiveConfig,
-    reports: Option<UnboundedSender<ReceiveReport>>,
+    events: Option<mpsc::Sender<ServerEvent>>,
+}
+
+/// Why a receiving server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The receiving directory cannot be used.
+    #[error(transparent)]
+    Dir(#[from] DirError),
+    /// A socket or the wake-up descriptor failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+impl From<StartError> for io::Error {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Io(e) => e,
+            e => io::Error::other(e.to_string()),
+        }
+    }
 }
 
 impl TransferServer {
-    /// A server on `sockets` (one per address); each finished session is
-    /// reported on `reports`.
+    /// A server on `sockets` (one per address), storing into the directory
+    /// (created if missing); whatever happens is told on `events`.
     ///
     /// # Errors
-    /// When a socket's address cannot be read.
+    /// When the directory cannot be made, opened or written, or a socket's
+    /// address cannot be read.
     pub fn new(
         sockets: Vec<UdpSocket>,
         config: ReceiveConfig,
-        reports: Option<UnboundedSender<ReceiveReport>>,
-    ) -> io::Result<Self> {
+        events: Option<mpsc::Sender<ServerEvent>>,
+    ) -> Result<Self, StartError> {
+        let dir = ReceiveDir::open(&config.dir, config.dir_mode)?;
+        if dir.cleaned() > 0 {
+            tracing::info!(files = dir.cleaned(), dir = %dir.path().display(), "transfer: removed temporary files of a receiver that was killed");
+        }
         let endpoint = |s: &UdpSocket| {
-            s.local_addr().map(|addr| Endpoint {
+            s.local_addr().map(|addr| NetEndpoint {
                 service: "transfer",
                 transport: crate::net::Transport::Udp,
                 addr,
             })
         };
         let endpoints = sockets.iter().map(endpoint).collect::<io::Result<_>>()?;
-        Ok(TransferServer { sockets, endpoints, config, reports })
+        Ok(TransferServer { sockets, endpoints, dir: Arc::new(dir), config, events })
+    }
+
+    /// Where files land.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 
@@ -133,12 +190,12 @@ impl Service for TransferServer {
         "transfer"
     }
 
-    fn endpoints(&self) -> Vec<Endpoint> {
+    fn endpoints(&self) -> Vec<NetEndpoint> {
         self.endpoints.clone()
     }
 
     fn detail(&self) -> Option<String> {
-        Some(format!("into {}", self.config.dir.display()))
+        Some(format!("into {}", self.dir.path().display()))
     }
 
     fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
@@ -184,7 +241,7 @@ impl RunningServer {
     }
 
     /// Stops the server; transfers in progress are abandoned (their
-    /// temporary files removed).
+    /// temporary files vanish).
     ///
     /// # Errors
     /// When the loop failed or panicked.
@@ -197,19 +254,40 @@ impl RunningServer {
     }
 }
 
+/// Set to `panic` in the environment, the loop panics at its first datagram:
+/// how the tests check that a dead loop ends `transfer recv` with an error.
+pub const FAULT_ENV: &str = "SOCKETEER_TRANSFER_RECV_FAULT";
+
 impl TransferServer {
-    /// Starts receiving on a thread of its own.
+    /// Starts receiving on a thread of its own. If the loop fails or
+    /// panics, [`ServerEvent::Failed`] says why.
     ///
     /// # Errors
     /// When the wake-up descriptor or the thread cannot be created.
     pub fn spawn(self) -> io::Result<RunningServer> {
         let waker = Waker::new()?;
         let loop_waker = waker.clone();
+        let events = self.events.clone();
         let (ended_tx, ended) = oneshot::channel();
         let thread = thread::Builder::new().name("transfer".to_owned()).spawn(move || {
             // Dropped as the thread ends, by return or by panic: `finished` sees both.
             let _ended = ended_tx;
-            self.serve(&loop_waker)
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&loop_waker)));
+            let failure = match &result {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("the receiving loop failed: {e}")),
+                Err(panic) => {
+                    Some(format!("the receiving loop stopped: {}", ServiceError::panicked(&**panic)))
+                }
+            };
+            if let (Some(why), Some(events)) = (failure, events) {
+                // Whoever listens must learn why; waiting for room is fine, nothing else is left to do.
+                let _ = events.blocking_send(ServerEvent::Failed(why));
+            }
+            match result {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         })?;
         Ok(RunningServer { waker, thread, ended: Some(ended) })
     }
@@ -218,246 +296,181 @@ impl TransferServer {
     fn serve(self, waker: &Waker) -> io::Result<()> {
         let sockets = self.sockets.into_iter().map(BatchSocket::new).collect::<io::Result<Vec<_>>>()?;
         poll::tighten_timer_slack();
-        let mut sessions: HashMap<SessionKey, Session> = HashMap::new();
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(io::Error::other)?;
+        let config = EndpointConfig {
+            limits: self.config.limits,
+            caps: Caps { max_sessions: self.config.max_sessions, max_per_source: self.config.max_per_source },
+            max_buffered: self.config.max_buffered,
+            secret,
+        };
+        let fault = std::env::var(FAULT_ENV).is_ok_and(|v| v == "panic");
+        let mut state = Loop {
+            endpoint: Endpoint::new(config, Instant::now()),
+            files: HashMap::new(),
+            stored: HashMap::new(),
+            dir: self.dir,
+            overwrite: self.config.overwrite,
+            events: self.events,
+            reports_dropped: 0,
+        };
         let (mut bufs, mut out, mut buf) = (RecvBuffers::default(), SendBuffer::default(), Vec::new());
-        let mut replies: Vec<(SessionKey, Vec<u8>)> = Vec::new();
         let mut look_first = LookFirst::new();
-        let server = Server { config: &self.config, reports: &self.reports };
         while !waker.is_stopped() {
             // The next datagram may have come while we sent.
             let looked = look_first.should_look();
-            let mut received = if looked {
-                receive_all(&sockets, &mut bufs, &mut sessions, &server, &mut replies)
-            } else {
-                0
-            };
+            let mut received = if looked { state.receive_all(&sockets, &mut bufs, fault) } else { 0 };
             if looked {
                 look_first.found(received > 0);
             }
             if received == 0 {
                 let now = Instant::now();
-                let deadline = sessions.values().filter_map(|s| s.engine.poll_timeout(now)).min();
+                let deadline = state.endpoint.poll_timeout(now);
                 let mut fds = vec![waker.as_fd()];
                 fds.extend(sockets.iter().map(|s| s.socket().as_fd()));
                 if poll::wait(&fds, deadline)?[0] {
                     waker.clear();
                 }
-                received = receive_all(&sockets, &mut bufs, &mut sessions, &server, &mut replies);
+                received = state.receive_all(&sockets, &mut bufs, fault);
             }
             let now = Instant::now();
-            tracing::trace!(received, sessions = sessions.len(), "transfer: round");
-            for ((local, to, _), datagram) in replies.drain(..) {
-                let _ = sockets[local].socket().send_to(&datagram, to);
-            }
-            for (&(local, peer, _), session) in &mut sessions {
-                session.step(now, peer, &server);
-                let socket = &sockets[local];
-                while session.engine.poll_transmit(&mut buf) {
-                    if let Err(e) = socket.push(&mut out, peer, &buf) {
-                        tracing::debug!(%peer, error = %e, "transfer: send failed");
-                    }
-                }
-                if let Err(e) = socket.flush(&mut out, peer) {
-                    tracing::debug!(%peer, error = %e, "transfer: send failed");
-                }
-            }
-            sessions.retain(|_, s| !s.engine.is_finished(now));
+            tracing::trace!(received, sessions = state.endpoint.sessions(), "transfer: round");
+            state.endpoint.handle_timeout(now);
+            state.handle_events(now);
+            send_all(&mut state.endpoint, &sockets, &mut out, &mut buf);
         }
         // Tell the senders still sending, so they stop now rather than after
-        // their timeout; dropping the sessions removes their temporary files.
-        for (&(local, peer, session), _) in sessions.iter().filter(|(_, s)| s.engine.is_active()) {
-            Repr::Error { code: ErrorCode::Aborted, message: "the receiver is shutting down" }
-                .emit(session, &mut buf);
-            let _ = sockets[local].socket().send_to(&buf, peer);
+        // their timeout; dropping the files removes what they had sent.
+        state.endpoint.shutdown();
+        send_all(&mut state.endpoint, &sockets, &mut out, &mut buf);
+        if state.reports_dropped > 0 {
+            warn!(
+                reports = state.reports_dropped,
+                "transfer: reports dropped because no one read them in time"
+            );
         }
         Ok(())
     }
 }
 
-/// A session is known by the socket it arrived on, its sender, and its id.
-type SessionKey = (usize, SocketAddr, u32);
-
-/// Takes in what every socket has queued; returns how many messages.
-fn receive_all(
-    sockets: &[BatchSocket],
-    bufs: &mut RecvBuffers,
-    sessions: &mut HashMap<SessionKey, Session>,
-    server: &Server<'_>,
-    replies: &mut Vec<(SessionKey, Vec<u8>)>,
-) -> usize {
-    let now = Instant::now();
-    let mut total = 0;
-    for (local, socket) in sockets.iter().enumerate() {
-        let drained =
-            socket.drain(bufs, ROUNDS, |r| arrive(sessions, server, replies, now, (local, r.from), r.data));
-        match drained {
-            Ok(n) => total += n,
-            // An ICMP error for a sender that went away: its session times out.
-            Err(e) => tracing::debug!(error = %e, "transfer: receive failed"),
+/// Sends everything the endpoint has to send, batched per destination.
+fn send_all(endpoint: &mut Endpoint, sockets: &[BatchSocket], out: &mut SendBuffer, buf: &mut Vec<u8>) {
+    let mut current: Option<(usize, SocketAddr)> = None;
+    let flush = |out: &mut SendBuffer, (local, peer): (usize, SocketAddr)| {
+        if let Err(e) = sockets[local].flush(out, peer) {
+            tracing::debug!(%peer, error = %e, "transfer: send failed");
+        }
+    };
+    while let Some(to) = endpoint.poll_transmit(buf) {
+        if let Some(previous) = current.filter(|&c| c != to) {
+            flush(out, previous);
+        }
+        current = Some(to);
+        if let Err(e) = sockets[to.0].push(out, to.1, buf) {
+            tracing::debug!(peer = %to.1, error = %e, "transfer: send failed");
         }
     }
-    total
-}
-
-/// What every session of a server shares.
-struct Server<'a> {
-    config: &'a ReceiveConfig,
-    reports: &'a Option<UnboundedSender<ReceiveReport>>,
-}
-
-impl Server<'_> {
-    /// Hands a finished (or refused) transfer to whoever listens, and logs it;
-    /// failures are warnings only when no one listens for reports.
-    fn report(&self, report: ReceiveReport) {
-        match (&report.error, self.reports) {
-            (None, _) => {
-                tracing::debug!(from = %report.from, name = %report.name, bytes = report.bytes, "transfer: stored")
-            }
-            (Some(e), Some(_)) => {
-                tracing::debug!(from = %report.from, name = %report.name, error = %e, "transfer: failed")
-            }
-            (Some(e), None) => {
-                warn!(from = %report.from, name = %report.name, error = %e, "transfer: failed")
-            }
-        }
-        if let Some(reports) = self.reports {
-            let _ = reports.send(report);
-        }
+    if let Some(last) = current {
+        flush(out, last);
     }
 }
 
-/// Handles one datagram that arrived at the server.
-fn arrive(
-    sessions: &mut HashMap<SessionKey, Session>,
-    server: &Server<'_>,
-    replies: &mut Vec<(SessionKey, Vec<u8>)>,
-    now: Instant,
-    (local, from): (usize, SocketAddr),
-    data: &[u8],
-) {
-    let Ok(packet) = Packet::new_checked(data) else { return };
-    let key = (local, from, packet.session());
-    if let Some(session) = sessions.get_mut(&key) {
-        session.engine.handle_datagram(now, &packet);
-        if session.engine.wants_ack_now() {
-            let mut ack = Vec::new();
-            if session.engine.poll_transmit(&mut ack) {
-                replies.push((key, ack));
-            }
-        }
-        return;
-    }
-    let mut reply = Vec::new();
-    match Repr::parse(&packet) {
-        Ok(Repr::Hello(hello)) => {
-            let config = server.config;
-            let active = sessions.values().filter(|s| s.engine.is_active()).count();
-            let opened = if active >= config.max_sessions {
-                Err("the receiver is busy; try again later".to_owned())
-            } else {
-                make_room(sessions, config.max_sessions * LINGERING_PER_SESSION);
-                Incoming::create(&config.dir, hello.name, config.overwrite).and_then(|file| {
-                    let engine = Receiver::accept(now, packet.session(), &hello, config.limits)?;
-                    Ok(Session {
-                        engine,
-                        file: Some(file),
-                        name: hello.name.to_owned(),
-                        protocol: hello.protocol,
-                        started: now,
-                        stored: None,
-                    })
-                })
-            };
-            match opened {
-                Ok(session) => {
-                    tracing::debug!(%from, name = %session.name, protocol = %session.protocol, "transfer: incoming file");
-                    sessions.insert(key, session);
+/// The loop's state beside the endpoint: the files of the sessions.
+struct Loop {
+    endpoint: Endpoint,
+    files: HashMap<SessionKey, Incoming>,
+    stored: HashMap<SessionKey, PathBuf>,
+    dir: Arc<ReceiveDir>,
+    overwrite: bool,
+    events: Option<mpsc::Sender<ServerEvent>>,
+    reports_dropped: u64,
+}
+
+impl Loop {
+    /// Takes in what every socket has queued; returns how many messages.
+    fn receive_all(&mut self, sockets: &[BatchSocket], bufs: &mut RecvBuffers, fault: bool) -> usize {
+        let now = Instant::now();
+        let mut total = 0;
+        for (local, socket) in sockets.iter().enumerate() {
+            let drained = socket.drain(bufs, ROUNDS, |r| {
+                assert!(!fault, "{FAULT_ENV} asked for it");
+                if let Some(new) = self.endpoint.handle_datagram(now, local, r.from, r.data) {
+                    match Incoming::create(&self.dir, new.name(), self.overwrite, new.size()) {
+                        Ok(file) => {
+                            self.files.insert(new.key(), file);
+                            self.endpoint.accept(now, new);
+                        }
+                        Err(reason) => self.endpoint.refuse(new, &reason),
+                    }
                 }
-                Err(message) => {
-                    refusal(packet.session(), &message, &mut reply);
-                    replies.push((key, reply));
-                    server.report(ReceiveReport {
-                        from,
-                        name: hello.name.to_owned(),
-                        path: None,
-                        protocol: hello.protocol,
-                        bytes: 0,
-                        seconds: 0.0,
-                        error: Some(format!("refused: {message}")),
-                        stats: ReceiverStats::default(),
-                    });
+            });
+            match drained {
+                Ok(n) => total += n,
+                // An ICMP error for a sender that went away: its session times out.
+                Err(e) => tracing::debug!(error = %e, "transfer: receive failed"),
+            }
+        }
+        total
+    }
+
+    /// Writes, stores and reports what the sessions produced.
+    fn handle_events(&mut self, now: Instant) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                EndpointEvent::Data(key, data) => {
+                    let written = self.files.get_mut(&key).map(|f| f.write(&data));
+                    if let Some(Err(e)) = written {
+                        self.files.remove(&key);
+                        let message =
+                            format!("the receiver cannot write the file: {}", crate::net::describe(&e));
+                        self.endpoint.abort(now, key, message);
+                    }
                 }
-            }
-        }
-        // A session this receiver does not know (it restarted, or the session
-        // ended long ago): tell the sender so it stops at once.
-        Ok(_) if matches!(packet.kind(), Kind::Data | Kind::Fin) => {
-            let message = "no such session on the receiver (did it restart?)";
-            Repr::Error { code: ErrorCode::Aborted, message }.emit(packet.session(), &mut reply);
-            replies.push((key, reply));
-        }
-        _ => {}
-    }
-}
-
-/// Finished sessions kept (to answer a repeated FIN) per session allowed at
-/// once: they do not count against `--max-sessions`, so files sent one after
-/// another are never refused, but their number stays bounded.
-const LINGERING_PER_SESSION: usize = 16;
-
-/// Forgets finished sessions, any of them, until fewer than `limit` remain:
-/// a sender whose FIN-ACK was lost then gets "no such session" for its repeat.
-fn make_room(sessions: &mut HashMap<SessionKey, Session>, limit: usize) {
-    while sessions.len() >= limit {
-        let Some(&key) = sessions.iter().find(|(_, s)| !s.engine.is_active()).map(|(k, _)| k) else {
-            return;
-        };
-        sessions.remove(&key);
-    }
-}
-
-impl Session {
-    /// Writes out what arrived, stores verified content, fires timers and reports the end.
-    fn step(&mut self, now: Instant, peer: SocketAddr, server: &Server<'_>) {
-        while let Some(data) = self.engine.poll_data() {
-            let written = self.file.as_mut().map(|f| f.write(&data));
-            if let Some(Err(e)) = written {
-                self.file = None;
-                self.engine.abort(format!("the receiver cannot write the file: {e}"));
-            }
-        }
-        if self.engine.poll_timeout(now).is_some_and(|t| t <= now) {
-            self.engine.handle_timeout(now);
-        }
-        while let Some(event) = self.engine.poll_event() {
-            let error = match event {
-                ReceiverEvent::Verified => {
-                    let stored = match self.file.take() {
+                EndpointEvent::Verified(key) => {
+                    let stored = match self.files.remove(&key) {
                         Some(file) => file.commit(),
                         None => Err("the file is gone".to_owned()),
                     };
-                    self.stored = stored.as_ref().ok().cloned();
-                    self.engine.committed(now, stored.map(drop));
-                    continue;
+                    if let Ok(path) = &stored {
+                        self.stored.insert(key, path.clone());
+                    }
+                    self.endpoint.committed(now, key, stored.map(drop));
                 }
-                ReceiverEvent::Done => None,
-                ReceiverEvent::Failed(e) => {
-                    // Dropping the file removes the temporary one: nothing half-written stays.
-                    self.file = None;
-                    Some(e.to_string())
+                EndpointEvent::Ended(ended) => {
+                    // Dropping the file removes what was received of it.
+                    self.files.remove(&ended.key);
+                    let path = self.stored.remove(&ended.key);
+                    self.report(ended, path);
                 }
-            };
-            let report = ReceiveReport {
-                from: peer,
-                name: self.name.clone(),
-                path: self.stored.clone().filter(|_| error.is_none()),
-                protocol: self.protocol,
-                bytes: self.engine.stats().bytes,
-                seconds: now.duration_since(self.started).as_secs_f64(),
-                error,
-                stats: self.engine.stats(),
-            };
-            server.report(report);
+            }
+        }
+    }
+
+    /// Hands a finished (or refused) transfer to whoever listens, and logs it;
+    /// failures are warnings only when no one listens for reports.
+    fn report(&mut self, ended: Ended, path: Option<PathBuf>) {
+        let Ended { key: (_, from, _), name, protocol, duration, error, stats } = ended;
+        let report = ReceiveReport {
+            from,
+            name,
+            path: path.filter(|_| error.is_none()),
+            protocol,
+            bytes: stats.bytes,
+            seconds: duration.as_secs_f64(),
+            error,
+            stats,
+        };
+        match (&report.error, &self.events) {
+            (None, _) => {
+                tracing::debug!(%from, name = %report.name, bytes = report.bytes, "transfer: stored")
+            }
+            (Some(e), Some(_)) => tracing::debug!(%from, name = %report.name, error = %e, "transfer: failed"),
+            (Some(e), None) => warn!(%from, name = %report.name, error = %e, "transfer: failed"),
+        }
+        if let Some(events) = &self.events
+            && events.try_send(ServerEvent::Received(report)).is_err()
+        {
+            self.reports_dropped += 1;
         }
     }
 }

@@ -58,6 +58,8 @@ fn io_error(context: &'static str) -> impl FnOnce(io::Error) -> DriverError {
 pub struct SendReport {
     /// The file's name as the receiver got it.
     pub name: String,
+    /// The receiver's address that answered.
+    pub to: SocketAddr,
     /// The ARQ protocol.
     pub protocol: Protocol,
     /// The window the receiver granted.
@@ -163,17 +165,72 @@ fn read_block(input: &mut dyn Read, block: usize) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
-/// Sends `input` to the receiver at `target` and waits for its verdict,
-/// calling `progress` after each round of the loop. Stops when `waker` is stopped.
+/// Sends `input` to the receiver at the first of `targets` that answers (as
+/// `nc` tries every address of a name: `localhost` is `::1` and
+/// `127.0.0.1`), and waits for its verdict, calling `progress` after each
+/// round of the loop. Stops when `waker` is stopped.
 ///
 /// # Errors
-/// Why the transfer failed; the receiver keeps nothing in that case.
+/// Why the transfer failed; the receiver keeps nothing in that case. When
+/// no address answered, the error of the last one.
 pub fn send(
+    input: Box<dyn Read + Send>,
+    targets: &[SocketAddr],
+    config: SenderConfig,
+    waker: &Waker,
+    mut progress: impl FnMut(&SenderStats),
+) -> Result<SendReport, DriverError> {
+    let mut input = input;
+    let mut last =
+        DriverError::Io { context: "resolving the receiver", error: io::Error::other("no address") };
+    for (i, &target) in targets.iter().enumerate() {
+        match attempt(input, target, config.clone(), waker, &mut progress) {
+            Ok(report) => return Ok(report),
+            // Nothing was read from the input yet: the next address gets it whole.
+            Err((error, Some(unread))) if i + 1 < targets.len() && error.is_unreachable() => {
+                tracing::debug!(%target, %error, "transfer: trying the next address");
+                (input, last) = (unread, error);
+            }
+            Err((error, _)) => return Err(error),
+        }
+    }
+    Err(last)
+}
+
+impl DriverError {
+    /// True when the address did not lead to a receiver: refused,
+    /// unreachable, or silent before the session started.
+    fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            DriverError::Refused(_)
+                | DriverError::Io { .. }
+                | DriverError::Transfer(TransferError::PeerSilent(_))
+        )
+    }
+}
+
+/// One try at one address. On failure, gives the input back if nothing was read from it.
+#[allow(clippy::type_complexity)]
+fn attempt(
     input: Box<dyn Read + Send>,
     target: SocketAddr,
     config: SenderConfig,
     waker: &Waker,
-    mut progress: impl FnMut(&SenderStats),
+    progress: &mut impl FnMut(&SenderStats),
+) -> Result<SendReport, (DriverError, Option<Box<dyn Read + Send>>)> {
+    let mut input = Some(input);
+    let result = run(&mut input, target, config, waker, progress);
+    result.map_err(|e| (e, input))
+}
+
+/// The loop of one try; takes the input out of `input` once the receiver accepted the session.
+fn run(
+    input: &mut Option<Box<dyn Read + Send>>,
+    target: SocketAddr,
+    config: SenderConfig,
+    waker: &Waker,
+    progress: &mut impl FnMut(&SenderStats),
 ) -> Result<SendReport, DriverError> {
     let local: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
     let socket = UdpSocket::bind(local).map_err(io_error("opening a socket"))?;
@@ -184,7 +241,6 @@ pub fn send(
     let (name, protocol, session) = (config.name.clone(), config.protocol, config.session);
     let mut sender = Sender::new(config, started)?;
     let (mut bufs, mut out, mut buf) = (RecvBuffers::default(), SendBuffer::default(), Vec::new());
-    let mut input = Some(input);
     let mut blocks: Option<mpsc::Receiver<Input>> = None;
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut granted = (0, 0);
@@ -219,6 +275,7 @@ pub fn send(
                     let millis = |d: Option<Duration>| d.map(crate::stats::millis);
                     return Ok(SendReport {
                         name,
+                        to: target,
                         protocol,
                         window: granted.0,
                         block: granted.1,

@@ -6,26 +6,30 @@
 //! ```text
 //!  0        1        2        3        4                 8                 12                16
 //! +--------+--------+--------+--------+-----------------+-----------------+-----------------+---
-//! |version |  kind  |  transmission   |   session id    |    sequence     |  CRC-32C        | body
+//! |version |  kind  |      stamp      |   session id    |    sequence     |  CRC-32C        | body
 //! +--------+--------+--------+--------+-----------------+-----------------+-----------------+---
 //! ```
 //!
 //! The CRC-32C covers the whole datagram (with the CRC field itself taken as
 //! zero), so a flipped bit anywhere is caught. The sequence field holds a
 //! block's sequence number in DATA, the cumulative acknowledgement (the next
-//! block expected) in ACK, and zero elsewhere. The transmission field counts
-//! the sends of a DATA block (1 for the first, modulo 2^16), and an ACK
-//! echoes the sequence and transmission of the DATA that triggered it: like
-//! TCP's timestamps, this says which send an acknowledgement answers, so a
-//! round trip can be timed even for a resent block without breaking Karn's
-//! rule. Bodies:
+//! block expected) in ACK, and zero elsewhere. The stamp field of a DATA
+//! counts the sender's DATA sends (modulo 2^16), and an ACK echoes the
+//! sequence and stamp of the latest DATA received. Like TCP's timestamps
+//! (RFC 7323), a stamp does two jobs: it says which send an acknowledgement
+//! answers, so a round trip can be timed even for a resent block without
+//! breaking Karn's rule; and it tells a stale datagram, delayed while the
+//! sequence numbers wrapped, from a new one with the same number (PAWS,
+//! protection against wrapped sequences), which small sequence spaces need
+//! on a path that reorders or duplicates. Bodies:
 //!
 //! | kind | body |
 //! |---|---|
-//! | HELLO | protocol u8, sequence bits u8, window u32, block size u16, file size u64 (all ones: unknown), name length u8, name |
+//! | HELLO | protocol u8, sequence bits u8, window u32, block size u16, file size u64 (all ones: unknown), name length u8, name, then optionally token length u8, token (the receiver's RETRY token) |
+//! | RETRY | token length u8, token: the receiver asks the sender to prove its address by saying HELLO again with this token (as QUIC's Retry) |
 //! | HELLO-ACK | window u32, block size u16 (what the receiver accepted), idle timeout in ms u32 |
 //! | DATA | the block's bytes |
-//! | ACK | echo flag u8 (1: an echo follows), echoed sequence u32, echoed transmission u16, range count u8, then that many (first u32, end u32) ranges received beyond the cumulative point |
+//! | ACK | echo flag u8 (0: none; 1: the echo is new, time it; 2: it was echoed before), echoed sequence u32, echoed stamp u16, range count u8, then that many (first u32, end u32) ranges received beyond the cumulative point |
 //! | FIN | total bytes u64, total blocks u64, SHA-256 of the content (32 bytes) |
 //! | FIN-ACK | status u8 (0 stored, 1 digest mismatch, 2 storage failed), message |
 //! | ERROR | code u8, message |
@@ -40,7 +44,7 @@ mod repr;
 #[cfg(test)]
 mod tests;
 
-pub use repr::{Hello, Repr};
+pub use repr::{Echo, Hello, Repr};
 
 /// The protocol version this code speaks.
 pub const VERSION: u8 = 1;
@@ -53,6 +57,8 @@ pub const MAX_NAME: usize = 255;
 pub const MAX_SACK_RANGES: usize = 128;
 /// The longest message in FIN-ACK and ERROR.
 pub const MAX_MESSAGE: usize = 200;
+/// The longest RETRY token.
+pub const MAX_TOKEN: usize = 32;
 /// A file size of "unknown" (stdin).
 const UNKNOWN_SIZE: u64 = u64::MAX;
 
@@ -76,6 +82,8 @@ pub enum Kind {
     Error = 7,
     /// Sender keeps an idle session alive.
     Ping = 8,
+    /// Receiver asks for the HELLO again, with a token.
+    Retry = 9,
 }
 
 impl Kind {
@@ -89,6 +97,7 @@ impl Kind {
             6 => Kind::FinAck,
             7 => Kind::Error,
             8 => Kind::Ping,
+            9 => Kind::Retry,
             _ => return None,
         })
     }
@@ -183,8 +192,8 @@ impl<'a> Packet<'a> {
         u32_at(self.bytes, 8)
     }
 
-    /// The transmission field.
-    pub fn transmission(&self) -> u16 {
+    /// The stamp field.
+    pub fn stamp(&self) -> u16 {
         u16_at(self.bytes, 2)
     }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::{ErrorCode, FinStatus, Kind, Packet, PacketError, Protocol};
-use super::{HEADER_LEN, MAX_MESSAGE, MAX_NAME, MAX_SACK_RANGES, UNKNOWN_SIZE, VERSION};
+use super::{HEADER_LEN, MAX_MESSAGE, MAX_NAME, MAX_SACK_RANGES, MAX_TOKEN, UNKNOWN_SIZE, VERSION};
 use super::{numbered, u16_at, u32_at, u64_at};
 
 /// The start of a session.
@@ -22,6 +22,20 @@ pub struct Hello<'a> {
     pub size: Option<u64>,
     /// The file's name, as the sender gives it (never trusted as a path).
     pub name: &'a str,
+    /// The token of the receiver's RETRY (empty on the first HELLO).
+    pub token: &'a [u8],
+}
+
+/// What an ACK echoes: the latest DATA the receiver got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Echo {
+    /// Its sequence number.
+    pub seq: u32,
+    /// Its stamp.
+    pub stamp: u16,
+    /// First echo of this DATA: its round trip can be timed (a repeated
+    /// echo would time the wait for the next DATA too).
+    pub fresh: bool,
 }
 
 /// A datagram, parsed.
@@ -42,8 +56,8 @@ pub enum Repr<'a> {
     Data {
         /// Its sequence number.
         seq: u32,
-        /// Which send of the block this is, from 1 (wrapping).
-        transmission: u16,
+        /// The sender's count of DATA sends, this one included (wrapping).
+        stamp: u16,
         /// Its bytes.
         payload: &'a [u8],
     },
@@ -51,8 +65,8 @@ pub enum Repr<'a> {
     Ack {
         /// The next block expected in order.
         cumulative: u32,
-        /// The sequence and transmission of the DATA that triggered it.
-        echo: Option<(u32, u16)>,
+        /// The latest DATA received, if any.
+        echo: Option<Echo>,
         /// Ranges `[first, end)` received beyond it (selective repeat).
         sack: Vec<(u32, u32)>,
     },
@@ -81,6 +95,11 @@ pub enum Repr<'a> {
     },
     /// Still here.
     Ping,
+    /// Say HELLO again with this token.
+    Retry {
+        /// Proof that the sender receives at its address.
+        token: &'a [u8],
+    },
 }
 
 fn text(bytes: &[u8]) -> Result<&str, PacketError> {
@@ -113,6 +132,10 @@ impl<'a> Repr<'a> {
                 let name_len = usize::from(body[16]);
                 need(body, 17 + name_len)?;
                 let size = u64_at(body, 8);
+                let token = match body.get(17 + name_len..) {
+                    None | Some([]) => &[][..],
+                    Some(rest) => token(rest)?,
+                };
                 Repr::Hello(Hello {
                     protocol,
                     seq_bits: body[1],
@@ -120,6 +143,7 @@ impl<'a> Repr<'a> {
                     block: u16_at(body, 6),
                     size: (size != UNKNOWN_SIZE).then_some(size),
                     name: text(&body[17..17 + name_len])?,
+                    token,
                 })
             }
             Kind::HelloAck => {
@@ -130,14 +154,14 @@ impl<'a> Repr<'a> {
                     timeout_ms: u32_at(body, 6),
                 }
             }
-            Kind::Data => {
-                Repr::Data { seq: packet.seq(), transmission: packet.transmission(), payload: body }
-            }
+            Kind::Data => Repr::Data { seq: packet.seq(), stamp: packet.stamp(), payload: body },
             Kind::Ack => {
                 need(body, 8)?;
                 let echo = match body[0] {
                     0 => None,
-                    1 => Some((u32_at(body, 1), u16_at(body, 5))),
+                    flag @ (1 | 2) => {
+                        Some(Echo { seq: u32_at(body, 1), stamp: u16_at(body, 5), fresh: flag == 1 })
+                    }
                     _ => return Err(PacketError::Malformed("ACK echo flag")),
                 };
                 let count = usize::from(body[7]);
@@ -165,6 +189,7 @@ impl<'a> Repr<'a> {
                 Repr::Error { code, message: message(&body[1..])? }
             }
             Kind::Ping => Repr::Ping,
+            Kind::Retry => Repr::Retry { token: token(body)? },
         })
     }
 
@@ -178,6 +203,7 @@ impl<'a> Repr<'a> {
             Repr::FinAck { .. } => Kind::FinAck,
             Repr::Error { .. } => Kind::Error,
             Repr::Ping => Kind::Ping,
+            Repr::Retry { .. } => Kind::Retry,
         }
     }
 
@@ -186,13 +212,13 @@ impl<'a> Repr<'a> {
     /// boundary; SACK ranges beyond [`MAX_SACK_RANGES`] are left out.
     pub fn emit(&self, session: u32, out: &mut Vec<u8>) {
         out.clear();
-        let (seq, transmission) = match self {
-            Repr::Data { seq, transmission, .. } => (*seq, *transmission),
+        let (seq, stamp) = match self {
+            Repr::Data { seq, stamp, .. } => (*seq, *stamp),
             Repr::Ack { cumulative, .. } => (*cumulative, 0),
             _ => (0, 0),
         };
         out.extend_from_slice(&[VERSION, self.kind() as u8]);
-        out.extend_from_slice(&transmission.to_be_bytes());
+        out.extend_from_slice(&stamp.to_be_bytes());
         out.extend_from_slice(&session.to_be_bytes());
         out.extend_from_slice(&seq.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
@@ -205,6 +231,9 @@ impl<'a> Repr<'a> {
                 out.extend_from_slice(&h.size.unwrap_or(UNKNOWN_SIZE).to_be_bytes());
                 out.push(name.len() as u8);
                 out.extend_from_slice(name.as_bytes());
+                if !h.token.is_empty() {
+                    emit_token(h.token, out);
+                }
             }
             Repr::HelloAck { window, block, timeout_ms } => {
                 out.extend_from_slice(&window.to_be_bytes());
@@ -213,10 +242,11 @@ impl<'a> Repr<'a> {
             }
             Repr::Data { payload, .. } => out.extend_from_slice(payload),
             Repr::Ack { echo, sack, .. } => {
-                let (seq, transmission) = echo.unwrap_or_default();
-                out.push(u8::from(echo.is_some()));
+                let flag = echo.map_or(0, |e| if e.fresh { 1 } else { 2 });
+                let (seq, stamp) = echo.map_or((0, 0), |e| (e.seq, e.stamp));
+                out.push(flag);
                 out.extend_from_slice(&seq.to_be_bytes());
-                out.extend_from_slice(&transmission.to_be_bytes());
+                out.extend_from_slice(&stamp.to_be_bytes());
                 let ranges = &sack[..sack.len().min(MAX_SACK_RANGES)];
                 out.push(ranges.len() as u8);
                 for (first, end) in ranges {
@@ -238,9 +268,25 @@ impl<'a> Repr<'a> {
                 out.extend_from_slice(truncate(message, MAX_MESSAGE).as_bytes());
             }
             Repr::Ping => {}
+            Repr::Retry { token } => emit_token(token, out),
         }
         Packet::seal(out);
     }
+}
+
+/// A length-prefixed token, no longer than [`MAX_TOKEN`], and nothing after it.
+fn token(bytes: &[u8]) -> Result<&[u8], PacketError> {
+    let len = usize::from(*bytes.first().ok_or(PacketError::Malformed("token"))?);
+    match bytes.get(1..) {
+        Some(token) if len <= MAX_TOKEN && token.len() == len => Ok(token),
+        _ => Err(PacketError::Malformed("token")),
+    }
+}
+
+fn emit_token(token: &[u8], out: &mut Vec<u8>) {
+    let token = &token[..token.len().min(MAX_TOKEN)];
+    out.push(token.len() as u8);
+    out.extend_from_slice(token);
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -261,8 +307,8 @@ impl fmt::Display for Repr<'_> {
             Repr::HelloAck { window, block, timeout_ms } => {
                 write!(f, "HELLO-ACK window {window} block {block} timeout {timeout_ms} ms")
             }
-            Repr::Data { seq, transmission, payload } => {
-                write!(f, "DATA seq {seq} send {transmission} ({} bytes)", payload.len())
+            Repr::Data { seq, stamp, payload } => {
+                write!(f, "DATA seq {seq} stamp {stamp} ({} bytes)", payload.len())
             }
             Repr::Ack { cumulative, echo, sack } => write!(f, "ACK {cumulative} echo {echo:?} sack {sack:?}"),
             Repr::Fin { total_bytes, total_blocks, .. } => {
@@ -271,6 +317,7 @@ impl fmt::Display for Repr<'_> {
             Repr::FinAck { status, message } => write!(f, "FIN-ACK {status:?} {message}"),
             Repr::Error { code, message } => write!(f, "ERROR {code:?} {message}"),
             Repr::Ping => f.write_str("PING"),
+            Repr::Retry { token } => write!(f, "RETRY token of {} bytes", token.len()),
         }
     }
 }

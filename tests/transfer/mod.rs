@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use crate::util::{Daemon, Finished, binary, run, socketeer};
 
+mod hostile;
+mod raw;
+
+use raw::{hello_reply, open_files_in};
+
 const PROTOCOLS: [&str; 3] = ["stop-and-wait", "go-back-n", "selective-repeat"];
 
 fn receiver(dir: &Path, extra: &[&str]) -> Daemon {
@@ -207,45 +212,20 @@ fn a_sender_that_vanishes_leaves_no_file_behind() {
         .unwrap();
     use std::io::Write;
     sender.stdin.as_mut().unwrap().write_all(&binary(200_000)).unwrap();
-    // Let the first blocks arrive, then kill the sender mid-transfer.
-    assert!(crate::util::eventually(Duration::from_secs(10), || std::fs::read_dir(inbox.path())
-        .unwrap()
-        .count()
-        > 0));
+    // Let the first blocks arrive (the receiver holds a file in the inbox,
+    // without a name), then kill the sender mid-transfer.
+    let holds_a_file = || open_files_in(recv.pid(), inbox.path()) > 0;
+    assert!(crate::util::eventually(Duration::from_secs(10), holds_a_file), "no file was opened");
+    assert_eq!(std::fs::read_dir(inbox.path()).unwrap().count(), 0, "an unverified file has a name");
     Command::new("kill").args(["-KILL", &sender.id().to_string()]).status().unwrap();
     sender.wait().unwrap();
-    let cleaned = crate::util::eventually(Duration::from_secs(10), || {
-        std::fs::read_dir(inbox.path()).unwrap().count() == 0
-    });
-    assert!(cleaned, "the partial file is still there");
+    let cleaned = crate::util::eventually(Duration::from_secs(10), || !holds_a_file());
+    assert!(cleaned, "the partial file is still open");
+    assert_eq!(std::fs::read_dir(inbox.path()).unwrap().count(), 0);
     let stopped = recv.stop_with("TERM");
     let report: serde_json::Value = serde_json::from_str(&stopped.stdout[0]).unwrap();
     assert_eq!(report["name"], "half.bin");
     assert!(report["error"].as_str().unwrap().contains("has not answered"), "{report}");
-}
-
-/// Sends one HELLO naming `name`, as a hand-made sender would, and returns
-/// the receiver's answer.
-fn hello_reply(target: &str, name: &str) -> String {
-    use socketeer::transfer::Protocol;
-    use socketeer::transfer::packet::{Hello, Packet, Repr};
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let hello = Hello {
-        protocol: Protocol::SelectiveRepeat,
-        seq_bits: 32,
-        window: 8,
-        block: 1024,
-        size: Some(7),
-        name,
-    };
-    let mut datagram = Vec::new();
-    Repr::Hello(hello).emit(7, &mut datagram);
-    socket.send_to(&datagram, target).unwrap();
-    let mut reply = [0; 2048];
-    let n = socket.recv(&mut reply).unwrap();
-    let packet = Packet::new_checked(&reply[..n]).unwrap();
-    format!("{:?}", Repr::parse(&packet).unwrap())
 }
 
 #[test]
