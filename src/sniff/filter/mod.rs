@@ -26,7 +26,7 @@
 //! (`port http` is TCP's port 80 when the services database lists it for
 //! TCP only, as libpcap reads it).
 //!
-//! What a filter means is its classic BPF program: [`compile`] writes the
+//! What a filter means is its classic BPF program: [`compile()`] writes the
 //! program libpcap would (not instruction for instruction, but frame for
 //! frame), the kernel runs it on a live capture, and [`crate::bpf::run`]
 //! runs the same program on each frame of a file. So `vlan` shifts the

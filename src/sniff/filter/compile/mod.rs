@@ -6,7 +6,7 @@
 //!
 //! The program is what a filter means: the kernel runs it on a live
 //! capture and [`crate::bpf::run`] runs it on frames read from a file.
-//! Primitives are first built as a tree of tests ([`Cond`]) in the order
+//! Primitives are first built as a tree of tests (`Cond`) in the order
 //! of the text (which is what makes `vlan`'s shift come out right), then as
 //! a graph of blocks that libpcap's jump threading prunes (which decides
 //! which loads run, and so which short frames a load rejects), then laid
