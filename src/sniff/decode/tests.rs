@@ -299,3 +299,44 @@ fn tcp_lines_show_seq_ack_and_urg_as_tcpdump_does() {
         line("Flags [P.], seq 3:6, ack 4, win 1, length 3")
     );
 }
+
+/// Issue 18's decoding bugs, each as tcpdump shows the frame.
+#[test]
+fn fragments_extension_headers_and_cut_quotes_read_like_tcpdump() {
+    // A first IPv4 fragment keeps its UDP ports; a later one has none.
+    let mut first = build(|out| {
+        ether().ipv4([127, 0, 0, 1], [10, 1, 2, 3], 64).udp(5000, 53).write(out, &[1; 24]).unwrap()
+    });
+    first[20] = 0x20;
+    let s = decode(LinkType::Ethernet, &first);
+    assert_eq!(s.to_string(), "IP 127.0.0.1.5000 > 10.1.2.3.53: UDP, length 24");
+    let mut later = first.clone();
+    later[20..22].copy_from_slice(&[0x00, 0x04]);
+    assert_eq!(decode(LinkType::Ethernet, &later).sport, None);
+    // A bare SYN behind an IPv6 hop-by-hop header has no payload.
+    let mut syn6 = build(|out| {
+        let (a, b) = ([0u8; 16], [1u8; 16]);
+        ether().ipv6(a, b, 64).tcp(40004, 80, 1000, 65495).syn().write(out, b"").unwrap()
+    });
+    syn6[20] = 0;
+    syn6.splice(54..54, [6, 0, 1, 4, 0, 0, 0, 0]);
+    syn6[18..20].copy_from_slice(&28u16.to_be_bytes());
+    let s = decode(LinkType::Ethernet, &syn6);
+    assert!(s.to_string().ends_with("Flags [S], seq 1000, win 65495, length 0"), "{s}");
+    // A port unreachable whose quote the snap length cut before the port,
+    // and ICMP lengths as the IP header gives them, not as captured.
+    let mut quoted = Vec::new();
+    PacketBuilder::ipv4([10, 1, 2, 3], [127, 0, 0, 1], 64).udp(40000, 9).write(&mut quoted, b"x").unwrap();
+    let unreachable = build(|out| {
+        ether()
+            .ipv4([127, 0, 0, 1], [10, 1, 2, 3], 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(out, &quoted)
+            .unwrap()
+    });
+    let s = decode(LinkType::Ethernet, &unreachable[..64]);
+    assert!(s.to_string().contains("ICMP 127.0.0.1 udp port (not captured) unreachable, length 37"), "{s}");
+    assert!(!s.to_string().contains("protocol 17"), "{s}");
+}
