@@ -112,7 +112,7 @@ pub enum Verdict {
     /// The filter rejected the frame.
     Rejected,
     /// Keep the frame; its summary when one was asked for or needed.
-    Accepted(Option<Summary>),
+    Accepted(Option<Box<Summary>>),
 }
 
 /// Applies the filter's program to each frame, counts, and keeps
@@ -155,7 +155,7 @@ impl Matcher {
         if let (Some(stats), Some(summary)) = (&mut self.stats, &summary) {
             stats.add(summary, frame.len);
         }
-        Verdict::Accepted(summary.filter(|_| self.want_summary))
+        Verdict::Accepted(summary.filter(|_| self.want_summary).map(Box::new))
     }
 
     /// The counts so far (`dropped` is the capture's to fill in).

@@ -336,3 +336,4 @@ fn written_packets_reach_the_file_while_capturing_and_survive_a_kill() {
 mod corpus;
 mod differential;
 mod files;
+mod flags;

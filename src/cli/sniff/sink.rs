@@ -14,6 +14,7 @@ use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
 
 use super::format::{Extras, PacketLine};
+use super::present::{Presenter, TimeFormat};
 use crate::cli::args::UsageError;
 use crate::cli::output::Output;
 
@@ -51,6 +52,7 @@ pub(super) struct Sink {
     pub(super) out: Output,
     pub(super) print: bool,
     pub(super) extras: Extras,
+    pub(super) presenter: Presenter,
     pub(super) writer: Option<PcapOut>,
     pub(super) matcher: Matcher,
     pub(super) limit: Option<u64>,
@@ -64,7 +66,7 @@ impl Sink {
         let Verdict::Accepted(summary) = self.matcher.offer(link, frame) else {
             return ControlFlow::Continue(());
         };
-        if let Err(e) = self.keep(link, frame, summary.as_ref()) {
+        if let Err(e) = self.keep(link, frame, summary.as_deref()) {
             self.failed = Some(e);
             return ControlFlow::Break(());
         }
@@ -88,7 +90,11 @@ impl Sink {
             writer.write(frame).context("writing the pcap file")?;
         }
         if let (true, Some(summary)) = (self.print, summary) {
-            self.out.emit("packet", &PacketLine::new(link, frame, summary, self.extras))?;
+            // Scripts get absolute numbers; people get tcpdump's relative ones.
+            let relative = if self.out.is_json() { None } else { self.presenter.relative(summary) };
+            let stamp = self.presenter.stamp(frame.time);
+            let line = PacketLine::new(link, frame, relative.as_ref().unwrap_or(summary), self.extras, stamp);
+            self.out.emit("packet", &line)?;
         }
         Ok(())
     }
@@ -162,6 +168,9 @@ pub(super) struct Plan {
     pub(super) json: bool,
     pub(super) print: bool,
     pub(super) extras: Extras,
+    /// tcpdump's -t count and -S.
+    pub(super) time: TimeFormat,
+    pub(super) absolute: bool,
     pub(super) filter: Option<Filter>,
     pub(super) stats: bool,
     pub(super) limit: Option<u64>,
@@ -185,6 +194,7 @@ impl Plan {
             out: Output::new(self.json),
             print: self.print,
             extras: self.extras,
+            presenter: Presenter::new(self.time, self.absolute),
             writer: self.open_writer(link)?,
             matcher: Matcher::new(program, self.print, self.stats).kernel_filtered(kernel_filtered),
             limit: self.limit,

@@ -6,6 +6,7 @@
 //! it goes and carries a [`Summary::problem`] saying where it stopped.
 
 mod cooked;
+mod dns;
 mod icmp;
 mod partial;
 mod problem;
@@ -19,7 +20,7 @@ use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSl
 use serde::Serialize;
 
 pub use icmp::{Icmp, Quoted};
-pub use show::details;
+pub use show::{details, link_header, network_offset};
 
 use super::LinkType;
 use cooked::Cooked;
@@ -211,6 +212,12 @@ pub struct Summary {
     /// TCP header fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<Tcp>,
+    /// TCP options as tcpdump lists them (`mss 65495,sackOK,TS val 1 ecr 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_options: Option<String>,
+    /// A DNS message on one line, as tcpdump shows it (`4660+ A? example.com.`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
     /// ICMP or ICMPv6 fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<Icmp>,
@@ -395,6 +402,8 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
                 win: tcp.window_size(),
                 urg: tcp.urgent_pointer(),
             });
+            let options = show::tcp_options(tcp);
+            summary.tcp_options = (!options.is_empty()).then(|| options.join(","));
             let header = usize::from(tcp.data_offset()) * 4;
             let announced = summary.payload_len.saturating_sub(header);
             set_payload(summary, frame, tcp.payload());
@@ -406,6 +415,9 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
             summary.dport = Some(udp.destination_port());
             set_payload(summary, frame, udp.payload());
             summary.payload_len = usize::from(udp.length()).saturating_sub(8);
+            if [udp.source_port(), udp.destination_port()].iter().any(|p| dns::PORTS.contains(p)) {
+                summary.dns = dns::line(udp.payload());
+            }
         }
         // The message's length is what the IP header announces, captured or not.
         Some(TransportSlice::Icmpv4(icmp)) => {

@@ -33,7 +33,8 @@ fn a_syn_reads_like_tcpdump() {
     let s = decode(LinkType::Ethernet, &SYN);
     assert_eq!(
         s.to_string(),
-        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, length 0"
+        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, \
+         options [mss 65495,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0"
     );
     assert_eq!((s.proto, s.sport, s.dport, s.ttl), (Proto::Tcp, Some(45678), Some(7007), Some(64)));
     assert_eq!(s.problem, None);
