@@ -21,6 +21,8 @@ peers=(
   redis-server:redis-server
   tshark:tshark
   tcpdump:tcpdump
+  atftp:atftp
+  in.tftpd:tftpd-hpa
 )
 
 missing=()

@@ -71,6 +71,13 @@ pub struct SendBuffer {
     count: usize,
 }
 
+impl SendBuffer {
+    /// Datagrams waiting to be sent: the ones a failed flush would lose.
+    pub fn queued(&self) -> usize {
+        self.count
+    }
+}
+
 impl BatchSocket {
     /// Wraps `socket`, making it non-blocking and asking for large buffers.
     ///
@@ -97,6 +104,28 @@ impl BatchSocket {
     pub fn with_kernel_times(self) -> io::Result<Self> {
         setsockopt(&self.socket, sockopt::ReceiveTimestampns, &true)?;
         Ok(self)
+    }
+
+    /// Asks the kernel to report ICMP errors (a port unreachable, a packet
+    /// too big) even though the socket is not connected: they wait in its
+    /// error queue, which [`BatchSocket::take_errors`] empties.
+    ///
+    /// # Errors
+    /// When the kernel refuses.
+    pub fn with_transport_errors(self) -> io::Result<Self> {
+        self.state.enable_transport_errors((&self.socket).into())?;
+        Ok(self)
+    }
+
+    /// Empties the error queue ([`BatchSocket::with_transport_errors`]);
+    /// returns how many errors were in it. A socket with errors waiting
+    /// reads as ready, so a loop that polls it must take them.
+    pub fn take_errors(&self) -> usize {
+        let mut taken = 0;
+        while let Ok(Some(_)) = self.state.recv_transport_error((&self.socket).into()) {
+            taken += 1;
+        }
+        taken
     }
 
     /// The socket itself.

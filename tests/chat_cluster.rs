@@ -101,7 +101,7 @@ impl Redis {
         child
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
@@ -128,7 +128,7 @@ impl Drop for Redis {
 }
 
 /// A chat node of the cluster at `redis`, once it has joined.
-fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
+pub(crate) fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
     let url = redis.url();
     let mut args =
         vec!["chat", "serve", "--port", "0", "--rate-limit", "off", "--redis", &url, "--node-id", id];
@@ -140,14 +140,14 @@ fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
 }
 
 /// `/who`'s answer for the lobby with `nicks` in it.
-fn lobby(nicks: &[&str]) -> String {
+pub(crate) fn lobby(nicks: &[&str]) -> String {
     let mut nicks = nicks.to_vec();
     nicks.sort_by_key(|nick| nick.to_lowercase());
     format!("*** in lobby ({}): {}", nicks.len(), nicks.join(" "))
 }
 
 /// Asks `/who` until the room's list is `wanted` (the others' joins take a moment to arrive).
-fn until_who(client: &mut Client, wanted: &str) {
+pub(crate) fn until_who(client: &mut Client, wanted: &str) {
     let mut last = String::new();
     let seen = eventually(SETTLE, || {
         client.send("/who");

@@ -272,21 +272,12 @@ fn scan_and_sniff_habits_apply_to_their_own_commands_only() {
 /// the proxy keeps working.
 #[test]
 fn flags_and_the_control_socket_share_one_bounded_parser() {
-    let proxy = Daemon::start(
-        &[
-            "impair",
-            "--listen",
-            "127.0.0.1:0",
-            "--to",
-            "127.0.0.1:9",
-            "--control",
-            "127.0.0.1:0",
-            "--delay",
-            "5",
-        ],
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("impair.sock").to_str().unwrap().to_owned();
+    let _proxy = Daemon::start(
+        &["impair", "--listen", "127.0.0.1:0", "--to", "127.0.0.1:9", "--control", &control, "--delay", "5"],
         4,
     );
-    let control = proxy.addr("control", "tcp").to_string();
     let show = run(&["impair", "ctl", &control, "show"], b"");
     assert!(show.ok().contains("delay 5s"), "{show:#?}");
     for (setting, needle) in [

@@ -4,6 +4,7 @@
 mod bench;
 mod chat;
 mod chat_cluster;
+mod chat_cluster_edges;
 mod chat_join;
 mod chat_limits;
 mod chat_terminal;

@@ -240,6 +240,13 @@ impl Daemon {
         self.stderr.snapshot()
     }
 
+    /// Sends `signal` (`-STOP`, `-CONT`) and leaves it running.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let kill = Command::new("kill").args([signal, &pid]).status().expect("run kill");
+        assert!(kill.success());
+    }
+
     /// Sends `signal` (TERM, INT) and waits for the exit.
     pub fn stop_with(mut self, signal: &str) -> Stopped {
         let pid = self.child.id().to_string();

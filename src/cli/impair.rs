@@ -3,13 +3,17 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{ArgAction, ArgMatches, Command, FromArgMatches, Subcommand};
 use serde::Serialize;
 use socketeer::impair::control::Reply;
 use socketeer::impair::options::{PREFIXES, SETTINGS};
-use socketeer::impair::{Control, ImpairmentConfig, Proxy, ProxyConfig, ProxyStats, control, options};
+use socketeer::impair::{
+    Control, ImpairmentConfig, Proxy, ProxyConfig, ProxyStats, Stopped, control, options,
+};
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport, Transports};
 use socketeer::shutdown::{self, Shutdown};
 use socketeer::text::sanitize;
@@ -24,9 +28,11 @@ Examples:
   socketeer impair --listen 127.0.0.1:9000 --to localhost:6969 --delay 20ms --jitter 5ms --seed 7
   socketeer impair --listen [::1]:9000 --to [::1]:7007 --burst-loss 1%,30% --up-duplicate 1%
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --rate 10MB/s --queue 64KiB
+  socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control ./impair.sock
+  socketeer impair ctl ./impair.sock set loss=100%    # flap the link...
+  socketeer impair ctl ./impair.sock set loss=0%      # ...and back
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001
-  socketeer impair ctl 127.0.0.1:9001 set loss=100%   # flap the link...
-  socketeer impair ctl 127.0.0.1:9001 set loss=0%     # ...and back
+  socketeer impair ctl 127.0.0.1:9001 --token TOKEN stats
 
 Settings without a prefix apply both ways; --up-NAME only from clients to the server,
 --down-NAME only back (see --help for the full list).";
@@ -47,9 +53,11 @@ pub struct Args {
     /// decisions (random when not given, and printed).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
-    /// Serve the control protocol (set, show, stats) on this TCP address.
-    #[arg(long, value_name = "ADDR", value_parser = args::listen_addr)]
-    control: Option<SocketAddr>,
+    /// Serve the control protocol (set, show, stats) on a Unix socket at
+    /// this path (yours alone), or on a TCP address (IP:PORT; a connection
+    /// must first give the token printed at start).
+    #[arg(long, value_name = "PATH|ADDR", value_parser = control_at)]
+    control: Option<ControlAt>,
     /// Print the counters this often (they are always printed on exit).
     #[arg(long, value_name = "DURATION", value_parser = positive_duration)]
     stats: Option<Duration>,
@@ -78,16 +86,19 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 enum Ctl {
     /// Send one command to a running proxy's control socket and print the reply.
-    #[command(after_help = "Examples:\n  socketeer impair ctl 127.0.0.1:9001 set loss=100%\n  \
-                            socketeer impair ctl 127.0.0.1:9001 set up-delay=50ms down-loss=1%\n  \
-                            socketeer impair ctl 127.0.0.1:9001 show\n  \
-                            socketeer impair ctl 127.0.0.1:9001 stats")]
+    #[command(after_help = "Examples:\n  socketeer impair ctl ./impair.sock set loss=100%\n  \
+                            socketeer impair ctl ./impair.sock set up-delay=50ms down-loss=1%\n  \
+                            socketeer impair ctl ./impair.sock show\n  \
+                            socketeer impair ctl 127.0.0.1:9001 --token TOKEN stats")]
     Ctl {
-        /// The control socket, as HOST:PORT.
-        addr: Target,
+        /// The control socket: its path, or HOST:PORT.
+        addr: String,
         /// The command: set NAME=VALUE..., show, stats or help.
         #[arg(required = true, num_args = 1..)]
         command: Vec<String>,
+        /// The token a TCP control socket printed at start.
+        #[arg(long, value_name = "TOKEN", env = "SOCKETEER_IMPAIR_TOKEN")]
+        token: Option<String>,
         /// How long to wait for the reply.
         #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
         timeout: Duration,
@@ -183,14 +194,20 @@ impl fmt::Display for Started {
 
 /// Runs `socketeer impair`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(Ctl::Ctl { addr, command, timeout }) = args.ctl {
-        if addr.port.is_none() {
-            return Err(UsageError(format!("{addr} needs the control port, as in {addr}:9001")).into());
-        }
-        let reply = control::command(&addr.resolve(0).await?, &command.join(" "), timeout).await?;
+    if let Some(Ctl::Ctl { addr, command, token, timeout }) = args.ctl {
+        let target = if is_path(&addr) {
+            control::Target::Unix(addr.into())
+        } else {
+            let at: Target = addr.parse().map_err(|e| UsageError(format!("{e}")))?;
+            if at.port.is_none() {
+                return Err(UsageError(format!("{at} needs the control port, as in {at}:9001")).into());
+            }
+            control::Target::Tcp(at.resolve(0).await?, token)
+        };
+        let reply = control::command(&target, &command.join(" "), timeout).await?;
         return match reply {
             // The proxy refuses only what was asked of it: a bad command or setting.
-            Reply::Refused(why) => Err(UsageError(why).into()),
+            Reply::Refused(why) => Err(UsageError(sanitize(&why).into_owned()).into()),
             Reply::Done(reply) => Output::new(false).note(sanitize(&reply)).map_err(Into::into),
         };
     }
@@ -230,25 +247,99 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "listening",
         &Started { service: "impair", transport: Transport::Udp, addr, upstream, seed, up, down },
     )?;
-    let proxy = proxy.spawn()?;
+    let mut proxy = proxy.spawn()?;
     let shutdown = Shutdown::new();
-    if let Some(control_addr) = args.control {
-        let ports = ("--control", "--control");
-        let listeners = bind(&[control_addr.ip()], control_addr.port(), Transports::TCP, "control", ports)?;
-        for endpoint in listeners.endpoints("control") {
-            out.emit("listening", &endpoint)?;
-        }
-        shutdown.spawn(control::serve(listeners.tcp, proxy.control(), shutdown.clone()));
+    if let Some(at) = args.control {
+        let listener = match at {
+            ControlAt::Unix(path) => {
+                let listener = control::Listener::unix(path.clone())
+                    .with_context(|| format!("cannot listen on {}", path.display()))?;
+                out.emit("listening", &ControlStatus::unix(&path))?;
+                listener
+            }
+            ControlAt::Tcp(addr) => {
+                let ports = ("--control", "--control");
+                let bound = bind(&[addr.ip()], addr.port(), Transports::TCP, "control", ports)?;
+                let endpoints = bound.endpoints("control");
+                let listener = control::Listener::tcp(bound.tcp)?;
+                for endpoint in endpoints {
+                    out.emit("listening", &ControlStatus::tcp(endpoint.addr, listener.token()))?;
+                }
+                listener
+            }
+        };
+        shutdown.spawn(control::serve(listener, proxy.control(), shutdown.clone()));
     }
     let control = proxy.control();
     let stopped = tokio::select! {
-        signal = shutdown::signal() => signal.map(drop),
-        printed = print_stats_every(args.stats, &control, out) => printed,
+        signal = shutdown::signal() => signal.map(drop).map_err(Into::into),
+        printed = print_stats_every(args.stats, &control, out) => printed.map_err(Into::into),
+        // A dead relay ends the command at once, saying why: running on
+        // would look like a working proxy that drops everything.
+        died = proxy.died() => Err(anyhow::Error::new(Stopped(Some(died)))),
     };
     shutdown.trigger();
-    let stats = tokio::task::spawn_blocking(move || proxy.stop()).await??;
-    out.emit("stats", &stats)?;
-    stopped.map_err(Into::into)
+    match tokio::task::spawn_blocking(move || proxy.stop()).await? {
+        Ok(stats) => out.emit("stats", &stats)?,
+        Err(died) => return Err(Stopped(Some(died)).into()),
+    }
+    stopped
+}
+
+/// Where `--control` listens.
+#[derive(Clone, Debug)]
+enum ControlAt {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// True when a control socket's name is a path (it has a `/` or ends in
+/// `.sock`), not HOST:PORT.
+fn is_path(s: &str) -> bool {
+    s.contains('/') || s.ends_with(".sock")
+}
+
+/// Parses `--control`: a path for a Unix socket, or IP:PORT for TCP.
+fn control_at(s: &str) -> Result<ControlAt, String> {
+    if is_path(s) {
+        return Ok(ControlAt::Unix(s.into()));
+    }
+    args::listen_addr(s).map(ControlAt::Tcp).map_err(|_| {
+        format!(
+            "'{s}' is neither a path (a Unix socket only you can use, such as ./impair.sock) \
+             nor IP:PORT (TCP, with a token printed at start)"
+        )
+    })
+}
+
+/// The control socket's status line.
+#[derive(Serialize)]
+struct ControlStatus {
+    service: &'static str,
+    transport: &'static str,
+    addr: String,
+    token: Option<String>,
+}
+
+impl ControlStatus {
+    fn unix(path: &std::path::Path) -> Self {
+        ControlStatus { service: "control", transport: "unix", addr: path.display().to_string(), token: None }
+    }
+
+    fn tcp(addr: SocketAddr, token: Option<&str>) -> Self {
+        let token = token.map(str::to_owned);
+        ControlStatus { service: "control", transport: "tcp", addr: addr.to_string(), token }
+    }
+}
+
+impl fmt::Display for ControlStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.service, self.transport, self.addr)?;
+        if let Some(token) = &self.token {
+            write!(f, " (token {token}: impair ctl {} --token {token} ...)", self.addr)?;
+        }
+        Ok(())
+    }
 }
 
 /// Prints the counters every `period`, forever; never returns without a period.

@@ -36,6 +36,9 @@ pub struct LinkCounters {
     pub dropped_queue: u64,
     /// Dropped because too many bytes were already waiting.
     pub dropped_overflow: u64,
+    /// Released, but the system refused to send them: too big for the
+    /// path (IPv6 over loopback takes at most 65,488 bytes), say.
+    pub dropped_unsendable: u64,
     /// Extra copies delivered.
     pub duplicated: u64,
     /// Held back so that later datagrams overtake them.
@@ -160,7 +163,11 @@ impl<M> Link<M> {
             self.counters.dropped_queue += 1;
             return;
         };
-        let at = self.release_time(sent, &decision);
+        let Some(at) = self.release_time(sent, &decision) else {
+            // Later than any clock can say: only a caller's absurd delay gets here.
+            self.counters.dropped_overflow += 1;
+            return;
+        };
         if decision.duplicate {
             self.counters.duplicated += 1;
         }
@@ -196,18 +203,21 @@ impl<M> Link<M> {
         if start > now {
             self.counters.queued += 1;
         }
-        let done = start + Duration::from_secs_f64(len as f64 / rate);
+        // A rate is at least a bit per second (crate::units::Rate), so this
+        // fits; checked all the same, as every deadline the link computes.
+        let done = start.checked_add(Duration::try_from_secs_f64(len as f64 / rate).ok()?)?;
         self.link_free_at = Some(done);
         Some(done)
     }
 
-    fn release_time(&mut self, sent: Instant, decision: &Decision) -> Instant {
-        let mut at = sent + decision.delay;
+    fn release_time(&mut self, sent: Instant, decision: &Decision) -> Option<Instant> {
+        let mut at = sent.checked_add(decision.delay)?;
         if !self.config().jitter_reorders {
             at = self.last_release.map_or(at, |last| last.max(at));
         }
         self.last_release = Some(self.last_release.map_or(at, |last| last.max(at)));
-        at
+        // A held datagram's deadline must fit too.
+        at.checked_add(HOLD_LIMIT).map(|_| at)
     }
 
     fn hold(&mut self, at: Instant, distance: u32, meta: M, datagram: Vec<u8>) {
@@ -247,6 +257,14 @@ impl<M> Link<M> {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// A datagram [`Link::poll_transmit`] released of `len` bytes could not
+    /// be sent: it counts as dropped, not forwarded.
+    pub fn unsent(&mut self, len: usize) {
+        self.counters.forwarded = self.counters.forwarded.saturating_sub(1);
+        self.counters.forwarded_bytes = self.counters.forwarded_bytes.saturating_sub(len as u64);
+        self.counters.dropped_unsendable += 1;
     }
 
     /// The next datagram due at `now`, with its tag.
@@ -424,5 +442,34 @@ mod tests {
         link.send(now, (), vec![2]);
         assert_eq!(link.poll_transmit(now).map(|(_, d)| d), Some(vec![2]));
         assert_eq!(link.counters().dropped_loss, 1);
+    }
+
+    /// Issue 14: a tiny rate made `Duration::from_secs_f64` panic, and a
+    /// huge delay overflowed an `Instant`. Whatever a caller passes, the
+    /// link decides without panicking.
+    #[test]
+    fn extreme_settings_never_panic() {
+        let slowest = RateLimit { rate: crate::units::Rate::MIN, queue: crate::units::MAX_SIZE };
+        let extremes = [
+            ImpairmentConfig { delay: Duration::MAX, jitter: Duration::MAX, ..Default::default() },
+            ImpairmentConfig { rate_limit: Some(slowest), ..Default::default() },
+            ImpairmentConfig {
+                delay: Duration::MAX,
+                reorder: Probability::ONE,
+                reorder_distance: u32::MAX,
+                rate_limit: Some(slowest),
+                ..Default::default()
+            },
+        ];
+        for config in extremes {
+            let now = Instant::now();
+            let mut link = Link::new(config, 3);
+            for i in 0..100u32 {
+                link.send(now + Duration::from_millis(i.into()), (), vec![0; 65_507]);
+                while link.poll_transmit(now).is_some() {}
+            }
+            assert!(link.poll_timeout().is_some());
+            assert_eq!(link.counters().received, 100);
+        }
     }
 }

@@ -6,9 +6,11 @@
 //!   release times through a bottleneck, delay, jitter and reordering.
 //! - [`options`]: settings by name, shared by the command line and the
 //!   control socket; values parse through [`crate::units`], as every flag's do.
+//! - [`clients`] (sans-IO): the proxy's clients, and where their datagrams go.
 //! - [`proxy`] (the driver): the UDP relay that owns the sockets, with a
 //!   timer precise to microseconds, and its [`control`] socket.
 
+pub mod clients;
 pub mod control;
 pub mod link;
 pub mod model;
@@ -20,4 +22,4 @@ pub use model::{
     Decision, GilbertElliottError, Impairment, ImpairmentConfig, LossModel, Probability, ProbabilityError,
     RateLimit,
 };
-pub use proxy::{Control, ControlSender, Proxy, ProxyConfig, ProxyStats, RunningProxy, Settings};
+pub use proxy::{Control, ControlSender, Proxy, ProxyConfig, ProxyStats, RunningProxy, Settings, Stopped};

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::units::{Rate, format_size};
+use crate::units::{Rate, TimeSpan, format_size};
 
 /// A probability from 0 to 1, written as a fraction (`0.01`) or a
 /// percentage (`1%`); always displayed as a percentage.
@@ -254,6 +254,14 @@ impl ImpairmentConfig {
         ImpairmentConfig { loss: LossModel::Independent { rate }, ..Self::default() }
     }
 
+    /// The same, with delay and jitter cut to [`TimeSpan::MAX`] (what the
+    /// parsers already refuse beyond): a release time is then never past
+    /// what an `Instant` holds, whatever a caller of the library set.
+    pub fn bounded(self) -> Self {
+        let bound = |d: Duration| TimeSpan::saturating(d).get();
+        ImpairmentConfig { delay: bound(self.delay), jitter: bound(self.jitter), ..self }
+    }
+
     /// True when it delivers every datagram at once, unchanged.
     pub fn is_transparent(&self) -> bool {
         self.loss.is_lossless()
@@ -351,7 +359,12 @@ impl Impairment {
     /// A decision-maker for `config` whose choices depend only on `seed` and
     /// on how many datagrams it has decided on before.
     pub fn new(config: ImpairmentConfig, seed: u64) -> Self {
-        Impairment { config, rng: ChaCha8Rng::seed_from_u64(seed), in_bad_state: false, decided: 0 }
+        Impairment {
+            config: config.bounded(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            in_bad_state: false,
+            decided: 0,
+        }
     }
 
     /// The configuration it decides by.
@@ -361,7 +374,7 @@ impl Impairment {
 
     /// Changes the configuration; the random sequence goes on where it was.
     pub fn set_config(&mut self, config: ImpairmentConfig) {
-        self.config = config;
+        self.config = config.bounded();
     }
 
     /// How many datagrams it has decided on.
@@ -389,7 +402,7 @@ impl Impairment {
         let corrupt_bit = (chance(corrupt, c.corrupt) && bits > 0).then(|| (bit % bits) as usize);
         // Uniform in [delay - jitter, delay + jitter], never below zero.
         let offset = (unit_interval(jitter) * 2.0 - 1.0) * c.jitter.as_secs_f64();
-        let delay = Duration::from_secs_f64((c.delay.as_secs_f64() + offset).max(0.0));
+        let delay = Duration::try_from_secs_f64((c.delay.as_secs_f64() + offset).max(0.0)).unwrap_or(c.delay);
         Decision {
             lost,
             duplicate: chance(duplicate, c.duplicate),

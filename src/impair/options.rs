@@ -85,14 +85,15 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "jitter",
         value_name: "DURATION",
-        help: "Vary each delay uniformly by up to ± this much (order is kept)",
+        help: "Vary each delay uniformly by up to ± this much (order is kept, so at high rates the mean \
+               delay rises toward delay + jitter; --jitter-reorders keeps the mean)",
         is_switch: false,
         apply: |c, v| set(&mut c.jitter, duration(v)?),
     },
     Setting {
         name: "jitter-reorders",
         value_name: "",
-        help: "Let jitter reorder datagrams",
+        help: "Let jitter reorder datagrams (and keep the mean delay at any rate)",
         is_switch: true,
         apply: |c, v| set(&mut c.jitter_reorders, switch(v)?),
     },

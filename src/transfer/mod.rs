@@ -38,6 +38,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::units::TimeSpan;
+
 pub use receiver::{Receiver, ReceiverEvent, ReceiverLimits, ReceiverStats};
 pub use sender::{Sender, SenderConfig, SenderEvent, SenderStats};
 
@@ -51,6 +53,14 @@ pub const DEFAULT_PORT: u16 = 6969;
 /// half its 0.6 s waiting out 100 + 200 ms of HELLO backoff. A longer path
 /// only sees its first HELLOs sent a few times (25, 50, 100 ms apart).
 pub const INITIAL_RTO: Duration = Duration::from_millis(25);
+
+/// `duration`, cut to [`TimeSpan::MAX`]: the engines take their timeouts
+/// through this, so no deadline they compute (now plus a timeout, doubled
+/// by backoff at most to its cap) can overflow an `Instant`, whatever a
+/// caller of the library passes.
+fn bounded(duration: Duration) -> Duration {
+    TimeSpan::saturating(duration).get()
+}
 
 /// How long a transfer may go without progress (no new block through)
 /// while both sides still answer, before it is given up.

@@ -149,7 +149,8 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Accepts a HELLO, granting at most the limits' window and block.
+    /// Accepts a HELLO, granting at most the limits' window and block (its
+    /// timeouts cut to [`crate::units::TimeSpan::MAX`]).
     ///
     /// # Errors
     /// Why the session is refused (answer it with [`refusal`]).
@@ -157,8 +158,11 @@ impl Receiver {
         now: Instant,
         session: u32,
         hello: &Hello<'_>,
-        limits: ReceiverLimits,
+        mut limits: ReceiverLimits,
     ) -> Result<Self, String> {
+        for timeout in [&mut limits.peer_timeout, &mut limits.progress_timeout, &mut limits.linger] {
+            *timeout = super::bounded(*timeout);
+        }
         let bits = hello.seq_bits;
         let space =
             SeqSpace::new(bits).ok_or_else(|| format!("{bits}-bit sequence numbers are not supported"))?;

@@ -31,8 +31,10 @@ pub struct RttEstimator {
 
 impl RttEstimator {
     /// Before any sample the timeout is `initial`; it never goes below
-    /// `min_rto` nor above `max_rto`.
+    /// `min_rto` nor above `max_rto` (a ceiling below the floor is raised
+    /// to it).
     pub fn new(initial: Duration, min_rto: Duration, max_rto: Duration) -> Self {
+        let max_rto = max_rto.max(min_rto);
         RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
@@ -179,6 +181,15 @@ mod tests {
         assert_eq!(e.rto(), ms(100));
         e.set_backoff_cap(ms(1));
         assert_eq!(e.rto(), base, "a cap below the measured timeout would resend every block early");
+    }
+
+    #[test]
+    fn a_ceiling_below_the_floor_is_raised_to_it() {
+        // Found by the transfer_engines fuzz target: clamp panicked.
+        let mut e = RttEstimator::new(ms(25), ms(10), ms(1));
+        assert_eq!(e.rto(), ms(25).clamp(ms(10), ms(10)));
+        e.on_sample(ms(3));
+        assert_eq!(e.rto(), ms(10));
     }
 
     #[test]

@@ -155,12 +155,22 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender about to say HELLO.
+    /// A sender about to say HELLO. Its timeouts are cut to
+    /// [`crate::units::TimeSpan::MAX`].
     ///
     /// # Errors
     /// [`TransferError::Config`] when the window is too large for the
     /// protocol and sequence bits, or a size is zero.
-    pub fn new(config: SenderConfig, now: Instant) -> Result<Self, TransferError> {
+    pub fn new(mut config: SenderConfig, now: Instant) -> Result<Self, TransferError> {
+        for timeout in [
+            &mut config.initial_rto,
+            &mut config.min_rto,
+            &mut config.max_rto,
+            &mut config.peer_timeout,
+            &mut config.progress_timeout,
+        ] {
+            *timeout = super::bounded(*timeout);
+        }
         let space = SeqSpace::new(config.seq_bits).ok_or_else(|| {
             TransferError::Config(format!("sequence bits must be 1 to 32, not {}", config.seq_bits))
         })?;

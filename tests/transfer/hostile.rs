@@ -375,3 +375,18 @@ fn a_receiving_loop_that_dies_ends_the_command_with_an_error() {
     assert!(stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("work done"), "{stderr}");
 }
+
+/// Issue 14: `transfer recv --timeout 300000000000y` started, then panicked
+/// at the first HELLO (an `Instant` overflow).
+#[test]
+fn timeouts_no_clock_can_hold_are_refused_at_start() {
+    for args in [
+        &["transfer", "recv", "--port", "0", "--timeout", "300000000000y"][..],
+        &["transfer", "recv", "--port", "0", "--progress-timeout", "300000000000y"],
+        &["transfer", "send", "-", "127.0.0.1:9", "--timeout", "300000000000y"],
+    ] {
+        let out = run(args, b"");
+        assert_eq!(out.code(), Some(2), "{args:?}: {out:?}");
+        assert!(out.stderr.contains("too large; the largest duration is 365d"), "{}", out.stderr);
+    }
+}

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, RedisResult, Value};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -113,5 +113,26 @@ impl Link {
         } else {
             debug!(role = self.role, "lost Redis at {url}: {error}");
         }
+    }
+}
+
+/// Error codes with which Redis says "not now": the same commands will work later.
+const TRANSIENT: [&str; 9] =
+    ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS", "MISCONF"];
+
+/// The first answer in `answers` that says Redis cannot take the command
+/// now, as an error; `Ok` when there is none.
+pub(super) fn transient(answers: &[Value]) -> RedisResult<()> {
+    let busy = answers.iter().find_map(|answer| match answer {
+        Value::ServerError(e) if TRANSIENT.contains(&e.code()) => Some(e),
+        _ => None,
+    });
+    match busy {
+        None => Ok(()),
+        Some(e) => Err(RedisError::from((
+            redis::ErrorKind::Io,
+            "Redis cannot take commands now",
+            format!("{} {}", e.code(), e.details().unwrap_or_default()),
+        ))),
     }
 }

@@ -46,6 +46,8 @@ struct Reader {
     rooms: HashMap<Arc<str>, (String, EntryId)>,
     /// Per stream, per writing node: its run and the last number seen.
     seen: HashMap<String, HashMap<String, (u64, u64)>>,
+    /// The run of each other node, as its presence entries say.
+    boots: HashMap<String, u64>,
 }
 
 /// Runs the reader until shutdown.
@@ -60,6 +62,7 @@ pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, sh
         inbox: (inbox, EntryId::ZERO),
         rooms: HashMap::new(),
         seen: HashMap::new(),
+        boots: HashMap::new(),
     };
     loop {
         let Some(mut connection) = link.connect(&node, &shutdown).await else { return };
@@ -162,7 +165,7 @@ impl Reader {
                 let seen = self.seen.entry(key).or_default();
                 deliveries.extend(entries.into_iter().filter_map(|entry| match entry.record {
                     Some((writer, Body::Tell { to, line })) if fresh(seen, &writer) => {
-                        Some(((entry.id.ms, writer.seq), Delivery::Tell { to, line }))
+                        Some(((entry.id.ms, writer.seq), Delivery::Tell { writer: writer.node, to, line }))
                     }
                     _ => None,
                 }));
@@ -176,8 +179,8 @@ impl Reader {
                     // Its own lines reached this node's clients when they were said.
                     Some((writer, Body::Line { .. })) if writer.node == *me && writer.boot == boot => None,
                     Some((writer, Body::Line { line, kept })) if fresh(seen, &writer) => {
-                        let (room, at) = (room.clone(), entry.id.time());
-                        Some(((entry.id.ms, writer.seq), Delivery::Line { room, line, kept, at }))
+                        let (room, at, order) = (room.clone(), entry.id.time(), (entry.id.ms, writer.seq));
+                        Some((order, Delivery::Line { writer: writer.node, room, line, kept, at }))
                     }
                     _ => None,
                 }));
@@ -189,8 +192,10 @@ impl Reader {
         let mut hub = self.shared.hub.lock();
         for (_, delivery) in deliveries {
             match delivery {
-                Delivery::Line { room, line, kept, at } => hub.remote_line(&room, line, kept, at),
-                Delivery::Tell { to, line } => hub.remote_tell(&to, &line),
+                // A node judged gone is not heard until it says hello: its clients' names may be others' now.
+                Delivery::Line { writer, .. } | Delivery::Tell { writer, .. } if hub.is_gone(&writer) => {}
+                Delivery::Line { room, line, kept, at, .. } => hub.remote_line(&room, line, kept, at),
+                Delivery::Tell { to, line, .. } => hub.remote_tell(&to, &line),
             }
         }
         Ok(())
@@ -201,6 +206,12 @@ impl Reader {
         if let Some((writer, body)) = entry.record
             && writer.node != self.node.config.node
         {
+            let before = self.boots.insert(writer.node.clone(), writer.boot);
+            if before.is_some_and(|boot| boot < writer.boot) {
+                // The same name, a new run: the old run's clients are gone, and told so.
+                let left = self.shared.hub.lock().remote_restarted(&writer.node);
+                info!(node = %writer.node, left, "a chat node restarted; the clients of its last run are gone");
+            }
             match body {
                 Body::Present { nick, room } => {
                     self.shared.hub.lock().remote_present(&writer.node, &nick, room.as_deref());
@@ -224,9 +235,9 @@ impl Reader {
 /// A line from another node for clients here.
 enum Delivery {
     /// For the members of a room.
-    Line { room: Arc<str>, line: Bytes, kept: bool, at: DateTime<Utc> },
+    Line { writer: String, room: Arc<str>, line: Bytes, kept: bool, at: DateTime<Utc> },
     /// For one client.
-    Tell { to: String, line: Bytes },
+    Tell { writer: String, to: String, line: Bytes },
 }
 
 /// Whether `writer`'s entry is new: not one already seen (a batch sent

@@ -18,12 +18,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{Cmd, Pipeline, RedisError, RedisResult, Value};
+use redis::{Cmd, Pipeline, RedisResult, Value};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
 use super::entry::{self, Body};
-use super::link::Link;
+use super::link::{Link, transient};
 use super::retain::Retained;
 use super::{Node, Outbound, RedisBackplane, report_dropped};
 use crate::chat::hub::ClientId;
@@ -43,10 +43,6 @@ const FAREWELL: Duration = Duration::from_millis(300);
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 /// The longest pause between tries.
 const MOST_PAUSE: Duration = Duration::from_secs(1);
-/// Error codes with which Redis says "not now": the same commands will work later.
-const TRANSIENT: [&str; 9] =
-    ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "OOM", "NOREPLICAS", "MISCONF"];
-
 /// What to do with the reply to one command of a batch.
 enum Reply {
     Ignore,
@@ -106,23 +102,6 @@ pub(super) async fn run(node: Arc<Node>, shared: Arc<Shared<RedisBackplane>>, sh
                 writer.pause = (writer.pause * 2).min(MOST_PAUSE);
             }
         }
-    }
-}
-
-/// The first answer in `answers` that says Redis cannot take the command
-/// now, as an error; `Ok` when there is none.
-fn transient(answers: &[Value]) -> RedisResult<()> {
-    let busy = answers.iter().find_map(|answer| match answer {
-        Value::ServerError(e) if TRANSIENT.contains(&e.code()) => Some(e),
-        _ => None,
-    });
-    match busy {
-        None => Ok(()),
-        Some(e) => Err(RedisError::from((
-            redis::ErrorKind::Io,
-            "Redis cannot take commands now",
-            format!("{} {}", e.code(), e.details().unwrap_or_default()),
-        ))),
     }
 }
 
@@ -380,7 +359,13 @@ impl Writer {
         let node = &self.node;
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        pipe.cmd("SET").arg(entry::alive_key(&node.config.node)).arg(node.boot).arg("PX").arg(lease_ms(node));
+        // GET: the lease's value before, gone when it ran out (the others then judged us dead).
+        pipe.cmd("SET")
+            .arg(entry::alive_key(&node.config.node))
+            .arg(node.boot)
+            .arg("PX")
+            .arg(lease_ms(node))
+            .arg("GET");
         pipe.cmd("SADD").arg(entry::nodes_key()).arg(&node.config.node);
         pipe
     }
@@ -406,6 +391,16 @@ impl Writer {
         }
         let answers = query(&pipe, connection).await?;
         transient(&answers)?;
+        if matches!(answers.first(), Some(Value::Nil)) {
+            // Our lease ran out (this process was paused, or cut off, longer than it): the others
+            // said our clients left and stopped hearing us. Tell them all of it again.
+            warn!("this node's lease ran out before it was renewed; saying hello to the other nodes again");
+            self.shared.hub.lock().notice_local(
+                "this server was out of touch with the others for longer than its lease: they saw everyone \
+                 here leave, and lines said meanwhile may not have reached them",
+            );
+            return self.reassert(connection).await;
+        }
         let renewed = answers.get(2).filter(|_| !held.is_empty());
         self.lose(lost_leases(renewed, held.into_iter().map(|(nick, id)| (id, nick))));
         let judged = answers.iter().skip(if leases.is_empty() { 2 } else { 3 });

@@ -108,6 +108,9 @@ pub struct Hub<B = Standalone> {
     next_log: u64,
     /// Members on other servers, by folded nickname.
     remote: HashMap<String, Remote>,
+    /// Other servers judged gone (their lease ran out): what they send is
+    /// ignored until they say hello again.
+    gone: std::collections::HashSet<String>,
 }
 
 /// A member on another server.
@@ -164,6 +167,7 @@ impl<B: Backplane> Hub<B> {
             rooms: HashMap::new(),
             next_log: 0,
             remote: HashMap::new(),
+            gone: std::collections::HashSet::new(),
         };
         let lobby = hub.config.default_room.clone();
         hub.room(&lobby);

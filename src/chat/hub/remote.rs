@@ -57,8 +57,20 @@ impl<B: Backplane> Hub<B> {
     }
 
     /// Node `node`'s members are exactly `members`: what it holds after it
-    /// (re)connected. Returns the folded names of the rooms this made exist here.
+    /// (re)connected. If it had been judged gone, its members are announced
+    /// as back. Returns the folded names of the rooms this made exist here.
     pub fn remote_node(&mut self, node: &str, members: &[Member]) -> Vec<String> {
+        if self.gone.remove(node) {
+            for (nick, room) in members {
+                if let Some(place) = self.rooms.get(&protocol::fold(room)) {
+                    let back = protocol::notice(format_args!(
+                        "{nick} is back in {} (server reachable again)",
+                        place.name
+                    ));
+                    place.log.publish(None, back);
+                }
+            }
+        }
         let now: BTreeSet<String> = members.iter().map(|(nick, _)| protocol::fold(nick)).collect();
         let created: Vec<String> =
             members.iter().filter_map(|(nick, room)| self.remote_present(node, nick, Some(room))).collect();
@@ -72,9 +84,30 @@ impl<B: Backplane> Hub<B> {
         created
     }
 
+    /// Whether node `node` was judged gone and has not said hello since:
+    /// what it sends meanwhile is not taken (its nicknames may be someone
+    /// else's by now).
+    pub fn is_gone(&self, node: &str) -> bool {
+        self.gone.contains(node)
+    }
+
+    /// Node `node` started again (a new run under the same name): the
+    /// members of its last run leave, and the local members of their rooms
+    /// are told. Returns how many left.
+    pub fn remote_restarted(&mut self, node: &str) -> usize {
+        self.remote_left(node, "server restarted")
+    }
+
     /// Node `node` is gone (its leases ran out): its members leave, and the
-    /// local members of their rooms are told. Returns how many left.
+    /// local members of their rooms are told; what it sends is ignored until
+    /// it says hello again. Returns how many left.
     pub fn remote_gone(&mut self, node: &str) -> usize {
+        self.gone.insert(node.to_owned());
+        self.remote_left(node, "server gone")
+    }
+
+    /// Node `node`'s members leave, for `why`. Returns how many.
+    fn remote_left(&mut self, node: &str, why: &str) -> usize {
         let gone: Vec<String> = self
             .remote
             .iter()
@@ -84,8 +117,7 @@ impl<B: Backplane> Hub<B> {
         for key in &gone {
             let Some(member) = self.remote.get(key) else { continue };
             if let Some(place) = self.rooms.get(&member.room) {
-                let notice =
-                    protocol::notice(format_args!("{} left {} (server gone)", member.nick, place.name));
+                let notice = protocol::notice(format_args!("{} left {} ({why})", member.nick, place.name));
                 place.log.publish(None, notice);
             }
             self.forget(key);

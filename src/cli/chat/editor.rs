@@ -3,11 +3,14 @@
 //! lines entered come out, so every key is tested without a tty.
 //!
 //! Keys, as in readline's defaults: printable text; Left/Right, Ctrl-B/Ctrl-F
-//! (a character), Home/End, Ctrl-A/Ctrl-E; Backspace, Delete, Ctrl-D (the
-//! character under the cursor, or leave on an empty line); Ctrl-U/Ctrl-K (to
+//! (a character as the user sees it: a grapheme cluster, so an emoji with its
+//! modifiers, a flag or a letter with its accents moves and deletes as one),
+//! Home/End, Ctrl-A/Ctrl-E; Backspace, Delete, Ctrl-D (the character under
+//! the cursor, or leave on an empty line); Ctrl-U/Ctrl-K (to
 //! the start/end), Ctrl-W (the word before the cursor); Up/Down, Ctrl-P/Ctrl-N
 //! (history of entered lines); Enter (send); Ctrl-C (leave).
 
+use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthChar;
 
 /// Lines kept for Up/Down.
@@ -132,8 +135,8 @@ impl Editor {
             0x7f | 0x08 => self.delete_back(),
             0x01 => self.cursor = 0,
             0x05 => self.cursor = self.line.len(),
-            0x02 => self.cursor = self.cursor.saturating_sub(1),
-            0x06 => self.cursor = (self.cursor + 1).min(self.line.len()),
+            0x02 => self.cursor = self.previous_boundary(),
+            0x06 => self.cursor = self.next_boundary(),
             0x15 => {
                 self.line.drain(..self.cursor);
                 self.cursor = 0;
@@ -151,8 +154,8 @@ impl Editor {
     /// A complete `ESC [ params final` (or `ESC O final`) sequence.
     fn sequence(&mut self, params: &[u8], last: u8) {
         match (params, last) {
-            (_, b'D') => self.cursor = self.cursor.saturating_sub(1),
-            (_, b'C') => self.cursor = (self.cursor + 1).min(self.line.len()),
+            (_, b'D') => self.cursor = self.previous_boundary(),
+            (_, b'C') => self.cursor = self.next_boundary(),
             (_, b'A') => self.browse(-1),
             (_, b'B') => self.browse(1),
             (_, b'H') | (b"1" | b"7", b'~') => self.cursor = 0,
@@ -177,17 +180,38 @@ impl Editor {
         }
     }
 
-    fn delete_back(&mut self) {
-        if self.cursor > 0 {
-            self.cursor -= 1;
-            self.line.remove(self.cursor);
+    /// Where each grapheme cluster of the line starts, in characters, and
+    /// the line's end.
+    fn boundaries(&self) -> Vec<usize> {
+        let line: String = self.line.iter().collect();
+        let mut chars = 0;
+        let mut at = vec![0];
+        for grapheme in line.graphemes(true) {
+            chars += grapheme.chars().count();
+            at.push(chars);
         }
+        at
+    }
+
+    /// The start of the grapheme cluster before the cursor.
+    fn previous_boundary(&self) -> usize {
+        self.boundaries().into_iter().rev().find(|&at| at < self.cursor).unwrap_or(0)
+    }
+
+    /// The end of the grapheme cluster after the cursor.
+    fn next_boundary(&self) -> usize {
+        self.boundaries().into_iter().find(|&at| at > self.cursor).unwrap_or(self.line.len())
+    }
+
+    fn delete_back(&mut self) {
+        let start = self.previous_boundary();
+        self.line.drain(start..self.cursor);
+        self.cursor = start;
     }
 
     fn delete_forward(&mut self) {
-        if self.cursor < self.line.len() {
-            self.line.remove(self.cursor);
-        }
+        let end = self.next_boundary();
+        self.line.drain(self.cursor..end);
     }
 
     /// Ctrl-W: the spaces before the cursor, then the word before them.
@@ -375,5 +399,23 @@ mod tests {
         type_keys(&mut e, &[b'9'; 40]);
         type_keys(&mut e, b"~!");
         assert_eq!(e.line(), "ok!");
+    }
+
+    #[test]
+    fn the_cursor_moves_and_deletes_by_what_the_user_sees_as_one_character() {
+        let mut e = Editor::default();
+        // A family emoji (joined by ZWJs), a flag (two regional indicators), an e with a
+        // combining acute accent, then x.
+        let text = "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}\u{1f1eb}\u{1f1f7}e\u{301}x";
+        type_keys(&mut e, text.as_bytes());
+        type_keys(&mut e, &[LEFT, LEFT].concat());
+        type_keys(&mut e, b"|");
+        assert_eq!(e.line(), "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}\u{1f1eb}\u{1f1f7}|e\u{301}x");
+        type_keys(&mut e, b"\x7f\x7f");
+        assert_eq!(e.line(), "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}e\u{301}x", "the flag goes whole");
+        type_keys(&mut e, b"\x1b[3~");
+        assert_eq!(e.line(), "\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}x", "so does the accented e");
+        type_keys(&mut e, &[LEFT, b"<"].concat());
+        assert_eq!(e.line(), "<\u{1f468}\u{200d}\u{1f469}\u{200d}\u{1f467}x");
     }
 }

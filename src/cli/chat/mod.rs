@@ -1,6 +1,7 @@
 //! `socketeer chat`: the chat server and its terminal client.
 
 mod editor;
+mod session;
 mod terminal;
 
 use std::fmt;
@@ -21,7 +22,6 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use super::args::{self, BindArgs, Cap, LineRate, UsageError, cap, line_rate, positive_duration};
 use super::output::Output;
 use super::run::run_services;
-use terminal::Terminal;
 
 /// The longest line `chat join` reads from stdin.
 const MAX_INPUT_LINE: usize = 64 * 1024;
@@ -249,7 +249,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let peer = client.peer();
     let nick = args.nick.as_deref();
     let ending = if !args.json && io::stdin().is_terminal() && io::stdout().is_terminal() {
-        join_at_a_terminal(client, nick).await?
+        session::join_at_a_terminal(client, &args.target, timeouts, nick).await?
     } else {
         let out = Output::new(args.json);
         let input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_INPUT_LINE))
@@ -261,12 +261,4 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
         Ending::ServerShutDown => Err(anyhow!("the server at {peer} shut down")),
         Ending::ServerClosed => Err(anyhow!("the server at {peer} closed the connection")),
     }
-}
-
-/// `chat join` at a terminal: lines from the server are printed above the
-/// line the user is typing, which is redrawn under them.
-async fn join_at_a_terminal(client: ChatClient, nick: Option<&str>) -> anyhow::Result<Ending> {
-    let (terminal, input) = Terminal::start()?;
-    let ending = client.run(nick, input, |got| terminal.print(&Shown::from(got).to_string())).await?;
-    Ok(ending)
 }

@@ -15,9 +15,19 @@ const PROMPT: &str = "> ";
 /// Clears the terminal's current row and goes to its start.
 const CLEAR_ROW: &str = "\r\x1b[K";
 
+/// The line being typed, and where it was last drawn.
+#[derive(Default)]
+struct Screen {
+    editor: Editor,
+    /// The terminal's width when the line was last drawn.
+    columns: usize,
+    /// The cursor's column then.
+    cursor: usize,
+}
+
 /// The terminal while `chat join` runs: raw input, the line being typed.
 pub struct Terminal {
-    editor: Arc<Mutex<Editor>>,
+    screen: Arc<Mutex<Screen>>,
     saved: Termios,
 }
 
@@ -37,11 +47,11 @@ impl Terminal {
         raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
         raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
         termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &raw)?;
-        let terminal = Terminal { editor: Arc::new(Mutex::new(Editor::default())), saved };
+        let terminal = Terminal { screen: Arc::new(Mutex::new(Screen::default())), saved };
         let (typed, lines) = mpsc::unbounded();
-        let editor = terminal.editor.clone();
-        std::thread::spawn(move || read_keys(&editor, &typed));
-        redraw(&Editor::default(), "")?;
+        let screen = terminal.screen.clone();
+        std::thread::spawn(move || read_keys(&screen, &typed));
+        terminal.print_raw("")?;
         Ok((terminal, lines))
     }
 
@@ -50,9 +60,21 @@ impl Terminal {
     /// # Errors
     /// When the terminal cannot be written.
     pub fn print(&self, text: &str) -> io::Result<()> {
-        // Holding the editor keeps the key reader from drawing meanwhile.
-        let editor = self.editor.lock().unwrap_or_else(PoisonError::into_inner);
-        redraw(&editor, &format!("{text}\r\n"))
+        self.print_raw(&format!("{text}\r\n"))
+    }
+
+    /// Draws the line again (after the window changed size).
+    ///
+    /// # Errors
+    /// When the terminal cannot be written.
+    pub fn redraw(&self) -> io::Result<()> {
+        self.print_raw("")
+    }
+
+    fn print_raw(&self, above: &str) -> io::Result<()> {
+        // Holding the screen keeps the key reader from drawing meanwhile.
+        let mut screen = self.screen.lock().unwrap_or_else(PoisonError::into_inner);
+        redraw(&mut screen, above)
     }
 }
 
@@ -66,21 +88,33 @@ impl Drop for Terminal {
 
 /// Rewrites the current row: `above` (whole lines), then the prompt and the
 /// line, with the cursor where the editor has it.
-fn redraw(editor: &Editor, above: &str) -> io::Result<()> {
+fn redraw(screen: &mut Screen, above: &str) -> io::Result<()> {
     // Asked each time, so a resized window is drawn right at the next key.
-    let (_, columns) = console::Term::stdout().size();
-    let (visible, back) = editor.view(usize::from(columns).saturating_sub(PROMPT.len()));
+    let columns = usize::from(console::Term::stdout().size().1).max(PROMPT.len() + 2);
+    let (visible, back) = screen.editor.view(columns - PROMPT.len());
     let mut out = io::stdout().lock();
-    write!(out, "{CLEAR_ROW}{above}{PROMPT}{visible}")?;
+    // A window narrower than the line last drawn has wrapped it: the rows above the
+    // cursor hold pieces of it, which are cleared too (to the end of the screen).
+    let rows_up = match screen.columns > columns {
+        true => screen.cursor / columns,
+        false => 0,
+    };
+    if rows_up > 0 {
+        write!(out, "\x1b[{rows_up}A")?;
+    }
+    write!(out, "\r\x1b[J{above}{PROMPT}{visible}")?;
     if back > 0 {
         write!(out, "\x1b[{back}D")?;
     }
+    let width: usize = unicode_width::UnicodeWidthStr::width(visible.as_str());
+    screen.columns = columns;
+    screen.cursor = PROMPT.len() + width - back;
     out.flush()
 }
 
 /// Reads keys until the user leaves or stdin ends, editing the line and
 /// sending each entered line to `typed`.
-fn read_keys(editor: &Mutex<Editor>, typed: &mpsc::UnboundedSender<io::Result<String>>) {
+fn read_keys(screen: &Mutex<Screen>, typed: &mpsc::UnboundedSender<io::Result<String>>) {
     let mut stdin = io::stdin().lock();
     let mut keys = [0u8; 256];
     loop {
@@ -93,10 +127,10 @@ fn read_keys(editor: &Mutex<Editor>, typed: &mpsc::UnboundedSender<io::Result<St
                 return;
             }
         };
-        let mut editor = editor.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut screen = screen.lock().unwrap_or_else(PoisonError::into_inner);
         let mut above = String::new();
         for &key in &keys[..n] {
-            match editor.key(key) {
+            match screen.editor.key(key) {
                 None => {}
                 Some(Outcome::Leave) => return,
                 Some(Outcome::Entered(line)) => {
@@ -107,7 +141,7 @@ fn read_keys(editor: &Mutex<Editor>, typed: &mpsc::UnboundedSender<io::Result<St
                 }
             }
         }
-        if redraw(&editor, &above).is_err() {
+        if redraw(&mut screen, &above).is_err() {
             return;
         }
     }

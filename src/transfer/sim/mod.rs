@@ -417,3 +417,45 @@ fn backoff_fits_within_the_receivers_timeout_through_bursts() {
         assert_delivered(&sim, &content(14_000, seed as u8));
     }
 }
+
+/// Issue 14: a timeout of 300000000000 years panicked the receiver at the
+/// first HELLO (an `Instant` overflow). The parsers refuse such values now,
+/// and the engines cut whatever a caller of the library passes.
+#[test]
+fn timeouts_beyond_any_clock_are_cut_not_overflowed() {
+    let now = Instant::now();
+    let forever = Duration::MAX;
+    let config = SenderConfig {
+        protocol: Protocol::SelectiveRepeat,
+        window: 4,
+        block: 100,
+        seq_bits: 16,
+        session: 1,
+        initial_rto: forever,
+        min_rto: forever,
+        max_rto: forever,
+        peer_timeout: forever,
+        progress_timeout: forever,
+        name: "x".to_owned(),
+        size: None,
+    };
+    let mut sender = Sender::new(config, now).unwrap();
+    let mut hello = Vec::new();
+    assert!(sender.poll_transmit(now, &mut hello));
+    assert!(sender.poll_timeout().is_some_and(|t| t > now));
+    sender.handle_timeout(now);
+    let packet = Packet::new_checked(&hello).unwrap();
+    let Ok(Repr::Hello(hello)) = Repr::parse(&packet) else { panic!("not a HELLO") };
+    let limits = ReceiverLimits {
+        max_window: 8,
+        max_block: 100,
+        peer_timeout: forever,
+        progress_timeout: forever,
+        linger: forever,
+    };
+    let mut receiver = Receiver::accept(now, 1, &hello, limits).unwrap();
+    assert!(receiver.poll_timeout(now).is_some_and(|t| t > now));
+    receiver.handle_timeout(now);
+    let mut ack = Vec::new();
+    assert!(receiver.poll_transmit(&mut ack), "the HELLO-ACK");
+}

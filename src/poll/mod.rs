@@ -1,6 +1,7 @@
-//! What the plain driver loops share: waiting on sockets with a deadline
-//! precise to microseconds, and a [`Waker`] other threads use to interrupt
-//! the wait or stop the loop.
+//! What the plain driver loops share: a thread of their own that never dies
+//! in silence ([`thread`]), waiting on sockets with a deadline precise to
+//! microseconds, and a [`Waker`] other threads use to interrupt the wait or
+//! stop the loop.
 //!
 //! tokio's timer rounds to whole milliseconds, too coarse for the proxy's
 //! added delays and for retransmission timeouts on loopback; `ppoll` takes
@@ -18,6 +19,12 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::time::TimeSpec;
+
+pub mod poller;
+pub mod thread;
+
+pub use poller::Poller;
+pub use thread::{DeathWatch, DriverDied, DriverThread, spawn};
 
 /// How far before a deadline a long wait ends.
 pub const EARLY_WAKE: Duration = Duration::from_millis(1);
