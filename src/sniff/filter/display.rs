@@ -163,7 +163,27 @@ impl fmt::Display for Expr {
             Expr::Load { layer, index, size: 1 } => write!(f, "{layer}[{index}]"),
             Expr::Load { layer, index, size } => write!(f, "{layer}[{index}:{size}]"),
             Expr::Binary(op, a, b) => write!(f, "{} {} {}", Operand(a), op.symbol(), Operand(b)),
+            // `--x` lexes as two minus signs: no parentheses needed, so a
+            // long run of them does not nest.
+            Expr::Neg(a) if matches!(**a, Expr::Neg(_)) => write!(f, "-{a}"),
             Expr::Neg(a) => write!(f, "-{}", Operand(a)),
+        }
+    }
+}
+
+impl Expr {
+    /// How deep the parentheses and brackets of this expression's
+    /// [`Display`](fmt::Display) nest: the parser must refuse what would
+    /// print deeper than it accepts, or the text would not parse back.
+    pub(super) fn display_depth(&self) -> usize {
+        let operand =
+            |e: &Expr| e.display_depth() + usize::from(matches!(e, Expr::Binary(..) | Expr::Neg(_)));
+        match self {
+            Expr::Num(_) | Expr::Len => 0,
+            Expr::Load { index, .. } => 1 + index.display_depth(),
+            Expr::Binary(_, a, b) => operand(a).max(operand(b)),
+            Expr::Neg(a) if matches!(**a, Expr::Neg(_)) => a.display_depth(),
+            Expr::Neg(a) => operand(a),
         }
     }
 }

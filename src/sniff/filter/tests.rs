@@ -206,3 +206,19 @@ fn depth_and_length_are_bounded() {
     assert!(allowed.parse::<Filter>().is_ok());
     assert!(format!("{}tcp{}", "(".repeat(101), ")".repeat(101)).parse::<Filter>().is_err());
 }
+
+/// Found by the fuzzer: what parses prints in a form that parses back,
+/// however many minus signs it has, and '%' (which, having no precedence
+/// in libpcap's grammar, groups to the right and prints parenthesized)
+/// cannot print deeper than a filter may nest.
+#[test]
+fn what_parses_prints_within_the_nesting_limit() {
+    let minus = format!("{}2012%2+42%242%01%4=02022", "-".repeat(105));
+    let filter = minus.parse::<Filter>().unwrap();
+    assert_eq!(filter.to_string().parse::<Filter>(), Ok(filter));
+    let chain = |n: usize| format!("len{} = 0", " % 3".repeat(n));
+    let filter = chain(99).parse::<Filter>().unwrap();
+    assert_eq!(filter.to_string().parse::<Filter>(), Ok(filter));
+    let error = chain(150).parse::<Filter>().unwrap_err().to_string();
+    assert!(error.contains("at most 100 deep"), "{error}");
+}

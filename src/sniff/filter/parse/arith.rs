@@ -7,7 +7,7 @@
 
 use super::super::names::{constant, number};
 use super::super::{ArithOp, Expr, Layer, RelOp};
-use super::{FilterError, Parser};
+use super::{FilterError, MAX_NESTING, Parser, nesting_problem};
 
 /// An operator waiting on the stack for its right operand.
 #[derive(Clone, Copy)]
@@ -151,7 +151,13 @@ impl Parser<'_, '_> {
         while !stack.is_empty() {
             self.reduce(&mut operands, &mut stack)?;
         }
-        operands.pop().ok_or_else(|| self.error(self.peek(), "an expression"))
+        let expr = operands.pop().ok_or_else(|| self.error(self.peek(), "an expression"))?;
+        // Operators without a precedence ('%', '^') group to the right
+        // without parentheses, and print with them: count those too.
+        if self.nesting + expr.display_depth() > MAX_NESTING {
+            return Err(self.fail(self.peek(), &nesting_problem()));
+        }
+        Ok(expr)
     }
 
     /// A number, a named constant, `len`, `PROTO[INDEX:SIZE]` or `(EXPR)`.

@@ -37,6 +37,11 @@ fn at(word: &Option<String>, position: usize) -> String {
 /// crafted filter 100,000 levels deep would overflow the stack.
 pub const MAX_NESTING: usize = 100;
 
+/// What a filter nested too deep is told.
+fn nesting_problem() -> String {
+    format!("a filter may nest parentheses, brackets and 'not' at most {MAX_NESTING} deep")
+}
+
 /// The most primitives and arithmetic operations one filter may join.
 /// Joined terms form a tree as deep as the chain is long; real filters
 /// have a handful.
@@ -131,9 +136,7 @@ impl<'a> Parser<'a, '_> {
     fn nest(&mut self, token: Option<Token<'_>>) -> Result<(), FilterError> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
-            let problem =
-                format!("a filter may nest parentheses, brackets and 'not' at most {MAX_NESTING} deep");
-            return Err(self.fail(token, &problem));
+            return Err(self.fail(token, &nesting_problem()));
         }
         Ok(())
     }
