@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::netns::Namespace;
 use super::table::Table;
 use super::tcp_info::TcpCounters;
 use super::{LabError, Lesson, Took, thousands};
 use crate::impair::Probability;
+use crate::netns::Namespace;
 use crate::plot::{self, Axes, Series};
 use crate::stats::{as_millis, millis};
 
@@ -137,7 +137,7 @@ pub fn run(config: TcpUdpConfig) -> Result<TcpUdpReport, LabError> {
 }
 
 fn lossy_namespace(loss: Probability) -> Result<Namespace, LabError> {
-    let namespace = Namespace::create("tvu")?;
+    let namespace = Namespace::private("tvu")?;
     let threshold = (loss.fraction() * 1_000_000.0).round() as u64;
     // Dropped on input: both ends see a packet that left and never came,
     // as on a real network (an output drop would fail the send instead).
