@@ -35,8 +35,9 @@ const SERVE_PORTS: [(u16, &str, &str); 6] = [
 /// How long `wait $!` waits for the last background command to end.
 const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Ports the guide's own servers use; each gets a free port of its own.
-const PAGE_PORTS: std::ops::RangeInclusive<u16> = 9000..=9099;
+/// Ports the guide's own servers use; each gets a free port of its own, so
+/// pages that run side by side never share one (9345 and 9346 are in use).
+const PAGE_PORTS: std::ops::RangeInclusive<u16> = 9000..=9999;
 
 /// The repository's root.
 pub fn root() -> PathBuf {
@@ -149,7 +150,7 @@ fn shell(text: &str, dir: &Path) -> Command {
 }
 
 /// `text` with every port number the guide uses replaced by the port the
-/// test gave it: serve's defaults by serve's real ports, 9000 to 9099 by a
+/// test gave it: serve's defaults by serve's real ports, 9000 to 9999 by a
 /// free port each (the same one for the whole page).
 fn with_ports(text: &str, ports: &mut BTreeMap<u16, u16>) -> String {
     let mut out = String::with_capacity(text.len());
