@@ -83,12 +83,12 @@ impl TunDevice {
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(CLONE_DEVICE)?;
+        let request_ptr = &mut request as *mut InterfaceRequest;
         // SAFETY: the descriptor is open (we own `file`), TUNSETIFF reads and
-        // writes one `struct ifreq`, and `request` is a fully initialised
-        // value of that size and layout (checked at compile time above) that
-        // outlives the call.
-        let done =
-            unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &mut request as *mut InterfaceRequest) };
+        // writes one `struct ifreq`, and `request_ptr` points to a fully
+        // initialised value of that size and layout (checked at compile time
+        // above) that outlives the call.
+        let done = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, request_ptr) };
         if done < 0 {
             return Err(io::Error::last_os_error());
         }
