@@ -14,6 +14,8 @@ peers=(
   inetd:openbsd-inetd
   python3:python3
   nmap:nmap
+  ndiff:ndiff
+  xmllint:libxml2-utils
   nft:nftables
   ip:iproute2
   prlimit:util-linux

@@ -19,12 +19,22 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         // The scan's summary already said so; 1 tells scripts nothing was found.
         Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
+        // The results so far are out, marked partial; 130 as for any Ctrl-C.
+        Err(e) if e.is::<cli::Interrupted>() => ExitCode::from(130),
         Err(e) => {
             // If stderr is gone too there is no one left to tell.
             // Errors may quote what a peer sent: show it, never let it drive the terminal.
             let message = socketeer::net::strip_os_error(&format!("{e:#}"));
             let _ = writeln!(io::stderr(), "error: {}", socketeer::text::sanitize_lines(&message));
-            ExitCode::from(e.downcast_ref::<cli::UsageError>().map_or(1, |_| 2))
+            // A scan that could not run is 3: its 1 means "nothing open".
+            let code = if e.is::<cli::UsageError>() {
+                2
+            } else if e.is::<cli::ScanFailed>() {
+                3
+            } else {
+                1
+            };
+            ExitCode::from(code)
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use args::{UsageError, Verbosity};
-pub use scan::{NothingOpen, nmap_style_args};
+pub use scan::{Interrupted, NothingOpen, ScanFailed, nmap_style_args};
 pub use sniff::tcpdump_style_args;
 
 const EXAMPLES: &str = "\

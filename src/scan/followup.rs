@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::report::{PortReport, PortState, Reason};
 use crate::net::Transport;
-use crate::text::sanitize;
+use crate::text::{sanitize, sanitize_bytes};
 
 /// How long the confirming connection may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -95,10 +95,23 @@ async fn read_banner(mut stream: tokio::net::TcpStream, wait: Duration) -> Optio
 /// The banner of a service that answered the probe with the probe itself.
 const ECHOED: &str = "(echoes what it is sent)";
 
-/// One line fit to print: the first line, plus the `Server:` header of an
-/// HTTP answer, with control characters shown (see [`crate::text`]) and the length capped.
+/// One line fit to print, under the crate's one policy for peer bytes
+/// ([`crate::text`]). Text (UTF-8 without control characters other than line
+/// breaks and tabs) gives its first line, plus the `Server:` header of an
+/// HTTP answer. Anything else is binary (the time service's four bytes, say)
+/// and is shown whole, every byte accounted for, instead of being cut at a
+/// line feed that happens to be among them. The length is capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(bytes);
+    let banner = match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) => {
+            sanitize(&first_line(text)?).into_owned()
+        }
+        _ => sanitize_bytes(bytes).into_owned(),
+    };
+    (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
+}
+
+fn first_line(text: &str) -> Option<String> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
     let mut banner = lines.next()?.to_owned();
     if banner.starts_with("HTTP/")
@@ -106,7 +119,7 @@ pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     {
         banner = format!("{banner} ({server})");
     }
-    Some(sanitize(&banner).chars().take(BANNER_CHARS).collect())
+    Some(banner)
 }
 
 #[cfg(test)]
@@ -119,8 +132,17 @@ mod tests {
         assert_eq!(printable(b"\r\n220 mail ESMTP\r\n250 more").as_deref(), Some("220 mail ESMTP"));
         let http = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\nServer: demo/1.2\r\n\r\n<html>";
         assert_eq!(printable(http).as_deref(), Some("HTTP/1.0 200 OK (Server: demo/1.2)"));
-        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[b'x'; 400]).map(|b| b.len()), Some(BANNER_CHARS));
+        assert_eq!(printable("caf\u{e9} ol\u{e9}\r\n".as_bytes()).as_deref(), Some("caf\u{e9} ol\u{e9}"));
+    }
+
+    #[test]
+    fn binary_replies_are_escaped_whole() {
+        // The time service's answer: four bytes, one of them a line feed.
+        assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
+        // Terminal controls in otherwise plain text are shown, not obeyed.
+        assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
+        assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));
         assert_eq!(printable(b"\r\n\r\n"), None);
         assert_eq!(printable(b""), None);
     }

@@ -27,6 +27,7 @@ pub mod packet;
 mod payloads;
 pub mod ports;
 pub mod report;
+mod results;
 pub mod schedule;
 mod syn;
 pub mod targets;
@@ -45,9 +46,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 pub use ports::{PortSet, PortSpec};
-pub use report::{PortReport, PortState, Reason, StateCounts, Summary};
+pub use report::{HostReason, HostReport, HostStatus, PortReport, PortState, Reason, StateCounts, Summary};
 pub use targets::TargetSpec;
 
+use results::GroupResults;
 use targets::{Host, Hosts};
 use worker::{Found, Group, Plan};
 
@@ -81,6 +83,10 @@ pub struct ScanConfig {
     pub max_inflight: Option<usize>,
     /// Probes per second at most, over the whole scan.
     pub rate: Option<f64>,
+    /// The slowest a host that limits its answers may be probed, per second.
+    pub min_rate: Option<f64>,
+    /// Give a host up after this long (its results so far are reported).
+    pub host_timeout: Option<Duration>,
     /// Connect reactors (threads); `None` means one per core.
     pub threads: Option<usize>,
     /// Read banners of open TCP ports, waiting this long for each.
@@ -100,6 +106,8 @@ impl Default for ScanConfig {
             retries: 1,
             max_inflight: None,
             rate: None,
+            min_rate: None,
+            host_timeout: None,
             threads: None,
             banner: None,
             report_all: false,
@@ -110,8 +118,8 @@ impl Default for ScanConfig {
 /// What a scan reports as it goes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
-    /// A port's verdict: every open port, and every port with `report_all`.
-    Port(PortReport),
+    /// A host's results, once its scan is over: every host, up or down.
+    Host(HostReport),
     /// A host name that did not resolve; the scan goes on without it.
     Unresolved {
         /// The name.
@@ -203,79 +211,116 @@ pub async fn run(
     let started = Instant::now();
     let exclude = resolve_excludes(&config.exclude).await?;
     let mut plan = Plan::new(&config, window_size(&config));
-    if plan.syn
-        && !plan.tcp_ports.is_empty()
-        && let Err(reason) = crate::rawsock::check_raw_access()
-    {
-        sink(Event::SynUnavailable { reason }).map_err(ScanError::Sink)?;
-        plan.syn = false;
+    let mut summary = Summary::default();
+    if !plan.tcp_ports.is_empty() {
+        if plan.syn
+            && let Err(reason) = crate::rawsock::check_raw_access()
+        {
+            summary.syn_fallback = Some(reason.clone());
+            sink(Event::SynUnavailable { reason }).map_err(ScanError::Sink)?;
+            plan.syn = false;
+        }
+        summary.tcp_method = Some(if plan.syn { "syn" } else { "connect" });
     }
     let plan = Arc::new(plan);
+    let mut hosts = Hosts::new(&config.targets, &exclude);
+    loop {
+        let group = next_group(&mut hosts, &mut sink, &mut summary).await?;
+        if group.len() == 0 || progress.stopped() {
+            break;
+        }
+        progress.total.fetch_add(plan.ports_per_host() * group.len() as u64, Ordering::Relaxed);
+        scan_group(group, &plan, &progress, &mut sink, &mut summary).await?;
+    }
+    summary.partial = progress.stopped();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// The next hosts to scan together, names resolved (those that do not
+/// resolve are reported and skipped); empty when there are no more.
+async fn next_group(
+    hosts: &mut Hosts<'_>,
+    sink: &mut impl FnMut(Event) -> io::Result<()>,
+    summary: &mut Summary,
+) -> Result<Group, ScanError> {
+    let mut group = Group::default();
+    while group.len() < GROUP_HOSTS {
+        match hosts.next() {
+            Some(Host::Addr(ip)) => group.push(ip, 0, None),
+            Some(Host::Name(name)) => match resolve(&name).await {
+                Ok(ips) => {
+                    let name: Arc<str> = name.into();
+                    for ip in ips.into_iter().filter(|ip| !hosts.is_excluded(*ip)) {
+                        group.push(ip, 0, Some(name.clone()));
+                    }
+                }
+                Err(error) => {
+                    summary.unresolved += 1;
+                    sink(Event::Unresolved { host: name, error }).map_err(ScanError::Sink)?;
+                }
+            },
+            None => break,
+        }
+    }
+    Ok(group)
+}
+
+/// Scans one group on blocking threads, confirms and reads banners of open
+/// ports as they come, and reports each host when all is in.
+async fn scan_group(
+    group: Group,
+    plan: &Arc<Plan>,
+    progress: &Arc<Progress>,
+    sink: &mut impl FnMut(Event) -> io::Result<()>,
+    summary: &mut Summary,
+) -> Result<(), ScanError> {
+    let group = Arc::new(group);
     let (tx, mut rx) = mpsc::channel::<Found>(1024);
-    let mut summary = Summary::default();
+    let task = {
+        let (group, plan, progress) = (group.clone(), plan.clone(), progress.clone());
+        tokio::task::spawn_blocking(move || worker::scan_group(&group, &plan, &progress, &tx))
+    };
+    let mut results = GroupResults::new(&group);
     let mut followups = JoinSet::new();
     let permits = Arc::new(tokio::sync::Semaphore::new(FOLLOWUPS));
-    let mut groups =
-        tokio::spawn(produce_groups(config.targets.clone(), exclude, plan.clone(), progress.clone(), tx));
-    let mut produced = None;
     loop {
         tokio::select! {
             found = rx.recv() => match found {
                 Some(Found::Port { report, stream }) => {
                     if followup::needed(&report, stream.as_ref(), plan.banner) {
-                        let permits = permits.clone();
-                        let banner = plan.banner;
+                        let (permits, banner) = (permits.clone(), plan.banner);
                         followups.spawn(async move {
                             let _permit = permits.acquire_owned().await;
                             followup::run(report, stream, banner).await
                         });
                     } else {
-                        emit(&mut sink, &mut summary, &plan, report)?;
+                        results.port(report);
                     }
                 }
-                Some(Found::Counts { counts, probes, retries }) => {
-                    summary.ports.merge(&counts);
+                Some(Found::Done { hosts, probes, retries }) => {
                     summary.probes += probes;
                     summary.retries += retries;
-                }
-                Some(Found::Unresolved { host, error }) => {
-                    summary.unresolved += 1;
-                    sink(Event::Unresolved { host, error }).map_err(ScanError::Sink)?;
+                    results.merge(hosts);
                 }
                 None => break,
             },
             Some(done) = followups.join_next() => {
                 if let Ok(report) = done {
-                    emit(&mut sink, &mut summary, &plan, report)?;
+                    results.port(report);
                 }
             }
-            result = &mut groups, if produced.is_none() => produced = Some(result),
         }
     }
     while let Some(done) = followups.join_next().await {
         if let Ok(report) = done {
-            emit(&mut sink, &mut summary, &plan, report)?;
+            results.port(report);
         }
     }
-    let hosts = match produced {
-        Some(result) => result,
-        None => groups.await,
-    };
-    summary.hosts = hosts.map_err(|e| ScanError::Setup(io::Error::other(e)))??;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
-}
-
-/// Counts a final verdict and passes it on when it is to be reported.
-fn emit(
-    sink: &mut impl FnMut(Event) -> io::Result<()>,
-    summary: &mut Summary,
-    plan: &Plan,
-    report: PortReport,
-) -> Result<(), ScanError> {
-    summary.ports.add(report.state, 1);
-    if report.state == PortState::Open || plan.report_all {
-        sink(Event::Port(report)).map_err(ScanError::Sink)?;
+    task.await.map_err(|e| ScanError::Setup(io::Error::other(e)))?.map_err(ScanError::Setup)?;
+    for host in results.into_reports(plan.report_all) {
+        summary.add_host(&host);
+        sink(Event::Host(host)).map_err(ScanError::Sink)?;
     }
     Ok(())
 }
@@ -311,49 +356,4 @@ async fn resolve(host: &str) -> Result<Vec<IpAddr>, String> {
     let mut seen = HashSet::new();
     let ips: Vec<IpAddr> = addrs.map(|a| a.ip()).filter(|ip| seen.insert(*ip)).collect();
     if ips.is_empty() { Err("no addresses".to_owned()) } else { Ok(ips) }
-}
-
-/// Walks the targets, resolves names, and scans each group of hosts in turn
-/// on blocking threads; returns how many hosts were scanned.
-async fn produce_groups(
-    targets: Vec<TargetSpec>,
-    exclude: Vec<TargetSpec>,
-    plan: Arc<Plan>,
-    progress: Arc<Progress>,
-    tx: mpsc::Sender<Found>,
-) -> Result<u64, ScanError> {
-    let mut hosts = Hosts::new(&targets, &exclude);
-    let mut scanned = 0;
-    loop {
-        let mut group = Group::default();
-        while group.len() < GROUP_HOSTS {
-            match hosts.next() {
-                Some(Host::Addr(ip)) => group.push(ip, None),
-                Some(Host::Name(name)) => match resolve(&name).await {
-                    Ok(ips) => {
-                        let name: Arc<str> = name.into();
-                        for ip in ips.into_iter().filter(|ip| !hosts.is_excluded(*ip)) {
-                            group.push(ip, Some(name.clone()));
-                        }
-                    }
-                    Err(error) => {
-                        if tx.send(Found::Unresolved { host: name, error }).await.is_err() {
-                            return Ok(scanned);
-                        }
-                    }
-                },
-                None => break,
-            }
-        }
-        if group.len() == 0 || progress.stopped() {
-            return Ok(scanned);
-        }
-        scanned += group.len() as u64;
-        progress.total.fetch_add(plan.ports_per_host() * group.len() as u64, Ordering::Relaxed);
-        let (plan, progress, tx) = (plan.clone(), progress.clone(), tx.clone());
-        tokio::task::spawn_blocking(move || worker::scan_group(&group, &plan, &progress, &tx))
-            .await
-            .map_err(|e| ScanError::Setup(io::Error::other(e)))?
-            .map_err(ScanError::Setup)?;
-    }
 }

@@ -1,4 +1,5 @@
-//! What a scan finds: one [`PortReport`] per port verdict, and a [`Summary`].
+//! What a scan finds: one [`HostReport`] per host, with a [`PortReport`]
+//! per reported port, and a [`Summary`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use super::schedule::Throttled;
 use crate::net::Transport;
 use crate::text::plural;
 
@@ -64,6 +66,9 @@ pub enum Reason {
     NoResponse,
     /// An ICMP host, network or admin-prohibited unreachable, or a local route error.
     Unreachable,
+    /// The host itself could not be reached: it did not answer ARP or NDP
+    /// (sending to it failed), so no probe left this machine.
+    HostUnreachable,
     /// UDP: a datagram came back.
     UdpResponse,
     /// UDP: ICMP port unreachable.
@@ -114,6 +119,87 @@ impl fmt::Display for PortReport {
             None => write!(f, "{host:<24} {port:<11} {state:<13} {service}"),
         }
     }
+}
+
+/// Whether a host is there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    /// It answered discovery (or was taken to be up).
+    Up,
+    /// It answered no discovery probe.
+    Down,
+}
+
+/// What a host's status rests on, in nmap's words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostReason {
+    /// Not asked: discovery was skipped (`-Pn`), every host is taken to be up.
+    UserSet,
+    /// An address of this machine.
+    LocalhostResponse,
+    /// It answered ARP.
+    ArpResponse,
+    /// It answered an IPv6 neighbour solicitation.
+    NdResponse,
+    /// It answered an ICMP echo request.
+    EchoReply,
+    /// A TCP connection to it completed.
+    SynAck,
+    /// A TCP connection to it was refused: something answered.
+    ConnRefused,
+    /// Nothing answered.
+    NoResponse,
+}
+
+impl HostReason {
+    /// The name as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostReason::UserSet => "user-set",
+            HostReason::LocalhostResponse => "localhost-response",
+            HostReason::ArpResponse => "arp-response",
+            HostReason::NdResponse => "nd-response",
+            HostReason::EchoReply => "echo-reply",
+            HostReason::SynAck => "syn-ack",
+            HostReason::ConnRefused => "conn-refused",
+            HostReason::NoResponse => "no-response",
+        }
+    }
+}
+
+/// One host's results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HostReport {
+    /// The address.
+    pub ip: IpAddr,
+    /// The name it was resolved from, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Arc<str>>,
+    /// Up or down.
+    pub status: HostStatus,
+    /// Why.
+    pub reason: HostReason,
+    /// The reported ports (open ones, or all with `report_all`), by port
+    /// number, TCP before UDP.
+    #[serde(skip)]
+    pub ports: Vec<PortReport>,
+    /// Every verdict, reported or not.
+    pub counts: StateCounts,
+    /// The host limited its answers; how the scan kept under the limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<Throttled>,
+    /// The host's scan did not finish (Ctrl-C, `--host-timeout`): ports
+    /// not probed are missing from its counts.
+    pub incomplete: bool,
+    /// Smoothed round trip to the host, once measured.
+    #[serde(
+        rename = "srtt_ms",
+        serialize_with = "crate::stats::as_opt_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub srtt: Option<Duration>,
 }
 
 /// Counts of verdicts per state.
@@ -168,28 +254,58 @@ impl StateCounts {
 pub struct Summary {
     /// Addresses scanned.
     pub hosts: u64,
+    /// Of those, hosts that were up (or taken to be, with discovery skipped).
+    pub hosts_up: u64,
     /// Names that did not resolve.
     pub unresolved: u64,
     /// Verdicts per state.
     pub ports: StateCounts,
-    /// Probes sent, retries included.
+    /// Probes sent, retries included (discovery not counted).
     pub probes: u64,
     /// Of those, retries of unanswered probes.
     pub retries: u64,
+    /// How TCP ports were probed (`connect` or `syn`), when they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_method: Option<&'static str>,
+    /// Why a SYN scan fell back to connect(), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_fallback: Option<String>,
+    /// Hosts that limited their answers and were paced.
+    pub throttled_hosts: u64,
+    /// The longest any host kept the scan waiting under its limit.
+    #[serde(rename = "throttle_wait_ms", serialize_with = "crate::stats::as_millis")]
+    pub throttle_wait: Duration,
+    /// The scan was stopped (Ctrl-C, SIGTERM) before it finished: the
+    /// counts cover what was scanned until then.
+    pub partial: bool,
     /// Wall-clock time of the scan.
     #[serde(rename = "elapsed_ms", serialize_with = "crate::stats::as_millis")]
     pub elapsed: Duration,
 }
 
+impl Summary {
+    /// Counts one host's results in.
+    pub fn add_host(&mut self, host: &HostReport) {
+        self.hosts += 1;
+        self.hosts_up += u64::from(host.status == HostStatus::Up);
+        self.ports.merge(&host.counts);
+        if let Some(throttled) = &host.throttled {
+            self.throttled_hosts += 1;
+            self.throttle_wait = self.throttle_wait.max(throttled.waited);
+        }
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "scanned {}, {} in {:.2}s:",
-            plural(self.hosts, "host"),
-            plural(self.ports.total(), "port"),
-            self.elapsed.as_secs_f64()
-        )?;
+        if self.partial {
+            f.write_str("interrupted, partial results: ")?;
+        }
+        write!(f, "scanned {}", plural(self.hosts, "host"))?;
+        if self.hosts_up != self.hosts {
+            write!(f, " ({} up)", self.hosts_up)?;
+        }
+        write!(f, ", {} in {:.2}s:", plural(self.ports.total(), "port"), self.elapsed.as_secs_f64())?;
         let mut first = true;
         for state in PortState::ALL {
             let n = self.ports.get(state);
@@ -200,6 +316,15 @@ impl fmt::Display for Summary {
         }
         if self.unresolved > 0 {
             write!(f, "; {} did not resolve", plural(self.unresolved, "name"))?;
+        }
+        if self.throttled_hosts > 0 {
+            let verb = if self.throttled_hosts == 1 { "limits its" } else { "limit their" };
+            write!(
+                f,
+                "; {} {verb} answers, the scan slowed down and waited {:.1}s",
+                plural(self.throttled_hosts, "host"),
+                self.throttle_wait.as_secs_f64()
+            )?;
         }
         let retries =
             if self.retries == 1 { "1 retry".to_owned() } else { format!("{} retries", self.retries) };
@@ -215,17 +340,31 @@ mod tests {
     fn the_summary_counts_in_words() {
         let one = Summary {
             hosts: 1,
+            hosts_up: 1,
             unresolved: 1,
             ports: StateCounts { open: 1, ..StateCounts::default() },
             probes: 1,
             retries: 1,
             elapsed: Duration::from_millis(20),
+            ..Summary::default()
         };
         assert_eq!(
             one.to_string(),
             "scanned 1 host, 1 port in 0.02s: 1 open; 1 name did not resolve (1 probe, 1 retry)"
         );
-        let two = Summary { hosts: 2, unresolved: 0, probes: 2, retries: 0, ..one };
+        let two = Summary { hosts: 2, hosts_up: 2, unresolved: 0, probes: 2, retries: 0, ..one.clone() };
         assert_eq!(two.to_string(), "scanned 2 hosts, 1 port in 0.02s: 1 open (2 probes, 0 retries)");
+        let slow = Summary {
+            hosts_up: 1,
+            throttled_hosts: 1,
+            throttle_wait: Duration::from_millis(12_340),
+            partial: true,
+            ..two
+        };
+        assert_eq!(
+            slow.to_string(),
+            "interrupted, partial results: scanned 2 hosts (1 up), 1 port in 0.02s: 1 open; 1 host limits its \
+             answers, the scan slowed down and waited 12.3s (2 probes, 0 retries)"
+        );
     }
 }

@@ -13,18 +13,21 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use nix::errno::Errno;
 use nix::sys::socket::{SockaddrStorage, recvfrom};
 use socket2::{Domain, SockAddr, Socket};
 
-use super::packet::{self, ACK, RST, SYN, SYN_LEN, TcpReply};
+use super::packet::{self, SYN_LEN, TcpReply};
 use super::report::{PortState, Reason};
 use super::schedule::Scheduler;
+use super::schedule::throttle::SharedThrottle;
 use super::tcp::SEND_BATCH;
-use super::worker::{Group, Plan, Reporter, Stopped, share};
+use super::worker::{Group, Plan, Reporter, Stopped, poll_wait, share};
 use crate::rawsock;
 
 /// Attempts at finding a source port free over both IPv4 and IPv6.
@@ -35,7 +38,13 @@ const PORT_ATTEMPTS: usize = 16;
 ///
 /// # Errors
 /// When the raw sockets, the source port or epoll cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(
+    group: &Group,
+    plan: &Plan,
+    k: usize,
+    throttles: Vec<Arc<SharedThrottle>>,
+    mut out: Reporter<'_>,
+) -> io::Result<()> {
     let (_reservation, port) = reserve_port()?;
     let mut poll = Poll::new()?;
     let open = |domain: Domain, token: usize| -> io::Result<Option<Socket>> {
@@ -49,11 +58,33 @@ pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) 
     let (v4, v6) = (open(Domain::IPV4, 0)?, open(Domain::IPV6, 1)?);
     let sources = group.ips.iter().map(|&ip| rawsock::source_for(ip).ok()).collect();
     let hosts = group.ips.iter().enumerate().map(|(i, ip)| (*ip, i as u32)).collect();
-    let work = share(group.len(), &plan.tcp_ports, k, plan.connect_threads);
-    let mut scheduler = Scheduler::new(plan.schedule, work, true);
+    let ports = share(&plan.tcp_ports, k, plan.connect_threads);
+    let mut scheduler = Scheduler::sharing(plan.schedule, throttles, ports, true, Instant::now());
     let mut reactor = Reactor { group, v4, v6, sources, hosts, port, key: RandomState::new(), out: &mut out };
-    match reactor.drive(&mut poll, &mut scheduler) {
-        Ok(()) | Err(Stopped) => Ok(()),
+    // Stopped: the results so far still go out, marked incomplete.
+    let _ = reactor.drive(&mut poll, &mut scheduler);
+    out.finish(&scheduler, PortState::Filtered);
+    Ok(())
+}
+
+/// Failed sends to one host after which it is taken to be absent: with the
+/// back-off doubling from 20 ms to half a second, about three seconds, the
+/// time Linux gives an address to answer ARP or NDP before it fails it.
+const HOST_SEND_FAILURES: u32 = 10;
+
+/// What a failed send says.
+enum SendFailure {
+    /// This machine is short of buffers for every destination: wait a moment.
+    Machine,
+    /// Sending to this host failed (an address that does not answer ARP
+    /// fills its neighbour queue and then fails: ENOBUFS, EHOSTUNREACH).
+    Host,
+}
+
+fn classify_send_error(e: &io::Error) -> SendFailure {
+    match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::EAGAIN | Errno::ENOMEM | Errno::EINTR) => SendFailure::Machine,
+        _ => SendFailure::Host,
     }
 }
 
@@ -88,11 +119,7 @@ struct Reactor<'a, 'r> {
 }
 
 impl Reactor<'_, '_> {
-    fn drive<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        poll: &mut Poll,
-        scheduler: &mut Scheduler<W>,
-    ) -> Result<(), Stopped> {
+    fn drive(&mut self, poll: &mut Poll, scheduler: &mut Scheduler) -> Result<(), Stopped> {
         let mut events = Events::with_capacity(16);
         let mut syn = [0u8; SYN_LEN];
         loop {
@@ -103,21 +130,29 @@ impl Reactor<'_, '_> {
                 let socket = if dst.is_ipv4() { self.v4.as_ref() } else { self.v6.as_ref() };
                 let (Some(socket), Some(source)) = (socket, self.sources[probe.host as usize]) else {
                     // No route to the host.
-                    scheduler.settle(slot, now);
-                    self.out.verdict(probe, PortState::Filtered, Reason::Unreachable, None)?;
+                    scheduler.settle(slot, now, PortState::Filtered, Reason::Unreachable);
                     continue;
                 };
                 packet::build_syn(&mut syn, source, dst, self.port, probe.port, self.cookie(dst, probe.port));
-                match socket.send_to(&syn, &SockAddr::from(SocketAddr::new(dst, 0))) {
+                match socket.send_to(&syn, &SockAddr::from(self.group.addr(probe.host, 0))) {
                     Ok(_) => {
-                        self.out.probes += 1;
-                        self.out.retries += u64::from(probe.attempt > 0);
+                        self.out.sending(probe);
                         scheduler.sent(slot, now);
                     }
-                    Err(_) => {
-                        scheduler.defer(slot, now);
-                        break;
-                    }
+                    Err(e) => match classify_send_error(&e) {
+                        SendFailure::Machine => {
+                            scheduler.defer(slot, now);
+                            break;
+                        }
+                        SendFailure::Host => {
+                            tracing::debug!("sending to {dst} failed: {e}");
+                            scheduler.defer_host(slot, now);
+                            if scheduler.send_failures(probe.host) >= HOST_SEND_FAILURES {
+                                tracing::debug!("{dst} does not answer ARP or NDP; giving it up");
+                                scheduler.host_unreachable(probe.host, now);
+                            }
+                        }
+                    },
                 }
                 now = Instant::now();
                 batch += 1;
@@ -125,31 +160,22 @@ impl Reactor<'_, '_> {
                     break;
                 }
             }
+            self.out.progress(scheduler.concluded());
             if scheduler.is_done() || self.out.stopped() {
                 return Ok(());
             }
-            let wait = match batch {
-                SEND_BATCH => Some(std::time::Duration::ZERO),
-                _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
-            };
+            let wait = Some(poll_wait(scheduler, batch == SEND_BATCH));
             if poll.poll(&mut events, wait).is_err() {
                 continue;
             }
             self.read_v4(scheduler)?;
             self.read_v6(scheduler)?;
             let now = Instant::now();
-            while let Some(expired) = scheduler.handle_timeout(now) {
-                if !expired.retried {
-                    self.out.verdict(expired.probe, PortState::Filtered, Reason::NoResponse, None)?;
-                }
-            }
+            while scheduler.handle_timeout(now).is_some() {}
         }
     }
 
-    fn read_v4<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        scheduler: &mut Scheduler<W>,
-    ) -> Result<(), Stopped> {
+    fn read_v4(&mut self, scheduler: &mut Scheduler) -> Result<(), Stopped> {
         let mut buf = [0u8; 1500];
         while let Some(n) = self.v4.as_ref().and_then(|mut s| s.read(&mut buf).ok()) {
             if let Some((from, reply)) = packet::parse_ipv4(&buf[..n]) {
@@ -159,10 +185,7 @@ impl Reactor<'_, '_> {
         Ok(())
     }
 
-    fn read_v6<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        scheduler: &mut Scheduler<W>,
-    ) -> Result<(), Stopped> {
+    fn read_v6(&mut self, scheduler: &mut Scheduler) -> Result<(), Stopped> {
         let mut buf = [0u8; 1500];
         let Some(fd) = self.v6.as_ref().map(|s| s.as_raw_fd()) else { return Ok(()) };
         while let Ok((n, Some(from))) = recvfrom::<SockaddrStorage>(fd, &mut buf) {
@@ -174,26 +197,24 @@ impl Reactor<'_, '_> {
         Ok(())
     }
 
-    fn answer<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        scheduler: &mut Scheduler<W>,
-        from: IpAddr,
-        reply: TcpReply,
-    ) -> Result<(), Stopped> {
+    fn answer(&mut self, scheduler: &mut Scheduler, from: IpAddr, reply: TcpReply) -> Result<(), Stopped> {
         if reply.dst_port != self.port || reply.ack != self.cookie(from, reply.src_port).wrapping_add(1) {
             return Ok(());
         }
-        let verdict = if reply.flags & (SYN | ACK) == SYN | ACK {
+        let verdict = if reply.syn_ack {
             (PortState::Open, Reason::SynAck)
-        } else if reply.flags & RST != 0 {
+        } else if reply.rst {
             (PortState::Closed, Reason::Reset)
         } else {
             return Ok(());
         };
         let Some(&host) = self.hosts.get(&from) else { return Ok(()) };
-        let Some((slot, _)) = scheduler.find(host, reply.src_port) else { return Ok(()) };
-        let probe = scheduler.settle(slot, Instant::now());
-        self.out.verdict(probe, verdict.0, verdict.1, None)
+        match scheduler.answer(host, reply.src_port, Instant::now(), verdict.0, verdict.1) {
+            Some(settled) if settled.recorded && verdict.0 == PortState::Open => {
+                self.out.open(settled.probe, verdict.1, None)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The sequence number of our SYN to `ip:port`: unguessable by others,

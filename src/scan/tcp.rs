@@ -14,6 +14,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -22,8 +23,9 @@ use nix::errno::Errno;
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::report::{PortState, Reason};
+use super::schedule::throttle::SharedThrottle;
 use super::schedule::{Scheduler, SlotId};
-use super::worker::{Group, Plan, Reporter, Stopped, share};
+use super::worker::{Group, Plan, Reporter, Stopped, poll_wait, share};
 
 /// Probes sent between two looks at what has arrived.
 pub(super) const SEND_BATCH: usize = 256;
@@ -42,42 +44,48 @@ enum Outcome {
 ///
 /// # Errors
 /// When epoll cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, k: usize, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(
+    group: &Group,
+    plan: &Plan,
+    k: usize,
+    throttles: Vec<Arc<SharedThrottle>>,
+    mut out: Reporter<'_>,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let work = share(group.len(), &plan.tcp_ports, k, plan.connect_threads);
-    let mut scheduler = Scheduler::new(plan.schedule, work, false);
+    let ports = share(&plan.tcp_ports, k, plan.connect_threads);
+    let mut scheduler = Scheduler::sharing(plan.schedule, throttles, ports, false, Instant::now());
     let mut sockets: Vec<Option<Socket>> = (0..plan.schedule.window.max(1)).map(|_| None).collect();
     let mut events = Events::with_capacity(1024);
     let mut connector = Connector::default();
     let mut reactor = (&mut poll, &mut connector, &mut sockets, &mut events);
-    match drive(group, &mut reactor, &mut scheduler, &mut out) {
-        Ok(()) | Err(Stopped) => Ok(()),
-    }
+    // Stopped: the results so far still go out, marked incomplete.
+    let _ = drive(group, &mut reactor, &mut scheduler, &mut out);
+    out.finish(&scheduler, PortState::Filtered);
+    Ok(())
 }
 
 /// The reactor's state: epoll, idle sockets, the in-flight sockets by slot, and an event buffer.
 type Parts<'a> = (&'a mut Poll, &'a mut Connector, &'a mut Vec<Option<Socket>>, &'a mut Events);
 
-fn drive<W: Iterator<Item = (u32, u16)>>(
+fn drive(
     group: &Group,
     (poll, connector, sockets, events): &mut Parts<'_>,
-    scheduler: &mut Scheduler<W>,
+    scheduler: &mut Scheduler,
     out: &mut Reporter<'_>,
 ) -> Result<(), Stopped> {
     loop {
         let mut now = Instant::now();
         let mut batch = 0;
         while let Some((slot, probe)) = scheduler.poll_send(now) {
-            out.probes += 1;
-            if probe.attempt > 0 {
-                out.retries += 1;
-            }
-            let addr = SocketAddr::new(group.ip(probe.host), probe.port);
-            let (socket, outcome) = connector.connect(addr);
+            out.sending(probe);
+            let (socket, outcome) = connector.connect(group.addr(probe.host, probe.port));
             match outcome {
                 Outcome::Verdict(state, reason, stream) => {
-                    scheduler.settle(slot, now);
-                    out.verdict(probe, state, reason, stream)?;
+                    // The kernel answered within connect(): a round trip all the same.
+                    let settled = scheduler.settle_at_once(slot, now, Instant::now(), state, reason);
+                    if state == PortState::Open && settled.recorded {
+                        out.open(settled.probe, reason, stream)?;
+                    }
                 }
                 Outcome::Pending => {
                     let registered = socket.as_ref().map(|s| {
@@ -93,7 +101,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                             scheduler.sent(slot, now);
                         }
                         _ => {
-                            out.probes -= 1;
+                            out.unsent(probe);
                             scheduler.defer(slot, now);
                         }
                     }
@@ -103,7 +111,7 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                         "out of sockets or local ports with {} probes in flight; waiting for some to finish",
                         scheduler.in_flight()
                     );
-                    out.probes -= 1;
+                    out.unsent(probe);
                     scheduler.defer(slot, now);
                     break;
                 }
@@ -114,14 +122,11 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
                 break;
             }
         }
+        out.progress(scheduler.concluded());
         if scheduler.is_done() || out.stopped() {
             return Ok(());
         }
-        let wait = match batch {
-            // More may be ready to send: only collect what has arrived.
-            SEND_BATCH => Some(std::time::Duration::ZERO),
-            _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
-        };
+        let wait = Some(poll_wait(scheduler, batch == SEND_BATCH));
         if let Err(e) = poll.poll(events, wait)
             && e.kind() != io::ErrorKind::Interrupted
         {
@@ -132,19 +137,14 @@ fn drive<W: Iterator<Item = (u32, u16)>>(
             let Some(socket) = sockets[slot as usize].as_ref() else { continue };
             let Some((state, reason)) = settled(socket) else { continue };
             let socket = sockets[slot as usize].take();
-            let probe = scheduler.settle(slot, Instant::now());
-            let stream = match state {
-                PortState::Open => socket.map(TcpStream::from),
-                _ => None,
-            };
-            out.verdict(probe, state, reason, stream)?;
+            let settled = scheduler.settle(slot, Instant::now(), state, reason);
+            if state == PortState::Open && settled.recorded {
+                out.open(settled.probe, reason, socket.map(TcpStream::from))?;
+            }
         }
         let now = Instant::now();
         while let Some(expired) = scheduler.handle_timeout(now) {
             sockets[expired.slot as usize] = None;
-            if !expired.retried {
-                out.verdict(expired.probe, PortState::Filtered, Reason::NoResponse, None)?;
-            }
         }
     }
 }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -25,9 +26,10 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::payloads;
 use super::report::{PortState, Reason};
-use super::schedule::{ScheduleConfig, Scheduler};
+use super::schedule::Scheduler;
+use super::schedule::throttle::SharedThrottle;
 use super::tcp::SEND_BATCH;
-use super::worker::{Group, Plan, Reporter, Stopped, share};
+use super::worker::{Group, Plan, Reporter, Stopped, poll_wait, share};
 
 /// Receive buffer of each socket: answers and ICMP errors queue here between polls.
 const RECV_BUFFER: usize = 4 << 20;
@@ -85,16 +87,22 @@ fn open(domain: Domain, token: usize, poll: &Poll) -> io::Result<Socket> {
 ///
 /// # Errors
 /// When epoll or the sockets cannot be set up.
-pub(super) fn scan(group: &Group, plan: &Plan, mut out: Reporter<'_>) -> io::Result<()> {
+pub(super) fn scan(
+    group: &Group,
+    plan: &Plan,
+    throttles: Vec<Arc<SharedThrottle>>,
+    mut out: Reporter<'_>,
+) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let sockets = Sockets::for_group(group, &poll)?;
     let hosts: HashMap<IpAddr, u32> = group.ips.iter().enumerate().map(|(i, ip)| (*ip, i as u32)).collect();
-    let config = ScheduleConfig { window: plan.udp_window, ..plan.single };
-    let mut scheduler = Scheduler::new(config, share(group.len(), &plan.udp_ports, 0, 1), true);
+    let ports = share(&plan.udp_ports, 0, 1);
+    let mut scheduler = Scheduler::sharing(plan.udp_schedule, throttles, ports, true, Instant::now());
     let mut reactor = Reactor { group, sockets: &sockets, hosts: &hosts, out: &mut out };
-    match reactor.drive(&mut poll, &mut scheduler) {
-        Ok(()) | Err(Stopped) => Ok(()),
-    }
+    // Stopped: the results so far still go out, marked incomplete.
+    let _ = reactor.drive(&mut poll, &mut scheduler);
+    out.finish(&scheduler, PortState::OpenFiltered);
+    Ok(())
 }
 
 struct Reactor<'a, 'r> {
@@ -105,11 +113,7 @@ struct Reactor<'a, 'r> {
 }
 
 impl Reactor<'_, '_> {
-    fn drive<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        poll: &mut Poll,
-        scheduler: &mut Scheduler<W>,
-    ) -> Result<(), Stopped> {
+    fn drive(&mut self, poll: &mut Poll, scheduler: &mut Scheduler) -> Result<(), Stopped> {
         let mut events = Events::with_capacity(16);
         loop {
             let mut now = Instant::now();
@@ -118,19 +122,24 @@ impl Reactor<'_, '_> {
                 let ip = self.group.ip(probe.host);
                 let Some(socket) = self.sockets.for_ip(ip) else {
                     // Sockets exist for every family in the group; this is for completeness.
-                    scheduler.settle(slot, now);
-                    self.out.verdict(probe, PortState::Filtered, Reason::Unreachable, None)?;
+                    scheduler.settle(slot, now, PortState::Filtered, Reason::Unreachable);
                     continue;
                 };
-                match send(socket, SocketAddr::new(ip, probe.port)) {
+                match send(socket, self.group.addr(probe.host, probe.port)) {
                     Ok(()) => {
-                        self.out.probes += 1;
-                        self.out.retries += u64::from(probe.attempt > 0);
+                        self.out.sending(probe);
                         scheduler.sent(slot, now);
                     }
-                    Err(_) => {
+                    // The socket's buffer is full: every host waits a moment.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         scheduler.defer(slot, now);
                         break;
+                    }
+                    // This host cannot be sent to now (an address that does not
+                    // answer ARP fills its neighbour queue): only it waits.
+                    Err(e) => {
+                        tracing::debug!("sending to {ip} failed: {e}");
+                        scheduler.defer_host(slot, now);
                     }
                 }
                 now = Instant::now();
@@ -139,13 +148,11 @@ impl Reactor<'_, '_> {
                     break;
                 }
             }
+            self.out.progress(scheduler.concluded());
             if scheduler.is_done() || self.out.stopped() {
                 return Ok(());
             }
-            let wait = match batch {
-                SEND_BATCH => Some(std::time::Duration::ZERO),
-                _ => scheduler.poll_timeout().map(|t| t.saturating_duration_since(Instant::now())),
-            };
+            let wait = Some(poll_wait(scheduler, batch == SEND_BATCH));
             if poll.poll(&mut events, wait).is_err() {
                 continue;
             }
@@ -155,20 +162,12 @@ impl Reactor<'_, '_> {
                 self.read_errors(socket, scheduler)?;
             }
             let now = Instant::now();
-            while let Some(expired) = scheduler.handle_timeout(now) {
-                if !expired.retried {
-                    self.out.verdict(expired.probe, PortState::OpenFiltered, Reason::NoResponse, None)?;
-                }
-            }
+            while scheduler.handle_timeout(now).is_some() {}
         }
     }
 
     /// Datagrams back: open ports (or our own probe, come back to us).
-    fn read_answers<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        socket: &Socket,
-        scheduler: &mut Scheduler<W>,
-    ) -> Result<(), Stopped> {
+    fn read_answers(&mut self, socket: &Socket, scheduler: &mut Scheduler) -> Result<(), Stopped> {
         let own_port = socket.local_addr().ok().and_then(|a| a.as_socket()).map(|a| a.port());
         let mut buf = [0u8; 1500];
         loop {
@@ -192,11 +191,7 @@ impl Reactor<'_, '_> {
     }
 
     /// ICMP errors from the error queue: closed or filtered ports.
-    fn read_errors<W: Iterator<Item = (u32, u16)>>(
-        &mut self,
-        socket: &Socket,
-        scheduler: &mut Scheduler<W>,
-    ) -> Result<(), Stopped> {
+    fn read_errors(&mut self, socket: &Socket, scheduler: &mut Scheduler) -> Result<(), Stopped> {
         let mut data = [0u8; 64];
         let mut control = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
         loop {
@@ -233,18 +228,21 @@ impl Reactor<'_, '_> {
         }
     }
 
-    fn settle<W: Iterator<Item = (u32, u16)>>(
+    fn settle(
         &mut self,
-        scheduler: &mut Scheduler<W>,
+        scheduler: &mut Scheduler,
         addr: SocketAddr,
         state: PortState,
         reason: Reason,
     ) -> Result<(), Stopped> {
         let Some(&host) = self.hosts.get(&addr.ip()) else { return Ok(()) };
-        // An answer to a probe that already expired for good is too late to count.
-        let Some((slot, _)) = scheduler.find(host, addr.port()) else { return Ok(()) };
-        let probe = scheduler.settle(slot, Instant::now());
-        self.out.verdict(probe, state, reason, None)
+        // In flight, or late for a silent port within the timeout: both count.
+        match scheduler.answer(host, addr.port(), Instant::now(), state, reason) {
+            Some(settled) if settled.recorded && state == PortState::Open => {
+                self.out.open(settled.probe, reason, None)
+            }
+            _ => Ok(()),
+        }
     }
 }
 

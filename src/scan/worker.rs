@@ -1,15 +1,16 @@
 //! What the reactors share: the plan of a scan, a group of hosts, how work
 //! is split between reactors, and how they report back.
 
-use std::net::{IpAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::report::{PortReport, PortState, Reason, StateCounts};
-use super::schedule::{Probe, ScheduleConfig};
+use super::schedule::throttle::SharedThrottle;
+use super::schedule::{HostNotes, Mark, Probe, ScheduleConfig, Scheduler};
 use super::{Progress, ScanConfig, TcpMethod, ports, syn, tcp, udp};
 use crate::net::Transport;
 
@@ -23,10 +24,8 @@ pub(super) struct Plan {
     pub connect_threads: usize,
     /// Per TCP reactor.
     pub schedule: ScheduleConfig,
-    /// For the UDP reactor, with `udp_window`.
-    pub single: ScheduleConfig,
-    /// The UDP reactor's window: no file descriptor per probe, so not bound by their limit.
-    pub udp_window: usize,
+    /// For the UDP reactor.
+    pub udp_schedule: ScheduleConfig,
     pub banner: Option<Duration>,
     pub report_all: bool,
 }
@@ -34,24 +33,38 @@ pub(super) struct Plan {
 impl Plan {
     pub fn new(config: &ScanConfig, window: usize) -> Plan {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let connect_threads = config.threads.unwrap_or(cores).clamp(1, 64);
-        let syn = config.tcp_method == TcpMethod::Syn;
         let tcp_ports: Vec<u16> = config.ports.tcp.iter().collect();
         let udp_ports: Vec<u16> = config.ports.udp.iter().collect();
+        // More reactors than ports would have nothing to do.
+        let connect_threads = config.threads.unwrap_or(cores).clamp(1, 64).min(tcp_ports.len().max(1));
+        let syn = config.tcp_method == TcpMethod::Syn;
         // The rate is shared by every reactor that runs.
         let reactors =
             if tcp_ports.is_empty() { 0 } else { connect_threads } + usize::from(!udp_ports.is_empty());
         let rate = config.rate.map(|r| r / reactors.max(1) as f64);
-        let per_thread = (window / connect_threads).max(1);
-        let base = ScheduleConfig { timeout: config.timeout, retries: config.retries, window, rate };
+        let base = ScheduleConfig {
+            timeout: config.timeout,
+            retries: config.retries,
+            window,
+            rate,
+            min_rate: config.min_rate,
+            max_passes: super::schedule::MAX_PASSES,
+            host_timeout: config.host_timeout,
+            sharers: 1,
+        };
         Plan {
             tcp_ports,
             udp_ports,
             syn,
             connect_threads,
-            schedule: ScheduleConfig { window: per_thread, ..base },
-            single: base,
-            udp_window: config.max_inflight.unwrap_or(UDP_WINDOW).max(1),
+            schedule: ScheduleConfig {
+                window: (window / connect_threads).max(1),
+                sharers: connect_threads,
+                ..base
+            },
+            // A datagram per probe and no socket: bounded by how many answers
+            // the receive buffer holds, not by descriptors.
+            udp_schedule: ScheduleConfig { window: config.max_inflight.unwrap_or(UDP_WINDOW).max(1), ..base },
             banner: config.banner,
             report_all: config.report_all,
         }
@@ -63,8 +76,7 @@ impl Plan {
     }
 }
 
-/// The default UDP window: a datagram per probe and no socket, so the window
-/// is bounded by how many answers the receive buffer holds, not by descriptors.
+/// The default UDP window.
 const UDP_WINDOW: usize = 16_384;
 
 /// Hosts scanned together, each with the name it came from.
@@ -72,11 +84,14 @@ const UDP_WINDOW: usize = 16_384;
 pub(super) struct Group {
     pub ips: Vec<IpAddr>,
     pub names: Vec<Option<Arc<str>>>,
+    /// The IPv6 zone (interface index) of each address; 0 for none.
+    pub scopes: Vec<u32>,
 }
 
 impl Group {
-    pub fn push(&mut self, ip: IpAddr, name: Option<Arc<str>>) {
+    pub fn push(&mut self, ip: IpAddr, scope: u32, name: Option<Arc<str>>) {
         self.ips.push(ip);
+        self.scopes.push(scope);
         self.names.push(name);
     }
 
@@ -87,29 +102,59 @@ impl Group {
     pub fn ip(&self, host: u32) -> IpAddr {
         self.ips[host as usize]
     }
+
+    /// Where to send a probe of `port` on `host`, with its zone.
+    pub fn addr(&self, host: u32, port: u16) -> SocketAddr {
+        match self.ip(host) {
+            IpAddr::V6(ip) => SocketAddrV6::new(ip, port, 0, self.scopes[host as usize]).into(),
+            ip => SocketAddr::new(ip, port),
+        }
+    }
+}
+
+/// One reactor's findings about one host, beyond its open ports (which
+/// were reported as they were found).
+#[derive(Debug)]
+pub(super) struct HostShare {
+    pub host: u32,
+    pub transport: Transport,
+    /// Verdicts other than open.
+    pub counts: StateCounts,
+    /// Those verdicts one by one, when every port is to be reported.
+    pub listed: Vec<(u16, PortState, Reason)>,
+    pub notes: HostNotes,
 }
 
 /// What reactors send to the collecting task.
 #[derive(Debug)]
 pub(super) enum Found {
-    /// A verdict to report, with the connected socket of an open TCP port.
+    /// An open port, with its connection (connect scan).
     Port { report: PortReport, stream: Option<TcpStream> },
-    /// Verdicts counted but not reported one by one, and probe counts.
-    Counts { counts: StateCounts, probes: u64, retries: u64 },
-    /// A host name that did not resolve.
-    Unresolved { host: String, error: String },
+    /// A reactor is done with the group.
+    Done { hosts: Vec<HostShare>, probes: u64, retries: u64 },
 }
 
-/// The `(host, port)` pairs reactor `k` of `n` probes: port by port across
-/// the hosts, every `n`-th pair, so reactors share the work evenly and every
-/// host gets probes at the same pace.
-pub(super) fn share(
-    hosts: usize,
-    ports: &[u16],
-    k: usize,
-    n: usize,
-) -> impl Iterator<Item = (u32, u16)> + '_ {
-    (k..hosts * ports.len()).step_by(n.max(1)).map(move |i| ((i % hosts) as u32, ports[i / hosts]))
+/// The longest a reactor waits for answers before it looks whether the
+/// scan was stopped (a lingering host may otherwise keep it for its whole
+/// timeout).
+const STOP_CHECK: Duration = Duration::from_millis(100);
+
+/// How long a reactor may wait for answers now: until the scheduler's next
+/// deadline (not at all after a full batch of sends: more may be ready to
+/// send), never longer than [`STOP_CHECK`].
+pub(super) fn poll_wait(scheduler: &Scheduler, full_batch: bool) -> Duration {
+    if full_batch {
+        return Duration::ZERO;
+    }
+    scheduler
+        .poll_timeout()
+        .map_or(STOP_CHECK, |t| t.saturating_duration_since(Instant::now()).min(STOP_CHECK))
+}
+
+/// The ports reactor `k` of `n` probes on every host: every `n`-th, so
+/// reactors share each host's ports evenly.
+pub(super) fn share(ports: &[u16], k: usize, n: usize) -> Arc<[u16]> {
+    ports.iter().skip(k).step_by(n.max(1)).copied().collect()
 }
 
 /// Runs every reactor of the plan over `group` and waits for them.
@@ -122,21 +167,26 @@ pub(super) fn scan_group(
     progress: &Progress,
     tx: &mpsc::Sender<Found>,
 ) -> std::io::Result<()> {
+    // The reactors probing a host share its throttle: the host's limit counts them all.
+    let throttles = |config: &ScheduleConfig| -> Vec<Arc<SharedThrottle>> {
+        let now = Instant::now();
+        group.ips.iter().map(|_| Arc::new(SharedThrottle::new(now, config.min_rate))).collect()
+    };
     std::thread::scope(|scope| {
         let mut reactors = Vec::new();
         if !plan.tcp_ports.is_empty() {
+            let shared = throttles(&plan.schedule);
             for k in 0..plan.connect_threads {
                 let reporter = Reporter::new(tx, group, Transport::Tcp, plan, progress);
                 let scan = if plan.syn { syn::scan } else { tcp::scan };
-                reactors.push(scope.spawn(move || scan(group, plan, k, reporter)));
+                let shared = shared.clone();
+                reactors.push(scope.spawn(move || scan(group, plan, k, shared, reporter)));
             }
         }
         if !plan.udp_ports.is_empty() {
-            reactors.push(
-                scope.spawn(|| {
-                    udp::scan(group, plan, Reporter::new(tx, group, Transport::Udp, plan, progress))
-                }),
-            );
+            let shared = throttles(&plan.udp_schedule);
+            let reporter = Reporter::new(tx, group, Transport::Udp, plan, progress);
+            reactors.push(scope.spawn(|| udp::scan(group, plan, shared, reporter)));
         }
         reactors.into_iter().try_for_each(|r| {
             r.join().unwrap_or_else(|_| Err(std::io::Error::other("a scan reactor panicked")))
@@ -148,23 +198,18 @@ pub(super) fn scan_group(
 #[derive(Debug)]
 pub(super) struct Stopped;
 
-/// A reactor's way to report verdicts: reported ones go to the collecting
-/// task, the rest are counted and sent once at the end.
+/// A reactor's way to report: open ports at once (so banners and
+/// confirmations start), everything else when it is done.
 pub(super) struct Reporter<'a> {
     tx: &'a mpsc::Sender<Found>,
     group: &'a Group,
     transport: Transport,
     report_all: bool,
     progress: &'a Progress,
-    counts: StateCounts,
-    unsent_progress: u64,
+    published: u64,
     pub probes: u64,
     pub retries: u64,
 }
-
-/// Progress is published in steps of this many verdicts, to keep reactors
-/// off each other's cache lines.
-const PROGRESS_STEP: u64 = 256;
 
 impl<'a> Reporter<'a> {
     pub fn new(
@@ -180,35 +225,32 @@ impl<'a> Reporter<'a> {
             transport,
             report_all: plan.report_all,
             progress,
-            counts: StateCounts::default(),
-            unsent_progress: 0,
+            published: 0,
             probes: 0,
             retries: 0,
         }
     }
 
-    /// Records the verdict on `probe`; `stream` is an open port's connection.
-    pub fn verdict(
-        &mut self,
-        probe: Probe,
-        state: PortState,
-        reason: Reason,
-        stream: Option<TcpStream>,
-    ) -> Result<(), Stopped> {
-        self.unsent_progress += 1;
-        if self.unsent_progress >= PROGRESS_STEP {
-            self.flush_progress();
-        }
-        if state != PortState::Open && !self.report_all {
-            self.counts.add(state, 1);
-            return if self.progress.stopped() { Err(Stopped) } else { Ok(()) };
-        }
+    /// Counts a probe about to be sent.
+    pub fn sending(&mut self, probe: Probe) {
+        self.probes += 1;
+        self.retries += u64::from(probe.attempt > 0);
+    }
+
+    /// Takes back the count of a probe that could not be sent.
+    pub fn unsent(&mut self, probe: Probe) {
+        self.probes -= 1;
+        self.retries -= u64::from(probe.attempt > 0);
+    }
+
+    /// Reports an open port; `stream` is its connection.
+    pub fn open(&mut self, probe: Probe, reason: Reason, stream: Option<TcpStream>) -> Result<(), Stopped> {
         let report = PortReport {
             ip: self.group.ip(probe.host),
             host: self.group.names[probe.host as usize].clone(),
             port: probe.port,
             transport: self.transport,
-            state,
+            state: PortState::Open,
             reason,
             service: ports::service_name(probe.port, self.transport),
             banner: None,
@@ -216,23 +258,52 @@ impl<'a> Reporter<'a> {
         self.tx.blocking_send(Found::Port { report, stream }).map_err(|_| Stopped)
     }
 
+    /// Publishes how many ports have a verdict, for the progress bar.
+    pub fn progress(&mut self, concluded: u64) {
+        if concluded > self.published {
+            self.progress.done.fetch_add(concluded - self.published, Ordering::Relaxed);
+            self.published = concluded;
+        }
+    }
+
     /// True when the scan was asked to stop.
     pub fn stopped(&self) -> bool {
         self.progress.stopped()
     }
 
-    fn flush_progress(&mut self) {
-        self.progress.done.fetch_add(self.unsent_progress, Ordering::Relaxed);
-        self.unsent_progress = 0;
-    }
-}
-
-impl Drop for Reporter<'_> {
-    fn drop(&mut self) {
-        self.flush_progress();
-        let counts = Found::Counts { counts: self.counts, probes: self.probes, retries: self.retries };
-        // The collector may be gone already; then no one wants the counts.
-        let _ = self.tx.blocking_send(counts);
+    /// Sends what the scheduler found about each host (apart from the open
+    /// ports, sent already); silent ports get `silence`, the transport's
+    /// verdict for no answer.
+    pub fn finish(mut self, scheduler: &Scheduler, silence: PortState) {
+        self.progress(scheduler.concluded());
+        let ports = scheduler.ports();
+        let hosts = scheduler
+            .hosts(Instant::now())
+            .enumerate()
+            .map(|(host, (marks, notes))| {
+                let mut share = HostShare {
+                    host: host as u32,
+                    transport: self.transport,
+                    counts: StateCounts::default(),
+                    listed: Vec::new(),
+                    notes,
+                };
+                for (&port, mark) in ports.iter().zip(marks) {
+                    let (state, reason) = match *mark {
+                        Mark::Answered(PortState::Open, _) | Mark::Unsent | Mark::InFlight => continue,
+                        Mark::Answered(state, reason) => (state, reason),
+                        Mark::Silent => (silence, Reason::NoResponse),
+                    };
+                    share.counts.add(state, 1);
+                    if self.report_all {
+                        share.listed.push((port, state, reason));
+                    }
+                }
+                share
+            })
+            .collect();
+        // The collector may be gone already; then no one wants the results.
+        let _ = self.tx.blocking_send(Found::Done { hosts, probes: self.probes, retries: self.retries });
     }
 }
 
@@ -241,11 +312,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reactors_share_every_pair_once_port_by_port() {
+    fn reactors_share_each_hosts_ports_evenly() {
         let ports = [10, 20, 30];
-        let all: Vec<_> = (0..2).flat_map(|k| share(2, &ports, k, 2)).collect();
-        assert_eq!(all, [(0, 10), (0, 20), (0, 30), (1, 10), (1, 20), (1, 30)]);
-        let one: Vec<_> = share(3, &ports[..1], 0, 1).collect();
-        assert_eq!(one, [(0, 10), (1, 10), (2, 10)], "hosts take turns");
+        assert_eq!(&*share(&ports, 0, 2), [10, 30]);
+        assert_eq!(&*share(&ports, 1, 2), [20]);
+        assert_eq!(&*share(&ports, 0, 1), ports);
+    }
+
+    #[test]
+    fn an_ipv6_address_keeps_its_zone() {
+        let mut group = Group::default();
+        group.push("fe80::1".parse().unwrap(), 7, None);
+        group.push("127.0.0.1".parse().unwrap(), 0, None);
+        assert_eq!(group.addr(0, 22).to_string(), "[fe80::1%7]:22");
+        assert_eq!(group.addr(1, 22).to_string(), "127.0.0.1:22");
     }
 }

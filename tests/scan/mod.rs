@@ -1,4 +1,5 @@
-//! `socketeer scan` against listeners this test opens, on loopback only.
+//! `socketeer scan` against listeners this test opens, on loopback or in
+//! network namespaces the tests create.
 //!
 //! Full-range scans run inside a private network namespace that the test
 //! creates (its own loopback, nothing else listening, its own ephemeral
@@ -6,112 +7,18 @@
 //! other test can disturb it. nmap, where it is compared, runs in the same
 //! namespace against the same fixture.
 
+mod fixture;
+mod output;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::process::Command;
 use std::thread;
 
-use crate::util::{Daemon, Finished, closed_port, require, run, run_command, socketeer};
+use fixture::*;
 
-/// Runs `f` on a thread of its own inside a new network namespace with its
-/// loopback up; sockets it opens and programs it starts live there too.
-fn in_private_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                    .expect("a private network namespace needs root (CAP_SYS_ADMIN); run the tests as root");
-                require("ip", "iproute2");
-                let up = Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap();
-                assert!(up.success(), "ip link set lo up failed");
-                f()
-            })
-            .join()
-            .unwrap()
-    })
-}
-
-/// Makes the namespace's loopback drop TCP segments to `ports` (an nft
-/// range such as `1001-1100`) without a word: probes there go unanswered.
-fn drop_tcp(ports: &str) {
-    require("nft", "nftables");
-    for rule in [
-        "add table inet scantest".to_owned(),
-        "add chain inet scantest input { type filter hook input priority 0; }".to_owned(),
-        format!("add rule inet scantest input tcp dport {{ {ports} }} drop"),
-    ] {
-        let status = Command::new("nft").args(rule.split(' ')).status().unwrap();
-        assert!(status.success(), "nft {rule}");
-    }
-}
-
-/// TCP listeners on `ports` of `ip`; each accepted connection is sent `greeting`.
-fn tcp_listeners(ip: &str, ports: &[u16], greeting: Option<&'static [u8]>) -> Vec<u16> {
-    ports
-        .iter()
-        .map(|&port| {
-            let listener = TcpListener::bind((ip, port)).unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
-            let port = listener.local_addr().unwrap().port();
-            thread::spawn(move || {
-                for mut conn in listener.incoming().flatten() {
-                    if let Some(greeting) = greeting {
-                        let _ = conn.write_all(greeting);
-                    }
-                }
-            });
-            port
-        })
-        .collect()
-}
-
-/// UDP sockets on `ports` of `ip` that echo every datagram (or, silent, never answer).
-fn udp_sockets(ip: &str, ports: &[u16], echo: bool) {
-    for &port in ports {
-        let socket = UdpSocket::bind((ip, port)).unwrap_or_else(|e| panic!("bind udp {ip}:{port}: {e}"));
-        thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            while let Ok((n, from)) = socket.recv_from(&mut buf) {
-                if echo {
-                    let _ = socket.send_to(&buf[..n], from);
-                }
-            }
-        });
-    }
-}
-
-/// `(ip, port, transport) -> state` for every port line of a `--json` scan.
-fn verdicts(out: &Finished) -> BTreeMap<(String, u16, String), String> {
-    out.stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "port")
-        .map(|v| {
-            let key = (
-                v["ip"].as_str().unwrap().to_owned(),
-                v["port"].as_u64().unwrap() as u16,
-                v["transport"].as_str().unwrap().to_owned(),
-            );
-            (key, v["state"].as_str().unwrap().to_owned())
-        })
-        .collect()
-}
-
-fn open_set(out: &Finished) -> BTreeSet<(String, u16, String)> {
-    verdicts(out).into_iter().filter(|(_, state)| state == "open").map(|(k, _)| k).collect()
-}
-
-fn summary(out: &Finished) -> serde_json::Value {
-    out.stdout
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|v| v["type"] == "summary")
-        .unwrap_or_else(|| panic!("no summary: {out:#?}"))
-}
-
-fn set(items: &[(&str, u16, &str)]) -> BTreeSet<(String, u16, String)> {
-    items.iter().map(|&(ip, port, t)| (ip.to_owned(), port, t.to_owned())).collect()
-}
+use crate::util::{Daemon, require, run, run_command, socketeer};
 
 #[test]
 fn a_full_tcp_scan_finds_exactly_the_open_set_every_time() {
@@ -185,38 +92,6 @@ fn a_full_udp_scan_tells_open_silent_and_closed_apart() {
     });
 }
 
-/// nmap's verdicts from its greppable output: listed ports, and the
-/// "Ignored State" for the rest of `ports`.
-fn nmap_verdicts(args: &[&str], ports: &[u16]) -> BTreeMap<u16, String> {
-    require("nmap", "nmap");
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let out = run_command(
-        Command::new("nmap").args(args).args(["-n", "-Pn", "-oG", "-", "-p", &list.join(","), "127.0.0.1"]),
-        b"",
-    );
-    assert!(out.status.success(), "nmap failed: {out:#?}");
-    let line = out.stdout.lines().find(|l| l.contains("Ports: ")).unwrap_or_else(|| panic!("{}", out.stdout));
-    let ignored =
-        line.split("Ignored State: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("");
-    let mut verdicts: BTreeMap<u16, String> = ports.iter().map(|&p| (p, ignored.to_owned())).collect();
-    let listed = line.split("Ports: ").nth(1).unwrap().split('\t').next().unwrap();
-    for entry in listed.split(", ") {
-        let fields: Vec<&str> = entry.split('/').collect();
-        verdicts.insert(fields[0].trim().parse().unwrap(), fields[1].to_owned());
-    }
-    verdicts
-}
-
-fn our_verdicts(args: &[&str], ports: &[u16]) -> BTreeMap<u16, String> {
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let joined = list.join(",");
-    let mut all = vec!["scan", "127.0.0.1", "-p", &joined, "--all", "--json"];
-    all.extend_from_slice(args);
-    let out = run(&all, b"");
-    assert!(out.code().is_some_and(|c| c <= 1), "{out:#?}");
-    verdicts(&out).into_iter().map(|((_, port, _), state)| (port, state)).collect()
-}
-
 #[test]
 fn our_verdicts_match_nmaps_on_the_same_fixture() {
     in_private_netns(|| {
@@ -270,6 +145,26 @@ fn banners_are_read_from_greetings_and_from_http_answers() {
     assert!(table.ok().contains("SSH-2.0-Fixture_1.0"), "{}", table.stdout);
 }
 
+/// Issue 13: the time service answers with four binary bytes; the banner
+/// shows them escaped, never as mangled text or raw control bytes.
+#[test]
+fn a_binary_banner_is_escaped() {
+    let server = Daemon::start(&["daytime", "serve", "--port", "0", "--time-port", "0"], 4);
+    let time = server.addr("time", "tcp").port().to_string();
+    let out = run(&["scan", "127.0.0.1", "-p", &time, "--banner", "--banner-timeout", "1s", "--json"], b"");
+    let port = out.json_of("port");
+    let banner = port["banner"].as_str().unwrap_or_else(|| panic!("no banner: {}", out.stdout));
+    // Four bytes under the text policy: printable ASCII as it is, other bytes
+    // as \xNN or in caret notation (^J); never a replacement character or a
+    // raw control byte.
+    assert!(banner.chars().all(|c| c.is_ascii_graphic() || c == ' '), "{banner:?}");
+    let shown = banner.replace("\\x", "").replace('^', "");
+    assert!((4..=8).contains(&shown.len()) && banner.len() <= 16, "{banner:?}");
+    let table = run(&["scan", "127.0.0.1", "-p", &time, "--banner", "--banner-timeout", "1s"], b"");
+    assert!(table.ok().contains(banner), "{}", table.stdout);
+    assert!(table.stdout.is_ascii(), "{:?}", table.stdout);
+}
+
 #[test]
 fn targets_from_a_file_ranges_and_excludes() {
     in_private_netns(|| {
@@ -290,36 +185,6 @@ fn targets_from_a_file_ranges_and_excludes() {
         assert!(out.stderr.contains("cannot resolve 'no-such-host.invalid'"), "{}", out.stderr);
         assert_eq!(summary(&out)["unresolved"], 1);
     });
-}
-
-#[test]
-fn output_formats_and_exit_codes() {
-    let port = tcp_listeners("127.0.0.1", &[0], None)[0];
-    let closed = closed_port();
-    let ports = format!("{port},{closed}");
-    let list = run(&["scan", "localhost", "-p", &ports, "-o", "list", "-sT"], b"");
-    assert!(
-        list.ok().lines().all(|l| l.parse::<SocketAddr>().is_ok_and(|a| a.port() == port)),
-        "{}",
-        list.stdout
-    );
-    assert!(list.stdout.contains(&format!("127.0.0.1:{port}")));
-    let grep = run(&["scan", "127.0.0.1", "-p", &ports, "-oG"], b"");
-    let first = grep.ok().lines().next().unwrap();
-    assert_eq!(first, format!("Host: 127.0.0.1 ()\tPorts: {port}/open/tcp/////"));
-    assert!(
-        grep.stdout.lines().last().unwrap().starts_with("# socketeer scan done: scanned 1 host, 2 ports")
-    );
-    let table = run(&["scan", "127.0.0.1", "-p", &ports], b"");
-    let mut lines = table.ok().lines();
-    assert!(lines.next().unwrap().starts_with("HOST"));
-    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(row, ["127.0.0.1", &format!("{port}/tcp"), "open", "-"]);
-    assert!(lines.next().unwrap().contains("1 open, 1 closed"));
-    let nothing = run(&["scan", "127.0.0.1", "-p", &closed.to_string()], b"");
-    assert_eq!(nothing.code(), Some(1), "no open port: exit 1");
-    assert!(nothing.stderr.is_empty(), "{}", nothing.stderr);
-    assert!(nothing.stdout.contains("0 open, 1 closed"));
 }
 
 #[test]
