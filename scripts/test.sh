@@ -20,6 +20,7 @@ peers=(
   ip:iproute2
   prlimit:util-linux
   setpriv:util-linux
+  ping:iputils-ping
   redis-server:redis-server
   tshark:tshark
   tcpdump:tcpdump

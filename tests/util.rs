@@ -173,7 +173,13 @@ pub struct Stopped {
 impl Daemon {
     /// Starts `socketeer args` and waits for its `lines` status lines.
     pub fn start(args: &[&str], lines: usize) -> Daemon {
-        let mut child = socketeer()
+        Daemon::start_command(socketeer(), args, lines)
+    }
+
+    /// Starts `command args` (`ip netns exec NS socketeer`, say) and waits
+    /// for its `lines` status lines.
+    pub fn start_command(mut command: Command, args: &[&str], lines: usize) -> Daemon {
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
