@@ -7,7 +7,7 @@
 //! other test can disturb it. nmap, where it is compared, runs in the same
 //! namespace against the same fixture.
 
-mod fixture;
+pub(crate) mod fixture;
 mod output;
 
 use std::collections::{BTreeMap, BTreeSet};
