@@ -22,7 +22,6 @@ pub mod go_back_n;
 pub mod name;
 pub mod packet;
 pub mod receiver;
-pub mod rtt;
 pub mod selective_repeat;
 pub mod sender;
 pub mod seq;
