@@ -24,6 +24,7 @@ peers=(
   redis-server:redis-server
   tshark:tshark
   tcpdump:tcpdump
+  chromium:chromium
   atftp:atftp
   in.tftpd:tftpd-hpa
   irssi:irssi

@@ -14,6 +14,7 @@
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair`], [`transfer::driver`], [`transfer::session`], [`scan`], [`sniff::capture`] | sockets, threads, files |
 //! | load generators | [`bench`](mod@bench) | sockets |
 //! | the lab | [`lab`] | threads, child processes, sockets on loopback, and (as root) network namespaces of its own |
+//! | the grader | [`check`] | sockets, the programs it grades (child processes), `/proc` |
 //!
 //! `unsafe` code is denied everywhere (the binary forbids it outright); a
 //! module that needs it for an OS interface no crate wraps safely is listed
@@ -32,6 +33,7 @@ pub mod batch;
 pub mod bench;
 pub mod bpf;
 pub mod chat;
+pub mod check;
 pub mod client;
 pub mod daytime;
 pub mod echo;
