@@ -97,18 +97,33 @@ const ECHOED: &str = "(echoes what it is sent)";
 
 /// One line fit to print, under the crate's one policy for peer bytes
 /// ([`crate::text`]). Text (UTF-8 without control characters other than line
-/// breaks and tabs) gives its first line, plus the `Server:` header of an
-/// HTTP answer. Anything else is binary (the time service's four bytes, say)
-/// and is shown whole, every byte accounted for, instead of being cut at a
-/// line feed that happens to be among them. The length is capped.
+/// breaks and tabs, and without private-use characters) gives its first line,
+/// plus the `Server:` header of an HTTP answer. Anything else is binary (the
+/// time service's four bytes, say) and is shown whole, byte by byte, instead
+/// of being cut at a line feed that happens to be among them. The length is
+/// capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     let banner = match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) => {
+        Ok(text)
+            if !text
+                .chars()
+                .any(|c| (c.is_control() && !matches!(c, '\r' | '\n' | '\t')) || private_use(c)) =>
+        {
             sanitize(&first_line(text)?).into_owned()
         }
-        _ => sanitize_bytes(bytes).into_owned(),
+        // Byte by byte: a run of binary bytes can happen to be valid UTF-8
+        // (the time service's first bytes decode as U+Exxx from 2026 on), and
+        // decoding it would print a made-up character instead of the bytes.
+        _ => bytes.iter().map(|b| sanitize_bytes(std::slice::from_ref(b))).collect(),
     };
     (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
+}
+
+/// Unicode's private-use areas: no text protocol sends them, and binary
+/// replies decode into them (every 0xEE or 0xEF byte followed by two
+/// continuation bytes does).
+fn private_use(c: char) -> bool {
+    matches!(c, '\u{e000}'..='\u{f8ff}' | '\u{f0000}'..='\u{10ffff}')
 }
 
 fn first_line(text: &str) -> Option<String> {
@@ -140,6 +155,9 @@ mod tests {
     fn binary_replies_are_escaped_whole() {
         // The time service's answer: four bytes, one of them a line feed.
         assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
+        // The time service in 2026: valid UTF-8 by chance, but not text.
+        assert_eq!(printable(&[0xee, 0xbf, 0x82, 0x27]).as_deref(), Some("\\xEE\\xBF\\x82'"));
+        assert_eq!(printable(&[0xee, 0xbf, 0x81, 0xd9]).as_deref(), Some("\\xEE\\xBF\\x81\\xD9"));
         // Terminal controls in otherwise plain text are shown, not obeyed.
         assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));
