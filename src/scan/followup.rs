@@ -97,33 +97,46 @@ const ECHOED: &str = "(echoes what it is sent)";
 
 /// One line fit to print, under the crate's one policy for peer bytes
 /// ([`crate::text`]). Text (UTF-8 without control characters other than line
-/// breaks and tabs, and without private-use characters) gives its first line,
-/// plus the `Server:` header of an HTTP answer. Anything else is binary (the
-/// time service's four bytes, say) and is shown whole, byte by byte, instead
-/// of being cut at a line feed that happens to be among them. The length is
-/// capped.
+/// breaks and tabs) gives its first line, plus the `Server:` header of an
+/// HTTP answer. Anything else is binary (the time service's four bytes, say)
+/// and is shown whole, every byte accounted for, instead of being cut at a
+/// line feed that happens to be among them, bytes above ASCII as `\xNN`.
+/// Binary bytes can happen to be UTF-8: the time service's 0xEE 0xBF 0x84
+/// is U+EFC4 for hours at a time, so a character of the private use areas,
+/// which no service greets with, marks the reply as binary too. The length
+/// is capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     let banner = match std::str::from_utf8(bytes) {
         Ok(text)
-            if !text
-                .chars()
-                .any(|c| (c.is_control() && !matches!(c, '\r' | '\n' | '\t')) || private_use(c)) =>
+            if !text.chars().any(|c| (c.is_control() && !matches!(c, '\r' | '\n' | '\t')) || private(c)) =>
         {
             sanitize(&first_line(text)?).into_owned()
         }
-        // Byte by byte: a run of binary bytes can happen to be valid UTF-8
-        // (the time service's first bytes decode as U+Exxx from 2026 on), and
-        // decoding it would print a made-up character instead of the bytes.
-        _ => bytes.iter().map(|b| sanitize_bytes(std::slice::from_ref(b))).collect(),
+        _ => bytes.utf8_chunks().fold(String::new(), |mut shown, chunk| {
+            for c in chunk.valid().chars() {
+                if c.is_ascii() {
+                    shown.push_str(&sanitize_bytes(&[c as u8]));
+                } else {
+                    let mut utf8 = [0u8; 4];
+                    c.encode_utf8(&mut utf8).bytes().for_each(|b| push_hex(&mut shown, b));
+                }
+            }
+            chunk.invalid().iter().for_each(|&b| push_hex(&mut shown, b));
+            shown
+        }),
     };
     (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
 }
 
-/// Unicode's private-use areas: no text protocol sends them, and binary
-/// replies decode into them (every 0xEE or 0xEF byte followed by two
-/// continuation bytes does).
-fn private_use(c: char) -> bool {
+/// Whether `c` is in a private use area (no standard meaning: in a reply,
+/// more likely binary bytes that happen to be UTF-8).
+fn private(c: char) -> bool {
     matches!(c, '\u{e000}'..='\u{f8ff}' | '\u{f0000}'..='\u{10ffff}')
+}
+
+/// Appends `byte` as `\xNN`.
+fn push_hex(shown: &mut String, byte: u8) {
+    shown.push_str(&format!("\\x{byte:02X}"));
 }
 
 fn first_line(text: &str) -> Option<String> {
@@ -155,9 +168,8 @@ mod tests {
     fn binary_replies_are_escaped_whole() {
         // The time service's answer: four bytes, one of them a line feed.
         assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
-        // The time service in 2026: valid UTF-8 by chance, but not text.
-        assert_eq!(printable(&[0xee, 0xbf, 0x82, 0x27]).as_deref(), Some("\\xEE\\xBF\\x82'"));
-        assert_eq!(printable(&[0xee, 0xbf, 0x81, 0xd9]).as_deref(), Some("\\xEE\\xBF\\x81\\xD9"));
+        // Binary bytes that happen to form a UTF-8 character are still bytes.
+        assert_eq!(printable(&[0xee, 0xbf, 0x84, 0x7e]).as_deref(), Some("\\xEE\\xBF\\x84~"));
         // Terminal controls in otherwise plain text are shown, not obeyed.
         assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));
