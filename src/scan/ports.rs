@@ -1,5 +1,5 @@
 //! The port syntax: `22,80,1000-2000`, `-` (all), `U:53,T:8000-8100`,
-//! service names (`http,ssh`), and `--top-ports N` from the built-in table.
+//! service names (`http,ssh`), and `--top-ports N` (see [`super::ranking`]).
 //!
 //! A spec is a comma-separated list of items. An item is a port (`80`), a
 //! range (`1000-2000`, `-1024` from 1, `60000-` to 65535, `-` for all), or a
@@ -19,6 +19,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::ranking::Ranking;
 use crate::net::Transport;
 use crate::services;
 
@@ -171,18 +172,17 @@ impl FromStr for PortSpec {
 }
 
 impl PortSpec {
-    /// The first `n` ports of the built-in ranking for each transport.
+    /// The first `n` ports of `ranking` for each transport.
     ///
     /// # Errors
-    /// [`PortSpecError::InvalidPort`] when `n` is 0 or larger than the table.
-    pub fn top(n: usize) -> Result<PortSpec, TopPortsError> {
-        let most = services::TCP.len().max(services::UDP.len());
-        if n == 0 || n > most {
-            return Err(TopPortsError { asked: n, most });
+    /// [`TopPortsError`] when `n` is 0 or more than the 65535 ports there are.
+    pub fn top(n: usize, ranking: &Ranking) -> Result<PortSpec, TopPortsError> {
+        if n == 0 || n > usize::from(u16::MAX) {
+            return Err(TopPortsError { asked: n });
         }
         let mut spec = PortSpec::default();
-        services::TCP.iter().take(n).for_each(|&(port, _)| spec.tcp.insert(port));
-        services::UDP.iter().take(n).for_each(|&(port, _)| spec.udp.insert(port));
+        ranking.top(Transport::Tcp, n).into_iter().for_each(|port| spec.tcp.insert(port));
+        ranking.top(Transport::Udp, n).into_iter().for_each(|port| spec.udp.insert(port));
         Ok(spec)
     }
 
@@ -244,14 +244,12 @@ impl PortSpec {
     }
 }
 
-/// `--top-ports` asked for more ports than the table ranks.
+/// `--top-ports` asked for no ports, or more than there are.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("--top-ports {asked}: the built-in table ranks 1 to {most} ports; use -p for more")]
+#[error("--top-ports {asked}: give a number of ports from 1 to 65535")]
 pub struct TopPortsError {
     /// The number asked for.
     pub asked: usize,
-    /// The table's size.
-    pub most: usize,
 }
 
 /// `N`, `N-M`, `-M`, `N-` or `-`.
@@ -353,13 +351,12 @@ mod tests {
     }
 
     #[test]
-    fn top_ports_come_from_the_ranked_table() {
-        let top = PortSpec::top(3).unwrap();
-        assert_eq!(ports(&top.tcp), [22, 80, 443]);
-        assert_eq!(ports(&top.udp), [53, 123, 161]);
-        assert!(PortSpec::top(0).is_err());
-        let too_many = PortSpec::top(100_000).unwrap_err();
-        assert!(too_many.to_string().contains(&services::TCP.len().to_string()));
+    fn top_ports_come_from_the_ranking() {
+        let ranking = Ranking::built_in();
+        let top = PortSpec::top(1000, &ranking).unwrap();
+        assert_eq!((top.tcp.len(), top.udp.len()), (1000, 1000));
+        assert!(PortSpec::top(0, &ranking).is_err());
+        assert!(PortSpec::top(100_000, &ranking).unwrap_err().to_string().contains("1 to 65535"));
     }
 
     #[test]
