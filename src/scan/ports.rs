@@ -1,5 +1,5 @@
 //! The port syntax: `22,80,1000-2000`, `-` (all), `U:53,T:8000-8100`,
-//! service names (`http,ssh`), and `--top-ports N` (see [`super::ranking`]).
+//! and service names (`http,ssh`); `--top-ports N` is [`super::ranking`]'s.
 //!
 //! A spec is a comma-separated list of items. An item is a port (`80`), a
 //! range (`1000-2000`, `-1024` from 1, `60000-` to 65535, `-` for all), or a
@@ -19,7 +19,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::ranking::Ranking;
 use crate::net::Transport;
 use crate::services;
 
@@ -172,20 +171,6 @@ impl FromStr for PortSpec {
 }
 
 impl PortSpec {
-    /// The first `n` ports of `ranking` for each transport.
-    ///
-    /// # Errors
-    /// [`TopPortsError`] when `n` is 0 or more than the 65535 ports there are.
-    pub fn top(n: usize, ranking: &Ranking) -> Result<PortSpec, TopPortsError> {
-        if n == 0 || n > usize::from(u16::MAX) {
-            return Err(TopPortsError { asked: n });
-        }
-        let mut spec = PortSpec::default();
-        ranking.top(Transport::Tcp, n).into_iter().for_each(|port| spec.tcp.insert(port));
-        ranking.top(Transport::Udp, n).into_iter().for_each(|port| spec.udp.insert(port));
-        Ok(spec)
-    }
-
     /// Every port over both transports.
     pub fn all() -> PortSpec {
         PortSpec { tcp: PortSet::all(), udp: PortSet::all() }
@@ -242,14 +227,6 @@ impl PortSpec {
             self.udp.union_with(udp);
         }
     }
-}
-
-/// `--top-ports` asked for no ports, or more than there are.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("--top-ports {asked}: give a number of ports from 1 to 65535")]
-pub struct TopPortsError {
-    /// The number asked for.
-    pub asked: usize,
 }
 
 /// `N`, `N-M`, `-M`, `N-` or `-`.
@@ -348,15 +325,6 @@ mod tests {
         assert!(bad("").starts_with("empty port list item"));
         assert!(bad("T:").starts_with("empty port list item"));
         assert_eq!(bad("gopherish"), "unknown service name 'gopherish'; use a port number");
-    }
-
-    #[test]
-    fn top_ports_come_from_the_ranking() {
-        let ranking = Ranking::built_in();
-        let top = PortSpec::top(1000, &ranking).unwrap();
-        assert_eq!((top.tcp.len(), top.udp.len()), (1000, 1000));
-        assert!(PortSpec::top(0, &ranking).is_err());
-        assert!(PortSpec::top(100_000, &ranking).unwrap_err().to_string().contains("1 to 65535"));
     }
 
     #[test]

@@ -10,8 +10,17 @@
 
 use std::path::{Path, PathBuf};
 
+use super::ports::PortSpec;
 use crate::net::Transport;
 use crate::services;
+
+/// `--top-ports` asked for no ports, or more than there are.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--top-ports {asked}: give a number of ports from 1 to 65535")]
+pub struct TopPortsError {
+    /// The number asked for.
+    pub asked: usize,
+}
 
 /// Where nmap keeps its data: Debian's package, then a build from source.
 pub const NMAP_SERVICES: &[&str] = &["/usr/share/nmap/nmap-services", "/usr/local/share/nmap/nmap-services"];
@@ -103,6 +112,20 @@ impl Ranking {
         ports
     }
 
+    /// The first `n` ports of the ranking for each transport.
+    ///
+    /// # Errors
+    /// [`TopPortsError`] when `n` is 0 or more than the 65535 ports there are.
+    pub fn spec(&self, n: usize) -> Result<PortSpec, TopPortsError> {
+        if n == 0 || n > usize::from(u16::MAX) {
+            return Err(TopPortsError { asked: n });
+        }
+        let mut spec = PortSpec::default();
+        self.top(Transport::Tcp, n).into_iter().for_each(|port| spec.tcp.insert(port));
+        self.top(Transport::Udp, n).into_iter().for_each(|port| spec.udp.insert(port));
+        Ok(spec)
+    }
+
     /// One line for `--help` and logs: where the order comes from.
     pub fn describe(&self) -> String {
         match &self.source {
@@ -143,6 +166,15 @@ broken line
         let ranking = Ranking::from_nmap_services(SAMPLE, Path::new("x")).unwrap();
         assert_eq!(ranking.top(Transport::Udp, 5), [53, 7, 1, 2, 3]);
         assert_eq!(ranking.top(Transport::Tcp, 65535).len(), 65535);
+    }
+
+    #[test]
+    fn a_spec_takes_n_ports_per_transport() {
+        let ranking = Ranking::built_in();
+        let top = ranking.spec(1000).unwrap();
+        assert_eq!((top.tcp.len(), top.udp.len()), (1000, 1000));
+        assert!(ranking.spec(0).is_err());
+        assert!(ranking.spec(100_000).unwrap_err().to_string().contains("1 to 65535"));
     }
 
     #[test]

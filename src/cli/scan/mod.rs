@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::Local;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use socketeer::scan::ports::{PortSpec, TopPortsError};
-use socketeer::scan::ranking::Ranking;
+use socketeer::scan::ports::PortSpec;
+use socketeer::scan::ranking::{Ranking, TopPortsError};
 use socketeer::scan::targets::{self, TargetSpec};
 use socketeer::scan::{self, Event, Progress, ScanConfig, Summary, TcpMethod};
 use socketeer::shutdown;
@@ -329,7 +329,7 @@ fn config(args: &Args) -> anyhow::Result<ScanConfig> {
         (None, Some(n)) => {
             let ranking = Ranking::load();
             tracing::debug!("--top-ports {n}: {}", ranking.describe());
-            PortSpec::top(n, &ranking).map_err(|e: TopPortsError| usage(&e))?
+            ranking.spec(n).map_err(|e: TopPortsError| usage(&e))?
         }
         (None, None) => PortSpec { tcp: PortSpec::all().tcp, udp: udp_table() },
     };
