@@ -110,10 +110,11 @@ impl Redis {
         assert!(status.success());
     }
 
-    /// Stops it for real (it writes its file on the way out), and starts it
-    /// again on the same port with the same file.
-    fn restart_after(&mut self, pause: Duration) {
-        self.signal("-TERM");
+    /// Stops it with `signal` (`-TERM`: it writes its file on the way out;
+    /// `-KILL`: no chance to), and starts it again on the same port with the
+    /// same file after `pause`.
+    fn restart_after(&mut self, signal: &str, pause: Duration) {
+        self.signal(signal);
         self.child.wait().unwrap();
         thread::sleep(pause);
         self.child = Redis::spawn(self.port, self.dir.as_ref(), &self.extra);
@@ -354,14 +355,28 @@ fn redis_paused_for_two_seconds_loses_and_repeats_nothing() {
 
 #[test]
 fn redis_restarted_with_its_data_loses_and_repeats_nothing() {
-    survives(&mut Redis::persistent(), |redis, _, _, _| redis.restart_after(Duration::from_secs(2)), None);
+    survives(
+        &mut Redis::persistent(),
+        |redis, _, _, _| redis.restart_after("-TERM", Duration::from_secs(2)),
+        None,
+    );
+}
+
+#[test]
+fn redis_killed_and_restarted_with_its_data_loses_and_repeats_nothing() {
+    survives(
+        &mut Redis::persistent(),
+        |redis, _, _, _| redis.restart_after("-KILL", Duration::from_millis(500)),
+        None,
+    );
 }
 
 #[test]
 fn redis_loading_its_data_for_seconds_after_a_restart_loses_nothing_and_users_are_told() {
     let resumed = "*** the other chat servers are reachable again";
-    let restart =
-        |redis: &mut Redis, _: &Daemon, _: &mut Client, _: &mut Client| redis.restart_after(Duration::ZERO);
+    let restart = |redis: &mut Redis, _: &Daemon, _: &mut Client, _: &mut Client| {
+        redis.restart_after("-TERM", Duration::ZERO)
+    };
     let seen = survives(&mut Redis::loading_slowly(), restart, Some(resumed));
     for lines in seen {
         let delayed =

@@ -58,7 +58,12 @@ impl Joined {
     }
 
     pub fn send(&mut self, line: &str) {
-        writeln!(self.stdin.as_mut().unwrap(), "{line}").unwrap();
+        self.send_raw(&format!("{line}\n"));
+    }
+
+    /// Writes `text` to its stdin in one go, as a paste or a script would.
+    pub fn send_raw(&mut self, text: &str) {
+        self.stdin.as_mut().unwrap().write_all(text.as_bytes()).unwrap();
     }
 
     /// The next line of its output.
@@ -126,6 +131,44 @@ fn chat_join_from_a_script_prints_json_and_leaves_at_the_end_of_input() {
             .any(|l| l["type"] == "error" && l["text"] == "unknown command /frob; /help lists the commands")
     );
     assert_eq!(lines.last().unwrap()["text"], "bye");
+}
+
+#[test]
+fn lines_pasted_at_once_all_arrive_paced_within_the_servers_default_limit() {
+    let server = server(&[]);
+    let mut bob = Client::named(&server, "bob");
+    let mut alice = Joined::start(&server, &["--nick", "alice"]);
+    bob.expect("*** alice joined lobby");
+    let paste: String = (0..30).map(|n| format!("pasted line {n}\n")).collect();
+    alice.send_raw(&paste);
+    let before = bob.expect("<alice> pasted line 29");
+    let arrived: Vec<_> = before.iter().filter(|l| l.starts_with("<alice> pasted line ")).collect();
+    assert_eq!(arrived.len(), 29, "every line but the last, in order: {before:?}");
+    assert!(
+        arrived.iter().enumerate().all(|(n, l)| **l == format!("<alice> pasted line {n}")),
+        "{arrived:?}"
+    );
+    assert!(before.iter().all(|l| !l.contains("slow down")), "{before:?}");
+    let (status, stderr) = alice.wait();
+    assert_eq!(status, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_server_that_says_its_limit_is_lower_is_obeyed_from_then_on() {
+    let server = server(&["--rate-limit", "2/s", "--burst", "2"]);
+    let mut bob = Client::named(&server, "bob");
+    // Unpaced, so that the first lines run into the server's limit.
+    let mut alice = Joined::start(&server, &["--nick", "alice", "--pace", "off"]);
+    bob.expect("*** alice joined lobby");
+    alice.send_raw("one\ntwo\nthree\nfour\nfive\n");
+    alice.expect("! slow down: at most 2 lines/s (bursts of 2); lines are dropped until you do");
+    let after: String = (0..4).map(|n| format!("after {n}\n")).collect();
+    alice.send_raw(&after);
+    let before = bob.expect("<alice> after 3");
+    let arrived: Vec<_> = before.iter().filter(|l| l.starts_with("<alice> after ")).collect();
+    assert_eq!(arrived, ["<alice> after 0", "<alice> after 1", "<alice> after 2"], "{before:?}");
+    let (status, stderr) = alice.wait();
+    assert_eq!(status, Some(0), "{stderr}");
 }
 
 #[test]

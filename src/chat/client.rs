@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 
+use super::flood::{RateLimit, TokenBucket};
 use super::protocol::{self, Request, ServerLine, split_replayed};
 use crate::client::{ClientError, Timeouts};
 use crate::net::{self, Target};
@@ -49,6 +50,7 @@ pub struct ChatClient {
     stream: TcpStream,
     peer: SocketAddr,
     timeouts: Timeouts,
+    pace: Option<RateLimit>,
 }
 
 impl ChatClient {
@@ -60,7 +62,17 @@ impl ChatClient {
         let addrs = target.resolve(super::DEFAULT_PORT).await?;
         let stream = net::connect_tcp(&addrs, timeouts.connect).await?;
         let peer = stream.peer_addr().map_err(|e| ClientError::io(addrs[0], e))?;
-        Ok(ChatClient { stream, peer, timeouts })
+        Ok(ChatClient { stream, peer, timeouts, pace: Some(RateLimit::DEFAULT) })
+    }
+
+    /// Sends the input's lines no faster than `pace` (a little under it, as
+    /// lines can bunch up on their way), or as they come with `None`. Lines
+    /// pasted or piped in then wait their turn instead of being dropped by
+    /// the server's flood limit. The default is [`RateLimit::DEFAULT`], the
+    /// server's own; a server that says it has a lower limit is obeyed.
+    #[must_use]
+    pub fn paced(self, pace: Option<RateLimit>) -> ChatClient {
+        ChatClient { pace, ..self }
     }
 
     /// The server's address.
@@ -83,7 +95,7 @@ impl ChatClient {
         I: Stream<Item = io::Result<String>> + Unpin,
         F: FnMut(Received<'_>) -> io::Result<()>,
     {
-        let ChatClient { stream, peer, timeouts } = self;
+        let ChatClient { stream, peer, timeouts, pace } = self;
         let io_error = |e| ClientError::io(peer, e);
         let (read, mut write) = stream.into_split();
         let mut lines = LineReader::new(read);
@@ -103,6 +115,7 @@ impl ChatClient {
         let mut shutting_down = false;
         // Whether the server greeted us as socketeer's chat does: only such a server gets a /quit.
         let mut ours = false;
+        let mut pacer = Pacer::new(pace);
         loop {
             let goodbye_timer = async {
                 match leaving {
@@ -129,6 +142,9 @@ impl ChatClient {
                             continue;
                         }
                         ours |= matches!(parsed, ServerLine::Notice(text) if text.starts_with("welcome, "));
+                        if let ServerLine::Error(text) = parsed {
+                            pacer.obey(text);
+                        }
                         shutting_down |= parsed == ServerLine::Notice("server shutting down");
                         if let Some((renamed, _)) = &naming {
                             match parsed {
@@ -150,11 +166,13 @@ impl ChatClient {
                     None => return Ok(Ending::ServerClosed),
                 },
                 () = naming_timer => naming = None,
+                () = wait_until(pacer.next_send) => pacer.next_send = None,
                 () = wait_until(undecided) => {
                     undecided = None;
                     leaving = Some(leave(&mut write, ours, timeouts).await.map_err(io_error)?);
                 }
-                typed = input.next(), if leaving.is_none() && undecided.is_none() && naming.is_none() => {
+                typed = input.next(), if leaving.is_none() && undecided.is_none() && naming.is_none()
+                    && pacer.next_send.is_none() => {
                     let (line, quits) = match typed {
                         Some(line) => {
                             let line = line.map_err(io_error)?;
@@ -173,6 +191,7 @@ impl ChatClient {
                     let mut wire = line.into_bytes();
                     wire.push(b'\n');
                     write.write_all(&wire).await.map_err(io_error)?;
+                    pacer.sent();
                     if quits {
                         leaving = Some(tokio::time::Instant::now() + timeouts.reply);
                     }
@@ -180,6 +199,44 @@ impl ChatClient {
                 () = goodbye_timer => return Ok(Ending::Left),
             }
         }
+    }
+}
+
+/// Keeps the lines a client sends within a rate (see [`ChatClient::paced`]).
+struct Pacer {
+    bucket: Option<TokenBucket>,
+    /// When the next line may go; `None` when it may go now.
+    next_send: Option<tokio::time::Instant>,
+}
+
+impl Pacer {
+    fn new(pace: Option<RateLimit>) -> Pacer {
+        let now = std::time::Instant::now();
+        Pacer { bucket: pace.map(|limit| TokenBucket::new(Self::within(limit), now)), next_send: None }
+    }
+
+    /// A little under `limit`: lines sent evenly can still arrive together.
+    fn within(limit: RateLimit) -> RateLimit {
+        RateLimit { per_sec: limit.per_sec * 0.9, burst: (limit.burst / 2).max(1) }
+    }
+
+    /// A line went out.
+    fn sent(&mut self) {
+        let Some(bucket) = &mut self.bucket else { return };
+        let now = tokio::time::Instant::now();
+        bucket.take(now.into_std());
+        let wait = bucket.wait(now.into_std());
+        self.next_send = (!wait.is_zero()).then(|| now + wait);
+    }
+
+    /// An error from the server: if it says we went over its limit, that
+    /// limit is kept from now on, starting with an empty bucket.
+    fn obey(&mut self, error: &str) {
+        let Some(limit) = RateLimit::from_refusal(error) else { return };
+        let now = tokio::time::Instant::now();
+        let bucket = TokenBucket::empty(Self::within(limit), now.into_std());
+        self.next_send = Some(now + bucket.wait(now.into_std()));
+        self.bucket = Some(bucket);
     }
 }
 

@@ -1,6 +1,9 @@
 //! Flood control (pure): a token bucket per client. Time is passed in.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The longest [`TokenBucket::wait`]: a rate read from a peer can be absurdly low.
+const MAX_WAIT: Duration = Duration::from_secs(3600);
 
 /// How many lines a client may send: `per_sec` on average, up to `burst` at once.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -11,12 +14,38 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// How a [`RateLimit::refusal`] starts.
+const SLOW_DOWN: &str = "slow down: at most ";
+
 /// A rate that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("'{0}' is not a rate of lines; write e.g. 10/s, 300/min or off")]
 pub struct RateError(String);
 
 impl RateLimit {
+    /// `chat serve`'s default: 10 lines a second, bursts of 20 (and what
+    /// `chat join` paces itself to until a server says otherwise).
+    pub const DEFAULT: RateLimit = RateLimit { per_sec: 10.0, burst: 20 };
+
+    /// What a client over the limit is told (as an error line); the client
+    /// reads the limit back with [`RateLimit::from_refusal`].
+    pub fn refusal(&self) -> String {
+        format!(
+            "{SLOW_DOWN}{} lines/s (bursts of {}); lines are dropped until you do",
+            self.per_sec, self.burst
+        )
+    }
+
+    /// The limit a [`RateLimit::refusal`] names; `None` for any other text.
+    pub fn from_refusal(text: &str) -> Option<RateLimit> {
+        let rest = text.strip_prefix(SLOW_DOWN)?;
+        let (per_sec, rest) = rest.split_once(" lines/s (bursts of ")?;
+        let (burst, _) = rest.split_once(')')?;
+        let per_sec: f64 = per_sec.parse().ok()?;
+        let burst: u32 = burst.parse().ok()?;
+        (per_sec.is_finite() && per_sec > 0.0 && burst > 0).then_some(RateLimit { per_sec, burst })
+    }
+
     /// Parses `10/s`, `300/min`, `5` (per second) or `off` (no limit: `None`),
     /// with a burst of `burst` lines.
     ///
@@ -65,6 +94,21 @@ impl TokenBucket {
         self.tokens + elapsed * self.limit.per_sec >= f64::from(self.limit.burst)
     }
 
+    /// An empty bucket at `now`: for a sender told it went over the limit.
+    pub fn empty(limit: RateLimit, now: Instant) -> TokenBucket {
+        TokenBucket { limit, tokens: 0.0, last: now }
+    }
+
+    /// How long after `now` the bucket has a token again (zero when it has one).
+    pub fn wait(&self, now: Instant) -> Duration {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let missing = 1.0 - (self.tokens + elapsed * self.limit.per_sec);
+        match missing > 0.0 {
+            true => Duration::from_secs_f64(missing / self.limit.per_sec).min(MAX_WAIT),
+            false => Duration::ZERO,
+        }
+    }
+
     /// Takes a token for one line at `now`; false when the bucket is empty
     /// (the line is over the limit). `now` must not go backwards.
     pub fn take(&mut self, now: Instant) -> bool {
@@ -82,8 +126,6 @@ impl TokenBucket {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -118,5 +160,27 @@ mod tests {
         // 10,000 lines over one second, evenly spread.
         let accepted = (0..10_000).filter(|i| bucket.take(start + Duration::from_micros(i * 100))).count();
         assert!((100..=111).contains(&accepted), "{accepted}");
+    }
+
+    #[test]
+    fn a_refusal_names_the_limit_the_client_reads_back() {
+        for limit in [RateLimit::DEFAULT, RateLimit { per_sec: 0.5, burst: 1 }] {
+            assert_eq!(RateLimit::from_refusal(&limit.refusal()), Some(limit));
+        }
+        for other in ["slow down", "slow down: at most 0 lines/s (bursts of 3)", "nickname bob is taken"] {
+            assert_eq!(RateLimit::from_refusal(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_bucket_says_how_long_until_its_next_token() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(RateLimit { per_sec: 4.0, burst: 1 }, start);
+        assert_eq!(bucket.wait(start), Duration::ZERO);
+        assert!(bucket.take(start));
+        assert_eq!(bucket.wait(start), Duration::from_millis(250));
+        assert_eq!(bucket.wait(start + Duration::from_millis(100)), Duration::from_millis(150));
+        let empty = TokenBucket::empty(RateLimit { per_sec: 1e-9, burst: 1 }, start);
+        assert_eq!(empty.wait(start), MAX_WAIT, "a rate read from a peer cannot make a wait overflow");
     }
 }

@@ -94,12 +94,8 @@ impl Connection {
         if let Some(bucket) = &mut self.flood {
             if !bucket.take(Instant::now().into_std()) {
                 self.refused += 1;
-                if self.refused == 1 {
-                    let limit = shared.config.rate_limit.map(|l| (l.per_sec, l.burst)).unwrap_or_default();
-                    self.reply(protocol::error(format_args!(
-                        "slow down: at most {} lines/s (bursts of {}); lines are dropped until you do",
-                        limit.0, limit.1
-                    )));
+                if let (1, Some(limit)) = (self.refused, shared.config.rate_limit) {
+                    self.reply(protocol::error(limit.refusal()));
                 }
                 return Ok(());
             }

@@ -178,6 +178,11 @@ pub struct JoinArgs {
     /// Print each line from the server as a JSON object.
     #[arg(long)]
     json: bool,
+    /// Send at most this many lines a second (10/s, 300/min), or off: pasted or piped lines wait their turn rather than
+    /// being dropped by the server's flood limit (`chat serve --rate-limit`,
+    /// 10/s by default). A server that says its limit is lower is obeyed.
+    #[arg(long, value_name = "RATE", default_value = "10/s", value_parser = pace)]
+    pace: LineRate,
 }
 
 /// Runs a `chat` command.
@@ -238,6 +243,11 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// Parses `chat join --pace`: a rate with the server's default burst.
+fn pace(s: &str) -> Result<LineRate, String> {
+    RateLimit::parse(s, RateLimit::DEFAULT.burst).map(LineRate).map_err(|e| e.to_string())
+}
+
 /// A `--nick` the server would accept (1 to 32 letters, digits or some punctuation).
 fn nickname(name: &str) -> Result<String, String> {
     socketeer::chat::protocol::check_name("nickname", name).map(str::to_owned).map_err(|e| e.to_string())
@@ -245,11 +255,11 @@ fn nickname(name: &str) -> Result<String, String> {
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let timeouts = Timeouts { connect: args.connect_timeout, reply: GOODBYE_WAIT };
-    let client = ChatClient::connect(&args.target, timeouts).await?;
+    let client = ChatClient::connect(&args.target, timeouts).await?.paced(args.pace.0);
     let peer = client.peer();
     let nick = args.nick.as_deref();
     let ending = if !args.json && io::stdin().is_terminal() && io::stdout().is_terminal() {
-        session::join_at_a_terminal(client, &args.target, timeouts, nick).await?
+        session::join_at_a_terminal(client, &args.target, timeouts, nick, args.pace.0).await?
     } else {
         let out = Output::new(args.json);
         let input = FramedRead::new(tokio::io::stdin(), LinesCodec::new_with_max_length(MAX_INPUT_LINE))

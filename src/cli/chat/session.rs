@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+use socketeer::chat::flood::RateLimit;
 use socketeer::chat::protocol::ServerLine;
 use socketeer::chat::{ChatClient, Ending, Received};
 use socketeer::client::{ClientError, Timeouts};
@@ -26,6 +27,7 @@ pub(super) async fn join_at_a_terminal(
     target: &Target,
     timeouts: Timeouts,
     nick: Option<&str>,
+    pace: Option<RateLimit>,
 ) -> anyhow::Result<Ending> {
     let (terminal, mut input) = Terminal::start()?;
     let mut resizes = signal(SignalKind::window_change())?;
@@ -44,7 +46,7 @@ pub(super) async fn join_at_a_terminal(
             let connection = match client.take() {
                 Some(connection) => connection,
                 None => match ChatClient::connect(target, timeouts).await {
-                    Ok(connection) => connection,
+                    Ok(connection) => connection.paced(pace),
                     Err(e) => {
                         terminal.print(&format!(
                             "(cannot reconnect: {e}; trying again in {}s)",
