@@ -25,6 +25,13 @@ peers=(
   tcpdump:tcpdump
   atftp:atftp
   in.tftpd:tftpd-hpa
+  irssi:irssi
+  tmux:tmux
+)
+
+# module:package for every Python library a test imports (from PyPI).
+python_peers=(
+  irc.client:irc
 )
 
 missing=()
@@ -56,6 +63,13 @@ if ((${#missing[@]})); then
     echo "test.sh: install them (sudo apt-get install ${missing[*]}) or run as root; the tests that need them will fail" >&2
   fi
 fi
+
+for peer in "${python_peers[@]}"; do
+  if ! python3 -c "import ${peer%%:*}" >/dev/null 2>&1; then
+    echo "test.sh: installing the Python library ${peer#*:}"
+    python3 -m pip install --quiet "${peer#*:}" || echo "test.sh: could not install ${peer#*:}; the tests that need it will fail" >&2
+  fi
+done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -239,26 +239,6 @@ fn a_full_server_names_the_flag_that_raises_it() {
 }
 
 #[test]
-fn an_irc_client_is_told_and_closed_and_its_login_never_reaches_the_room() {
-    let server = server(&[]);
-    let mut alice = Client::named(&server, "alice");
-    for login in [
-        &b"PASS s3cret-password\r\nNICK ii\r\nUSER ii localhost 127.0.0.1 :Real Name\r\n"[..],
-        b"CAP LS 302\r\nNICK irssi\r\nUSER irssi irssi localhost :Real Name\r\n",
-    ] {
-        let mut irc = TcpStream::connect(server.addr("chat", "tcp")).unwrap();
-        irc.set_read_timeout(Some(WAIT)).unwrap();
-        irc.write_all(login).unwrap();
-        let mut said = String::new();
-        let _ = irc.read_to_string(&mut said);
-        assert!(said.contains("ERROR :Closing link: this is a socketeer chat server"), "{said}");
-    }
-    alice.send("/who");
-    let before = alice.expect("*** in lobby (1): alice");
-    assert!(before.is_empty(), "the room saw: {before:?}");
-}
-
-#[test]
 fn actions_cannot_pass_for_server_notices() {
     let server = server(&[]);
     let mut impostor = Client::named(&server, "server");
@@ -369,5 +349,8 @@ fn a_reader_that_falls_behind_is_told_why_and_nothing_piles_up_in_the_kernel_for
     flooding.join().unwrap().unwrap();
     flooder.send("/who");
     flooder.expect("*** in lobby (1): flooder");
-    assert!(server.stderr().contains("disconnecting a client: more than 1MiB waited"), "{}", server.stderr());
+    // The log line is read from the server's stderr by another thread: wait for it.
+    let logged =
+        eventually(WAIT, || server.stderr().contains("disconnecting a client: more than 1MiB waited"));
+    assert!(logged, "{}", server.stderr());
 }

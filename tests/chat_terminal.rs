@@ -4,15 +4,15 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use nix::pty::openpty;
-use nix::sys::termios::{LocalFlags, tcgetattr};
+use nix::sys::termios::{LocalFlags, Termios, tcgetattr};
 
 use crate::util::{Daemon, eventually, socketeer};
 
@@ -31,6 +31,61 @@ fn expect(reader: &mut BufReader<TcpStream>, wanted: &str) {
     }
 }
 
+/// `chat join --nick alice` on a pseudo-terminal: what it draws is
+/// gathered (so the terminal never fills up), and keys are typed at it.
+struct AtTerminal {
+    child: Child,
+    keys: File,
+    screen: Arc<Mutex<Vec<u8>>>,
+    /// The terminal's own end, to read its modes.
+    slave: OwnedFd,
+    /// Its modes before `chat join` started.
+    before: Termios,
+}
+
+impl AtTerminal {
+    fn join(addr: SocketAddr) -> AtTerminal {
+        let pty = openpty(None, None).unwrap();
+        let before = tcgetattr(&pty.slave).unwrap();
+        let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
+        let child = socketeer()
+            .args(["chat", "join", &addr.to_string(), "--nick", "alice"])
+            .stdin(slave(&pty.slave))
+            .stdout(slave(&pty.slave))
+            .stderr(slave(&pty.slave))
+            .spawn()
+            .unwrap();
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let keys = File::from(pty.master);
+        let mut reader = keys.try_clone().unwrap();
+        let drawn = screen.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                drawn.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let joined = AtTerminal { child, keys, screen, slave: pty.slave, before };
+        assert!(eventually(WAIT, || joined.shows("is now known as alice")), "alice never got her name");
+        joined
+    }
+
+    fn shows(&self, text: &str) -> bool {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).contains(text)
+    }
+
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.keys.write_all(keys).unwrap();
+    }
+
+    /// Waits for it to exit; whether it succeeded, with the screen if not.
+    fn exited_ok(&mut self) {
+        let status = self.child.wait().unwrap();
+        let screen = String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned();
+        assert!(status.success(), "chat join: {status}; screen: {screen:?}");
+    }
+}
+
 #[test]
 fn chat_join_at_a_terminal_edits_lines_recalls_history_and_restores_the_terminal() {
     let server = Daemon::start(&["chat", "serve", "--port", "0"], 1);
@@ -39,54 +94,27 @@ fn chat_join_at_a_terminal_edits_lines_recalls_history_and_restores_the_terminal
     bob.set_read_timeout(Some(WAIT)).unwrap();
     let mut bob = BufReader::new(bob);
 
-    let pty = openpty(None, None).unwrap();
-    let before = tcgetattr(&pty.slave).unwrap();
-    let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
-    let mut child = socketeer()
-        .args(["chat", "join", &addr.to_string(), "--nick", "alice"])
-        .stdin(slave(&pty.slave))
-        .stdout(slave(&pty.slave))
-        .stderr(slave(&pty.slave))
-        .spawn()
-        .unwrap();
-    // What the client draws, gathered so the terminal never fills up.
-    let screen = Arc::new(Mutex::new(Vec::new()));
-    let mut master = File::from(pty.master);
-    let mut reader = master.try_clone().unwrap();
-    let drawn = screen.clone();
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            drawn.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let shown = |text: &str| String::from_utf8_lossy(&screen.lock().unwrap()).contains(text);
-    assert!(eventually(WAIT, || shown("is now known as alice")), "alice never got her name");
+    let mut alice = AtTerminal::join(addr);
 
     // "helo", Left, "l", Enter: the letter goes in where the cursor is.
-    master.write_all(b"helo\x1b[Dl\r").unwrap();
+    alice.type_keys(b"helo\x1b[Dl\r");
     expect(&mut bob, "<alice> hello");
     // Ctrl-A, a word, Ctrl-E, Ctrl-W deletes the last word, Enter.
-    master.write_all(b"world\x01, \x01big \x05 gone\x17\r").unwrap();
+    alice.type_keys(b"world\x01, \x01big \x05 gone\x17\r");
     expect(&mut bob, "<alice> big , world");
     // Up twice recalls "hello"; End and one more letter; Enter.
-    master.write_all(b"\x1b[A\x1b[A\x1b[F!\r").unwrap();
+    alice.type_keys(b"\x1b[A\x1b[A\x1b[F!\r");
     expect(&mut bob, "<alice> hello!");
     // Ctrl-D on an empty line leaves.
-    master.write_all(b"\x04").unwrap();
+    alice.type_keys(b"\x04");
     expect(&mut bob, "*** alice left lobby");
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "chat join: {status}; screen: {:?}",
-        String::from_utf8_lossy(&screen.lock().unwrap())
-    );
+    alice.exited_ok();
 
-    let after = tcgetattr(&pty.slave).unwrap();
+    let after = tcgetattr(&alice.slave).unwrap();
     for flag in [LocalFlags::ICANON, LocalFlags::ECHO, LocalFlags::ISIG] {
         assert_eq!(
             after.local_flags.contains(flag),
-            before.local_flags.contains(flag),
+            alice.before.local_flags.contains(flag),
             "{flag:?} not restored"
         );
     }
@@ -97,31 +125,11 @@ fn chat_join_at_a_terminal_reconnects_under_its_nick_and_keeps_the_half_typed_li
     let port = crate::util::closed_port().to_string();
     let server = Daemon::start(&["chat", "serve", "--port", &port], 1);
     let addr = server.addr("chat", "tcp");
-    let pty = openpty(None, None).unwrap();
-    let slave = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
-    let mut child = socketeer()
-        .args(["chat", "join", &addr.to_string(), "--nick", "alice"])
-        .stdin(slave(&pty.slave))
-        .stdout(slave(&pty.slave))
-        .stderr(slave(&pty.slave))
-        .spawn()
-        .unwrap();
-    let screen = Arc::new(Mutex::new(Vec::new()));
-    let mut master = File::from(pty.master);
-    let mut reader = master.try_clone().unwrap();
-    let drawn = screen.clone();
-    thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = reader.read(&mut buf) {
-            drawn.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let shown = |text: &str| String::from_utf8_lossy(&screen.lock().unwrap()).contains(text);
-    assert!(eventually(WAIT, || shown("is now known as alice")), "alice never got her name");
-    master.write_all(b"half").unwrap();
+    let mut alice = AtTerminal::join(addr);
+    alice.type_keys(b"half");
     // The server dies and another takes its place.
     drop(server);
-    assert!(eventually(WAIT, || shown("reconnecting")), "no word of the lost connection");
+    assert!(eventually(WAIT, || alice.shows("reconnecting")), "no word of the lost connection");
     let again = Daemon::start(&["chat", "serve", "--port", &port], 1);
     let bob = TcpStream::connect(again.addr("chat", "tcp")).unwrap();
     bob.set_read_timeout(Some(WAIT)).unwrap();
@@ -141,8 +149,8 @@ fn chat_join_at_a_terminal_reconnects_under_its_nick_and_keeps_the_half_typed_li
         }
     });
     assert!(back, "alice did not come back");
-    master.write_all(b" done\r").unwrap();
+    alice.type_keys(b" done\r");
     expect(&mut bob, "<alice> half done");
-    master.write_all(b"\x04").unwrap();
-    assert!(child.wait().unwrap().success());
+    alice.type_keys(b"\x04");
+    alice.exited_ok();
 }

@@ -5,6 +5,8 @@ mod bench;
 mod chat;
 mod chat_cluster;
 mod chat_cluster_edges;
+mod chat_irc;
+mod chat_irssi;
 mod chat_join;
 mod chat_limits;
 mod chat_terminal;

@@ -14,6 +14,7 @@ the operating system provides, here a multiprocessing.Queue (a pipe underneath).
 
 import argparse
 import os
+import sys
 import time
 from multiprocessing import Process, Queue
 
@@ -23,8 +24,13 @@ counted = 0  # every process has its own copy of this
 def count(label: str, upto: int, delay: float, started: float, results: Queue) -> None:
     global counted
     for n in range(1, upto + 1):
-        print(f"{time.monotonic() - started:6.2f} s  {label}  pid={os.getpid()} parent={os.getppid()}: {n}",
-              flush=True)
+        line = f"{time.monotonic() - started:6.2f} s  {label}  pid={os.getpid()} parent={os.getppid()}: {n}"
+        # Both processes write to the same pipe. print() may write the text
+        # and its newline in two calls, and the other process's line can land
+        # between them; one write() of the whole line (shorter than the pipe's
+        # atomic size, 4 KiB) always arrives in one piece.
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
         counted += 1
         time.sleep(delay)
     results.put((label, os.getpid(), counted))

@@ -8,6 +8,7 @@
 //! | [`hub`] | pure | nicknames, rooms and routing: which lines go to whom |
 //! | [`delivery`] | shared state | room logs, private outboxes, and each client's mailbox |
 //! | `server`, `session` | driver | the accept loop, and one task per client that owns its socket |
+//! | [`irc`] | driver (its `wire` and `render`: pure) | IRC clients in the same rooms |
 //! | [`cluster`] | driver | several servers as one chat, through Redis (`chat serve --redis`) |
 //! | [`client`] | driver | the full-duplex client behind `chat join` |
 //!
@@ -25,6 +26,7 @@ pub mod cluster;
 pub mod delivery;
 pub mod flood;
 pub mod hub;
+pub mod irc;
 pub mod protocol;
 mod server;
 mod session;

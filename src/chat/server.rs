@@ -147,7 +147,7 @@ fn serve<B: Backplane + Send + 'static>(
     };
     let serve =
         admit_loop("chat", bound.tcp, Arc::new(gate), shutdown, move |stream, peer, ticket, shutdown| {
-            session::serve(stream, peer, ticket, shared.clone(), shutdown)
+            session::serve(stream, peer, ticket, shared.clone(), shutdown, session::Dialect::Lines)
         });
     async move {
         futures::join!(serve, wake_all);

@@ -78,12 +78,13 @@ async fn stalled(mut stream: TcpStream, run: &Run) -> bool {
 }
 
 /// Sends sender `k`'s messages from the start to the end of the run, at its
-/// share of the rate or as fast as its window allows, and returns the
+/// share of the rate, as fast as its window allows, or (a burst) back to
+/// back as fast as the socket takes them, and returns the
 /// connection's writing half (still open).
 async fn send(
     k: usize,
     addr: SocketAddr,
-    mut write: OwnedWriteHalf,
+    write: OwnedWriteHalf,
     run: Arc<Run>,
 ) -> Result<OwnedWriteHalf, ClientError> {
     let load = &run.load;
@@ -91,73 +92,69 @@ async fn send(
         return Ok(write);
     };
     let Some((start, until)) = times else { return Ok(write) };
+    let mut out = Outbox { k, addr, write, seq: 0, batch: Vec::new(), payload: String::new() };
     if let Some(burst) = load.burst {
-        return send_burst(k, addr, write, &run, burst).await;
+        // Back to back, as fast as the socket takes them.
+        while out.seq < burst {
+            out.send(&run, (burst - out.seq).min(MAX_BATCH)).await?;
+        }
+        return Ok(out.write);
     }
     let rate = load.rate.map(|rate| rate / load.senders as f64);
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let (mut seq, mut batch, mut payload) = (0u64, Vec::new(), String::new());
     while Instant::now() < until {
         let count = match rate {
             None => tokio::select! {
-                room = run.windows[k].wait_for_room(seq) => room.min(MAX_BATCH),
+                room = run.windows[k].wait_for_room(out.seq) => room.min(MAX_BATCH),
                 () = tokio::time::sleep_until(until) => break,
             },
             Some(rate) => {
                 // Messages due by now: message n is due n / rate after the start.
                 let due = ((Instant::now() - start).as_secs_f64() * rate) as u64 + 1;
-                if due <= seq {
+                if due <= out.seq {
                     ticks.tick().await;
                     continue;
                 }
-                (due - seq).min(MAX_BATCH)
+                (due - out.seq).min(MAX_BATCH)
             }
         };
-        batch.clear();
-        let nanos = u64::try_from((Instant::now() - run.base).as_nanos()).unwrap_or(u64::MAX);
-        for _ in 0..count {
-            Stamp { sender: k, seq, nanos }.payload(load.size, &mut payload);
-            load.wire.message(payload.as_bytes(), &mut batch);
-            seq += 1;
-        }
-        let patience = load.timeouts.reply;
-        tokio::time::timeout(patience, write.write_all(&batch))
-            .await
-            .map_err(|_| ClientError::Timeout { addr, after: patience })?
-            .map_err(|e| ClientError::io(addr, e))?;
-        run.sent[k].store(seq, Ordering::Release);
+        out.send(&run, count).await?;
     }
-    Ok(write)
+    Ok(out.write)
 }
 
-/// Sends sender `k`'s `total` messages back to back, as fast as the socket
-/// takes them, and returns the connection's writing half (still open).
-async fn send_burst(
+/// Sender `k`'s writing half and the numbering of its messages.
+struct Outbox {
     k: usize,
+    /// The server it writes to.
     addr: SocketAddr,
-    mut write: OwnedWriteHalf,
-    run: &Run,
-    total: u64,
-) -> Result<OwnedWriteHalf, ClientError> {
-    let load = &run.load;
-    let (mut seq, mut batch, mut payload) = (0u64, Vec::new(), String::new());
-    while seq < total {
-        batch.clear();
+    write: OwnedWriteHalf,
+    /// The next message's number.
+    seq: u64,
+    batch: Vec<u8>,
+    payload: String,
+}
+
+impl Outbox {
+    /// Writes the next `count` messages, stamped with the time, in one go.
+    async fn send(&mut self, run: &Run, count: u64) -> Result<(), ClientError> {
+        let load = &run.load;
+        self.batch.clear();
         let nanos = u64::try_from((Instant::now() - run.base).as_nanos()).unwrap_or(u64::MAX);
-        for _ in 0..(total - seq).min(MAX_BATCH) {
-            Stamp { sender: k, seq, nanos }.payload(load.size, &mut payload);
-            load.wire.message(payload.as_bytes(), &mut batch);
-            seq += 1;
+        for _ in 0..count {
+            Stamp { sender: self.k, seq: self.seq, nanos }.payload(load.size, &mut self.payload);
+            load.wire.message(self.payload.as_bytes(), &mut self.batch);
+            self.seq += 1;
         }
-        let patience = load.timeouts.reply;
-        tokio::time::timeout(patience, write.write_all(&batch))
+        let (addr, patience) = (self.addr, load.timeouts.reply);
+        tokio::time::timeout(patience, self.write.write_all(&self.batch))
             .await
             .map_err(|_| ClientError::Timeout { addr, after: patience })?
             .map_err(|e| ClientError::io(addr, e))?;
-        run.sent[k].store(seq, Ordering::Release);
+        run.sent[self.k].store(self.seq, Ordering::Release);
+        Ok(())
     }
-    Ok(write)
 }
 
 /// The reading side of a connection: lines in, tallied.

@@ -23,13 +23,15 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::delivery::{Log, Mailbox, Outbox};
-use super::protocol::{self, NameError};
+use super::protocol::{self, NameError, notices};
 
 mod backplane;
 mod nicks;
+mod query;
 mod remote;
 
 pub use backplane::{Backplane, Claim, Standalone};
+pub use query::Found;
 pub use remote::Member;
 
 /// A client's number, unique for the life of the server.
@@ -186,12 +188,7 @@ impl<B: Backplane> Hub<B> {
         self.clients.insert(id, client);
         let seat = self.enter(id, &room);
         let others = self.rooms[&room].size() - 1;
-        let welcome = protocol::notice(format_args!(
-            "welcome, {}: you are in {} with {}; /help lists the commands",
-            self.clients[&id].nick,
-            self.config.default_room,
-            protocol::others(others)
-        ));
+        let welcome = notices::welcome(&self.clients[&id].nick, &self.config.default_room, others);
         self.tell_one(id, &welcome);
         Mailbox::new(id, outbox, seat.log, seat.cursor)
     }
@@ -203,7 +200,7 @@ impl<B: Backplane> Hub<B> {
         client.announced = true;
         let (nick, room) = (client.nick.clone(), client.room.clone());
         let place = &self.rooms[&room];
-        let joined = protocol::notice(format_args!("{nick} joined {}", place.name));
+        let joined = notices::joined(&nick, &place.name);
         // Others learn where the client is before they hear it joined.
         self.backplane.present(id, &nick, Some(&place.name));
         self.publish(&room, joined, Some(id), false);
@@ -310,37 +307,18 @@ impl<B: Backplane> Hub<B> {
         self.room(name);
         let seat = self.enter(id, &new);
         let room = &self.rooms[&new];
-        let here = protocol::notice(format_args!(
-            "you are in {} with {}",
-            room.name,
-            protocol::others(room.size() - 1)
-        ));
+        let here = notices::here(&room.name, room.size() - 1);
         self.tell_one(id, &here);
         Ok(seat)
     }
 
     /// `/who`: the nicknames in client `id`'s room (on every server), sorted,
-    /// on lines of at most about [`WHO_LINE`] bytes.
+    /// on lines of at most about [`notices::LIST_LINE`] bytes.
     pub fn who(&self, id: ClientId) {
-        let Some(client) = self.clients.get(&id) else { return };
-        let room = &self.rooms[&client.room];
-        let mut nicks: Vec<&str> = room.members.iter().map(|m| self.clients[m].nick.as_str()).collect();
-        if room.remote > 0 {
-            let elsewhere = self.remote.values().filter(|r| r.room == client.room);
-            nicks.extend(elsewhere.map(|r| r.nick.as_str()));
+        let Some((room, nicks)) = self.members(id) else { return };
+        for line in notices::who(room, &nicks) {
+            self.tell_one(id, &line);
         }
-        nicks.sort_unstable_by_key(|n| n.to_lowercase());
-        let header = format!("in {} ({}):", room.name, nicks.len());
-        let mut line = header.clone();
-        for nick in nicks {
-            if line.len() + nick.len() > WHO_LINE && line.len() > header.len() {
-                self.tell_one(id, &protocol::notice(&line));
-                line.clone_from(&header);
-            }
-            line.push(' ');
-            line.push_str(nick);
-        }
-        self.tell_one(id, &protocol::notice(&line));
     }
 
     /// Queues `line` for client `id` alone.
@@ -386,7 +364,7 @@ impl<B: Backplane> Hub<B> {
             client.outbox.push(place.log.mark(), &protocol::replayed(*at, line));
         }
         if client.announced {
-            let joined = protocol::notice(format_args!("{} joined {}", client.nick, place.name));
+            let joined = notices::joined(&client.nick, &place.name);
             // Others learn where the client is before they hear it joined.
             self.backplane.present(id, &client.nick, Some(&place.name));
             self.publish(room, joined, Some(id), false);
@@ -415,10 +393,7 @@ impl<B: Backplane> Hub<B> {
     fn left_notice(&self, id: ClientId, room: &str, reason: Option<&str>) -> Bytes {
         let nick = self.nick(id).unwrap_or_default();
         let name = self.rooms.get(room).map_or(room, |r| r.name.as_str());
-        match reason {
-            Some(reason) => protocol::notice(format_args!("{nick} left {name} ({reason})")),
-            None => protocol::notice(format_args!("{nick} left {name}")),
-        }
+        notices::left(nick, name, reason)
     }
 
     fn remember(&mut self, room: &str, line: &Bytes, at: DateTime<Utc>) {
@@ -440,9 +415,6 @@ impl<B: Backplane> Hub<B> {
         }
     }
 }
-
-/// About how long a `/who` line gets before the list goes on on the next.
-pub const WHO_LINE: usize = 400;
 
 #[cfg(test)]
 mod tests;

@@ -46,7 +46,7 @@ impl<B: Backplane> Hub<B> {
         self.nicks.insert(protocol::fold(new), id);
         let old = std::mem::replace(&mut client.nick, new.to_owned());
         let (room, announced) = (client.room.clone(), client.announced);
-        let renamed = protocol::notice(format_args!("{old} is now known as {new}"));
+        let renamed = protocol::notices::renamed(&old, new);
         if !announced {
             self.tell_one(id, &renamed);
             return;

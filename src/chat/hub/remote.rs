@@ -117,7 +117,7 @@ impl<B: Backplane> Hub<B> {
         for key in &gone {
             let Some(member) = self.remote.get(key) else { continue };
             if let Some(place) = self.rooms.get(&member.room) {
-                let notice = protocol::notice(format_args!("{} left {} ({why})", member.nick, place.name));
+                let notice = protocol::notices::left(&member.nick, &place.name, Some(why));
                 place.log.publish(None, notice);
             }
             self.forget(key);

@@ -252,7 +252,10 @@ fn who_lists_the_room_sorted_and_wraps_long_lists() {
     let mut f = hub_with(200, 0);
     f.hub.who(0);
     let lines = f.take(0);
-    assert!(lines.len() > 1 && lines.iter().all(|l| l.len() < WHO_LINE + 50), "{lines:?}");
+    assert!(
+        lines.len() > 1 && lines.iter().all(|l| l.len() < crate::chat::protocol::notices::LIST_LINE + 50),
+        "{lines:?}"
+    );
     let names = lines.iter().flat_map(|l| l.trim_end().split(' ').skip(4)).count();
     assert_eq!(names, 200);
 }

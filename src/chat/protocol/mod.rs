@@ -34,6 +34,7 @@ use std::str;
 
 mod lines;
 mod names;
+pub mod notices;
 
 pub use lines::{
     ServerLine, action, error, message, notice, others, ping, private, private_sent, replayed, split_replayed,
@@ -66,6 +67,8 @@ pub enum Request<'a> {
     Help,
     /// `/pong [TOKEN]`: the answer to a `PING`.
     Pong,
+    /// `/list`: the rooms, and how many are in each.
+    List,
 }
 
 /// A line that asks for something that does not exist or is malformed.
@@ -119,6 +122,8 @@ pub fn parse(line: &str) -> Result<Option<Request<'_>>, RequestError> {
         },
         "quit" => Request::Quit((!rest.is_empty()).then_some(rest)),
         "pong" => Request::Pong,
+        "list" if rest.is_empty() => Request::List,
+        "list" => return Err(RequestError::Usage("/list")),
         _ => return Err(RequestError::Unknown(word.to_owned())),
     };
     Ok(Some(request))
@@ -126,7 +131,7 @@ pub fn parse(line: &str) -> Result<Option<Request<'_>>, RequestError> {
 
 /// What the server answers to `/help`, one line each.
 pub const HELP: [&str; 4] = [
-    "commands: /nick NAME, /who, /msg NICK TEXT, /me ACTION, /join ROOM, /quit [REASON], /help",
+    "commands: /nick NAME, /who, /msg NICK TEXT, /me ACTION, /join ROOM, /list, /quit [REASON], /help",
     "any other line is a message to everyone in your room; start it with // to send a line that begins with /",
     "bye, alone on a line, leaves like /quit",
     "nicknames and rooms: 1 to 32 letters, digits or - _ . [ ] { } | ^ ` '",
@@ -192,6 +197,7 @@ mod tests {
         assert_eq!(parse("/quit"), Ok(Some(Request::Quit(None))));
         assert_eq!(parse("/quit gone fishing"), Ok(Some(Request::Quit(Some("gone fishing")))));
         assert_eq!(parse("/help"), Ok(Some(Request::Help)));
+        assert_eq!(parse("/list"), Ok(Some(Request::List)));
         assert_eq!(parse("BYE"), Ok(Some(Request::Quit(None))));
         assert_eq!(parse("bye now"), Ok(Some(Request::Say("bye now"))));
         assert_eq!(parse(""), Ok(None));

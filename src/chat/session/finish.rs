@@ -21,9 +21,6 @@ const REASON_LIMIT: Duration = Duration::from_secs(5);
 /// How long to read and drop a leaving client's input after saying goodbye,
 /// so that closing the socket does not reset it and lose the goodbye.
 const LINGER: Duration = Duration::from_millis(300);
-/// What an IRC client is told: in IRC's own words, which it shows.
-const NOT_IRC: &str = "ERROR :Closing link: this is a socketeer chat server, which speaks its own line \
-                       protocol, not IRC; connect with nc or socketeer chat join\r\n";
 
 impl Connection {
     /// Says goodbye as the ending asks, writes what is still due (for a
@@ -35,6 +32,10 @@ impl Connection {
         let goodbye = match &ending {
             Ending::Quit(_) => protocol::notice("bye"),
             Ending::Shutdown => protocol::notice("server shutting down"),
+            Ending::Silent if self.registered => protocol::error(format_args!(
+                "registration not completed within {} of connecting; closing",
+                duration(config.register_timeout)
+            )),
             Ending::Silent => protocol::error(format_args!(
                 "no whole line received within {} of connecting; closing",
                 duration(config.register_timeout)
@@ -43,15 +44,19 @@ impl Connection {
                 "a line took more than {} to arrive whole; closing",
                 duration(config.line_timeout)
             )),
-            Ending::Irc => Bytes::from_static(NOT_IRC.as_bytes()),
             Ending::TooSlow(slow) => protocol::error(format_args!("you read too slowly: {slow}; closing")),
             Ending::Closed => Bytes::new(),
             Ending::Failed(e) => return Err(io::Error::new(e.kind(), e.to_string())),
         };
+        let goodbye = match goodbye.is_empty() {
+            true => goodbye,
+            false => self.dialect.goodbye(goodbye),
+        };
         let too_slow = matches!(ending, Ending::TooSlow(_));
         if too_slow {
             // Its backlog is dropped: only the reason goes, after what the kernel already holds.
-            self.out = BytesMut::from(&goodbye[..]);
+            self.out = BytesMut::new();
+            self.dialect.render(&goodbye, &mut self.out);
             self.mailbox.stop_at(Mark::LAST);
         } else if !goodbye.is_empty() {
             self.mailbox.outbox().push(Mark::LAST, &goodbye);

@@ -6,9 +6,10 @@ use bytes::BytesMut;
 use tokio::time::Instant;
 use tokio_util::codec::{AnyDelimiterCodecError, Decoder};
 
-use super::{Connection, Ending};
+use super::{Connection, Dialect, Ending};
 use crate::chat::hub::{Backplane, ClientId};
-use crate::chat::protocol::{self, Dialect, HELP, Request};
+use crate::chat::irc::{Irc, Step};
+use crate::chat::protocol::{self, HELP, Request};
 use crate::chat::server::Shared;
 use crate::text::sanitize;
 
@@ -67,6 +68,7 @@ impl Connection {
             // A quiet client holds no buffer.
             self.input = BytesMut::new();
         }
+        self.welcome_when_registered(shared, id);
         // Answers to what was just read go out now, not after another wake-up.
         match self.out.is_empty() {
             true => self.flush(),
@@ -108,16 +110,33 @@ impl Connection {
                 return Ok(());
             }
         };
-        if first && protocol::identify(text) == Dialect::Irc {
-            return Err(Ending::Irc);
+        if first && protocol::identify(text) == protocol::Dialect::Irc {
+            self.dialect = Dialect::Irc(Box::new(Irc::new()));
         }
-        let request = match protocol::parse(text) {
-            Ok(Some(request)) => request,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                self.reply(protocol::error(sanitize(&e.to_string())));
-                return Ok(());
+        let home;
+        let request = match &mut self.dialect {
+            Dialect::Irc(irc) => {
+                let step = irc.read(text, &shared.hub.lock(), id);
+                match step {
+                    Step::Request(request) => request,
+                    Step::Home => {
+                        home = shared.hub.lock().default_room().to_owned();
+                        Request::Join(&home)
+                    }
+                    Step::Reply(lines) => {
+                        lines.into_iter().for_each(|line| self.reply(line));
+                        return Ok(());
+                    }
+                }
             }
+            Dialect::Lines => match protocol::parse(text) {
+                Ok(Some(request)) => request,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.reply(protocol::error(sanitize(&e.to_string())));
+                    return Ok(());
+                }
+            },
         };
         let mut hub = shared.hub.lock();
         // The room hears a newcomer joined before it hears from it; a first
@@ -149,18 +168,26 @@ impl Connection {
                 hub.who(id);
                 Ok(())
             }
+            Request::List => {
+                hub.list(id);
+                Ok(())
+            }
             Request::Tell { to, text } => hub.tell(id, to, &sanitize(text)),
             Request::Join(room) => match hub.join(id, room) {
                 Ok(seat) => {
                     self.announce(&mut hub, id);
+                    if self.dialect.translates() {
+                        // The names that complete an IRC client's JOIN.
+                        hub.who(id);
+                    }
                     // Publishing takes the hub's lock: this is exactly where the client left.
                     let left = self.mailbox.mark();
                     drop(hub);
                     self.mailbox.stop_at(left);
-                    return self
-                        .mailbox
-                        .move_to(seat.log, seat.cursor, &mut self.out)
-                        .map_err(|overflow| Ending::TooSlow(overflow.into()));
+                    let mut raw = BytesMut::new();
+                    let moved = self.mailbox.move_to(seat.log, seat.cursor, &mut raw);
+                    self.dialect.render(&raw, &mut self.out);
+                    return moved.map_err(|overflow| Ending::TooSlow(overflow.into()));
                 }
                 Err(e) => Err(e),
             },
@@ -177,8 +204,26 @@ impl Connection {
         }
         drop(hub);
         if let Err(e) = refused {
-            self.reply(protocol::error(sanitize(&e.to_string())));
+            self.refuse(&e);
+        }
+        if let Dialect::Irc(irc) = &mut self.dialect {
+            irc.take_after().into_iter().for_each(|line| self.reply(line));
         }
         Ok(())
+    }
+
+    /// Welcomes an IRC client once its registration is complete: the
+    /// opening numerics, its channel and the names in it; and its room
+    /// hears that it joined.
+    fn welcome_when_registered<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) {
+        let Dialect::Irc(irc) = &mut self.dialect else { return };
+        let mut hub = shared.hub.lock();
+        if !irc.ready(&hub, id) {
+            return;
+        }
+        let lines = irc.welcome(&hub, id);
+        lines.into_iter().for_each(|line| self.reply(line));
+        hub.who(id);
+        self.announce(&mut hub, id);
     }
 }

@@ -12,7 +12,8 @@
 //!   counts it among its silent connections, it must send a whole line
 //!   within `register_timeout`, and bytes that are not a whole line do not
 //!   count. That line also tells what it speaks ([`protocol::identify`]): an
-//!   IRC client's registration is never taken for chat.
+//!   IRC client's registration makes it an IRC session ([`Dialect`]), which
+//!   must complete registration within `register_timeout` as well.
 //! - The room hears that it joined at its first line, or after
 //!   [`ANNOUNCE_GRACE`] (when a silent one is also sent a `PING`): a
 //!   connection that comes and goes at once is never announced.
@@ -26,8 +27,11 @@
 //!   `slow_timeout`: it is told why, and its connection is reset so that
 //!   nothing lingers for it in the kernel.
 
+mod dialect;
 mod finish;
 mod input;
+
+pub(in crate::chat) use dialect::Dialect;
 
 use std::io;
 use std::net::SocketAddr;
@@ -50,7 +54,6 @@ use super::hub::{Backplane, Claim, ClientId, HubError};
 use super::protocol;
 use super::server::Shared;
 use crate::shutdown::Shutdown;
-use crate::text::sanitize;
 
 /// About how much one write sends: what a mailbox collects at once.
 const WRITE_BUDGET: usize = 32 * 1024;
@@ -127,8 +130,6 @@ enum Ending {
     Silent,
     /// A line took longer than the line timeout to arrive.
     SlowLine,
-    /// Its first line was an IRC client's.
-    Irc,
     /// The client reads too slowly.
     TooSlow(Slow),
     /// The server is shutting down.
@@ -142,7 +143,7 @@ impl Ending {
     fn reason(&self) -> Option<&str> {
         match self {
             Ending::Quit(reason) => reason.as_deref(),
-            Ending::Closed | Ending::Irc => None,
+            Ending::Closed => None,
             Ending::Shutdown => Some("server shutting down"),
             Ending::Silent => Some("said nothing"),
             Ending::SlowLine => Some("line too slow"),
@@ -159,6 +160,7 @@ pub(super) async fn serve<B: Backplane>(
     ticket: Ticket,
     shared: Arc<Shared<B>>,
     shutdown: Shutdown,
+    dialect: Dialect,
 ) -> io::Result<()> {
     let (time, interval, retries) = KEEPALIVE;
     let keepalive = TcpKeepalive::new().with_time(time).with_interval(interval).with_retries(retries);
@@ -179,6 +181,7 @@ pub(super) async fn serve<B: Backplane>(
     let mut connection = Connection {
         stream,
         mailbox,
+        dialect,
         out: BytesMut::new(),
         input: BytesMut::new(),
         eof: false,
@@ -242,6 +245,8 @@ impl<B: Backplane> Drop for Membership<'_, B> {
 struct Connection {
     stream: TcpStream,
     mailbox: Mailbox,
+    /// What the client speaks.
+    dialect: Dialect,
     /// Lines collected and not yet written; unallocated while there are none.
     out: BytesMut,
     /// Bytes read and not yet decoded into lines; empty and unallocated
@@ -333,7 +338,7 @@ impl Connection {
             let (nick, _) = self.nick.take().expect("a claim answered was pending");
             let mut hub = shared.hub.lock();
             if let Err(e) = claimed.and_then(|()| hub.rename(id, &nick)) {
-                self.reply(protocol::error(sanitize(&e.to_string())));
+                self.refuse(&e);
             }
             self.announce(&mut hub, id);
             drop(hub);
@@ -365,7 +370,7 @@ impl Connection {
     fn on_time<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
         let config = &shared.config;
         let now = Instant::now();
-        if !self.registered && now >= self.connected + config.register_timeout {
+        if self.registering() && now >= self.connected + config.register_timeout {
             return Err(Ending::Silent);
         }
         if self.line_began.is_some_and(|began| now >= began + config.line_timeout) {
@@ -397,7 +402,7 @@ impl Connection {
     fn rearm<B: Backplane>(&mut self, shared: &Shared<B>) {
         let config = &shared.config;
         let deadlines = [
-            (!self.registered).then(|| self.connected + config.register_timeout),
+            self.registering().then(|| self.connected + config.register_timeout),
             (!self.announced).then(|| self.connected + ANNOUNCE_GRACE),
             self.line_began.map(|began| began + config.line_timeout),
             self.registered.then(|| self.quiet_since() + config.ping_interval),
@@ -410,9 +415,16 @@ impl Connection {
         }
     }
 
-    /// Tells the room (once) that this client is here.
+    /// Whether the client has yet to send its first whole line, or (IRC)
+    /// to finish registering.
+    fn registering(&self) -> bool {
+        !self.registered || self.dialect.registering()
+    }
+
+    /// Tells the room (once) that this client is here; not while an IRC
+    /// client registers, under a name it is about to change.
     fn announce<B: Backplane>(&mut self, hub: &mut super::hub::Hub<B>, id: ClientId) {
-        if !self.announced {
+        if !self.announced && !self.dialect.registering() {
             self.announced = true;
             hub.announce(id);
         }
@@ -436,7 +448,26 @@ impl Connection {
 
     /// Queues a line for this client alone.
     fn reply(&self, line: bytes::Bytes) {
-        self.mailbox.outbox().push(self.mailbox.mark(), &line);
+        if !line.is_empty() {
+            self.mailbox.outbox().push(self.mailbox.mark(), &line);
+        }
+    }
+
+    /// Tells the client why the hub refused what it asked.
+    fn refuse(&self, e: &HubError) {
+        self.reply(self.dialect.refusal(e));
+    }
+
+    /// Copies what is due into `out`, rendered for the client: see
+    /// [`Mailbox::collect`].
+    fn collect(&mut self, budget: usize) -> Result<bool, Overflow> {
+        if !self.dialect.translates() {
+            return self.mailbox.collect(&mut self.out, budget);
+        }
+        let mut raw = BytesMut::new();
+        let more = self.mailbox.collect(&mut raw, budget)?;
+        self.dialect.render(&raw, &mut self.out);
+        Ok(more)
     }
 
     /// Writes what is collected, collecting more while the socket takes it,
@@ -444,10 +475,7 @@ impl Connection {
     fn flush(&mut self) -> Result<(), Ending> {
         for _ in 0..FLUSH_ROUNDS {
             let more = match self.out.is_empty() {
-                true => self
-                    .mailbox
-                    .collect(&mut self.out, WRITE_BUDGET)
-                    .map_err(|overflow| Ending::TooSlow(overflow.into()))?,
+                true => self.collect(WRITE_BUDGET).map_err(|overflow| Ending::TooSlow(overflow.into()))?,
                 false => true,
             };
             while !self.out.is_empty() {

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use tokio_util::codec::{Framed, LinesCodec};
 
 pub use client::{Reply, Target, command};
-use seats::Seats;
+use seats::{Held, Seats};
 
 use super::options::parse_pairs;
 use super::proxy::{Control, ControlSender};
@@ -135,10 +135,20 @@ pub async fn serve(listener: Listener, proxy: ControlSender, shutdown: Shutdown)
                 let Ok((stream, _)) = accepted else { continue };
                 // The owner, or root (who could read the proxy's memory anyway).
                 let owner = stream.peer_cred().is_ok_and(|cred| cred.uid() == me || cred.uid() == 0);
-                let (proxy, shutdown, seats) = (proxy.clone(), shutdown.clone(), seats.clone());
+                if !owner {
+                    shutdown.spawn(async move {
+                        let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
+                        let _ = lines.send("! this proxy is another user's".to_owned()).await;
+                    });
+                    continue;
+                }
+                // Seated here, in the order the kernel queued the connections: a
+                // session task that happens to run late must not make an older
+                // connection look newer than it is.
+                let seat = seats.take(true, Instant::now());
+                let (proxy, shutdown) = (proxy.clone(), shutdown.clone());
                 shutdown.clone().spawn(async move {
-                    let refusal = (!owner).then_some("this proxy is another user's");
-                    let _ = session(stream, proxy, shutdown, seats, Auth::Owner(refusal)).await;
+                    let _ = session(stream, proxy, shutdown, seat, Auth::Owner).await;
                 });
             }
             let _ = std::fs::remove_file(path);
@@ -154,10 +164,10 @@ pub async fn serve(listener: Listener, proxy: ControlSender, shutdown: Shutdown)
                     accepted = accepting.next() => accepted,
                 };
                 let Some(Ok((stream, _))) = accepted else { continue };
-                let (proxy, shutdown, seats, token) =
-                    (proxy.clone(), shutdown.clone(), seats.clone(), token.clone());
+                let seat = seats.take(false, Instant::now());
+                let (proxy, shutdown, token) = (proxy.clone(), shutdown.clone(), token.clone());
                 shutdown.clone().spawn(async move {
-                    let _ = session(stream, proxy, shutdown, seats, Auth::Token(token)).await;
+                    let _ = session(stream, proxy, shutdown, seat, Auth::Token(token)).await;
                 });
             }
         }
@@ -166,8 +176,8 @@ pub async fn serve(listener: Listener, proxy: ControlSender, shutdown: Shutdown)
 
 /// How a connection shows it is the owner's.
 enum Auth {
-    /// Known from the peer's credentials: `None`, or why it is refused.
-    Owner(Option<&'static str>),
+    /// Known from the peer's credentials.
+    Owner,
     /// It must say `auth` with this token first.
     Token(String),
 }
@@ -176,20 +186,15 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     proxy: ControlSender,
     shutdown: Shutdown,
-    seats: Seats,
+    seat: Held,
     auth: Auth,
 ) -> io::Result<()> {
     let mut lines = Framed::new(stream, LinesCodec::new_with_max_length(MAX_LINE));
     let send = |reply: String| reply;
     let (mut proven, expected) = match auth {
-        Auth::Owner(Some(refusal)) => {
-            lines.send(format!("! {refusal}")).await.map_err(io::Error::other)?;
-            return Ok(());
-        }
-        Auth::Owner(None) => (true, None),
+        Auth::Owner => (true, None),
         Auth::Token(token) => (false, Some(token)),
     };
-    let seat = seats.take(proven, Instant::now());
     loop {
         let wait = if proven { IDLE } else { AUTH_TIMEOUT };
         let line = tokio::select! {
