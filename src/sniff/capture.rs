@@ -3,10 +3,11 @@
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use super::filter::{Filter, bpf};
+use super::filter::{CompileError, Filter, Program, compile};
 use super::{Frame, LinkType};
 use crate::poll::{self, Waker};
 use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket, WHOLE_FRAME};
+use socket2::SockFilter;
 
 /// The longest a stopped capture spends reading what was already queued.
 const DRAIN_LIMIT: Duration = Duration::from_millis(200);
@@ -48,6 +49,14 @@ pub enum CaptureError {
         /// Its ARPHRD_* hardware type.
         hatype: u32,
     },
+    /// The filter has no program for this interface's link type.
+    #[error("the filter cannot apply on '{name}': {source}")]
+    Filter {
+        /// The interface.
+        name: String,
+        /// Why.
+        source: CompileError,
+    },
     /// The socket could not be set up.
     #[error("cannot capture on '{name}': {source}")]
     Io {
@@ -64,6 +73,7 @@ pub struct Capture {
     socket: PacketSocket,
     link: LinkType,
     kernel_filter: bool,
+    program: Option<Program>,
 }
 
 impl Capture {
@@ -78,26 +88,46 @@ impl Capture {
         let ifindex = nix::net::if_::if_nametoindex(name.as_str())
             .map_err(|_| CaptureError::NoSuchInterface { name: name.clone() })?;
         let (link, loopback) = link_of(name)?;
-        let program = config
-            .filter
-            .as_ref()
-            .and_then(|f| bpf::compile(f, link, WHOLE_FRAME))
-            .map(|program| program.into_iter().map(Into::into).collect::<Vec<_>>());
-        let kernel_filter = program.is_some();
+        let program = match &config.filter {
+            Some(filter) => Some(
+                compile(filter, link, WHOLE_FRAME)
+                    .map_err(|source| CaptureError::Filter { name: name.clone(), source })?,
+            ),
+            None => None,
+        };
+        // A NIC that strips 802.1Q tags shows the kernel's program untagged
+        // frames, so a filter that tests tags runs here instead, on frames
+        // as they were on the wire.
+        let in_kernel =
+            program.as_ref().filter(|_| !config.filter.as_ref().is_some_and(Filter::mentions_vlan));
+        let kernel_filter = in_kernel.is_some();
+        let kernel_program = in_kernel.map(|program| {
+            program
+                .instructions()
+                .iter()
+                .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
+        });
         let snaplen = config.snaplen as usize;
-        let socket = PacketSocket::open(ifindex, loopback, snaplen, config.buffer, program).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                CaptureError::NeedsPrivilege
-            } else {
-                CaptureError::Io { name: name.clone(), source: e }
-            }
-        })?;
-        Ok(Capture { socket, link, kernel_filter })
+        let socket =
+            PacketSocket::open(ifindex, loopback, snaplen, config.buffer, kernel_program).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    CaptureError::NeedsPrivilege
+                } else {
+                    CaptureError::Io { name: name.clone(), source: e }
+                }
+            })?;
+        Ok(Capture { socket, link, kernel_filter, program })
     }
 
     /// How this interface's frames start.
     pub fn link(&self) -> LinkType {
         self.link
+    }
+
+    /// The filter's program for this interface's frames.
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
     }
 
     /// Whether the kernel runs the filter (else only this program does).

@@ -35,6 +35,9 @@ pub enum LinkType {
     LinuxSll,
     /// Linux "cooked" capture v2 (`tcpdump -i any` since 4.99).
     LinuxSll2,
+    /// BSD loopback (DLT_NULL): a 4-byte address family in the capturing
+    /// host's byte order, then an IPv4 or IPv6 packet (macOS's `lo0`).
+    Null,
 }
 
 impl LinkType {
@@ -45,6 +48,7 @@ impl LinkType {
             LinkType::RawIp => 101,
             LinkType::LinuxSll => 113,
             LinkType::LinuxSll2 => 276,
+            LinkType::Null => 0,
         }
     }
 
@@ -56,6 +60,7 @@ impl LinkType {
             101 | 12 | 14 => Some(LinkType::RawIp),
             113 => Some(LinkType::LinuxSll),
             276 => Some(LinkType::LinuxSll2),
+            0 => Some(LinkType::Null),
             _ => None,
         }
     }
@@ -107,16 +112,15 @@ pub enum Verdict {
     /// The filter rejected the frame.
     Rejected,
     /// Keep the frame; its summary when one was asked for or needed.
-    Accepted(Option<Summary>),
+    Accepted(Option<Box<Summary>>),
 }
 
-/// Applies the filter to each frame, counts, and keeps `--stats`; decodes
-/// only when something needs the summary.
+/// Applies the filter's program to each frame, counts, and keeps
+/// `--stats`; decodes only when something needs the summary.
 #[derive(Debug)]
 pub struct Matcher {
-    filter: Option<filter::Filter>,
-    /// The kernel ran the filter's BPF program: only uncertain frames need
-    /// checking again.
+    program: Option<filter::Program>,
+    /// The kernel ran the same program: every frame that arrives passed it.
     kernel_filtered: bool,
     stats: Option<stats::Stats>,
     want_summary: bool,
@@ -124,14 +128,14 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    /// A matcher; `want_summary` when the caller prints frames, `stats` to
-    /// keep counters.
-    pub fn new(filter: Option<filter::Filter>, want_summary: bool, stats: bool) -> Self {
+    /// A matcher running `program` (compiled for the frames' link type);
+    /// `want_summary` when the caller prints frames, `stats` to keep counters.
+    pub fn new(program: Option<filter::Program>, want_summary: bool, stats: bool) -> Self {
         let stats = stats.then(stats::Stats::default);
-        Matcher { filter, kernel_filtered: false, stats, want_summary, counts: Counts::default() }
+        Matcher { program, kernel_filtered: false, stats, want_summary, counts: Counts::default() }
     }
 
-    /// Tells the matcher the kernel already ran the filter's BPF program.
+    /// Tells the matcher the kernel already ran the program.
     pub fn kernel_filtered(mut self, yes: bool) -> Self {
         self.kernel_filtered = yes;
         self
@@ -140,20 +144,18 @@ impl Matcher {
     /// Decides on one frame of `link` type.
     pub fn offer(&mut self, link: LinkType, frame: Frame<'_>) -> Verdict {
         self.counts.received += 1;
-        let judge =
-            self.filter.as_ref().filter(|_| !self.kernel_filtered || filter::bpf::uncertain(frame.data));
-        let needs = self.want_summary || judge.is_some() || self.stats.is_some();
-        let summary = needs.then(|| decode::decode(link, frame.data));
-        if let (Some(filter), Some(summary)) = (judge, &summary)
-            && !filter.matches(summary, frame.len)
+        if let Some(program) = self.program.as_ref().filter(|_| !self.kernel_filtered)
+            && !program.matches(frame.data, frame.len)
         {
             return Verdict::Rejected;
         }
         self.counts.matched += 1;
+        let needs = self.want_summary || self.stats.is_some();
+        let summary = needs.then(|| decode::decode(link, frame.data));
         if let (Some(stats), Some(summary)) = (&mut self.stats, &summary) {
             stats.add(summary, frame.len);
         }
-        Verdict::Accepted(summary.filter(|_| self.want_summary))
+        Verdict::Accepted(summary.filter(|_| self.want_summary).map(Box::new))
     }
 
     /// The counts so far (`dropped` is the capture's to fill in).

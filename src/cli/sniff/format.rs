@@ -2,7 +2,7 @@
 
 use std::fmt::{self, Write as _};
 
-use chrono::{DateTime, Local, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use socketeer::sniff::decode::{self, Summary};
 use socketeer::sniff::{Frame, LinkType};
@@ -13,10 +13,16 @@ use socketeer::text::dotted;
 pub struct Extras {
     /// Header details (`-v`).
     pub details: bool,
-    /// A hex dump of the frame (`-x`).
+    /// A hex dump of the frame (`-x`, `-XX`).
     pub hex: bool,
+    /// A hex dump from the network layer on (`-X`).
+    pub hex_from_network: bool,
     /// The payload as text (`-A`).
     pub ascii: bool,
+    /// The link-level header before the line (`-e`).
+    pub link_header: bool,
+    /// Less per protocol (`-q`).
+    pub quiet: bool,
 }
 
 /// One packet as printed or as JSON.
@@ -39,10 +45,24 @@ pub struct PacketLine<'a> {
     text: Option<String>,
     #[serde(skip)]
     dump: Option<String>,
+    /// The line's timestamp as `-t`... asked; none with `-t`.
+    #[serde(skip)]
+    stamp: Option<String>,
+    #[serde(skip)]
+    link_header: Option<String>,
+    #[serde(skip)]
+    quiet: bool,
 }
 
 impl<'a> PacketLine<'a> {
-    pub fn new(link: LinkType, frame: Frame<'_>, summary: &'a Summary, extras: Extras) -> Self {
+    pub fn new(
+        link: LinkType,
+        frame: Frame<'_>,
+        summary: &'a Summary,
+        extras: Extras,
+        stamp: Option<String>,
+    ) -> Self {
+        let from_network = &frame.data[decode::network_offset(link, frame.data)..];
         let time = chrono::TimeDelta::from_std(frame.time)
             .ok()
             .and_then(|since| DateTime::<Utc>::UNIX_EPOCH.checked_add_signed(since));
@@ -54,19 +74,36 @@ impl<'a> PacketLine<'a> {
             details: if extras.details { decode::details(link, frame.data) } else { Vec::new() },
             hex: extras.hex.then(|| frame.data.iter().map(|b| format!("{b:02x}")).collect()),
             text: extras.ascii.then(|| dotted(summary.payload(frame.data), true)).filter(|t| !t.is_empty()),
-            dump: extras.hex.then(|| hex_dump(frame.data)),
+            dump: if extras.hex {
+                Some(hex_dump(frame.data))
+            } else {
+                extras.hex_from_network.then(|| hex_dump(from_network))
+            },
+            stamp,
+            link_header: extras
+                .link_header
+                .then(|| decode::link_header(link, frame.data, frame.len))
+                .flatten(),
+            quiet: extras.quiet,
         }
     }
 }
 
 impl fmt::Display for PacketLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.time {
-            Some(time) => write!(f, "{} ", time.with_timezone(&Local).format("%H:%M:%S%.6f"))?,
-            // tcpdump's words for the same case.
-            None => f.write_str("[Error converting time] ")?,
+        if let Some(stamp) = &self.stamp {
+            write!(f, "{stamp} ")?;
         }
-        write!(f, "{}", self.summary)?;
+        let line = if self.quiet { self.summary.quiet() } else { self.summary.to_string() };
+        match &self.link_header {
+            // The EtherType said it already: tcpdump -e drops `IP `, `IP6 `, `ARP, `.
+            Some(header) => {
+                let rest =
+                    ["IP ", "IP6 ", "ARP, "].iter().find_map(|p| line.strip_prefix(p)).unwrap_or(&line);
+                write!(f, "{header}{rest}")?;
+            }
+            None => f.write_str(&line)?,
+        }
         for line in &self.details {
             write!(f, "\n    {line}")?;
         }

@@ -1,12 +1,14 @@
 //! `socketeer sniff`: capture, decode, filter and save packets.
 
+mod args;
 mod format;
+mod names;
+mod present;
 mod sink;
 
-use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -14,120 +16,17 @@ use serde::Serialize;
 use socketeer::poll::Waker;
 use socketeer::shutdown;
 use socketeer::sniff::capture::{Capture, Config};
-use socketeer::sniff::filter::Filter;
+use socketeer::sniff::filter::{Filter, compile};
 use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, LinkType};
 
-use super::args::{UsageError, subcommand_args};
+use super::args::UsageError;
 use super::output::Output;
+use args::MAX_SNAPLEN;
+pub use args::{Args, tcpdump_style_args};
 use format::Extras;
+use present::TimeFormat;
 use sink::{Live, Plan, Sink, Summary};
-
-const EXAMPLES: &str = "\
-Examples:
-  socketeer sniff -r echo.pcap                       # read a pcap or pcapng file (no root needed)
-  socketeer sniff -r echo.pcap 'tcp and port 7007' --json
-  socketeer sniff -r echo.pcap --stats               # protocols, ports and top talkers
-  sudo socketeer sniff                               # everything on lo, one line per packet
-  sudo socketeer sniff -i lo tcp port 7007 -c 10     # the first 10 packets to or from port 7007
-  sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
-  sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
-
-Filters: tcp udp icmp icmp6 arp ip ip6, [ip|ip6|arp] [src|dst] host ADDR, [src|dst] net CIDR,
-[tcp|udp] [src|dst] port N, portrange N-M, less N, greater N, and/or/not, ( ); as in
-tcpdump, `and` and `or` bind equally from the left, `not` tightest.
-TCP sequence and acknowledgement numbers are absolute (tcpdump -S).
-After `sniff`, -v means --detail (tcpdump's habit); `socketeer -v sniff` logs more.
-Capturing needs root or CAP_NET_RAW; reading a file does not.";
-
-/// The largest snap length (tcpdump's too): `-s 0` means this.
-const MAX_SNAPLEN: u32 = 262_144;
-
-fn snaplen(text: &str) -> Result<u32, String> {
-    match text.parse::<u32>() {
-        Ok(0) => Ok(MAX_SNAPLEN),
-        Ok(n @ 64..=MAX_SNAPLEN) => Ok(n),
-        _ => Err(format!("expected 64 to {MAX_SNAPLEN} bytes, or 0 for the most")),
-    }
-}
-
-/// Arguments of `socketeer sniff`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
-pub struct Args {
-    /// Which frames to keep, in tcpdump's syntax (quote it, or give it as several words).
-    #[arg(value_name = "FILTER")]
-    filter: Vec<String>,
-    /// The interface to capture on.
-    #[arg(short, long, value_name = "IFACE", default_value = "lo", conflicts_with = "read")]
-    interface: String,
-    /// Stop after this many matching packets.
-    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    count: Option<u64>,
-    /// Write matching packets to a pcap file (- for stdout) instead of printing them.
-    #[arg(short, long, value_name = "FILE")]
-    write: Option<PathBuf>,
-    /// Print packets even while writing them to a file.
-    #[arg(long, requires = "write")]
-    print: bool,
-    /// Read packets from a pcap or pcapng file (- for stdin) instead of capturing.
-    #[arg(short, long, value_name = "FILE")]
-    read: Option<PathBuf>,
-    /// Bytes kept of each packet, at least 64 (0: the most, as in tcpdump).
-    #[arg(short, long, value_name = "BYTES", default_value_t = MAX_SNAPLEN, value_parser = snaplen)]
-    snaplen: u32,
-    /// Socket buffer for packets waiting to be read, in KiB (tcpdump's -B). The kernel
-    /// charges each queued frame its whole buffer (about 1 KiB for a small one).
-    #[arg(short = 'B', long, value_name = "KIB", default_value_t = 32768, value_parser = clap::value_parser!(u32).range(64..=1_048_576), conflicts_with = "read")]
-    buffer_size: u32,
-    /// Write nanosecond timestamps (default: microseconds, which every tool reads).
-    #[arg(long, requires = "write")]
-    nano: bool,
-    /// Header details under each packet. `-v` after `sniff` means this, as in tcpdump
-    /// (for debug logging, put -v before `sniff`, or set RUST_LOG).
-    #[arg(long)]
-    detail: bool,
-    /// Hex and ASCII of the whole frame, link-layer header included (tcpdump's -XX).
-    #[arg(short = 'x', long)]
-    hex: bool,
-    /// The payload of each packet as text.
-    #[arg(short = 'A', long)]
-    ascii: bool,
-    /// Counters by protocol, port and sender at the end. Packets still print, as
-    /// tcpdump's do; for the counters alone, add `-w /dev/null`.
-    #[arg(long)]
-    stats: bool,
-    /// Addresses and ports are never resolved to names; accepted for tcpdump habits.
-    #[arg(short = 'n', hide = true)]
-    numeric: bool,
-    /// JSON Lines: one object per packet, then a summary.
-    #[arg(long)]
-    json: bool,
-}
-
-/// Rewrites tcpdump habits after `sniff`: `-v` (header details) becomes
-/// `--detail`, since `-v` elsewhere means more logging; clusters such as
-/// `-vx` or `-nvA` keep their other flags.
-pub fn tcpdump_style_args(args: Vec<OsString>) -> Vec<OsString> {
-    const FLAGS: &str = "vxAn";
-    let Some(start) = subcommand_args(&args, "sniff") else { return args };
-    let mut out = args[..start].to_vec();
-    for arg in &args[start..] {
-        match arg.to_str().and_then(|a| a.strip_prefix('-')) {
-            Some(flags)
-                if !flags.is_empty() && flags.contains('v') && flags.chars().all(|c| FLAGS.contains(c)) =>
-            {
-                out.push("--detail".into());
-                let rest: String = flags.chars().filter(|&c| c != 'v').collect();
-                if !rest.is_empty() {
-                    out.push(format!("-{rest}").into());
-                }
-            }
-            _ => out.push(arg.clone()),
-        }
-    }
-    out
-}
 
 /// Whether two paths name the same file (through links, `.` and `..`).
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -140,10 +39,32 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Runs `socketeer sniff`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let filter = match args.filter.join(" ").trim() {
-        "" => None,
-        text => Some(text.parse::<Filter>().map_err(|e| UsageError(e.to_string()))?),
+    if args.list_interfaces {
+        return list_interfaces();
+    }
+    let text = match &args.filter_file {
+        Some(_) if !args.filter.is_empty() => {
+            return Err(
+                UsageError("give the filter either with -F or on the command line, not both".into()).into()
+            );
+        }
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => args.filter.join(" "),
     };
+    // tcpdump's -F files may hold comments after '#'.
+    let text: String =
+        text.lines().map(|line| line.split('#').next().unwrap_or_default()).collect::<Vec<_>>().join(" ");
+    let filter = match text.trim() {
+        "" => None,
+        text => {
+            Some(Filter::parse(text, &names::SystemNames::load()).map_err(|e| UsageError(e.to_string()))?)
+        }
+    };
+    if args.dump {
+        return dump(args.read.as_deref(), filter.as_ref());
+    }
     let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
     let output = match args.write.as_deref() {
         None => None,
@@ -167,7 +88,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         output,
         json: args.json,
         print,
-        extras: Extras { details: args.detail, hex: args.hex, ascii: args.ascii },
+        extras: Extras {
+            details: args.detail,
+            hex: args.hex || args.hex_ascii >= 2,
+            hex_from_network: args.hex_ascii == 1,
+            ascii: args.ascii,
+            link_header: args.link_header,
+            quiet: args.quick,
+        },
+        time: TimeFormat::from_count(args.time),
+        absolute: args.absolute,
         filter: filter.clone(),
         stats: args.stats,
         limit: args.count,
@@ -196,6 +126,61 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// `-D`: the interfaces, numbered by index, with their state, as tcpdump lists them.
+fn list_interfaces() -> anyhow::Result<()> {
+    let interfaces = nix::net::if_::if_nameindex().context("listing the interfaces")?;
+    let mut out = io::stdout().lock();
+    for interface in interfaces.iter() {
+        let name = interface.name().to_string_lossy();
+        let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags"))
+            .ok()
+            .and_then(|text| u32::from_str_radix(text.trim().trim_start_matches("0x"), 16).ok())
+            .unwrap_or(0);
+        let carrier = std::fs::read_to_string(format!("/sys/class/net/{name}/carrier"));
+        // IFF_UP, a carrier (what tcpdump calls Running), IFF_LOOPBACK.
+        let mut state = Vec::new();
+        if flags & 0x1 != 0 {
+            state.push("Up");
+        }
+        if carrier.is_ok_and(|c| c.trim() == "1") {
+            state.push("Running");
+        }
+        if flags & 0x8 != 0 {
+            state.push("Loopback");
+        }
+        writeln!(out, "{}.{} [{}]", interface.index(), name, state.join(", "))?;
+    }
+    Ok(())
+}
+
+/// `-d`: the program the kernel (or `-r`) would run.
+fn dump(read: Option<&Path>, filter: Option<&Filter>) -> anyhow::Result<()> {
+    let link = match read {
+        Some(path) => {
+            let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let mut reader = pcap::Reader::new(io::BufReader::new(file))
+                .with_context(|| format!("reading {}", path.display()))?;
+            match reader.next() {
+                Some(record) => record.with_context(|| format!("reading {}", path.display()))?.link,
+                None => LinkType::Ethernet,
+            }
+        }
+        None => LinkType::Ethernet,
+    };
+    let accept_all = [socketeer::bpf::Instruction::new(socketeer::bpf::op::RET_K, 0, 0, MAX_SNAPLEN)];
+    let program = match filter {
+        Some(filter) => {
+            compile(filter, link, MAX_SNAPLEN).map_err(|e| UsageError(format!("bad filter: {e}")))?
+        }
+        None => socketeer::sniff::filter::Program::from_instructions(accept_all.to_vec()),
+    };
+    let mut out = io::stdout().lock();
+    for line in socketeer::bpf::disassemble(program.instructions()) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 fn read(path: &Path, mut plan: Plan, to_stdout: bool) -> anyhow::Result<()> {
@@ -291,6 +276,7 @@ impl std::fmt::Display for Listening {
             LinkType::RawIp => "raw IP",
             LinkType::LinuxSll => "Linux cooked",
             LinkType::LinuxSll2 => "Linux cooked v2",
+            LinkType::Null => "BSD loopback",
         };
         write!(
             f,
@@ -301,32 +287,5 @@ impl std::fmt::Display for Listening {
             write!(f, ", filter compiled to BPF in the kernel")?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rewrite(args: &[&str]) -> Vec<String> {
-        let args = args.iter().map(OsString::from).collect();
-        tcpdump_style_args(args).into_iter().map(|a| a.into_string().unwrap()).collect()
-    }
-
-    #[test]
-    fn dash_v_means_details_after_sniff_only() {
-        assert_eq!(
-            rewrite(&["socketeer", "-v", "sniff", "-v", "port", "80"]),
-            ["socketeer", "-v", "sniff", "--detail", "port", "80"]
-        );
-        assert_eq!(
-            rewrite(&["socketeer", "sniff", "-vx", "-nvvA"]),
-            ["socketeer", "sniff", "--detail", "-x", "--detail", "-nA"]
-        );
-        assert_eq!(
-            rewrite(&["socketeer", "sniff", "-vw", "-i", "lo"]),
-            ["socketeer", "sniff", "-vw", "-i", "lo"]
-        );
-        assert_eq!(rewrite(&["socketeer", "echo", "serve", "-v"]), ["socketeer", "echo", "serve", "-v"]);
     }
 }

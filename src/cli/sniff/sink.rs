@@ -9,11 +9,13 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use socketeer::sniff::capture::Consumer;
-use socketeer::sniff::filter::Filter;
+use socketeer::sniff::filter::{Filter, compile};
 use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
 
 use super::format::{Extras, PacketLine};
+use super::present::{Presenter, TimeFormat};
+use crate::cli::args::UsageError;
 use crate::cli::output::Output;
 
 /// The closing line: what was seen, kept and lost.
@@ -50,6 +52,7 @@ pub(super) struct Sink {
     pub(super) out: Output,
     pub(super) print: bool,
     pub(super) extras: Extras,
+    pub(super) presenter: Presenter,
     pub(super) writer: Option<PcapOut>,
     pub(super) matcher: Matcher,
     pub(super) limit: Option<u64>,
@@ -63,7 +66,7 @@ impl Sink {
         let Verdict::Accepted(summary) = self.matcher.offer(link, frame) else {
             return ControlFlow::Continue(());
         };
-        if let Err(e) = self.keep(link, frame, summary.as_ref()) {
+        if let Err(e) = self.keep(link, frame, summary.as_deref()) {
             self.failed = Some(e);
             return ControlFlow::Break(());
         }
@@ -87,7 +90,11 @@ impl Sink {
             writer.write(frame).context("writing the pcap file")?;
         }
         if let (true, Some(summary)) = (self.print, summary) {
-            self.out.emit("packet", &PacketLine::new(link, frame, summary, self.extras))?;
+            // Scripts get absolute numbers; people get tcpdump's relative ones.
+            let relative = if self.out.is_json() { None } else { self.presenter.relative(summary) };
+            let stamp = self.presenter.stamp(frame.time);
+            let line = PacketLine::new(link, frame, relative.as_ref().unwrap_or(summary), self.extras, stamp);
+            self.out.emit("packet", &line)?;
         }
         Ok(())
     }
@@ -161,6 +168,9 @@ pub(super) struct Plan {
     pub(super) json: bool,
     pub(super) print: bool,
     pub(super) extras: Extras,
+    /// tcpdump's -t count and -S.
+    pub(super) time: TimeFormat,
+    pub(super) absolute: bool,
     pub(super) filter: Option<Filter>,
     pub(super) stats: bool,
     pub(super) limit: Option<u64>,
@@ -174,13 +184,19 @@ impl Plan {
     /// A sink for frames of `link` type; `kernel_filtered` when the kernel
     /// ran the filter first (most frames then need no decoding to be written).
     pub(super) fn sink(&mut self, link: LinkType, kernel_filtered: bool) -> anyhow::Result<Sink> {
+        let program = match &self.filter {
+            Some(filter) => {
+                Some(compile(filter, link, u32::MAX).map_err(|e| UsageError(format!("bad filter: {e}")))?)
+            }
+            None => None,
+        };
         Ok(Sink {
             out: Output::new(self.json),
             print: self.print,
             extras: self.extras,
+            presenter: Presenter::new(self.time, self.absolute),
             writer: self.open_writer(link)?,
-            matcher: Matcher::new(self.filter.clone(), self.print, self.stats)
-                .kernel_filtered(kernel_filtered),
+            matcher: Matcher::new(program, self.print, self.stats).kernel_filtered(kernel_filtered),
             limit: self.limit,
             failed: None,
             progress: self.progress.then(|| {

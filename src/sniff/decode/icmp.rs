@@ -46,6 +46,9 @@ impl Quoted {
         match (IpNumber(self.ip_proto), self.dport) {
             (IpNumber::UDP, Some(port)) => format!("udp port {port}"),
             (IpNumber::TCP, Some(port)) => format!("tcp port {port}"),
+            // The snap length cut the quote before the port.
+            (IpNumber::UDP, None) => "udp port (not captured)".to_owned(),
+            (IpNumber::TCP, None) => "tcp port (not captured)".to_owned(),
             _ => format!("protocol {}", self.ip_proto),
         }
     }

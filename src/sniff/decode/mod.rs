@@ -6,7 +6,9 @@
 //! it goes and carries a [`Summary::problem`] saying where it stopped.
 
 mod cooked;
+mod dns;
 mod icmp;
+mod partial;
 mod problem;
 mod show;
 
@@ -14,11 +16,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use etherparse::err::packet::SliceError;
-use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSlice};
 use serde::Serialize;
 
 pub use icmp::{Icmp, Quoted};
-pub use show::details;
+pub use show::{details, link_header, network_offset};
 
 use super::LinkType;
 use cooked::Cooked;
@@ -197,6 +199,10 @@ pub struct Summary {
     /// Whether this is an IP fragment (its transport header may be elsewhere).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub fragment: bool,
+    /// Whether it is the first fragment of an IPv4 datagram, which holds the
+    /// transport header.
+    #[serde(skip)]
+    pub first_fragment: bool,
     /// TCP or UDP source port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sport: Option<u16>,
@@ -206,6 +212,12 @@ pub struct Summary {
     /// TCP header fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<Tcp>,
+    /// TCP options as tcpdump lists them (`mss 65495,sackOK,TS val 1 ecr 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp_options: Option<String>,
+    /// A DNS message on one line, as tcpdump shows it (`4660+ A? example.com.`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<String>,
     /// ICMP or ICMPv6 fields.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<Icmp>,
@@ -288,6 +300,22 @@ fn slice(link: LinkType, frame: &[u8]) -> Result<Sliced<'_>, String> {
         }
         LinkType::LinuxSll => cooked(1),
         LinkType::LinuxSll2 => cooked(2),
+        LinkType::Null => {
+            let Some((family, packet)) = frame.split_first_chunk::<4>() else {
+                return Err(format!("truncated BSD loopback header: {} of 4 bytes", frame.len()));
+            };
+            // The capturing host's byte order, unknown here: a family is small.
+            let family = match u32::from_le_bytes(*family) {
+                small @ 0..=255 => small,
+                _ => u32::from_be_bytes(*family),
+            };
+            let ether_type = match family {
+                2 => EtherType::IPV4,
+                24 | 28 | 30 => EtherType::IPV6,
+                other => return Err(format!("BSD loopback frame of address family {other}, not IP")),
+            };
+            Ok((LaxSlicedPacket::from_ether_type(ether_type, packet), None))
+        }
     }
 }
 
@@ -313,6 +341,7 @@ fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
             summary.ttl = Some(header.ttl());
             summary.ip_proto = Some(ip.payload().ip_number.0);
             summary.fragment = ip.payload().fragmented;
+            summary.first_fragment = summary.fragment && header.fragments_offset().value() == 0;
             set_payload(summary, frame, ip.payload().payload);
             let header_len = usize::from(header.ihl()) * 4;
             summary.payload_len = usize::from(header.total_len()).saturating_sub(header_len);
@@ -334,7 +363,10 @@ fn read_net(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
             summary.ip_proto = Some(ip.payload().ip_number.0);
             summary.fragment = ip.payload().fragmented;
             set_payload(summary, frame, ip.payload().payload);
-            summary.payload_len = usize::from(header.payload_length());
+            // The payload length counts extension headers; what follows them is shorter.
+            let after_header = header.slice().as_ptr().addr() + header.slice().len();
+            let extensions = ip.payload().payload.as_ptr().addr().saturating_sub(after_header);
+            summary.payload_len = usize::from(header.payload_length()).saturating_sub(extensions);
         }
         Some(LaxNetSlice::Arp(arp)) => {
             summary.proto = Proto::Arp;
@@ -370,6 +402,8 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
                 win: tcp.window_size(),
                 urg: tcp.urgent_pointer(),
             });
+            let options = show::tcp_options(tcp);
+            summary.tcp_options = (!options.is_empty()).then(|| options.join(","));
             let header = usize::from(tcp.data_offset()) * 4;
             let announced = summary.payload_len.saturating_sub(header);
             set_payload(summary, frame, tcp.payload());
@@ -381,59 +415,34 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
             summary.dport = Some(udp.destination_port());
             set_payload(summary, frame, udp.payload());
             summary.payload_len = usize::from(udp.length()).saturating_sub(8);
+            if [udp.source_port(), udp.destination_port()].iter().any(|p| dns::PORTS.contains(p)) {
+                summary.dns = dns::line(udp.payload());
+            }
         }
+        // The message's length is what the IP header announces, captured or not.
         Some(TransportSlice::Icmpv4(icmp)) => {
             summary.proto = Proto::Icmp;
             summary.icmp = Some(icmp::v4(icmp));
+            let announced = summary.payload_len;
             set_payload(summary, frame, icmp.slice());
+            summary.payload_len = announced;
         }
         Some(TransportSlice::Icmpv6(icmp)) => {
             summary.proto = Proto::Icmp6;
             summary.icmp = Some(icmp::v6(icmp));
+            let announced = summary.payload_len;
             set_payload(summary, frame, icmp.slice());
+            summary.payload_len = announced;
         }
-        None => read_cut_tcp(summary, packet, frame),
+        None => partial::read(summary, packet, frame),
         // IGMP and others stay at the IP layer.
         Some(_) => {}
     }
 }
 
-/// A TCP header whose options the snap length cut off: etherparse gives up
-/// on it, but its fixed 20 bytes (ports, flags, numbers, window) are there,
-/// and tcpdump shows them (marking the rest `[|tcp]`).
-fn read_cut_tcp(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[u8]) {
-    let Some(ip) = packet.ip_payload().filter(|ip| ip.ip_number == IpNumber::TCP && !ip.fragmented) else {
-        return;
-    };
-    let Some(&[sport0, sport1, dport0, dport1, s0, s1, s2, s3, a0, a1, a2, a3, offset, flags, w0, w1, ..]) =
-        ip.payload.get(..20)
-    else {
-        return;
-    };
-    let header = usize::from(offset >> 4) * 4;
-    if header < 20 || ip.payload.len() >= header {
-        // Malformed, or whole (and then etherparse stopped for another reason).
-        return;
-    }
-    summary.proto = Proto::Tcp;
-    summary.sport = Some(u16::from_be_bytes([sport0, sport1]));
-    summary.dport = Some(u16::from_be_bytes([dport0, dport1]));
-    summary.tcp = Some(Tcp {
-        flags: TcpFlags(flags),
-        seq: u32::from_be_bytes([s0, s1, s2, s3]),
-        ack: u32::from_be_bytes([a0, a1, a2, a3]),
-        win: u16::from_be_bytes([w0, w1]),
-        urg: u16::from_be_bytes([ip.payload[18], ip.payload[19]]),
-    });
-    let announced = summary.payload_len.saturating_sub(header);
-    set_payload(summary, frame, &frame[frame.len()..]);
-    summary.payload_len = announced;
-    summary.problem = Some(format!("truncated TCP options: {} of {header} header bytes", ip.payload.len()));
-}
-
 /// Records where `payload` (a subslice of `frame`) starts and how much of it
 /// was captured; callers that know the announced length set it after.
-fn set_payload(summary: &mut Summary, frame: &[u8], payload: &[u8]) {
+pub(super) fn set_payload(summary: &mut Summary, frame: &[u8], payload: &[u8]) {
     summary.payload_offset = payload.as_ptr().addr().saturating_sub(frame.as_ptr().addr());
     summary.payload_len = payload.len();
 }

@@ -72,9 +72,16 @@ fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
             if tcp.flags.has(TcpFlags::URG) {
                 write!(f, ", urg {}", tcp.urg)?;
             }
+            if let Some(options) = &s.tcp_options {
+                write!(f, ", options [{options}]")?;
+            }
             write!(f, ", length {len}")
         }
-        (Proto::Udp, _, _) => write!(f, "UDP, length {len}"),
+        (Proto::Udp, _, _) => match &s.dns {
+            // tcpdump's DNS line: the message, then its length in parentheses.
+            Some(dns) => write!(f, "{dns} ({len})"),
+            None => write!(f, "UDP, length {len}"),
+        },
         (Proto::Icmp | Proto::Icmp6, _, Some(icmp)) => {
             let name = if s.proto == Proto::Icmp { "ICMP " } else { "ICMP6, " };
             write!(f, "{name}")?;
@@ -121,6 +128,60 @@ fn ether_name(ether_type: u16) -> &'static str {
             _ => "unknown",
         },
     }
+}
+
+impl Summary {
+    /// The line tcpdump's `-q` prints: `tcp 6` for TCP, `UDP, length 29`
+    /// for UDP whatever it carries, the rest as usual.
+    pub fn quiet(&self) -> String {
+        if self.dns.is_some() {
+            let plain = Summary { dns: None, ..self.clone() };
+            return plain.to_string();
+        }
+        match (self.proto, &self.problem) {
+            (Proto::Tcp, None) => {
+                let line = self.to_string();
+                let head = line.split_once(": ").map_or(line.as_str(), |(head, _)| head);
+                format!("{head}: tcp {}", self.payload_len)
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// Where the network layer starts in a frame of `link` type (past any
+/// 802.1Q tags): what tcpdump's `-X` dumps.
+pub fn network_offset(link: LinkType, frame: &[u8]) -> usize {
+    match link {
+        LinkType::Ethernet => {
+            let mut at = 14;
+            while matches!(frame.get(at - 2..at), Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])) {
+                at += 4;
+            }
+            at.min(frame.len())
+        }
+        LinkType::LinuxSll => 16.min(frame.len()),
+        LinkType::LinuxSll2 => 20.min(frame.len()),
+        LinkType::RawIp => 0,
+        LinkType::Null => 4.min(frame.len()),
+    }
+}
+
+/// tcpdump's `-e` prefix: `02:00:00:00:00:0a > 02:00:00:00:00:0b, ethertype
+/// IPv4 (0x0800), length 74: ` (for cooked captures, the direction and the
+/// source).
+pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32) -> Option<String> {
+    let ((packet, cooked), ether_type) = slice(link, frame).ok().zip(frame.get(12..14))?;
+    let kind = |t: u16| format!("ethertype {} (0x{t:04x}), length {wire_len}: ", ether_name(t));
+    if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
+        return Some(format!(
+            "{} > {}, {}",
+            Mac(eth.source()),
+            Mac(eth.destination()),
+            kind(u16::from_be_bytes([ether_type[0], ether_type[1]]))
+        ));
+    }
+    cooked.map(|c| format!("{} {} {}", c.direction(), hex_colon(c.address), kind(c.protocol)))
 }
 
 /// Header details for `-v`, one line per layer, re-read from the frame.
@@ -222,9 +283,10 @@ pub fn details(link: LinkType, frame: &[u8]) -> Vec<String> {
     lines
 }
 
-fn tcp_details(tcp: &TcpSlice<'_>) -> String {
-    let options: Vec<String> = tcp
-        .options_iterator()
+/// A TCP header's options in tcpdump's words: `mss 65495`, `sackOK`,
+/// `TS val 1 ecr 0`, `nop`, `wscale 7`.
+pub(super) fn tcp_options(tcp: &TcpSlice<'_>) -> Vec<String> {
+    tcp.options_iterator()
         .map(|option| match option {
             Ok(TcpOptionElement::Noop) => "nop".to_owned(),
             Ok(TcpOptionElement::MaximumSegmentSize(mss)) => format!("mss {mss}"),
@@ -240,7 +302,11 @@ fn tcp_details(tcp: &TcpSlice<'_>) -> String {
             Ok(TcpOptionElement::Timestamp(val, ecr)) => format!("TS val {val} ecr {ecr}"),
             Err(e) => format!("bad option ({e})"),
         })
-        .collect();
+        .collect()
+}
+
+fn tcp_details(tcp: &TcpSlice<'_>) -> String {
+    let options = tcp_options(tcp);
     format!(
         "TCP header {} bytes, win {}, checksum 0x{:04x}, urg {}, options [{}]",
         usize::from(tcp.data_offset()) * 4,

@@ -33,7 +33,8 @@ fn a_syn_reads_like_tcpdump() {
     let s = decode(LinkType::Ethernet, &SYN);
     assert_eq!(
         s.to_string(),
-        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, length 0"
+        "IP 127.0.0.1.45678 > 127.0.0.1.7007: Flags [S], seq 1000, win 65495, \
+         options [mss 65495,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0"
     );
     assert_eq!((s.proto, s.sport, s.dport, s.ttl), (Proto::Tcp, Some(45678), Some(7007), Some(64)));
     assert_eq!(s.problem, None);
@@ -178,7 +179,8 @@ fn a_snap_length_that_cuts_tcp_options_keeps_the_fixed_header() {
     );
     assert_eq!((s.proto, s.sport, s.dport), (Proto::Tcp, Some(45678), Some(7007)));
     let filter: crate::sniff::filter::Filter = "tcp dst port 7007 and tcp".parse().unwrap();
-    assert!(filter.matches(&s, 74));
+    let program = crate::sniff::filter::compile(&filter, LinkType::Ethernet, 65535).unwrap();
+    assert!(program.matches(&SYN[..64], 74));
     // Exactly the fixed header, no options: still TCP.
     assert_eq!(decode(LinkType::Ethernet, &SYN[..54]).proto, Proto::Tcp);
     // A cut UDP datagram keeps its ports too.
@@ -202,10 +204,11 @@ fn linux_cooked_captures_of_any_hardware_type() {
     v2.extend_from_slice(&udp);
     let filter: crate::sniff::filter::Filter = "udp dst port 53 and host 127.0.0.2".parse().unwrap();
     for (link, frame) in [(LinkType::LinuxSll, &v1), (LinkType::LinuxSll2, &v2)] {
+        let program = crate::sniff::filter::compile(&filter, link, 65535).unwrap();
         let s = decode(link, frame);
         assert_eq!(s.to_string(), "IP 127.0.0.1.5000 > 127.0.0.2.53: UDP, length 1", "{link:?}");
         assert_eq!((s.ether_type, &s.problem), (Some(0x0800), &None), "{link:?}");
-        assert!(filter.matches(&s, frame.len() as u32), "{link:?}");
+        assert!(program.matches(frame, frame.len() as u32), "{link:?}");
     }
     assert_eq!(
         details(LinkType::LinuxSll2, &v2)[0],
@@ -296,4 +299,45 @@ fn tcp_lines_show_seq_ack_and_urg_as_tcpdump_does() {
         segment(TcpFlags::PSH | TcpFlags::ACK, b"abc"),
         line("Flags [P.], seq 3:6, ack 4, win 1, length 3")
     );
+}
+
+/// Issue 18's decoding bugs, each as tcpdump shows the frame.
+#[test]
+fn fragments_extension_headers_and_cut_quotes_read_like_tcpdump() {
+    // A first IPv4 fragment keeps its UDP ports; a later one has none.
+    let mut first = build(|out| {
+        ether().ipv4([127, 0, 0, 1], [10, 1, 2, 3], 64).udp(5000, 53).write(out, &[1; 24]).unwrap()
+    });
+    first[20] = 0x20;
+    let s = decode(LinkType::Ethernet, &first);
+    assert_eq!(s.to_string(), "IP 127.0.0.1.5000 > 10.1.2.3.53: UDP, length 24");
+    let mut later = first.clone();
+    later[20..22].copy_from_slice(&[0x00, 0x04]);
+    assert_eq!(decode(LinkType::Ethernet, &later).sport, None);
+    // A bare SYN behind an IPv6 hop-by-hop header has no payload.
+    let mut syn6 = build(|out| {
+        let (a, b) = ([0u8; 16], [1u8; 16]);
+        ether().ipv6(a, b, 64).tcp(40004, 80, 1000, 65495).syn().write(out, b"").unwrap()
+    });
+    syn6[20] = 0;
+    syn6.splice(54..54, [6, 0, 1, 4, 0, 0, 0, 0]);
+    syn6[18..20].copy_from_slice(&28u16.to_be_bytes());
+    let s = decode(LinkType::Ethernet, &syn6);
+    assert!(s.to_string().ends_with("Flags [S], seq 1000, win 65495, length 0"), "{s}");
+    // A port unreachable whose quote the snap length cut before the port,
+    // and ICMP lengths as the IP header gives them, not as captured.
+    let mut quoted = Vec::new();
+    PacketBuilder::ipv4([10, 1, 2, 3], [127, 0, 0, 1], 64).udp(40000, 9).write(&mut quoted, b"x").unwrap();
+    let unreachable = build(|out| {
+        ether()
+            .ipv4([127, 0, 0, 1], [10, 1, 2, 3], 64)
+            .icmpv4(etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port,
+            ))
+            .write(out, &quoted)
+            .unwrap()
+    });
+    let s = decode(LinkType::Ethernet, &unreachable[..64]);
+    assert!(s.to_string().contains("ICMP 127.0.0.1 udp port (not captured) unreachable, length 37"), "{s}");
+    assert!(!s.to_string().contains("protocol 17"), "{s}");
 }
