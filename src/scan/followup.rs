@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::report::{PortReport, PortState, Reason};
 use crate::net::Transport;
-use crate::text::{sanitize, sanitize_bytes};
+use crate::text::sanitize;
 
 /// How long the confirming connection may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -106,7 +106,16 @@ pub(super) fn printable(bytes: &[u8]) -> Option<String> {
         Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) => {
             sanitize(&first_line(text)?).into_owned()
         }
-        _ => sanitize_bytes(bytes).into_owned(),
+        // Not text: no fragment of it is read as UTF-8 (the time service's
+        // four bytes form a character for hours at a time), every byte past
+        // ASCII is shown as \xNN, and the rest under the text policy.
+        _ => {
+            let ascii: String = bytes
+                .iter()
+                .map(|&b| if b.is_ascii() { char::from(b).to_string() } else { format!("\\x{b:02X}") })
+                .collect();
+            sanitize(&ascii).into_owned()
+        }
     };
     (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
 }
@@ -140,6 +149,8 @@ mod tests {
     fn binary_replies_are_escaped_whole() {
         // The time service's answer: four bytes, one of them a line feed.
         assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
+        // Issue 13, again: four bytes whose first three form a private-use character.
+        assert_eq!(printable(&[0xee, 0xbf, 0x83, 0xd4]).as_deref(), Some("\\xEE\\xBF\\x83\\xD4"));
         // Terminal controls in otherwise plain text are shown, not obeyed.
         assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));
