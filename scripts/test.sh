@@ -27,6 +27,8 @@ peers=(
   in.tftpd:tftpd-hpa
   irssi:irssi
   tmux:tmux
+  chromium:chromium
+  ngircd:ngircd
 )
 
 # module:package for every Python library a test imports (from PyPI).

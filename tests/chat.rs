@@ -16,7 +16,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub fn server(extra: &[&str]) -> Daemon {
     let mut args = vec!["chat", "serve", "--port", "0"];
     args.extend_from_slice(extra);
-    Daemon::start(&args, 1)
+    // A status line per port: the chat's, and the web page's with --http.
+    Daemon::start(&args, 1 + usize::from(extra.contains(&"--http")))
 }
 
 /// A chat client on a raw TCP socket, reading line by line.

@@ -134,7 +134,7 @@ pub(crate) fn node(redis: &Redis, id: &str, extra: &[&str]) -> Daemon {
     let mut args =
         vec!["chat", "serve", "--port", "0", "--rate-limit", "off", "--redis", &url, "--node-id", id];
     args.extend_from_slice(extra);
-    let node = Daemon::start(&args, 1);
+    let node = Daemon::start(&args, 1 + usize::from(extra.contains(&"--http")));
     assert!(node.status_lines()[0].contains(&format!("(node {id} of the cluster at redis://127.0.0.1:")));
     assert!(eventually(SETTLE, || node.stderr().contains("joined the chat cluster")), "{}", node.stderr());
     node

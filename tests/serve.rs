@@ -8,7 +8,7 @@ use crate::util::{ALL_ON_FREE_PORTS, Daemon, binary, run};
 
 #[test]
 fn serves_every_service_and_answers_on_each() {
-    let server = Daemon::start(&ALL_ON_FREE_PORTS, 9);
+    let server = Daemon::start(&ALL_ON_FREE_PORTS, 10);
     let services: Vec<_> =
         server.listening.iter().map(|l| format!("{} {}", l.service, l.transport)).collect();
     assert_eq!(
@@ -22,7 +22,8 @@ fn serves_every_service_and_answers_on_each() {
             "time udp",
             "udp udp",
             "transfer udp",
-            "chat tcp"
+            "chat tcp",
+            "chat-web tcp"
         ]
     );
     assert!(server.listening.iter().all(|l| l.addr.ip().is_loopback()), "binds loopback by default");
@@ -45,9 +46,9 @@ fn only_and_except_choose_services() {
     let names: Vec<_> = only.listening.iter().map(|l| l.service.as_str()).collect();
     assert_eq!(names, ["echo", "echo", "time", "time"]);
     let except =
-        Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time,transfer"]].concat(), 2);
+        Daemon::start(&[&ALL_ON_FREE_PORTS[..], &["--except", "echo,daytime,time,transfer"]].concat(), 3);
     let names: Vec<_> = except.listening.iter().map(|l| l.service.as_str()).collect();
-    assert_eq!(names, ["udp", "chat"]);
+    assert_eq!(names, ["udp", "chat", "chat-web"]);
     // A setting for a service that does not run is a mistake, not a no-op.
     let unused = run(&["serve", "--only", "echo", "--udp-loss", "20%"], b"");
     assert_eq!(unused.code(), Some(2));
@@ -77,7 +78,7 @@ fn binds_every_address_in_the_list() {
 #[test]
 fn sigterm_and_sigint_stop_it_cleanly_and_quickly() {
     for signal in ["TERM", "INT"] {
-        let server = Daemon::start(&ALL_ON_FREE_PORTS, 9);
+        let server = Daemon::start(&ALL_ON_FREE_PORTS, 10);
         // An idle client must not hold the shutdown up.
         let mut idle = TcpStream::connect(server.addr("echo", "tcp")).unwrap();
         idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -129,7 +130,7 @@ fn an_exchange_in_flight_at_shutdown_is_answered_intact() {
 fn serve_lifts_the_chat_limits_for_bench_chat() {
     let args =
         [&ALL_ON_FREE_PORTS[..], &["--only", "chat", "--chat-rate-limit", "off", "--chat-max-per-ip", "off"]];
-    let server = Daemon::start(&args.concat(), 1);
+    let server = Daemon::start(&args.concat(), 2);
     let target = server.addr("chat", "tcp").to_string();
     // 20 clients from one address, as fast as they go: over both default limits.
     let out = run(&["bench", "chat", &target, "--clients", "20", "-d", "300ms", "--json"], b"");

@@ -369,7 +369,7 @@ pub fn binary(len: usize) -> Vec<u8> {
 }
 
 /// `socketeer serve` with every service on a port the kernel picks.
-pub const ALL_ON_FREE_PORTS: [&str; 13] = [
+pub const ALL_ON_FREE_PORTS: [&str; 15] = [
     "serve",
     "--echo-port",
     "0",
@@ -382,5 +382,7 @@ pub const ALL_ON_FREE_PORTS: [&str; 13] = [
     "--transfer-port",
     "0",
     "--chat-port",
+    "0",
+    "--chat-http-port",
     "0",
 ];

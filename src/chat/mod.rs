@@ -9,6 +9,7 @@
 //! | [`delivery`] | shared state | room logs, private outboxes, and each client's mailbox |
 //! | `server`, `session` | driver | the accept loop, and one task per client that owns its socket |
 //! | [`irc`] | driver (its `wire` and `render`: pure) | IRC clients in the same rooms |
+//! | [`web`] | driver (its `http`, `frames` and `json`: pure) | the web page and its WebSocket (`chat serve --http`) |
 //! | [`cluster`] | driver | several servers as one chat, through Redis (`chat serve --redis`) |
 //! | [`client`] | driver | the full-duplex client behind `chat join` |
 //!
@@ -30,11 +31,13 @@ pub mod irc;
 pub mod protocol;
 mod server;
 mod session;
+pub mod web;
 
 pub use admission::{CONNECT_RATE, address_key};
 pub use client::{ChatClient, Ending, Received};
 pub use cluster::ClusterConfig;
 pub use server::{ChatConfig, ChatServer};
+pub use web::WebConfig;
 
 /// The default port of `chat serve`.
 pub const DEFAULT_PORT: u16 = 5555;

@@ -15,6 +15,7 @@ use super::cluster::{ClusterConfig, ClusterError, RedisBackplane};
 use super::flood::RateLimit;
 use super::hub::{Backplane, ClientId, Hub, HubConfig, Standalone};
 use super::session;
+use super::web::{self, WebConfig};
 use crate::net::{Bound, Endpoint};
 use crate::server::{Service, ServiceError, admit_loop};
 use crate::shutdown::Shutdown;
@@ -77,12 +78,14 @@ pub struct ChatServer {
     bound: Bound,
     config: ChatConfig,
     cluster: Option<(ClusterConfig, RedisBackplane)>,
+    /// The web page's listeners, when it is served.
+    web: Option<(Bound, WebConfig)>,
 }
 
 impl ChatServer {
     /// A chat server on `bound`'s TCP listeners.
     pub fn new(bound: Bound, config: ChatConfig) -> ChatServer {
-        ChatServer { bound, config, cluster: None }
+        ChatServer { bound, config, cluster: None, web: None }
     }
 
     /// A chat server on `bound`'s TCP listeners that joins the cluster
@@ -96,7 +99,13 @@ impl ChatServer {
         cluster: ClusterConfig,
     ) -> Result<ChatServer, ClusterError> {
         let backplane = RedisBackplane::new(cluster.clone())?;
-        Ok(ChatServer { bound, config, cluster: Some((cluster, backplane)) })
+        Ok(ChatServer { bound, config, cluster: Some((cluster, backplane)), web: None })
+    }
+
+    /// Also serves the web page and its WebSocket ([`web`]) on `bound`'s
+    /// TCP listeners, into the same rooms and under the same limits.
+    pub fn with_web(self, bound: Bound, config: WebConfig) -> ChatServer {
+        ChatServer { web: Some((bound, config)), ..self }
     }
 }
 
@@ -106,7 +115,11 @@ impl Service for ChatServer {
     }
 
     fn endpoints(&self) -> Vec<Endpoint> {
-        self.bound.endpoints(self.name())
+        let mut endpoints = self.bound.endpoints(self.name());
+        if let Some((bound, _)) = &self.web {
+            endpoints.extend(bound.endpoints(web::SERVICE));
+        }
+        endpoints
     }
 
     fn detail(&self) -> Option<String> {
@@ -115,28 +128,33 @@ impl Service for ChatServer {
     }
 
     fn run(self: Box<Self>, shutdown: Shutdown) -> BoxFuture<'static, Result<(), ServiceError>> {
-        let ChatServer { bound, config, cluster } = *self;
+        let ChatServer { bound, config, cluster, web } = *self;
         let hub = HubConfig { history: config.history, log_bytes: config.queue, ..HubConfig::default() };
         match cluster {
-            None => serve(bound, Shared::new(config, hub, Standalone), shutdown),
+            None => serve(bound, web, Shared::new(config, hub, Standalone), shutdown),
             Some((cluster, backplane)) => {
                 let hub = HubConfig { guest_suffix: format!(".{}", cluster.node), ..hub };
                 let shared = Shared::new(config, hub, backplane.clone());
                 backplane.start(shared.clone(), &shutdown);
-                serve(bound, shared, shutdown)
+                serve(bound, web, shared, shutdown)
             }
         }
     }
 }
 
-/// Accepts clients into `shared` until `shutdown`.
+/// Accepts clients (and browsers, on `web`'s listeners) into `shared` until `shutdown`.
 fn serve<B: Backplane + Send + 'static>(
     bound: Bound,
+    web: Option<(Bound, WebConfig)>,
     shared: Arc<Shared<B>>,
     shutdown: Shutdown,
 ) -> BoxFuture<'static, Result<(), ServiceError>> {
     let config = &shared.config;
-    let gate = Gate::new(Limits { max_clients: config.max_clients, max_per_address: config.max_per_address });
+    // One gate for both ports: a browser counts under the same caps as any client.
+    let gate = Arc::new(Gate::new(Limits {
+        max_clients: config.max_clients,
+        max_per_address: config.max_per_address,
+    }));
     // Sessions look at the shutdown signal only when woken: wake them all once.
     let wake_all = {
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
@@ -145,12 +163,28 @@ fn serve<B: Backplane + Send + 'static>(
             shared.hub.lock().wake_all();
         }
     };
-    let serve =
-        admit_loop("chat", bound.tcp, Arc::new(gate), shutdown, move |stream, peer, ticket, shutdown| {
-            session::serve(stream, peer, ticket, shared.clone(), shutdown, session::Dialect::Lines)
-        });
+    let pages = web.map(|(bound, config)| {
+        let (shared, config) = (shared.clone(), Arc::new(config));
+        admit_loop(
+            web::SERVICE,
+            bound.tcp,
+            gate.clone(),
+            shutdown.clone(),
+            move |stream, peer, ticket, shutdown| {
+                web::front(stream, peer, ticket, shared.clone(), shutdown, config.clone())
+            },
+        )
+    });
+    let serve = admit_loop("chat", bound.tcp, gate, shutdown, move |stream, peer, ticket, shutdown| {
+        session::serve(stream, peer, ticket, shared.clone(), shutdown, session::Dialect::Lines)
+    });
+    let pages = async move {
+        if let Some(pages) = pages {
+            pages.await;
+        }
+    };
     async move {
-        futures::join!(serve, wake_all);
+        futures::join!(serve, pages, wake_all);
         Ok(())
     }
     .boxed()

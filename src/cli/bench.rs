@@ -36,6 +36,7 @@ pub enum Command {
                             socketeer bench chat localhost:5556 --clients 100 --senders 1 --duration 5s\n  \
                             socketeer bench chat localhost:5556 --clients 100 --rate 1000 --json\n  \
                             socketeer bench chat localhost:6379 --redis --clients 100\n  \
+                            socketeer bench chat localhost:6667 --irc --clients 100   # any IRC server (ngircd)\n  \
                             socketeer bench chat localhost:5555 localhost:5556 --rate 1000   # two nodes of a cluster\n  \
                             socketeer bench chat localhost:5556 --clients 20 --stalled 1   # one client that never reads\n  \
                             socketeer bench chat localhost:5556 --clients 20 --burst 20000   # one burst, 19 readers"
@@ -141,8 +142,11 @@ pub struct ChatArgs {
     #[arg(short, long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
     duration: Duration,
     /// Speak Redis pub/sub (SUBSCRIBE and PUBLISH) to a redis-server, for comparison.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "irc")]
     redis: bool,
+    /// Speak IRC (register, JOIN #lobby, PRIVMSG #lobby), to socketeer's chat or any IRC server.
+    #[arg(long)]
+    irc: bool,
     /// How long to wait for connections, and for the last messages after the senders stop.
     #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = positive_duration)]
     timeout: Duration,
@@ -397,7 +401,11 @@ async fn bench_chat(args: ChatArgs) -> anyhow::Result<()> {
     }
     let load = ChatLoad {
         servers,
-        wire: if args.redis { Wire::Redis } else { Wire::Chat },
+        wire: match (args.redis, args.irc) {
+            (true, _) => Wire::Redis,
+            (false, true) => Wire::Irc,
+            (false, false) => Wire::Chat,
+        },
         clients: args.clients as usize,
         senders: args.senders as usize,
         stalled: args.stalled as usize,

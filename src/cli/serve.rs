@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use socketeer::chat::flood::RateLimit;
-use socketeer::chat::{ChatConfig, ChatServer};
+use socketeer::chat::{ChatConfig, ChatServer, WebConfig};
 use socketeer::daytime::{DaytimeServer, Protocol};
 use socketeer::echo::EchoServer;
 use socketeer::impair::{ImpairmentConfig, Probability};
@@ -86,6 +86,9 @@ pub struct Args {
     /// Port of the chat service (TCP).
     #[arg(long, value_name = "PORT", default_value_t = socketeer::chat::DEFAULT_PORT)]
     chat_port: u16,
+    /// Port of the chat's web page and its WebSocket (HTTP).
+    #[arg(long, value_name = "PORT", default_value_t = socketeer::chat::web::DEFAULT_PORT)]
+    chat_http_port: u16,
     /// Share of datagrams the udp service drops on purpose (1% or 0.01).
     #[arg(long, value_name = "P", default_value = "0%")]
     udp_loss: Probability,
@@ -123,7 +126,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if chosen.is_empty() {
         return Err(UsageError("--except leaves no service to run".to_owned()).into());
     }
-    check_distinct_ports(&chosen.iter().map(|&name| port_choice(name, &args)).collect::<Vec<_>>())?;
+    let mut ports: Vec<PortChoice> = chosen.iter().map(|&name| port_choice(name, &args)).collect();
+    if chosen.contains(&ServiceName::Chat) {
+        ports.push(chat_web_port(&args));
+    }
+    check_distinct_ports(&ports)?;
     check_settings_are_used(&args, &chosen)?;
     let services = chosen.into_iter().map(|name| start(name, &args)).collect::<anyhow::Result<Vec<_>>>()?;
     run_services(services, Output::new(args.json)).await
@@ -163,6 +170,11 @@ fn port_choice(name: ServiceName, args: &Args) -> PortChoice {
     PortChoice { flag, port, transports }
 }
 
+/// Where the chat's web page listens, beside the chat itself.
+fn chat_web_port(args: &Args) -> PortChoice {
+    PortChoice { flag: "--chat-http-port", port: args.chat_http_port, transports: Transports::TCP }
+}
+
 /// Binds one service where [`port_choice`] says.
 fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
     let limits = args.limits.get();
@@ -200,7 +212,10 @@ fn start(name: ServiceName, args: &Args) -> anyhow::Result<Box<dyn Service>> {
                 ..defaults
             };
             socketeer::process::raise_fd_limit_for(config.max_clients);
-            Box::new(ChatServer::new(bound, config))
+            let web = chat_web_port(args);
+            let web_bound =
+                args.bind.bind(socketeer::chat::web::SERVICE, web.port, web.transports, web.flag)?;
+            Box::new(ChatServer::new(bound, config).with_web(web_bound, WebConfig::default()))
         }
     })
 }

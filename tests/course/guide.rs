@@ -49,7 +49,7 @@ pub fn root() -> PathBuf {
 pub fn run_page(path: &str) {
     let page = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     let blocks = shell_blocks(&page);
-    let serve = Daemon::start(&ALL_ON_FREE_PORTS, 9);
+    let serve = Daemon::start(&ALL_ON_FREE_PORTS, 10);
     let mut ports: BTreeMap<u16, u16> = SERVE_PORTS
         .iter()
         .map(|&(port, service, transport)| (port, serve.addr(service, transport).port()))

@@ -34,7 +34,7 @@ fn python_server(script: &str, args: &[&str]) -> Background {
 }
 
 fn serve() -> Daemon {
-    Daemon::start(&ALL_ON_FREE_PORTS, 9)
+    Daemon::start(&ALL_ON_FREE_PORTS, 10)
 }
 
 fn port(daemon: &Daemon, service: &str, transport: &str) -> String {
@@ -271,7 +271,7 @@ fn the_port_scanner_finds_what_socketeer_scan_finds() {
         lines
     };
     assert_eq!(sorted(theirs.ok()), sorted(ours.ok()));
-    assert_eq!(sorted(&theirs.stdout).len(), 4, "echo, daytime, time and chat listen on TCP");
+    assert_eq!(sorted(&theirs.stdout).len(), 5, "echo, daytime, time, chat and its web page listen on TCP");
     assert!(theirs.stderr.contains("2 closed"), "{}", theirs.stderr);
 }
 

@@ -21,6 +21,7 @@ use crate::net;
 /// One connection: connects, joins, reports in, then plays its role.
 pub(super) async fn connection(
     role: Role,
+    index: usize,
     addr: SocketAddr,
     run: Arc<Run>,
     joined: mpsc::UnboundedSender<Joined>,
@@ -29,7 +30,7 @@ pub(super) async fn connection(
     let connected = async {
         let _turn = run.connecting.acquire().await;
         let mut stream = net::connect_tcp(&[addr], run.load.timeouts.connect).await?;
-        stream.write_all(wire.hello(role)).await.map_err(|e| ClientError::io(addr, e))?;
+        stream.write_all(&wire.hello(role, index)).await.map_err(|e| ClientError::io(addr, e))?;
         Ok::<TcpStream, ClientError>(stream)
     };
     let failed = |e: LoadError| {
@@ -203,7 +204,7 @@ impl<'a> Receiver<'a> {
                 let wire = self.run.load.wire;
                 let hint = match wire {
                     Wire::Chat => "; is it a socketeer chat server? (for redis-server, add --redis)",
-                    Wire::Redis => "",
+                    Wire::Redis | Wire::Irc => "",
                 };
                 return Err(ClientError::Unexpected {
                     addr,
@@ -238,7 +239,8 @@ impl<'a> Receiver<'a> {
     async fn run(mut self) -> Result<Outcome, ClientError> {
         let wire = self.run.load.wire;
         let except = match (wire, self.role) {
-            (Wire::Chat, Role::Sender(k)) => Some(k),
+            // Neither the chat nor IRC sends senders their own messages.
+            (Wire::Chat | Wire::Irc, Role::Sender(k)) => Some(k),
             _ => None,
         };
         let expects = !(wire == Wire::Redis && matches!(self.role, Role::Sender(_)));

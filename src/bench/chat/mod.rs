@@ -279,7 +279,7 @@ type Joined = Result<Option<JoinHandle<Result<OwnedWriteHalf, ClientError>>>, Lo
 /// Messages each sender's recipients, and connections that only receive.
 fn recipients_and_readers(load: &ChatLoad) -> (usize, usize) {
     match load.wire {
-        Wire::Chat => (load.clients.saturating_sub(1), load.clients.saturating_sub(load.senders)),
+        Wire::Chat | Wire::Irc => (load.clients.saturating_sub(1), load.clients.saturating_sub(load.senders)),
         Wire::Redis => (load.clients, load.clients),
     }
 }
@@ -312,9 +312,10 @@ pub async fn connect(load: &ChatLoad, delivered: Arc<AtomicU64>) -> Result<Conne
     let started = Instant::now();
     let tasks: Vec<_> = roles
         .zip(load.servers.iter().cycle())
-        .map(|(role, &server)| {
+        .enumerate()
+        .map(|(index, (role, &server))| {
             let (run, joined) = (run.clone(), joined_tx.clone());
-            (role, tokio::spawn(connection(role, server, run, joined)))
+            (role, tokio::spawn(connection(role, index, server, run, joined)))
         })
         .collect();
     drop(joined_tx);

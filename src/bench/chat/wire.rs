@@ -5,7 +5,8 @@
 //! the message size. The payload never holds a line break, so both servers'
 //! output can be read line by line: a chat delivery is `<nick> PAYLOAD`, and
 //! in Redis's `message` reply (`*3`, `$7`, `message`, `$5`, `bench`, `$N`,
-//! `PAYLOAD`) the payload is the only line that starts with `S`.
+//! `PAYLOAD`) the payload is the only line that starts with `S`; over IRC a
+//! delivery is `:nick!user@host PRIVMSG #lobby :PAYLOAD`.
 
 use std::fmt::Write as _;
 
@@ -13,6 +14,8 @@ use serde::Serialize;
 
 /// The Redis channel the load uses.
 const CHANNEL: &str = "bench";
+/// The IRC channel the load uses: socketeer's default room.
+const IRC_CHANNEL: &str = "#lobby";
 
 /// The longest payload header: `S` and three numbers of at most 20 digits.
 pub const MAX_HEADER: usize = 1 + 3 * 21;
@@ -25,6 +28,9 @@ pub enum Wire {
     Chat,
     /// Redis pub/sub: subscribers `SUBSCRIBE`, senders `PUBLISH`.
     Redis,
+    /// IRC (socketeer's chat or any IRC server): every connection registers
+    /// and joins `#lobby`, senders `PRIVMSG #lobby`.
+    Irc,
 }
 
 /// What one connection of the load does.
@@ -39,11 +45,14 @@ pub enum Role {
 }
 
 impl Wire {
-    /// What a connection sends as soon as it is connected.
-    pub fn hello(self, role: Role) -> &'static [u8] {
+    /// What connection number `index` sends as soon as it is connected.
+    pub fn hello(self, role: Role, index: usize) -> Vec<u8> {
         match (self, role) {
-            (Wire::Chat, _) | (Wire::Redis, Role::Sender(_)) => b"",
-            (Wire::Redis, Role::Reader | Role::Stalled) => b"SUBSCRIBE bench\r\n",
+            (Wire::Chat, _) | (Wire::Redis, Role::Sender(_)) => Vec::new(),
+            (Wire::Redis, Role::Reader | Role::Stalled) => b"SUBSCRIBE bench\r\n".to_vec(),
+            (Wire::Irc, _) => {
+                format!("NICK bench{index}\r\nUSER bench 0 * :bench\r\nJOIN {IRC_CHANNEL}\r\n").into_bytes()
+            }
         }
     }
 
@@ -54,7 +63,7 @@ impl Wire {
     pub fn after_joining(self) -> &'static [u8] {
         match self {
             Wire::Chat => b"/pong\n",
-            Wire::Redis => b"",
+            Wire::Redis | Wire::Irc => b"",
         }
     }
 
@@ -65,11 +74,13 @@ impl Wire {
     }
 
     /// Whether `line` says the connection has joined: the chat's welcome,
-    /// or the count of channels at the end of Redis's `subscribe` reply.
+    /// the count of channels at the end of Redis's `subscribe` reply, or the
+    /// end of the channel's names (`366`) that completes an IRC `JOIN`.
     pub fn joined(self, line: &[u8]) -> bool {
         match self {
             Wire::Chat => line.starts_with(b"*** welcome"),
             Wire::Redis => line.starts_with(b":"),
+            Wire::Irc => irc_command(line) == Some(b"366"),
         }
     }
 
@@ -78,6 +89,11 @@ impl Wire {
         match self {
             Wire::Chat => line.starts_with(b"! "),
             Wire::Redis => line.starts_with(b"-"),
+            // A numeric 400 to 599, or the server's `ERROR` before it closes.
+            Wire::Irc => {
+                line.starts_with(b"ERROR ")
+                    || irc_command(line).is_some_and(|c| c.len() == 3 && matches!(c[0], b'4' | b'5'))
+            }
         }
     }
 
@@ -97,6 +113,7 @@ impl Wire {
         match self {
             Wire::Chat => "a welcome line ('*** welcome, ...') as socketeer's chat server sends",
             Wire::Redis => "the reply to SUBSCRIBE",
+            Wire::Irc => "the end of #lobby's names (numeric 366) after JOIN",
         }
     }
 
@@ -117,6 +134,11 @@ impl Wire {
                 out.extend_from_slice(payload);
                 out.extend_from_slice(b"\r\n");
             }
+            Wire::Irc => {
+                out.extend_from_slice(format!("PRIVMSG {IRC_CHANNEL} :").as_bytes());
+                out.extend_from_slice(payload);
+                out.extend_from_slice(b"\r\n");
+            }
         }
     }
 
@@ -128,9 +150,21 @@ impl Wire {
                 Some(&line[start..])
             }
             Wire::Redis if line.first() == Some(&b'S') => Some(line),
-            Wire::Chat | Wire::Redis => None,
+            Wire::Irc if irc_command(line) == Some(b"PRIVMSG") => {
+                // `:source PRIVMSG target :text`: the text follows the first ` :` after the prefix.
+                let start = line.get(1..)?.windows(2).position(|w| w == b" :")? + 3;
+                line.get(start..)
+            }
+            Wire::Chat | Wire::Redis | Wire::Irc => None,
         }
     }
+}
+
+/// The command (or numeric) of an IRC line from a server: the word after
+/// its `:prefix`.
+fn irc_command(line: &[u8]) -> Option<&[u8]> {
+    let rest = line.strip_prefix(b":")?;
+    rest.split(|&b| b == b' ').nth(1)
 }
 
 /// One message's identity and send time.
@@ -205,6 +239,21 @@ mod tests {
         assert!(!Wire::Chat.joined(b"* welcome to my server"), "an action is no welcome");
         assert!(Wire::Chat.is_error(b"! slow down") && Wire::Redis.is_error(b"-ERR wrong"));
         assert!(Wire::Chat.is_limit(b"! slow down: at most 10 lines/s"));
+        let line = b":bench3!bench@127.0.0.1 PRIVMSG #lobby :S0 1 2 x :y";
+        assert_eq!(Wire::Irc.delivery(line), Some(&b"S0 1 2 x :y"[..]));
+        assert_eq!(Wire::Irc.delivery(b":bench3!b@h JOIN #lobby"), None);
+        assert_eq!(Wire::Irc.delivery(b"PING :x"), None);
+        let mut out = Vec::new();
+        Wire::Irc.message(b"S0 1 2 x", &mut out);
+        assert_eq!(out, b"PRIVMSG #lobby :S0 1 2 x\r\n");
+        assert!(Wire::Irc.joined(b":irc.local 366 bench1 #lobby :End of NAMES list"));
+        assert!(!Wire::Irc.joined(b":irc.local 353 bench1 = #lobby :bench1"));
+        assert!(Wire::Irc.is_error(b":irc.local 433 * bench1 :Nickname already in use"));
+        assert!(!Wire::Irc.is_error(b":irc.local 001 bench1 :Welcome"));
+        assert_eq!(
+            Wire::Irc.hello(Role::Reader, 7),
+            b"NICK bench7\r\nUSER bench 0 * :bench\r\nJOIN #lobby\r\n"
+        );
         assert!(Wire::Chat.is_limit(b"! too many connections from your address (at most 16)"));
         assert!(!Wire::Chat.is_limit(b"! no such nick") && !Wire::Redis.is_limit(b"! slow down"));
     }

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crate::chat::hub::HubError;
 use crate::chat::irc::Irc;
 use crate::chat::protocol;
+use crate::chat::web::Web;
 use crate::text::sanitize;
 
 /// The protocol of one connection.
@@ -17,6 +18,8 @@ pub(in crate::chat) enum Dialect {
     Lines,
     /// IRC, recognised by the connection's first line.
     Irc(Box<Irc>),
+    /// A browser, over the WebSocket of the web page's port.
+    Web(Box<Web>),
 }
 
 impl Dialect {
@@ -30,6 +33,7 @@ impl Dialect {
         match self {
             Dialect::Lines => out.extend_from_slice(raw),
             Dialect::Irc(irc) => irc.view.render(raw, out),
+            Dialect::Web(web) => web.render(raw, out),
         }
     }
 
@@ -37,7 +41,7 @@ impl Dialect {
     /// does not hear of it before.
     pub fn registering(&self) -> bool {
         match self {
-            Dialect::Lines => false,
+            Dialect::Lines | Dialect::Web(_) => false,
             Dialect::Irc(irc) => irc.registering(),
         }
     }
@@ -45,7 +49,7 @@ impl Dialect {
     /// A request refused by the hub, as the client is told.
     pub fn refusal(&self, e: &HubError) -> Bytes {
         match self {
-            Dialect::Lines => protocol::error(sanitize(&e.to_string())),
+            Dialect::Lines | Dialect::Web(_) => protocol::error(sanitize(&e.to_string())),
             Dialect::Irc(irc) => irc.refusal(e),
         }
     }
@@ -54,6 +58,7 @@ impl Dialect {
     pub fn goodbye(&self, line: Bytes) -> Bytes {
         match self {
             Dialect::Lines => line,
+            Dialect::Web(web) => web.goodbye(&line),
             Dialect::Irc(irc) => {
                 let text = String::from_utf8_lossy(&line);
                 let text = text.trim_end();

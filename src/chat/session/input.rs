@@ -5,12 +5,14 @@ use std::io;
 use bytes::BytesMut;
 use tokio::time::Instant;
 use tokio_util::codec::{AnyDelimiterCodecError, Decoder};
+use tracing::debug;
 
 use super::{Connection, Dialect, Ending};
 use crate::chat::hub::{Backplane, ClientId};
 use crate::chat::irc::{Irc, Step};
 use crate::chat::protocol::{self, HELP, Request};
 use crate::chat::server::Shared;
+use crate::chat::web::frames::{Closed, Incoming};
 use crate::text::sanitize;
 
 /// How much a read asks for at once.
@@ -41,6 +43,27 @@ impl Connection {
     /// Handles the whole lines read, up to a `/nick` that has to wait for
     /// the other servers.
     pub(super) fn decode<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+        match self.dialect {
+            Dialect::Web(_) => self.decode_messages(shared, id)?,
+            _ => self.decode_lines(shared, id)?,
+        }
+        if self.eof && self.nick.is_none() {
+            return Err(Ending::Closed);
+        }
+        if self.input.is_empty() {
+            // A quiet client holds no buffer.
+            self.input = BytesMut::new();
+        }
+        self.welcome_when_registered(shared, id);
+        // Answers to what was just read go out now, not after another wake-up.
+        match self.out.is_empty() {
+            true => self.flush(),
+            false => Ok(()),
+        }
+    }
+
+    /// Handles the whole lines read (see [`decode`](Self::decode)).
+    fn decode_lines<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
         while self.nick.is_none() {
             let decoded = match self.eof {
                 false => self.codec.decode(&mut self.input),
@@ -61,19 +84,43 @@ impl Connection {
                 None => self.too_long(shared.config.max_line),
             }
         }
-        if self.eof && self.nick.is_none() {
-            return Err(Ending::Closed);
+        Ok(())
+    }
+
+    /// Handles the whole WebSocket messages read, each a line, up to a
+    /// `/nick` that has to wait; answers to pings and the close frame of a
+    /// refusal go straight into the output.
+    fn decode_messages<B: Backplane>(&mut self, shared: &Shared<B>, id: ClientId) -> Result<(), Ending> {
+        while self.nick.is_none() {
+            let Dialect::Web(web) = &mut self.dialect else { return Ok(()) };
+            let message = match web.next(&mut self.input, &mut self.out) {
+                Ok(Some(message)) => message,
+                Ok(None) => {
+                    // A message begun and not yet whole is held to the line timeout.
+                    let partial = web.partial();
+                    self.line_began = partial.then(|| self.line_began.unwrap_or_else(Instant::now));
+                    return Ok(());
+                }
+                Err(Closed::ByClient) => return Err(Ending::Closed),
+                Err(Closed::Refused(why)) => {
+                    debug!(nick = shared.hub.lock().nick(id), "closing a WebSocket: {why}");
+                    return Err(Ending::Closed);
+                }
+            };
+            self.heard = Instant::now();
+            self.line_began = None;
+            match message {
+                Incoming::Text(text) => match text.trim_end_matches(['\r', '\n']) {
+                    line if line.contains('\n') => {
+                        self.reply(protocol::error("one line per message; nothing sent"))
+                    }
+                    line => self.line(line.as_bytes(), shared, id)?,
+                },
+                // The browser's answer to a ping is what a line client's `PONG` is.
+                Incoming::Pong => self.line(b"PONG", shared, id)?,
+            }
         }
-        if self.input.is_empty() {
-            // A quiet client holds no buffer.
-            self.input = BytesMut::new();
-        }
-        self.welcome_when_registered(shared, id);
-        // Answers to what was just read go out now, not after another wake-up.
-        match self.out.is_empty() {
-            true => self.flush(),
-            false => Ok(()),
-        }
+        Ok(())
     }
 
     fn too_long(&self, max: usize) {
@@ -110,7 +157,8 @@ impl Connection {
                 return Ok(());
             }
         };
-        if first && protocol::identify(text) == protocol::Dialect::Irc {
+        let lines = matches!(self.dialect, Dialect::Lines);
+        if first && lines && protocol::identify(text) == protocol::Dialect::Irc {
             self.dialect = Dialect::Irc(Box::new(Irc::new()));
         }
         let home;
@@ -129,7 +177,7 @@ impl Connection {
                     }
                 }
             }
-            Dialect::Lines => match protocol::parse(text) {
+            Dialect::Lines | Dialect::Web(_) => match protocol::parse(text) {
                 Ok(Some(request)) => request,
                 Ok(None) => return Ok(()),
                 Err(e) => {

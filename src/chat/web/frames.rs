@@ -161,7 +161,9 @@ impl Frames {
         let reason: String = reason.chars().take(100).collect();
         let mut input = BytesMut::new();
         let mut pipe = Pipe { input: &mut input, output };
-        let _ = self.context.close(&mut pipe, Some(CloseFrame { code: CloseCode::Normal, reason: reason.into() }));
+        let _ = self
+            .context
+            .close(&mut pipe, Some(CloseFrame { code: CloseCode::Normal, reason: reason.into() }));
         let _ = self.context.flush(&mut pipe);
     }
 
@@ -224,7 +226,9 @@ mod tests {
         let mut out = BytesMut::new();
         let refused = server.next(&mut input, &mut out).unwrap_err();
         assert_eq!(refused, Closed::Refused("message of 101 bytes; the limit is 100".to_owned()));
-        let Message::Close(Some(frame)) = read_as_client(&mut browser, &mut out) else { panic!("no close frame") };
+        let Message::Close(Some(frame)) = read_as_client(&mut browser, &mut out) else {
+            panic!("no close frame")
+        };
         assert_eq!(frame.code, CloseCode::Size);
     }
 
@@ -238,7 +242,9 @@ mod tests {
         let mut input = from_client(&mut browser, Message::Close(None));
         assert_eq!(server.next(&mut input, &mut out), Err(Closed::ByClient));
         assert!(matches!(read_as_client(&mut browser, &mut out), Message::Close(_)));
+        // A new connection: binary is not chat.
+        let (mut server, mut browser) = (Frames::new(100), client());
         let mut input = from_client(&mut browser, Message::binary(vec![1, 2]));
-        assert!(matches!(server.next(&mut input, &mut out), Err(_)));
+        assert!(matches!(server.next(&mut input, &mut out), Err(Closed::Refused(_))));
     }
 }

@@ -35,16 +35,21 @@ pub fn event(line: &str) -> Option<Value> {
 
 fn notice(text: &str) -> Value {
     match Notice::parse(text) {
-        Notice::Welcome { nick, room, others } => json!({"type": "welcome", "nick": nick, "room": room, "others": others}),
+        Notice::Welcome { nick, room, others } => {
+            json!({"type": "welcome", "nick": nick, "room": room, "others": others})
+        }
         Notice::Here { room, others } => json!({"type": "here", "room": room, "others": others}),
         Notice::Joined { nick, room } => json!({"type": "joined", "nick": nick, "room": room, "text": text}),
         Notice::Left { nick, room, reason } => {
             json!({"type": "left", "nick": nick, "room": room, "reason": reason, "text": text})
         }
         Notice::Renamed { old, new } => json!({"type": "renamed", "old": old, "new": new, "text": text}),
-        Notice::Who { room, count, nicks } => json!({"type": "who", "room": room, "count": count, "nicks": nicks}),
+        Notice::Who { room, count, nicks } => {
+            json!({"type": "who", "room": room, "count": count, "nicks": nicks})
+        }
         Notice::Rooms { count, rooms } => {
-            let rooms: Vec<Value> = rooms.iter().map(|(name, size)| json!({"name": name, "size": size})).collect();
+            let rooms: Vec<Value> =
+                rooms.iter().map(|(name, size)| json!({"name": name, "size": size})).collect();
             json!({"type": "rooms", "count": count, "rooms": rooms})
         }
         Notice::Other(text) => json!({"type": "notice", "text": text}),
@@ -54,6 +59,11 @@ fn notice(text: &str) -> Value {
 /// The page's last message: why the connection ends.
 pub fn bye(text: &str) -> String {
     json!({"type": "bye", "text": text}).to_string()
+}
+
+/// Whether `line` is the page's last message (see [`bye`]).
+pub fn is_bye(line: &str) -> bool {
+    serde_json::from_str::<Value>(line).is_ok_and(|value| value["type"] == "bye")
 }
 
 #[cfg(test)]
@@ -67,7 +77,10 @@ mod tests {
 
     #[test]
     fn lines_become_typed_objects() {
-        assert_eq!(of(&protocol::message("bob", "<script>")), json!({"type": "message", "from": "bob", "text": "<script>"}));
+        assert_eq!(
+            of(&protocol::message("bob", "<script>")),
+            json!({"type": "message", "from": "bob", "text": "<script>"})
+        );
         assert_eq!(of(&protocol::private_sent("bob", "x"))["to"], "bob");
         assert_eq!(of(&notices::joined("bob", "lobby"))["type"], "joined");
         assert_eq!(of(&notices::left("bob", "lobby", Some("gone")))["reason"], "gone");
@@ -75,7 +88,12 @@ mod tests {
         assert_eq!(of(&notices::rooms(&[("lobby", 2)])[0])["rooms"], json!([{"name": "lobby", "size": 2}]));
         assert_eq!(of(&notices::welcome("guest1", "lobby", 0))["nick"], "guest1");
         let at = chrono::DateTime::parse_from_rfc3339("2026-11-22T18:46:00Z").unwrap().to_utc();
-        assert_eq!(of(&protocol::replayed(at, &protocol::message("bob", "old")))["at"], "2026-11-22T18:46:00Z");
+        assert_eq!(
+            of(&protocol::replayed(at, &protocol::message("bob", "old")))["at"],
+            "2026-11-22T18:46:00Z"
+        );
         assert_eq!(event("PING 3"), None);
+        assert!(is_bye(&bye("server shutting down")));
+        assert!(!is_bye(r#"{"type":"message","text":"\"type\":\"bye\"}"}"#));
     }
 }

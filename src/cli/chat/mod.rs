@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use socketeer::chat::flood::RateLimit;
 use socketeer::chat::protocol::ServerLine;
-use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, ClusterConfig, Ending, Received};
+use socketeer::chat::{self, ChatClient, ChatConfig, ChatServer, ClusterConfig, Ending, Received, WebConfig};
 use socketeer::client::Timeouts;
 use socketeer::net::{Target, Transports};
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -36,7 +36,8 @@ pub enum Command {
                             socketeer chat serve --port 6000 --history 50 --max-per-ip 4\n  \
                             socketeer chat serve --rate-limit off --max-per-ip off --queue 1MiB   # for benchmarks\n  \
                             socketeer chat serve --port 5556 --redis redis://127.0.0.1:6379 --node-id b\n  \
-                            nc localhost 5555                                    # nc is a full client")]
+                            socketeer chat serve --http 5580                     # and open http://127.0.0.1:5580/\n  \
+                            nc localhost 5555                                    # nc is a full client (so is irssi)")]
     Serve(ServeArgs),
     /// Join a chat server from the terminal (or a script, through stdin).
     #[command(after_help = "Examples:\n  socketeer chat join localhost --nick alice\n  \
@@ -58,9 +59,24 @@ pub struct ServeArgs {
     /// Print status lines as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    web: WebArgs,
     // Last: its help heading applies to every option after it.
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+/// The chat in a browser.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Web page")]
+struct WebArgs {
+    /// Also serve the chat's web page and its WebSocket on this port; 0 picks a free one.
+    #[arg(long, value_name = "PORT")]
+    http: Option<u16>,
+    /// A site whose pages may use the chat besides the page itself (https://chat.example.org),
+    /// or * for any; repeat for more. Needed when the page is served under a domain name.
+    #[arg(long, value_name = "ORIGIN", requires = "http")]
+    http_origin: Vec<String>,
 }
 
 /// Joining other servers into one chat.
@@ -195,6 +211,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 None => ChatServer::new(bound, args.limits.get()),
                 Some(cluster) => ChatServer::clustered(bound, args.limits.get(), cluster)
                     .map_err(|e| UsageError(e.to_string()))?,
+            };
+            let server = match args.web.http {
+                None => server,
+                Some(port) => {
+                    let bound = args.bind.bind(chat::web::SERVICE, port, Transports::TCP, "--http")?;
+                    server.with_web(bound, WebConfig { origins: args.web.http_origin })
+                }
             };
             run_services(vec![Box::new(server)], Output::new(args.json)).await
         }
