@@ -77,9 +77,9 @@ measure() {
 
 for _ in $(seq "$rounds"); do
   for server in socketeer ngircd; do
-    measure "fan-out 100" "$server" -c 100 -d "$duration"
-    measure "rate 500/s" "$server" -c 100 --rate 500 -d "$duration"
-    measure "idle 1000" "$server" -c 1000 --senders 0 -d 1s --timeout 10s
+    measure "fan-out 100" "$server" -c 100 -d "$duration" --timeout 10s
+    measure "rate 500/s" "$server" -c 100 --rate 500 -d "$duration" --timeout 10s
+    measure "idle 1000" "$server" -c 1000 --senders 0 -d 1s --timeout 60s
   done
 done
 

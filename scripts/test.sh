@@ -20,9 +20,11 @@ peers=(
   ip:iproute2
   prlimit:util-linux
   setpriv:util-linux
+  ping:iputils-ping
   redis-server:redis-server
   tshark:tshark
   tcpdump:tcpdump
+  chromium:chromium
   atftp:atftp
   in.tftpd:tftpd-hpa
   irssi:irssi

@@ -10,10 +10,11 @@
 //! | foundations (pure) | [`units`], [`text`], [`stats`], [`services`], [`plot`], [`bpf`] | nothing: values in, values out |
 //! | wire formats and models (pure) | [`chat::protocol`], [`chat::flood`], [`chat::irc::wire`], [`chat::irc::render`], [`chat::web::http`], [`chat::web::frames`], [`chat::web::json`], [`impair::model`], [`impair::options`], [`transfer`] (its root: protocols and errors), [`transfer::packet`], [`transfer::seq`], [`transfer::name`], [`sniff`] (its root: frames and link types), [`sniff::decode`], [`sniff::filter`], [`sniff::pcap`], [`sniff::stats`], [`scan::ports`], [`scan::targets`], [`scan::packet`], `scan::payloads`, [`net::Transport`], [`net::Endpoint`], [`net::MAX_UDP_PAYLOAD`] | nothing: bytes, numbers and seeds in, values out |
 //! | engines (sans-IO) | [`impair::link`], [`chat::hub`], [`chat::delivery`], [`transfer::window`], [`transfer::rtt`], [`transfer::stop_and_wait`], [`transfer::go_back_n`], [`transfer::selective_repeat`], [`transfer::sender`], [`transfer::receiver`], [`transfer::endpoint`], `transfer::sim` (their tests), [`scan::schedule`], [`scan::report`] | nothing: time is passed in |
-//! | shared plumbing | [`net`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`], [`process`], `rawsock` (raw and packet sockets through safe wrappers) | sockets, the clock, signals, `/proc` |
+//! | shared plumbing | [`net`], [`netns`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`], [`process`], `rawsock` (raw and packet sockets through safe wrappers) | sockets, the clock, signals, `/proc`, network namespaces |
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair`], [`transfer::driver`], [`transfer::session`], [`scan`], [`sniff::capture`] | sockets, threads, files |
 //! | load generators | [`bench`](mod@bench) | sockets |
 //! | the lab | [`lab`] | threads, child processes, sockets on loopback, and (as root) network namespaces of its own |
+//! | the grader | [`check`] | sockets, the programs it grades (child processes), `/proc` |
 //!
 //! `unsafe` code is denied everywhere (the binary forbids it outright); a
 //! module that needs it for an OS interface no crate wraps safely is listed
@@ -32,12 +33,14 @@ pub mod batch;
 pub mod bench;
 pub mod bpf;
 pub mod chat;
+pub mod check;
 pub mod client;
 pub mod daytime;
 pub mod echo;
 pub mod impair;
 pub mod lab;
 pub mod net;
+pub mod netns;
 pub mod plot;
 pub mod poll;
 pub mod process;

@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         // The scan's summary already said so; 1 tells scripts nothing was found.
         Err(e) if e.is::<cli::NothingOpen>() => ExitCode::FAILURE,
+        // The check's report already said which cases failed and why.
+        Err(e) if e.is::<cli::ChecksFailed>() => ExitCode::FAILURE,
         // The results so far are out, marked partial; 130 as for any Ctrl-C.
         Err(e) if e.is::<cli::Interrupted>() => ExitCode::from(130),
         Err(e) => {

@@ -364,13 +364,25 @@ fn arq_loses_exactly_the_pattern_delivers_everything_and_compares_with_the_textb
 }
 
 #[test]
-fn udp_shows_the_loss_and_tcp_delivers_everything_in_order_through_the_same_loss() {
-    crate::util::require("nft", "nftables");
+fn udp_shows_the_loss_and_tcp_delivers_everything_in_order_through_the_same_loss_and_delay() {
     crate::util::require("ip", "iproute2");
-    let args = ["tcp-vs-udp", "--messages", "200", "--interval", "5ms", "--loss", "10%"];
+    let args = [
+        "tcp-vs-udp",
+        "--messages",
+        "200",
+        "--interval",
+        "5ms",
+        "--loss",
+        "10%",
+        "--delay",
+        "15ms",
+        "--seed",
+        "3",
+    ];
     let r = report(&args, "tcp_vs_udp");
     assert_eq!(r["ran"], true, "{r}");
-    assert!(r["impairment"].as_str().unwrap().contains("10.0%"), "{r}");
+    let path = r["impairment"].as_str().unwrap();
+    assert!(path.contains("10.0% loss") && path.contains("15.00 ms delay") && path.contains("seed 3"), "{r}");
     let runs = r["runs"].as_array().unwrap();
     let (tcp, udp) = (&runs[0], &runs[1]);
     assert_eq!((&tcp["transport"], &udp["transport"]), (&json!("tcp"), &json!("udp")));
@@ -382,21 +394,32 @@ fn udp_shows_the_loss_and_tcp_delivers_everything_in_order_through_the_same_loss
     assert!(tcp["retransmissions"].as_u64().unwrap() > 0, "10% loss under TCP makes it resend: {tcp}");
     assert_eq!(udp["delivered"].as_u64().unwrap() + udp["lost"].as_u64().unwrap(), 200, "{udp}");
     assert!(udp["lost"].as_u64().unwrap() > 0, "10% of 200 datagrams: {udp}");
-    let nulls = udp["latencies_ms"].as_array().unwrap().iter().filter(|l| l.is_null()).count() as u64;
+    let latencies = |run: &Value| -> Vec<Option<f64>> {
+        run["latencies_ms"].as_array().unwrap().iter().map(Value::as_f64).collect()
+    };
+    let nulls = latencies(udp).iter().filter(|l| l.is_none()).count() as u64;
     assert_eq!(nulls, udp["lost"].as_u64().unwrap());
-    let namespaces = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
-    let name =
-        r["impairment"].as_str().unwrap().split("namespace ").nth(1).unwrap().split(')').next().unwrap();
-    assert!(!String::from_utf8_lossy(&namespaces.stdout).contains(name), "{name} left behind");
+    // The path's delay is a floor by construction: no message of either transport arrives sooner.
+    for run in [tcp, udp] {
+        let fastest = latencies(run).into_iter().flatten().fold(f64::INFINITY, f64::min);
+        assert!(fastest >= 15.0, "{}: a message took {fastest} ms through a 15 ms path", run["transport"]);
+    }
+    let listed = std::process::Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let namespaces = r["namespaces"].as_array().unwrap();
+    assert_eq!(namespaces.len(), 2, "{r}");
+    for name in namespaces {
+        assert!(!listed.contains(name.as_str().unwrap()), "{name} left behind");
+    }
 
     let text = run(&["lab", "tcp-vs-udp", "--messages", "100", "--interval", "5ms", "--loss", "10%"], b"");
     let text = text.ok();
     let late: u64 = table_row(text, "TCP")[7].parse().unwrap();
     let lesson = lesson(text);
     if late > 0 {
-        assert!(lesson.contains(&format!("{late} of them arrived more than 100 ms late")), "{lesson}");
+        assert!(lesson.contains(&format!("{late} of them were held up more than 100 ms")), "{lesson}");
     } else {
-        assert!(!lesson.contains("more than 100 ms late"), "{lesson}");
+        assert!(!lesson.contains("held up more than 100 ms"), "{lesson}");
     }
     assert!(lesson.contains("TCP delivered all 100 in order"), "{lesson}");
 }

@@ -12,6 +12,7 @@ mod chat_join;
 mod chat_limits;
 mod chat_terminal;
 mod chat_web;
+mod check;
 mod cli;
 mod course;
 mod daytime;

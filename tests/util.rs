@@ -62,6 +62,11 @@ pub fn run(args: &[&str], stdin: &[u8]) -> Finished {
 
 /// Runs any command to completion with `stdin`, failing the test if it hangs.
 pub fn run_command(command: &mut Command, stdin: &[u8]) -> Finished {
+    run_command_within(command, stdin, COMMAND_LIMIT)
+}
+
+/// [`run_command`] for a command that may take up to `limit` (a whole grading run, say).
+pub fn run_command_within(command: &mut Command, stdin: &[u8], limit: Duration) -> Finished {
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::piped())
@@ -77,7 +82,7 @@ pub fn run_command(command: &mut Command, stdin: &[u8]) -> Finished {
     });
     let stdout = collect(child.stdout.take().unwrap());
     let stderr = collect(child.stderr.take().unwrap());
-    let status = wait_limited(&mut child, COMMAND_LIMIT);
+    let status = wait_limited(&mut child, limit);
     writer.join().unwrap();
     let stdout_bytes = stdout.join();
     let stdout = String::from_utf8_lossy(&stdout_bytes).into_owned();
@@ -168,7 +173,13 @@ pub struct Stopped {
 impl Daemon {
     /// Starts `socketeer args` and waits for its `lines` status lines.
     pub fn start(args: &[&str], lines: usize) -> Daemon {
-        let mut child = socketeer()
+        Daemon::start_command(socketeer(), args, lines)
+    }
+
+    /// Starts `command args` (`ip netns exec NS socketeer`, say) and waits
+    /// for its `lines` status lines.
+    pub fn start_command(mut command: Command, args: &[&str], lines: usize) -> Daemon {
+        let mut child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod chat;
+mod check;
 mod daytime;
 mod echo;
 mod impair;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use args::{UsageError, Verbosity};
+pub use check::ChecksFailed;
 pub use scan::{Interrupted, NothingOpen, ScanFailed, nmap_style_args};
 pub use sniff::tcpdump_style_args;
 
@@ -37,7 +39,8 @@ Examples:
   socketeer scan localhost -p 1-1024 --banner
   sudo socketeer sniff -i lo port 7007 -w echo.pcap
   socketeer bench echo localhost --connections 50 --duration 5s
-  socketeer lab cpu --python               # threads vs processes vs the GIL, measured";
+  socketeer lab cpu --python               # threads vs processes vs the GIL, measured
+  socketeer check chat -- python3 chat_server.py {port}";
 
 /// The socket-programming curriculum as real tools: echo, daytime, lossy UDP,
 /// chat, ARQ file transfer, an impairment proxy, a port scanner, a
@@ -104,6 +107,8 @@ enum Command {
     Scan(scan::Args),
     /// Capture packets from a raw socket: decode, filter, count, save as pcap, read pcap.
     Sniff(sniff::Args),
+    /// Grade a server, client or scanner someone wrote, case by case, with explanations.
+    Check(check::Args),
 }
 
 /// Runs the parsed command to completion.
@@ -125,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Lab(command) => lab::run(command).await,
             Command::Scan(args) => scan::run(args).await,
             Command::Sniff(args) => sniff::run(args).await,
+            Command::Check(args) => check::run(args).await,
         }
     });
     // A thread may still be blocked reading stdin; do not wait for it.

@@ -86,3 +86,35 @@ pub fn write_replacing(path: &Path, contents: &str) -> io::Result<()> {
     }
     result
 }
+
+/// `text` with line breaks between words so that no line is wider than
+/// `width` (unless one word is).
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if line > 0 && line + 1 + len > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_between_words() {
+        assert_eq!(wrap("aaa bbb ccc", 7), "aaa bbb\nccc");
+        assert_eq!(wrap("  one   two ", 100), "one two");
+        assert_eq!(wrap("longerthanwidth x", 4), "longerthanwidth\nx");
+    }
+}

@@ -49,6 +49,26 @@ pub struct LinkCounters {
     pub queued: u64,
 }
 
+impl std::fmt::Display for LinkCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} received, {} forwarded; dropped {} by loss, {} by a full queue, {} by overflow, \
+             {} unsendable (refused by the system); {} duplicated, {} reordered, {} corrupted, {} queued",
+            self.received,
+            self.forwarded,
+            self.dropped_loss,
+            self.dropped_queue,
+            self.dropped_overflow,
+            self.dropped_unsendable,
+            self.duplicated,
+            self.reordered,
+            self.corrupted,
+            self.queued
+        )
+    }
+}
+
 struct Waiting<M> {
     at: Instant,
     seq: u64,

@@ -51,7 +51,6 @@ pub mod tcp_vs_udp;
 pub mod threads;
 
 mod child;
-mod netns;
 mod python;
 mod sock;
 mod table;
@@ -113,6 +112,12 @@ pub enum LabError {
         /// How long it was given.
         limit: Duration,
     },
+    /// A network namespace of the experiment could not be made or used.
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
+    /// The impaired path below an experiment could not be made.
+    #[error(transparent)]
+    Tun(#[from] crate::impair::tun::TunError),
     /// Reading or writing a file, or the pipes of a child, failed.
     #[error("{context}: {}", crate::net::describe(.error))]
     Io {

@@ -3,31 +3,30 @@
 //!
 //! A sender sends numbered messages at a steady pace over both transports;
 //! a receiver notes when each arrives. UDP shows the loss to the
-//! application: some messages never come, the others come at once. TCP
-//! hides it: every message comes, in order, but a lost segment waits for
-//! its retransmission, and every message behind it waits too (head-of-line
-//! blocking), so the loss turns into latency spikes.
+//! application: some messages never come, the others come after the
+//! path's delay. TCP hides it: every message comes, in order, but a lost
+//! segment waits for its retransmission, and every message behind it waits
+//! too (head-of-line blocking), so the loss turns into latency spikes.
 //!
-//! TCP's loss must happen below TCP, in the network. Both transports run in
-//! a private network namespace whose loopback drops the given share of TCP
-//! and UDP packets on arrival (an nftables rule, `numgen random`); this
-//! needs root and `nft`. Delay needs more: the kernel here has no `netem`,
-//! and `impair --tun` (user-space netem for every IP packet between two
-//! namespaces) has not landed yet, so the path has loss but no added delay.
+//! TCP's loss must happen below TCP, in the network: the senders sit in one
+//! private network namespace and the receivers in another, joined by an
+//! [`ImpairedPath`] (`impair --tun`'s TUN pair and seeded model), so both
+//! transports cross the same loss and the same delay, each way. This needs
+//! root.
 
 use std::fmt;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::netns::Namespace;
 use super::table::Table;
 use super::tcp_info::TcpCounters;
 use super::{LabError, Lesson, Took, thousands};
-use crate::impair::Probability;
+use crate::impair::tun::End;
+use crate::impair::{ImpairedPath, ImpairmentConfig, LossModel, Probability, TunConfig};
 use crate::plot::{self, Axes, Series};
 use crate::stats::{as_millis, millis};
 
@@ -43,12 +42,19 @@ pub struct TcpUdpConfig {
     pub interval: Duration,
     /// The share of packets lost, each way.
     pub loss: Probability,
+    /// The delay added to every packet, each way.
+    #[serde(rename = "delay_ms", serialize_with = "as_millis")]
+    pub delay: Duration,
+    /// Seed of the path's decisions: the same seed drops the same packets.
+    pub seed: u64,
 }
 
-/// Messages later than this count as held up: well above what a busy
-/// machine's scheduling adds, well below Linux's shortest retransmission timeout.
+/// Messages later than this beyond the path's delay count as held up: well
+/// above what a busy machine's scheduling adds, well below Linux's shortest
+/// retransmission timeout.
 const LATE: Duration = Duration::from_millis(100);
-/// How long the UDP receiver waits for stragglers after the last send.
+/// How long the UDP receiver waits for stragglers after the path's delay
+/// has passed since the last send.
 const UDP_GRACE: Duration = Duration::from_millis(300);
 /// How long the TCP receiver may wait for the rest of the stream.
 const TCP_LIMIT: Duration = Duration::from_secs(30);
@@ -77,7 +83,7 @@ pub struct TransportRun {
     /// The slowest.
     #[serde(rename = "max_ms", serialize_with = "as_millis")]
     pub max: Duration,
-    /// Delivered messages later than 100 ms.
+    /// Delivered messages held up more than 100 ms beyond the path's delay.
     pub late: u32,
     /// TCP: segments the sender retransmitted (`TCP_INFO`).
     pub retransmissions: Option<u32>,
@@ -88,65 +94,70 @@ pub struct TransportRun {
 pub struct TcpUdpReport {
     /// What was sent.
     pub config: TcpUdpConfig,
-    /// How the loss was made, or what is missing to make it.
+    /// How the loss and delay were made, or what is missing to make them.
     pub impairment: String,
+    /// The two network namespaces of the path (senders', receivers'),
+    /// deleted when the experiment ends.
+    pub namespaces: Vec<String>,
     /// Whether the experiment ran.
     pub ran: bool,
     /// TCP then UDP (empty when it did not run).
     pub runs: Vec<TransportRun>,
 }
 
-/// Runs both transports at once in a namespace with loss, if this process can make one.
+/// Runs both transports at once across an impaired path, if this process can make one.
 ///
 /// # Errors
-/// When sockets or threads fail once the namespace is up.
+/// When sockets or threads fail once the path is up.
 pub fn run(config: TcpUdpConfig) -> Result<TcpUdpReport, LabError> {
-    let missing = |why: String| TcpUdpReport { config, impairment: why, ran: false, runs: Vec::new() };
+    let missing = |why: String| TcpUdpReport {
+        config,
+        impairment: why,
+        namespaces: Vec::new(),
+        ran: false,
+        runs: Vec::new(),
+    };
     if !nix::unistd::geteuid().is_root() {
         return Ok(missing(
-            "not run: TCP needs its packets lost below it, in the network. That needs root here (a private \
-             network namespace with an nftables rule) until `impair --tun` (user-space netem for every IP \
-             packet, issue 15) lands; run with sudo"
+            "not run: TCP needs its packets lost and delayed below it, in the network: two network namespaces \
+             joined by `impair --tun` (user-space netem for every IP packet), which needs root; run with sudo"
                 .to_owned(),
         ));
     }
-    let namespace = match lossy_namespace(config.loss) {
-        Ok(namespace) => namespace,
-        Err(e) => return Ok(missing(format!("not run: could not set up the lossy namespace: {e}"))),
+    let each_way = ImpairmentConfig {
+        loss: LossModel::Independent { rate: config.loss },
+        delay: config.delay,
+        ..ImpairmentConfig::default()
     };
+    let path = match ImpairedPath::start(TunConfig::private(each_way, each_way, config.seed)) {
+        Ok(path) => path,
+        Err(e) => return Ok(missing(format!("not run: could not make the impaired path: {e}"))),
+    };
+    let [senders, receivers] = path.ends();
+    let namespaces: Vec<String> = path.ends().iter().filter_map(End::namespace).map(str::to_owned).collect();
     let impairment = format!(
-        "{:.1}% of TCP and UDP packets dropped on arrival, each way (nftables in namespace {}); no added delay: \
-         this kernel has no netem and `impair --tun` has not landed",
+        "{:.1}% loss and {} delay each way, seed {} (impair --tun between namespaces {})",
         config.loss.fraction() * 100.0,
-        namespace.name()
+        Took(config.delay),
+        config.seed,
+        namespaces.join(" and ")
     );
     let runs = std::thread::scope(|scope| {
-        let tcp = scope.spawn(|| {
-            namespace.enter()?;
-            tcp(config)
-        });
-        let udp = scope.spawn(|| {
-            namespace.enter()?;
-            udp(config)
-        });
+        let tcp = scope.spawn(|| tcp(config, senders, receivers));
+        let udp = scope.spawn(|| udp(config, senders, receivers));
         let tcp = tcp.join().map_err(|_| LabError::Panicked { name: "tcp".to_owned() })??;
         let udp = udp.join().map_err(|_| LabError::Panicked { name: "udp".to_owned() })??;
         Ok::<_, LabError>(vec![tcp, udp])
     })?;
-    Ok(TcpUdpReport { config, impairment, ran: true, runs })
+    // The path goes (relay, devices, namespaces) before the report is returned.
+    drop(path);
+    Ok(TcpUdpReport { config, impairment, namespaces, ran: true, runs })
 }
 
-fn lossy_namespace(loss: Probability) -> Result<Namespace, LabError> {
-    let namespace = Namespace::create("tvu")?;
-    let threshold = (loss.fraction() * 1_000_000.0).round() as u64;
-    // Dropped on input: both ends see a packet that left and never came,
-    // as on a real network (an output drop would fail the send instead).
-    let rules = format!(
-        "table inet socketeer_lab {{\n  chain input {{\n    type filter hook input priority 0; policy accept;\n    \
-         meta l4proto {{ tcp, udp }} numgen random mod 1000000 < {threshold} drop\n  }}\n}}\n"
-    );
-    namespace.exec("nft", &["-f", "-"], &rules)?;
-    Ok(namespace)
+/// Runs `make` (a socket's creation) at `end`: the socket belongs to that
+/// end's namespace from then on, whichever thread uses it.
+fn at<T: Send>(end: &End, make: impl FnOnce() -> std::io::Result<T> + Send) -> Result<T, LabError> {
+    end.run(make)?.map_err(LabError::io(format!("making a socket in {}", end.name())))
 }
 
 /// The message with sequence number `seq`: the number, then filler.
@@ -179,10 +190,10 @@ fn paced(
     Ok(sent)
 }
 
-fn tcp(config: TcpUdpConfig) -> Result<TransportRun, LabError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(LabError::io("listening"))?;
+fn tcp(config: TcpUdpConfig, senders: &End, receivers: &End) -> Result<TransportRun, LabError> {
+    let listener = at(receivers, || TcpListener::bind((receivers.v4(), 0)))?;
     let addr = listener.local_addr().map_err(LabError::io("reading the listener's address"))?;
-    let mut client = TcpStream::connect_timeout(&addr, TCP_LIMIT).map_err(LabError::io("connecting"))?;
+    let mut client = at(senders, || TcpStream::connect_timeout(&addr, TCP_LIMIT))?;
     let (mut server, _) = listener.accept().map_err(LabError::io("accepting"))?;
     client.set_nodelay(true).map_err(LabError::io("setting TCP_NODELAY"))?;
     server.set_read_timeout(Some(TCP_LIMIT)).map_err(LabError::io("setting a read timeout"))?;
@@ -212,15 +223,16 @@ fn tcp(config: TcpUdpConfig) -> Result<TransportRun, LabError> {
         TcpCounters::of(&client).ok().zip(before).map(|(after, before)| after.since(before).retransmissions);
     drop(client);
     let _ = reader.join();
-    Ok(summarise("tcp", &sent, &got, retransmissions))
+    Ok(summarise("tcp", &sent, &got, config.delay, retransmissions))
 }
 
-fn udp(config: TcpUdpConfig) -> Result<TransportRun, LabError> {
-    let receiver = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(LabError::io("binding"))?;
-    let sender = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(LabError::io("binding"))?;
+fn udp(config: TcpUdpConfig, senders: &End, receivers: &End) -> Result<TransportRun, LabError> {
+    let receiver = at(receivers, || UdpSocket::bind((receivers.v4(), 0)))?;
+    let sender = at(senders, || UdpSocket::bind((senders.v4(), 0)))?;
     let to = receiver.local_addr().map_err(LabError::io("reading the receiver's address"))?;
     let (done_tx, done) = mpsc::channel::<Instant>();
     let size = config.size.max(8);
+    let grace = config.delay + UDP_GRACE;
     let reader = std::thread::Builder::new()
         .name("udp-reader".to_owned())
         .spawn(move || {
@@ -232,7 +244,7 @@ fn udp(config: TcpUdpConfig) -> Result<TransportRun, LabError> {
                     last_send = done.try_recv().ok();
                 }
                 let wait = match last_send {
-                    Some(at) => match (at + UDP_GRACE).checked_duration_since(Instant::now()) {
+                    Some(at) => match (at + grace).checked_duration_since(Instant::now()) {
                         Some(left) if !left.is_zero() => left,
                         _ => return got,
                     },
@@ -250,13 +262,14 @@ fn udp(config: TcpUdpConfig) -> Result<TransportRun, LabError> {
     let sent = paced(config, |_, m| sender.send_to(&m, to).map(|_| ()))?;
     let _ = done_tx.send(Instant::now());
     let got = reader.join().map_err(|_| LabError::Panicked { name: "udp-reader".to_owned() })?;
-    Ok(summarise("udp", &sent, &got, None))
+    Ok(summarise("udp", &sent, &got, config.delay, None))
 }
 
 fn summarise(
     transport: &'static str,
     sent: &[Instant],
     got: &[(u32, Instant)],
+    delay: Duration,
     retransmissions: Option<u32>,
 ) -> TransportRun {
     let mut latencies: Vec<Option<Duration>> = vec![None; sent.len()];
@@ -287,7 +300,7 @@ fn summarise(
         p50: pick(0.5),
         p99: pick(0.99),
         max: delivered.last().copied().unwrap_or_default(),
-        late: delivered.iter().filter(|&&l| l > LATE).count() as u32,
+        late: delivered.iter().filter(|&&l| l > delay + LATE).count() as u32,
         retransmissions,
     }
 }
@@ -317,7 +330,7 @@ impl TcpUdpReport {
             .collect();
         let axes = Axes { x_label: "message".to_owned(), y_label: "latency (ms)".to_owned(), y_log: true };
         plot::lines(
-            "The same messages over TCP and UDP, through the same loss",
+            "The same messages over TCP and UDP, through the same loss and delay",
             &self.impairment,
             &axes,
             &series,
@@ -347,7 +360,7 @@ impl fmt::Display for TcpUdpReport {
             "p50",
             "p99",
             "max",
-            "later than 100 ms",
+            "held up > 100 ms",
             "TCP resends",
         ]);
         for r in &self.runs {
@@ -403,8 +416,8 @@ impl Lesson for TcpUdpReport {
             ));
             if tcp.late > 0 {
                 text.push_str(&format!(
-                    "{} of them arrived more than 100 ms late: when nothing else reveals a loss, Linux waits for \
-                     its retransmission timeout, at least 200 ms. ",
+                    "{} of them were held up more than 100 ms beyond the path's delay: when nothing else reveals \
+                     a loss, Linux waits for its retransmission timeout, at least 200 ms plus the round trip. ",
                     tcp.late
                 ));
             }
@@ -437,9 +450,11 @@ mod tests {
         let sent = vec![start, start, start, start];
         let ms = |n| start + Duration::from_millis(n);
         let got = [(0, ms(1)), (2, ms(2)), (1, ms(150)), (2, ms(3))];
-        let run = summarise("udp", &sent, &got, None);
+        let run = summarise("udp", &sent, &got, Duration::ZERO, None);
         assert_eq!((run.delivered, run.lost, run.out_of_order, run.late), (3, 1, 1, 1));
         assert_eq!(run.latencies_ms[3], None);
         assert_eq!(run.max, Duration::from_millis(150));
+        let delayed = summarise("udp", &sent, &got, Duration::from_millis(100), None);
+        assert_eq!(delayed.late, 0, "150 ms is not held up behind a 100 ms path");
     }
 }

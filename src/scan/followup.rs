@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::report::{PortReport, PortState, Reason};
 use crate::net::Transport;
-use crate::text::sanitize;
+use crate::text::{sanitize, sanitize_bytes};
 
 /// How long the confirming connection may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -100,24 +100,43 @@ const ECHOED: &str = "(echoes what it is sent)";
 /// breaks and tabs) gives its first line, plus the `Server:` header of an
 /// HTTP answer. Anything else is binary (the time service's four bytes, say)
 /// and is shown whole, every byte accounted for, instead of being cut at a
-/// line feed that happens to be among them. The length is capped.
+/// line feed that happens to be among them, bytes above ASCII as `\xNN`.
+/// Binary bytes can happen to be UTF-8: the time service's 0xEE 0xBF 0x84
+/// is U+EFC4 for hours at a time, so a character of the private use areas,
+/// which no service greets with, marks the reply as binary too. The length
+/// is capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     let banner = match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t')) => {
+        Ok(text)
+            if !text.chars().any(|c| (c.is_control() && !matches!(c, '\r' | '\n' | '\t')) || private(c)) =>
+        {
             sanitize(&first_line(text)?).into_owned()
         }
-        // Not text: no fragment of it is read as UTF-8 (the time service's
-        // four bytes form a character for hours at a time), every byte past
-        // ASCII is shown as \xNN, and the rest under the text policy.
-        _ => {
-            let ascii: String = bytes
-                .iter()
-                .map(|&b| if b.is_ascii() { char::from(b).to_string() } else { format!("\\x{b:02X}") })
-                .collect();
-            sanitize(&ascii).into_owned()
-        }
+        _ => bytes.utf8_chunks().fold(String::new(), |mut shown, chunk| {
+            for c in chunk.valid().chars() {
+                if c.is_ascii() {
+                    shown.push_str(&sanitize_bytes(&[c as u8]));
+                } else {
+                    let mut utf8 = [0u8; 4];
+                    c.encode_utf8(&mut utf8).bytes().for_each(|b| push_hex(&mut shown, b));
+                }
+            }
+            chunk.invalid().iter().for_each(|&b| push_hex(&mut shown, b));
+            shown
+        }),
     };
     (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
+}
+
+/// Whether `c` is in a private use area (no standard meaning: in a reply,
+/// more likely binary bytes that happen to be UTF-8).
+fn private(c: char) -> bool {
+    matches!(c, '\u{e000}'..='\u{f8ff}' | '\u{f0000}'..='\u{10ffff}')
+}
+
+/// Appends `byte` as `\xNN`.
+fn push_hex(shown: &mut String, byte: u8) {
+    shown.push_str(&format!("\\x{byte:02X}"));
 }
 
 fn first_line(text: &str) -> Option<String> {
@@ -149,8 +168,8 @@ mod tests {
     fn binary_replies_are_escaped_whole() {
         // The time service's answer: four bytes, one of them a line feed.
         assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
-        // Issue 13, again: four bytes whose first three form a private-use character.
-        assert_eq!(printable(&[0xee, 0xbf, 0x83, 0xd4]).as_deref(), Some("\\xEE\\xBF\\x83\\xD4"));
+        // Binary bytes that happen to form a UTF-8 character are still bytes.
+        assert_eq!(printable(&[0xee, 0xbf, 0x84, 0x7e]).as_deref(), Some("\\xEE\\xBF\\x84~"));
         // Terminal controls in otherwise plain text are shown, not obeyed.
         assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));

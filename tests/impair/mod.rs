@@ -8,6 +8,7 @@ use crate::util::{Daemon, run};
 
 mod control;
 mod paths;
+mod tun;
 
 fn echo_server() -> Daemon {
     Daemon::start(&["echo", "serve", "--udp", "--port", "0"], 1)

@@ -23,7 +23,7 @@ use socketeer::lab::{ChildTask, Lesson, SelfExec, processes};
 use tokio::io::AsyncReadExt;
 
 use super::args::{self, UsageError, duration, positive_duration};
-use super::output::{Output, check_writable, write_replacing};
+use super::output::{Output, check_writable, wrap, write_replacing};
 
 /// The concurrency lab.
 #[derive(Debug, Subcommand)]
@@ -341,26 +341,6 @@ fn conclude<R: Serialize + Display + Lesson>(
 /// The width lessons are wrapped to.
 const LESSON_WIDTH: usize = 100;
 
-/// `text` with line breaks between words so that no line is wider than
-/// `width` (unless one word is).
-fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut line = 0;
-    for word in text.split_whitespace() {
-        let len = word.chars().count();
-        if line > 0 && line + 1 + len > width {
-            out.push('\n');
-            line = 0;
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
-        }
-        out.push_str(word);
-        line += len;
-    }
-    out
-}
-
 /// Prints events as an experiment produces them, from inside its callback;
 /// keeps the first write error (a closed pipe) to report at the end.
 struct Live {
@@ -391,16 +371,4 @@ fn spinner() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     bar
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wraps_between_words() {
-        assert_eq!(wrap("aaa bbb ccc", 7), "aaa bbb\nccc");
-        assert_eq!(wrap("  one   two ", 100), "one two");
-        assert_eq!(wrap("longerthanwidth x", 4), "longerthanwidth\nx");
-    }
 }

@@ -16,7 +16,7 @@ use socketeer::lab::framing::{self, FramingConfig};
 use socketeer::lab::tcp_vs_udp::{self, TcpUdpConfig};
 use socketeer::lab::{anatomy, arq, bind, encoding, names, reuseaddr};
 
-use super::super::args::{UsageError, positive_duration, size_in};
+use super::super::args::{UsageError, duration, positive_duration, random_seed, size_in};
 use super::super::output::{Output, check_writable, write_replacing};
 use super::conclude;
 
@@ -57,9 +57,10 @@ pub enum Command {
                             socketeer lab arq --blocks 20 --window 8 --delay 5ms --json"
     )]
     Arq(ArqArgs),
-    /// The same messages over TCP and UDP through the same loss: UDP shows it, TCP turns it into delay.
+    /// The same messages over TCP and UDP through the same loss and delay: UDP shows the loss, TCP turns it into delay.
     #[command(after_help = "Examples:\n  sudo socketeer lab tcp-vs-udp\n  \
                             sudo socketeer lab tcp-vs-udp --loss 10% --plot tcp-vs-udp.svg\n  \
+                            sudo socketeer lab tcp-vs-udp --delay 50ms --loss 2% --seed 7\n  \
                             sudo socketeer lab tcp-vs-udp --messages 100 --interval 20ms --json")]
     TcpVsUdp(TcpVsUdpArgs),
     /// The host's name and how names resolve (gethostname, getaddrinfo, /etc/hosts), with no traffic.
@@ -193,6 +194,13 @@ pub struct TcpVsUdpArgs {
     /// The share of packets lost, each way (10% or 0.1).
     #[arg(long, value_name = "P", default_value = "10%")]
     loss: Probability,
+    /// The delay added to every packet, each way (the round trip is twice this).
+    #[arg(long, value_name = "DURATION", default_value = "20ms", value_parser = bounded_or_zero(Duration::from_secs(1)))]
+    delay: Duration,
+    /// Seed of the path's decisions: the same seed drops the same packets
+    /// (random when not given, and printed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
     /// Draw each message's latency, TCP and UDP, into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
@@ -241,8 +249,14 @@ fn tcp_vs_udp(a: TcpVsUdpArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let config =
-        TcpUdpConfig { messages: a.messages, size: a.size as usize, interval: a.interval, loss: a.loss };
+    let config = TcpUdpConfig {
+        messages: a.messages,
+        size: a.size as usize,
+        interval: a.interval,
+        loss: a.loss,
+        delay: a.delay,
+        seed: a.seed.unwrap_or_else(random_seed),
+    };
     let report = tcp_vs_udp::run(config)?;
     let out = Output::new(a.json);
     conclude(out, "tcp_vs_udp", &report)?;
@@ -259,16 +273,19 @@ fn tcp_vs_udp(a: TcpVsUdpArgs) -> anyhow::Result<()> {
 
 /// A positive duration of at most `max`, so that an experiment stays short.
 fn bounded(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
-    move |s| {
-        let d = positive_duration(s)?;
-        if d > max {
-            return Err(format!(
-                "at most {} (the lab keeps experiments short)",
-                humantime::format_duration(max)
-            ));
-        }
-        Ok(d)
+    move |s| within(positive_duration(s)?, max)
+}
+
+/// As [`bounded`], zero allowed (no delay at all).
+fn bounded_or_zero(max: Duration) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |s| within(duration(s)?, max)
+}
+
+fn within(d: Duration, max: Duration) -> Result<Duration, String> {
+    if d > max {
+        return Err(format!("at most {} (the lab keeps experiments short)", humantime::format_duration(max)));
     }
+    Ok(d)
 }
 
 /// Runs a networking experiment.

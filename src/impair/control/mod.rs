@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
+use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::oneshot;
@@ -38,7 +39,7 @@ pub use client::{Reply, Target, command};
 use seats::{Held, Seats};
 
 use super::options::parse_pairs;
-use super::proxy::{Control, ControlSender};
+use super::running::{Control, ControlSender};
 use crate::shutdown::Shutdown;
 use crate::stats::Tagged;
 
@@ -121,8 +122,12 @@ impl Listener {
 }
 
 /// Serves the control protocol until shutdown, passing requests to the
-/// proxy through `proxy`.
-pub async fn serve(listener: Listener, proxy: ControlSender, shutdown: Shutdown) {
+/// driver (the proxy, or the TUN relay) through `proxy`.
+pub async fn serve<S: Serialize + Send + 'static>(
+    listener: Listener,
+    proxy: ControlSender<S>,
+    shutdown: Shutdown,
+) {
     let seats = Seats::new(MAX_CONNECTIONS);
     match listener {
         Listener::Unix { listener, path } => {
@@ -182,9 +187,9 @@ enum Auth {
     Token(String),
 }
 
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-    proxy: ControlSender,
+async fn session<T: AsyncRead + AsyncWrite + Unpin, S: Serialize>(
+    stream: T,
+    proxy: ControlSender<S>,
     shutdown: Shutdown,
     seat: Held,
     auth: Auth,
@@ -238,7 +243,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// The reply to one command line.
-async fn answer(line: &str, proxy: &ControlSender) -> String {
+async fn answer<S: Serialize>(line: &str, proxy: &ControlSender<S>) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
     // A dead relay is said at once, and why: not an answer that looks like a shutdown.
     let gone = || format!("! {}", proxy.stopped());

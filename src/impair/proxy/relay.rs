@@ -6,22 +6,18 @@ use std::os::fd::AsFd;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
-use super::{Control, ProxyConfig, ProxyStats, Settings};
+use super::{ProxyConfig, ProxyStats};
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
 use crate::impair::clients::{Admission, ClientAddr, ClientTable};
 use crate::impair::link::Link;
-use crate::impair::options;
+use crate::impair::running::{Control, Links};
 use crate::poll::{self, Poller, Waker};
 
 /// Batches taken from a socket in one go before the loop looks at its other
 /// sockets again: amortises the poll under load without starving them.
 const ROUNDS: usize = 4;
-
-/// Seeds the down direction differently from the up one, so the two
-/// directions do not make the same choices in lockstep.
-const DOWN_SEED_OFFSET: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The poller's tokens: the waker, the listening socket, then one per client.
 const WAKER: u64 = 0;
@@ -39,10 +35,8 @@ pub const FAULT_ENV: &str = "SOCKETEER_IMPAIR_FAULT";
 /// The loop and everything it owns.
 pub(super) struct Relay {
     listen: BatchSocket,
-    inbox: mpsc::Receiver<Control>,
     config: ProxyConfig,
-    up: Link<ClientAddr>,
-    down: Link<ClientAddr>,
+    links: Links<ClientAddr>,
     clients: ClientTable<BatchSocket>,
     poller: Poller,
     stats: ProxyStats,
@@ -54,20 +48,14 @@ pub(super) struct Relay {
 }
 
 impl Relay {
-    pub(super) fn new(
-        listen: UdpSocket,
-        config: ProxyConfig,
-        inbox: mpsc::Receiver<Control>,
-    ) -> io::Result<Self> {
+    pub(super) fn new(listen: UdpSocket, config: ProxyConfig) -> io::Result<Self> {
         let listen = BatchSocket::new(listen)?;
         let poller = Poller::new()?;
         poller.add(listen.socket().as_fd(), LISTEN)?;
         Ok(Relay {
             listen,
-            inbox,
             config,
-            up: Link::new(config.up, config.seed),
-            down: Link::new(config.down, config.seed.wrapping_add(DOWN_SEED_OFFSET)),
+            links: Links::new(config.up, config.down, config.seed),
             clients: ClientTable::new(config.upstream, config.max_clients, config.client_idle, FIRST_CLIENT),
             poller,
             stats: ProxyStats::default(),
@@ -78,7 +66,11 @@ impl Relay {
         })
     }
 
-    pub(super) fn run(mut self, waker: &Waker) -> io::Result<ProxyStats> {
+    pub(super) fn run(
+        mut self,
+        waker: &Waker,
+        inbox: mpsc::Receiver<Control<ProxyStats>>,
+    ) -> io::Result<ProxyStats> {
         self.poller.add(waker.as_fd(), WAKER)?;
         poll::tighten_timer_slack();
         if self.config.realtime
@@ -88,17 +80,19 @@ impl Relay {
         }
         let mut ready = Vec::new();
         while !waker.is_stopped() {
-            let deadline = [self.up.poll_timeout(), self.down.poll_timeout(), self.clients.next_expiry()]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline =
+                [self.links.up.poll_timeout(), self.links.down.poll_timeout(), self.clients.next_expiry()]
+                    .into_iter()
+                    .flatten()
+                    .min();
             ready.clear();
             ready.extend_from_slice(self.poller.wait(deadline)?);
             for &token in &ready {
                 match token {
                     WAKER => {
                         waker.clear();
-                        self.answer_requests();
+                        let (stats, clients) = (&self.stats, &self.clients);
+                        self.links.answer(&inbox, |links| snapshot(links, stats, clients));
                     }
                     LISTEN => self.receive_from_clients(),
                     client => self.receive_from_upstream(client),
@@ -111,44 +105,7 @@ impl Relay {
             }
             self.release(now);
         }
-        Ok(self.snapshot())
-    }
-
-    fn snapshot(&self) -> ProxyStats {
-        ProxyStats {
-            up: self.up.counters(),
-            down: self.down.counters(),
-            clients: self.clients.len(),
-            ..self.stats
-        }
-    }
-
-    fn settings(&self) -> Settings {
-        Settings { up: *self.up.config(), down: *self.down.config() }
-    }
-
-    fn answer_requests(&mut self) {
-        // A requester that gave up waiting is no concern of the proxy's.
-        while let Ok(request) = self.inbox.try_recv() {
-            match request {
-                Control::Set(pairs, reply) => {
-                    let (mut up, mut down) = (*self.up.config(), *self.down.config());
-                    let result = options::apply(&mut up, &mut down, &pairs).map(|()| {
-                        self.up.set_config(up);
-                        self.down.set_config(down);
-                        info!(%up, %down, "settings changed");
-                        self.settings()
-                    });
-                    let _ = reply.send(result);
-                }
-                Control::Show(reply) => {
-                    let _ = reply.send(self.settings());
-                }
-                Control::Stats(reply) => {
-                    let _ = reply.send(self.snapshot());
-                }
-            }
-        }
+        Ok(snapshot(&self.links, &self.stats, &self.clients))
     }
 
     fn receive_from_clients(&mut self) {
@@ -159,7 +116,7 @@ impl Relay {
         let now = Instant::now();
         for (client, datagram) in arrived.drain(..) {
             if !self.oversize(&datagram) && self.admit(client, now) {
-                self.up.send(now, client, datagram);
+                self.links.up.send(now, client, datagram);
             }
         }
         self.arrived = arrived;
@@ -232,7 +189,7 @@ impl Relay {
                 self.stats.foreign += 1;
                 debug!(%client, %from, "datagram from another host than the server dropped");
             } else if !self.oversize(&datagram) {
-                self.down.send(now, client, datagram);
+                self.links.down.send(now, client, datagram);
             }
         }
         self.arrived = arrived;
@@ -241,7 +198,7 @@ impl Relay {
     /// Sends everything the links release by `now`, in batches per destination.
     fn release(&mut self, now: Instant) {
         let mut batch: Option<(ClientAddr, SocketAddr)> = None;
-        while let Some((client, datagram)) = self.up.poll_transmit(now) {
+        while let Some((client, datagram)) = self.links.up.poll_transmit(now) {
             let Some(to) = self.clients.get(client).map(|c| c.upstream) else { continue };
             if batch.is_some_and(|b| b != (client, to)) {
                 self.flush_upstream(batch.take());
@@ -249,22 +206,22 @@ impl Relay {
             let Some(entry) = self.clients.get(client) else { continue };
             let sent = send(&entry.socket, &mut self.out, to, &datagram);
             batch = (datagram.len() <= ALONE).then_some((client, to));
-            count_send(sent, datagram.len(), &mut self.up, &mut self.stats);
+            count_send(sent, datagram.len(), &mut self.links.up, &mut self.stats);
         }
         self.flush_upstream(batch);
         let mut batch: Option<ClientAddr> = None;
-        while let Some((client, datagram)) = self.down.poll_transmit(now) {
+        while let Some((client, datagram)) = self.links.down.poll_transmit(now) {
             if let Some(previous) = batch.filter(|&b| b != client) {
                 let flushed = self.listen.flush(&mut self.out, previous);
-                count_send(flushed.map_err(|e| (e, 0)), 0, &mut self.down, &mut self.stats);
+                count_send(flushed.map_err(|e| (e, 0)), 0, &mut self.links.down, &mut self.stats);
             }
             let sent = send(&self.listen, &mut self.out, client, &datagram);
             batch = (datagram.len() <= ALONE).then_some(client);
-            count_send(sent, datagram.len(), &mut self.down, &mut self.stats);
+            count_send(sent, datagram.len(), &mut self.links.down, &mut self.stats);
         }
         if let Some(client) = batch {
             let flushed = self.listen.flush(&mut self.out, client);
-            count_send(flushed.map_err(|e| (e, 0)), 0, &mut self.down, &mut self.stats);
+            count_send(flushed.map_err(|e| (e, 0)), 0, &mut self.links.down, &mut self.stats);
         }
     }
 
@@ -272,9 +229,14 @@ impl Relay {
         let Some((client, to)) = batch else { return };
         if let Some(entry) = self.clients.get(client) {
             let flushed = entry.socket.flush(&mut self.out, to);
-            count_send(flushed.map_err(|e| (e, 0)), 0, &mut self.up, &mut self.stats);
+            count_send(flushed.map_err(|e| (e, 0)), 0, &mut self.links.up, &mut self.stats);
         }
     }
+}
+
+/// The counters, from the links and the loop's own.
+fn snapshot(links: &Links<ClientAddr>, stats: &ProxyStats, clients: &ClientTable<BatchSocket>) -> ProxyStats {
+    ProxyStats { up: links.up.counters(), down: links.down.counters(), clients: clients.len(), ..*stats }
 }
 
 /// Sends `datagram` to `to`: batched when small (what is already batched

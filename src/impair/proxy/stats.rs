@@ -32,23 +32,8 @@ pub struct ProxyStats {
 
 impl fmt::Display for ProxyStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (name, c) in [("up", &self.up), ("down", &self.down)] {
-            writeln!(
-                f,
-                "{name}: {} received, {} forwarded; dropped {} by loss, {} by a full queue, {} by overflow, \
-                 {} unsendable (too big for the path); {} duplicated, {} reordered, {} corrupted, {} queued",
-                c.received,
-                c.forwarded,
-                c.dropped_loss,
-                c.dropped_queue,
-                c.dropped_overflow,
-                c.dropped_unsendable,
-                c.duplicated,
-                c.reordered,
-                c.corrupted,
-                c.queued
-            )?;
-        }
+        writeln!(f, "up: {}", self.up)?;
+        writeln!(f, "down: {}", self.down)?;
         write!(
             f,
             "clients: {} now, {} in all, {} refused; {} oversize datagrams dropped, {} from other hosts; \

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use super::super::netns::{Namespace, ip};
 use super::{LabError, Reach};
+use crate::netns::{Namespace, ip};
 
 /// The server's address on the veth pair. 198.18.0.0/15 is set aside for
 /// network tests (RFC 2544) and never routed; here it exists only inside the
@@ -31,7 +31,7 @@ impl Hosts {
     /// When `ip` is missing or refuses (not root).
     pub fn create() -> Result<Hosts, LabError> {
         let id = std::process::id();
-        let hosts = Hosts { server: Namespace::create("srv")?, client: Namespace::create("cli")? };
+        let hosts = Hosts { server: Namespace::private("srv")?, client: Namespace::private("cli")? };
         let (veth_server, veth_client) = (format!("skl{id}s"), format!("skl{id}c"));
         let (server_cidr, client_cidr) =
             (format!("{SERVER_ADDR}/{PREFIX}"), format!("{CLIENT_ADDR}/{PREFIX}"));

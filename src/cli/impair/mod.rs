@@ -1,5 +1,9 @@
-//! `socketeer impair`: the UDP impairment proxy, and `impair ctl` to change
-//! its settings while it runs.
+//! `socketeer impair`: the UDP impairment proxy, the same impairments for
+//! every IP packet between two network namespaces (`--tun`), and `impair
+//! ctl` to change the settings of either while it runs.
+
+mod flags;
+mod tun;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,20 +11,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{ArgAction, ArgMatches, Command, FromArgMatches, Subcommand};
+use clap::Subcommand;
 use serde::Serialize;
 use socketeer::impair::control::Reply;
-use socketeer::impair::options::{PREFIXES, SETTINGS};
 use socketeer::impair::{
-    Control, ImpairmentConfig, Proxy, ProxyConfig, ProxyStats, Stopped, control, options,
+    Control, ControlSender, ImpairmentConfig, Proxy, ProxyConfig, Stopped, control, options,
 };
 use socketeer::net::{MAX_UDP_PAYLOAD, Target, Transport, Transports};
+use socketeer::poll::DriverDied;
 use socketeer::shutdown::{self, Shutdown};
 use socketeer::text::sanitize;
 use tokio::sync::oneshot;
 
 use super::args::{self, UsageError, bind, positive_duration, random_seed};
 use super::output::Output;
+use flags::ImpairFlags;
+use tun::{TunArgs, TunSettings};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -33,9 +39,13 @@ Examples:
   socketeer impair ctl ./impair.sock set loss=0%      # ...and back
   socketeer impair --listen 127.0.0.1:9000 --to 127.0.0.1:7007 --control 127.0.0.1:9001
   socketeer impair ctl 127.0.0.1:9001 --token TOKEN stats
+  sudo socketeer impair --tun --netns a,b --delay 20ms --loss 1%   # any IP traffic, a <-> b
+  sudo ip netns exec b socketeer echo serve --tcp --bind 198.18.0.2 &
+  sudo ip netns exec a socketeer echo send 198.18.0.2 hello        # TCP across it
+  sudo socketeer impair --tun --netns lossy --rate 1MB/s           # the host <-> lossy
 
-Settings without a prefix apply both ways; --up-NAME only from clients to the server,
---down-NAME only back (see --help for the full list).";
+Settings without a prefix apply both ways; --up-NAME only from clients to the server (with
+--tun, from the first end to the second), --down-NAME only back (see --help for the list).";
 
 /// Arguments of `socketeer impair`.
 #[derive(Debug, clap::Args)]
@@ -44,10 +54,11 @@ pub struct Args {
     #[command(subcommand)]
     ctl: Option<Ctl>,
     /// Address clients send to, as IP:PORT or localhost:PORT (port 0 picks a free one).
-    #[arg(long, value_name = "ADDR", required = true, value_parser = args::listen_addr)]
+    #[arg(long, value_name = "ADDR", required_unless_present = "tun", conflicts_with = "tun",
+          value_parser = args::listen_addr)]
     listen: Option<SocketAddr>,
     /// The server to relay to, as HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", required = true)]
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "tun", conflicts_with = "tun")]
     to: Option<Target>,
     /// Seed of the random decisions: the same seed and datagrams give the same
     /// decisions (random when not given, and printed).
@@ -63,13 +74,14 @@ pub struct Args {
     stats: Option<Duration>,
     /// Datagrams larger than this are counted and dropped.
     #[arg(long, value_name = "BYTES", default_value_t = MAX_UDP_PAYLOAD,
-          value_parser = clap::value_parser!(usize))]
+          value_parser = clap::value_parser!(usize), conflicts_with = "tun")]
     max_datagram: usize,
     /// Clients relayed at once.
-    #[arg(long, value_name = "N", default_value_t = 1024)]
+    #[arg(long, value_name = "N", default_value_t = 1024, conflicts_with = "tun")]
     max_clients: usize,
     /// Forget a client (and close its upstream socket) after this long without traffic.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration,
+          conflicts_with = "tun")]
     client_idle: Duration,
     /// Relay from a real-time thread (SCHED_FIFO; needs root or CAP_SYS_NICE):
     /// added delays stay precise to a few hundred microseconds on a busy machine.
@@ -78,6 +90,8 @@ pub struct Args {
     /// Print status lines and counters as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tun: TunArgs,
     #[command(flatten)]
     impairments: ImpairFlags,
 }
@@ -105,73 +119,6 @@ enum Ctl {
     },
 }
 
-/// The impairment flags, made from the one settings table so that the
-/// command line and the control socket take the same names and values.
-#[derive(Clone, Debug, Default)]
-struct ImpairFlags {
-    pairs: Vec<(String, String)>,
-}
-
-impl clap::Args for ImpairFlags {
-    fn augment_args(mut cmd: Command) -> Command {
-        for (prefix, _) in PREFIXES {
-            let (heading, hidden) = match prefix {
-                "" => ("Impairments (both directions)", false),
-                "up-" => ("Client to server only (hidden from -h)", true),
-                _ => ("Server to client only (hidden from -h)", true),
-            };
-            for setting in SETTINGS {
-                let name = format!("{prefix}{}", setting.name);
-                let help = if prefix.is_empty() {
-                    setting.help.to_owned()
-                } else {
-                    format!("--{} for this direction only", setting.name)
-                };
-                let arg = clap::Arg::new(name.clone())
-                    .long(name)
-                    .help(help)
-                    .help_heading(heading)
-                    .hide_short_help(hidden);
-                let arg = if setting.is_switch {
-                    arg.action(ArgAction::SetTrue)
-                } else {
-                    arg.value_name(setting.value_name)
-                        .value_parser(move |value: &str| setting.check(value).map(|()| value.to_owned()))
-                };
-                cmd = cmd.arg(arg);
-            }
-        }
-        cmd
-    }
-
-    fn augment_args_for_update(cmd: Command) -> Command {
-        Self::augment_args(cmd)
-    }
-}
-
-impl FromArgMatches for ImpairFlags {
-    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let mut flags = ImpairFlags::default();
-        flags.update_from_arg_matches(matches)?;
-        Ok(flags)
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
-        for (prefix, _) in PREFIXES {
-            for setting in SETTINGS {
-                let id = format!("{prefix}{}", setting.name);
-                let value = if setting.is_switch {
-                    matches.get_flag(&id).then(|| "true".to_owned())
-                } else {
-                    matches.get_one::<String>(&id).cloned()
-                };
-                self.pairs.extend(value.map(|v| (id, v)));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The proxy's status lines.
 #[derive(Serialize)]
 struct Started {
@@ -195,24 +142,18 @@ impl fmt::Display for Started {
 /// Runs `socketeer impair`.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Ctl::Ctl { addr, command, token, timeout }) = args.ctl {
-        let target = if is_path(&addr) {
-            control::Target::Unix(addr.into())
-        } else {
-            let at: Target = addr.parse().map_err(|e| UsageError(format!("{e}")))?;
-            if at.port.is_none() {
-                return Err(UsageError(format!("{at} needs the control port, as in {at}:9001")).into());
-            }
-            control::Target::Tcp(at.resolve(0).await?, token)
-        };
-        let reply = control::command(&target, &command.join(" "), timeout).await?;
-        return match reply {
-            // The proxy refuses only what was asked of it: a bad command or setting.
-            Reply::Refused(why) => Err(UsageError(sanitize(&why).into_owned()).into()),
-            Reply::Done(reply) => Output::new(false).note(sanitize(&reply)).map_err(Into::into),
-        };
+        return ctl(addr, command, token, timeout).await;
+    }
+    let (mut up, mut down) = (ImpairmentConfig::default(), ImpairmentConfig::default());
+    options::apply(&mut up, &mut down, &args.impairments.pairs).map_err(|e| UsageError(e.to_string()))?;
+    let seed = args.seed.unwrap_or_else(random_seed);
+    let out = Output::new(args.json);
+    let common = Common { control: args.control, stats: args.stats, out };
+    if args.tun.tun {
+        return tun::run(&args.tun, TunSettings { up, down, seed, realtime: args.realtime }, common).await;
     }
     let (Some(listen), Some(to)) = (args.listen, &args.to) else {
-        return Err(UsageError("--listen and --to are required".to_owned()).into());
+        return Err(UsageError("--listen and --to are required (or --tun)".to_owned()).into());
     };
     if to.port.is_none() {
         return Err(UsageError(format!("--to {to} needs a port, as in {to}:7007")).into());
@@ -225,9 +166,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let (mut up, mut down) = (ImpairmentConfig::default(), ImpairmentConfig::default());
-    options::apply(&mut up, &mut down, &args.impairments.pairs).map_err(|e| UsageError(e.to_string()))?;
-    let seed = args.seed.unwrap_or_else(random_seed);
     let config = ProxyConfig {
         upstream,
         up,
@@ -241,20 +179,80 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut bound = bind(&[listen.ip()], listen.port(), Transports::UDP, "impair", ("--listen", "--listen"))?;
     let socket = bound.udp.pop().ok_or_else(|| anyhow::anyhow!("no socket bound"))?.into_std()?;
     let proxy = Proxy::new(socket, config)?;
-    let out = Output::new(args.json);
     let addr = proxy.local_addr()?;
     out.emit(
         "listening",
         &Started { service: "impair", transport: Transport::Udp, addr, upstream, seed, up, down },
     )?;
     let mut proxy = proxy.spawn()?;
-    let shutdown = Shutdown::new();
-    if let Some(at) = args.control {
-        let listener = match at {
+    let control = proxy.control();
+    let supervised = common.supervise(&control, proxy.died()).await;
+    let stopped = tokio::task::spawn_blocking(move || proxy.stop()).await?;
+    common.finish(stopped, supervised)
+}
+
+/// `impair ctl`: one command to a running proxy's control socket.
+async fn ctl(
+    addr: String,
+    command: Vec<String>,
+    token: Option<String>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let target = if is_path(&addr) {
+        control::Target::Unix(addr.into())
+    } else {
+        let at: Target = addr.parse().map_err(|e| UsageError(format!("{e}")))?;
+        if at.port.is_none() {
+            return Err(UsageError(format!("{at} needs the control port, as in {at}:9001")).into());
+        }
+        control::Target::Tcp(at.resolve(0).await?, token)
+    };
+    let reply = control::command(&target, &command.join(" "), timeout).await?;
+    match reply {
+        // The proxy refuses only what was asked of it: a bad command or setting.
+        Reply::Refused(why) => Err(UsageError(sanitize(&why).into_owned()).into()),
+        Reply::Done(reply) => Output::new(false).note(sanitize(&reply)).map_err(Into::into),
+    }
+}
+
+/// What both modes share once their driver runs: the control socket, the
+/// periodic counters, and how the command ends.
+struct Common {
+    control: Option<ControlAt>,
+    stats: Option<Duration>,
+    out: Output,
+}
+
+impl Common {
+    /// Serves the control socket (if asked) and prints the counters every
+    /// `--stats` until Ctrl-C, or until the driver dies (which ends the
+    /// command at once, saying why: running on would look like a working
+    /// proxy that drops everything).
+    async fn supervise<S: Serialize + fmt::Display + Send + 'static>(
+        &self,
+        control: &ControlSender<S>,
+        died: impl Future<Output = DriverDied>,
+    ) -> anyhow::Result<()> {
+        let shutdown = Shutdown::new();
+        if let Some(at) = &self.control {
+            let listener = self.control_listener(at)?;
+            shutdown.spawn(control::serve(listener, control.clone(), shutdown.clone()));
+        }
+        let stopped = tokio::select! {
+            signal = shutdown::signal() => signal.map(drop).map_err(Into::into),
+            printed = print_stats_every(self.stats, control, self.out) => printed.map_err(Into::into),
+            died = died => Err(anyhow::Error::new(Stopped(Some(died)))),
+        };
+        shutdown.trigger();
+        stopped
+    }
+
+    fn control_listener(&self, at: &ControlAt) -> anyhow::Result<control::Listener> {
+        Ok(match at {
             ControlAt::Unix(path) => {
                 let listener = control::Listener::unix(path.clone())
                     .with_context(|| format!("cannot listen on {}", path.display()))?;
-                out.emit("listening", &ControlStatus::unix(&path))?;
+                self.out.emit("listening", &ControlStatus::unix(path))?;
                 listener
             }
             ControlAt::Tcp(addr) => {
@@ -263,27 +261,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 let endpoints = bound.endpoints("control");
                 let listener = control::Listener::tcp(bound.tcp)?;
                 for endpoint in endpoints {
-                    out.emit("listening", &ControlStatus::tcp(endpoint.addr, listener.token()))?;
+                    self.out.emit("listening", &ControlStatus::tcp(endpoint.addr, listener.token()))?;
                 }
                 listener
             }
-        };
-        shutdown.spawn(control::serve(listener, proxy.control(), shutdown.clone()));
+        })
     }
-    let control = proxy.control();
-    let stopped = tokio::select! {
-        signal = shutdown::signal() => signal.map(drop).map_err(Into::into),
-        printed = print_stats_every(args.stats, &control, out) => printed.map_err(Into::into),
-        // A dead relay ends the command at once, saying why: running on
-        // would look like a working proxy that drops everything.
-        died = proxy.died() => Err(anyhow::Error::new(Stopped(Some(died)))),
-    };
-    shutdown.trigger();
-    match tokio::task::spawn_blocking(move || proxy.stop()).await? {
-        Ok(stats) => out.emit("stats", &stats)?,
-        Err(died) => return Err(Stopped(Some(died)).into()),
+
+    /// Prints the final counters, or says why the driver died.
+    fn finish<S: Serialize + fmt::Display>(
+        &self,
+        stopped: Result<S, DriverDied>,
+        supervised: anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match stopped {
+            Ok(stats) => self.out.emit("stats", &stats)?,
+            Err(died) => return Err(Stopped(Some(died)).into()),
+        }
+        supervised
     }
-    stopped
 }
 
 /// Where `--control` listens.
@@ -343,9 +339,9 @@ impl fmt::Display for ControlStatus {
 }
 
 /// Prints the counters every `period`, forever; never returns without a period.
-async fn print_stats_every(
+async fn print_stats_every<S: Serialize + fmt::Display>(
     period: Option<Duration>,
-    proxy: &socketeer::impair::ControlSender,
+    proxy: &ControlSender<S>,
     out: Output,
 ) -> std::io::Result<()> {
     let Some(period) = period else {
@@ -355,7 +351,7 @@ async fn print_stats_every(
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let (tx, rx) = oneshot::channel::<ProxyStats>();
+        let (tx, rx) = oneshot::channel::<S>();
         if proxy.send(Control::Stats(tx)).is_err() {
             return Ok(());
         }

@@ -1,0 +1,169 @@
+//! What a check reports: JSON, the report card, crashes, programs that do
+//! not listen, usage errors, the case list, the HTML page, the doc.
+
+use super::{CHECK_LIMIT, fixture, grade};
+use crate::util::{require, run, run_command_within, socketeer};
+
+#[test]
+fn the_json_has_one_object_per_case_and_a_summary() {
+    let path = fixture("echo_recv_once.py");
+    let graded = grade(
+        &["echo", "--case", "echo.tcp.1mib", "--case", "echo.tcp.roundtrip"],
+        &["python3", &path, "{port}"],
+    );
+    assert_eq!(graded.cases.len(), 2);
+    let failed = graded.cases.iter().find(|c| c["id"] == "echo.tcp.1mib").unwrap();
+    for field in ["title", "group", "sends", "expects", "explanation", "anchor", "verdict", "problem", "ms"] {
+        assert!(!failed[field].is_null(), "no {field}: {failed}");
+    }
+    assert_eq!(failed["verdict"], "fail");
+    assert!(failed["problem"]["what"].as_str().unwrap().contains("got only 1,024 back"), "{failed}");
+    assert!(failed["explanation"].as_str().unwrap().contains("TCP is a stream"), "{failed}");
+    let summary = graded.summary();
+    assert_eq!((summary["passed"].as_u64(), summary["failed"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(graded.finished.code(), Some(1));
+}
+
+#[test]
+fn the_report_card_explains_each_failure() {
+    let path = fixture("echo_recv_once.py");
+    let out = run_command_within(
+        socketeer().args(["check", "echo", "--case", "echo.tcp.trickle", "--", "python3", &path, "{port}"]),
+        b"",
+        CHECK_LIMIT,
+    );
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    for needle in [
+        "correct",
+        "FAIL  echo.tcp.trickle",
+        "sent 28 bytes, got only",
+        "got:\n    b't",
+        "A message can arrive in pieces",
+        "docs/check.md#tcp-is-a-stream",
+        "0 passed, 1 failed",
+    ] {
+        assert!(out.stdout.contains(needle), "no {needle:?} in:\n{}", out.stdout);
+    }
+}
+
+#[test]
+fn a_crash_is_reported_with_the_programs_stderr() {
+    let path = fixture("echo_select_no_except.py");
+    let graded = grade(&["echo", "--case", "echo.tcp.reset"], &["python3", &path, "{port}"]);
+    let case = &graded.cases[0];
+    assert_eq!(case["verdict"], "fail");
+    assert!(case["crash"]["status"].as_str().unwrap().starts_with("exit status"), "{case}");
+    assert!(case["crash"]["stderr"].as_str().unwrap().contains("ConnectionResetError"), "{case}");
+}
+
+#[test]
+fn a_program_that_does_not_listen_where_told_is_explained() {
+    // Listens on a port of its own choosing, not on {port}.
+    let script = "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(sys.argv[1]); s.accept()";
+    let graded = grade(&["echo", "--startup-timeout", "3s"], &["python3", "-c", script, "{port}"]);
+    let summary = graded.summary();
+    let why = summary["aborted"].as_str().unwrap();
+    assert!(why.contains("it listens on tcp 127.0.0.1:") && why.contains("instead"), "{why}");
+    assert_eq!(graded.finished.code(), Some(1));
+    // One that dies at once is reported with what it printed.
+    let graded =
+        grade(&["echo"], &["python3", "-c", "import sys; sys.exit('no port ' + sys.argv[1])", "{port}"]);
+    let why = graded.summary()["aborted"].as_str().unwrap().to_owned();
+    assert!(why.contains("stopped first (exit status 1)") && why.contains("no port"), "{why}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for (args, needle) in [
+        (&["check"][..], "give a check"),
+        (&["check", "echo"], "HOST:PORT of a running one, or -- COMMAND"),
+        (&["check", "echo", "localhost:7", "--", "python3", "x.py", "{port}"], "not both"),
+        (&["check", "echo", "--", "python3", "server.py"], "{port}"),
+        (&["check", "echo", "localhost:7", "--case", "nothing.like.this"], "no case matches"),
+        (&["check", "udp-ack", "localhost", "--expect-loss", "often"], "'often' is not a probability"),
+        (&["check", "chat", "localhost", "--expect-self", "maybe"], "maybe"),
+    ] {
+        let out = run(args, b"");
+        assert_eq!(out.code(), Some(2), "{args:?}: {out:#?}");
+        assert!(out.stderr.contains(needle), "{args:?}: stderr lacks {needle:?}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn cases_can_be_listed() {
+    let out = run(&["check", "chat", "--list"], b"");
+    let ids: Vec<&str> = out.ok().lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(ids.contains(&"chat.slow-reader") && ids.contains(&"chat.clients.50"), "{ids:?}");
+    let json = run(&["check", "echo", "--udp", "--list", "--json"], b"");
+    assert!(json.json_lines().iter().all(|c| c["id"].as_str().unwrap().starts_with("echo.udp.")));
+}
+
+#[test]
+fn the_html_report_renders_in_a_browser() {
+    require("chromium", "chromium");
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let path = fixture("echo_recv_once.py");
+    let html_arg = html.to_str().unwrap();
+    let graded = grade(
+        &["echo", "--case", "echo.tcp.roundtrip", "--case", "echo.tcp.1mib", "--html", html_arg],
+        &["python3", &path, "{port}"],
+    );
+    assert_eq!(graded.finished.code(), Some(1));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("src=") && !page.contains("href=\"http"), "the page must fetch nothing");
+    let profile = dir.path().join("profile");
+    let dom = crate::util::run_command(
+        std::process::Command::new("chromium").args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{html_arg}"),
+        ]),
+        b"",
+    );
+    let dom = dom.ok();
+    // The browser parsed the page into the summary and the cases.
+    for needle in [
+        "<div class=\"summary\" id=\"summary\">",
+        "data-passed=\"1\"",
+        "data-failed=\"1\"",
+        "<tr id=\"echo.tcp.1mib\">",
+        "got only 1,024 back",
+        "docs/check.md#tcp-is-a-stream",
+    ] {
+        assert!(dom.contains(needle), "the rendered page lacks {needle:?}:\n{dom}");
+    }
+}
+
+#[test]
+fn every_case_is_explained_in_the_doc() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/check.md")).unwrap();
+    for check in [
+        &["echo", "--tcp", "--udp"][..],
+        &["daytime", "--tcp", "--udp"],
+        &["time", "--tcp", "--udp"],
+        &["udp-ack"],
+        &["chat"],
+        &["client", "udp-ack", "--", "x"],
+        &["client", "echo", "--", "x"],
+        &["client", "daytime", "--", "x"],
+        &["client", "chat", "--", "x"],
+        &["scanner", "--", "x"],
+    ] {
+        let (before, after) = check.split_at(check.iter().position(|a| *a == "--").unwrap_or(check.len()));
+        let listed = run(&[&["check"], before, &["--list", "--json"], after].concat(), b"");
+        for case in listed.json_lines() {
+            for key in ["id", "anchor"] {
+                let anchor = format!("<a id=\"{}\"></a>", case[key].as_str().unwrap());
+                assert!(doc.contains(&anchor), "docs/check.md lacks {anchor}");
+            }
+        }
+    }
+}
