@@ -7,9 +7,9 @@
 //!
 //! | layer | modules | touches |
 //! |---|---|---|
-//! | foundations (pure) | [`units`], [`text`], [`stats`], [`services`], [`plot`], [`bpf`] | nothing: values in, values out |
+//! | foundations (pure) | [`units`], [`rtt`] (RFC 6298's estimator, for the transfer sender and the scanner), [`text`], [`stats`], [`services`], [`plot`], [`bpf`] | nothing: values in, values out |
 //! | wire formats and models (pure) | [`chat::protocol`], [`chat::flood`], [`chat::irc::wire`], [`chat::irc::render`], [`chat::web::http`], [`chat::web::frames`], [`chat::web::json`], [`impair::model`], [`impair::options`], [`transfer`] (its root: protocols and errors), [`transfer::packet`], [`transfer::seq`], [`transfer::name`], [`sniff`] (its root: frames and link types), [`sniff::decode`], [`sniff::filter`], [`sniff::pcap`], [`sniff::stats`], [`scan::ports`], [`scan::targets`], [`scan::packet`], `scan::payloads`, [`net::Transport`], [`net::Endpoint`], [`net::MAX_UDP_PAYLOAD`] | nothing: bytes, numbers and seeds in, values out |
-//! | engines (sans-IO) | [`impair::link`], [`chat::hub`], [`chat::delivery`], [`transfer::window`], [`transfer::rtt`], [`transfer::stop_and_wait`], [`transfer::go_back_n`], [`transfer::selective_repeat`], [`transfer::sender`], [`transfer::receiver`], [`transfer::endpoint`], `transfer::sim` (their tests), [`scan::schedule`], [`scan::report`] | nothing: time is passed in |
+//! | engines (sans-IO) | [`impair::link`], [`chat::hub`], [`chat::delivery`], [`transfer::window`], [`transfer::stop_and_wait`], [`transfer::go_back_n`], [`transfer::selective_repeat`], [`transfer::sender`], [`transfer::receiver`], [`transfer::endpoint`], `transfer::sim` (their tests), [`scan::schedule`], [`scan::report`] | nothing: time is passed in |
 //! | shared plumbing | [`net`], [`netns`], [`batch`], [`poll`], [`shutdown`], [`server`], [`client`], [`process`], `rawsock` (raw and packet sockets through safe wrappers) | sockets, the clock, signals, `/proc`, network namespaces |
 //! | servers, clients and drivers | [`echo`], [`daytime`], [`udp`], [`chat`], [`impair`], [`transfer::driver`], [`transfer::session`], [`scan`], [`sniff::capture`] | sockets, threads, files |
 //! | load generators | [`bench`](mod@bench) | sockets |
@@ -45,6 +45,7 @@ pub mod plot;
 pub mod poll;
 pub mod process;
 mod rawsock;
+pub mod rtt;
 pub mod scan;
 pub mod server;
 pub mod services;

@@ -3,7 +3,7 @@
 //!
 //! - [`packet`] (pure): the datagrams, checksummed with CRC-32C; [`name`]
 //!   (pure): which file names from the network are taken.
-//! - [`seq`], [`rtt`], [`window`] (pure): sequence numbers that wrap, the
+//! - [`seq`], [`rtt`](crate::rtt), [`window`] (pure): sequence numbers that wrap, the
 //!   RFC 6298 timeout, the sender's window.
 //! - [`stop_and_wait`], [`go_back_n`], [`selective_repeat`] (pure): what
 //!   makes each protocol itself: its window limit, what it resends on a
@@ -22,7 +22,6 @@ pub mod go_back_n;
 pub mod name;
 pub mod packet;
 pub mod receiver;
-pub mod rtt;
 pub mod selective_repeat;
 pub mod sender;
 pub mod seq;

@@ -17,11 +17,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::packet::{Echo, ErrorCode, FinStatus, Hello, Packet, Repr};
-use super::rtt::RttEstimator;
 use super::selective_repeat::Delivered;
 use super::seq::SeqSpace;
 use super::window::{Block, SendWindow};
 use super::{Protocol, TransferError, go_back_n, selective_repeat};
+use crate::rtt::RttEstimator;
 
 /// The shortest interval between PINGs.
 const MIN_KEEPALIVE: Duration = Duration::from_millis(10);

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use super::throttle::SharedThrottle;
+use crate::rtt::RttEstimator;
 use crate::scan::report::{PortState, Reason};
-use crate::transfer::rtt::RttEstimator;
 
 /// What one port got so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -55,7 +55,7 @@ use throttle::SharedThrottle;
 pub use types::{Expired, MAX_PASSES, MIN_TIMEOUT, Probe, ScheduleConfig, Settled, SlotId};
 
 use super::report::{PortState, Reason};
-use crate::transfer::rtt::RttEstimator;
+use crate::rtt::RttEstimator;
 
 /// After running out of sockets with nothing in flight, wait this long.
 const EMPTY_BACKOFF: Duration = Duration::from_millis(10);

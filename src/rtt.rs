@@ -3,6 +3,8 @@
 //! ceiling, and exponential backoff after a timeout. The caller applies
 //! Karn's rule: round trips of retransmitted blocks are never sampled, since
 //! nobody knows which transmission an acknowledgement answers.
+//!
+//! Shared by the transfer sender and the scanner's probe scheduler.
 
 use std::time::Duration;
 
