@@ -12,11 +12,11 @@
 # FLOODERS of them unpaced, which also leaves the sniffers less CPU); a receiver socket
 # that never reads keeps the port bound, so no ICMP errors join the flood.
 #
-# Both sniffers run with their defaults (socketeer: 32 MiB socket buffer; tcpdump:
+# Both sniffers run with their defaults (socketeer: 32 MiB TPACKET_V3 ring; tcpdump:
 # libpcap's 2 MiB TPACKET_V3 ring), then both with -B 2048. Each is stopped with SIGINT
-# once its file has stopped growing and a further 1.5 s has passed (tcpdump hands over a
-# ring block when it is full or after its 1 s timeout; stopping sooner would discard the
-# last block's packets).
+# once its file has stopped growing and a further 1.5 s has passed (a ring hands over a
+# block when it is full or after its timeout, 10 ms for socketeer and 1 s for tcpdump;
+# stopping sooner would discard the last block's packets).
 # Needs root (raw sockets) and tcpdump (installed with apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -69,12 +69,7 @@ impl ServiceError {
 
     /// The panic whose payload is `payload`, with its message when it is text.
     pub fn panicked(payload: &(dyn std::any::Any + Send)) -> ServiceError {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".to_owned());
-        ServiceError::Panicked(message)
+        ServiceError::Panicked(crate::poll::thread::panic_message(payload))
     }
 }
 

@@ -36,22 +36,24 @@ const NOT_OPEN: [&str; 6] = ["closed", "filtered", "refused", "timed out", "time
 
 /// The ports a scanner claims are open, read from its output: every number
 /// in `first..=last` on a line that does not say the port is not open and
-/// is not a heading that names the whole range ("Scanning 20000-20299").
+/// is not a heading that names the whole range ("Scanning 20000-20299": its
+/// only numbers of the range are its two ends; a line listing the open ports
+/// has others too).
 pub fn claimed_open(output: &str, first: u16, last: u16) -> BTreeSet<u16> {
-    let (first_text, last_text) = (first.to_string(), last.to_string());
     output
         .lines()
         .filter(|line| {
             let lower = line.to_lowercase();
-            let heading = lower.contains(&first_text) && lower.contains(&last_text);
-            !heading && !NOT_OPEN.iter().any(|w| lower.contains(w))
+            !NOT_OPEN.iter().any(|w| lower.contains(w))
         })
-        .flat_map(|line| {
+        .map(|line| {
             line.split(|c: char| !c.is_ascii_digit())
                 .filter_map(|n| n.parse::<u16>().ok())
                 .filter(|p| (first..=last).contains(p))
-                .collect::<Vec<_>>()
+                .collect::<BTreeSet<_>>()
         })
+        .filter(|ports| first == last || *ports != BTreeSet::from([first, last]))
+        .flatten()
         .collect()
 }
 
@@ -104,14 +106,22 @@ const fn case(
 }
 
 /// The cases.
-pub const CASES: [Case; 4] = [
+pub const CASES: [Case; 5] = [
     case(
         "scanner.finds-open",
         Group::Correct,
-        "every open port is reported",
+        "every open port inside the range is reported",
         "each open port's number printed",
         "connect_ex((host, port)) returns 0 when a server accepted the connection: that port is open. \
          Use a new socket for every port (a socket connects once), and close it afterwards.",
+    ),
+    case(
+        "scanner.range-ends",
+        Group::Correct,
+        "the first and the last port of the range are scanned",
+        "both ends of the range (always open here) printed",
+        "The range FIRST-LAST includes both ends, but Python's range(first, last) stops before \
+         last: loop over range(first, last + 1).",
     ),
     case(
         "scanner.no-false-open",
@@ -189,9 +199,13 @@ async fn open_ports(ip: IpAddr, transport: Transport) -> Result<Openings, CheckE
         let mut ports = BTreeSet::new();
         let mut tasks = Vec::new();
         let mut seed = attempt;
+        // Both ends, always (a loop that stops one short is the classic
+        // slip), and the others at random.
+        let mut ends = [first, last].into_iter();
         while ports.len() < OPENED {
             seed += 1;
-            let port = first + (random.hash_one(seed) % u64::from(RANGE)) as u16;
+            let port =
+                ends.next().unwrap_or_else(|| first + (random.hash_one(seed) % u64::from(RANGE)) as u16);
             if ports.contains(&port) {
                 continue;
             }
@@ -289,14 +303,28 @@ pub async fn check_scanner(
             if claimed.is_empty() { "none".into() } else { claimed_list.clone() }
         ))
     };
+    let (ends_missed, inside_missed): (Vec<u16>, Vec<u16>) =
+        comparison.missed.iter().partition(|&&p| p == first || p == last);
     let findings = [
-        shown(match &comparison.missed[..] {
+        shown(match &inside_missed[..] {
             [] => Finding::pass().note(truth.clone()),
-            missed => Finding::fail(format!(
+            [_, ..] => Finding::fail(format!(
                 "it missed {} of the {} open ports: {}",
-                missed.len(),
+                comparison.missed.len(),
                 open.len(),
-                list(missed)
+                list(&comparison.missed)
+            ))
+            .note(truth.clone()),
+        }),
+        shown(match (&ends_missed[..], &inside_missed[..]) {
+            ([], _) => Finding::pass(),
+            (_, [_, ..]) => {
+                Finding::skip("it missed open ports inside the range too (see scanner.finds-open)")
+            }
+            (ends, []) => Finding::fail(format!(
+                "it found every open port inside the range but not {} at its end{}",
+                list(ends),
+                if ends.len() > 1 { "s" } else { "" }
             ))
             .note(truth.clone()),
         }),
@@ -349,6 +377,9 @@ mod tests {
                       done in 0.3 s, 300 ports\n";
         let claimed = claimed_open(output, 20000, 20299);
         assert_eq!(claimed.into_iter().collect::<Vec<_>>(), [20005, 20010, 20100, 20200]);
+        // The ends are open ports like any other on a line of their own or in a list.
+        let listed = "open: [20000, 20007, 20299]\n20299 open\n";
+        assert_eq!(claimed_open(listed, 20000, 20299).into_iter().collect::<Vec<_>>(), [20000, 20007, 20299]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | [`filter`] | tcpdump-style filter expressions: parse, match, compile to classic BPF | nothing |
 //! | [`pcap`] | the pcap file format: write, read (and pcapng read) | files |
 //! | [`stats`] | per-protocol and per-port counters, top talkers | nothing |
-//! | [`capture`] | the capture loop over a packet socket | the socket (`rawsock`), the clock |
+//! | [`capture`] | the capture loop over a packet socket and its memory-mapped ring | the socket (its ring in `capture::ring`, the one `unsafe` module), the clock |
 //!
 //! The loop hands every frame to a callback and never prints.
 

@@ -65,6 +65,8 @@ fn scanner_bugs_are_each_caught_by_their_own_cases() {
             // (With a timeout set, Python also takes the next port's EISCONN for success; whether
             // that port is closed depends on the random layout, so the fixture sets none.)
             ("scanner_one_socket.py", &[("scanner.finds-open", "fail")]),
+            // range(first, last): the last port, always open, is never tried.
+            ("scanner_misses_last_port.py", &[("scanner.range-ends", "fail")]),
         ],
     );
 }

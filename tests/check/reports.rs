@@ -96,6 +96,18 @@ fn cases_can_be_listed() {
     assert!(ids.contains(&"chat.slow-reader") && ids.contains(&"chat.clients.50"), "{ids:?}");
     let json = run(&["check", "echo", "--udp", "--list", "--json"], b"");
     assert!(json.json_lines().iter().all(|c| c["id"].as_str().unwrap().starts_with("echo.udp.")));
+    // Clients and scanners are listed without a program to run, too.
+    let scanner = run(&["check", "scanner", "--list"], b"");
+    assert!(scanner.ok().contains("scanner.range-ends"), "{scanner:#?}");
+    let client = run(&["check", "client", "chat", "--list"], b"");
+    assert!(client.ok().contains("client.chat."), "{client:#?}");
+    // And without one, the usage error shows a command of their kind.
+    let bare = run(&["check", "client", "udp-ack"], b"");
+    assert_eq!(bare.code(), Some(2), "{bare:#?}");
+    assert!(bare.stderr.contains("python3 client.py {host} {port}"), "{}", bare.stderr);
+    let bare = run(&["check", "scanner"], b"");
+    assert_eq!(bare.code(), Some(2), "{bare:#?}");
+    assert!(bare.stderr.contains("python3 scanner.py {host} {ports}"), "{}", bare.stderr);
 }
 
 #[test]

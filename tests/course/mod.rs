@@ -20,8 +20,8 @@
 //!   servers: each number gets a free port, the same for the whole page.
 //! - An HTML comment right before a block changes how it runs:
 //!   `<!-- not run: REASON -->` skips it (a terminal, another machine);
-//!   `<!-- waits for: socketeer lab framing -->` skips it while that command
-//!   does not exist, and fails once it does, so that the marker is removed.
+//!   `<!-- waits for: socketeer check -->` skips it while that command does
+//!   not exist, and runs it once it does.
 //!
 //! `index.rs` checks the index of the 112 items and every link; the
 //! `python_*.rs` modules run the examples and check what they print.

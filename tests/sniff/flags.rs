@@ -1,7 +1,7 @@
 //! Issue 18: the flags tcpdump users type, and lines that read like
 //! tcpdump's: the same file through `tcpdump -r` and `socketeer sniff -r`
 //! prints the same lines for ordinary traffic (relative TCP numbers, TCP
-//! options, DNS queries and answers, ICMP).
+//! options, DNS queries and answers, ICMP, 802.1Q tags).
 
 use std::process::Command;
 
@@ -83,6 +83,17 @@ fn conversation() -> Vec<u8> {
     push(&|f| ether().ipv4([127, 0, 0, 53], client, 64).udp(53, 41000).write(f, &answer).unwrap());
     push(&|f| ether().ipv4(client, server, 64).icmpv4_echo_request(1, 2).write(f, b"ping").unwrap());
     push(&|f| ether().ipv4(client, server, 64).udp(5000, 9).write(f, b"x").unwrap());
+    // Tagged frames: 802.1Q, and 802.1ad around 802.1Q (QinQ).
+    let vlan = |id| etherparse::VlanId::try_new(id).unwrap();
+    push(&|f| ether().single_vlan(vlan(100)).ipv4(client, server, 64).udp(5000, 9).write(f, b"tag").unwrap());
+    push(&|f| {
+        ether()
+            .double_vlan(vlan(200), vlan(100))
+            .ipv4(client, server, 64)
+            .udp(5000, 9)
+            .write(f, b"qinq")
+            .unwrap()
+    });
     let mut file = [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1].map(u32::to_le_bytes).concat();
     for (i, frame) in frames.iter().enumerate() {
         let len = frame.len() as u32;

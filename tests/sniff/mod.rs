@@ -337,3 +337,4 @@ mod corpus;
 mod differential;
 mod files;
 mod flags;
+mod live;

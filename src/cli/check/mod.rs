@@ -128,7 +128,7 @@ struct ClientArgs {
     /// Which kind of client.
     kind: ClientKind,
     /// The command that starts the client; {host} and {port} are filled in.
-    #[arg(last = true, value_name = "COMMAND", required = true)]
+    #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -139,7 +139,7 @@ struct ScannerArgs {
     #[arg(long)]
     udp: bool,
     /// The command that starts the scanner; {host}, {ports} (FIRST-LAST), {first} and {last} are filled in.
-    #[arg(last = true, value_name = "COMMAND", required = true)]
+    #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -268,25 +268,29 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// The program to check: an address, or a command to start.
 async fn subject(kind: Kind, at: Where) -> anyhow::Result<Subject> {
-    let name = match kind {
-        Kind::Server(check) => check.name(),
-        Kind::Client(check) => check.name(),
-        Kind::Scanner(_) => "scanner",
+    // (`--list` needs no program: it is answered before this.)
+    let missing = match kind {
+        Kind::Server(check) => format!(
+            "say which server to check: HOST:PORT of a running one, or -- COMMAND to start it (e.g. socketeer check {} -- python3 server.py {{port}})",
+            check.name()
+        ),
+        Kind::Client(check) => format!(
+            "say which client to check: -- COMMAND to start it (e.g. socketeer check {} -- python3 client.py {{host}} {{port}})",
+            check.name()
+        ),
+        Kind::Scanner(_) => "say which scanner to check: -- COMMAND to start it (e.g. socketeer check scanner -- python3 scanner.py {host} {ports})".to_owned(),
     };
     match (at.target, at.command.is_empty()) {
         (Some(_), false) => Err(UsageError("give either HOST:PORT or -- COMMAND, not both".into()).into()),
-        (None, true) => Err(UsageError(format!(
-            "say which server to check: HOST:PORT of a running one, or -- COMMAND to start it (e.g. socketeer check {name} -- python3 server.py {{port}})"
-        ))
-        .into()),
+        (None, true) => Err(UsageError(missing).into()),
         (Some(target), true) => {
             let addrs = target.resolve(kind.default_port()).await?;
             let addr = addrs.first().copied().context("the name resolved to no address")?;
             Ok(Subject::Address(addr))
         }
-        (None, false) => {
-            Ok(Subject::Program(Launch::new(at.command, kind.placeholders()).map_err(|e| UsageError(e.to_string()))?))
-        }
+        (None, false) => Ok(Subject::Program(
+            Launch::new(at.command, kind.placeholders()).map_err(|e| UsageError(e.to_string()))?,
+        )),
     }
 }
 

@@ -13,6 +13,7 @@ Examples:
   sudo socketeer sniff                               # everything on lo, one line per packet
   sudo socketeer sniff -i lo tcp port 7007 -c 10     # the first 10 packets to or from port 7007
   sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
+  sudo socketeer sniff -i any -e port 53             # every interface, with each frame's direction
   sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
   socketeer sniff -r echo.pcap 'tcp[tcpflags] & tcp-syn != 0'   # SYNs only
   socketeer sniff -d 'vlan 100 and port 53'          # the BPF program, as tcpdump -d
@@ -45,7 +46,7 @@ pub struct Args {
     /// Which frames to keep, in tcpdump's syntax (quote it, or give it as several words).
     #[arg(value_name = "FILTER")]
     pub(super) filter: Vec<String>,
-    /// The interface to capture on.
+    /// The interface to capture on (`any`: all of them, with Linux cooked headers, as tcpdump).
     #[arg(short, long, value_name = "IFACE", default_value = "lo", conflicts_with = "read")]
     pub(super) interface: String,
     /// Stop after this many matching packets.
@@ -63,8 +64,8 @@ pub struct Args {
     /// Bytes kept of each packet, at least 64 (0: the most, as in tcpdump).
     #[arg(short, long, value_name = "BYTES", default_value_t = MAX_SNAPLEN, value_parser = snaplen)]
     pub(super) snaplen: u32,
-    /// Socket buffer for packets waiting to be read, in KiB (tcpdump's -B). The kernel
-    /// charges each queued frame its whole buffer (about 1 KiB for a small one).
+    /// Ring buffer for packets waiting to be read, in KiB (tcpdump's -B): memory shared
+    /// with the kernel, which stores each frame's captured bytes and a small header.
     #[arg(short = 'B', long, value_name = "KIB", default_value_t = 32768, value_parser = clap::value_parser!(u32).range(64..=1_048_576), conflicts_with = "read")]
     pub(super) buffer_size: u32,
     /// Write nanosecond timestamps (default: microseconds, which every tool reads).

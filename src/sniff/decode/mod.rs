@@ -181,9 +181,12 @@ pub struct Summary {
     /// Ethernet destination.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_dst: Option<Mac>,
-    /// The link layer's payload type.
+    /// The link layer's payload type (inside any 802.1Q tags).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ether_type: Option<u16>,
+    /// The VLAN ids of the frame's 802.1Q (and 802.1ad) tags, outermost first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vlan: Vec<u16>,
     /// IP source (for ARP, the sender's protocol address).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub src: Option<IpAddr>,
@@ -325,6 +328,7 @@ fn read_link(summary: &mut Summary, (packet, cooked): &Sliced<'_>, frame: &[u8])
         summary.mac_dst = Some(Mac(eth.destination()));
     }
     summary.ether_type = packet.ether_payload().map(|p| p.ether_type.0);
+    summary.vlan = show::vlan_tags(packet).map(|tag| tag.vlan_identifier().value()).collect();
     if let Some(cooked) = cooked {
         summary.ether_type = Some(cooked.protocol);
         set_payload(summary, frame, cooked.payload);

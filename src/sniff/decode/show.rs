@@ -119,7 +119,8 @@ fn ether_name(ether_type: u16) -> &'static str {
         EtherType::IPV6 => "IPv6",
         EtherType::ARP => "ARP",
         EtherType::VLAN_TAGGED_FRAME => "802.1Q",
-        EtherType::PROVIDER_BRIDGING => "802.1ad",
+        EtherType::PROVIDER_BRIDGING => "802.1Q-QinQ",
+        EtherType::VLAN_DOUBLE_TAGGED_FRAME => "802.1Q-9100",
         EtherType::WAKE_ON_LAN => "Wake-on-LAN",
         _ => match ether_type {
             0x88cc => "LLDP",
@@ -174,12 +175,24 @@ pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32) -> Option<String
     let ((packet, cooked), ether_type) = slice(link, frame).ok().zip(frame.get(12..14))?;
     let kind = |t: u16| format!("ethertype {} (0x{t:04x}), length {wire_len}: ", ether_name(t));
     if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
-        return Some(format!(
+        let mut line = format!(
             "{} > {}, {}",
             Mac(eth.source()),
             Mac(eth.destination()),
             kind(u16::from_be_bytes([ether_type[0], ether_type[1]]))
-        ));
+        );
+        // Each tag as tcpdump shows it: `vlan 100, p 0, ethertype IPv4 (0x0800), `.
+        for tag in vlan_tags(&packet) {
+            let inner = tag.ether_type().0;
+            let dei = if tag.drop_eligible_indicator() { ", DEI" } else { "" };
+            line.push_str(&format!(
+                "vlan {}, p {}{dei}, ethertype {} (0x{inner:04x}), ",
+                tag.vlan_identifier().value(),
+                tag.priority_code_point().value(),
+                ether_name(inner)
+            ));
+        }
+        return Some(line);
     }
     cooked.map(|c| format!("{} {} {}", c.direction(), hex_colon(c.address), kind(c.protocol)))
 }
@@ -195,6 +208,16 @@ pub fn details(link: LinkType, frame: &[u8]) -> Vec<String> {
             Mac(eth.destination()),
             ether_name(eth.ether_type().0),
             eth.ether_type().0
+        ));
+    }
+    for tag in vlan_tags(&packet) {
+        lines.push(format!(
+            "802.1Q vlan {}, priority {}{}, type {} (0x{:04x})",
+            tag.vlan_identifier().value(),
+            tag.priority_code_point().value(),
+            if tag.drop_eligible_indicator() { ", drop eligible" } else { "" },
+            ether_name(tag.ether_type().0),
+            tag.ether_type().0
         ));
     }
     if let Some(cooked) = cooked {
@@ -329,4 +352,14 @@ fn dotted(bytes: &[u8]) -> String {
             Err(_) => hex_colon(bytes),
         },
     }
+}
+
+/// The frame's 802.1Q and 802.1ad tags, outermost first.
+pub(super) fn vlan_tags<'a>(
+    packet: &etherparse::LaxSlicedPacket<'a>,
+) -> impl Iterator<Item = etherparse::SingleVlanSlice<'a>> {
+    packet.link_exts.iter().filter_map(|ext| match ext {
+        etherparse::LaxLinkExtSlice::Vlan(tag) => Some(tag.clone()),
+        _ => None,
+    })
 }

@@ -1,25 +1,34 @@
-//! The capture driver: one packet socket, read in batches until told to stop.
+//! The capture driver: one packet socket bound to its interface, with a
+//! TPACKET_V3 ring (the `ring` module) read a block at a time until told to stop.
+
+mod ring;
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
+use socket2::SockFilter;
+
 use super::filter::{CompileError, Filter, Program, compile};
 use super::{Frame, LinkType};
+use crate::bpf::op;
 use crate::poll::{self, Waker};
-use crate::rawsock::{BATCH, NEEDS_CAP_NET_RAW, PacketSocket, WHOLE_FRAME};
-use socket2::SockFilter;
+use crate::rawsock::NEEDS_CAP_NET_RAW;
+use ring::{Ring, Source};
 
 /// The longest a stopped capture spends reading what was already queued.
 const DRAIN_LIMIT: Duration = Duration::from_millis(200);
-/// How long frames may gather in the socket after a read that did not fill
-/// a batch: bounds the system calls per frame under load, at the cost of
-/// this much latency.
-const GATHER: Duration = Duration::from_millis(1);
+/// How long a stopped capture waits for the kernel to hand over a block
+/// it was still filling (it does after its block timeout, 10 ms).
+const LAST_BLOCK_WAIT: Duration = Duration::from_millis(30);
+/// The interface name that means every interface, as in tcpdump.
+pub const ANY: &str = "any";
+/// PACKET_OUTGOING: a frame this host sent.
+const PACKET_OUTGOING: u32 = 4;
 
 /// What to capture, and how.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The interface's name (`lo`, `eth0`).
+    /// The interface's name (`lo`, `eth0`), or [`ANY`] for all of them.
     pub interface: String,
     /// Bytes kept of each frame.
     pub snaplen: u32,
@@ -70,7 +79,7 @@ pub enum CaptureError {
 /// A running capture on one interface.
 #[derive(Debug)]
 pub struct Capture {
-    socket: PacketSocket,
+    ring: Ring,
     link: LinkType,
     kernel_filter: bool,
     program: Option<Program>,
@@ -85,39 +94,44 @@ impl Capture {
     /// the socket cannot be set up.
     pub fn open(config: &Config) -> Result<Capture, CaptureError> {
         let name = &config.interface;
-        let ifindex = nix::net::if_::if_nametoindex(name.as_str())
-            .map_err(|_| CaptureError::NoSuchInterface { name: name.clone() })?;
-        let (link, loopback) = link_of(name)?;
+        let (source, link, loopback) = if name == ANY {
+            (Source::Any, LinkType::LinuxSll2, false)
+        } else {
+            let ifindex = nix::net::if_::if_nametoindex(name.as_str())
+                .map_err(|_| CaptureError::NoSuchInterface { name: name.clone() })?;
+            let (link, loopback) = link_of(name)?;
+            (Source::Interface(ifindex), link, loopback)
+        };
         let program = match &config.filter {
             Some(filter) => Some(
-                compile(filter, link, WHOLE_FRAME)
+                compile(filter, link, config.snaplen)
                     .map_err(|source| CaptureError::Filter { name: name.clone(), source })?,
             ),
             None => None,
         };
         // A NIC that strips 802.1Q tags shows the kernel's program untagged
         // frames, so a filter that tests tags runs here instead, on frames
-        // as they were on the wire.
-        let in_kernel =
-            program.as_ref().filter(|_| !config.filter.as_ref().is_some_and(Filter::mentions_vlan));
+        // with their tags put back. On `any` the kernel sees frames without
+        // the cooked header the program's offsets count, so it runs here too.
+        let in_kernel = program
+            .as_ref()
+            .filter(|_| source != Source::Any && !config.filter.as_ref().is_some_and(Filter::mentions_vlan));
         let kernel_filter = in_kernel.is_some();
-        let kernel_program = in_kernel.map(|program| {
-            program
-                .instructions()
-                .iter()
-                .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
-                .collect::<Vec<_>>()
-        });
-        let snaplen = config.snaplen as usize;
-        let socket =
-            PacketSocket::open(ifindex, loopback, snaplen, config.buffer, kernel_program).map_err(|e| {
+        let mut kernel_program = if loopback { outgoing_guard() } else { Vec::new() };
+        match in_kernel {
+            Some(program) => kernel_program
+                .extend(program.instructions().iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))),
+            None => kernel_program.push(SockFilter::new(op::RET_K, 0, 0, config.snaplen)),
+        }
+        let ring =
+            Ring::open(source, config.snaplen as usize, config.buffer, &kernel_program).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::PermissionDenied {
                     CaptureError::NeedsPrivilege
                 } else {
                     CaptureError::Io { name: name.clone(), source: e }
                 }
             })?;
-        Ok(Capture { socket, link, kernel_filter, program })
+        Ok(Capture { ring, link, kernel_filter, program })
     }
 
     /// How this interface's frames start.
@@ -137,56 +151,73 @@ impl Capture {
 
     /// Frames the kernel dropped because our queue was full.
     pub fn dropped(&self) -> u64 {
-        self.socket.dropped()
+        self.ring.dropped()
     }
 
     /// Hands every frame to `consumer` until it breaks or `waker` is
-    /// stopped; after a stop, frames already queued are still read (for at
-    /// most 200 ms).
+    /// stopped; after a stop, frames already captured are still read (for
+    /// at most 200 ms).
     ///
     /// # Errors
-    /// When the socket or the wait fails.
+    /// When the wait fails.
     pub fn run(&mut self, waker: &Waker, consumer: &mut impl Consumer) -> std::io::Result<()> {
         let mut done = false;
         loop {
             if waker.is_stopped() {
-                let until = Instant::now() + DRAIN_LIMIT;
-                while Instant::now() < until && read(&mut self.socket, consumer, &mut done)? > 0 {}
-                return Ok(());
+                return self.drain(consumer, &mut done);
             }
-            let count = read(&mut self.socket, consumer, &mut done)?;
-            if done {
-                return Ok(());
-            }
-            if count == BATCH {
+            if read(&mut self.ring, consumer, &mut done).is_some() {
+                if done {
+                    return Ok(());
+                }
                 continue;
             }
-            if count > 0 {
-                // A part batch: let frames gather for a moment rather than
-                // pay a wake-up and a read per frame (TPACKET_V3 rings do the
-                // same with their block timeout).
-                poll::wait(&[waker.as_fd()], Some(Instant::now() + GATHER))?;
-                continue;
-            }
-            let ready = poll::wait(&[std::os::fd::AsFd::as_fd(&self.socket), waker.as_fd()], None)?;
+            let ready = poll::wait(&[std::os::fd::AsFd::as_fd(&self.ring), waker.as_fd()], None)?;
             if ready[1] {
                 waker.clear();
             }
         }
     }
+
+    /// After a stop: the blocks already handed over, and the one the kernel
+    /// is filling once its timeout hands it over too.
+    fn drain(&mut self, consumer: &mut impl Consumer, done: &mut bool) -> std::io::Result<()> {
+        let until = Instant::now() + DRAIN_LIMIT;
+        while !*done && Instant::now() < until {
+            if read(&mut self.ring, consumer, done).is_none() {
+                let wait = (Instant::now() + LAST_BLOCK_WAIT).min(until);
+                if !poll::wait(&[std::os::fd::AsFd::as_fd(&self.ring)], Some(wait))?[0] {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Reads one batch into `consumer`, which sets `done` when it has had enough.
-fn read(socket: &mut PacketSocket, consumer: &mut impl Consumer, done: &mut bool) -> std::io::Result<usize> {
-    let read = socket.recv(|time, len, data| {
+/// Reads one block into `consumer`, which sets `done` when it has had
+/// enough; `None` when no block was ready.
+fn read(ring: &mut Ring, consumer: &mut impl Consumer, done: &mut bool) -> Option<usize> {
+    let read = ring.read_block(|time, len, data| {
         if !*done {
             *done = consumer.frame(Frame { time, len, data }).is_break();
         }
     })?;
-    if read > 0 && !*done {
-        *done = consumer.batch(read < BATCH).is_break();
+    if !*done {
+        *done = consumer.batch(!ring.ready()).is_break();
     }
-    Ok(read)
+    Some(read)
+}
+
+/// The head of a loopback capture's program: only the arriving copy of
+/// each frame (loopback shows every frame twice, once leaving and once
+/// arriving, as libpcap also knows). A pass jumps over the `ret #0`.
+fn outgoing_guard() -> Vec<SockFilter> {
+    vec![
+        SockFilter::new(op::LD_W_ABS, 0, 0, op::AD_PKTTYPE),
+        SockFilter::new(op::JEQ_K, 0, 1, PACKET_OUTGOING),
+        SockFilter::new(op::RET_K, 0, 0, 0),
+    ]
 }
 
 /// What a [`Capture`] hands its frames to.
@@ -194,9 +225,9 @@ pub trait Consumer {
     /// One frame; `Break` ends the capture.
     fn frame(&mut self, frame: Frame<'_>) -> ControlFlow<()>;
 
-    /// After each read of one or more frames; `drained` when the socket had
-    /// no more waiting, so the capture is about to wait: the moment to flush
-    /// what was buffered. `Break` ends the capture.
+    /// After each block of frames; `drained` when no other block was
+    /// waiting, so the capture is about to wait: the moment to flush what
+    /// was buffered. `Break` ends the capture.
     fn batch(&mut self, drained: bool) -> ControlFlow<()>;
 }
 
@@ -205,10 +236,16 @@ fn link_of(name: &str) -> Result<(LinkType, bool), CaptureError> {
     const ETHER: u32 = 1;
     const LOOPBACK: u32 = 772;
     const NONE: u32 = 65534;
-    let path = format!("/sys/class/net/{name}/type");
-    let hatype = std::fs::read_to_string(&path)
+    // From the interface's link-layer address, which (unlike /sys, the
+    // view of whoever mounted it) is this network namespace's.
+    let hatype = nix::ifaddrs::getifaddrs()
         .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok())
+        .and_then(|mut all| {
+            all.find_map(|interface| {
+                let address = interface.address.filter(|_| interface.interface_name == name)?;
+                address.as_link_addr().map(|link| u32::from(link.hatype()))
+            })
+        })
         .ok_or_else(|| CaptureError::NoSuchInterface { name: name.to_owned() })?;
     match hatype {
         ETHER => Ok((LinkType::Ethernet, false)),

@@ -1,0 +1,135 @@
+//! Issue 18: live captures through the TPACKET_V3 ring, in network
+//! namespaces of their own: 802.1Q tags that the kernel takes out of frames
+//! are put back (files hold frames as they were on the wire, lines and JSON
+//! show the VLAN id), and `-i any` captures every interface with Linux
+//! cooked headers that tcpdump reads.
+
+use std::net::UdpSocket;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::scan::fixture::in_private_netns;
+use crate::util::{Daemon, require, run, run_command};
+
+/// Runs `ip` with `args` (space-separated), which must succeed.
+fn ip(args: &str) {
+    let status = Command::new("ip").args(args.split(' ')).status().unwrap();
+    assert!(status.success(), "ip {args} failed");
+}
+
+/// Starts `socketeer sniff --json ARGS` and waits for its `listening` line.
+fn capture(args: &[&str]) -> Daemon {
+    let mut all = vec!["sniff", "--json"];
+    all.extend_from_slice(args);
+    let capture = Daemon::start(&all, 1);
+    let listening: Value = serde_json::from_str(&capture.status_lines()[0]).unwrap();
+    assert_eq!(listening["type"], "listening", "{listening}");
+    capture
+}
+
+/// The packets a capture printed before it stopped by itself (`-c`).
+fn packets_of(capture: Daemon) -> Vec<Value> {
+    let lines =
+        capture.wait_for("the capture's summary", |lines| lines.iter().any(|l| l.contains("\"summary\"")));
+    lines
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["type"] == "packet")
+        .collect()
+}
+
+/// Sends one Ethernet frame (hex) out of `interface` through a packet socket.
+fn inject(interface: &str, frame_hex: &str) {
+    require("python3", "python3");
+    let script = "import socket, sys\n\
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\n\
+        s.bind((sys.argv[1], 0))\n\
+        s.send(bytes.fromhex(sys.argv[2]))\n";
+    let mut python = Command::new("python3");
+    python.args(["-c", script, interface, frame_hex]);
+    run_command(&mut python, b"").ok();
+}
+
+#[test]
+fn vlan_tags_are_kept_in_files_and_shown() {
+    require("tcpdump", "tcpdump");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tagged.pcap");
+    in_private_netns(|| {
+        // A veth pair: a tagged frame sent into one end reaches the other
+        // end's sockets with its tag taken out (the kernel keeps it in the
+        // frame's metadata, as NICs that strip tags do).
+        ip("link add sniff0 type veth peer name sniff1");
+        for link in ["sniff0", "sniff1"] {
+            ip(&format!("link set {link} up"));
+        }
+        let capture = capture(&[
+            "-i",
+            "sniff1",
+            "-c",
+            "1",
+            "--print",
+            "-w",
+            file.to_str().unwrap(),
+            "vlan 100 and arp",
+        ]);
+        // An ARP request for 10.18.0.2 from 10.18.0.1, broadcast on VLAN 100.
+        let frame = concat!(
+            "ffffffffffff",
+            "02000000000a",
+            "8100",
+            "0064",
+            "0806",
+            "0001080006040001",
+            "02000000000a",
+            "0a120001",
+            "000000000000",
+            "0a120002"
+        );
+        inject("sniff0", frame);
+        let packets = packets_of(capture);
+        assert_eq!(packets.len(), 1, "{packets:?}");
+        assert_eq!(packets[0]["vlan"], serde_json::json!([100]), "{}", packets[0]);
+        assert_eq!((packets[0]["proto"].as_str(), packets[0]["len"].as_u64()), (Some("arp"), Some(46)));
+    });
+    let mut tcpdump = Command::new("tcpdump");
+    tcpdump.args(["-nn", "-e", "-t", "-r"]).arg(&file);
+    let theirs = run_command(&mut tcpdump, b"");
+    assert!(
+        theirs.ok().contains("ethertype 802.1Q (0x8100), length 46: vlan 100, p 0, ethertype ARP"),
+        "{theirs:?}"
+    );
+    let ours = run(&["sniff", "-nn", "-e", "-t", "-r", file.to_str().unwrap()], b"");
+    assert_eq!(ours.ok(), theirs.ok(), "the same line as tcpdump -e");
+}
+
+#[test]
+fn any_captures_every_interface_with_cooked_headers() {
+    require("tcpdump", "tcpdump");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("any.pcap");
+    in_private_netns(|| {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = receiver.local_addr().unwrap().port();
+        let filter = format!("udp port {port}");
+        let capture =
+            capture(&["-i", "any", "-c", "2", "--print", "-v", "-w", file.to_str().unwrap(), &filter]);
+        receiver.send_to(b"everywhere", receiver.local_addr().unwrap()).unwrap();
+        let packets = packets_of(capture);
+        // Loopback shows each frame leaving and arriving, as tcpdump -i any does.
+        let details: Vec<&str> = packets.iter().map(|p| p["details"][0].as_str().unwrap()).collect();
+        assert!(details.len() == 2 && details[0].starts_with("cooked v2 Out"), "{details:?}");
+        assert!(details[1].starts_with("cooked v2 In"), "{details:?}");
+        assert!(packets.iter().all(|p| p["dport"] == port), "{packets:?}");
+    });
+    let mut tcpdump = Command::new("tcpdump");
+    tcpdump.args(["-nn", "-r"]).arg(&file);
+    let theirs = run_command(&mut tcpdump, b"");
+    let lines: Vec<&str> = theirs.ok().lines().collect();
+    assert_eq!(lines.len(), 2, "{theirs:?}");
+    let words = |line: &str| line.split_whitespace().skip(1).take(3).collect::<Vec<_>>().join(" ");
+    assert_eq!(words(lines[0]), "lo Out IP", "{lines:?}");
+    assert_eq!(words(lines[1]), "lo In IP", "{lines:?}");
+    assert!(lines.iter().all(|l| l.ends_with("UDP, length 10")), "{lines:?}");
+}
