@@ -7,6 +7,7 @@
 //! other test can disturb it. nmap, where it is compared, runs in the same
 //! namespace against the same fixture.
 
+mod discovery;
 pub(crate) mod fixture;
 mod link;
 mod output;
