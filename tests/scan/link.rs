@@ -132,7 +132,7 @@ pub fn nmaps(host: &str, ports: impl IntoIterator<Item = u16>, args: &[&str]) ->
         line.split("Ignored State: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("");
     let mut verdicts: BTreeMap<u16, String> = ports.iter().map(|&p| (p, ignored.to_owned())).collect();
     let listed = line.split("Ports: ").nth(1).unwrap().split('\t').next().unwrap();
-    for entry in listed.split(", ") {
+    for entry in listed.split(", ").filter(|e| !e.trim().is_empty()) {
         let fields: Vec<&str> = entry.split('/').collect();
         verdicts.insert(fields[0].trim().parse().unwrap(), fields[1].to_owned());
     }
