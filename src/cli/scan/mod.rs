@@ -127,8 +127,9 @@ pub struct Args {
     #[arg(long, hide = true)]
     no_dns: bool,
     /// Take every target to be up and scan its ports (-Pn). Without it, hosts are asked
-    /// first (TCP connects to ports 80 and 443, an ICMP echo with CAP_NET_RAW, the kernel's
-    /// ARP table on a local link); those that answer nothing are reported down, unscanned.
+    /// first: on a local Ethernet link with CAP_NET_RAW, our own ARP or NDP requests; elsewhere
+    /// TCP connects to ports 80 and 443, an ICMP echo with CAP_NET_RAW, and the kernel's ARP
+    /// table. Those that answer nothing are reported down, unscanned.
     #[arg(long)]
     skip_discovery: bool,
     /// Output format on stdout: table, json (JSON Lines), grep, normal or xml (nmap's -oG,
