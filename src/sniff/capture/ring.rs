@@ -281,14 +281,24 @@ const FRAME_SIZE: usize = 2048;
 /// The smallest block: 128 KiB (a multiple of every page size Linux uses),
 /// so a flood of small frames costs one wake-up per hundreds of frames.
 const MIN_BLOCK: usize = 128 << 10;
-/// The largest block: the kernel allocates each block in one piece.
-const MAX_BLOCK: usize = 4 << 20;
+
+/// The longest frame a packet socket is handed: the largest IP packet
+/// behind an Ethernet header with two VLAN tags. A larger snap length
+/// (tcpdump's default is 262144) keeps nothing more.
+const LARGEST_FRAME: usize = 65_535 + 22;
 
 /// The block size and count of a ring of about `buffer` bytes whose
 /// frames keep up to `snaplen` bytes: a block holds a whole kept frame
 /// with its header, and there are at least two.
+///
+/// Blocks are no bigger than the longest frame needs, as libpcap sizes
+/// them: the kernel hands a block over only when it is full, so a ring
+/// of few big blocks keeps a larger share of its memory out of reach
+/// (the block being filled) and drops sooner when the reader falls
+/// behind. 2 MiB is 16 blocks of 128 KiB, as tcpdump's `-B 2048` is.
 fn geometry(snaplen: usize, buffer: usize) -> (usize, usize) {
-    let block_size = (snaplen + 256).next_power_of_two().clamp(MIN_BLOCK, MAX_BLOCK);
+    let kept = snaplen.min(LARGEST_FRAME);
+    let block_size = (kept + 256).next_power_of_two().max(MIN_BLOCK);
     (block_size, (buffer / block_size).max(MIN_BLOCKS))
 }
 
@@ -530,10 +540,11 @@ mod tests {
 
     #[test]
     fn blocks_hold_a_whole_kept_frame_and_there_are_at_least_two() {
-        assert_eq!(geometry(262_144, 32 << 20), (512 << 10, 64));
+        // tcpdump's default snap length needs no more than the longest frame.
+        assert_eq!(geometry(262_144, 32 << 20), (128 << 10, 256));
+        assert_eq!(geometry(262_144, 2 << 20), (128 << 10, 16));
         assert_eq!(geometry(96, 2 << 20), (128 << 10, 16));
         assert_eq!(geometry(65_535, 1), (128 << 10, 2));
-        assert_eq!(geometry(usize::from(u16::MAX) * 256, 1 << 30), (4 << 20, 256));
     }
 
     /// The ring's system calls and its memory, on a real socket (as root,
