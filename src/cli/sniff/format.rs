@@ -35,6 +35,11 @@ pub struct PacketLine<'a> {
     len: u32,
     /// Bytes captured.
     caplen: usize,
+    /// The interface an `-i any` frame was seen on, and its direction (`In`, `Out`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
     #[serde(flatten)]
     summary: &'a Summary,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -70,6 +75,8 @@ impl<'a> PacketLine<'a> {
             time,
             len: frame.len,
             caplen: frame.data.len(),
+            interface: None,
+            direction: None,
             summary,
             details: if extras.details { decode::details(link, frame.data) } else { Vec::new() },
             hex: extras.hex.then(|| frame.data.iter().map(|b| format!("{b:02x}")).collect()),
@@ -87,12 +94,22 @@ impl<'a> PacketLine<'a> {
             quiet: extras.quiet,
         }
     }
+
+    /// The interface (by name) and direction of an `-i any` frame.
+    pub fn with_origin(mut self, origin: Option<(String, &'static str)>) -> Self {
+        (self.interface, self.direction) = origin.unzip();
+        self
+    }
 }
 
 impl fmt::Display for PacketLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(stamp) = &self.stamp {
             write!(f, "{stamp} ")?;
+        }
+        if let (Some(interface), Some(direction)) = (&self.interface, self.direction) {
+            // tcpdump's columns: `lo    In  IP ...`, `eth0  Out IP ...`.
+            write!(f, "{interface:<5} {direction:<3} ")?;
         }
         let line = if self.quiet { self.summary.quiet() } else { self.summary.to_string() };
         match &self.link_header {

@@ -194,7 +194,37 @@ pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32) -> Option<String
         }
         return Some(line);
     }
-    cooked.map(|c| format!("{} {} {}", c.direction(), hex_colon(c.address), kind(c.protocol)))
+    // tcpdump shows a v1 header's direction here, a v2 header's interface
+    // index (its name and direction start every line: [`origin`]), and the
+    // address only when it is an Ethernet one.
+    cooked.map(|c| {
+        let address = if c.address.len() == 6 { format!("{} ", hex_colon(c.address)) } else { String::new() };
+        match c.ifindex {
+            Some(ifindex) => format!("ifindex {ifindex} {address}{}", kind(c.protocol)),
+            None => format!("{:>3} {address}{}", c.direction(), kind(c.protocol)),
+        }
+    })
+}
+
+/// Where a frame of an `-i any` capture (Linux cooked v2) was seen: the
+/// interface's index and which way the frame went. tcpdump starts each
+/// such line with them, `lo    In  IP ...`, `-e` or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The interface's index on the capturing machine.
+    pub ifindex: u32,
+    /// `In`, `Out`, `B` (broadcast), `M` (multicast), `P` (to another host), or `?`.
+    pub direction: &'static str,
+}
+
+/// The [`Origin`] of a Linux cooked v2 frame; `None` for other link types
+/// and for a header cut short.
+pub fn origin(link: LinkType, frame: &[u8]) -> Option<Origin> {
+    if link != LinkType::LinuxSll2 {
+        return None;
+    }
+    let cooked = super::cooked::parse(frame, 2).ok()?;
+    Some(Origin { ifindex: cooked.ifindex?, direction: cooked.direction() })
 }
 
 /// Header details for `-v`, one line per layer, re-read from the frame.
