@@ -57,6 +57,9 @@ pub struct PacketLine<'a> {
     link_header: Option<String>,
     #[serde(skip)]
     quiet: bool,
+    /// A cooked frame's tags, as tcpdump prints them without `-e`.
+    #[serde(skip)]
+    cooked_tags: String,
 }
 
 impl<'a> PacketLine<'a> {
@@ -92,6 +95,11 @@ impl<'a> PacketLine<'a> {
                 .then(|| decode::link_header(link, frame.data, frame.len))
                 .flatten(),
             quiet: extras.quiet,
+            cooked_tags: if extras.link_header || extras.quiet {
+                String::new()
+            } else {
+                decode::cooked_tags(link, frame.data)
+            },
         }
     }
 
@@ -119,7 +127,7 @@ impl fmt::Display for PacketLine<'_> {
                     ["IP ", "IP6 ", "ARP, "].iter().find_map(|p| line.strip_prefix(p)).unwrap_or(&line);
                 write!(f, "{header}{rest}")?;
             }
-            None => f.write_str(&line)?,
+            None => write!(f, "{}{line}", self.cooked_tags)?,
         }
         for line in &self.details {
             write!(f, "\n    {line}")?;

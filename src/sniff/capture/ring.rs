@@ -387,15 +387,30 @@ fn frames_of(block: &[u8]) -> impl Iterator<Item = RingFrame<'_>> {
 }
 
 /// Writes into `out` what the kernel took out of `frame`: the cooked
-/// header of a frame of `-i any` (whose link header is not kept), or the
+/// header of a frame of `-i any` (whose link header is not kept), and the
 /// 802.1Q tag moved to the frame's metadata, put back after the MAC
-/// addresses. Returns the bytes added; `None` when the frame is whole as it is.
+/// addresses (or the cooked header). Returns the bytes added; `None` when
+/// the frame is whole as it is.
 fn restore(frame: &RingFrame<'_>, cooked: bool, out: &mut Vec<u8>) -> Option<usize> {
     out.clear();
     if cooked {
-        out.extend_from_slice(&cooked_v2_header(frame.address));
+        let mut header = cooked_v2_header(frame.address);
+        let Some(tag) = frame.vlan_tag() else {
+            out.extend_from_slice(&header);
+            out.extend_from_slice(frame.data);
+            return Some(COOKED_V2_LEN);
+        };
+        // The tag goes before the EtherType, as on Ethernet (and as a frame
+        // sent with its tag in its bytes comes): the header's protocol is
+        // the tag's TPID, and the payload starts with the TCI and the
+        // frame's own protocol.
+        let protocol = [header[0], header[1]];
+        header[0..2].copy_from_slice(&tag[..2]);
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&tag[2..]);
+        out.extend_from_slice(&protocol);
         out.extend_from_slice(frame.data);
-        return Some(COOKED_V2_LEN);
+        return Some(COOKED_V2_LEN + tag.len());
     }
     let tag = frame.vlan_tag()?;
     let (macs, rest) = frame.data.split_at(frame.data.len().min(12));
@@ -536,6 +551,15 @@ mod tests {
         let header =
             [0x08, 0x00, 0, 0, 0, 0, 0, 1, 0x03, 0x04, 4, 6, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0];
         assert_eq!(out, [&header[..], &FRAME[14..]].concat());
+        // A tag the kernel took out: the protocol field says 802.1Q, the
+        // payload starts with the TCI and the frame's own protocol.
+        let tagged = Made { status: libc::TP_STATUS_VLAN_VALID, data: &FRAME[14..], tci: 100 };
+        let block = block_with(&[tagged]);
+        let frame = frames_of(&block).next().unwrap();
+        assert_eq!(restore(&frame, true, &mut out), Some(COOKED_V2_LEN + 4));
+        assert_eq!(out[..2], [0x81, 0x00]);
+        assert_eq!(out[2..COOKED_V2_LEN], header[2..]);
+        assert_eq!(out[COOKED_V2_LEN..], [&[0, 100, 0x08, 0x00][..], &FRAME[14..]].concat());
     }
 
     #[test]
