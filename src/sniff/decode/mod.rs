@@ -20,7 +20,7 @@ use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSl
 use serde::Serialize;
 
 pub use icmp::{Icmp, Quoted};
-pub use show::{details, link_header, network_offset};
+pub use show::{Origin, cooked_tags, details, link_header, network_offset, origin};
 
 use super::LinkType;
 use cooked::Cooked;

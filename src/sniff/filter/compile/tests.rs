@@ -291,6 +291,26 @@ fn threading_drops_the_loads_libpcap_drops() {
 }
 
 #[test]
+fn vlan_on_an_any_capture_reads_the_tag_after_the_cooked_header() {
+    // SLL2 of a tagged ARP request as `-i any` writes it: protocol 802.1Q,
+    // then TCI (VLAN 100) and the frame's own EtherType before the ARP body.
+    let mut frame = vec![0x81, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    frame.extend_from_slice(&[0, 100, 0x08, 0x06]);
+    frame.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 18, 0, 1]);
+    frame.extend_from_slice(&[0, 0, 0, 0, 0, 0, 10, 18, 0, 2]);
+    let matches = |text: &str| {
+        let program = compile(&text.parse().unwrap(), LinkType::LinuxSll2, 65535).unwrap();
+        program.matches(&frame, frame.len() as u32)
+    };
+    assert!(matches("vlan 100 and arp"));
+    assert!(matches("vlan and arp host 10.18.0.2"));
+    // As on Ethernet, the tag is not looked inside without `vlan`.
+    assert!(!matches("arp"));
+    assert!(!matches("vlan 7"));
+    assert!(!matches("vlan 100 and ip"));
+}
+
+#[test]
 fn headers_that_a_link_lacks_are_refused() {
     for (text, link) in [
         ("ether host 02:00:00:00:00:01", LinkType::LinuxSll),
