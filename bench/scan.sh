@@ -12,36 +12,58 @@
 # interleave the scanners: the machine is shared and noisy), how many rounds found
 # exactly the fixture's open ports, and the peak RSS (/usr/bin/time -v).
 #
-# Needs root (namespace, raw sockets), nmap and GNU time (installed with apt-get), and
-# RustScan (RUSTSCAN=/path, or on PATH, or `cargo install rustscan` into ~/.cache).
+# Then the cases where targets limit their answers or are absent (issue 19), against a
+# target namespace across a veth pair (loopback is exempt from ICMP limits): an nft limit
+# of 50 resets/s (TCP 1-300, connect and SYN), an nft limit of 50 ICMP errors/s (UDP
+# 1-300), the kernel's default ICMP limit (UDP 1-30: a burst of 6, then 1/s), and a /28
+# where one address of 13 is there (TCP 1-1024, SYN, discovery on). Each cell: the median
+# time of the rounds and how many rounds were exact (every host's up/down status and every
+# port's verdict as the fixture set them), from both tools' grepable output.
+#
+#   CASES=limits bench/scan.sh    # only those (CASES=loopback: only the first table)
+#   LIMIT_ROUNDS=3                # rounds of those cases (default 3: they take minutes)
+#   BIN=target/debug/socketeer    # scan with this binary instead of building a release one
+#
+# Needs root (namespace, raw sockets), nmap, nftables and GNU time (installed with
+# apt-get), and RustScan (RUSTSCAN=/path, or on PATH, or `cargo install rustscan` into
+# ~/.cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 rounds=${ROUNDS:-10}
+cases=${CASES:-loopback limits}
+limit_rounds=${LIMIT_ROUNDS:-3}
 
 if [ -z "${SCAN_BENCH_NETNS:-}" ]; then
   [ "$(id -u)" = 0 ] || { echo "bench/scan.sh: run as root (network namespace, raw sockets)" >&2; exit 1; }
   need nmap nmap
   need /usr/bin/time time
+  need nft nftables
   if [ -z "${RUSTSCAN:-}" ]; then
     RUSTSCAN=$(command -v rustscan || true)
   fi
-  if [ -z "$RUSTSCAN" ]; then
+  if [ -z "$RUSTSCAN" ] && [[ " ${CASES:-loopback} " == *" loopback "* ]]; then
     root=${XDG_CACHE_HOME:-$HOME/.cache}/socketeer-bench
     [ -x "$root/bin/rustscan" ] || cargo install -q rustscan --root "$root"
     RUSTSCAN=$root/bin/rustscan
   fi
-  cargo build --release -q
+  [ -n "${BIN:-}" ] || cargo build --release -q
   export RUSTSCAN SCAN_BENCH_NETNS=1
   exec unshare -n "$0" "$@"
 fi
 
 ip link set lo up
-bin=target/release/socketeer
+bin=${BIN:-target/release/socketeer}
 ulimit -n "$(ulimit -Hn)"
 work=$(mktemp -d)
 fixture_pid=
-cleanup() { [ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null; rm -rf "$work"; }
+target_pid=
+target_ns=skt-scan-bench-$$
+cleanup() {
+  for pid in $fixture_pid $target_pid; do kill "$pid" 2>/dev/null || true; done
+  ip netns del "$target_ns" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 ports="22,80,443,1000,2000,3000,8080,9000,10000,20000,30000,33000,40000,45000,50000,55000,60000,61000,65000,65535"
@@ -92,6 +114,9 @@ PY
   echo "$name $secs $rss $open" >>"$work/runs"
 }
 
+echo "# bench/scan.sh: $(nproc) cores, $(date -u +%Y-%m-%d), $rounds rounds, $(uname -r), nmap $(nmap --version | awk 'NR==1{print $3}'), $("$RUSTSCAN" --version 2>/dev/null | head -1)"
+
+if [[ " $cases " == *" loopback "* ]]; then
 for _ in $(seq "$rounds"); do
   measure socketeer "$bin" scan 127.0.0.1 -p- -o list
   measure nmap-sT nmap -sT -p- -n -Pn -T5 --min-rate 50000 127.0.0.1 -oG -
@@ -102,7 +127,6 @@ for _ in $(seq "$rounds"); do
   measure nmap-sU nmap -sU -p- -n -Pn --min-rate 20000 127.0.0.1 -oG -
 done
 
-echo "# bench/scan.sh: $(nproc) cores, $(date -u +%Y-%m-%d), $rounds rounds, $(uname -r), nmap $(nmap --version | awk 'NR==1{print $3}'), $("$RUSTSCAN" --version 2>/dev/null | head -1)"
 echo
 python3 - "$work/runs" "$ports" "$rounds" <<'PY'
 import statistics, sys
@@ -132,4 +156,126 @@ for kind, ours_label, ours, others in rows:
         ratio = t / ot
         verdict = "met" if ratio <= target else "MISSED"
         print(f"| {kind} | {label} | {ot:.2f} s | {ratio:.2f}x | ≤ {target}x ({verdict}) | {oexact}/{rounds} | {orss:.1f} MB |")
+PY
+fi
+
+[[ " $cases " == *" limits "* ]] || exit 0
+
+# The target: its own namespace, joined to ours by a veth pair, with TCP listeners and UDP
+# echo sockets on 10.19.0.2; 10.19.0.3-14 are absent (nothing answers ARP for them).
+ip netns add "$target_ns"
+ip -n "$target_ns" link set lo up
+ip link add veth-s type veth peer name veth-t netns "$target_ns"
+ip addr add 10.19.0.1/24 dev veth-s
+ip link set veth-s up
+ip -n "$target_ns" addr add 10.19.0.2/24 dev veth-t
+ip -n "$target_ns" link set veth-t up
+limit_tcp="22,80,150"
+limit_udp="7,53,123"
+ip netns exec "$target_ns" python3 - "$limit_tcp" "$limit_udp" >"$work/target.log" 2>&1 <<'PY' &
+import socket, sys, threading, time
+keep = []
+for port in map(int, sys.argv[1].split(",")):
+    tcp = socket.socket(); tcp.bind(("10.19.0.2", port)); tcp.listen(1024); keep.append(tcp)
+for port in map(int, sys.argv[2].split(",")):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.bind(("10.19.0.2", port))
+    def echo(s=udp):
+        while True:
+            data, peer = s.recvfrom(2048); s.sendto(data, peer)
+    threading.Thread(target=echo, daemon=True).start()
+print("ready", flush=True)
+time.sleep(86400)
+PY
+target_pid=$!
+for _ in $(seq 50); do grep -q ready "$work/target.log" 2>/dev/null && break; sleep 0.1; done
+
+# limits RULE: the target's firewall limits what RULE matches to 50 packets/s.
+limits() {
+  ip netns exec "$target_ns" nft delete table inet bench 2>/dev/null || true
+  [ -z "$1" ] && return
+  ip netns exec "$target_ns" nft -f - <<NFT
+table inet bench {
+  chain out { type filter hook output priority 0; $1 limit rate over 50/second burst 5 packets drop; }
+}
+NFT
+}
+
+# exact CASE TOOL UP OPEN CLOSED command...: runs the command (its grepable output on
+# stdout), records "CASE TOOL seconds exact", exact when the hosts up, the open ports and
+# the number of closed ports are the fixture's.
+exact() {
+  local case=$1 tool=$2 up=$3 open=$4 closed=$5; shift 5
+  local start end
+  start=$(date +%s.%N)
+  "$@" >"$work/out" 2>/dev/null || true
+  end=$(date +%s.%N)
+  python3 - "$work/out" "$up" "$open" "$closed" "$case" "$tool" "$start" "$end" >>"$work/limit-runs" <<'PY'
+import re, sys
+path, up, opens, closed, case, tool, start, end = sys.argv[1:]
+seen_up, seen_open, seen_closed = set(), set(), 0
+for line in open(path):
+    m = re.match(r"Host: (\S+) .*Status: Up", line)
+    if m:
+        seen_up.add(m.group(1))
+    m = re.match(r"Host: (\S+) .*Ports: ([^\t\n]*)(?:\tIgnored State: (\S+) \((\d+)\))?", line)
+    if m:
+        for entry in m.group(2).split(", "):
+            fields = entry.split("/")
+            if fields[1] == "open":
+                seen_open.add(fields[0].strip())
+            elif fields[1] == "closed":
+                seen_closed += 1
+        if m.group(3) == "closed":
+            seen_closed += int(m.group(4))
+ok = seen_up == set(up.split(",")) and seen_open == set(opens.split(",")) and seen_closed == int(closed)
+print(case, tool, float(end) - float(start), int(ok))
+PY
+}
+
+t=10.19.0.2
+for _ in $(seq "$limit_rounds"); do
+  ip netns exec "$target_ns" sysctl -qw net.ipv4.icmp_ratelimit=1000
+  limits "tcp flags & rst == rst"
+  exact rst-connect socketeer $t "$limit_tcp" 297 "$bin" scan $t -p 1-300 -oG -
+  exact rst-connect nmap $t "$limit_tcp" 297 nmap -sT -n -p 1-300 $t -oG -
+  exact rst-syn socketeer $t "$limit_tcp" 297 "$bin" scan $t -p 1-300 --syn -oG -
+  exact rst-syn nmap $t "$limit_tcp" 297 nmap -sS -n -p 1-300 $t -oG -
+  # Only the firewall's limit: the kernel's own is off for this case.
+  ip netns exec "$target_ns" sysctl -qw net.ipv4.icmp_ratelimit=0
+  limits "icmp type destination-unreachable"
+  exact icmp-nft socketeer $t "$limit_udp" 297 "$bin" scan $t -p 1-300 --udp -oG -
+  exact icmp-nft nmap $t "$limit_udp" 297 nmap -sU -n -p 1-300 $t -oG -
+  ip netns exec "$target_ns" sysctl -qw net.ipv4.icmp_ratelimit=1000
+  limits ""
+  exact icmp-kernel socketeer $t 7 29 "$bin" scan $t -p 1-30 --udp -oG -
+  exact icmp-kernel nmap $t 7 29 nmap -sU -n -p 1-30 $t -oG -
+  exact absent-28 socketeer $t "$limit_tcp" 1021 "$bin" scan 10.19.0.2-14 -p 1-1024 --syn -oG -
+  exact absent-28 nmap $t "$limit_tcp" 1021 nmap -sS -n -p 1-1024 10.19.0.2-14 -oG -
+done
+
+echo
+echo "Targets that limit their answers, or are absent ($limit_rounds rounds):"
+echo
+python3 - "$work/limit-runs" "$limit_rounds" <<'PY'
+import statistics, sys
+path, rounds = sys.argv[1], int(sys.argv[2])
+runs = {}
+for line in open(path):
+    case, tool, secs, ok = line.split()
+    runs.setdefault((case, tool), []).append((float(secs), int(ok)))
+titles = {
+    "rst-connect": "nft: 50 resets/s, TCP 1-300, connect (-sT)",
+    "rst-syn": "nft: 50 resets/s, TCP 1-300, SYN (-sS)",
+    "icmp-nft": "nft: 50 ICMP errors/s, UDP 1-300 (-sU)",
+    "icmp-kernel": "kernel's default ICMP limit, UDP 1-30 (-sU)",
+    "absent-28": "/28, 1 of 13 addresses there, TCP 1-1024, SYN (-sS)",
+}
+print("| case | socketeer time | exact | nmap time | exact | ratio (socketeer / nmap) |")
+print("|---|---|---|---|---|---|")
+for case, title in titles.items():
+    ours, theirs = runs.get((case, "socketeer"), []), runs.get((case, "nmap"), [])
+    if not ours or not theirs:
+        continue
+    t, n = statistics.median(s for s, _ in ours), statistics.median(s for s, _ in theirs)
+    print(f"| {title} | {t:.2f} s | {sum(o for _, o in ours)}/{rounds} | {n:.2f} s | {sum(o for _, o in theirs)}/{rounds} | {t / n:.2f}x |")
 PY

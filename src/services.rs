@@ -2,12 +2,13 @@
 //!
 //! Names follow the IANA Service Name and Transport Protocol Port Number
 //! Registry (public assignments), plus a few long-standing de-facto ports
-//! (8080 http-alt, 3389 ms-wbt-server, 5900 vnc, ...). Each list is ranked by
-//! how often the service is met on real hosts, most common first, which is
-//! what `--top-ports N` takes the first N of. The ranking is this project's
-//! own judgement, not data from another scanner; nothing is read at run time.
+//! (8080 http-alt, 3389 ms-wbt-server, 5900 vnc, ...). The order of a list
+//! ranks nothing; it only decides which port a name shared by several stands
+//! for (the first). `--top-ports` does not use it: it takes nmap's frequency
+//! data from the system when nmap is installed, else these ports in
+//! port-number order (see `scan::ranking`).
 
-/// TCP services, most common first.
+/// TCP services.
 #[rustfmt::skip]
 pub const TCP: &[(u16, &str)] = &[
     (80, "http"), (443, "https"), (22, "ssh"), (21, "ftp"), (25, "smtp"),
@@ -78,7 +79,7 @@ pub const TCP: &[(u16, &str)] = &[
     (31337, "elite"), (44818, "EtherNet-IP-2"), (47808, "bacnet"), (50050, "cobalt-strike"), (55553, "metasploit-rpc"),
 ];
 
-/// UDP services, most common first.
+/// UDP services.
 #[rustfmt::skip]
 pub const UDP: &[(u16, &str)] = &[
     (53, "domain"), (123, "ntp"), (161, "snmp"), (137, "netbios-ns"), (138, "netbios-dgm"),

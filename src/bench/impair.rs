@@ -9,7 +9,10 @@
 //!   minus the delay minus the proxy's own one-way time without delay. The
 //!   sink reads kernel receive timestamps, so the error is the proxy's, not
 //!   the sink's wake-up;
-//! - rate: a flow offered at 1.5x a rate limit; the sink's measured rate vs the limit.
+//! - rate: a flow offered at 1.5x a rate limit; the sink's measured rate vs the limit;
+//! - tun-forward, tun-delay: forwarding and delay again, through `impair
+//!   --tun`'s path between two namespaces instead of the proxy (root only,
+//!   see `src/bench/impair_tun.rs`).
 //!
 //! Source and sink are plain threads with blocking sockets: the bench must
 //! not be the bottleneck it measures.
@@ -66,7 +69,7 @@ fn loopback() -> io::Result<UdpSocket> {
 
 /// A sink that counts what arrives until `stop`, skipping the first `warmup`:
 /// returns (datagrams, bytes, seconds counted).
-fn count_arrivals(
+pub(super) fn count_arrivals(
     sink: UdpSocket,
     stop: Arc<AtomicBool>,
     warmup: Duration,
@@ -92,10 +95,15 @@ fn count_arrivals(
     })
 }
 
-/// Sends `DATAGRAM`-byte datagrams to `target` for `duration`, at most at
-/// `pace` bytes per second (as fast as possible without one).
-fn blast(target: SocketAddr, duration: Duration, pace: Option<f64>) -> io::Result<()> {
-    let source = loopback()?;
+/// Sends `DATAGRAM`-byte datagrams from `source` to `target` for
+/// `duration`, at most at `pace` bytes per second (as fast as possible
+/// without one).
+pub(super) fn blast(
+    source: UdpSocket,
+    target: SocketAddr,
+    duration: Duration,
+    pace: Option<f64>,
+) -> io::Result<()> {
     source.connect(target)?;
     let payload = vec![0x5a; DATAGRAM];
     let started = Instant::now();
@@ -134,9 +142,9 @@ fn forwarding_rate(duration: Duration, via: Option<ImpairmentConfig>) -> io::Res
     let counter = count_arrivals(sink, stop.clone(), Duration::from_millis(200));
     match via {
         Some(config) => with_proxy(sink_addr, (config, config), THROUGHPUT_REALTIME, |proxy| {
-            blast(proxy, duration, None)
+            blast(loopback()?, proxy, duration, None)
         })?,
-        None => blast(sink_addr, duration, None)?,
+        None => blast(loopback()?, sink_addr, duration, None)?,
     }
     thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
@@ -191,8 +199,25 @@ fn windowed_rate(target: SocketAddr, window: usize, duration: Duration) -> io::R
 /// `config`, sorted. The sink reads the kernel's receive timestamps, so how
 /// late it looks at its socket does not count.
 fn one_way_times(config: ImpairmentConfig, duration: Duration, realtime: bool) -> io::Result<Vec<Duration>> {
-    let sink = BatchSocket::new(loopback()?)?.with_kernel_times()?;
-    let sink_addr = sink.socket().local_addr()?;
+    let sink = loopback()?;
+    let sink_addr = sink.local_addr()?;
+    with_proxy(sink_addr, (config, config), realtime, |proxy| {
+        probe_one_way(sink, loopback()?, proxy, config.delay, duration, realtime)
+    })
+}
+
+/// One-way times, sorted, of probes sent every millisecond for `duration`
+/// from `source` to `target`, a path (delayed by `delay`) that ends at
+/// `sink`.
+pub(super) fn probe_one_way(
+    sink: UdpSocket,
+    source: UdpSocket,
+    target: SocketAddr,
+    delay: Duration,
+    duration: Duration,
+    realtime: bool,
+) -> io::Result<Vec<Duration>> {
+    let sink = BatchSocket::new(sink)?.with_kernel_times()?;
     let stop = Arc::new(AtomicBool::new(false));
     let stop_sink = stop.clone();
     let receiver = thread::spawn(move || {
@@ -211,28 +236,32 @@ fn one_way_times(config: ImpairmentConfig, duration: Duration, realtime: bool) -
         }
         times
     });
-    with_proxy(sink_addr, (config, config), realtime, |proxy| {
-        // The source stamps each probe just before sending it; a preemption
-        // between the two would count against the proxy.
-        if realtime && let Err(e) = crate::poll::make_realtime() {
-            tracing::warn!(error = %e, "the probe source cannot run in real time");
-        }
-        let source = loopback()?;
-        source.connect(proxy)?;
-        let started = Instant::now();
-        for probe in 1.. {
-            let due = Duration::from_millis(probe);
-            if due > duration {
-                break;
-            }
-            thread::sleep(due.saturating_sub(started.elapsed()));
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            source.send(&now.as_nanos().to_be_bytes())?;
-        }
-        thread::sleep(config.delay + Duration::from_millis(20));
-        Ok(())
-    })?;
+    // The source stamps each probe just before sending it; a preemption
+    // between the two would count against the path.
+    let sent = thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                if realtime && let Err(e) = crate::poll::make_realtime() {
+                    tracing::warn!(error = %e, "the probe source cannot run in real time");
+                }
+                source.connect(target)?;
+                let started = Instant::now();
+                for probe in 1.. {
+                    let due = Duration::from_millis(probe);
+                    if due > duration {
+                        break;
+                    }
+                    thread::sleep(due.saturating_sub(started.elapsed()));
+                    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                    source.send(&now.as_nanos().to_be_bytes())?;
+                }
+                thread::sleep(delay + Duration::from_millis(20));
+                Ok::<_, io::Error>(())
+            })
+            .join()
+    });
     stop.store(true, Ordering::Relaxed);
+    sent.map_err(|_| io::Error::other("the probe source panicked"))??;
     let mut times = receiver.join().map_err(|_| io::Error::other("sink panicked"))?;
     times.sort_unstable();
     Ok(times)
@@ -243,7 +272,7 @@ fn one_way_times(config: ImpairmentConfig, duration: Duration, realtime: bool) -
 pub struct ImpairBench {
     /// Length of each measurement.
     pub duration: Duration,
-    /// Run these scenarios: forward, window, delay, rate.
+    /// Run these scenarios: forward, window, delay, rate, tun-forward, tun-delay.
     pub scenarios: Vec<String>,
     /// Run the proxy in the real-time scheduling class where timing is
     /// measured (delay and rate).
@@ -262,9 +291,11 @@ impl ImpairBench {
     pub fn run(&self, mut row: impl FnMut(Row) -> io::Result<()>) -> io::Result<()> {
         let d = self.duration;
         let transparent = ImpairmentConfig::default();
+        let mut proxy_forward = None;
         if self.wants("forward") {
             let direct = forwarding_rate(d, None)?;
             let proxied = forwarding_rate(d, Some(transparent))?;
+            proxy_forward = Some(proxied);
             row(Row {
                 scenario: "forward",
                 setting: format!("{DATAGRAM}-byte datagrams"),
@@ -336,7 +367,7 @@ impl ImpairBench {
                 })?;
             }
         }
-        Ok(())
+        super::impair_tun::run(d, self.realtime, |s| self.wants(s), proxy_forward, &mut row)
     }
 }
 
@@ -352,7 +383,9 @@ fn limited_rate(
     let sink_addr = sink.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
     let counter = count_arrivals(sink, stop.clone(), Duration::from_millis(300));
-    with_proxy(sink_addr, (config, config), realtime, |proxy| blast(proxy, duration, Some(offered)))?;
+    with_proxy(sink_addr, (config, config), realtime, |proxy| {
+        blast(loopback()?, proxy, duration, Some(offered))
+    })?;
     stop.store(true, Ordering::Relaxed);
     let (_, bytes, seconds) = counter.join().map_err(|_| io::Error::other("sink panicked"))?;
     Ok(bytes as f64 / seconds.max(1e-9))

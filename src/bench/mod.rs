@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod echo;
 pub mod impair;
+mod impair_tun;
 pub mod transfer;
 
 use std::io;

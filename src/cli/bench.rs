@@ -92,7 +92,7 @@ pub struct ImpairArgs {
     #[arg(short, long, value_name = "DURATION", default_value = "2s", value_parser = positive_duration)]
     duration: Duration,
     /// Run only these scenarios, comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = ["forward", "window", "delay", "rate"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["forward", "window", "delay", "rate", "tun-forward", "tun-delay"])]
     scenario: Vec<String>,
     /// Run the proxy in the real-time scheduling class for the delay and rate
     /// scenarios (needs root or CAP_SYS_NICE); throughput is measured without it.

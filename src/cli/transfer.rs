@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use clap::{Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use socketeer::net::{Target, Transports};
-use socketeer::poll::Waker;
 use socketeer::shutdown;
 use socketeer::transfer::driver::{self, REPORT_QUEUE, ServerEvent, TransferServer};
 use socketeer::transfer::session::check_name;
@@ -265,30 +264,28 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         name,
         size,
     };
-    let waker = Waker::new()?;
-    let stop = waker.clone();
     let bar = progress_bar(size);
     let progress = bar.clone();
     let mut last_drawn = Instant::now();
-    let sending = tokio::task::spawn_blocking(move || {
-        driver::send(input, &targets, config, &waker, |stats: &SenderStats| {
-            if last_drawn.elapsed() >= Duration::from_millis(100) {
-                last_drawn = Instant::now();
-                progress.set_position(stats.bytes_acked);
-                progress.set_message(format!("{} resent", stats.retransmitted));
-            }
-        })
-    });
-    let report = tokio::select! {
-        report = sending => report?,
-        _ = shutdown::signal() => {
-            stop.stop();
-            bar.finish_and_clear();
-            anyhow::bail!("interrupted; the receiver keeps nothing");
+    let mut sending = driver::spawn_send(input, targets, config, move |stats: &SenderStats| {
+        if last_drawn.elapsed() >= Duration::from_millis(100) {
+            last_drawn = Instant::now();
+            progress.set_position(stats.bytes_acked);
+            progress.set_message(format!("{} resent", stats.retransmitted));
         }
+    })?;
+    let interrupted = tokio::select! {
+        () = sending.finished() => false,
+        _ = shutdown::signal() => true,
     };
+    // Stopping an interrupted sender tells the receiver; a finished one joins at once.
+    let report = tokio::task::spawn_blocking(move || sending.stop()).await?;
     bar.finish_and_clear();
-    Output::new(args.json).emit("summary", &report?)?;
+    if interrupted {
+        anyhow::bail!("interrupted; the receiver keeps nothing");
+    }
+    Output::new(args.json)
+        .emit("summary", &report.map_err(|died| anyhow::anyhow!("the sender stopped: {died}"))??)?;
     Ok(())
 }
 

@@ -157,7 +157,7 @@ pub fn run(config: TcpUdpConfig) -> Result<TcpUdpReport, LabError> {
 /// Runs `make` (a socket's creation) at `end`: the socket belongs to that
 /// end's namespace from then on, whichever thread uses it.
 fn at<T: Send>(end: &End, make: impl FnOnce() -> std::io::Result<T> + Send) -> Result<T, LabError> {
-    end.run(make)?.map_err(LabError::io(format!("making a socket in {}", end.name())))
+    end.open(make).map_err(LabError::io(format!("making a socket in {}", end.name())))
 }
 
 /// The message with sequence number `seq`: the number, then filler.

@@ -24,7 +24,7 @@ pub mod poller;
 pub mod thread;
 
 pub use poller::Poller;
-pub use thread::{DeathWatch, DriverDied, DriverThread, spawn};
+pub use thread::{DeathWatch, DriverDied, DriverThread, spawn, spawn_reporting};
 
 /// How far before a deadline a long wait ends.
 pub const EARLY_WAKE: Duration = Duration::from_millis(1);

@@ -48,6 +48,21 @@ where
     T: Send + 'static,
     F: FnOnce(&Waker) -> io::Result<T> + Send + 'static,
 {
+    spawn_reporting(name, body, |_| {})
+}
+
+/// As [`spawn`], and if the loop dies (an error or a panic), `obituary` is
+/// called with why, on the dying thread: for an owner that learns of
+/// events through a channel rather than by watching [`DriverThread::finished`].
+///
+/// # Errors
+/// When the waker or the thread cannot be created.
+pub fn spawn_reporting<T, F, R>(name: &str, body: F, obituary: R) -> io::Result<DriverThread<T>>
+where
+    T: Send + 'static,
+    F: FnOnce(&Waker) -> io::Result<T> + Send + 'static,
+    R: FnOnce(&DriverDied) + Send + 'static,
+{
     let waker = Waker::new()?;
     let loop_waker = waker.clone();
     let death = Arc::new(OnceLock::new());
@@ -57,17 +72,14 @@ where
         // Dropped when the thread ends, whatever way: `finished` sees it.
         let _ended = ended_tx;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&loop_waker)));
-        match outcome {
-            Ok(Ok(value)) => Some(value),
-            Ok(Err(e)) => {
-                let _ = loop_death.set(DriverDied::Failed(crate::net::describe(&e)));
-                None
-            }
-            Err(panic) => {
-                let _ = loop_death.set(DriverDied::Panicked(panic_message(panic.as_ref())));
-                None
-            }
-        }
+        let died = match outcome {
+            Ok(Ok(value)) => return Some(value),
+            Ok(Err(e)) => DriverDied::Failed(crate::net::describe(&e)),
+            Err(panic) => DriverDied::Panicked(panic_message(panic.as_ref())),
+        };
+        obituary(&died);
+        let _ = loop_death.set(died);
+        None
     })?;
     Ok(DriverThread { waker, thread, ended: Some(ended), death })
 }
@@ -158,5 +170,36 @@ mod tests {
         panicked.finished().await;
         assert_eq!(watch.death(), Some(DriverDied::Panicked("a bug".to_owned())));
         assert_eq!(panicked.stop(), Err(DriverDied::Panicked("a bug".to_owned())));
+    }
+
+    #[test]
+    fn a_dying_loop_sends_its_obituary_and_a_stopped_one_does_not() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let told = tx.clone();
+        let dying = spawn_reporting::<(), _, _>(
+            "test",
+            |_| panic!("a bug"),
+            move |why| {
+                let _ = told.send(why.clone());
+            },
+        )
+        .unwrap();
+        assert_eq!(rx.recv().unwrap(), DriverDied::Panicked("a bug".to_owned()));
+        assert!(dying.stop().is_err());
+        let stopped = spawn_reporting(
+            "test",
+            |waker| {
+                while !waker.is_stopped() {
+                    super::super::wait(&[waker.as_fd()], None)?;
+                }
+                Ok(1)
+            },
+            move |why| {
+                let _ = tx.send(why.clone());
+            },
+        )
+        .unwrap();
+        assert_eq!(stopped.stop(), Ok(1));
+        assert!(rx.try_recv().is_err(), "no obituary for a loop that was stopped");
     }
 }

@@ -5,8 +5,10 @@
 //! |---|---|---|
 //! | [`ports`], [`crate::services`] | the port syntax and the built-in service table | nothing (pure) |
 //! | [`targets`] | target syntax, lazily expanded, with excludes | nothing (pure) |
+//! | [`ranking`] | which ports `--top-ports` takes (nmap-services when installed) | reads a file |
 //! | [`schedule`] | the probe window, timeouts from the send, retries, pacing, back-off | nothing (sans-IO) |
 //! | `tcp`, `udp`, `syn` | one reactor each (a thread with its own epoll), driving a scheduler | sockets |
+//! | `discovery` | which hosts are there (TCP and ICMP pings, the kernel's ARP table) | sockets (tokio, raw ICMP) |
 //! | `followup` | confirms open ports on this machine, reads banners | sockets (tokio) |
 //! | [`report`] | verdicts and the summary | nothing |
 //!
@@ -22,10 +24,12 @@
 //! is confirmed with a second connection before it is reported, so two of
 //! our own probes that happen to open each other are not taken for a service.
 
+mod discovery;
 mod followup;
 pub mod packet;
 mod payloads;
 pub mod ports;
+pub mod ranking;
 pub mod report;
 mod results;
 pub mod schedule;
@@ -93,6 +97,9 @@ pub struct ScanConfig {
     pub banner: Option<Duration>,
     /// Report every port's verdict, not only open ones.
     pub report_all: bool,
+    /// Find out which hosts are there before scanning their ports (false:
+    /// nmap's `-Pn`, every host is scanned).
+    pub discover: bool,
 }
 
 impl Default for ScanConfig {
@@ -111,6 +118,7 @@ impl Default for ScanConfig {
             threads: None,
             banner: None,
             report_all: false,
+            discover: true,
         }
     }
 }
@@ -229,6 +237,15 @@ pub async fn run(
         if group.len() == 0 || progress.stopped() {
             break;
         }
+        let group = if config.discover {
+            let group = discover_hosts(group, config.timeout, &mut sink, &mut summary).await?;
+            if group.len() == 0 {
+                continue;
+            }
+            group
+        } else {
+            group
+        };
         progress.total.fetch_add(plan.ports_per_host() * group.len() as u64, Ordering::Relaxed);
         scan_group(group, &plan, &progress, &mut sink, &mut summary).await?;
     }
@@ -248,6 +265,15 @@ async fn next_group(
     while group.len() < GROUP_HOSTS {
         match hosts.next() {
             Some(Host::Addr(ip)) => group.push(ip, 0, None),
+            Some(Host::Scoped { ip, zone }) => match zone_index(&zone) {
+                Some(scope) if !hosts.is_excluded(IpAddr::V6(ip)) => group.push(IpAddr::V6(ip), scope, None),
+                Some(_) => {}
+                None => {
+                    summary.unresolved += 1;
+                    let (host, error) = (format!("{ip}%{zone}"), format!("no interface '{zone}'"));
+                    sink(Event::Unresolved { host, error }).map_err(ScanError::Sink)?;
+                }
+            },
             Some(Host::Name(name)) => match resolve(&name).await {
                 Ok(ips) => {
                     let name: Arc<str> = name.into();
@@ -264,6 +290,36 @@ async fn next_group(
         }
     }
     Ok(group)
+}
+
+/// An IPv6 zone's interface index: a number as it is, a name looked up.
+fn zone_index(zone: &str) -> Option<u32> {
+    zone.parse().ok().or_else(|| nix::net::if_::if_nametoindex(zone).ok())
+}
+
+/// The hosts of `group` that answered discovery (each with how); the others
+/// are reported down at once, and their ports are not scanned.
+async fn discover_hosts(
+    group: Group,
+    timeout: Duration,
+    sink: &mut impl FnMut(Event) -> io::Result<()>,
+    summary: &mut Summary,
+) -> Result<Group, ScanError> {
+    let addrs: Vec<(IpAddr, u32)> = group.ips.iter().copied().zip(group.scopes.iter().copied()).collect();
+    let found = discovery::discover(&addrs, timeout).await;
+    let mut up = Group::default();
+    for (i, reason) in found.into_iter().enumerate() {
+        let (ip, scope, name) = (group.ips[i], group.scopes[i], group.names[i].clone());
+        match reason {
+            Some(reason) => up.push_discovered(ip, scope, name, reason),
+            None => {
+                let host = HostReport::down(ip, name);
+                summary.add_host(&host);
+                sink(Event::Host(host)).map_err(ScanError::Sink)?;
+            }
+        }
+    }
+    Ok(up)
 }
 
 /// Scans one group on blocking threads, confirms and reads banners of open

@@ -1,5 +1,5 @@
 //! The port syntax: `22,80,1000-2000`, `-` (all), `U:53,T:8000-8100`,
-//! service names (`http,ssh`), and `--top-ports N` from the built-in table.
+//! and service names (`http,ssh`); `--top-ports N` is [`super::ranking`]'s.
 //!
 //! A spec is a comma-separated list of items. An item is a port (`80`), a
 //! range (`1000-2000`, `-1024` from 1, `60000-` to 65535, `-` for all), or a
@@ -171,21 +171,6 @@ impl FromStr for PortSpec {
 }
 
 impl PortSpec {
-    /// The first `n` ports of the built-in ranking for each transport.
-    ///
-    /// # Errors
-    /// [`PortSpecError::InvalidPort`] when `n` is 0 or larger than the table.
-    pub fn top(n: usize) -> Result<PortSpec, TopPortsError> {
-        let most = services::TCP.len().max(services::UDP.len());
-        if n == 0 || n > most {
-            return Err(TopPortsError { asked: n, most });
-        }
-        let mut spec = PortSpec::default();
-        services::TCP.iter().take(n).for_each(|&(port, _)| spec.tcp.insert(port));
-        services::UDP.iter().take(n).for_each(|&(port, _)| spec.udp.insert(port));
-        Ok(spec)
-    }
-
     /// Every port over both transports.
     pub fn all() -> PortSpec {
         PortSpec { tcp: PortSet::all(), udp: PortSet::all() }
@@ -242,16 +227,6 @@ impl PortSpec {
             self.udp.union_with(udp);
         }
     }
-}
-
-/// `--top-ports` asked for more ports than the table ranks.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("--top-ports {asked}: the built-in table ranks 1 to {most} ports; use -p for more")]
-pub struct TopPortsError {
-    /// The number asked for.
-    pub asked: usize,
-    /// The table's size.
-    pub most: usize,
 }
 
 /// `N`, `N-M`, `-M`, `N-` or `-`.
@@ -350,16 +325,6 @@ mod tests {
         assert!(bad("").starts_with("empty port list item"));
         assert!(bad("T:").starts_with("empty port list item"));
         assert_eq!(bad("gopherish"), "unknown service name 'gopherish'; use a port number");
-    }
-
-    #[test]
-    fn top_ports_come_from_the_ranked_table() {
-        let top = PortSpec::top(3).unwrap();
-        assert_eq!(ports(&top.tcp), [22, 80, 443]);
-        assert_eq!(ports(&top.udp), [53, 123, 161]);
-        assert!(PortSpec::top(0).is_err());
-        let too_many = PortSpec::top(100_000).unwrap_err();
-        assert!(too_many.to_string().contains(&services::TCP.len().to_string()));
     }
 
     #[test]

@@ -296,6 +296,23 @@ impl Summary {
     }
 }
 
+impl HostReport {
+    /// A host that answered no discovery probe: down, no port scanned.
+    pub fn down(ip: IpAddr, host: Option<Arc<str>>) -> HostReport {
+        HostReport {
+            ip,
+            host,
+            status: HostStatus::Down,
+            reason: HostReason::NoResponse,
+            ports: Vec::new(),
+            counts: StateCounts::default(),
+            throttled: None,
+            incomplete: false,
+            srtt: None,
+        }
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.partial {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::ports;
-use super::report::{HostReason, HostReport, HostStatus, PortReport, PortState, StateCounts};
+use super::report::{HostReport, HostStatus, PortReport, PortState, StateCounts};
 use super::schedule::HostNotes;
 use super::worker::{Group, HostShare};
 use crate::net::Transport;
@@ -27,11 +27,12 @@ impl GroupResults {
             .ips
             .iter()
             .zip(&group.names)
-            .map(|(&ip, name)| HostReport {
+            .zip(&group.reasons)
+            .map(|((&ip, name), &reason)| HostReport {
                 ip,
                 host: name.clone(),
                 status: HostStatus::Up,
-                reason: HostReason::UserSet,
+                reason,
                 ports: Vec::new(),
                 counts: StateCounts::default(),
                 throttled: None,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::report::{PortReport, PortState, Reason, StateCounts};
+use super::report::{HostReason, PortReport, PortState, Reason, StateCounts};
 use super::schedule::throttle::SharedThrottle;
 use super::schedule::{HostNotes, Mark, Probe, ScheduleConfig, Scheduler};
 use super::{Progress, ScanConfig, TcpMethod, ports, syn, tcp, udp};
@@ -86,13 +86,22 @@ pub(super) struct Group {
     pub names: Vec<Option<Arc<str>>>,
     /// The IPv6 zone (interface index) of each address; 0 for none.
     pub scopes: Vec<u32>,
+    /// Why each host is taken to be up.
+    pub reasons: Vec<HostReason>,
 }
 
 impl Group {
+    /// Adds a host not asked whether it is up (yet).
     pub fn push(&mut self, ip: IpAddr, scope: u32, name: Option<Arc<str>>) {
+        self.push_discovered(ip, scope, name, HostReason::UserSet);
+    }
+
+    /// Adds a host that answered discovery, and how.
+    pub fn push_discovered(&mut self, ip: IpAddr, scope: u32, name: Option<Arc<str>>, reason: HostReason) {
         self.ips.push(ip);
         self.scopes.push(scope);
         self.names.push(name);
+        self.reasons.push(reason);
     }
 
     pub fn len(&self) -> usize {

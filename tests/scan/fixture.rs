@@ -8,7 +8,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
 use std::thread;
 
-use crate::util::{Finished, require, run, run_command};
+use crate::util::{Finished, require};
 
 /// Runs `f` on a thread of its own inside a new network namespace with its
 /// loopback up; sockets it opens and programs it starts live there too.
@@ -109,34 +109,13 @@ pub fn set(items: &[(&str, u16, &str)]) -> BTreeSet<(String, u16, String)> {
     items.iter().map(|&(ip, port, t)| (ip.to_owned(), port, t.to_owned())).collect()
 }
 
-/// nmap's verdicts from its greppable output: listed ports, and the
-/// "Ignored State" for the rest of `ports`.
+/// nmap's verdicts on 127.0.0.1.
 pub fn nmap_verdicts(args: &[&str], ports: &[u16]) -> BTreeMap<u16, String> {
-    require("nmap", "nmap");
-    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let out = run_command(
-        Command::new("nmap").args(args).args(["-n", "-Pn", "-oG", "-", "-p", &list.join(","), "127.0.0.1"]),
-        b"",
-    );
-    assert!(out.status.success(), "nmap failed: {out:#?}");
-    let line = out.stdout.lines().find(|l| l.contains("Ports: ")).unwrap_or_else(|| panic!("{}", out.stdout));
-    let ignored =
-        line.split("Ignored State: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("");
-    let mut verdicts: BTreeMap<u16, String> = ports.iter().map(|&p| (p, ignored.to_owned())).collect();
-    let listed = line.split("Ports: ").nth(1).unwrap().split('\t').next().unwrap();
-    for entry in listed.split(", ") {
-        let fields: Vec<&str> = entry.split('/').collect();
-        verdicts.insert(fields[0].trim().parse().unwrap(), fields[1].to_owned());
-    }
-    verdicts
+    super::link::nmaps("127.0.0.1", ports.iter().copied(), args)
 }
 
+/// Our verdicts on 127.0.0.1.
 pub fn our_verdicts(args: &[&str], ports: &[u16]) -> BTreeMap<u16, String> {
     let list: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let joined = list.join(",");
-    let mut all = vec!["scan", "127.0.0.1", "-p", &joined, "--all", "--json"];
-    all.extend_from_slice(args);
-    let out = run(&all, b"");
-    assert!(out.code().is_some_and(|c| c <= 1), "{out:#?}");
-    verdicts(&out).into_iter().map(|((_, port, _), state)| (port, state)).collect()
+    super::link::ours("127.0.0.1", &list.join(","), args).0
 }

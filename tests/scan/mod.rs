@@ -8,7 +8,9 @@
 //! namespace against the same fixture.
 
 pub(crate) mod fixture;
+mod link;
 mod output;
+mod throttled;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
@@ -186,6 +188,34 @@ fn targets_from_a_file_ranges_and_excludes() {
         assert_eq!(open_set(&out), set(&[("127.0.0.1", port, "tcp")]));
         assert!(out.stderr.contains("cannot resolve 'no-such-host.invalid'"), "{}", out.stderr);
         assert_eq!(summary(&out)["unresolved"], 1);
+    });
+}
+
+/// nmap's target forms (issue 19): octet lists, and IPv6 addresses with a zone.
+#[test]
+fn octet_lists_and_zones_are_targets() {
+    in_private_netns(|| {
+        let port = tcp_listeners("127.0.0.2", &[0], None)[0];
+        tcp_listeners("::1", &[port], None);
+        let p = port.to_string();
+        let out = run(&["scan", "127.0.0.1,2", "::1%lo", "-p", &p, "--json"], b"");
+        assert_eq!(open_set(&out), set(&[("127.0.0.2", port, "tcp"), ("::1", port, "tcp")]), "{out:#?}");
+        assert_eq!(summary(&out)["hosts"], 3);
+        let out = run(&["scan", "::1%no-such-if", "-p", &p, "--json"], b"");
+        assert!(out.stderr.contains("no interface 'no-such-if'"), "{}", out.stderr);
+    });
+}
+
+/// `--top-ports` takes as many ports as asked, per transport (issue 19).
+#[test]
+fn top_ports_gives_as_many_ports_as_asked() {
+    in_private_netns(|| {
+        let out = run(&["scan", "127.0.0.1", "--top-ports", "1000", "--json"], b"");
+        assert_eq!(summary(&out)["ports"]["closed"], 1000, "{}", out.stdout);
+        let out = run(&["scan", "127.0.0.1", "--udp", "--top-ports", "100", "--json"], b"");
+        assert_eq!(summary(&out)["ports"]["closed"], 100, "{}", out.stdout);
+        let fast = run(&["scan", "127.0.0.1", "-F", "--json"], b"");
+        assert_eq!(summary(&fast)["ports"]["closed"], 100, "{}", fast.stdout);
     });
 }
 

@@ -16,7 +16,8 @@ use std::time::Duration;
 use chrono::Local;
 use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
-use socketeer::scan::ports::{PortSpec, TopPortsError};
+use socketeer::scan::ports::PortSpec;
+use socketeer::scan::ranking::{Ranking, TopPortsError};
 use socketeer::scan::targets::{self, TargetSpec};
 use socketeer::scan::{self, Event, Progress, ScanConfig, Summary, TcpMethod};
 use socketeer::shutdown;
@@ -67,7 +68,10 @@ pub struct Args {
     /// prefixes. Default: every TCP port, and the built-in table's UDP ports.
     #[arg(short, long, value_name = "PORTS", allow_hyphen_values = true, conflicts_with = "top_ports")]
     ports: Option<String>,
-    /// Scan the N most common ports of the built-in table, per transport (-F: 100).
+    /// Scan the N most common ports per transport (-F: 100; 1 to 65535). The ranking is
+    /// nmap's own frequency data, read from its nmap-services file when nmap is installed
+    /// (/usr/share/nmap or /usr/local/share/nmap); without it, the built-in table of IANA
+    /// assignments in port order, then the other ports in order.
     #[arg(long, value_name = "N")]
     top_ports: Option<usize>,
     /// Leave these ports out (same syntax as -p).
@@ -122,9 +126,10 @@ pub struct Args {
     /// Never look names up in reverse (-n): socketeer never does; accepted for nmap's lines.
     #[arg(long, hide = true)]
     no_dns: bool,
-    /// Take every target to be up and scan its ports (-Pn): this scanner does no
-    /// host discovery yet, so this is what it always does.
-    #[arg(long, hide = true)]
+    /// Take every target to be up and scan its ports (-Pn). Without it, hosts are asked
+    /// first (TCP connects to ports 80 and 443, an ICMP echo with CAP_NET_RAW, the kernel's
+    /// ARP table on a local link); those that answer nothing are reported down, unscanned.
+    #[arg(long)]
     skip_discovery: bool,
     /// Output format on stdout: table, json (JSON Lines), grep, normal or xml (nmap's -oG,
     /// -oN and -oX layouts) or list (ip:port).
@@ -321,7 +326,11 @@ fn config(args: &Args) -> anyhow::Result<ScanConfig> {
     }
     let mut ports = match (&args.ports, args.top_ports) {
         (Some(spec), _) => spec.parse::<PortSpec>().map_err(|e| usage(&e))?,
-        (None, Some(n)) => PortSpec::top(n).map_err(|e: TopPortsError| usage(&e))?,
+        (None, Some(n)) => {
+            let ranking = Ranking::load();
+            tracing::debug!("--top-ports {n}: {}", ranking.describe());
+            ranking.spec(n).map_err(|e: TopPortsError| usage(&e))?
+        }
         (None, None) => PortSpec { tcp: PortSpec::all().tcp, udp: udp_table() },
     };
     if let Some(spec) = &args.exclude_ports {
@@ -369,6 +378,7 @@ fn config(args: &Args) -> anyhow::Result<ScanConfig> {
         banner: args.banner.then_some(args.banner_timeout),
         // nmap's formats list closed and filtered ports too.
         report_all: args.all || nmap_formats,
+        discover: !args.skip_discovery,
     })
 }
 

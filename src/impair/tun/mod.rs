@@ -222,6 +222,16 @@ impl End {
         }
     }
 
+    /// Runs `make` (a socket's creation, say) at this end and returns what
+    /// it made: a socket belongs to the namespace it was made in, whichever
+    /// thread uses it later.
+    ///
+    /// # Errors
+    /// What `make` returned, or why the end could not be entered.
+    pub fn open<T: Send>(&self, make: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+        self.run(make).map_err(io::Error::other)?
+    }
+
     /// Runs `work` on a thread of its own at this end and returns its result.
     ///
     /// # Errors

@@ -221,9 +221,15 @@ impl HostQueue {
             return false;
         }
         self.throttle.answered(now);
-        // A reset or ICMP error to a retry: the first attempt's answer was
-        // dropped, at the pace of the first attempt's time.
-        if state != PortState::Open && pending.attempt > 0 {
+        // Only a port's own refusal (a reset, an ICMP port unreachable) is
+        // evidence: it is the answer a limit drops, and silence would give
+        // another verdict. An unreachable (an address that fails ARP makes
+        // this machine report one, seconds late) is not, nor does it say
+        // what silence would not (filtered).
+        let refusal = state == PortState::Closed;
+        // A refusal to a retry: the first attempt's answer was dropped, at
+        // the pace of the first attempt's time.
+        if refusal && pending.attempt > 0 {
             self.loss(now, pending.first_sent.unwrap_or(sent));
         }
         if pending.control {
@@ -238,7 +244,7 @@ impl HostQueue {
             _ => {}
         }
         *mark = Mark::Answered(state, reason);
-        if state != PortState::Open && self.offered < CONTROLS {
+        if refusal && self.offered < CONTROLS {
             self.offered += 1;
             self.throttle.offer_control(pending.port, CONTROLS);
         }

@@ -1,7 +1,10 @@
 //! The only transfer code that touches sockets and files: one plain loop per
-//! side that feeds its engine, waits until the engine's deadline (precise to
-//! microseconds, [`crate::poll::wait`]), and sends what the engine writes, in
-//! batches ([`crate::batch`]). No protocol decision is made here.
+//! side, on the crate's one driver skeleton ([`crate::poll`]: a
+//! [`DriverThread`](crate::poll::DriverThread) that never dies in silence, a
+//! [`Poller`](crate::poll::Poller) kept for the loop's life, deadlines
+//! precise to microseconds), that feeds its engine, waits until the engine's
+//! deadline, and sends what the engine writes, in batches ([`crate::batch`]).
+//! No protocol decision is made here.
 //!
 //! [`send`] is the sending side; [`TransferServer`] the receiving one.
 
@@ -12,7 +15,7 @@ pub use recv::{
     FAULT_ENV, REPORT_QUEUE, ReceiveConfig, ReceiveReport, RunningServer, ServerEvent, StartError,
     TransferServer,
 };
-pub use send::{DriverError, SendReport, send};
+pub use send::{DriverError, SendReport, send, spawn_send};
 
 /// Receive rounds per wake-up before the loop sends and checks its timers.
 const ROUNDS: usize = 8;

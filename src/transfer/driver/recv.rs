@@ -8,18 +8,17 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::thread;
 use std::time::Instant;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::warn;
 
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
 use crate::net::Endpoint as NetEndpoint;
-use crate::poll::{self, Waker};
+use crate::poll::{self, DriverDied, DriverThread, Poller, Waker};
 use crate::server::{Service, ServiceError};
 use crate::shutdown::Shutdown;
 use crate::transfer::endpoint::admission::Caps;
@@ -221,23 +220,17 @@ impl Service for TransferServer {
     }
 }
 
-/// A receiving server running on its own thread.
+/// A receiving server running on its own driver thread.
 #[derive(Debug)]
 pub struct RunningServer {
-    waker: Waker,
-    thread: thread::JoinHandle<io::Result<()>>,
-    ended: Option<oneshot::Receiver<()>>,
+    driver: DriverThread<()>,
 }
 
 impl RunningServer {
     /// Completes when the receiving thread has ended, for whatever reason
     /// (stopped, failed or panicked). Cancel-safe.
     pub async fn finished(&mut self) {
-        if let Some(ended) = &mut self.ended {
-            // Sent or dropped as the thread ends: either way it has.
-            let _ = ended.await;
-            self.ended = None;
-        }
+        self.driver.finished().await;
     }
 
     /// Stops the server; transfers in progress are abandoned (their
@@ -246,13 +239,18 @@ impl RunningServer {
     /// # Errors
     /// When the loop failed or panicked.
     pub fn stop(self) -> Result<(), ServiceError> {
-        self.waker.stop();
-        match self.thread.join() {
-            Ok(ended) => ended.map_err(ServiceError::io("the receiving loop")),
-            Err(panic) => Err(ServiceError::panicked(&*panic)),
-        }
+        self.driver.stop().map_err(|died| match died {
+            DriverDied::Panicked(message) => ServiceError::Panicked(message),
+            DriverDied::Failed(why) => {
+                ServiceError::Io { context: "the receiving loop", error: io::Error::other(why) }
+            }
+        })
     }
 }
+
+/// The poller's tokens: the waker, then one per socket.
+const WAKER: u64 = 0;
+const FIRST_SOCKET: u64 = 1;
 
 /// Set to `panic` in the environment, the loop panics at its first datagram:
 /// how the tests check that a dead loop ends `transfer recv` with an error.
@@ -265,36 +263,27 @@ impl TransferServer {
     /// # Errors
     /// When the wake-up descriptor or the thread cannot be created.
     pub fn spawn(self) -> io::Result<RunningServer> {
-        let waker = Waker::new()?;
-        let loop_waker = waker.clone();
         let events = self.events.clone();
-        let (ended_tx, ended) = oneshot::channel();
-        let thread = thread::Builder::new().name("transfer".to_owned()).spawn(move || {
-            // Dropped as the thread ends, by return or by panic: `finished` sees both.
-            let _ended = ended_tx;
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.serve(&loop_waker)));
-            let failure = match &result {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(format!("the receiving loop failed: {e}")),
-                Err(panic) => {
-                    Some(format!("the receiving loop stopped: {}", ServiceError::panicked(&**panic)))
-                }
-            };
-            if let (Some(why), Some(events)) = (failure, events) {
+        let obituary = move |died: &DriverDied| {
+            if let Some(events) = events {
                 // Whoever listens must learn why; waiting for room is fine, nothing else is left to do.
-                let _ = events.blocking_send(ServerEvent::Failed(why));
+                let _ =
+                    events.blocking_send(ServerEvent::Failed(format!("the receiving loop stopped: {died}")));
             }
-            match result {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })?;
-        Ok(RunningServer { waker, thread, ended: Some(ended) })
+        };
+        let driver = poll::spawn_reporting("transfer", move |waker| self.serve(waker), obituary)?;
+        Ok(RunningServer { driver })
     }
 
     /// Receives until `waker` is stopped.
     fn serve(self, waker: &Waker) -> io::Result<()> {
         let sockets = self.sockets.into_iter().map(BatchSocket::new).collect::<io::Result<Vec<_>>>()?;
+        // One epoll set for the loop's life: no descriptor list rebuilt per wake-up.
+        let mut poller = Poller::new()?;
+        poller.add(waker.as_fd(), WAKER)?;
+        for (token, socket) in (FIRST_SOCKET..).zip(&sockets) {
+            poller.add(socket.socket().as_fd(), token)?;
+        }
         poll::tighten_timer_slack();
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(io::Error::other)?;
@@ -326,9 +315,7 @@ impl TransferServer {
             if received == 0 {
                 let now = Instant::now();
                 let deadline = state.endpoint.poll_timeout(now);
-                let mut fds = vec![waker.as_fd()];
-                fds.extend(sockets.iter().map(|s| s.socket().as_fd()));
-                if poll::wait(&fds, deadline)?[0] {
+                if poller.wait(deadline)?.contains(&WAKER) {
                     waker.clear();
                 }
                 received = state.receive_all(&sockets, &mut bufs, fault);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::batch::{BatchSocket, RecvBuffers, SendBuffer};
-use crate::poll::{self, Waker};
+use crate::poll::{self, DriverThread, Poller, Waker};
 use crate::transfer::packet::{ErrorCode, Repr};
 use crate::transfer::{Protocol, Sender, SenderConfig};
 use crate::transfer::{SenderEvent, SenderStats, TransferError};
@@ -26,6 +26,10 @@ const READ_BATCH: usize = 64;
 
 /// Input batches waiting for the loop: with the window, a bound on memory.
 const READ_AHEAD: usize = 8;
+
+/// The poller's tokens.
+const WAKER: u64 = 0;
+const SOCKET: u64 = 1;
 
 /// A transfer that could not be completed.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +169,21 @@ fn read_block(input: &mut dyn Read, block: usize) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
+/// Runs [`send`] on a driver thread of its own: stop it through its waker
+/// (the receiver is told), and a panic is kept as why it died rather than
+/// lost.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn spawn_send(
+    input: Box<dyn Read + Send>,
+    targets: Vec<SocketAddr>,
+    config: SenderConfig,
+    progress: impl FnMut(&SenderStats) + Send + 'static,
+) -> io::Result<DriverThread<Result<SendReport, DriverError>>> {
+    poll::spawn("transfer-send", move |waker| Ok(send(input, &targets, config, waker, progress)))
+}
+
 /// Sends `input` to the receiver at the first of `targets` that answers (as
 /// `nc` tries every address of a name: `localhost` is `::1` and
 /// `127.0.0.1`), and waits for its verdict, calling `progress` after each
@@ -236,6 +255,9 @@ fn run(
     let socket = UdpSocket::bind(local).map_err(io_error("opening a socket"))?;
     socket.connect(target).map_err(io_error("connecting the socket"))?;
     let socket = BatchSocket::new(socket).map_err(io_error("setting up the socket"))?;
+    let mut poller = Poller::new().map_err(io_error("setting up the poller"))?;
+    poller.add(waker.as_fd(), WAKER).map_err(io_error("setting up the poller"))?;
+    poller.add(socket.socket().as_fd(), SOCKET).map_err(io_error("setting up the poller"))?;
     poll::tighten_timer_slack();
     let started = Instant::now();
     let (name, protocol, session) = (config.name.clone(), config.protocol, config.session);
@@ -303,9 +325,7 @@ fn run(
         if !found {
             let wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             tracing::trace!(?wait, ?stats, "transfer: sender waits");
-            let ready = poll::wait(&[waker.as_fd(), socket.socket().as_fd()], deadline)
-                .map_err(io_error("waiting for the socket"))?;
-            if ready[0] {
+            if poller.wait(deadline).map_err(io_error("waiting for the socket"))?.contains(&WAKER) {
                 waker.clear();
             }
             receive(Instant::now()).map_err(|e| send_error(target, e))?;

@@ -10,14 +10,19 @@
 //! | CIDR block | `127.0.0.0/30`, `fd00::/120` |
 //! | range of whole addresses | `127.0.0.1-127.0.0.9`, `::1-::5` |
 //! | range of the last IPv4 octet | `127.0.0.1-9` |
-//! | IPv4 octet ranges (each octet `N`, `N-M` or `*`) | `127.0.0-1.1-3` |
+//! | IPv4 octet lists and ranges (each octet `N`, `N-M`, `*` or a comma list of those) | `127.0.0-1.1-3`, `10.0.0.2,8` |
+//! | IPv6 address with a zone (interface name or index) | `fe80::1%eth0` |
 //! | host name | `localhost` |
 //!
 //! Pure: host names are returned as names; resolving them is the driver's job.
 
+mod octets;
+
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+
+pub use octets::OctetSet;
 
 /// One parsed target token.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,8 +34,16 @@ pub enum TargetSpec {
         /// The last address, not below `first`.
         last: IpAddr,
     },
-    /// IPv4 addresses whose octets each fall in their `(low, high)` range.
-    Octets([(u8, u8); 4]),
+    /// IPv4 addresses whose octets are each in their set.
+    Octets([OctetSet; 4]),
+    /// One IPv6 address on the link of a zone (`fe80::1%eth0`): the zone is
+    /// an interface name or index, looked up when the scan starts.
+    Scoped {
+        /// The address.
+        ip: Ipv6Addr,
+        /// The interface, as written.
+        zone: String,
+    },
     /// A host name, resolved when its turn comes.
     Name(String),
 }
@@ -67,10 +80,16 @@ impl FromStr for TargetSpec {
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(TargetSpec::Range { first: ip, last: ip });
         }
+        if let Some((addr, zone)) = bare.split_once('%') {
+            return match addr.parse::<Ipv6Addr>() {
+                Ok(ip) if is_zone(zone) => Ok(TargetSpec::Scoped { ip, zone: zone.to_owned() }),
+                _ => Err(invalid()),
+            };
+        }
         if let Some((addr, prefix)) = token.split_once('/') {
             return parse_cidr(token, addr, prefix);
         }
-        if token.contains(['-', '*']) {
+        if token.contains(['-', '*', ',']) {
             match parse_range(token) {
                 Ok(range) => return Ok(range),
                 Err(e) if looks_like_addresses(token) => return Err(e),
@@ -82,9 +101,14 @@ impl FromStr for TargetSpec {
 }
 
 /// True for tokens that can only be meant as addresses: digits, dots,
-/// dashes and stars, or anything with a colon (IPv6).
+/// dashes, commas and stars, or anything with a colon (IPv6).
 fn looks_like_addresses(token: &str) -> bool {
-    token.contains(':') || token.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '*'))
+    token.contains([':', ',']) || token.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '*'))
+}
+
+/// An interface name (up to 15 bytes, no spaces or slashes) or index.
+fn is_zone(zone: &str) -> bool {
+    (1..=15).contains(&zone.len()) && zone.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'%')
 }
 
 /// Letters, digits, `-`, `_` and dots, not starting with `-`, at most 253 long.
@@ -129,28 +153,17 @@ fn parse_range(token: &str) -> Result<TargetSpec, TargetSpecError> {
             _ => {}
         }
     }
-    // IPv4 octet ranges: four dot-separated parts, each N, N-M or *.
+    // IPv4 octet lists: four dot-separated parts, each a comma list of N, N-M or *.
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() != 4 {
         return Err(bad());
     }
-    let mut octets = [(0u8, 0u8); 4];
+    let mut octets = [OctetSet::default(); 4];
     for (slot, part) in octets.iter_mut().zip(parts) {
-        let number = |s: &str| s.parse::<u8>().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit()));
-        *slot = match part.split_once('-') {
-            _ if part == "*" => (0, 255),
-            Some((lo, hi)) => (number(lo).ok_or_else(bad)?, number(hi).ok_or_else(bad)?),
-            None => {
-                let n = number(part).ok_or_else(bad)?;
-                (n, n)
-            }
-        };
-        if slot.0 > slot.1 {
-            return Err(bad());
-        }
+        *slot = part.parse().map_err(|()| bad())?;
     }
-    if octets.iter().all(|(lo, hi)| lo == hi) {
-        let ip = IpAddr::V4(Ipv4Addr::from(octets.map(|(lo, _)| lo)));
+    if let [Some(a), Some(b), Some(c), Some(d)] = octets.map(|set| set.only()) {
+        let ip = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
         return Ok(TargetSpec::Range { first: ip, last: ip });
     }
     Ok(TargetSpec::Octets(octets))
@@ -167,9 +180,10 @@ impl TargetSpec {
             (TargetSpec::Range { first: IpAddr::V6(a), last: IpAddr::V6(b) }, IpAddr::V6(ip)) => {
                 (*a..=*b).contains(&ip)
             }
-            (TargetSpec::Octets(ranges), IpAddr::V4(ip)) => {
-                ranges.iter().zip(ip.octets()).all(|(&(lo, hi), o)| (lo..=hi).contains(&o))
+            (TargetSpec::Octets(sets), IpAddr::V4(ip)) => {
+                sets.iter().zip(ip.octets()).all(|(set, o)| set.contains(o))
             }
+            (TargetSpec::Scoped { ip: a, .. }, IpAddr::V6(ip)) => *a == ip,
             _ => false,
         }
     }
@@ -184,8 +198,8 @@ impl TargetSpec {
                 u64::try_from(u128::from(*b) - u128::from(*a)).map_or(u64::MAX, |n| n.saturating_add(1))
             }
             TargetSpec::Range { .. } => 0,
-            TargetSpec::Octets(r) => r.iter().map(|&(lo, hi)| u64::from(hi - lo) + 1).product(),
-            TargetSpec::Name(_) => 1,
+            TargetSpec::Octets(sets) => sets.iter().map(OctetSet::len).product(),
+            TargetSpec::Name(_) | TargetSpec::Scoped { .. } => 1,
         }
     }
 
@@ -200,13 +214,11 @@ impl fmt::Display for TargetSpec {
         match self {
             TargetSpec::Range { first, last } if first == last => write!(f, "{first}"),
             TargetSpec::Range { first, last } => write!(f, "{first}-{last}"),
-            TargetSpec::Octets(r) => {
-                let parts: Vec<String> = r
-                    .iter()
-                    .map(|&(lo, hi)| if lo == hi { lo.to_string() } else { format!("{lo}-{hi}") })
-                    .collect();
+            TargetSpec::Octets(sets) => {
+                let parts: Vec<String> = sets.iter().map(OctetSet::to_string).collect();
                 f.write_str(&parts.join("."))
             }
+            TargetSpec::Scoped { ip, zone } => write!(f, "{ip}%{zone}"),
             TargetSpec::Name(name) => f.write_str(name),
         }
     }
@@ -219,6 +231,13 @@ pub enum Host {
     Addr(IpAddr),
     /// A name still to resolve (and check against the excludes then).
     Name(String),
+    /// An IPv6 address on the link of a zone, still to look up.
+    Scoped {
+        /// The address.
+        ip: Ipv6Addr,
+        /// The interface name or index.
+        zone: String,
+    },
 }
 
 /// The hosts of a list of specs, in order, without the excluded addresses;
@@ -234,7 +253,7 @@ pub struct Hosts<'a> {
 enum Expansion {
     V4 { next: u32, last: u32 },
     V6 { next: u128, last: u128 },
-    Octets { ranges: [(u8, u8); 4], next: [u8; 4] },
+    Octets { sets: [OctetSet; 4], next: [u8; 4] },
 }
 
 impl<'a> Hosts<'a> {
@@ -282,9 +301,9 @@ impl<'a> Hosts<'a> {
                 *next = next.wrapping_add(1);
                 (ip, done)
             }
-            Expansion::Octets { ranges, next } => {
+            Expansion::Octets { sets, next } => {
                 let now = *next;
-                let after = step_octets(ranges, now);
+                let after = step_octets(sets, now);
                 *next = after.unwrap_or(now);
                 (IpAddr::V4(Ipv4Addr::from(now)), after.is_none())
             }
@@ -297,13 +316,13 @@ impl<'a> Hosts<'a> {
 }
 
 /// The octets after `now` in odometer order, the last octet turning fastest.
-fn step_octets(ranges: &[(u8, u8); 4], mut now: [u8; 4]) -> Option<[u8; 4]> {
+fn step_octets(sets: &[OctetSet; 4], mut now: [u8; 4]) -> Option<[u8; 4]> {
     for i in (0..4).rev() {
-        if now[i] < ranges[i].1 {
-            now[i] += 1;
+        if let Some(value) = sets[i].next(Some(now[i])) {
+            now[i] = value;
             return Some(now);
         }
-        now[i] = ranges[i].0;
+        now[i] = sets[i].next(None)?;
     }
     None
 }
@@ -324,6 +343,7 @@ impl Iterator for Hosts<'_> {
             }
             self.current = match self.specs.next()? {
                 TargetSpec::Name(name) => return Some(Host::Name(name.clone())),
+                TargetSpec::Scoped { ip, zone } => return Some(Host::Scoped { ip: *ip, zone: zone.clone() }),
                 TargetSpec::Range { first: IpAddr::V4(a), last: IpAddr::V4(b) } => {
                     Some(Expansion::V4 { next: (*a).into(), last: (*b).into() })
                 }
@@ -331,8 +351,10 @@ impl Iterator for Hosts<'_> {
                     Some(Expansion::V6 { next: (*a).into(), last: (*b).into() })
                 }
                 TargetSpec::Range { .. } => None,
-                TargetSpec::Octets(ranges) => {
-                    Some(Expansion::Octets { ranges: *ranges, next: ranges.map(|(lo, _)| lo) })
+                TargetSpec::Octets(sets) => {
+                    // A parsed set is never empty.
+                    let first = sets.map(|set| set.next(None).unwrap_or(0));
+                    Some(Expansion::Octets { sets: *sets, next: first })
                 }
             };
         }
@@ -367,6 +389,7 @@ mod tests {
             .map(|h| match h {
                 Host::Addr(ip) => ip.to_string(),
                 Host::Name(n) => format!("name:{n}"),
+                Host::Scoped { ip, zone } => format!("zone:{ip}%{zone}"),
             })
             .collect()
     }
@@ -383,6 +406,14 @@ mod tests {
         assert_eq!(hosts(&["127.0.0.1-3"], &[]), ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
         assert_eq!(hosts(&["::1-::3"], &[]), ["::1", "::2", "::3"]);
         assert_eq!(hosts(&["127.0.1-2.8-9"], &[]), ["127.0.1.8", "127.0.1.9", "127.0.2.8", "127.0.2.9"]);
+        // nmap's octet lists (issue 19).
+        assert_eq!(hosts(&["10.0.0.2,8"], &[]), ["10.0.0.2", "10.0.0.8"]);
+        assert_eq!(
+            hosts(&["10.0,2.0.1,5-6"], &[]),
+            ["10.0.0.1", "10.0.0.5", "10.0.0.6", "10.2.0.1", "10.2.0.5", "10.2.0.6"]
+        );
+        assert_eq!(spec("10.0.0.2,2"), spec("10.0.0.2"));
+        assert_eq!(hosts(&["fe80::1%eth0", "[fe80::2%3]"], &[]), ["zone:fe80::1%eth0", "zone:fe80::2%3"]);
         // Found by the fuzzer: octet ranges of one value each are one address.
         assert_eq!(spec("11.1-01.0-0.0-0"), spec("11.1.0.0"));
         assert_eq!(hosts(&["localhost", "my-host.example"], &[]), ["name:localhost", "name:my-host.example"]);
@@ -412,7 +443,17 @@ mod tests {
         assert_eq!(spec("10.0.0.0/8").unwrap().len(), 1 << 24);
         assert_eq!(spec("::/0").unwrap().len(), u64::MAX);
         assert_eq!(spec("1.2.3-4.*").unwrap().len(), 512);
-        for s in ["127.0.0.1", "127.0.0.0-127.0.0.255", "10.1-2.3.4-5", "localhost", "::1"] {
+        assert_eq!(spec("10.0.0.1,3-5,9").unwrap().len(), 5);
+        for s in [
+            "127.0.0.1",
+            "127.0.0.0-127.0.0.255",
+            "10.1-2.3.4-5",
+            "10.0.0.2,8",
+            "1.2.*.1,3-5",
+            "fe80::1%eth0",
+            "localhost",
+            "::1",
+        ] {
             let parsed = spec(s).unwrap();
             assert_eq!(spec(&parsed.to_string()).unwrap(), parsed, "{s}");
         }
@@ -433,6 +474,10 @@ mod tests {
         assert!(bad("bad host").starts_with("invalid target"));
         assert!(bad("-v").starts_with("invalid target '-v'"));
         assert!(bad("1.2.3.4.5").starts_with("invalid target"));
+        assert!(bad("10.0.0.2,").starts_with("invalid address range '10.0.0.2,'"));
+        assert!(bad("10.0.0.9-1,2").starts_with("invalid address range"));
+        assert!(bad("127.0.0.1%eth0").starts_with("invalid target"));
+        assert!(bad("fe80::1%").starts_with("invalid target"));
     }
 
     #[test]
@@ -444,7 +489,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn whatever_parses_displays_and_parses_back(s in "[-0-9a-f.:/*\\[\\]]{0,40}") {
+        fn whatever_parses_displays_and_parses_back(s in "[-0-9a-f.:/*,%\\[\\]]{0,40}") {
             if let Ok(parsed) = spec(&s) {
                 proptest::prop_assert_eq!(spec(&parsed.to_string()), Ok(parsed));
             }
