@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::packet::{Echo, ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
+use super::packet::{Echo, ErrorCode, FinStatus, Hello, Packet, Repr};
 use super::seq::SeqSpace;
 use super::{Acceptance, Protocol, TransferError, go_back_n, selective_repeat, stop_and_wait};
 

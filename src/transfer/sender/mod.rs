@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::packet::{Echo, ErrorCode, FinStatus, Hello, Packet, Repr};
+use super::packet::{Echo, ErrorCode, FinStatus, Packet, Repr};
 use super::selective_repeat::Delivered;
 use super::seq::SeqSpace;
 use super::window::{Block, SendWindow};
-use super::{Protocol, TransferError, go_back_n, selective_repeat};
+use super::{Protocol, TransferError, selective_repeat};
 use crate::rtt::RttEstimator;
 
 mod timers;
