@@ -120,14 +120,14 @@ fn udp_answers_behind_an_icmp_limit_keep_their_verdicts() {
             ]);
         },
         || {
-            let closed = truth(1..=150, &open, "closed");
-            let rejected = truth(1001..=1100, &[], "filtered");
+            let closed = truth(1..=100, &open, "closed");
+            let rejected = truth(1001..=1050, &[], "filtered");
             // One after the other: besides the rules' limits, the kernel has one
             // for all ICMP errors of both families (net.ipv4.icmp_msgs_per_sec, a
             // burst of 50), and two scans at once would share it.
-            udp_exact(TARGET, "1-150", &closed);
-            udp_exact(TARGET, "1001-1100", &rejected);
-            udp_exact(TARGET6, "1001-1100", &rejected);
+            udp_exact(TARGET, "1-100", &closed);
+            udp_exact(TARGET, "1001-1050", &rejected);
+            udp_exact(TARGET6, "1001-1050", &rejected);
         },
     );
 }

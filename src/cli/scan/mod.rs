@@ -204,7 +204,7 @@ pub struct ScanFailed(#[from] anyhow::Error);
 /// [`NothingOpen`], [`Interrupted`], [`ScanFailed`] or a [`UsageError`].
 pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
     let format = if args.json { Format::Json } else { args.output };
-    let config = config(&args)?;
+    let config = config(&args).map_err(could_not_run)?;
     let mut info = ScanInfo {
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         started: Local::now(),
@@ -219,7 +219,7 @@ pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
         open_only: args.open,
         verbose,
     };
-    let mut reports = reports(&args, format)?;
+    let mut reports = reports(&args, format).map_err(could_not_run)?;
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(format);
     let ticker = tick(bar.clone(), progress.clone());
@@ -261,6 +261,14 @@ pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
     }
     reports.iter_mut().try_for_each(|r| r.end(&info, &summary))?;
     exit_status(&summary)
+}
+
+/// An error before the scan began: bad usage stays a usage error (2);
+/// anything else (a target list that cannot be read, an output file that
+/// cannot be written) means the scan could not run (3), never "nothing
+/// open" (1).
+fn could_not_run(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<UsageError>() { e } else { ScanFailed(e).into() }
 }
 
 /// The exit status a finished scan stands for.
