@@ -8,7 +8,9 @@
 //! decided is skipped) and drops tests whose two branches meet; tcpdump
 //! users get that meaning (`not (igmp and icmp)` keeps a 10-byte frame),
 //! and so do we: the same two rules, with libpcap's own implications
-//! between tests (`fold_edge` in its optimize.c).
+//! between tests (`fold_edge` in its optimize.c), and its pull-ups
+//! (`or_pullup`, `and_pullup`), which move tests of one load together in
+//! a chain and so also decide which loads run first.
 
 mod optimize;
 

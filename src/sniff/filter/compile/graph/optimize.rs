@@ -143,6 +143,7 @@ impl Graph {
                     changed = true;
                 }
             }
+            changed |= self.pull_up(&order, true) | self.pull_up(&order, false);
             // A test whose branches meet decides nothing: go straight on.
             let skip = |nodes: &[Node], mut target: Target| {
                 while let Target::Node(n) = target {
@@ -169,6 +170,60 @@ impl Graph {
         // Merging last, as libpcap does: merged nodes know only what all
         // their paths know, which would stop the threading above.
         while self.intern(&numbering) {}
+    }
+
+    /// libpcap's `or_pullup` (`and_pullup` when `or` is false): in a chain
+    /// of tests that all go to the same place when true (false), each test
+    /// of a load is pulled up to right after the last test of the same
+    /// load above it, so `port 1 or port 2` tests the source port against
+    /// 1 and 2 before it loads the destination port (which then needs one
+    /// load, too). Only nodes with one way in move or are passed over, so
+    /// no other path sees the chain change. Returns whether any moved.
+    fn pull_up(&mut self, order: &[usize], or: bool) -> bool {
+        let mut ways_in = vec![0usize; self.nodes.len()];
+        for &n in order {
+            for target in [self.nodes[n].jt, self.nodes[n].jf] {
+                if let Target::Node(c) = target {
+                    ways_in[c] += 1;
+                }
+            }
+        }
+        if let Target::Node(root) = self.root {
+            ways_in[root] += 1;
+        }
+        // The chain goes on along `next`; its shared exit is `exit`.
+        let next = |node: &Node| if or { node.jf } else { node.jt };
+        let exit = |node: &Node| if or { node.jt } else { node.jf };
+        let mut changed = false;
+        for &top in order {
+            let Target::Node(differs) = next(&self.nodes[top]) else { continue };
+            let (load, shared) = (&self.nodes[top].stmts, exit(&self.nodes[top]));
+            let passable = |n: usize| ways_in[n] == 1 && exit(&self.nodes[n]) == shared;
+            if self.nodes[differs].stmts == *load || !passable(differs) {
+                continue;
+            }
+            let (mut before, mut at) = (differs, next(&self.nodes[differs]));
+            let same = loop {
+                let Target::Node(n) = at else { break None };
+                if !passable(n) {
+                    break None;
+                }
+                if self.nodes[n].stmts == *load {
+                    break Some(n);
+                }
+                (before, at) = (n, next(&self.nodes[n]));
+            };
+            let Some(same) = same else { continue };
+            let after = next(&self.nodes[same]);
+            let link = |node: &mut Node, to: Target| {
+                if or { node.jf = to } else { node.jt = to }
+            };
+            link(&mut self.nodes[before], after);
+            link(&mut self.nodes[same], Target::Node(differs));
+            link(&mut self.nodes[top], Target::Node(same));
+            changed = true;
+        }
+        changed
     }
 
     /// Merges nodes that compute and test the same and go to the same
