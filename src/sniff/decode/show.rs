@@ -78,7 +78,11 @@ fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
             write!(f, ", length {len}")
         }
         (Proto::Udp, _, _) => match &s.dns {
-            // tcpdump's DNS line: the message, then its length in parentheses.
+            // tcpdump's DNS line: the message, then its length in parentheses
+            // (not after a datagram too short to be one, or a message cut short).
+            Some(dns) if s.payload_len < super::dns::HEADER_LEN || dns.ends_with(super::dns::CUT) => {
+                f.write_str(dns)
+            }
             Some(dns) => write!(f, "{dns} ({len})"),
             None => write!(f, "UDP, length {len}"),
         },
