@@ -131,8 +131,16 @@ fn details(o: &Outcome) -> String {
     if let Some(crash) = &o.crash {
         field(&format!("the program stopped ({}); its stderr", crash.status), &crash.stderr, true);
     }
+    if let Some(traceback) = &o.traceback {
+        field("the program kept running, but printed on stderr", &traceback.text, true);
+        if let Some(reading) = traceback.reading {
+            field("what the traceback says", reading, false);
+        }
+    }
     field("why", o.case.explanation, false);
-    let _ = writeln!(out, "<dt>read</dt><dd><code>{}</code></dd></dl></details>", esc(&o.case.doc_link()));
+    let doc = o.case.doc_link();
+    let link = esc(&doc);
+    let _ = writeln!(out, "<dt>read</dt><dd><a href=\"{link}\"><code>{link}</code></a></dd></dl></details>");
     out
 }
 

@@ -81,6 +81,29 @@ fn a_program_that_does_not_listen_where_told_is_explained() {
 }
 
 #[test]
+fn a_thread_that_died_is_explained_from_its_traceback() {
+    let cases = [
+        // settimeout() meant for sends also times out the recv() of a client that only listens.
+        ("chat_recv_times_out.py", "chat.slow-reader", "TimeoutError", "settimeout() applies to every"),
+        // A character cut between two recv()s, decoded piece by piece.
+        ("chat_decodes_pieces.py", "chat.split", "UnicodeDecodeError", "decode a line only once it is whole"),
+    ];
+    std::thread::scope(|scope| {
+        for (name, case, exception, reading) in cases {
+            scope.spawn(move || {
+                let path = fixture(name);
+                let graded = grade(&["chat", "--case", case], &["python3", &path, "{port}"]);
+                let outcome = &graded.cases[0];
+                assert_eq!(outcome["verdict"], "fail", "{name}: {outcome}");
+                let traceback = &outcome["traceback"];
+                assert!(traceback["text"].as_str().unwrap().contains(exception), "{name}: {outcome}");
+                assert!(traceback["reading"].as_str().unwrap().contains(reading), "{name}: {outcome}");
+            });
+        }
+    });
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for (args, needle) in [
         (&["check"][..], "give a check"),
