@@ -117,8 +117,9 @@ pub const TCP: [(Case, Probe); 10] = [
             "1 MiB of text in one sendall(), read back while it is being sent",
             "all 1,048,576 bytes back, in order",
             "TCP is a stream of bytes, not of messages: one recv(1024) returns at most 1024 bytes, \
-             however much the client sent at once. Call recv() in a loop and send back each piece, \
-             until recv() returns b'' (the client has closed).",
+             however much the client sent at once, and often fewer than asked for. Call recv() in a \
+             loop and send back each piece, until recv() returns b'' (the client has closed): only b'' \
+             means the end, a short read does not.",
             "tcp-is-a-stream",
         ),
         Probe::TcpLarge { size: MIB },

@@ -94,8 +94,25 @@ async fn large(ctx: &Ctx<'_>, size: usize) -> Result<Finding, String> {
         (sent, writer)
     };
     let (received, (_, _writer)) = tokio::join!(wire::read(&mut reader, Some(size), quiet), send);
-    Ok(judge(&message, &received, quiet))
+    let finding = judge(&message, &received, quiet);
+    // More than one read's worth, all of it right, and then the end: the
+    // server loops over recv(), but stops at the first short read.
+    let stopped_short = received.bytes.len() > SHORT_READ_HINT
+        && message.starts_with(&received.bytes)
+        && matches!(received.end, End::Closed | End::Reset);
+    Ok(match finding.problem.as_ref().map(|p| p.what.clone()) {
+        Some(what) if stopped_short => finding.failing(format!(
+            "{what}. It did call recv() more than once, so it stops at a read that returned fewer \
+             bytes than it asked for (`if len(data) < 1024: break`?): a short read does not mean the \
+             message is over, only b'' means the client has closed"
+        )),
+        _ => finding,
+    })
 }
+
+/// More bytes than a server that calls `recv()` once could echo (students'
+/// buffers are 1024 to 4096 bytes; two of the largest).
+const SHORT_READ_HINT: usize = 8192;
 
 async fn trickle(ctx: &Ctx<'_>, message: &[u8], gap: Duration) -> Result<Finding, String> {
     let quiet = ctx.options.reply_timeout;
