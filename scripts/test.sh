@@ -78,5 +78,8 @@ done
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
-cargo test --locked
+# Most integration tests wait on sockets and child processes rather than
+# compute (on 2 cores: ~45 s of CPU in ~190 s of wall time), so twice as many
+# test threads as cores finish sooner without starving each other.
+cargo test --locked -- --test-threads "$((2 * $(nproc)))"
 scripts/fuzz.sh 20

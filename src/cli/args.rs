@@ -57,6 +57,12 @@ impl Verbosity {
             _ => format!("info,socketeer={level}"),
         }
     }
+
+    /// How many times `-v` was given: some commands say more at each level
+    /// (scan's nmap formats list hosts found down from `-v` on, as nmap's do).
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
 }
 
 /// Where a server listens.

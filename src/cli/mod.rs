@@ -117,6 +117,7 @@ enum Command {
 /// Whatever the command reports; a [`UsageError`] means exit code 2.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
+    let verbose = cli.verbosity.verbose();
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
@@ -128,7 +129,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Impair(args) => impair::run(args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Lab(command) => lab::run(command).await,
-            Command::Scan(args) => scan::run(args).await,
+            Command::Scan(args) => scan::run(args, verbose).await,
             Command::Sniff(args) => sniff::run(args).await,
             Command::Check(args) => check::run(args).await,
         }

@@ -141,7 +141,8 @@ pub struct Args {
     /// Also write nmap's normal output to FILE (-oN; - for stdout).
     #[arg(long, value_name = "FILE")]
     output_normal: Option<PathBuf>,
-    /// Also write nmap's grepable output to FILE (-oG; - for stdout): a Status and a Ports line per host.
+    /// Also write nmap's grepable output to FILE (-oG; - for stdout): a Status and a Ports line per
+    /// host; hosts found down only with -v, as with nmap (so in -oN and -oX too).
     #[arg(long, value_name = "FILE")]
     output_grep: Option<PathBuf>,
     /// Also write nmap's XML to FILE (-oX; - for stdout), valid against nmap.dtd.
@@ -196,11 +197,11 @@ pub struct Interrupted;
 #[error(transparent)]
 pub struct ScanFailed(#[from] anyhow::Error);
 
-/// Runs `socketeer scan`.
+/// Runs `socketeer scan`; `verbose` is how many times `-v` was given.
 ///
 /// # Errors
 /// [`NothingOpen`], [`Interrupted`], [`ScanFailed`] or a [`UsageError`].
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
     let format = if args.json { Format::Json } else { args.output };
     let config = config(&args)?;
     let mut info = ScanInfo {
@@ -215,6 +216,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         udp_ports: config.ports.udp.clone(),
         show_all: args.all,
         open_only: args.open,
+        verbose,
     };
     let mut reports = reports(&args, format)?;
     let progress = Arc::new(Progress::default());

@@ -5,27 +5,42 @@ use std::io::{self, Write};
 
 use chrono::Local;
 use socketeer::net::Transport;
-use socketeer::scan::{HostReport, HostStatus, PortReport, Reason, Summary};
+use socketeer::scan::{HostReport, HostStatus, PortReport, PortSet, Reason, Summary};
 use socketeer::text::plural;
 
 use super::report::{Report, ScanInfo, listed};
+use super::xml::ranges;
 
 /// The version in headers and footers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `-oG`: per host a `Status` line, then a `Ports` line with every listed
 /// port as `port/state/protocol/owner/service/rpc/version/` and the
-/// `Ignored State`.
+/// `Ignored State`. Hosts found down get their `Status: Down` line with
+/// `-v` only, and `-v` adds the `# Ports scanned` line, as with nmap.
 pub struct Grepable {
     pub out: Box<dyn Write + Send>,
 }
 
 impl Report for Grepable {
     fn start(&mut self, scan: &ScanInfo) -> io::Result<()> {
-        initiated(&mut self.out, scan)
+        initiated(&mut self.out, scan)?;
+        if scan.verbose > 0 {
+            let list = |ports: &PortSet| format!("{};{}", ports.len(), ranges(ports));
+            writeln!(
+                self.out,
+                "# Ports scanned: TCP({}) UDP({}) SCTP(0;) PROTOCOLS(0;)",
+                list(&scan.tcp_ports),
+                list(&scan.udp_ports)
+            )?;
+        }
+        self.out.flush()
     }
 
     fn host(&mut self, scan: &ScanInfo, host: &HostReport) -> io::Result<()> {
+        if !scan.shows(host) {
+            return Ok(());
+        }
         let who = format!("Host: {} ({})", host.ip, host.host.as_deref().unwrap_or_default());
         let status = if host.status == HostStatus::Up { "Up" } else { "Down" };
         writeln!(self.out, "{who}\tStatus: {status}")?;
@@ -60,7 +75,8 @@ fn grepable_port(port: &PortReport, scan: &ScanInfo) -> String {
     )
 }
 
-/// `-oN`: a report per host, as nmap's normal output lays it out.
+/// `-oN`: a report per host, as nmap's normal output lays it out (hosts
+/// found down as one line, with `-v` only).
 pub struct Normal {
     pub out: Box<dyn Write + Send>,
 }
@@ -75,11 +91,14 @@ impl Report for Normal {
             Some(name) => format!("{name} ({})", host.ip),
             None => host.ip.to_string(),
         };
-        writeln!(self.out, "Scan report for {name}")?;
+        if !scan.shows(host) {
+            return Ok(());
+        }
         if host.status == HostStatus::Down {
-            writeln!(self.out, "Host is down ({}).\n", host.reason.as_str())?;
+            writeln!(self.out, "Scan report for {name} [host down]")?;
             return self.out.flush();
         }
+        writeln!(self.out, "Scan report for {name}")?;
         match host.srtt {
             Some(srtt) => writeln!(self.out, "Host is up ({:.6}s latency).", srtt.as_secs_f64())?,
             None => writeln!(self.out, "Host is up ({}).", host.reason.as_str())?,

@@ -31,12 +31,21 @@ pub struct ScanInfo {
     pub show_all: bool,
     /// Only open ports are to be shown, in nmap's formats too (`--open`).
     pub open_only: bool,
+    /// How many times `-v` was given: nmap's formats list hosts found down
+    /// only from `-v` on, as nmap's own do.
+    pub verbose: u8,
 }
 
 impl ScanInfo {
     /// nmap's date form: `Sun Dec  6 02:37:14 2026`.
     pub fn date(time: &DateTime<Local>) -> String {
         time.format("%a %b %e %H:%M:%S %Y").to_string()
+    }
+
+    /// Whether nmap's formats show `host`: nmap 7.93 leaves hosts found down
+    /// out of its normal, grepable and XML output unless `-v` is given.
+    pub fn shows(&self, host: &HostReport) -> bool {
+        host.status == HostStatus::Up || self.verbose > 0
     }
 }
 

@@ -42,33 +42,40 @@ impl Report for Xml {
         if !scan.udp_ports.is_empty() {
             scaninfo(&mut self.out, "udp", "udp", &scan.udp_ports)?;
         }
-        writeln!(self.out, "<verbose level=\"0\"/>\n<debugging level=\"0\"/>")?;
+        writeln!(self.out, "<verbose level=\"{}\"/>\n<debugging level=\"0\"/>", scan.verbose)?;
         self.out.flush()
     }
 
     fn host(&mut self, scan: &ScanInfo, host: &HostReport) -> io::Result<()> {
+        if !scan.shows(host) {
+            return Ok(());
+        }
+        if host.status == HostStatus::Down {
+            // nmap's form: no times, no ports, no empty <hostnames>.
+            writeln!(
+                self.out,
+                "<host><status state=\"down\" reason=\"{}\" reason_ttl=\"0\"/>",
+                host.reason.as_str()
+            )?;
+            self.address(host)?;
+            if let Some(name) = &host.host {
+                hostname(&mut self.out, name)?;
+            }
+            writeln!(self.out, "</host>")?;
+            return self.out.flush();
+        }
         let now = Local::now().timestamp();
-        let state = if host.status == HostStatus::Up { "up" } else { "down" };
         write!(self.out, "<host starttime=\"{now}\" endtime=\"{now}\"")?;
         if host.incomplete {
             write!(self.out, " timedout=\"true\"")?;
         }
-        writeln!(
-            self.out,
-            "><status state=\"{state}\" reason=\"{}\" reason_ttl=\"0\"/>",
-            host.reason.as_str()
-        )?;
-        let family = if matches!(host.ip, IpAddr::V4(_)) { "ipv4" } else { "ipv6" };
-        writeln!(self.out, "<address addr=\"{}\" addrtype=\"{family}\"/>", host.ip)?;
+        writeln!(self.out, "><status state=\"up\" reason=\"{}\" reason_ttl=\"0\"/>", host.reason.as_str())?;
+        self.address(host)?;
         match &host.host {
-            Some(name) => writeln!(
-                self.out,
-                "<hostnames>\n<hostname name=\"{}\" type=\"user\"/>\n</hostnames>",
-                markup(name)
-            )?,
+            Some(name) => hostname(&mut self.out, name)?,
             None => writeln!(self.out, "<hostnames>\n</hostnames>")?,
         }
-        if host.status == HostStatus::Up && host.counts.total() > 0 {
+        if host.counts.total() > 0 {
             self.ports(scan, host)?;
         }
         writeln!(self.out, "</host>")?;
@@ -96,6 +103,11 @@ impl Report for Xml {
 }
 
 impl Xml {
+    fn address(&mut self, host: &HostReport) -> io::Result<()> {
+        let family = if matches!(host.ip, IpAddr::V4(_)) { "ipv4" } else { "ipv6" };
+        writeln!(self.out, "<address addr=\"{}\" addrtype=\"{family}\"/>", host.ip)
+    }
+
     /// `<ports>`: the states not listed port by port as `<extraports>`
     /// with their reasons, then every listed port.
     fn ports(&mut self, scan: &ScanInfo, host: &HostReport) -> io::Result<()> {
@@ -150,6 +162,11 @@ impl Xml {
         }
         writeln!(self.out, "</ports>")
     }
+}
+
+/// The name the user gave for a host.
+fn hostname(out: &mut dyn Write, name: &str) -> io::Result<()> {
+    writeln!(out, "<hostnames>\n<hostname name=\"{}\" type=\"user\"/>\n</hostnames>", markup(name))
 }
 
 /// Ports of one state that are not listed: how many, and how many for
