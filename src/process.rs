@@ -308,6 +308,20 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// How many processes of group `pgid` have ended but were never waited for
+/// (zombies): a server that forks a child per client and never calls
+/// `waitpid()` leaves one behind per client.
+pub fn group_zombies(pgid: u32) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            read_stat(&format!("/proc/{pid}/stat"))
+                .is_some_and(|s| i64::from(s.pgrp) == i64::from(pgid) && s.state == 'Z')
+        })
+        .count()
+}
+
 /// A process group at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GroupSample {

@@ -214,6 +214,20 @@ pub struct Outcome {
     /// during this case (the traceback of a crash, usually).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crash: Option<Crash>,
+    /// A traceback the program printed during a failing case while it kept
+    /// running (a thread of it died).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceback: Option<Traceback>,
+}
+
+/// A traceback printed by a program that kept running, and what it means.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Traceback {
+    /// The traceback, as printed.
+    pub text: String,
+    /// What its exception means, when it is a classic one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reading: Option<&'static str>,
 }
 
 /// A program under test that stopped when it should have kept serving.
@@ -241,7 +255,20 @@ impl Outcome {
             (Some(p), None) if p.minor || case.level == Level::Advisory => Verdict::Warn,
             (Some(_), None) => Verdict::Fail,
         };
-        Outcome { case, verdict, finding, took, crash }
+        Outcome { case, verdict, finding, took, crash, traceback: None }
+    }
+
+    /// Keeps the telling traceback of `stderr`, when the case failed and the
+    /// program did not stop (a crash shows its stderr already).
+    #[must_use]
+    pub fn with_traceback_from(mut self, stderr: &str) -> Self {
+        if self.verdict == Verdict::Fail && self.crash.is_none() {
+            self.traceback = super::grade::traceback::telling(stderr).map(|text| Traceback {
+                text: text.to_owned(),
+                reading: super::grade::traceback::reading(text),
+            });
+        }
+        self
     }
 }
 

@@ -17,6 +17,7 @@ table{border-collapse:collapse;width:100%}table.cases{table-layout:fixed}table.c
 .verdict{font-weight:700;font-size:.8rem;border-radius:4px;padding:.1rem .4rem;white-space:nowrap}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85rem}
 pre{background:#f6f8fa;padding:.5rem;border-radius:6px;white-space:pre-wrap;word-break:break-all;margin:.2rem 0}
+div.grid-wrap{overflow-x:auto;max-width:100%}
 details{border:1px solid #d1d9e0;border-radius:6px;padding:.5rem .8rem;margin:.6rem 0}summary{cursor:pointer;font-weight:600}
 dt{font-weight:600;color:#59636e;margin-top:.4rem}dd{margin:0 0 0 1rem}
 .note{color:#59636e;font-size:.85rem}.grid td{text-align:center}.grid th.case{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:400;font-size:.8rem}
@@ -131,8 +132,16 @@ fn details(o: &Outcome) -> String {
     if let Some(crash) = &o.crash {
         field(&format!("the program stopped ({}); its stderr", crash.status), &crash.stderr, true);
     }
+    if let Some(traceback) = &o.traceback {
+        field("the program kept running, but printed on stderr", &traceback.text, true);
+        if let Some(reading) = traceback.reading {
+            field("what the traceback says", reading, false);
+        }
+    }
     field("why", o.case.explanation, false);
-    let _ = writeln!(out, "<dt>read</dt><dd><code>{}</code></dd></dl></details>", esc(&o.case.doc_link()));
+    let doc = o.case.doc_link();
+    let link = esc(&doc);
+    let _ = writeln!(out, "<dt>read</dt><dd><a href=\"{link}\"><code>{link}</code></a></dd></dl></details>");
     out
 }
 
@@ -141,29 +150,23 @@ pub fn report(report: &Report) -> String {
     page(&format!("check {}: {}", report.check, report.subject), &body(report, "h1"))
 }
 
-/// A class as a page: a table of students × cases, then each student's report.
-pub fn class(title: &str, reports: &[(String, Report)]) -> String {
-    let mut out = format!("<h1>{}</h1>\n", esc(title));
-    let passed = reports.iter().filter(|(_, r)| r.passed()).count();
-    let _ = writeln!(
-        out,
-        "<div class=\"summary\" id=\"summary\"><span class=\"count pass\" data-students-passed=\"{passed}\">{passed} of {} passed</span></div>",
-        reports.len()
-    );
+/// The table of `students` (all graded by one check) × its cases.
+fn grid<'a>(students: impl Iterator<Item = (usize, &'a (String, Report))> + Clone) -> String {
     let mut ids: Vec<&str> = Vec::new();
-    for (_, r) in reports {
+    for (_, (_, r)) in students.clone() {
         for o in &r.outcomes {
             if !ids.contains(&o.case.id) {
                 ids.push(o.case.id);
             }
         }
     }
-    out.push_str("<table class=\"grid\"><tr><th>student</th><th>check</th>");
+    let mut out =
+        String::from("<div class=\"grid-wrap\"><table class=\"grid\"><tr><th>student</th><th>check</th>");
     for id in &ids {
         let _ = write!(out, "<th class=\"case\">{}</th>", esc(id));
     }
     out.push_str("<th>result</th></tr>\n");
-    for (i, (name, r)) in reports.iter().enumerate() {
+    for (i, (name, r)) in students {
         let _ =
             write!(out, "<tr><th><a href=\"#student-{i}\">{}</a></th><td>{}</td>", esc(name), esc(&r.check));
         for id in &ids {
@@ -187,7 +190,34 @@ pub fn class(title: &str, reports: &[(String, Report)]) -> String {
         };
         let _ = writeln!(out, "{result}</tr>");
     }
-    out.push_str("</table>\n");
+    out.push_str("</table></div>\n");
+    out
+}
+
+/// A class as a page: a table of students × cases, then each student's report.
+pub fn class(title: &str, reports: &[(String, Report)]) -> String {
+    let mut out = format!("<h1>{}</h1>\n", esc(title));
+    let passed = reports.iter().filter(|(_, r)| r.passed()).count();
+    let _ = writeln!(
+        out,
+        "<div class=\"summary\" id=\"summary\"><span class=\"count pass\" data-students-passed=\"{passed}\">{passed} of {} passed</span></div>",
+        reports.len()
+    );
+    // One table per check: a class that mixes checks would otherwise get
+    // a column for every case of every check, wider than any screen.
+    let mut checks: Vec<&str> = Vec::new();
+    for (_, r) in reports {
+        if !checks.contains(&r.check.as_str()) {
+            checks.push(&r.check);
+        }
+    }
+    for check in checks {
+        if reports.iter().any(|(_, r)| r.check != check) {
+            let _ = writeln!(out, "<h2 class=\"grid-check\">{}</h2>", esc(check));
+        }
+        let students = reports.iter().enumerate().filter(|(_, (_, r))| r.check == check);
+        out.push_str(&grid(students));
+    }
     for (i, (name, r)) in reports.iter().enumerate() {
         let _ =
             write!(out, "<section id=\"student-{i}\"><h2>{}</h2>\n{}</section>\n", esc(name), body(r, "h3"));
@@ -233,5 +263,27 @@ mod tests {
         assert!(page.contains("1 of 2 passed"));
         assert!(page.contains("<td class=\"pass\" title=\"echo.tcp.1mib\">P</td>"));
         assert!(page.contains("<td class=\"fail\">1 failed</td>"));
+    }
+
+    #[test]
+    fn a_class_mixing_checks_gets_a_table_per_check() {
+        let time = Case { id: "time.tcp.epoch", ..CASE };
+        let echo = Report::new("echo", "a", vec![Outcome::new(CASE, Finding::pass(), Duration::ZERO, None)]);
+        let time = Report::new("time", "b", vec![Outcome::new(time, Finding::pass(), Duration::ZERO, None)]);
+        let page = class("Class", &[("Ana".into(), echo), ("Ben".into(), time)]);
+        assert_eq!(page.matches("<table class=\"grid\">").count(), 2, "{page}");
+        let tables: Vec<&str> = page.split("<table class=\"grid\">").skip(1).collect();
+        assert!(
+            tables[0].contains("echo.tcp.1mib")
+                && !tables[0].split("</table>").next().unwrap().contains("time.tcp")
+        );
+        assert!(page.contains("<div class=\"grid-wrap\">"), "a wide table scrolls inside the page");
+    }
+
+    #[test]
+    fn the_doc_section_is_a_link() {
+        let outcome = Outcome::new(CASE, Finding::fail("no"), Duration::ZERO, None);
+        let page = report(&Report::new("echo", "x", vec![outcome]));
+        assert!(page.contains("<a href=\"docs/check.md#tcp-is-a-stream\">"), "{page}");
     }
 }

@@ -304,6 +304,11 @@ impl Running {
         tail(&self.stderr.text(), CRASH_TAIL)
     }
 
+    /// How many of the program's processes have ended unwaited for (zombies).
+    pub fn zombies(&self) -> usize {
+        process::group_zombies(self.pgid)
+    }
+
     /// CPU, threads and open files of the program's process group now.
     pub fn sample(&self) -> GroupSample {
         process::sample_group(self.pgid)

@@ -212,8 +212,9 @@ async fn run_case(
         running.wait_exit(CRASH_GRACE).await;
     }
     let crash = running.ended().await;
+    let stderr = running.stderr_tail();
     let stop = tokio::spawn(running.stop());
-    let outcome = Outcome::new(planned.case, finding, started.elapsed(), crash);
+    let outcome = Outcome::new(planned.case, finding, started.elapsed(), crash).with_traceback_from(&stderr);
     (at, Ok(Ran::Done(Box::new(outcome), Some(memo), Some(stop))))
 }
 

@@ -81,6 +81,61 @@ fn a_program_that_does_not_listen_where_told_is_explained() {
 }
 
 #[test]
+fn a_thread_that_died_is_explained_from_its_traceback() {
+    let cases = [
+        // settimeout() meant for sends also times out the recv() of a client that only listens.
+        ("chat_recv_times_out.py", "chat.slow-reader", "TimeoutError", "settimeout() applies to every"),
+        // A character cut between two recv()s, decoded piece by piece.
+        ("chat_decodes_pieces.py", "chat.split", "UnicodeDecodeError", "decode a line only once it is whole"),
+    ];
+    std::thread::scope(|scope| {
+        for (name, case, exception, reading) in cases {
+            scope.spawn(move || {
+                let path = fixture(name);
+                let graded = grade(&["chat", "--case", case], &["python3", &path, "{port}"]);
+                let outcome = &graded.cases[0];
+                assert_eq!(outcome["verdict"], "fail", "{name}: {outcome}");
+                let traceback = &outcome["traceback"];
+                assert!(traceback["text"].as_str().unwrap().contains(exception), "{name}: {outcome}");
+                assert!(traceback["reading"].as_str().unwrap().contains(reading), "{name}: {outcome}");
+            });
+        }
+    });
+}
+
+#[test]
+fn a_loop_that_stops_at_a_short_read_is_told_so() {
+    let path = fixture("echo_short_read_ends.py");
+    let graded = grade(&["echo", "--case", "echo.tcp.1mib"], &["python3", &path, "{port}"]);
+    let what = graded.cases[0]["problem"]["what"].as_str().unwrap().to_owned();
+    assert!(what.contains("a short read does not mean the message is over, only b''"), "{what}");
+    // recv() once is told apart: it is the loop that is missing there.
+    let path = fixture("echo_recv_once.py");
+    let graded = grade(&["echo", "--case", "echo.tcp.1mib"], &["python3", &path, "{port}"]);
+    let what = graded.cases[0]["problem"]["what"].as_str().unwrap().to_owned();
+    assert!(!what.contains("short read"), "{what}");
+}
+
+#[test]
+fn a_first_case_that_fails_says_what_happened_and_the_rest_are_skipped() {
+    let path = fixture("daytime_waits_for_request.py");
+    let graded = grade(&["daytime"], &["python3", &path, "{port}"]);
+    let answer = graded.cases.iter().find(|c| c["id"] == "daytime.tcp.answer").unwrap();
+    let what = answer["problem"]["what"].as_str().unwrap();
+    assert!(
+        what.contains("answered only once the client sent a line") && what.contains("waits for a request"),
+        "{what}"
+    );
+    let others: Vec<_> = graded.cases.iter().filter(|c| c["id"] != "daytime.tcp.answer").collect();
+    assert!(!others.is_empty());
+    for case in others {
+        assert_eq!(case["verdict"], "skip", "{case}");
+        assert_eq!(case["skipped"], "daytime.tcp.answer did not pass", "{case}");
+    }
+    assert_eq!(graded.finished.code(), Some(1));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for (args, needle) in [
         (&["check"][..], "give a check"),
@@ -102,6 +157,9 @@ fn cases_can_be_listed() {
     let out = run(&["check", "chat", "--list"], b"");
     let ids: Vec<&str> = out.ok().lines().filter_map(|l| l.split_whitespace().next()).collect();
     assert!(ids.contains(&"chat.slow-reader") && ids.contains(&"chat.clients.50"), "{ids:?}");
+    // Each case says what it sends and what it expects.
+    assert!(out.stdout.contains("sends:   one line in three send() calls"), "{}", out.stdout);
+    assert!(out.stdout.contains("expects: client 2 gets it as one line"), "{}", out.stdout);
     let json = run(&["check", "echo", "--udp", "--list", "--json"], b"");
     assert!(json.json_lines().iter().all(|c| c["id"].as_str().unwrap().starts_with("echo.udp.")));
     // Clients and scanners are listed without a program to run, too.

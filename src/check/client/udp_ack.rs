@@ -97,11 +97,14 @@ impl Script {
     }
 
     /// Judges whether the client sent `message` again after its first
-    /// datagram went unanswered (`what` names the loss).
+    /// datagram went unanswered (`what` names the loss; `{payload}` in it
+    /// becomes the datagram the client sent, which names the message in
+    /// the client's own numbering).
     pub fn judge_resend(&self, message: usize, what: &str, exited: bool) -> Finding {
         let Some((first, next)) = self.after_first_of(message) else {
             return Finding::skip(format!("the client sent fewer than {} different messages", message + 1));
         };
+        let what = what.replace("{payload}", &show::bytes(&first.payload, SHOWN));
         match next {
             Some(next) if next.role == Role::Resend => {
                 Finding::pass().note(format!("sent again after {} ms", (next.at - first.at).as_millis()))
@@ -214,7 +217,7 @@ pub const CASES: [Case; 7] = [
     case(
         "client.udp-ack.resends-lost",
         "a message that is lost is sent again",
-        "nothing back for the first datagram of message 2",
+        "nothing back for the first datagram of the client's second message",
         "the same message again, after a timeout",
         "UDP does not resend anything by itself. Wait for the ACK with a timeout \
          (sock.settimeout(1), then recvfrom raises socket.timeout) and send the same message \
@@ -223,7 +226,7 @@ pub const CASES: [Case; 7] = [
     case(
         "client.udp-ack.resends-unacked",
         "a message whose ACK is lost is sent again",
-        "message 4 arrives, but its ACK is lost on the way back",
+        "the client's fourth message arrives, but its ACK is lost on the way back",
         "the same message again, after a timeout",
         "The client cannot tell a lost message from a lost ACK: both look like silence. In both \
          cases it sends the message again (the server may then see it twice, which is why \
@@ -311,8 +314,16 @@ pub(super) async fn session(
                 crate::text::plural(script.acknowledged() as u64, "message")
             ))
         },
-        script.judge_resend(LOST_MESSAGE, "message 2 was lost on its way to the server", exited),
-        script.judge_resend(LOST_ACK, "the ACK of message 4 was lost on its way back", exited),
+        script.judge_resend(
+            LOST_MESSAGE,
+            "the client's second message, {payload}, was lost on its way to the server",
+            exited,
+        ),
+        script.judge_resend(
+            LOST_ACK,
+            "the ACK of the client's fourth message, {payload}, was lost on its way back",
+            exited,
+        ),
         script.judge_numbers(),
         script.judge_silence(exited_at),
         script.judge_pace(),
@@ -377,6 +388,17 @@ mod tests {
         script.on_datagram(ms(1010), b"Message 2");
         let what = script.judge_resend(LOST_MESSAGE, "lost", false).problem.unwrap().what;
         assert!(what.contains("went on to b'Message 2'"), "{what}");
+    }
+
+    #[test]
+    fn the_lost_message_is_named_by_what_the_client_sent() {
+        // A client that counts from 0: its second message says 1.
+        let mut script = Script::default();
+        script.on_datagram(ms(0), b"Message 0");
+        script.on_datagram(ms(10), b"Message 1");
+        script.on_datagram(ms(1010), b"Message 2");
+        let what = script.judge_resend(LOST_MESSAGE, "{payload} was lost", false).problem.unwrap().what;
+        assert!(what.starts_with("b'Message 1' was lost"), "{what}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod chat;
 pub mod time;
+pub mod traceback;
 
 use std::fmt::Write;
 

@@ -108,6 +108,17 @@ pub fn details(outcome: &Outcome) -> String {
             indent(&stderr, 4)
         );
     }
+    if let Some(traceback) = &outcome.traceback {
+        let _ = writeln!(
+            out,
+            "  {}\n{}",
+            style("the program kept running, but printed on stderr:").dim(),
+            indent(&traceback.text, 4)
+        );
+        if let Some(reading) = traceback.reading {
+            let _ = writeln!(out, "  {}\n{}", style("what the traceback says:").dim(), block(reading, 4));
+        }
+    }
     let _ = writeln!(out, "  {}\n{}", style("why:").dim(), block(case.explanation, 4));
     let _ = writeln!(out, "  {} {}", style("read:").dim(), case.doc_link());
     out

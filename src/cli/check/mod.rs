@@ -300,7 +300,16 @@ fn list(out: &Output, cases: impl Iterator<Item = check::Case>) -> anyhow::Resul
         if out.is_json() {
             out.emit("case", &Json(case))?;
         } else {
-            out.note(format!("{:28} {:10} {}", case.id, case.group.name(), case.title))?;
+            out.note(format!(
+                "{:28} {:10} {}\n{:39} sends:   {}\n{:39} expects: {}",
+                case.id,
+                case.group.name(),
+                case.title,
+                "",
+                case.sends,
+                "",
+                case.expects
+            ))?;
         }
     }
     Ok(())

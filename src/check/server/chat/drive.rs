@@ -15,6 +15,10 @@ use crate::check::wire::wait_until;
 /// Text that is not ASCII, for the UTF-8 case.
 const UTF8_TEXT: &str = "héllo wörld ✓ 日本語 🎉";
 
+/// The split case's line (after its token), and the character of two bytes cut in the middle.
+const SPLIT_TEXT: &str = "this line was sent in three pieces, cut inside the ö of wörld";
+const SPLIT_CHAR: char = 'ö';
+
 /// How many lines without a token, after a client left, make a flood.
 const FLOOD_LINES: usize = 100;
 
@@ -196,12 +200,17 @@ async fn split(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     let limit = patience(ctx, 2);
     let (_, mut members) = gather(ctx, 2, false).await?;
     let token = members[0].next_token();
-    let whole = format!("{token} this line was sent in three pieces");
-    let cut = [token.to_string().len() + 10, whole.len() - 13];
-    let pieces = [&whole[..cut[0]], &whole[cut[0]..cut[1]], &whole[cut[1]..]];
+    let whole = format!("{token} {SPLIT_TEXT}");
+    // The first cut falls between words, the second inside a character
+    // of two bytes: a server that decodes each piece on its own breaks there.
+    let inside = whole.find(SPLIT_CHAR).ok_or("the split text lost its character")? + 1;
+    let cut = [token.to_string().len() + 10, inside];
+    let bytes = whole.as_bytes();
+    let pieces = [&bytes[..cut[0]], &bytes[cut[0]..cut[1]], &bytes[cut[1]..]];
     for (i, piece) in pieces.iter().enumerate() {
         let last = i == pieces.len() - 1;
-        members[0].send(format!("{piece}{}", if last { "\n" } else { "" }).as_bytes()).await?;
+        let end: &[u8] = if last { b"\n" } else { b"" };
+        members[0].send(&[*piece, end].concat()).await?;
         if !last {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -216,9 +225,12 @@ async fn split(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     }
     let got = listener.inbox.bytes();
     let at = got.windows(3).position(|w| w == b"~c0").unwrap_or(0).saturating_sub(20);
-    Ok(Finding::fail("the line did not arrive whole: the pieces were relayed as separate messages, or lost")
-        .sent(show::text(&whole, SHOWN))
-        .got(show::bytes(&got[at..], SHOWN * 2)))
+    Ok(Finding::fail(
+        "the line did not arrive whole: the pieces were relayed as separate messages, or lost (the second \
+         piece ended in the middle of the ö, b'\\xc3' in one piece and b'\\xb6' in the next)",
+    )
+    .sent(show::text(&whole, SHOWN))
+    .got(show::bytes(&got[at..], SHOWN * 2)))
 }
 
 async fn coalesced(ctx: &mut Ctx<'_>) -> Result<Finding, String> {

@@ -136,11 +136,12 @@ pub const CASES: [(Case, Probe); 13] = [
             "chat.split",
             Group::Correct,
             "a line sent in pieces arrives whole",
-            "one line in three send() calls, 100 ms apart",
-            "client 2 gets it as one line",
-            "recv() returns whatever has arrived, which can be part of a line. A chat server collects \
-             bytes until the newline and relays complete lines: keep a buffer per client, or read with \
-             conn.makefile('r').readline().",
+            "one line in three send() calls, 100 ms apart, the second cut inside the two bytes of ö",
+            "client 2 gets it as one line, ö intact",
+            "recv() returns whatever has arrived, which can be part of a line, or part of a character. \
+             A chat server collects bytes until the newline and relays complete lines: keep a buffer of \
+             bytes per client and decode a line only once it is whole, or read with \
+             conn.makefile('r', encoding='utf-8').readline().",
             "chat-framing",
         ),
         Probe::Split,

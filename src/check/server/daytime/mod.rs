@@ -107,6 +107,9 @@ pub async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Finding {
         Kind::EveryRequest(count) => return every_request(ctx, count).await.unwrap_or_else(Finding::fail),
         _ => {}
     }
+    if probe.kind == Kind::Answer && probe.transport == Transport::Tcp {
+        return speaks_first(ctx).await.unwrap_or_else(Finding::fail);
+    }
     let answer = match ask(ctx, probe.transport).await {
         Ok(answer) => answer,
         Err(e) => return Finding::fail(e),
@@ -153,6 +156,41 @@ pub async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Finding {
         Kind::Clients(_) | Kind::EveryRequest(_) => Finding::pass(),
     };
     finding.got(got)
+}
+
+/// The first TCP case: an answer comes unasked. When none comes, the
+/// client then sends a line, to tell a server that waits for a request
+/// (and says so by answering it) from one that says nothing at all.
+async fn speaks_first(ctx: &Ctx<'_>) -> Result<Finding, String> {
+    let quiet = ctx.options.reply_timeout;
+    let mut stream = wire::connect(ctx.addr, ctx.options.startup_timeout).await?;
+    let answer = wire::read(&mut stream, None, quiet).await;
+    if !answer.bytes.is_empty() {
+        return Ok(answered(&answer.bytes).got(show::bytes(&answer.bytes, SHOWN)));
+    }
+    if answer.end != End::Quiet {
+        let what = match answer.end {
+            End::Closed => "the server closed the connection without sending anything".to_owned(),
+            end => format!("the server sent nothing, {}", end.describe(quiet)),
+        };
+        return Ok(Finding::fail(what));
+    }
+    let waited = humantime::format_duration(quiet);
+    let asked = tokio::io::AsyncWriteExt::write_all(&mut stream, REQUEST).await.is_ok();
+    let reply = if asked { wire::read(&mut stream, None, quiet).await.bytes } else { Vec::new() };
+    Ok(if reply.is_empty() {
+        Finding::fail(format!(
+            "the server sent nothing for {waited} after accepting, nor after the client sent a line"
+        ))
+    } else {
+        Finding::fail(format!(
+            "the server sent nothing for {waited} after accepting; it answered only once the client \
+             sent a line ({}): it waits for a request (a recv() before its send), which a daytime \
+             client never sends",
+            show::bytes(REQUEST, SHOWN)
+        ))
+        .got(show::bytes(&reply, SHOWN))
+    })
 }
 
 fn answered(answer: &[u8]) -> Finding {

@@ -44,6 +44,11 @@ pub enum Probe {
     },
     /// Clients leave; the server must go quiet.
     TcpIdleCpu,
+    /// `count` connections one after another; then no zombie children.
+    TcpReaps {
+        /// How many.
+        count: usize,
+    },
     /// One datagram: `message`, repeated to `size` bytes when that is longer.
     UdpOnce {
         /// The bytes.
@@ -112,8 +117,9 @@ pub const TCP: [(Case, Probe); 10] = [
             "1 MiB of text in one sendall(), read back while it is being sent",
             "all 1,048,576 bytes back, in order",
             "TCP is a stream of bytes, not of messages: one recv(1024) returns at most 1024 bytes, \
-             however much the client sent at once. Call recv() in a loop and send back each piece, \
-             until recv() returns b'' (the client has closed).",
+             however much the client sent at once, and often fewer than asked for. Call recv() in a \
+             loop and send back each piece, until recv() returns b'' (the client has closed): only b'' \
+             means the end, a short read does not.",
             "tcp-is-a-stream",
         ),
         Probe::TcpLarge { size: MIB },
@@ -233,8 +239,10 @@ pub const TCP: [(Case, Probe); 10] = [
     ),
 ];
 
-/// The TCP case that needs the PID, apart so that the table reads in order.
-pub const TCP_IDLE: (Case, Probe) = (
+/// The TCP cases that need the PID, apart so that the table reads in order.
+pub const TCP_PID: [(Case, Probe); 2] = [TCP_IDLE, TCP_REAPS];
+
+const TCP_IDLE: (Case, Probe) = (
     case(
         "echo.tcp.idle-cpu",
         Group::Robust,
@@ -247,6 +255,21 @@ pub const TCP_IDLE: (Case, Probe) = (
         "eof",
     ),
     Probe::TcpIdleCpu,
+);
+
+const TCP_REAPS: (Case, Probe) = (
+    case(
+        "echo.tcp.reaps",
+        Group::Robust,
+        "child processes that end are reaped",
+        "50 connections in turn, each sending one message and closing",
+        "no zombie processes left in the server's process group (read from /proc; needs -- COMMAND)",
+        "A server that fork()s a child per client must wait for each child that ends: until the \
+         parent calls os.waitpid() (or sets signal.signal(signal.SIGCHLD, signal.SIG_IGN)), the \
+         kernel keeps the child as a zombie, one per client, until the process table is full.",
+        "zombies",
+    ),
+    Probe::TcpReaps { count: 50 },
 );
 
 /// The UDP cases.
@@ -335,7 +358,7 @@ pub const UDP: [(Case, Probe); 6] = [
 
 /// The cases for `transports`, TCP first.
 pub fn plan(transports: Transports) -> Vec<Planned> {
-    let tcp = TCP.iter().chain([&TCP_IDLE]).filter(|_| transports.tcp);
+    let tcp = TCP.iter().chain(&TCP_PID).filter(|_| transports.tcp);
     let udp = UDP.iter().filter(|_| transports.udp);
     tcp.chain(udp).map(|&(case, probe)| Planned::new(case, ServerProbe::Echo(probe))).collect()
 }

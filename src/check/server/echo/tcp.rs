@@ -34,6 +34,7 @@ pub(super) async fn run(probe: Probe, ctx: &mut Ctx<'_>) -> Finding {
         Probe::TcpHalfClose => half_close(ctx).await,
         Probe::TcpSequential { count } => sequential(ctx, count).await,
         Probe::TcpIdleCpu => idle_cpu(ctx).await,
+        Probe::TcpReaps { count } => reaps(ctx, count).await,
         _ => Err(format!("{probe:?} is not a TCP probe")),
     };
     result.unwrap_or_else(Finding::fail)
@@ -93,8 +94,25 @@ async fn large(ctx: &Ctx<'_>, size: usize) -> Result<Finding, String> {
         (sent, writer)
     };
     let (received, (_, _writer)) = tokio::join!(wire::read(&mut reader, Some(size), quiet), send);
-    Ok(judge(&message, &received, quiet))
+    let finding = judge(&message, &received, quiet);
+    // More than one read's worth, all of it right, and then the end: the
+    // server loops over recv(), but stops at the first short read.
+    let stopped_short = received.bytes.len() > SHORT_READ_HINT
+        && message.starts_with(&received.bytes)
+        && matches!(received.end, End::Closed | End::Reset);
+    Ok(match finding.problem.as_ref().map(|p| p.what.clone()) {
+        Some(what) if stopped_short => finding.failing(format!(
+            "{what}. It did call recv() more than once, so it stops at a read that returned fewer \
+             bytes than it asked for (`if len(data) < 1024: break`?): a short read does not mean the \
+             message is over, only b'' means the client has closed"
+        )),
+        _ => finding,
+    })
 }
+
+/// More bytes than a server that calls `recv()` once could echo (students'
+/// buffers are 1024 to 4096 bytes; two of the largest).
+const SHORT_READ_HINT: usize = 8192;
 
 async fn trickle(ctx: &Ctx<'_>, message: &[u8], gap: Duration) -> Result<Finding, String> {
     let quiet = ctx.options.reply_timeout;
@@ -269,6 +287,41 @@ async fn sequential(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
     } else {
         Ok(Finding::pass().note(note))
     }
+}
+
+/// How often, and how many times, the zombies are counted after the last client left.
+const ZOMBIE_LOOK: Duration = Duration::from_millis(100);
+const ZOMBIE_LOOKS: usize = 10;
+
+async fn reaps(ctx: &Ctx<'_>, count: usize) -> Result<Finding, String> {
+    let Some(program) = ctx.program else {
+        return Ok(Finding::skip("needs the server's PID: give the command that starts it after --"));
+    };
+    let quiet = ctx.options.reply_timeout;
+    for i in 1..=count {
+        let message = format!("client {i} of {count}\n").into_bytes();
+        let mut stream = wire::connect(ctx.addr, ctx.options.startup_timeout)
+            .await
+            .map_err(|e| format!("connection {i} of {count}: {e}"))?;
+        let received = exchange(&mut stream, &message, quiet).await;
+        let finding = judge(&message, &received, quiet);
+        if let Some(what) = finding.problem.as_ref().map(|p| p.what.clone()) {
+            return Ok(finding.failing(format!("connection {i} of {count}: {what}")));
+        }
+    }
+    // A child ends a moment after its client closes: look a few times.
+    let mut most = 0;
+    for _ in 0..ZOMBIE_LOOKS {
+        most = most.max(program.zombies());
+        if most >= count / 2 {
+            return Ok(Finding::fail(format!(
+                "after {count} clients came and went, {most} of the server's processes are zombies: \
+                 children that ended and were never waited for"
+            )));
+        }
+        tokio::time::sleep(ZOMBIE_LOOK).await;
+    }
+    Ok(Finding::pass().note(format!("{count} connections echoed; at most {most} zombie processes after")))
 }
 
 async fn idle_cpu(ctx: &Ctx<'_>) -> Result<Finding, String> {
