@@ -63,6 +63,12 @@ const HAND_WRITTEN: &[&str] = &[
     "udp port 53",
     "port 80 or 443",
     "port 80 or port 443",
+    // Chains of one load's tests, which the optimizer pulls together as
+    // libpcap's or_pullup/and_pullup do (which loads run on a cut frame).
+    "port 53 or port 80 or port 443 or port 22",
+    "tcp port 9 or udp port 53 or port 7 or port 2905",
+    "host 10.0.0.1 or port 53 or host 10.0.0.2 or port 80",
+    "not port 53 and not port 80 and not port 9",
     "tcp dst port 80 or 8080",
     "src port 53 and udp",
     "portrange 1-1024",

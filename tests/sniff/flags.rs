@@ -81,6 +81,29 @@ fn conversation() -> Vec<u8> {
     answer.extend([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 1, 44, 0, 4, 93, 184, 216, 34]);
     push(&|f| ether().ipv4(client, [127, 0, 0, 53], 64).udp(41000, 53).write(f, &query).unwrap());
     push(&|f| ether().ipv4([127, 0, 0, 53], client, 64).udp(53, 41000).write(f, &answer).unwrap());
+    // Issue 18: datagrams on DNS ports too short for a DNS header
+    // (`domain [length 0 < 12] (invalid)`), and messages with what tcpdump
+    // marks: an EDNS record (`[1au]`), no question (`[0q]`), a question cut
+    // short (`[|domain]`), an authoritative NXDomain from a server that
+    // does not recurse (`*-`).
+    for (sport, dport, payload) in [
+        (41000, 53, &b""[..]),
+        (41000, 53, b"\x12\x34\x01"),
+        (53, 41000, b"abcdefghijk"),
+        (5353, 5353, b"xy"),
+    ] {
+        push(&|f| ether().ipv4(client, [127, 0, 0, 53], 64).udp(sport, dport).write(f, payload).unwrap());
+    }
+    let mut edns = query.clone();
+    edns[11] = 1;
+    edns.extend([0, 0, 41, 16, 0, 0, 0, 0, 0, 0, 0]);
+    let mut nx = query.clone();
+    nx[2..4].copy_from_slice(&[0x85, 0x03]);
+    let mut no_question = query[..12].to_vec();
+    no_question[5] = 0;
+    for message in [edns, no_question, query[..20].to_vec(), nx] {
+        push(&|f| ether().ipv4(client, [127, 0, 0, 53], 64).udp(41000, 53).write(f, &message).unwrap());
+    }
     push(&|f| ether().ipv4(client, server, 64).icmpv4_echo_request(1, 2).write(f, b"ping").unwrap());
     push(&|f| ether().ipv4(client, server, 64).udp(5000, 9).write(f, b"x").unwrap());
     // Tagged frames: 802.1Q, and 802.1ad around 802.1Q (QinQ).
@@ -160,8 +183,9 @@ fn a_filter_from_a_file_and_the_interface_list() {
     let filter = dir.path().join("filter");
     std::fs::write(&filter, "udp # name lookups only\n  and port 53\n").unwrap();
     let lines = ours(&["sniff", "-F", filter.to_str().unwrap(), "-r", file, "-t"]);
-    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines.len(), 9, "{lines:?}");
     assert!(lines[0].contains("A? example.com."), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("5353")), "{lines:?}");
     let both = run(&["sniff", "-F", filter.to_str().unwrap(), "-r", file, "tcp"], b"");
     assert_eq!(both.code(), Some(2), "{both:?}");
     let interfaces = ours(&["sniff", "-D"]);

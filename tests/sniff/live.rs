@@ -56,6 +56,7 @@ fn vlan_tags_are_kept_in_files_and_shown() {
     require("tcpdump", "tcpdump");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tagged.pcap");
+    let any_file = dir.path().join("tagged-any.pcap");
     in_private_netns(|| {
         // A veth pair: a tagged frame sent into one end reaches the other
         // end's sockets with its tag taken out (the kernel keeps it in the
@@ -64,7 +65,7 @@ fn vlan_tags_are_kept_in_files_and_shown() {
         for link in ["sniff0", "sniff1"] {
             ip(&format!("link set {link} up"));
         }
-        let capture = capture(&[
+        let on_sniff1 = capture(&[
             "-i",
             "sniff1",
             "-c",
@@ -72,6 +73,18 @@ fn vlan_tags_are_kept_in_files_and_shown() {
             "--print",
             "-w",
             file.to_str().unwrap(),
+            "vlan 100 and arp",
+        ]);
+        // And on every interface: the frame leaving sniff0 with its tag in
+        // its bytes, and arriving on sniff1 with its tag taken out.
+        let everywhere = capture(&[
+            "-i",
+            "any",
+            "-c",
+            "2",
+            "--print",
+            "-w",
+            any_file.to_str().unwrap(),
             "vlan 100 and arp",
         ]);
         // An ARP request for 10.18.0.2 from 10.18.0.1, broadcast on VLAN 100.
@@ -88,11 +101,31 @@ fn vlan_tags_are_kept_in_files_and_shown() {
             "0a120002"
         );
         inject("sniff0", frame);
-        let packets = packets_of(capture);
+        let packets = packets_of(on_sniff1);
         assert_eq!(packets.len(), 1, "{packets:?}");
         assert_eq!(packets[0]["vlan"], serde_json::json!([100]), "{}", packets[0]);
         assert_eq!((packets[0]["proto"].as_str(), packets[0]["len"].as_u64()), (Some("arp"), Some(46)));
+        let packets = packets_of(everywhere);
+        let seen: Vec<(&str, &str, &Value)> = packets
+            .iter()
+            .map(|p| (p["interface"].as_str().unwrap(), p["direction"].as_str().unwrap(), &p["vlan"]))
+            .collect();
+        let tagged = serde_json::json!([100]);
+        assert_eq!(seen, [("sniff0", "Out", &tagged), ("sniff1", "B", &tagged)], "{packets:?}");
     });
+    // tcpdump reads the tag where it was put back (it has no `vlan` filter
+    // for cooked captures), and our lines are its, -e or not. (Names are
+    // this namespace's for the other's indexes, in both.)
+    for flags in [&["-nn", "-t"][..], &["-nn", "-t", "-e"]] {
+        let mut tcpdump = Command::new("tcpdump");
+        tcpdump.args(flags).arg("-r").arg(&any_file);
+        let theirs = run_command(&mut tcpdump, b"");
+        let lines: Vec<&str> = theirs.ok().lines().collect();
+        assert!(lines.len() == 2 && lines.iter().all(|l| l.contains("ARP, Request")), "{theirs:?}");
+        let mut args = vec!["sniff", "-r", any_file.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        assert_eq!(run(&args, b"").ok(), theirs.ok(), "sniff {flags:?} against tcpdump");
+    }
     let mut tcpdump = Command::new("tcpdump");
     tcpdump.args(["-nn", "-e", "-t", "-r"]).arg(&file);
     let theirs = run_command(&mut tcpdump, b"");
@@ -116,20 +149,30 @@ fn any_captures_every_interface_with_cooked_headers() {
         let capture =
             capture(&["-i", "any", "-c", "2", "--print", "-v", "-w", file.to_str().unwrap(), &filter]);
         receiver.send_to(b"everywhere", receiver.local_addr().unwrap()).unwrap();
+        receiver.send_to(b"everywhere", receiver.local_addr().unwrap()).unwrap();
         let packets = packets_of(capture);
-        // Loopback shows each frame leaving and arriving, as tcpdump -i any does.
+        // Loopback shows each frame leaving and arriving; as libpcap does on
+        // `any` too, only the arriving copy is kept.
         let details: Vec<&str> = packets.iter().map(|p| p["details"][0].as_str().unwrap()).collect();
-        assert!(details.len() == 2 && details[0].starts_with("cooked v2 Out"), "{details:?}");
-        assert!(details[1].starts_with("cooked v2 In"), "{details:?}");
+        assert!(details.len() == 2 && details.iter().all(|d| d.starts_with("cooked v2 In")), "{details:?}");
         assert!(packets.iter().all(|p| p["dport"] == port), "{packets:?}");
+        assert!(packets.iter().all(|p| p["interface"] == "lo" && p["direction"] == "In"), "{packets:?}");
     });
-    let mut tcpdump = Command::new("tcpdump");
-    tcpdump.args(["-nn", "-r"]).arg(&file);
-    let theirs = run_command(&mut tcpdump, b"");
-    let lines: Vec<&str> = theirs.ok().lines().collect();
-    assert_eq!(lines.len(), 2, "{theirs:?}");
-    let words = |line: &str| line.split_whitespace().skip(1).take(3).collect::<Vec<_>>().join(" ");
-    assert_eq!(words(lines[0]), "lo Out IP", "{lines:?}");
-    assert_eq!(words(lines[1]), "lo In IP", "{lines:?}");
-    assert!(lines.iter().all(|l| l.ends_with("UDP, length 10")), "{lines:?}");
+    // Each line starts with the interface and the direction, as tcpdump's
+    // do (issue 18): `lo    In  IP 127.0.0.1.X > ...`, and with -e the
+    // cooked header's index, address and EtherType.
+    for flags in [&["-nn"][..], &["-nn", "-e"]] {
+        let mut tcpdump = Command::new("tcpdump");
+        tcpdump.args(flags).arg("-r").arg(&file);
+        let theirs = run_command(&mut tcpdump, b"");
+        let lines: Vec<&str> = theirs.ok().lines().collect();
+        assert_eq!(lines.len(), 2, "{theirs:?}");
+        assert!(
+            lines.iter().all(|l| l.contains(" lo    In  ") && l.ends_with("UDP, length 10")),
+            "{lines:?}"
+        );
+        let mut args = vec!["sniff", "-r", file.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        assert_eq!(run(&args, b"").ok(), theirs.ok(), "sniff {flags:?} against tcpdump");
+    }
 }

@@ -35,6 +35,11 @@ pub struct PacketLine<'a> {
     len: u32,
     /// Bytes captured.
     caplen: usize,
+    /// The interface an `-i any` frame was seen on, and its direction (`In`, `Out`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'static str>,
     #[serde(flatten)]
     summary: &'a Summary,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -52,6 +57,9 @@ pub struct PacketLine<'a> {
     link_header: Option<String>,
     #[serde(skip)]
     quiet: bool,
+    /// A cooked frame's tags, as tcpdump prints them without `-e`.
+    #[serde(skip)]
+    cooked_tags: String,
 }
 
 impl<'a> PacketLine<'a> {
@@ -70,6 +78,8 @@ impl<'a> PacketLine<'a> {
             time,
             len: frame.len,
             caplen: frame.data.len(),
+            interface: None,
+            direction: None,
             summary,
             details: if extras.details { decode::details(link, frame.data) } else { Vec::new() },
             hex: extras.hex.then(|| frame.data.iter().map(|b| format!("{b:02x}")).collect()),
@@ -85,7 +95,18 @@ impl<'a> PacketLine<'a> {
                 .then(|| decode::link_header(link, frame.data, frame.len))
                 .flatten(),
             quiet: extras.quiet,
+            cooked_tags: if extras.link_header || extras.quiet {
+                String::new()
+            } else {
+                decode::cooked_tags(link, frame.data)
+            },
         }
+    }
+
+    /// The interface (by name) and direction of an `-i any` frame.
+    pub fn with_origin(mut self, origin: Option<(String, &'static str)>) -> Self {
+        (self.interface, self.direction) = origin.unzip();
+        self
     }
 }
 
@@ -93,6 +114,10 @@ impl fmt::Display for PacketLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(stamp) = &self.stamp {
             write!(f, "{stamp} ")?;
+        }
+        if let (Some(interface), Some(direction)) = (&self.interface, self.direction) {
+            // tcpdump's columns: `lo    In  IP ...`, `eth0  Out IP ...`.
+            write!(f, "{interface:<5} {direction:<3} ")?;
         }
         let line = if self.quiet { self.summary.quiet() } else { self.summary.to_string() };
         match &self.link_header {
@@ -102,7 +127,7 @@ impl fmt::Display for PacketLine<'_> {
                     ["IP ", "IP6 ", "ARP, "].iter().find_map(|p| line.strip_prefix(p)).unwrap_or(&line);
                 write!(f, "{header}{rest}")?;
             }
-            None => f.write_str(&line)?,
+            None => write!(f, "{}{line}", self.cooked_tags)?,
         }
         for line in &self.details {
             write!(f, "\n    {line}")?;

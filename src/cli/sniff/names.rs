@@ -1,7 +1,9 @@
-//! The system's names for `sniff` filters: service names from
+//! The system's names for `sniff`: for filters, service names from
 //! `/etc/services` (the built-in table when it is missing, as on a minimal
-//! container), host names through the resolver (`/etc/hosts`, then DNS).
+//! container) and host names through the resolver (`/etc/hosts`, then DNS);
+//! for lines of `-i any` captures, interface names by index.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
 
 use socketeer::sniff::filter::{BuiltinNames, Names, ServicePorts, Services};
@@ -44,5 +46,32 @@ impl Names for SystemNames {
             Some(services) => services.lookup(name),
             None => BuiltinNames.service(name),
         }
+    }
+}
+
+/// Interface names by index, as this machine names them now: what tcpdump
+/// shows for an `-i any` frame, live or read from a file (a file from
+/// another machine may then show the wrong names, or `?`, as in tcpdump).
+#[derive(Debug, Default)]
+pub(super) struct InterfaceNames {
+    known: HashMap<u32, String>,
+}
+
+impl InterfaceNames {
+    /// The name of interface `index`, or `?`; the system is asked again
+    /// only for an index not seen before (an interface added since).
+    pub(super) fn name(&mut self, index: u32) -> &str {
+        if !self.known.contains_key(&index) {
+            match nix::net::if_::if_nameindex() {
+                Ok(all) => {
+                    for interface in all.iter() {
+                        let name = interface.name().to_string_lossy().into_owned();
+                        self.known.insert(interface.index(), name);
+                    }
+                }
+                Err(e) => tracing::debug!("listing the interfaces: {e}"),
+            }
+        }
+        self.known.entry(index).or_insert_with(|| "?".to_owned())
     }
 }

@@ -14,6 +14,7 @@ use socketeer::sniff::pcap::{self, Precision};
 use socketeer::sniff::{Counts, Frame, LinkType, Matcher, Verdict};
 
 use super::format::{Extras, PacketLine};
+use super::names::InterfaceNames;
 use super::present::{Presenter, TimeFormat};
 use crate::cli::args::UsageError;
 use crate::cli::output::Output;
@@ -59,6 +60,8 @@ pub(super) struct Sink {
     pub(super) failed: Option<anyhow::Error>,
     /// A running count on a terminal while packets go only to a file.
     pub(super) progress: Option<ProgressBar>,
+    /// For the lines of `-i any` frames.
+    pub(super) interfaces: InterfaceNames,
 }
 
 impl Sink {
@@ -93,7 +96,10 @@ impl Sink {
             // Scripts get absolute numbers; people get tcpdump's relative ones.
             let relative = if self.out.is_json() { None } else { self.presenter.relative(summary) };
             let stamp = self.presenter.stamp(frame.time);
-            let line = PacketLine::new(link, frame, relative.as_ref().unwrap_or(summary), self.extras, stamp);
+            let origin = socketeer::sniff::decode::origin(link, frame.data)
+                .map(|o| (self.interfaces.name(o.ifindex).to_owned(), o.direction));
+            let line = PacketLine::new(link, frame, relative.as_ref().unwrap_or(summary), self.extras, stamp)
+                .with_origin(origin);
             self.out.emit("packet", &line)?;
         }
         Ok(())
@@ -207,6 +213,7 @@ impl Plan {
                 bar.enable_steady_tick(Duration::from_millis(200));
                 bar
             }),
+            interfaces: InterfaceNames::default(),
         })
     }
 

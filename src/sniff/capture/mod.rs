@@ -117,7 +117,14 @@ impl Capture {
             .as_ref()
             .filter(|_| source != Source::Any && !config.filter.as_ref().is_some_and(Filter::mentions_vlan));
         let kernel_filter = in_kernel.is_some();
-        let mut kernel_program = if loopback { outgoing_guard() } else { Vec::new() };
+        let mut kernel_program = match source {
+            Source::Interface(_) if loopback => outgoing_guard(None),
+            Source::Interface(_) => Vec::new(),
+            // libpcap skips loopback's outgoing copies on `any` too.
+            Source::Any => {
+                nix::net::if_::if_nametoindex("lo").map_or_else(|_| Vec::new(), |lo| outgoing_guard(Some(lo)))
+            }
+        };
         match in_kernel {
             Some(program) => kernel_program
                 .extend(program.instructions().iter().map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))),
@@ -211,13 +218,21 @@ fn read(ring: &mut Ring, consumer: &mut impl Consumer, done: &mut bool) -> Optio
 
 /// The head of a loopback capture's program: only the arriving copy of
 /// each frame (loopback shows every frame twice, once leaving and once
-/// arriving, as libpcap also knows). A pass jumps over the `ret #0`.
-fn outgoing_guard() -> Vec<SockFilter> {
-    vec![
-        SockFilter::new(op::LD_W_ABS, 0, 0, op::AD_PKTTYPE),
-        SockFilter::new(op::JEQ_K, 0, 1, PACKET_OUTGOING),
-        SockFilter::new(op::RET_K, 0, 0, 0),
-    ]
+/// arriving, as libpcap also knows). On a socket of every interface, the
+/// loopback's index `on` says which outgoing frames are those copies. A
+/// pass jumps over the `ret #0`.
+fn outgoing_guard(on: Option<u32>) -> Vec<SockFilter> {
+    let mut guard = vec![SockFilter::new(op::LD_W_ABS, 0, 0, op::AD_PKTTYPE)];
+    match on {
+        None => guard.push(SockFilter::new(op::JEQ_K, 0, 1, PACKET_OUTGOING)),
+        Some(loopback) => guard.extend([
+            SockFilter::new(op::JEQ_K, 0, 3, PACKET_OUTGOING),
+            SockFilter::new(op::LD_W_ABS, 0, 0, op::AD_IFINDEX),
+            SockFilter::new(op::JEQ_K, 0, 1, loopback),
+        ]),
+    }
+    guard.push(SockFilter::new(op::RET_K, 0, 0, 0));
+    guard
 }
 
 /// What a [`Capture`] hands its frames to.

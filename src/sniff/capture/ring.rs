@@ -281,14 +281,24 @@ const FRAME_SIZE: usize = 2048;
 /// The smallest block: 128 KiB (a multiple of every page size Linux uses),
 /// so a flood of small frames costs one wake-up per hundreds of frames.
 const MIN_BLOCK: usize = 128 << 10;
-/// The largest block: the kernel allocates each block in one piece.
-const MAX_BLOCK: usize = 4 << 20;
+
+/// The longest frame a packet socket is handed: the largest IP packet
+/// behind an Ethernet header with two VLAN tags. A larger snap length
+/// (tcpdump's default is 262144) keeps nothing more.
+const LARGEST_FRAME: usize = 65_535 + 22;
 
 /// The block size and count of a ring of about `buffer` bytes whose
 /// frames keep up to `snaplen` bytes: a block holds a whole kept frame
 /// with its header, and there are at least two.
+///
+/// Blocks are no bigger than the longest frame needs, as libpcap sizes
+/// them: the kernel hands a block over only when it is full, so a ring
+/// of few big blocks keeps a larger share of its memory out of reach
+/// (the block being filled) and drops sooner when the reader falls
+/// behind. 2 MiB is 16 blocks of 128 KiB, as tcpdump's `-B 2048` is.
 fn geometry(snaplen: usize, buffer: usize) -> (usize, usize) {
-    let block_size = (snaplen + 256).next_power_of_two().clamp(MIN_BLOCK, MAX_BLOCK);
+    let kept = snaplen.min(LARGEST_FRAME);
+    let block_size = (kept + 256).next_power_of_two().max(MIN_BLOCK);
     (block_size, (buffer / block_size).max(MIN_BLOCKS))
 }
 
@@ -377,15 +387,30 @@ fn frames_of(block: &[u8]) -> impl Iterator<Item = RingFrame<'_>> {
 }
 
 /// Writes into `out` what the kernel took out of `frame`: the cooked
-/// header of a frame of `-i any` (whose link header is not kept), or the
+/// header of a frame of `-i any` (whose link header is not kept), and the
 /// 802.1Q tag moved to the frame's metadata, put back after the MAC
-/// addresses. Returns the bytes added; `None` when the frame is whole as it is.
+/// addresses (or the cooked header). Returns the bytes added; `None` when
+/// the frame is whole as it is.
 fn restore(frame: &RingFrame<'_>, cooked: bool, out: &mut Vec<u8>) -> Option<usize> {
     out.clear();
     if cooked {
-        out.extend_from_slice(&cooked_v2_header(frame.address));
+        let mut header = cooked_v2_header(frame.address);
+        let Some(tag) = frame.vlan_tag() else {
+            out.extend_from_slice(&header);
+            out.extend_from_slice(frame.data);
+            return Some(COOKED_V2_LEN);
+        };
+        // The tag goes before the EtherType, as on Ethernet (and as a frame
+        // sent with its tag in its bytes comes): the header's protocol is
+        // the tag's TPID, and the payload starts with the TCI and the
+        // frame's own protocol.
+        let protocol = [header[0], header[1]];
+        header[0..2].copy_from_slice(&tag[..2]);
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&tag[2..]);
+        out.extend_from_slice(&protocol);
         out.extend_from_slice(frame.data);
-        return Some(COOKED_V2_LEN);
+        return Some(COOKED_V2_LEN + tag.len());
     }
     let tag = frame.vlan_tag()?;
     let (macs, rest) = frame.data.split_at(frame.data.len().min(12));
@@ -526,14 +551,24 @@ mod tests {
         let header =
             [0x08, 0x00, 0, 0, 0, 0, 0, 1, 0x03, 0x04, 4, 6, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 0, 0];
         assert_eq!(out, [&header[..], &FRAME[14..]].concat());
+        // A tag the kernel took out: the protocol field says 802.1Q, the
+        // payload starts with the TCI and the frame's own protocol.
+        let tagged = Made { status: libc::TP_STATUS_VLAN_VALID, data: &FRAME[14..], tci: 100 };
+        let block = block_with(&[tagged]);
+        let frame = frames_of(&block).next().unwrap();
+        assert_eq!(restore(&frame, true, &mut out), Some(COOKED_V2_LEN + 4));
+        assert_eq!(out[..2], [0x81, 0x00]);
+        assert_eq!(out[2..COOKED_V2_LEN], header[2..]);
+        assert_eq!(out[COOKED_V2_LEN..], [&[0, 100, 0x08, 0x00][..], &FRAME[14..]].concat());
     }
 
     #[test]
     fn blocks_hold_a_whole_kept_frame_and_there_are_at_least_two() {
-        assert_eq!(geometry(262_144, 32 << 20), (512 << 10, 64));
+        // tcpdump's default snap length needs no more than the longest frame.
+        assert_eq!(geometry(262_144, 32 << 20), (128 << 10, 256));
+        assert_eq!(geometry(262_144, 2 << 20), (128 << 10, 16));
         assert_eq!(geometry(96, 2 << 20), (128 << 10, 16));
         assert_eq!(geometry(65_535, 1), (128 << 10, 2));
-        assert_eq!(geometry(usize::from(u16::MAX) * 256, 1 << 30), (4 << 20, 256));
     }
 
     /// The ring's system calls and its memory, on a real socket (as root,

@@ -20,7 +20,7 @@ use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LinkSlice, TransportSl
 use serde::Serialize;
 
 pub use icmp::{Icmp, Quoted};
-pub use show::{details, link_header, network_offset};
+pub use show::{Origin, cooked_tags, details, link_header, network_offset, origin};
 
 use super::LinkType;
 use cooked::Cooked;
@@ -420,7 +420,11 @@ fn read_transport(summary: &mut Summary, packet: &LaxSlicedPacket<'_>, frame: &[
             set_payload(summary, frame, udp.payload());
             summary.payload_len = usize::from(udp.length()).saturating_sub(8);
             if [udp.source_port(), udp.destination_port()].iter().any(|p| dns::PORTS.contains(p)) {
-                summary.dns = dns::line(udp.payload());
+                summary.dns = if summary.payload_len < dns::HEADER_LEN {
+                    Some(dns::too_short(summary.payload_len))
+                } else {
+                    dns::line(udp.payload())
+                };
             }
         }
         // The message's length is what the IP header announces, captured or not.

@@ -78,7 +78,11 @@ fn write_transport(f: &mut fmt::Formatter<'_>, s: &Summary) -> fmt::Result {
             write!(f, ", length {len}")
         }
         (Proto::Udp, _, _) => match &s.dns {
-            // tcpdump's DNS line: the message, then its length in parentheses.
+            // tcpdump's DNS line: the message, then its length in parentheses
+            // (not after a datagram too short to be one, or a message cut short).
+            Some(dns) if s.payload_len < super::dns::HEADER_LEN || dns.ends_with(super::dns::CUT) => {
+                f.write_str(dns)
+            }
             Some(dns) => write!(f, "{dns} ({len})"),
             None => write!(f, "UDP, length {len}"),
         },
@@ -174,27 +178,67 @@ pub fn network_offset(link: LinkType, frame: &[u8]) -> usize {
 pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32) -> Option<String> {
     let ((packet, cooked), ether_type) = slice(link, frame).ok().zip(frame.get(12..14))?;
     let kind = |t: u16| format!("ethertype {} (0x{t:04x}), length {wire_len}: ", ether_name(t));
-    if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
-        let mut line = format!(
-            "{} > {}, {}",
-            Mac(eth.source()),
-            Mac(eth.destination()),
-            kind(u16::from_be_bytes([ether_type[0], ether_type[1]]))
-        );
-        // Each tag as tcpdump shows it: `vlan 100, p 0, ethertype IPv4 (0x0800), `.
+    // Each tag as tcpdump shows it: `vlan 100, p 0, ethertype IPv4 (0x0800), `
+    // after an Ethernet header, without the number after a cooked one.
+    let tags = |hex: bool| {
+        let mut words = String::new();
         for tag in vlan_tags(&packet) {
             let inner = tag.ether_type().0;
             let dei = if tag.drop_eligible_indicator() { ", DEI" } else { "" };
-            line.push_str(&format!(
-                "vlan {}, p {}{dei}, ethertype {} (0x{inner:04x}), ",
+            let number = if hex { format!(" (0x{inner:04x})") } else { String::new() };
+            words.push_str(&format!(
+                "vlan {}, p {}{dei}, ethertype {}{number}, ",
                 tag.vlan_identifier().value(),
                 tag.priority_code_point().value(),
                 ether_name(inner)
             ));
         }
-        return Some(line);
+        words
+    };
+    if let Some(LinkSlice::Ethernet2(eth)) = &packet.link {
+        let kind = kind(u16::from_be_bytes([ether_type[0], ether_type[1]]));
+        return Some(format!("{} > {}, {kind}{}", Mac(eth.source()), Mac(eth.destination()), tags(true)));
     }
-    cooked.map(|c| format!("{} {} {}", c.direction(), hex_colon(c.address), kind(c.protocol)))
+    // tcpdump shows a v1 header's direction here, a v2 header's interface
+    // index (its name and direction start every line: [`origin`]), and the
+    // address only when it is an Ethernet one.
+    cooked.map(|c| {
+        let address = if c.address.len() == 6 { format!("{} ", hex_colon(c.address)) } else { String::new() };
+        let kind = kind(c.protocol);
+        match c.ifindex {
+            Some(ifindex) => format!("ifindex {ifindex} {address}{kind}{}", tags(false)),
+            None => format!("{:>3} {address}{kind}{}", c.direction(), tags(false)),
+        }
+    })
+}
+
+/// What tcpdump prints without `-e` for the 802.1Q tags of a cooked frame
+/// (an `-i any` capture's), before the line: `ethertype ARP, ` for each.
+/// Empty for other frames, whose tags show only with `-e`.
+pub fn cooked_tags(link: LinkType, frame: &[u8]) -> String {
+    let Ok((packet, Some(_))) = slice(link, frame) else { return String::new() };
+    vlan_tags(&packet).map(|tag| format!("ethertype {}, ", ether_name(tag.ether_type().0))).collect()
+}
+
+/// Where a frame of an `-i any` capture (Linux cooked v2) was seen: the
+/// interface's index and which way the frame went. tcpdump starts each
+/// such line with them, `lo    In  IP ...`, `-e` or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The interface's index on the capturing machine.
+    pub ifindex: u32,
+    /// `In`, `Out`, `B` (broadcast), `M` (multicast), `P` (to another host), or `?`.
+    pub direction: &'static str,
+}
+
+/// The [`Origin`] of a Linux cooked v2 frame; `None` for other link types
+/// and for a header cut short.
+pub fn origin(link: LinkType, frame: &[u8]) -> Option<Origin> {
+    if link != LinkType::LinuxSll2 {
+        return None;
+    }
+    let cooked = super::cooked::parse(frame, 2).ok()?;
+    Some(Origin { ifindex: cooked.ifindex?, direction: cooked.direction() })
 }
 
 /// Header details for `-v`, one line per layer, re-read from the frame.

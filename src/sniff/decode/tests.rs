@@ -77,7 +77,8 @@ fn udp_icmp_and_raw_ip() {
         ether().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 9).udp(5000, 53).write(out, b"query").unwrap()
     });
     let s = decode(LinkType::Ethernet, &udp);
-    assert_eq!(s.to_string(), "IP 10.0.0.1.5000 > 10.0.0.2.53: UDP, length 5");
+    // Too short for a DNS header, on DNS's port: tcpdump's words for it.
+    assert_eq!(s.to_string(), "IP 10.0.0.1.5000 > 10.0.0.2.53: domain [length 5 < 12] (invalid)");
     assert_eq!(s.payload(&udp), b"query");
     assert_eq!(s.mac_src, Some(Mac([1, 2, 3, 4, 5, 6])));
 
@@ -206,7 +207,11 @@ fn linux_cooked_captures_of_any_hardware_type() {
     for (link, frame) in [(LinkType::LinuxSll, &v1), (LinkType::LinuxSll2, &v2)] {
         let program = crate::sniff::filter::compile(&filter, link, 65535).unwrap();
         let s = decode(link, frame);
-        assert_eq!(s.to_string(), "IP 127.0.0.1.5000 > 127.0.0.2.53: UDP, length 1", "{link:?}");
+        assert_eq!(
+            s.to_string(),
+            "IP 127.0.0.1.5000 > 127.0.0.2.53: domain [length 1 < 12] (invalid)",
+            "{link:?}"
+        );
         assert_eq!((s.ether_type, &s.problem), (Some(0x0800), &None), "{link:?}");
         assert!(program.matches(frame, frame.len() as u32), "{link:?}");
     }

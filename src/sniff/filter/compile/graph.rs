@@ -8,9 +8,11 @@
 //! decided is skipped) and drops tests whose two branches meet; tcpdump
 //! users get that meaning (`not (igmp and icmp)` keeps a 10-byte frame),
 //! and so do we: the same two rules, with libpcap's own implications
-//! between tests (`fold_edge` in its optimize.c).
+//! between tests (`fold_edge` in its optimize.c), and its pull-ups
+//! (`or_pullup`, `and_pullup`), which move tests of one load together in
+//! a chain and so also decide which loads run first.
 
-use std::collections::HashSet;
+mod optimize;
 
 use super::{Cmp, Cond, Load};
 use crate::bpf::{Instruction, op};
@@ -32,16 +34,6 @@ struct Node {
     k: u32,
     jt: Target,
     jf: Target,
-}
-
-/// What a taken edge says about a value: `stmts` compared by `code` with
-/// `k` came out `sense`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Fact {
-    stmts: Vec<Instruction>,
-    code: u16,
-    k: u32,
-    sense: bool,
 }
 
 pub(super) struct Graph {
@@ -134,110 +126,6 @@ impl Graph {
         self.root == Target::Reject
     }
 
-    /// Jump threading and branch merging, until nothing changes.
-    pub(super) fn optimize(&mut self) {
-        loop {
-            let order = self.order();
-            let facts = self.facts(&order);
-            let mut changed = false;
-            for &n in &order {
-                for sense in [true, false] {
-                    let mut known: Vec<Fact> = facts[n].iter().cloned().collect();
-                    let node = &self.nodes[n];
-                    known.push(Fact { stmts: node.stmts.clone(), code: node.code, k: node.k, sense });
-                    let target = if sense { node.jt } else { node.jf };
-                    let Some(folded) = known.iter().find_map(|fact| self.fold(target, fact)) else {
-                        continue;
-                    };
-                    let node = &mut self.nodes[n];
-                    if sense {
-                        node.jt = folded
-                    } else {
-                        node.jf = folded
-                    }
-                    changed = true;
-                }
-            }
-            // A test whose branches meet decides nothing: go straight on.
-            let skip = |nodes: &[Node], mut target: Target| {
-                while let Target::Node(n) = target {
-                    if nodes[n].jt != nodes[n].jf {
-                        break;
-                    }
-                    target = nodes[n].jt;
-                }
-                target
-            };
-            for n in 0..self.nodes.len() {
-                let (jt, jf) = (skip(&self.nodes, self.nodes[n].jt), skip(&self.nodes, self.nodes[n].jf));
-                let node = &mut self.nodes[n];
-                changed |= (jt, jf) != (node.jt, node.jf);
-                (node.jt, node.jf) = (jt, jf);
-            }
-            let root = skip(&self.nodes, self.root);
-            changed |= root != self.root;
-            self.root = root;
-            if !changed {
-                break;
-            }
-        }
-        // Merging last, as libpcap does: merged nodes know only what all
-        // their paths know, which would stop the threading above.
-        while self.intern() {}
-    }
-
-    /// Merges nodes that compute and test the same and go to the same
-    /// places (libpcap's `intern_blocks`); returns whether any jump moved.
-    fn intern(&mut self) -> bool {
-        let order = self.order();
-        let mut canonical: std::collections::HashMap<(Vec<Instruction>, u16, u32, Target, Target), usize> =
-            std::collections::HashMap::new();
-        let mut replace: Vec<Option<usize>> = vec![None; self.nodes.len()];
-        let mut changed = false;
-        // Children first, so that merging them lets their parents merge.
-        for &n in order.iter().rev() {
-            let map = |t: Target, replace: &[Option<usize>]| match t {
-                Target::Node(c) => Target::Node(replace[c].unwrap_or(c)),
-                other => other,
-            };
-            let (jt, jf) = (map(self.nodes[n].jt, &replace), map(self.nodes[n].jf, &replace));
-            if (jt, jf) != (self.nodes[n].jt, self.nodes[n].jf) {
-                (self.nodes[n].jt, self.nodes[n].jf) = (jt, jf);
-                changed = true;
-            }
-            let node = &self.nodes[n];
-            let key = (node.stmts.clone(), node.code, node.k, node.jt, node.jf);
-            match canonical.get(&key) {
-                Some(&same) => replace[n] = Some(same),
-                None => {
-                    canonical.insert(key, n);
-                }
-            }
-        }
-        if let Target::Node(root) = self.root
-            && let Some(same) = replace[root]
-        {
-            self.root = Target::Node(same);
-            changed = true;
-        }
-        changed
-    }
-
-    /// libpcap's `fold_edge`: where a jump to `target` may go instead,
-    /// given `fact`; only the same test on the same value, or an equality
-    /// known true against another constant, decides.
-    fn fold(&self, target: Target, fact: &Fact) -> Option<Target> {
-        let Target::Node(n) = target else { return None };
-        let child = &self.nodes[n];
-        if child.code != fact.code || child.stmts != fact.stmts {
-            return None;
-        }
-        if child.k == fact.k {
-            return Some(if fact.sense { child.jt } else { child.jf });
-        }
-        (fact.sense && fact.code == op::JEQ_K).then_some(child.jf)
-    }
-
     /// The reachable nodes, each before every node it jumps to.
     fn order(&self) -> Vec<usize> {
         let mut seen = vec![false; self.nodes.len()];
@@ -267,28 +155,6 @@ impl Graph {
         }
         post.reverse();
         post
-    }
-
-    /// The facts that hold on entry to each node: those of every path to it.
-    fn facts(&self, order: &[usize]) -> Vec<HashSet<Fact>> {
-        let mut facts: Vec<Option<HashSet<Fact>>> = vec![None; self.nodes.len()];
-        if let Target::Node(root) = self.root {
-            facts[root] = Some(HashSet::new());
-        }
-        for &n in order {
-            let here = facts[n].clone().unwrap_or_default();
-            let node = &self.nodes[n];
-            for (target, sense) in [(node.jt, true), (node.jf, false)] {
-                let Target::Node(child) = target else { continue };
-                let mut along = here.clone();
-                along.insert(Fact { stmts: node.stmts.clone(), code: node.code, k: node.k, sense });
-                facts[child] = Some(match facts[child].take() {
-                    None => along,
-                    Some(before) => before.intersection(&along).cloned().collect(),
-                });
-            }
-        }
-        facts.into_iter().map(Option::unwrap_or_default).collect()
     }
 
     /// Each node's statements, less what its predecessors already left in

@@ -8,9 +8,11 @@
 //! capture and [`crate::bpf::run`] runs it on frames read from a file.
 //! Primitives are first built as a tree of tests (`Cond`) in the order
 //! of the text (which is what makes `vlan`'s shift come out right), then as
-//! a graph of blocks that libpcap's jump threading prunes (which decides
-//! which loads run, and so which short frames a load rejects), then laid
-//! out; jumps too long for a conditional's 8-bit offsets go through `ja`s.
+//! a graph of blocks that libpcap's jump threading prunes and its pull-ups
+//! reorder (tests of one load in a chain of `or`s or `and`s move together)
+//! (which decides which loads run, and so which short frames a load
+//! rejects), then laid out; jumps too long for a conditional's 8-bit
+//! offsets go through `ja`s.
 
 mod graph;
 mod primitives;

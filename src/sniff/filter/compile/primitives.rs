@@ -114,7 +114,9 @@ impl Generator {
                 test(Load::Abs(1, 16), Cmp::Eq, ether_type),
             ]),
             LinkType::LinuxSll => test(Load::Abs(2, 14), Cmp::Eq, ether_type),
-            LinkType::LinuxSll2 => test(Load::Abs(2, 0), Cmp::Eq, ether_type),
+            // The header's protocol field, or past a tag the one before the payload.
+            LinkType::LinuxSll2 if self.shift == 0 => test(Load::Abs(2, 0), Cmp::Eq, ether_type),
+            LinkType::LinuxSll2 => test(Load::Abs(2, self.payload() - 2), Cmp::Eq, ether_type),
             LinkType::RawIp => match ether_type {
                 IPV4 => masked(Load::Abs(1, 0), 0xf0, 0x40),
                 IPV6 => masked(Load::Abs(1, 0), 0xf0, 0x60),
@@ -204,13 +206,15 @@ impl Generator {
                     test(Load::Abs(4, l + 16), Cmp::Eq, u32::MAX),
                 ]),
             ]),
-            Primitive::EtherHost { .. }
-            | Primitive::Broadcast
-            | Primitive::Multicast(_)
-            | Primitive::Vlan(_)
+            Primitive::EtherHost { .. } | Primitive::Broadcast | Primitive::Multicast(_)
                 if self.link != LinkType::Ethernet =>
             {
                 return Err(self.not_on(primitive, "Ethernet header"));
+            }
+            // Beyond libpcap, which refuses `vlan` on cooked captures: an
+            // `-i any` capture here keeps the tags the kernel took out.
+            Primitive::Vlan(_) if !matches!(self.link, LinkType::Ethernet | LinkType::LinuxSll2) => {
+                return Err(self.not_on(primitive, "Ethernet or Linux cooked v2 header"));
             }
             Primitive::EtherHost { dir, mac } => directed(dir, || mac_at(6, mac), || mac_at(0, mac)),
             Primitive::Broadcast => mac_at(0, [0xff; 6]),
