@@ -22,6 +22,11 @@
 #
 #   CASES=limits bench/scan.sh    # only those (CASES=loopback: only the first table)
 #   LIMIT_ROUNDS=3                # rounds of those cases (default 3: they take minutes)
+#   LIMIT_CASES=discovery         # only discovery's rows (LIMIT_CASES=limits: only the others)
+#
+# Host discovery alone: the /28 with one port (22) scanned, socketeer as root (its own
+# ARP requests) and without CAP_NET_RAW (setpriv; TCP pings to 80 and 443 and the
+# kernel's ARP table), each beside nmap -sS as root (nmap's ARP ping).
 #   BIN=target/debug/socketeer    # scan with this binary instead of building a release one
 #
 # Needs root (namespace, raw sockets), nmap, nftables and GNU time (installed with
@@ -170,6 +175,8 @@ ip addr add 10.19.0.1/24 dev veth-s
 ip link set veth-s up
 ip -n "$target_ns" addr add 10.19.0.2/24 dev veth-t
 ip -n "$target_ns" link set veth-t up
+# A veth pair drops every frame until the kernel has acted on its carrier (up to a second).
+for _ in $(seq 100); do ip -o link show veth-s | grep -q 'state UP' && break; sleep 0.05; done
 limit_tcp="22,80,150"
 limit_udp="7,53,123"
 ip netns exec "$target_ns" python3 - "$limit_tcp" "$limit_udp" >"$work/target.log" 2>&1 <<'PY' &
@@ -232,8 +239,21 @@ print(case, tool, float(end) - float(start), int(ok))
 PY
 }
 
+# want CASE: whether CASE is to be run (all of them unless LIMIT_CASES names some).
+want() {
+  [[ -z "${LIMIT_CASES:-}" || " $LIMIT_CASES " == *" $1 "* ]]
+}
+
 t=10.19.0.2
 for _ in $(seq "$limit_rounds"); do
+  if want discovery; then
+    exact discovery-28 socketeer $t 22 0 "$bin" scan 10.19.0.2-14 -p 22 -oG -
+    exact discovery-28 nmap $t 22 0 nmap -sS -n -p 22 10.19.0.2-14 -oG -
+    exact discovery-28-pings socketeer $t 22 0 \
+      setpriv --bounding-set=-net_raw --inh-caps=-net_raw -- "$bin" scan 10.19.0.2-14 -p 22 -oG -
+    exact discovery-28-pings nmap $t 22 0 nmap -sS -n -p 22 10.19.0.2-14 -oG -
+  fi
+  want limits || continue
   ip netns exec "$target_ns" sysctl -qw net.ipv4.icmp_ratelimit=1000
   limits "tcp flags & rst == rst"
   exact rst-connect socketeer $t "$limit_tcp" 297 "$bin" scan $t -p 1-300 -oG -
@@ -269,6 +289,8 @@ titles = {
     "icmp-nft": "nft: 50 ICMP errors/s, UDP 1-300 (-sU)",
     "icmp-kernel": "kernel's default ICMP limit, UDP 1-30 (-sU)",
     "absent-28": "/28, 1 of 13 addresses there, TCP 1-1024, SYN (-sS)",
+    "discovery-28": "/28 discovery, 1 of 13 there, port 22: ARP (root) vs nmap -sS",
+    "discovery-28-pings": "/28 discovery, 1 of 13 there, port 22: TCP pings (no CAP_NET_RAW) vs nmap -sS",
 }
 print("| case | socketeer time | exact | nmap time | exact | ratio (socketeer / nmap) |")
 print("|---|---|---|---|---|---|")

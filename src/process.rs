@@ -201,6 +201,20 @@ fn parse_hex_ip(hex: &str) -> Option<IpAddr> {
 
 /// Every socket of `transport` on this machine (IPv4 and IPv6).
 pub fn sockets(transport: Transport) -> Vec<SocketEntry> {
+    sockets_where(transport, |_| true)
+}
+
+/// The sockets of `transport` whose local port is `port`. Only lines that
+/// mention the port are parsed: a busy machine has thousands of sockets,
+/// and the check's programs are looked for every few milliseconds.
+pub fn sockets_on_port(transport: Transport, port: u16) -> Vec<SocketEntry> {
+    let mention = format!(":{port:04X} ");
+    let mut found = sockets_where(transport, |line| line.contains(&mention));
+    found.retain(|s| s.local.port() == port);
+    found
+}
+
+fn sockets_where(transport: Transport, maybe: impl Fn(&str) -> bool) -> Vec<SocketEntry> {
     let files: [&str; 2] = match transport {
         Transport::Tcp => ["/proc/net/tcp", "/proc/net/tcp6"],
         Transport::Udp => ["/proc/net/udp", "/proc/net/udp6"],
@@ -208,13 +222,18 @@ pub fn sockets(transport: Transport) -> Vec<SocketEntry> {
     files
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|text| text.lines().filter_map(|l| parse_socket_line(transport, l)).collect::<Vec<_>>())
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| maybe(l))
+                .filter_map(|l| parse_socket_line(transport, l))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
 /// Whether something on this machine waits for `transport` clients at `addr`.
 pub fn is_listening(transport: Transport, addr: SocketAddr) -> bool {
-    sockets(transport).iter().any(|s| s.is_server() && s.local.port() == addr.port() && s.serves(addr.ip()))
+    sockets_on_port(transport, addr.port()).iter().any(|s| s.is_server() && s.serves(addr.ip()))
 }
 
 /// The server sockets (listening TCP, bound UDP) that the processes `pids`

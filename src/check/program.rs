@@ -37,6 +37,13 @@ const CRASH_TAIL: usize = 2048;
 /// How often `/proc` is looked at while waiting for the program to listen.
 const LISTEN_POLL: Duration = Duration::from_millis(20);
 
+/// Every how many looks at `/proc/net` the program's own sockets are looked at too.
+const GROUP_LOOK_EVERY: u32 = 10;
+
+/// How long a program may listen elsewhere before that is its answer (a
+/// program may open a helper socket before its real one).
+const ELSEWHERE_GRACE: Duration = Duration::from_secs(1);
+
 /// How long the rest of an ended program's output may take to arrive.
 const OUTPUT_DRAIN: Duration = Duration::from_millis(500);
 
@@ -198,21 +205,27 @@ impl Running {
         limit: Duration,
     ) -> Result<(), CheckError> {
         let deadline = Instant::now() + limit;
+        let wanted = |s: &process::SocketEntry| {
+            s.transport == transport && s.local.port() == addr.port() && s.serves(addr.ip())
+        };
+        let mut looks = 0u32;
+        // Since when the program has been listening elsewhere and not here.
+        let mut elsewhere_since: Option<Instant> = None;
         loop {
             // Taken before the look, so that the last look is made after the deadline.
             let out_of_time = Instant::now() >= deadline;
-            let wanted = |s: &process::SocketEntry| {
-                s.transport == transport && s.local.port() == addr.port() && s.serves(addr.ip())
-            };
-            // Whose socket it is takes a walk through all of /proc: only
-            // once something listens there, or when time is up.
-            let someone = process::sockets(transport).iter().any(|s| s.is_server() && wanted(s));
-            let mine = if someone || out_of_time {
+            // Whose socket it is takes a walk through all of /proc: once
+            // something listens there, every few looks (to notice a program
+            // that listens on a port of its own choosing), and when time is up.
+            let someone =
+                process::sockets_on_port(transport, addr.port()).iter().any(|s| s.is_server() && wanted(s));
+            let mine = if someone || out_of_time || looks.is_multiple_of(GROUP_LOOK_EVERY) {
                 // Its own socket, not another program's that happens to use the port.
                 process::server_sockets_of(&process::group_members(self.pgid))
             } else {
                 Vec::new()
             };
+            looks += 1;
             if mine.iter().any(wanted) {
                 return Ok(());
             }
@@ -224,13 +237,20 @@ impl Running {
                     stderr: crash.stderr,
                 });
             }
+            let elsewhere = mine.iter().find(|s| s.transport == transport);
+            if elsewhere.is_some() {
+                elsewhere_since.get_or_insert_with(Instant::now);
+            }
+            let settled_elsewhere = elsewhere_since.is_some_and(|since| since.elapsed() >= ELSEWHERE_GRACE);
             // Judged on the same look as above: a program that binds just
             // as time runs out is late, not listening elsewhere.
-            if out_of_time {
-                let why = match mine.first() {
+            if out_of_time || (settled_elsewhere && elsewhere.is_some()) {
+                let why = match elsewhere.or(mine.first()) {
                     Some(s) => format!(
-                        "it listens on {} {} instead; take the port from the command line (sys.argv)",
-                        s.transport, s.local
+                        "it listens on {} {} instead (port {}); take the port from the command line (sys.argv)",
+                        s.transport,
+                        s.local,
+                        s.local.port()
                     ),
                     None => format!("nothing listened within {}", humantime::format_duration(limit)),
                 };
@@ -367,7 +387,7 @@ pub fn free_port(ip: IpAddr) -> std::io::Result<u16> {
     let random = RandomState::new();
     for attempt in 0u32..64 {
         let port = LOWEST + (random.hash_one((std::process::id(), attempt, Instant::now())) % SPAN) as u16;
-        let taken = process::sockets(Transport::Tcp).iter().any(|s| s.local.port() == port);
+        let taken = !process::sockets_on_port(Transport::Tcp, port).is_empty();
         if !taken
             && std::net::TcpListener::bind((ip, port)).is_ok()
             && std::net::UdpSocket::bind((ip, port)).is_ok()

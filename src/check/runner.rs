@@ -3,19 +3,22 @@
 //! probe with a time limit, notice a crash, and collect the outcomes.
 //!
 //! A fresh start per case costs the program's start-up time (a third of a
-//! second for Python on a busy machine), so the next case's instance is
-//! started while the cases before it run, and stopped instances are reaped in
-//! the background.
+//! second for Python on a busy machine), so several cases, each with its own
+//! instance, run at once, and stopped instances are reaped in the
+//! background. A case runs once the case it depends on has passed.
 
-use std::collections::VecDeque;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::case::{Case, Finding, Outcome, Report};
+use super::case::{Case, Crash, Finding, Outcome, Report, Verdict};
 use super::program::{Launch, Running, free_port, port_was_taken};
 use super::server::{Ctx, Memo, Planned, ServerCheck};
 use super::{CheckError, Options, Subject};
@@ -24,8 +27,9 @@ use crate::net::Transport;
 /// How many times a program is started when its port was taken meanwhile.
 const START_TRIES: usize = 3;
 
-/// How many instances are started ahead of the case that will use them.
-const PREFETCH: usize = 2;
+/// How many cases run at once when each has its own instance of the
+/// program: they wait on the network far more than they compute.
+const AT_ONCE: usize = 4;
 
 /// How long a program whose case failed is given to finish crashing.
 const CRASH_GRACE: Duration = Duration::from_millis(300);
@@ -48,12 +52,12 @@ pub enum Event<'a> {
 type Instance = Result<(Running, SocketAddr), String>;
 
 /// Starts an instance of `launch` on a free port and waits until it serves `transport`.
-fn start_instance(
+async fn start_instance(
     launch: Launch,
     transport: Transport,
     options: Options,
-) -> JoinHandle<Result<Instance, CheckError>> {
-    tokio::spawn(async move {
+) -> Result<Instance, CheckError> {
+    {
         let mut tries = 0;
         loop {
             let port = free_port(options.host)?;
@@ -71,20 +75,22 @@ fn start_instance(
                 }
             }
         }
-    })
-}
-
-async fn instance(handle: JoinHandle<Result<Instance, CheckError>>) -> Result<Instance, CheckError> {
-    handle.await.unwrap_or_else(|e| Ok(Err(format!("starting the program failed: {e}"))))
+    }
 }
 
 /// Runs `check` against `subject`, telling `on_event` how it goes.
 ///
+/// A case whose prerequisite ([`Planned::needs`]) failed is skipped, saying
+/// which: when a server never answers, one case says so and the rest do
+/// not repeat it. With a program to start, independent cases run at the same
+/// time, each against its own instance; a running server gets one case at a
+/// time, because cases that share it would disturb each other.
+///
 /// # Errors
 /// When the options select no case, the program cannot be started at all,
 /// or the grader cannot bind its own sockets; a program that starts but
-/// does not listen is a report (aborted), not an error, so that a class
-/// keeps going.
+/// does not listen, or an address where nothing listens, is a report
+/// (aborted), not an error, so that a class keeps going.
 pub async fn check_server(
     check: ServerCheck,
     subject: &Subject,
@@ -95,58 +101,139 @@ pub async fn check_server(
     if planned.is_empty() {
         return Err(CheckError::NoCase(options.only.join(",")));
     }
+    if let Subject::Address(addr) = subject
+        && let Some(why) = unreachable(*addr, &planned, options).await
+    {
+        return Ok(Report::aborted(check.name(), subject.display(), why));
+    }
     on_event(Event::Planned(planned.len()));
+    let (at_once, order) = match subject {
+        Subject::Address(_) => (1, (0..planned.len()).collect()),
+        Subject::Program(_) => (AT_ONCE, slow_first(&planned)),
+    };
     let mut memo = Memo::default();
-    let mut outcomes = Vec::with_capacity(planned.len());
-    let launch = match subject {
-        Subject::Program(launch) => Some(launch),
-        Subject::Address(_) => None,
-    };
-    let prefetch = |i: usize| {
-        let (launch, planned) = (launch?, planned.get(i)?);
-        Some(start_instance(launch.clone(), planned.probe.transport(), options.clone()))
-    };
-    let mut ahead: VecDeque<_> = (0..PREFETCH).filter_map(prefetch).collect();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; planned.len()];
+    let mut running = FuturesUnordered::new();
     let mut stopping = Vec::new();
-    for (i, planned) in planned.iter().enumerate() {
-        on_event(Event::Started(&planned.case));
-        let started = Instant::now();
-        let current = ahead.pop_front();
-        ahead.extend(prefetch(i + PREFETCH));
-        let (finding, crash) = match (subject, current) {
-            (Subject::Address(addr), _) => {
-                let mut ctx = Ctx { addr: *addr, program: None, options, memo: &mut memo };
-                (run_limited(planned, &mut ctx).await, None)
+    let mut order = order.into_iter().peekable();
+    loop {
+        while running.len() < at_once
+            && let Some(&next) = order.peek()
+        {
+            let case = &planned[next];
+            let prerequisite = case.needs.and_then(|id| planned.iter().position(|p| p.case.id == id));
+            match prerequisite.map(|at| &outcomes[at]) {
+                // Cases start in order: wait for the prerequisite to end.
+                Some(None) => break,
+                Some(Some(before)) if before.verdict == Verdict::Fail || before.verdict == Verdict::Skip => {
+                    on_event(Event::Started(&case.case));
+                    let why = format!("{} did not pass", before.case.id);
+                    let outcome = Outcome::new(case.case, Finding::skip(why), Duration::ZERO, None);
+                    on_event(Event::Finished(&outcome));
+                    outcomes[next] = Some(outcome);
+                }
+                _ => {
+                    on_event(Event::Started(&case.case));
+                    running.push(run_case(next, case, subject, options, memo.clone()));
+                }
             }
-            (Subject::Program(_), None) => (Finding::skip("no instance of the program was started"), None),
-            (Subject::Program(_), Some(handle)) => match instance(handle).await? {
-                Err(why) if outcomes.is_empty() => {
-                    // The first start failed: every case would fail the same way.
-                    for next in ahead {
-                        next.abort();
-                    }
-                    return Ok(Report::aborted(check.name(), subject.display(), why));
-                }
-                Err(why) => (Finding::fail(why), None),
-                Ok((mut running, addr)) => {
-                    let mut ctx = Ctx { addr, program: Some(&running), options, memo: &mut memo };
-                    let finding = run_limited(planned, &mut ctx).await;
-                    if finding.problem.is_some() {
-                        // A crash in progress may take a moment to become an exit.
-                        running.wait_exit(CRASH_GRACE).await;
-                    }
-                    let crash = running.ended().await;
-                    stopping.push(tokio::spawn(running.stop()));
-                    (finding, crash)
-                }
-            },
+            order.next();
+        }
+        let Some((at, ran)) = running.next().await else { break };
+        let ran = match ran? {
+            Ran::NotStarted(why) if outcomes.iter().all(Option::is_none) => {
+                // The first start failed: every case would fail the same way.
+                return Ok(Report::aborted(check.name(), subject.display(), why));
+            }
+            Ran::NotStarted(why) => Ran::Done(
+                Box::new(Outcome::new(planned[at].case, Finding::fail(why), Duration::ZERO, None)),
+                None,
+                None,
+            ),
+            ran => ran,
         };
-        let outcome = Outcome::new(planned.case, finding, started.elapsed(), crash);
-        on_event(Event::Finished(&outcome));
-        outcomes.push(outcome);
+        if let Ran::Done(outcome, learned, stop) = ran {
+            memo.learn(learned);
+            stopping.extend(stop);
+            on_event(Event::Finished(&outcome));
+            outcomes[at] = Some(*outcome);
+        }
     }
     join_all(stopping).await;
-    Ok(Report::new(check.name(), subject.display(), outcomes))
+    Ok(Report::new(check.name(), subject.display(), outcomes.into_iter().flatten().collect()))
+}
+
+/// The order in which to start the cases of `planned` (indices): the ones
+/// others depend on first, then the robust ones, which wait out timeouts
+/// and so take longest, then the concurrent ones, then the rest; so that
+/// the last case to start is a short one. The report keeps the plan's order.
+fn slow_first(planned: &[Planned]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..planned.len()).collect();
+    order.sort_by_key(|&i| (planned[i].needs.is_some(), std::cmp::Reverse(planned[i].case.group)));
+    order
+}
+
+/// How one case ended.
+enum Ran {
+    /// Its instance of the program never listened: why.
+    NotStarted(String),
+    /// It ran: the outcome, what it learned, and the stopping of its instance.
+    Done(Box<Outcome>, Option<Memo>, Option<JoinHandle<Option<Crash>>>),
+}
+
+/// Runs the case at index `at` of the plan against `subject` (a fresh instance of it, when a program).
+async fn run_case(
+    at: usize,
+    planned: &Planned,
+    subject: &Subject,
+    options: &Options,
+    mut memo: Memo,
+) -> (usize, Result<Ran, CheckError>) {
+    let started = Instant::now();
+    let launch = match subject {
+        Subject::Address(addr) => {
+            let mut ctx = Ctx { addr: *addr, program: None, options, memo: &mut memo };
+            let finding = run_limited(planned, &mut ctx).await;
+            let outcome = Outcome::new(planned.case, finding, started.elapsed(), None);
+            return (at, Ok(Ran::Done(Box::new(outcome), Some(memo), None)));
+        }
+        Subject::Program(launch) => launch,
+    };
+    let instance = start_instance(launch.clone(), planned.probe.transport(), options.clone());
+    let (mut running, addr) = match instance.await {
+        Err(e) => return (at, Err(e)),
+        Ok(Err(why)) => return (at, Ok(Ran::NotStarted(why))),
+        Ok(Ok(started)) => started,
+    };
+    let mut ctx = Ctx { addr, program: Some(&running), options, memo: &mut memo };
+    let finding = run_limited(planned, &mut ctx).await;
+    if finding.problem.is_some() {
+        // A crash in progress may take a moment to become an exit.
+        running.wait_exit(CRASH_GRACE).await;
+    }
+    let crash = running.ended().await;
+    let stop = tokio::spawn(running.stop());
+    let outcome = Outcome::new(planned.case, finding, started.elapsed(), crash);
+    (at, Ok(Ran::Done(Box::new(outcome), Some(memo), Some(stop))))
+}
+
+/// Why nothing can be graded at `addr`, when the server is plainly not
+/// there: said once, instead of by every case.
+async fn unreachable(addr: SocketAddr, planned: &[Planned], options: &Options) -> Option<String> {
+    let transport = planned.first()?.probe.transport();
+    let refused = match transport {
+        Transport::Tcp => {
+            let attempt = tokio::time::timeout(options.startup_timeout, TcpStream::connect(addr)).await;
+            matches!(attempt, Ok(Err(ref e)) if e.kind() == io::ErrorKind::ConnectionRefused)
+        }
+        // Nothing answers "no" over UDP for sure; the cases will tell.
+        Transport::Udp => false,
+    };
+    refused.then(|| {
+        format!(
+            "could not connect to {addr}: connection refused \u{2014} is the server running, on this port?"
+        )
+    })
 }
 
 async fn run_limited(planned: &Planned, ctx: &mut Ctx<'_>) -> Finding {

@@ -8,7 +8,7 @@
 //! | [`ranking`] | which ports `--top-ports` takes (nmap-services when installed) | reads a file |
 //! | [`schedule`] | the probe window, timeouts from the send, retries, pacing, back-off | nothing (sans-IO) |
 //! | `tcp`, `udp`, `syn` | one reactor each (a thread with its own epoll), driving a scheduler | sockets |
-//! | `discovery` | which hosts are there (TCP and ICMP pings, the kernel's ARP table) | sockets (tokio, raw ICMP) |
+//! | `discovery` | which hosts are there (our own ARP and NDP on a link; elsewhere TCP and ICMP pings, the kernel's ARP table) | sockets (tokio, raw ICMP, packet sockets) |
 //! | `followup` | confirms open ports on this machine, reads banners | sockets (tokio) |
 //! | [`report`] | verdicts and the summary | nothing |
 //!

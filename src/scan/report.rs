@@ -64,8 +64,15 @@ pub enum Reason {
     SelfConnect,
     /// Every attempt went unanswered.
     NoResponse,
-    /// An ICMP host, network or admin-prohibited unreachable, or a local route error.
+    /// An ICMP host or network unreachable, or a local route error.
     Unreachable,
+    /// A firewall's reject of this probe: ICMP communication administratively
+    /// prohibited (type 3 code 13; ICMPv6 type 1 code 1).
+    AdminProhibited,
+    /// A firewall's reject: ICMP host administratively prohibited (type 3 code 10).
+    HostProhibited,
+    /// A firewall's reject: ICMP network administratively prohibited (type 3 code 9).
+    NetProhibited,
     /// The host itself could not be reached: it did not answer ARP or NDP
     /// (sending to it failed), so no probe left this machine.
     HostUnreachable,
@@ -73,6 +80,23 @@ pub enum Reason {
     UdpResponse,
     /// UDP: ICMP port unreachable.
     PortUnreachable,
+}
+
+impl Reason {
+    /// Whether this is the target refusing this one probe (a reset, an ICMP
+    /// port unreachable, a firewall's prohibited): an answer sent port by
+    /// port, which is what a rate limit drops, and whose loss gives another
+    /// verdict (silence). The scan counts these to find such limits.
+    pub fn is_refusal(self) -> bool {
+        matches!(
+            self,
+            Reason::Reset
+                | Reason::PortUnreachable
+                | Reason::AdminProhibited
+                | Reason::HostProhibited
+                | Reason::NetProhibited
+        )
+    }
 }
 
 /// One port's verdict.

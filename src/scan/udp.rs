@@ -37,6 +37,12 @@ const RECV_BUFFER: usize = 4 << 20;
 /// ICMP and ICMPv6 "port unreachable", as `(type, code)`.
 const ICMP_PORT_UNREACHABLE: (u8, u8) = (3, 3);
 const ICMP6_PORT_UNREACHABLE: (u8, u8) = (1, 4);
+/// A firewall's rejects: ICMP network, host and communication
+/// administratively prohibited; ICMPv6 administratively prohibited.
+const ICMP_NET_PROHIBITED: (u8, u8) = (3, 9);
+const ICMP_HOST_PROHIBITED: (u8, u8) = (3, 10);
+const ICMP_ADMIN_PROHIBITED: (u8, u8) = (3, 13);
+const ICMP6_ADMIN_PROHIBITED: (u8, u8) = (1, 1);
 
 /// The `ee_origin` of errors that came from ICMP or ICMPv6 messages.
 const ORIGIN_ICMP: u8 = 2;
@@ -216,12 +222,16 @@ impl Reactor<'_, '_> {
             };
             let (Some(dest), Some(error)) = (dest, error) else { continue };
             let icmp = (error.ee_type, error.ee_code);
-            let verdict = match error.ee_origin {
-                ORIGIN_ICMP if icmp == ICMP_PORT_UNREACHABLE => (PortState::Closed, Reason::PortUnreachable),
-                ORIGIN_ICMP6 if icmp == ICMP6_PORT_UNREACHABLE => {
+            let verdict = match (error.ee_origin, icmp) {
+                (ORIGIN_ICMP, ICMP_PORT_UNREACHABLE) | (ORIGIN_ICMP6, ICMP6_PORT_UNREACHABLE) => {
                     (PortState::Closed, Reason::PortUnreachable)
                 }
-                ORIGIN_ICMP | ORIGIN_ICMP6 => (PortState::Filtered, Reason::Unreachable),
+                (ORIGIN_ICMP, ICMP_ADMIN_PROHIBITED) | (ORIGIN_ICMP6, ICMP6_ADMIN_PROHIBITED) => {
+                    (PortState::Filtered, Reason::AdminProhibited)
+                }
+                (ORIGIN_ICMP, ICMP_HOST_PROHIBITED) => (PortState::Filtered, Reason::HostProhibited),
+                (ORIGIN_ICMP, ICMP_NET_PROHIBITED) => (PortState::Filtered, Reason::NetProhibited),
+                (ORIGIN_ICMP | ORIGIN_ICMP6, _) => (PortState::Filtered, Reason::Unreachable),
                 _ => continue,
             };
             self.settle(scheduler, dest, verdict.0, verdict.1)?;

@@ -119,6 +119,8 @@ command = "python3 {students}no_such_file.py {{port}}"
         "PASS  Chloé  daytime",
         "FAIL  Dan",
         "did not run",
+        // The last line the program printed, not a cut-off "it printed:".
+        "No such file or directory",
         "2 of 4 students passed",
     ] {
         assert!(out.stdout.contains(needle), "no {needle:?} in:\n{}", out.stdout);

@@ -60,11 +60,19 @@ fn a_crash_is_reported_with_the_programs_stderr() {
 fn a_program_that_does_not_listen_where_told_is_explained() {
     // Listens on a port of its own choosing, not on {port}.
     let script = "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); print(sys.argv[1]); s.accept()";
-    let graded = grade(&["echo", "--startup-timeout", "3s"], &["python3", "-c", script, "{port}"]);
+    // It is noticed as soon as it listens, not after the startup timeout
+    // (the run would be stopped at CHECK_LIMIT, long before 10 minutes).
+    let graded = grade(&["echo", "--startup-timeout", "10m"], &["python3", "-c", script, "{port}"]);
     let summary = graded.summary();
     let why = summary["aborted"].as_str().unwrap();
-    assert!(why.contains("it listens on tcp 127.0.0.1:") && why.contains("instead"), "{why}");
+    assert!(why.contains("it listens on tcp 127.0.0.1:") && why.contains("instead (port "), "{why}");
     assert_eq!(graded.finished.code(), Some(1));
+    // A traceback at startup keeps its indentation on the card.
+    let script =
+        "import sys\ndef listen(port):\n    raise OSError('cannot bind ' + port)\nlisten(sys.argv[1])";
+    let out = run(&["check", "echo", "--", "python3", "-c", script, "{port}"], b"");
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stdout.contains("\n      File \"<string>\", line 3, in listen"), "{}", out.stdout);
     // One that dies at once is reported with what it printed.
     let graded =
         grade(&["echo"], &["python3", "-c", "import sys; sys.exit('no port ' + sys.argv[1])", "{port}"]);
@@ -178,4 +186,20 @@ fn every_case_is_explained_in_the_doc() {
             }
         }
     }
+}
+
+#[test]
+fn an_address_where_nothing_listens_is_said_once() {
+    // A port that was free a moment ago: nothing listens on it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = format!("127.0.0.1:{port}");
+    let out = run(&["check", "echo", &target], b"");
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    let said = format!(
+        "could not connect to {target}: connection refused \u{2014} is the server running, on this port?"
+    );
+    // (The card wraps long lines.)
+    let words = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert_eq!(words.matches(&said).count(), 1, "{out:#?}");
+    assert!(!out.stdout.contains("FAIL  echo.tcp"), "{out:#?}");
 }

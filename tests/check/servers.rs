@@ -46,6 +46,8 @@ fn daytime_and_time_bugs_are_each_caught_by_their_own_cases() {
             // The course's own daytime server sends no line ending: a warning, exit 0.
             ("daytime_no_crlf.py", &[("daytime.tcp.crlf", "warn")]),
             ("daytime_never_closes.py", &[("daytime.tcp.closes", "fail")]),
+            // Only the first case fails; the others are skipped because of it.
+            ("daytime_waits_for_request.py", &[("daytime.tcp.answer", "fail")]),
         ],
     );
     assert_caught(

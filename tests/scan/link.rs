@@ -40,6 +40,7 @@ pub fn across_a_link<T: Send>(setup: impl FnOnce() + Send, scan: impl FnOnce() -
                 }
                 configure("veth-t", TARGET, "fd19::2");
                 setup();
+                wait_until_up("veth-t");
                 ready_tx.send(()).unwrap();
                 // Kept alive (with the namespace) until the scan is over.
                 let _ = done_rx.recv();
@@ -49,6 +50,7 @@ pub fn across_a_link<T: Send>(setup: impl FnOnce() + Send, scan: impl FnOnce() -
             configure("veth-s", SCANNER, "fd19::1");
             linked_tx.send(()).unwrap();
             ready_rx.recv().expect("the target's setup failed");
+            wait_until_up("veth-s");
             let result = scan();
             drop(done_tx);
             result
@@ -60,6 +62,22 @@ fn configure(device: &str, v4: &str, v6: &str) {
     ip(&["addr", "add", &format!("{v4}/24"), "dev", device]);
     ip(&["-6", "addr", "add", &format!("{v6}/64"), "dev", device, "nodad"]);
     ip(&["link", "set", device, "up"]);
+}
+
+/// Waits until `device` is up with a carrier. A veth pair gets its carrier
+/// when both ends are up, but the kernel acts on it later (its link watch
+/// runs up to a second after), and until then the device drops every frame
+/// it is given: a scan started earlier would see a dead link.
+fn wait_until_up(device: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = run_command(Command::new("ip").args(["-o", "link", "show", "dev", device]), b"");
+        if out.stdout.contains("state UP") {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{device} never came up: {}", out.stdout);
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn ip(args: &[&str]) {
@@ -114,7 +132,7 @@ pub fn nmaps(host: &str, ports: impl IntoIterator<Item = u16>, args: &[&str]) ->
         line.split("Ignored State: ").nth(1).and_then(|s| s.split_whitespace().next()).unwrap_or("");
     let mut verdicts: BTreeMap<u16, String> = ports.iter().map(|&p| (p, ignored.to_owned())).collect();
     let listed = line.split("Ports: ").nth(1).unwrap().split('\t').next().unwrap();
-    for entry in listed.split(", ") {
+    for entry in listed.split(", ").filter(|e| !e.trim().is_empty()) {
         let fields: Vec<&str> = entry.split('/').collect();
         verdicts.insert(fields[0].trim().parse().unwrap(), fields[1].to_owned());
     }

@@ -292,11 +292,22 @@ fn bad_input_is_a_usage_error_naming_the_token() {
     }
 }
 
+/// A file the scan needs and cannot have: it says which, and exits 3 (the
+/// scan could not run), not 1 (it ran and found nothing open).
 #[test]
-fn a_missing_target_list_says_which_file() {
-    let out = socketeer().args(["scan", "-iL", "/nonexistent/targets.txt"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot read target list /nonexistent/targets.txt")
-    );
+fn a_missing_target_list_or_output_directory_says_which_file() {
+    for (args, needle) in [
+        (
+            &["scan", "-iL", "/nonexistent/targets.txt"][..],
+            "cannot read target list /nonexistent/targets.txt",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "-oG", "/nonexistent/scan.gnmap"],
+            "cannot write /nonexistent/scan.gnmap",
+        ),
+    ] {
+        let out = socketeer().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{args:?}: {out:?}");
+    }
 }

@@ -24,9 +24,12 @@ impl fmt::Display for Token {
     }
 }
 
+/// How many bytes a token takes: `~cNNmNNN~`.
+const TOKEN_LEN: usize = 9;
+
 /// The token at the start of `b`, if one is there.
 fn token_at(b: &[u8]) -> Option<Token> {
-    let b = b.get(..9)?;
+    let b = b.get(..TOKEN_LEN)?;
     let digits = |s: &[u8]| -> Option<u16> {
         s.iter().all(u8::is_ascii_digit).then(|| s.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
     };
@@ -38,7 +41,15 @@ fn token_at(b: &[u8]) -> Option<Token> {
 
 /// Every token in `stream`, in order.
 pub fn tokens(stream: &[u8]) -> Vec<Token> {
-    (0..stream.len()).filter_map(|i| token_at(&stream[i..])).collect()
+    tokens_since(stream, 0).0
+}
+
+/// The tokens of `stream` that start at `from` or later, and where to look
+/// from when more bytes have arrived: a stream that grows is scanned once,
+/// not again at every look.
+pub fn tokens_since(stream: &[u8], from: usize) -> (Vec<Token>, usize) {
+    let end = stream.len().saturating_sub(TOKEN_LEN - 1).max(from);
+    ((from..end).filter_map(|i| token_at(&stream[i..])).collect(), end)
 }
 
 /// The tokens of each line of `stream` (split at `\n`), for judging framing:
@@ -195,6 +206,20 @@ pub fn judge(sent: &[Traffic], received: &[Traffic]) -> Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_scanned_in_pieces_gives_the_tokens_of_the_whole() {
+        let stream = b"<a> ~c01m001~ hi\n<b> ~c02m007~ x~c03m012~";
+        let whole = tokens(stream);
+        assert_eq!(whole.len(), 3);
+        let (mut found, mut from) = (Vec::new(), 0);
+        for end in [5, 10, 12, 20, 30, stream.len()] {
+            let (more, next) = tokens_since(&stream[..end], from);
+            found.extend(more);
+            from = next;
+        }
+        assert_eq!(found, whole);
+    }
 
     fn t(client: u8, seq: u16) -> Token {
         Token { client, seq }

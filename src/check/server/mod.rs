@@ -51,14 +51,31 @@ impl ServerCheck {
         }
     }
 
-    /// Its cases, in the order they run.
+    /// Its cases, in the order they run, each depending on the first case
+    /// of its transport (one answer at all) when it is not that case.
     pub fn plan(self) -> Vec<Planned> {
-        match self {
+        let mut plan = match self {
             ServerCheck::Echo(t) => echo::plan(t),
             ServerCheck::Daytime(t) => daytime::plan(daytime::Service::Daytime, t),
             ServerCheck::Time(t) => daytime::plan(daytime::Service::Time, t),
             ServerCheck::UdpAck => udp_ack::plan(),
             ServerCheck::Chat => chat::plan(),
+        };
+        depend_on_the_first(&mut plan);
+        plan
+    }
+}
+
+/// Makes every case depend on the first case of its transport: when a
+/// server does not answer the simplest exchange, every other case would only
+/// repeat that it did not answer.
+fn depend_on_the_first(plan: &mut [Planned]) {
+    let mut first: Vec<(Transport, &'static str)> = Vec::new();
+    for planned in plan {
+        let transport = planned.probe.transport();
+        match first.iter().find(|(t, _)| *t == transport) {
+            Some(&(_, id)) => planned.needs = Some(id),
+            None => first.push((transport, planned.case.id)),
         }
     }
 }
@@ -70,6 +87,15 @@ pub struct Planned {
     pub case: Case,
     /// What the driver does.
     pub probe: Probe,
+    /// The case that must pass for this one to mean anything (its id).
+    pub needs: Option<&'static str>,
+}
+
+impl Planned {
+    /// `case`, run by `probe`, depending on nothing (yet).
+    pub fn new(case: Case, probe: Probe) -> Planned {
+        Planned { case, probe, needs: None }
+    }
 }
 
 /// What a driver does for one case; each protocol's probes are its own enum.
@@ -125,6 +151,15 @@ pub struct Ctx<'a> {
 pub struct Memo {
     /// How the chat server greets a new client, once seen.
     pub chat: Option<chat::Greeting>,
+}
+
+impl Memo {
+    /// Keeps what a case learned, when it learned something.
+    pub fn learn(&mut self, learned: Option<Memo>) {
+        if let Some(Memo { chat: Some(greeting) }) = learned {
+            self.chat.get_or_insert(greeting);
+        }
+    }
 }
 
 /// How long a server is watched for spinning after its clients left.

@@ -140,7 +140,7 @@ pub const CASES: [(Case, Probe); 6] = [
 
 /// The cases, in order.
 pub fn plan() -> Vec<Planned> {
-    CASES.iter().map(|&(case, probe)| Planned { case, probe: ServerProbe::UdpAck(probe) }).collect()
+    CASES.iter().map(|&(case, probe)| Planned::new(case, ServerProbe::UdpAck(probe))).collect()
 }
 
 /// How the grader resends: how long it waits for each ACK, and how many

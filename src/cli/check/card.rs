@@ -34,8 +34,13 @@ fn block(text: &str, indent: usize) -> String {
 pub fn render(report: &Report) -> String {
     let mut out = format!("{} {}\n", style(format!("check {}", report.check)).bold(), report.subject);
     if let Some(why) = &report.aborted {
+        // What the program printed follows the first line: a traceback keeps its indentation.
+        let (head, printed) = why.split_once('\n').unwrap_or((why, ""));
         let _ =
-            write!(out, "\n{} the check could not start:\n{}\n", style("ERROR").red().bold(), block(why, 2));
+            write!(out, "\n{} the check could not start:\n{}\n", style("ERROR").red().bold(), block(head, 2));
+        if !printed.is_empty() {
+            let _ = writeln!(out, "{}", indent(printed, 4));
+        }
         return out;
     }
     let id_width = report.outcomes.iter().map(|o| o.case.id.len()).max().unwrap_or(0);

@@ -33,7 +33,16 @@ fn line(name: &str, report: &Report, width: usize) -> String {
         report.outcomes.iter().filter(|o| o.verdict == Verdict::Fail).map(|o| o.case.id).collect();
     let (mark, detail) = match (&report.aborted, report.passed()) {
         (Some(why), _) => {
-            (style("FAIL").red().bold(), format!("did not run: {}", why.lines().next().unwrap_or_default()))
+            // The first line says why; of what the program printed, the
+            // last line (a traceback's exception) fits on the card's line.
+            let mut lines = why.lines();
+            let head = lines.next().unwrap_or_default();
+            let last = lines.rev().map(str::trim).find(|l| !l.is_empty());
+            let detail = match last {
+                Some(last) => format!("did not run: {head} {last}"),
+                None => format!("did not run: {head}"),
+            };
+            (style("FAIL").red().bold(), detail)
         }
         (None, true) => (style("PASS").green(), report.tally.to_string()),
         (None, false) => (style("FAIL").red().bold(), format!("{}: {}", report.tally, failed.join(", "))),

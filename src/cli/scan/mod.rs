@@ -127,8 +127,9 @@ pub struct Args {
     #[arg(long, hide = true)]
     no_dns: bool,
     /// Take every target to be up and scan its ports (-Pn). Without it, hosts are asked
-    /// first (TCP connects to ports 80 and 443, an ICMP echo with CAP_NET_RAW, the kernel's
-    /// ARP table on a local link); those that answer nothing are reported down, unscanned.
+    /// first: on a local Ethernet link with CAP_NET_RAW, our own ARP or NDP requests; elsewhere
+    /// TCP connects to ports 80 and 443, an ICMP echo with CAP_NET_RAW, and the kernel's ARP
+    /// table. Those that answer nothing are reported down, unscanned.
     #[arg(long)]
     skip_discovery: bool,
     /// Output format on stdout: table, json (JSON Lines), grep, normal or xml (nmap's -oG,
@@ -203,7 +204,7 @@ pub struct ScanFailed(#[from] anyhow::Error);
 /// [`NothingOpen`], [`Interrupted`], [`ScanFailed`] or a [`UsageError`].
 pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
     let format = if args.json { Format::Json } else { args.output };
-    let config = config(&args)?;
+    let config = config(&args).map_err(could_not_run)?;
     let mut info = ScanInfo {
         command_line: std::env::args().collect::<Vec<_>>().join(" "),
         started: Local::now(),
@@ -218,7 +219,7 @@ pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
         open_only: args.open,
         verbose,
     };
-    let mut reports = reports(&args, format)?;
+    let mut reports = reports(&args, format).map_err(could_not_run)?;
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(format);
     let ticker = tick(bar.clone(), progress.clone());
@@ -260,6 +261,14 @@ pub async fn run(args: Args, verbose: u8) -> anyhow::Result<()> {
     }
     reports.iter_mut().try_for_each(|r| r.end(&info, &summary))?;
     exit_status(&summary)
+}
+
+/// An error before the scan began: bad usage stays a usage error (2);
+/// anything else (a target list that cannot be read, an output file that
+/// cannot be written) means the scan could not run (3), never "nothing
+/// open" (1).
+fn could_not_run(e: anyhow::Error) -> anyhow::Error {
+    if e.is::<UsageError>() { e } else { ScanFailed(e).into() }
 }
 
 /// The exit status a finished scan stands for.

@@ -13,7 +13,7 @@ Examples:
   sudo socketeer sniff                               # everything on lo, one line per packet
   sudo socketeer sniff -i lo tcp port 7007 -c 10     # the first 10 packets to or from port 7007
   sudo socketeer sniff 'udp and not port 53' -v -x   # header details and a hex dump
-  sudo socketeer sniff -i any port 53                # every interface, each line with its interface and direction
+  sudo socketeer sniff -i any port 53                # all interfaces, each line named, In/Out
   sudo socketeer sniff -w echo.pcap port 7007        # save for Wireshark/tshark; Ctrl-C stops
   socketeer sniff -r echo.pcap 'tcp[tcpflags] & tcp-syn != 0'   # SYNs only
   socketeer sniff -d 'vlan 100 and port 53'          # the BPF program, as tcpdump -d

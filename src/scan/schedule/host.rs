@@ -221,12 +221,13 @@ impl HostQueue {
             return false;
         }
         self.throttle.answered(now);
-        // Only a port's own refusal (a reset, an ICMP port unreachable) is
-        // evidence: it is the answer a limit drops, and silence would give
-        // another verdict. An unreachable (an address that fails ARP makes
-        // this machine report one, seconds late) is not, nor does it say
-        // what silence would not (filtered).
-        let refusal = state == PortState::Closed;
+        // Only a port's own refusal (a reset, an ICMP port unreachable, a
+        // firewall's prohibited) is evidence: it is the answer a limit drops,
+        // and silence would give another verdict (a UDP port rejected as
+        // prohibited is filtered, a silent one open|filtered). An unreachable
+        // (an address that fails ARP makes this machine report one, seconds
+        // late) is not.
+        let refusal = reason.is_refusal();
         // A refusal to a retry: the first attempt's answer was dropped, at
         // the pace of the first attempt's time.
         if refusal && pending.attempt > 0 {

@@ -8,7 +8,8 @@
 //! means "filtered" once the scan has seen that the host is not dropping
 //! answers.
 //!
-//! The evidence that it is: a *negative* answer (a reset, an ICMP error) to
+//! The evidence that it is: a *negative* answer (a reset, an ICMP port
+//! unreachable or prohibited: [`crate::scan::Reason::is_refusal`]) to
 //! a retry, which the first attempt did not get; or a *control* probe to a
 //! port that answered before, which now goes unanswered. Either is a loss.
 //!

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::Greeting;
 use crate::check::Options;
-use crate::check::grade::chat::{Token, tokens};
+use crate::check::grade::chat::{Token, tokens_since};
 use crate::check::server::Ctx;
 use crate::check::wire::{self, wait_until};
 
@@ -29,27 +29,49 @@ const GREETING_WAIT: Duration = Duration::from_secs(1);
 /// What a client has received, shared with its reading task.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    bytes: Mutex<Vec<u8>>,
+    received: Mutex<Received>,
     arrived: Notify,
     ended: AtomicBool,
     paused: AtomicBool,
     resume: Notify,
 }
 
+/// The bytes received, and the tokens found in them so far (cases look
+/// for tokens every few milliseconds in inboxes of megabytes).
+#[derive(Debug, Default)]
+struct Received {
+    bytes: Vec<u8>,
+    tokens: Vec<Token>,
+    scanned: usize,
+}
+
+impl Received {
+    fn catch_up(&mut self) {
+        let (more, scanned) = tokens_since(&self.bytes, self.scanned);
+        self.tokens.extend(more);
+        self.scanned = scanned;
+    }
+}
+
 impl Inbox {
     /// Everything received so far.
     pub fn bytes(&self) -> Vec<u8> {
-        self.bytes.lock().map(|b| b.clone()).unwrap_or_default()
+        self.received.lock().map(|r| r.bytes.clone()).unwrap_or_default()
     }
 
     /// How many bytes have arrived.
     pub fn len(&self) -> usize {
-        self.bytes.lock().map(|b| b.len()).unwrap_or_default()
+        self.received.lock().map(|r| r.bytes.len()).unwrap_or_default()
     }
 
     /// The tokens received so far.
     pub fn tokens(&self) -> Vec<Token> {
-        self.bytes.lock().map(|b| tokens(&b)).unwrap_or_default()
+        self.received.lock().map(|r| r.tokens.clone()).unwrap_or_default()
+    }
+
+    /// Whether `token` has arrived.
+    pub fn has(&self, token: &Token) -> bool {
+        self.received.lock().is_ok_and(|r| r.tokens.contains(token))
     }
 
     /// Whether the server closed or reset the connection.
@@ -188,8 +210,9 @@ impl Member {
                 match read_half.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if let Ok(mut bytes) = shared.bytes.lock() {
-                            bytes.extend_from_slice(&buf[..n]);
+                        if let Ok(mut received) = shared.received.lock() {
+                            received.bytes.extend_from_slice(&buf[..n]);
+                            received.catch_up();
                         }
                         shared.arrived.notify_waiters();
                     }
@@ -290,7 +313,7 @@ pub async fn settle(speaker: &mut Member, listeners: &[&Member], patience: Durat
     for attempt in 1..=TRIES {
         let token = Token { client: SYNC_CLIENT, seq: attempt };
         speaker.say(&format!("{token} (grader: is everyone here?)")).await?;
-        let reached = || listeners.iter().all(|m| m.inbox.tokens().contains(&token));
+        let reached = || listeners.iter().all(|m| m.inbox.has(&token));
         if wait_until(patience / 2, reached).await {
             return Ok(());
         }

@@ -263,7 +263,7 @@ pub const CASES: [(Case, Probe); 13] = [
 
 /// The cases, in order.
 pub fn plan() -> Vec<Planned> {
-    CASES.iter().map(|&(case, probe)| Planned { case, probe: ServerProbe::Chat(probe) }).collect()
+    CASES.iter().map(|&(case, probe)| Planned::new(case, ServerProbe::Chat(probe))).collect()
 }
 
 /// Runs one chat probe.

@@ -70,10 +70,7 @@ pub fn plan(service: Service, transports: Transports) -> Vec<Planned> {
     let tcp = tcp.iter().filter(|_| transports.tcp).map(|&(case, kind)| (case, Transport::Tcp, kind));
     let udp = udp.iter().filter(|_| transports.udp).map(|&(case, kind)| (case, Transport::Udp, kind));
     tcp.chain(udp)
-        .map(|(case, transport, kind)| Planned {
-            case,
-            probe: ServerProbe::Daytime(Probe { transport, kind }),
-        })
+        .map(|(case, transport, kind)| Planned::new(case, ServerProbe::Daytime(Probe { transport, kind })))
         .collect()
 }
 

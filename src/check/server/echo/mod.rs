@@ -337,7 +337,7 @@ pub const UDP: [(Case, Probe); 6] = [
 pub fn plan(transports: Transports) -> Vec<Planned> {
     let tcp = TCP.iter().chain([&TCP_IDLE]).filter(|_| transports.tcp);
     let udp = UDP.iter().filter(|_| transports.udp);
-    tcp.chain(udp).map(|&(case, probe)| Planned { case, probe: ServerProbe::Echo(probe) }).collect()
+    tcp.chain(udp).map(|&(case, probe)| Planned::new(case, ServerProbe::Echo(probe))).collect()
 }
 
 /// Runs one echo probe.

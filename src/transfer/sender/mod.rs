@@ -16,12 +16,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::packet::{Echo, ErrorCode, FinStatus, Hello, Packet, Repr};
+use super::packet::{Echo, ErrorCode, FinStatus, Packet, Repr};
 use super::selective_repeat::Delivered;
 use super::seq::SeqSpace;
 use super::window::{Block, SendWindow};
-use super::{Protocol, TransferError, go_back_n, selective_repeat};
+use super::{Protocol, TransferError, selective_repeat};
 use crate::rtt::RttEstimator;
+
+mod timers;
+mod transmit;
 
 /// The shortest interval between PINGs.
 const MIN_KEEPALIVE: Duration = Duration::from_millis(10);
@@ -439,183 +442,5 @@ impl Sender {
         );
         self.stats.fast_retransmits += lost as u64;
         self.loss_timer = next;
-    }
-
-    /// Fires due timers: resends, and gives up on a silent receiver.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state == State::Closed {
-            return;
-        }
-        if now.duration_since(self.last_heard) >= self.config.peer_timeout {
-            self.fail(TransferError::PeerSilent(self.config.peer_timeout));
-            return;
-        }
-        if self.progress_deadline().is_some_and(|at| at <= now) {
-            self.fail(TransferError::Stalled(self.config.progress_timeout));
-            return;
-        }
-        let rto = self.rtt.rto();
-        let fired = match self.config.protocol {
-            Protocol::StopAndWait | Protocol::GoBackN => {
-                go_back_n::on_timeout(&mut self.window, now, rto, &mut self.resend)
-            }
-            Protocol::SelectiveRepeat => {
-                selective_repeat::on_timeout(&mut self.window, now, rto, &mut self.resend)
-            }
-        };
-        if self.loss_timer.is_some_and(|at| at <= now) {
-            self.detect_losses(now);
-        }
-        let control_due = self.control_sent.is_some_and(|(sent, _)| sent + rto <= now);
-        self.control_resend |= control_due;
-        if fired || control_due {
-            self.stats.timeouts += 1;
-            self.rtt.on_timeout();
-        } else if self.probe_deadline().is_some_and(|at| at <= now) {
-            self.probes += 1;
-            self.last_activity = now;
-            self.stats.tail_probes += u64::from(selective_repeat::probe(&mut self.window, &mut self.resend));
-        }
-    }
-
-    /// When selective repeat sends a tail probe: the flow has gone quiet for
-    /// two smoothed round trips with blocks still in flight, which under
-    /// loss usually means the last resends were lost and nothing sent later
-    /// can reveal it. A probe costs one block; waiting costs a whole timeout
-    /// (RFC 8985's tail loss probe, resending the oldest block since that is
-    /// what holds the window).
-    fn probe_deadline(&self) -> Option<Instant> {
-        let waiting = self.config.protocol == Protocol::SelectiveRepeat
-            && self.state == State::Transferring
-            && self.probes < MAX_PROBES
-            && self.window.in_flight().next().is_some();
-        let rto = self.rtt.rto();
-        let pto = self.rtt.srtt().map_or(rto, |srtt| (srtt * 2).max(MIN_PROBE_TIMEOUT)).min(rto);
-        waiting.then(|| self.last_activity + pto)
-    }
-
-    /// When the transfer is given up for lack of progress: only while
-    /// something is outstanding (not while the input is slow to come).
-    fn progress_deadline(&self) -> Option<Instant> {
-        let waiting = match self.state {
-            State::Connecting | State::Finishing => true,
-            State::Transferring => self.window.base() < self.window.sent_end(),
-            State::Closed => false,
-        };
-        waiting.then(|| self.last_progress + self.config.progress_timeout)
-    }
-
-    /// When [`Sender::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == State::Closed {
-            return None;
-        }
-        let rto = self.rtt.rto();
-        let silence = self.last_heard + self.config.peer_timeout;
-        let retransmit = match self.state {
-            State::Connecting | State::Finishing => self.control_sent.map(|(sent, _)| sent + rto),
-            _ => self.window.next_timeout(rto),
-        };
-        let ping = self.keepalive.map(|k| self.last_sent + k);
-        [Some(silence), retransmit, ping, self.probe_deadline(), self.loss_timer, self.progress_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Writes the next datagram to send into `out`; false when there is none.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        let sent = match self.state {
-            State::Connecting => self.control_due(now) && self.emit_hello(out),
-            State::Transferring | State::Finishing => {
-                self.emit_data(now, out) || self.emit_fin(now, out) || self.emit_ping(now, out)
-            }
-            State::Closed => false,
-        };
-        if sent {
-            self.stats.datagrams_sent += 1;
-            self.last_sent = now;
-        }
-        sent
-    }
-
-    /// True when a HELLO or FIN should go now (first time, or its timer
-    /// fired), recording the send.
-    fn control_due(&mut self, now: Instant) -> bool {
-        let due = self.control_sent.is_none() || self.control_resend;
-        if due {
-            let count = self.control_sent.map_or(0, |(_, n)| n);
-            self.control_sent = Some((now, count + 1));
-            self.control_resend = false;
-        }
-        due
-    }
-
-    fn emit_hello(&self, out: &mut Vec<u8>) -> bool {
-        let c = &self.config;
-        let hello = Hello {
-            protocol: c.protocol,
-            seq_bits: c.seq_bits,
-            window: c.window,
-            block: c.block,
-            size: c.size,
-            name: &c.name,
-            token: &self.token,
-        };
-        Repr::Hello(hello).emit(c.session, out);
-        true
-    }
-
-    fn emit_data(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        let (index, resent) = loop {
-            match self.resend.pop_front() {
-                Some(index) if self.window.get(index).is_some_and(|b| !b.acked) => break (index, true),
-                Some(_) => continue,
-                None => match self.window.next_unsent() {
-                    Some(index) => break (index, false),
-                    None => return false,
-                },
-            }
-        };
-        if self.window.base() == self.window.sent_end() {
-            // Nothing was outstanding: the wait for progress starts now.
-            self.last_progress = now;
-        }
-        let Some(block) = self.window.get(index) else { return false };
-        // The count of this send, as `mark_sent` is about to record it.
-        let stamp = (self.window.sends() + 1) as u16;
-        Repr::Data { seq: self.space.wire(index), stamp, payload: &block.data }
-            .emit(self.config.session, out);
-        self.window.mark_sent(index, now);
-        self.stats.data_sent += 1;
-        self.stats.retransmitted += u64::from(resent);
-        true
-    }
-
-    /// Keeps the session alive while the input is slow to come.
-    fn emit_ping(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        let due = self.keepalive.is_some_and(|k| now >= self.last_sent + k);
-        if due {
-            Repr::Ping.emit(self.config.session, out);
-        }
-        due
-    }
-
-    fn emit_fin(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        if !self.input_ended || !self.window.is_empty() {
-            return false;
-        }
-        if self.state == State::Transferring {
-            self.state = State::Finishing;
-            self.control_sent = None;
-            self.control_resend = false;
-        }
-        if !self.control_due(now) {
-            return false;
-        }
-        let sha256 = self.hasher.clone().finalize().into();
-        let fin = Repr::Fin { total_bytes: self.stats.bytes_in, total_blocks: self.window.base(), sha256 };
-        fin.emit(self.config.session, out);
-        true
     }
 }

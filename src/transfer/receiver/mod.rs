@@ -16,9 +16,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::packet::{Echo, ErrorCode, FinStatus, Hello, MAX_SACK_RANGES, Packet, Repr};
+use super::packet::{Echo, ErrorCode, FinStatus, Hello, Packet, Repr};
 use super::seq::SeqSpace;
 use super::{Acceptance, Protocol, TransferError, go_back_n, selective_repeat, stop_and_wait};
+
+mod timers;
+mod transmit;
 
 /// The most content bytes one session keeps waiting out of order.
 pub const MAX_SESSION_BUFFER: usize = 16 << 20;
@@ -473,92 +476,12 @@ impl Receiver {
         }
     }
 
-    /// Gives up on a silent sender, or on one whose blocks bring nothing new.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state != State::Receiving {
-            return;
-        }
-        if now.duration_since(self.last_heard) >= self.limits.peer_timeout {
-            self.fail(TransferError::PeerSilent(self.limits.peer_timeout));
-        } else if self.stall_deadline().is_some_and(|at| at <= now) {
-            let timeout = self.limits.progress_timeout;
-            self.abort = Some(format!(
-                "the receiver got nothing new for {}; giving up",
-                humantime::format_duration(timeout)
-            ));
-            self.fail(TransferError::Stalled(timeout));
-        }
-    }
-
-    fn stall_deadline(&self) -> Option<Instant> {
-        self.unproductive_since.map(|since| since + self.limits.progress_timeout)
-    }
-
     /// Ends the session at once (the receiver needs its place); the sender is told `why`.
     pub fn evict(&mut self, why: &str) {
         if self.state != State::Failed {
             self.abort = Some(why.to_owned());
             self.fail(TransferError::Aborted(why.to_owned()));
         }
-    }
-
-    /// When [`Receiver::handle_timeout`] should next be called (or, once
-    /// closing, when [`Receiver::is_finished`] turns true).
-    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
-        match self.state {
-            State::Receiving => {
-                let silence = self.last_heard + self.limits.peer_timeout;
-                Some(self.stall_deadline().map_or(silence, |stall| stall.min(silence)))
-            }
-            State::Closing { since } => Some(since + self.limits.linger).filter(|&end| end > now),
-            State::Storing | State::Failed => None,
-        }
-    }
-
-    /// True when an ACK should go now rather than at the end of the batch
-    /// being received: every [`ACK_EVERY`] blocks, and at once when a gap
-    /// opened (the sender's evidence of loss) or closed.
-    pub fn wants_ack_now(&self) -> bool {
-        self.send_ack && (self.urgent_ack || self.data_since_ack >= ACK_EVERY)
-    }
-
-    /// Writes the next datagram to send into `out`; false when there is none.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
-        if let Some(message) = self.abort.take() {
-            Repr::Error { code: ErrorCode::Aborted, message: &message }.emit(self.session, out);
-        } else if std::mem::take(&mut self.send_hello_ack) {
-            let timeout_ms = u32::try_from(self.limits.peer_timeout.as_millis()).unwrap_or(u32::MAX);
-            Repr::HelloAck { window: self.window, block: self.block, timeout_ms }.emit(self.session, out);
-        } else if std::mem::take(&mut self.send_ack) {
-            let sack = self.sack_ranges();
-            let echo = self.echo;
-            if let Some(echo) = &mut self.echo {
-                echo.fresh = false;
-            }
-            (self.data_since_ack, self.urgent_ack) = (0, false);
-            Repr::Ack { cumulative: self.space.wire(self.expected), echo, sack }.emit(self.session, out);
-            self.stats.acks_sent += 1;
-        } else if std::mem::take(&mut self.send_fin_ack) {
-            let Some((status, message)) = &self.fin_ack else { return false };
-            Repr::FinAck { status: *status, message }.emit(self.session, out);
-        } else {
-            return false;
-        }
-        true
-    }
-
-    /// The runs of blocks kept beyond the cumulative point, lowest first.
-    fn sack_ranges(&self) -> Vec<(u32, u32)> {
-        let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for &index in self.buffered.keys() {
-            let full = ranges.len() == MAX_SACK_RANGES;
-            match ranges.last_mut() {
-                Some((_, end)) if *end == index => *end += 1,
-                _ if full => break,
-                _ => ranges.push((index, index + 1)),
-            }
-        }
-        ranges.into_iter().map(|(first, end)| (self.space.wire(first), self.space.wire(end))).collect()
     }
 }
 
@@ -577,31 +500,4 @@ pub fn refusal(session: u32, message: &str, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_window_granted_keeps_memory_bounded() {
-        let limits = ReceiverLimits {
-            max_window: 1 << 15,
-            max_block: u16::MAX,
-            peer_timeout: Duration::from_secs(1),
-            progress_timeout: Duration::from_secs(1),
-            linger: Duration::from_secs(1),
-        };
-        let hello = |window, block| Hello {
-            protocol: Protocol::SelectiveRepeat,
-            seq_bits: 16,
-            window,
-            block,
-            size: None,
-            name: "x",
-            token: &[],
-        };
-        assert_eq!(granted_window(&hello(256, 1400), limits), 256);
-        let greedy = granted_window(&hello(32_768, 65_000), limits);
-        assert_eq!(greedy, (MAX_SESSION_BUFFER / 65_000) as u32);
-        let narrow = ReceiverLimits { max_window: 8, ..limits };
-        assert_eq!(granted_window(&hello(256, 1400), narrow), 8);
-    }
-}
+mod tests;

@@ -2,19 +2,20 @@
 //! their ports is probed, so an absent host costs one short wait instead of
 //! a timeout per port.
 //!
-//! Addresses of this machine are up at once. Every other address is asked
+//! Addresses of this machine are up at once. On a directly attached
+//! Ethernet link, with CAP_NET_RAW, an address is asked with our own ARP
+//! request or NDP solicitation ([`link`]) and nothing else, as nmap does:
+//! its answer, or its silence, is exact. Every other address is asked
 //! everything at the same time, as nmap does: a TCP connect to ports 80 and
 //! 443 (a completed connection or a refusal are both answers), and an ICMP
 //! echo request when this process may open a raw socket. An IPv4 address
 //! that answered none of them but whose link-layer address the kernel
-//! learned while sending them (it answered ARP: the host is on this link and
-//! there, even if it drops all IP) is up too. What gives no answer within
-//! the timeout is down. `-Pn` ([`super::ScanConfig::discover`] false) skips
-//! all this and takes every host to be up.
-//!
-//! Not done here: our own ARP and NDP requests. For IPv4 the kernel's
-//! neighbour table gives the same answer; IPv6 neighbours on a link that
-//! answer nothing else are reported down.
+//! learned while sending them (it answered the kernel's ARP: the host is on
+//! this link and there, even if it drops all IP) is up too. What gives no
+//! answer within the timeout is down. `-Pn` ([`super::ScanConfig::discover`]
+//! false) skips all this and takes every host to be up.
+
+mod link;
 
 use std::collections::HashMap;
 use std::io;
@@ -28,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use super::report::HostReason;
+use link::LinkProbe;
 
 /// The ports a TCP ping connects to: nmap's, for the same reason (web
 /// servers are everywhere, and a closed port answers as well as an open one).
@@ -46,6 +48,12 @@ pub(super) async fn discover(addrs: &[(IpAddr, u32)], timeout: Duration) -> Vec<
     if asked.is_empty() {
         return found;
     }
+    let probe = LinkProbe::new(&asked.iter().map(|&i| addrs[i]).collect::<Vec<_>>());
+    // (index among those asked, index in `addrs`)
+    let (by_link, by_ping): (Vec<_>, Vec<_>) =
+        asked.into_iter().enumerate().partition(|&(k, _)| probe.handles(k));
+    let link_answers = tokio::task::spawn_blocking(move || probe.run(timeout));
+    let asked: Vec<usize> = by_ping.into_iter().map(|(_, i)| i).collect();
     let targets: Vec<(IpAddr, u32)> = asked.iter().map(|&i| addrs[i]).collect();
     let echo = tokio::task::spawn_blocking(move || echo_replies(&targets, timeout));
     let mut pings = JoinSet::new();
@@ -71,6 +79,12 @@ pub(super) async fn discover(addrs: &[(IpAddr, u32)], timeout: Duration) -> Vec<
     for &i in &asked {
         if found[i].is_none() && resolved.contains(&addrs[i].0) {
             found[i] = Some(HostReason::ArpResponse);
+        }
+    }
+    if let Ok(answered) = link_answers.await {
+        for (_, i) in by_link.into_iter().filter(|&(k, _)| answered[k]) {
+            found[i] =
+                Some(if addrs[i].0.is_ipv4() { HostReason::ArpResponse } else { HostReason::NdResponse });
         }
     }
     found
