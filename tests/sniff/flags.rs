@@ -150,6 +150,7 @@ fn lines_read_as_tcpdump_prints_them() {
         &["-nn", "-ttttt"],
         &["-nn", "-tt", "-e"],
         &["-nn", "-tt", "-q"],
+        &["-nn", "-tt", "-e", "-q"],
     ] {
         let mut command = Command::new("tcpdump");
         command.args(flags).args(["-r", file]);
