@@ -195,6 +195,37 @@ fn windowed_rate(target: SocketAddr, window: usize, duration: Duration) -> io::R
     Ok(completed as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The rows of a delay scenario: the error of one-way times that `measure`
+/// takes with 1, 10 and 100 ms added, against its times with none added.
+/// `measure(delay, duration)` probes a path delayed by `delay` for `duration`.
+pub(super) fn delay_rows(
+    scenario: &'static str,
+    duration: Duration,
+    row: &mut impl FnMut(Row) -> io::Result<()>,
+    mut measure: impl FnMut(Duration, Duration) -> io::Result<Vec<Duration>>,
+) -> io::Result<()> {
+    let base = measure(Duration::ZERO, duration)?;
+    let base_median = percentile(&base, 0.5);
+    for delay_ms in [1, 10, 100] {
+        let delay = Duration::from_millis(delay_ms);
+        let times = measure(delay, duration.max(Duration::from_millis(500)))?;
+        let error = |q| percentile(&times, q).saturating_sub(delay + base_median).as_secs_f64() * 1e6;
+        let (median, p99) = (error(0.5), error(0.99));
+        row(Row {
+            scenario,
+            setting: format!("delay {delay_ms}ms"),
+            measured: median,
+            unit: "µs error (p50)",
+            reference: Some(p99),
+            verdict: format!(
+                "p99 {p99:.0} µs; targets p50 <= 100, p99 <= 500 (base one-way {:.0} µs)",
+                base_median.as_secs_f64() * 1e6
+            ),
+        })?;
+    }
+    Ok(())
+}
+
 /// One-way times of probes sent every millisecond for `duration` through
 /// `config`, sorted. The sink reads the kernel's receive timestamps, so how
 /// late it looks at its socket does not count.
@@ -329,26 +360,9 @@ impl ImpairBench {
             let _ = handle.join();
         }
         if self.wants("delay") {
-            let base = one_way_times(transparent, d, self.realtime)?;
-            let base_median = percentile(&base, 0.5);
-            for delay_ms in [1, 10, 100] {
-                let delay = Duration::from_millis(delay_ms);
-                let config = ImpairmentConfig { delay, ..transparent };
-                let times = one_way_times(config, d.max(Duration::from_millis(500)), self.realtime)?;
-                let error = |q| percentile(&times, q).saturating_sub(delay + base_median).as_secs_f64() * 1e6;
-                let (median, p99) = (error(0.5), error(0.99));
-                row(Row {
-                    scenario: "delay",
-                    setting: format!("delay {delay_ms}ms"),
-                    measured: median,
-                    unit: "µs error (p50)",
-                    reference: Some(p99),
-                    verdict: format!(
-                        "p99 {p99:.0} µs; targets p50 <= 100, p99 <= 500 (base one-way {:.0} µs)",
-                        base_median.as_secs_f64() * 1e6
-                    ),
-                })?;
-            }
+            delay_rows("delay", d, &mut row, |delay, duration| {
+                one_way_times(ImpairmentConfig { delay, ..transparent }, duration, self.realtime)
+            })?;
         }
         if self.wants("rate") {
             for mb in [1.0, 10.0, 100.0] {

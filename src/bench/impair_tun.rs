@@ -13,10 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::impair::{DATAGRAM, Row, blast, count_arrivals, probe_one_way};
+use super::impair::{DATAGRAM, Row, blast, count_arrivals, delay_rows, probe_one_way};
 use crate::impair::tun::End;
 use crate::impair::{ImpairedPath, ImpairmentConfig, TunConfig};
-use crate::stats::percentile;
 
 /// A path impaired by `config` both ways, between two namespaces of its own.
 fn path(config: ImpairmentConfig, realtime: bool) -> io::Result<ImpairedPath> {
@@ -92,25 +91,7 @@ pub(super) fn run(
         })?;
     }
     if wants("tun-delay") {
-        let base = one_way_times(Duration::ZERO, duration, realtime)?;
-        let base_median = percentile(&base, 0.5);
-        for delay_ms in [1, 10, 100] {
-            let delay = Duration::from_millis(delay_ms);
-            let times = one_way_times(delay, duration.max(Duration::from_millis(500)), realtime)?;
-            let error = |q| percentile(&times, q).saturating_sub(delay + base_median).as_secs_f64() * 1e6;
-            let (median, p99) = (error(0.5), error(0.99));
-            row(Row {
-                scenario: "tun-delay",
-                setting: format!("delay {delay_ms}ms"),
-                measured: median,
-                unit: "µs error (p50)",
-                reference: Some(p99),
-                verdict: format!(
-                    "p99 {p99:.0} µs; targets p50 <= 100, p99 <= 500 (base one-way {:.0} µs)",
-                    base_median.as_secs_f64() * 1e6
-                ),
-            })?;
-        }
+        delay_rows("tun-delay", duration, row, |delay, duration| one_way_times(delay, duration, realtime))?;
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ use std::thread;
 
 use fixture::*;
 
-use crate::util::{Daemon, require, run, run_command, socketeer};
+use crate::util::{Daemon, Finished, require, run, run_command, socketeer};
 
 #[test]
 fn a_full_tcp_scan_finds_exactly_the_open_set_every_time() {
@@ -134,12 +134,7 @@ fn banners_are_read_from_greetings_and_from_http_answers() {
     let echo = echo_server.addr("echo", "tcp").port();
     let ports = format!("{ssh},{http_port},{silent},{echo}");
     let out = run(&["scan", "127.0.0.1", "-p", &ports, "--banner", "--banner-timeout", "1s", "--json"], b"");
-    let banners: BTreeMap<u64, serde_json::Value> = out
-        .json_lines()
-        .into_iter()
-        .filter(|v| v["type"] == "port")
-        .map(|v| (v["port"].as_u64().unwrap(), v["banner"].clone()))
-        .collect();
+    let banners = banners_by_port(&out);
     assert_eq!(banners[&u64::from(ssh)], "SSH-2.0-Fixture_1.0");
     assert_eq!(banners[&u64::from(http_port)], "HTTP/1.0 200 OK (Server: fixture/2)");
     assert_eq!(banners[&u64::from(silent)], serde_json::Value::Null, "silent and not HTTP");
@@ -159,12 +154,7 @@ fn a_binary_banner_is_escaped() {
     let binary = tcp_listeners("127.0.0.1", &[0], Some(&[0xe9, 0x0a, 0x3c, 0x11]))[0];
     let ports = format!("{utf8_by_chance},{binary}");
     let out = run(&["scan", "127.0.0.1", "-p", &ports, "--banner", "--banner-timeout", "1s", "--json"], b"");
-    let banners: BTreeMap<u64, serde_json::Value> = out
-        .json_lines()
-        .into_iter()
-        .filter(|v| v["type"] == "port")
-        .map(|v| (v["port"].as_u64().unwrap(), v["banner"].clone()))
-        .collect();
+    let banners = banners_by_port(&out);
     assert_eq!(banners[&u64::from(utf8_by_chance)], "\\xEE\\xBF\\x84^J", "{}", out.stdout);
     assert_eq!(banners[&u64::from(binary)], "\\xE9^J<^Q", "{}", out.stdout);
     let table = run(&["scan", "127.0.0.1", "-p", &ports, "--banner", "--banner-timeout", "1s"], b"");
@@ -310,4 +300,13 @@ fn a_missing_target_list_or_output_directory_says_which_file() {
         assert_eq!(out.status.code(), Some(3), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains(needle), "{args:?}: {out:?}");
     }
+}
+
+/// The `banner` of every port row of a `scan --json` run, by port.
+fn banners_by_port(out: &Finished) -> BTreeMap<u64, serde_json::Value> {
+    out.json_lines()
+        .into_iter()
+        .filter(|v| v["type"] == "port")
+        .map(|v| (v["port"].as_u64().unwrap(), v["banner"].clone()))
+        .collect()
 }
