@@ -207,9 +207,21 @@ table inet bench {
 NFT
 }
 
+# reject_admin PORTS: the target rejects UDP to PORTS as administratively prohibited
+# (nothing when PORTS is empty).
+reject_admin() {
+  ip netns exec "$target_ns" nft delete table inet bench-reject 2>/dev/null || true
+  [ -z "$1" ] && return
+  ip netns exec "$target_ns" nft -f - <<NFT
+table inet bench-reject {
+  chain in { type filter hook input priority 0; udp dport $1 reject with icmp type admin-prohibited; }
+}
+NFT
+}
+
 # exact CASE TOOL UP OPEN CLOSED command...: runs the command (its grepable output on
 # stdout), records "CASE TOOL seconds exact", exact when the hosts up, the open ports and
-# the number of closed ports are the fixture's.
+# the number of closed ports are the fixture's (CLOSED as STATE:N counts ports in STATE).
 exact() {
   local case=$1 tool=$2 up=$3 open=$4 closed=$5; shift 5
   local start end
@@ -219,6 +231,7 @@ exact() {
   python3 - "$work/out" "$up" "$open" "$closed" "$case" "$tool" "$start" "$end" >>"$work/limit-runs" <<'PY'
 import re, sys
 path, up, opens, closed, case, tool, start, end = sys.argv[1:]
+state, closed = closed.split(":") if ":" in closed else ("closed", closed)
 seen_up, seen_open, seen_closed = set(), set(), 0
 for line in open(path):
     m = re.match(r"Host: (\S+) .*Status: Up", line)
@@ -226,13 +239,13 @@ for line in open(path):
         seen_up.add(m.group(1))
     m = re.match(r"Host: (\S+) .*Ports: ([^\t\n]*)(?:\tIgnored State: (\S+) \((\d+)\))?", line)
     if m:
-        for entry in m.group(2).split(", "):
+        for entry in filter(None, m.group(2).split(", ")):
             fields = entry.split("/")
             if fields[1] == "open":
                 seen_open.add(fields[0].strip())
-            elif fields[1] == "closed":
+            elif fields[1] == state:
                 seen_closed += 1
-        if m.group(3) == "closed":
+        if m.group(3) == state:
             seen_closed += int(m.group(4))
 ok = seen_up == set(up.split(",")) and seen_open == set(opens.split(",")) and seen_closed == int(closed)
 print(case, tool, float(end) - float(start), int(ok))
@@ -265,6 +278,11 @@ for _ in $(seq "$limit_rounds"); do
   limits "icmp type destination-unreachable"
   exact icmp-nft socketeer $t "$limit_udp" 297 "$bin" scan $t -p 1-300 --udp -oG -
   exact icmp-nft nmap $t "$limit_udp" 297 nmap -sU -n -p 1-300 $t -oG -
+  # A firewall's rejects (admin prohibited) for 1001-1300, under the same limit.
+  reject_admin 1001-1300
+  exact icmp-adm socketeer $t "$limit_udp" filtered:300 "$bin" scan $t -p "$limit_udp",1001-1300 --udp -oG -
+  exact icmp-adm nmap $t "$limit_udp" filtered:300 nmap -sU -n -p "$limit_udp",1001-1300 $t -oG -
+  reject_admin ""
   ip netns exec "$target_ns" sysctl -qw net.ipv4.icmp_ratelimit=1000
   limits ""
   exact icmp-kernel socketeer $t 7 29 "$bin" scan $t -p 1-30 --udp -oG -
@@ -287,6 +305,7 @@ titles = {
     "rst-connect": "nft: 50 resets/s, TCP 1-300, connect (-sT)",
     "rst-syn": "nft: 50 resets/s, TCP 1-300, SYN (-sS)",
     "icmp-nft": "nft: 50 ICMP errors/s, UDP 1-300 (-sU)",
+    "icmp-adm": "nft: 50 ICMP errors/s, UDP, 300 ports rejected admin-prohibited (-sU)",
     "icmp-kernel": "kernel's default ICMP limit, UDP 1-30 (-sU)",
     "absent-28": "/28, 1 of 13 addresses there, TCP 1-1024, SYN (-sS)",
     "discovery-28": "/28 discovery, 1 of 13 there, port 22: ARP (root) vs nmap -sS",

@@ -102,13 +102,19 @@ const ECHOED: &str = "(echoes what it is sent)";
 /// and is shown whole, every byte accounted for, instead of being cut at a
 /// line feed that happens to be among them, bytes above ASCII as `\xNN`.
 /// Binary bytes can happen to be UTF-8: the time service's 0xEE 0xBF 0x84
-/// is U+EFC4 for hours at a time, so a character of the private use areas,
-/// which no service greets with, marks the reply as binary too. The length
-/// is capped.
+/// is U+EFC4 for hours at a time, and from 2027 its 0xEF 0xBF ... is a
+/// character of the Arabic presentation forms. So a reply of a few bytes
+/// that are not all ASCII (no greeting is one character long), or one with a
+/// character of the private use areas, which no service greets with, is
+/// binary too. The length is capped.
 pub(super) fn printable(bytes: &[u8]) -> Option<String> {
+    let tiny_and_not_ascii = bytes.len() < TEXT_AT_LEAST && !bytes.is_ascii();
     let banner = match std::str::from_utf8(bytes) {
         Ok(text)
-            if !text.chars().any(|c| (c.is_control() && !matches!(c, '\r' | '\n' | '\t')) || private(c)) =>
+            if !tiny_and_not_ascii
+                && !text
+                    .chars()
+                    .any(|c| (c.is_control() && !matches!(c, '\r' | '\n' | '\t')) || private(c)) =>
         {
             sanitize(&first_line(text)?).into_owned()
         }
@@ -127,6 +133,10 @@ pub(super) fn printable(bytes: &[u8]) -> Option<String> {
     };
     (!banner.is_empty()).then(|| banner.chars().take(BANNER_CHARS).collect())
 }
+
+/// Replies shorter than this that are not ASCII are taken for binary: the
+/// time service's four bytes, whatever the date makes of them.
+const TEXT_AT_LEAST: usize = 8;
 
 /// Whether `c` is in a private use area (no standard meaning: in a reply,
 /// more likely binary bytes that happen to be UTF-8).
@@ -168,8 +178,11 @@ mod tests {
     fn binary_replies_are_escaped_whole() {
         // The time service's answer: four bytes, one of them a line feed.
         assert_eq!(printable(&[0xe9, 0x0a, 0x3c, 0x11]).as_deref(), Some("\\xE9^J<^Q"));
-        // Binary bytes that happen to form a UTF-8 character are still bytes.
+        // Binary bytes that happen to form a UTF-8 character are still bytes,
+        // today's time (a private-use character) and 2027's (U+FFC4, not one).
         assert_eq!(printable(&[0xee, 0xbf, 0x84, 0x7e]).as_deref(), Some("\\xEE\\xBF\\x84~"));
+        assert_eq!(printable(&[0xef, 0xbf, 0x84, 0x41]).as_deref(), Some("\\xEF\\xBF\\x84A"));
+        assert_eq!(printable(&[0xf0, 0x9f, 0x98, 0x80]).as_deref(), Some("\\xF0\\x9F\\x98\\x80"));
         // Terminal controls in otherwise plain text are shown, not obeyed.
         assert_eq!(printable(b"a\x1b[31mred\x07").as_deref(), Some("a^[[31mred^G"));
         assert_eq!(printable(&[0u8; 400]).map(|b| b.chars().count()), Some(BANNER_CHARS));

@@ -21,6 +21,7 @@ const RANGE6: [&str; 2] = [TARGET6, "fd19::3"];
 #[test]
 fn hosts_on_a_link() {
     require("nmap", "nmap");
+    require("xmllint", "libxml2-utils");
     across_a_link(
         || {
             tcp_listeners(TARGET, &[22], None);
@@ -113,6 +114,11 @@ fn nmaps_formats_list_hosts_found_down_as_nmap_does() {
             |path: &str| read(path).lines().find(|l| l.starts_with("# Ports scanned:")).map(String::from);
         assert_eq!(scanned(&our_grep), scanned(&nmap_grep), "-v: {verbose}");
         assert_eq!(scanned(&our_grep).is_some(), verbose);
+        // Hosts found down in nmap's own form keep the XML valid against nmap's DTD.
+        let mut xmllint = Command::new("xmllint");
+        xmllint.args(["--noout", "--dtdvalid", "/usr/share/nmap/nmap.dtd", &our_xml]);
+        let valid = run_command(&mut xmllint, b"");
+        assert!(valid.status.success(), "-v: {verbose}: {valid:#?}");
     }
 }
 

@@ -150,6 +150,7 @@ fn lines_read_as_tcpdump_prints_them() {
         &["-nn", "-ttttt"],
         &["-nn", "-tt", "-e"],
         &["-nn", "-tt", "-q"],
+        &["-nn", "-tt", "-e", "-q"],
     ] {
         let mut command = Command::new("tcpdump");
         command.args(flags).args(["-r", file]);
@@ -190,6 +191,9 @@ fn a_filter_from_a_file_and_the_interface_list() {
     assert_eq!(both.code(), Some(2), "{both:?}");
     let interfaces = ours(&["sniff", "-D"]);
     assert!(interfaces.iter().any(|l| l.contains(".lo [") && l.contains("Loopback")), "{interfaces:?}");
+    // On `-i any`, for its Linux cooked v2 frames, as tcpdump -i any -d.
+    let cooked = ours(&["sniff", "-i", "any", "-d", "ip"]);
+    assert_eq!(cooked.first().map(String::as_str), Some("(000) ldh      [0]"), "{cooked:?}");
     let program = ours(&["sniff", "-d", "tcp[tcpflags] & tcp-syn != 0"]);
     assert!(program.iter().any(|l| l.contains("ldb      [x + 14]")), "{program:?}");
     assert!(program.last().is_some_and(|l| l.ends_with("ret      #0")), "{program:?}");

@@ -116,7 +116,7 @@ pub struct Args {
     #[arg(long)]
     pub(super) json: bool,
     /// Print the filter's BPF program, as tcpdump -d does, and exit (for the link type
-    /// of the -r file, or Ethernet).
+    /// of the -r file, of -i any, or Ethernet).
     #[arg(short = 'd')]
     pub(super) dump: bool,
 }

@@ -92,7 +92,7 @@ impl<'a> PacketLine<'a> {
             stamp,
             link_header: extras
                 .link_header
-                .then(|| decode::link_header(link, frame.data, frame.len))
+                .then(|| decode::link_header(link, frame.data, frame.len, extras.quiet))
                 .flatten(),
             quiet: extras.quiet,
             cooked_tags: if extras.link_header || extras.quiet {

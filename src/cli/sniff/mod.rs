@@ -63,7 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     if args.dump {
-        return dump(args.read.as_deref(), filter.as_ref());
+        return dump(args.read.as_deref(), &args.interface, filter.as_ref());
     }
     let pcap_to_stdout = args.write.as_deref() == Some(Path::new("-"));
     let output = match args.write.as_deref() {
@@ -155,8 +155,9 @@ fn list_interfaces() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `-d`: the program the kernel (or `-r`) would run.
-fn dump(read: Option<&Path>, filter: Option<&Filter>) -> anyhow::Result<()> {
+/// `-d`: the program the kernel (or `-r`) would run: for the link type
+/// of the file, or of `-i any` (Linux cooked v2), or Ethernet.
+fn dump(read: Option<&Path>, interface: &str, filter: Option<&Filter>) -> anyhow::Result<()> {
     let link = match read {
         Some(path) => {
             let file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -167,6 +168,7 @@ fn dump(read: Option<&Path>, filter: Option<&Filter>) -> anyhow::Result<()> {
                 None => LinkType::Ethernet,
             }
         }
+        None if interface == socketeer::sniff::capture::ANY => LinkType::LinuxSll2,
         None => LinkType::Ethernet,
     };
     let accept_all = [socketeer::bpf::Instruction::new(socketeer::bpf::op::RET_K, 0, 0, MAX_SNAPLEN)];

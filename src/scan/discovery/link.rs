@@ -289,7 +289,7 @@ fn ask_in_rounds(
         (0..n).filter(|&j| !answered[j]).for_each(&send);
         let deadline = Instant::now() + per_try;
         while left > 0 {
-            let Some(wait) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+            let Some(wait) = super::time_left(deadline) else {
                 break;
             };
             if socket.set_read_timeout(Some(wait)).is_err() {

@@ -133,7 +133,7 @@ fn echo_replies(targets: &[(IpAddr, u32)], timeout: Duration) -> Vec<bool> {
     let deadline = Instant::now() + timeout;
     for socket in [&v4, &v6].into_iter().flatten() {
         let mut buf = [0u8; 2048];
-        while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+        while let Some(left) = time_left(deadline) {
             if socket.set_read_timeout(Some(left)).is_err() {
                 break;
             }
@@ -153,6 +153,13 @@ fn echo_replies(targets: &[(IpAddr, u32)], timeout: Duration) -> Vec<bool> {
         }
     }
     replied
+}
+
+/// What is left until `deadline`, as a socket's read timeout can hold it:
+/// none under a microsecond, which the kernel's timeval would read as 0,
+/// "wait forever".
+fn time_left(deadline: Instant) -> Option<Duration> {
+    deadline.checked_duration_since(Instant::now()).filter(|left| left.as_micros() > 0)
 }
 
 /// An echo request with our id; the kernel fills in ICMPv6's checksum.

@@ -155,7 +155,11 @@ impl Throttle {
             self.last_sent.map_or(now, |sent| now.min(sent + Duration::from_secs_f64(1.0 / rate)));
         // A burst in the first instant would look endless: count at least a millisecond.
         let elapsed = sending_until.saturating_duration_since(self.epoch).as_secs_f64().max(1e-3);
-        let measured = f64::from(self.answers) / elapsed;
+        // No answer at all says only that the limit is under one answer in
+        // that time, not that it is nothing: count one. (Counting none put the
+        // kernel's 1/s limit, measured right after its burst was spent, at
+        // the 0.5/s floor, and the scan took half as long again.)
+        let measured = f64::from(self.answers.max(1)) / elapsed;
         self.measured = Some(measured);
         self.lossy_pace = Some(self.lossy_pace.map_or(rate, |r| r.min(rate)));
         self.set((measured * MARGIN).min(rate * MARGIN), now);
@@ -373,11 +377,25 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Throttle::new(t0, None);
         t.lost(t0, t0);
-        t.lost(t0 + Duration::from_secs(1), t0 + Duration::from_secs(1));
-        assert_eq!(t.rate(), Some(MIN_RATE), "no answers at all");
+        t.lost(t0 + Duration::from_secs(4), t0 + Duration::from_secs(4));
+        assert_eq!(t.rate(), Some(MIN_RATE), "no answer in 4 s: under one in 4 s, paced at the floor");
         let mut floored = Throttle::new(t0, Some(50.0));
         floored.lost(t0, t0);
         floored.lost(t0 + Duration::from_secs(1), t0 + Duration::from_secs(1));
         assert_eq!(floored.rate(), Some(50.0), "--min-rate wins");
+    }
+
+    /// The kernel's ICMP limit, its burst spent before the first loss: no
+    /// answer in the first second of the pace says "under one a second",
+    /// not "none" (which put the pace at the floor, 0.5/s, and made a scan
+    /// under the 1/s limit take half as long again).
+    #[test]
+    fn a_pace_without_answers_is_bounded_by_one_answer() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(t0, None);
+        t.lost(t0, t0);
+        t.lost(t0 + Duration::from_secs(1), t0 + Duration::from_secs(1));
+        let rate = t.rate().unwrap();
+        assert!((rate - MARGIN).abs() < 1e-9, "80% of one answer a second: {rate}");
     }
 }

@@ -175,23 +175,32 @@ pub fn network_offset(link: LinkType, frame: &[u8]) -> usize {
 /// tcpdump's `-e` prefix: `02:00:00:00:00:0a > 02:00:00:00:00:0b, ethertype
 /// IPv4 (0x0800), length 74: ` (for cooked captures, the direction and the
 /// source).
-pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32) -> Option<String> {
+///
+/// `quick` (tcpdump's `-q`): the EtherType by name alone after an Ethernet
+/// header, and none after a cooked one.
+pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32, quick: bool) -> Option<String> {
     let ((packet, cooked), ether_type) = slice(link, frame).ok().zip(frame.get(12..14))?;
-    let kind = |t: u16| format!("ethertype {} (0x{t:04x}), length {wire_len}: ", ether_name(t));
+    let kind = |t: u16| match quick {
+        false => format!("ethertype {} (0x{t:04x}), length {wire_len}: ", ether_name(t)),
+        true => format!("{}, length {wire_len}: ", ether_name(t)),
+    };
     // Each tag as tcpdump shows it: `vlan 100, p 0, ethertype IPv4 (0x0800), `
-    // after an Ethernet header, without the number after a cooked one.
-    let tags = |hex: bool| {
+    // after an Ethernet header (`vlan 100, p 0, IPv4, ` with -q), without
+    // the number after a cooked one (and without the type with -q).
+    let tags = |ethernet: bool| {
         let mut words = String::new();
         for tag in vlan_tags(&packet) {
             let inner = tag.ether_type().0;
             let dei = if tag.drop_eligible_indicator() { ", DEI" } else { "" };
-            let number = if hex { format!(" (0x{inner:04x})") } else { String::new() };
-            words.push_str(&format!(
-                "vlan {}, p {}{dei}, ethertype {}{number}, ",
-                tag.vlan_identifier().value(),
-                tag.priority_code_point().value(),
-                ether_name(inner)
-            ));
+            let name = ether_name(inner);
+            let kind = match (ethernet, quick) {
+                (true, false) => format!("ethertype {name} (0x{inner:04x}), "),
+                (true, true) => format!("{name}, "),
+                (false, false) => format!("ethertype {name}, "),
+                (false, true) => String::new(),
+            };
+            let (id, priority) = (tag.vlan_identifier().value(), tag.priority_code_point().value());
+            words.push_str(&format!("vlan {id}, p {priority}{dei}, {kind}"));
         }
         words
     };
@@ -204,7 +213,7 @@ pub fn link_header(link: LinkType, frame: &[u8], wire_len: u32) -> Option<String
     // address only when it is an Ethernet one.
     cooked.map(|c| {
         let address = if c.address.len() == 6 { format!("{} ", hex_colon(c.address)) } else { String::new() };
-        let kind = kind(c.protocol);
+        let kind = if quick { String::new() } else { kind(c.protocol) };
         match c.ifindex {
             Some(ifindex) => format!("ifindex {ifindex} {address}{kind}{}", tags(false)),
             None => format!("{:>3} {address}{kind}{}", c.direction(), tags(false)),

@@ -214,7 +214,8 @@ impl Graph {
     /// reach goes through `ja`s.
     pub(super) fn assemble(&self, snaplen: u32) -> Vec<Instruction> {
         let order = self.order();
-        let stmts = self.needed_stmts(&order);
+        // What `optimize` left each node to execute.
+        let stmts: Vec<&[Instruction]> = self.nodes.iter().map(|node| node.stmts.as_slice()).collect();
         let mut slot = vec![0usize; self.nodes.len()];
         for (i, &n) in order.iter().enumerate() {
             slot[n] = i;
@@ -246,7 +247,7 @@ impl Graph {
             }
             for (i, &n) in order.iter().enumerate() {
                 let node = &self.nodes[n];
-                program.extend_from_slice(&stmts[n]);
+                program.extend_from_slice(stmts[n]);
                 let at = program.len();
                 let reach = |t: Target, from: usize| layout.reach(t, from, &slot);
                 if far[i] {
@@ -280,7 +281,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn new(order: &[usize], stmts: &[Vec<Instruction>], far: &[bool], root: Target) -> Layout {
+    fn new(order: &[usize], stmts: &[&[Instruction]], far: &[bool], root: Target) -> Layout {
         let mut position = usize::from(!matches!(root, Target::Node(_)));
         let mut layout = Layout { start: Vec::new(), island_after: Vec::new(), islands: Vec::new() };
         let mut since_island = 0;

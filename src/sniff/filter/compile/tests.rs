@@ -329,7 +329,7 @@ fn headers_that_a_link_lacks_are_refused() {
 /// first in a debug build; the optimizer's facts are now numbered bit sets)
 /// and to programs up to 2.2x libpcap's (826 instructions for the third,
 /// where tcpdump -d writes 378; tests of one load are now pulled together
-/// as libpcap's or_pullup does). The program must stay within 1.5x of
+/// as libpcap's or_pullup does, and tails that execute the same merge: 323). The program must stay within 1.5x of
 /// libpcap's (the counts tcpdump 4.99.3 prints for the same text are
 /// written next to each) and come out the same every time.
 #[test]

@@ -170,6 +170,18 @@ impl Graph {
         // Merging last, as libpcap does: merged nodes know only what all
         // their paths know, which would stop the threading above.
         while self.intern(&numbering) {}
+        // Then, as libpcap compares blocks by what they still execute, each
+        // node keeps only the statements its predecessors did not already
+        // run, and nodes that now execute the same and go to the same
+        // places merge too: the IPv4 and IPv6 tails of a list of ports test
+        // a port loaded before them against the same numbers.
+        let order = self.order();
+        let needed = self.needed_stmts(&order);
+        for (node, stmts) in self.nodes.iter_mut().zip(needed) {
+            node.stmts = stmts;
+        }
+        let executed = Numbering::new(&self.nodes);
+        while self.intern(&executed) {}
     }
 
     /// libpcap's `or_pullup` (`and_pullup` when `or` is false): in a chain
