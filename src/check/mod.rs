@@ -100,8 +100,13 @@ pub enum CheckError {
 /// that starts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Subject {
-    /// A server running at this address.
-    Address(SocketAddr),
+    /// A server running at `addr`, which the user named `name` (`localhost:7007`).
+    Address {
+        /// Where it is.
+        addr: SocketAddr,
+        /// How the user wrote it, for the report.
+        name: String,
+    },
     /// A command to start, with placeholders.
     Program(Launch),
 }
@@ -110,7 +115,7 @@ impl Subject {
     /// The subject in a report: the address, or the command line.
     pub fn display(&self) -> String {
         match self {
-            Subject::Address(addr) => addr.to_string(),
+            Subject::Address { name, .. } => name.clone(),
             Subject::Program(launch) => launch.display(),
         }
     }

@@ -123,7 +123,7 @@ pub async fn run_kind(
         (Kind::Scanner(transport), Subject::Program(launch)) => {
             super::check_scanner(launch, transport, options, on_event).await
         }
-        (_, Subject::Address(_)) => {
+        (_, Subject::Address { .. }) => {
             Err(CheckError::Command("a client or a scanner is graded by its command, not an address".into()))
         }
     }
@@ -307,7 +307,7 @@ async fn grade(submission: &Submission, time_limit: Duration) -> Report {
                     .first()
                     .copied()
                     .ok_or_else(|| CheckError::Command(format!("{target} has no address")))?;
-                Subject::Address(addr)
+                Subject::Address { addr, name: target.to_string() }
             }
         };
         run_kind(submission.kind, &subject, &submission.options, &mut |_| {}).await

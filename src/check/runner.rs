@@ -101,14 +101,14 @@ pub async fn check_server(
     if planned.is_empty() {
         return Err(CheckError::NoCase(options.only.join(",")));
     }
-    if let Subject::Address(addr) = subject
-        && let Some(why) = unreachable(*addr, &planned, options).await
+    if let Subject::Address { addr, name } = subject
+        && let Some(why) = unreachable(*addr, name, &planned, options).await
     {
         return Ok(Report::aborted(check.name(), subject.display(), why));
     }
     on_event(Event::Planned(planned.len()));
     let (at_once, order) = match subject {
-        Subject::Address(_) => (1, (0..planned.len()).collect()),
+        Subject::Address { .. } => (1, (0..planned.len()).collect()),
         Subject::Program(_) => (AT_ONCE, slow_first(&planned)),
     };
     let mut memo = Memo::default();
@@ -191,7 +191,7 @@ async fn run_case(
 ) -> (usize, Result<Ran, CheckError>) {
     let started = Instant::now();
     let launch = match subject {
-        Subject::Address(addr) => {
+        Subject::Address { addr, .. } => {
             let mut ctx = Ctx { addr: *addr, program: None, options, memo: &mut memo };
             let finding = run_limited(planned, &mut ctx).await;
             let outcome = Outcome::new(planned.case, finding, started.elapsed(), None);
@@ -218,9 +218,9 @@ async fn run_case(
     (at, Ok(Ran::Done(Box::new(outcome), Some(memo), Some(stop))))
 }
 
-/// Why nothing can be graded at `addr`, when the server is plainly not
-/// there: said once, instead of by every case.
-async fn unreachable(addr: SocketAddr, planned: &[Planned], options: &Options) -> Option<String> {
+/// Why nothing can be graded at `addr` (which the user called `name`), when
+/// the server is plainly not there: said once, instead of by every case.
+async fn unreachable(addr: SocketAddr, name: &str, planned: &[Planned], options: &Options) -> Option<String> {
     let transport = planned.first()?.probe.transport();
     let refused = match transport {
         Transport::Tcp => {
@@ -232,7 +232,7 @@ async fn unreachable(addr: SocketAddr, planned: &[Planned], options: &Options) -
     };
     refused.then(|| {
         format!(
-            "could not connect to {addr}: connection refused \u{2014} is the server running, on this port?"
+            "could not connect to {name}: connection refused \u{2014} is the server running, on this port?"
         )
     })
 }

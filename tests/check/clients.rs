@@ -1,7 +1,7 @@
 //! Client, scanner and class checks: buggy clients and scanners are caught
 //! by their own cases; a roster is graded into one report.
 
-use super::{CHECK_LIMIT, assert_caught_with, fixture};
+use super::{CHECK_LIMIT, assert_caught_with, fixture, grade};
 use crate::util::{ALL_ON_FREE_PORTS, Daemon, require, run, run_command_within, socketeer};
 
 #[test]
@@ -15,6 +15,18 @@ fn lossy_udp_client_bugs_are_each_caught_by_their_own_cases() {
             ("udp_client_same_text.py", &[("client.udp-ack.numbered", "fail")]),
         ],
     );
+}
+
+#[test]
+fn a_lost_message_is_named_by_what_the_client_sent() {
+    // The fixture counts from 0: its second message is b'Message 1', not "message 2".
+    let path = fixture("udp_client_no_timeout.py");
+    let graded = grade(
+        &["client", "udp-ack", "--case", "client.udp-ack.resends-lost"],
+        &["python3", &path, "{host}", "{port}"],
+    );
+    let what = graded.cases[0]["problem"]["what"].as_str().unwrap().to_owned();
+    assert!(what.starts_with("the client's second message, b'Message 1', was lost"), "{what}");
 }
 
 #[test]

@@ -250,7 +250,8 @@ fn every_case_is_explained_in_the_doc() {
 fn an_address_where_nothing_listens_is_said_once() {
     // A port that was free a moment ago: nothing listens on it.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let target = format!("127.0.0.1:{port}");
+    // Named as the user wrote it, not as it resolved.
+    let target = format!("localhost:{port}");
     let out = run(&["check", "echo", &target], b"");
     assert_eq!(out.code(), Some(1), "{out:#?}");
     let said = format!(

@@ -111,20 +111,30 @@ fn chat_robustness_bugs_are_each_caught_by_their_own_cases() {
 fn hearing_oneself_is_judged_only_when_asked() {
     let echoes = fixture("chat_echoes_everyone.py");
     let good = fixture("chat_good.py");
-    for (path, expect, verdict) in [(&echoes, "no", "fail"), (&echoes, "yes", "pass"), (&good, "yes", "fail")]
-    {
-        let graded =
-            grade(&["chat", "--case", "chat.self", "--expect-self", expect], &["python3", path, "{port}"]);
-        assert_eq!(
-            graded.verdict("chat.self"),
-            verdict,
-            "{path} --expect-self {expect}: {:#?}",
-            graded.finished
-        );
-    }
-    let graded = grade(&["chat", "--case", "chat.self"], &["python3", &echoes, "{port}"]);
-    let notes = graded.cases[0]["notes"].to_string();
-    assert!(notes.contains("the sender hears its own lines: yes"), "{notes}");
+    // Four short gradings, all at once.
+    std::thread::scope(|scope| {
+        for (path, expect, verdict) in
+            [(&echoes, "no", "fail"), (&echoes, "yes", "pass"), (&good, "yes", "fail")]
+        {
+            scope.spawn(move || {
+                let graded = grade(
+                    &["chat", "--case", "chat.self", "--expect-self", expect],
+                    &["python3", path, "{port}"],
+                );
+                assert_eq!(
+                    graded.verdict("chat.self"),
+                    verdict,
+                    "{path} --expect-self {expect}: {:#?}",
+                    graded.finished
+                );
+            });
+        }
+        scope.spawn(|| {
+            let graded = grade(&["chat", "--case", "chat.self"], &["python3", &echoes, "{port}"]);
+            let notes = graded.cases[0]["notes"].to_string();
+            assert!(notes.contains("the sender hears its own lines: yes"), "{notes}");
+        });
+    });
 }
 
 #[test]

@@ -286,7 +286,8 @@ async fn subject(kind: Kind, at: Where) -> anyhow::Result<Subject> {
         (Some(target), true) => {
             let addrs = target.resolve(kind.default_port()).await?;
             let addr = addrs.first().copied().context("the name resolved to no address")?;
-            Ok(Subject::Address(addr))
+            let name = socketeer::net::Target { port: Some(addr.port()), ..target }.to_string();
+            Ok(Subject::Address { addr, name })
         }
         (None, false) => Ok(Subject::Program(
             Launch::new(at.command, kind.placeholders()).map_err(|e| UsageError(e.to_string()))?,

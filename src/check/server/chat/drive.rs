@@ -395,8 +395,9 @@ async fn slow_reader(ctx: &mut Ctx<'_>) -> Result<Finding, String> {
     let listener = &members[2];
     if listener.inbox.ended() {
         return Ok(Finding::fail(
-            "the server disconnected client 3, which was reading all along: a queue per client must hold a \
-             burst that its client is reading",
+            "the server disconnected client 3, which was reading all along but had sent nothing for a while: \
+             either a timeout on client 3's socket (settimeout() covers recv() too) ended its thread, or the \
+             queue for client 3 could not hold a burst that client 3 was reading",
         ));
     }
     let token = members[3].say_numbered("is anyone still there?").await?;
