@@ -35,9 +35,9 @@ pub fn render(report: &Report) -> String {
     let mut out = format!("{} {}\n", style(format!("check {}", report.check)).bold(), report.subject);
     if let Some(why) = &report.aborted {
         // What the program printed follows the first line: a traceback keeps its indentation.
+        // The first line is one message, left whole so it can be searched for and copied.
         let (head, printed) = why.split_once('\n').unwrap_or((why, ""));
-        let _ =
-            write!(out, "\n{} the check could not start:\n{}\n", style("ERROR").red().bold(), block(head, 2));
+        let _ = write!(out, "\n{} the check could not start:\n  {head}\n", style("ERROR").red().bold());
         if !printed.is_empty() {
             let _ = writeln!(out, "{}", indent(printed, 4));
         }
