@@ -93,16 +93,8 @@ const fn case(
     expects: &'static str,
     explanation: &'static str,
 ) -> Case {
-    Case {
-        id,
-        title,
-        group,
-        level: Level::Required,
-        sends: "(a random range of 300 ports on a loopback address, a few of them open)",
-        expects,
-        explanation,
-        anchor: "scanner",
-    }
+    let sends = "(a random range of 300 ports on a loopback address, a few of them open)";
+    Case::required(id, group, title, sends, expects, explanation, "scanner")
 }
 
 /// The cases.

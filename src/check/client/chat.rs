@@ -33,16 +33,7 @@ const fn case(
     expects: &'static str,
     explanation: &'static str,
 ) -> Case {
-    Case {
-        id,
-        title,
-        group: Group::Correct,
-        level: Level::Required,
-        sends,
-        expects,
-        explanation,
-        anchor: "client-chat",
-    }
+    Case::required(id, Group::Correct, title, sends, expects, explanation, "client-chat")
 }
 
 /// The cases.

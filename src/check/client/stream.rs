@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Client, Ending, no_error};
-use crate::check::case::{Case, Finding, Group, Level};
+use crate::check::case::{Case, Finding, Group};
 use crate::check::program::Launch;
 use crate::check::show::{self, SHOWN};
 use crate::check::{CheckError, Options};
@@ -28,16 +28,7 @@ const fn case(
     expects: &'static str,
     explanation: &'static str,
 ) -> Case {
-    Case {
-        id,
-        title,
-        group: Group::Correct,
-        level: Level::Required,
-        sends,
-        expects,
-        explanation,
-        anchor: "client-pieces",
-    }
+    Case::required(id, Group::Correct, title, sends, expects, explanation, "client-pieces")
 }
 
 const CONNECTS: &str = "The client must connect to the host and port it is given on its command line \

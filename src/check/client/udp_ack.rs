@@ -192,16 +192,7 @@ const fn case(
     expects: &'static str,
     explanation: &'static str,
 ) -> Case {
-    Case {
-        id,
-        title,
-        group: Group::Correct,
-        level: Level::Required,
-        sends,
-        expects,
-        explanation,
-        anchor: "client-udp-ack",
-    }
+    Case::required(id, Group::Correct, title, sends, expects, explanation, "client-udp-ack")
 }
 
 /// The cases.

@@ -38,22 +38,10 @@ pub enum Probe {
     },
 }
 
-const fn case(
-    id: &'static str,
-    group: Group,
-    title: &'static str,
-    sends: &'static str,
-    expects: &'static str,
-    explanation: &'static str,
-    anchor: &'static str,
-) -> Case {
-    Case { id, title, group, level: Level::Required, sends, expects, explanation, anchor }
-}
-
 /// The cases.
 pub const CASES: [(Case, Probe); 6] = [
     (
-        case(
+        Case::required(
             "udp-ack.format",
             Group::Correct,
             "a datagram is acknowledged with 'ACK: ' and its payload",
@@ -66,7 +54,7 @@ pub const CASES: [(Case, Probe); 6] = [
         Probe::Format,
     ),
     (
-        case(
+        Case::required(
             "udp-ack.reply-port",
             Group::Correct,
             "the ACK comes from the port the client sent to",
@@ -80,7 +68,7 @@ pub const CASES: [(Case, Probe); 6] = [
         Probe::ReplyPort,
     ),
     (
-        case(
+        Case::required(
             "udp-ack.loss-rate",
             Group::Correct,
             "the share of datagrams answered matches --expect-loss",
@@ -94,7 +82,7 @@ pub const CASES: [(Case, Probe); 6] = [
         Probe::LossRate { count: 200 },
     ),
     (
-        case(
+        Case::required(
             "udp-ack.two-clients",
             Group::Concurrent,
             "two clients at once each get their own ACKs",
@@ -107,7 +95,7 @@ pub const CASES: [(Case, Probe); 6] = [
         Probe::TwoClients,
     ),
     (
-        case(
+        Case::required(
             "udp-ack.binary",
             Group::Robust,
             "a payload that is not UTF-8 does not stop the server",
@@ -123,7 +111,7 @@ pub const CASES: [(Case, Probe); 6] = [
     (
         Case {
             level: Level::Advisory,
-            ..case(
+            ..Case::required(
                 "udp-ack.large",
                 Group::Robust,
                 "a 2,000-byte datagram is acknowledged whole",

@@ -12,7 +12,7 @@ mod drive;
 mod member;
 
 use super::{Ctx, Planned, Probe as ServerProbe};
-use crate::check::case::{Case, Finding, Group, Level};
+use crate::check::case::{Case, Finding, Group};
 
 /// How the server greets a new client, learned by the first client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,22 +61,10 @@ pub enum Probe {
     IdleCpu,
 }
 
-const fn case(
-    id: &'static str,
-    group: Group,
-    title: &'static str,
-    sends: &'static str,
-    expects: &'static str,
-    explanation: &'static str,
-    anchor: &'static str,
-) -> Case {
-    Case { id, title, group, level: Level::Required, sends, expects, explanation, anchor }
-}
-
 /// The cases, in order.
 pub const CASES: [(Case, Probe); 13] = [
     (
-        case(
+        Case::required(
             "chat.clients.2",
             Group::Correct,
             "a line from one client reaches the other, once",
@@ -90,7 +78,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Pair,
     ),
     (
-        case(
+        Case::required(
             "chat.self",
             Group::Correct,
             "whether a sender hears its own lines (a property)",
@@ -104,7 +92,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::SelfEcho,
     ),
     (
-        case(
+        Case::required(
             "chat.order",
             Group::Correct,
             "15 lines arrive once each, in the order sent",
@@ -118,7 +106,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Order { lines: 15 },
     ),
     (
-        case(
+        Case::required(
             "chat.utf8",
             Group::Correct,
             "UTF-8 text passes intact",
@@ -132,7 +120,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Utf8,
     ),
     (
-        case(
+        Case::required(
             "chat.split",
             Group::Correct,
             "a line sent in pieces arrives whole",
@@ -147,7 +135,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Split,
     ),
     (
-        case(
+        Case::required(
             "chat.coalesced",
             Group::Correct,
             "two lines in one segment arrive as two lines",
@@ -162,7 +150,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Coalesced,
     ),
     (
-        case(
+        Case::required(
             "chat.clients.10",
             Group::Concurrent,
             "10 clients talking at once all hear each other",
@@ -176,7 +164,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Crowd { clients: 10, lines: 2 },
     ),
     (
-        case(
+        Case::required(
             "chat.clients.50",
             Group::Concurrent,
             "50 clients talking at once all hear each other",
@@ -189,7 +177,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Crowd { clients: 50, lines: 1 },
     ),
     (
-        case(
+        Case::required(
             "chat.late-join",
             Group::Concurrent,
             "a client that joins later is part of the chat",
@@ -203,7 +191,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::LateJoin,
     ),
     (
-        case(
+        Case::required(
             "chat.leave",
             Group::Robust,
             "the others keep chatting after a client leaves",
@@ -218,7 +206,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Leave { reset: false },
     ),
     (
-        case(
+        Case::required(
             "chat.reset",
             Group::Robust,
             "the others keep chatting after a client resets",
@@ -232,7 +220,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::Leave { reset: true },
     ),
     (
-        case(
+        Case::required(
             "chat.slow-reader",
             Group::Robust,
             "a client that never reads does not freeze the room",
@@ -248,7 +236,7 @@ pub const CASES: [(Case, Probe); 13] = [
         Probe::SlowReader,
     ),
     (
-        case(
+        Case::required(
             "chat.idle-cpu",
             Group::Robust,
             "the server sleeps once its clients have left",

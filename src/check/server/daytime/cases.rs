@@ -2,7 +2,7 @@
 //! transport, each case with the explanation a student reads when it fails.
 
 use super::Kind;
-use crate::check::case::{Case, Group, Level};
+use crate::check::case::{Case, Group};
 
 const fn case(
     id: &'static str,
@@ -13,7 +13,7 @@ const fn case(
     explanation: &'static str,
     anchor: &'static str,
 ) -> (Case, Kind) {
-    (Case { id, title, group, level: Level::Required, sends, expects, explanation, anchor }, Kind::Answer)
+    (Case::required(id, group, title, sends, expects, explanation, anchor), Kind::Answer)
 }
 
 const fn with(entry: (Case, Kind), kind: Kind) -> (Case, Kind) {

@@ -5,7 +5,7 @@ mod tcp;
 mod udp;
 
 use super::{Ctx, Planned, Probe as ServerProbe};
-use crate::check::case::{Case, Finding, Group, Level};
+use crate::check::case::{Case, Finding, Group};
 use crate::net::{Transport, Transports};
 
 /// What an echo case does.
@@ -82,22 +82,10 @@ impl Probe {
 /// The 1 MiB case's size.
 const MIB: usize = 1024 * 1024;
 
-const fn case(
-    id: &'static str,
-    group: Group,
-    title: &'static str,
-    sends: &'static str,
-    expects: &'static str,
-    explanation: &'static str,
-    anchor: &'static str,
-) -> Case {
-    Case { id, title, group, level: Level::Required, sends, expects, explanation, anchor }
-}
-
 /// The TCP cases.
 pub const TCP: [(Case, Probe); 10] = [
     (
-        case(
+        Case::required(
             "echo.tcp.roundtrip",
             Group::Correct,
             "one message comes back unchanged",
@@ -110,7 +98,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpOnce { message: b"hello, echo\n" },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.1mib",
             Group::Correct,
             "a 1 MiB message comes back whole",
@@ -125,7 +113,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpLarge { size: MIB },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.trickle",
             Group::Correct,
             "a message sent one byte at a time comes back whole",
@@ -139,7 +127,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpTrickle { message: b"trickled one byte at a time\n", gap_ms: 20 },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.coalesced",
             Group::Correct,
             "two messages sent together both come back",
@@ -152,7 +140,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpOnce { message: b"first message\nsecond message\n" },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.binary",
             Group::Correct,
             "NUL and non-UTF-8 bytes come back unchanged",
@@ -166,7 +154,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpOnce { message: b"\x00\xff\xfe raw \x00 bytes \x80\r\n" },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.clients.10",
             Group::Concurrent,
             "10 clients connected at once are all served",
@@ -181,7 +169,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpClients { count: 10 },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.clients.50",
             Group::Concurrent,
             "50 clients connected at once are all served",
@@ -195,7 +183,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpClients { count: 50 },
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.reset",
             Group::Robust,
             "a client that resets mid-message does not take the server down",
@@ -209,7 +197,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpReset,
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.half-close",
             Group::Robust,
             "a client that half-closes gets its echo, then the end",
@@ -223,7 +211,7 @@ pub const TCP: [(Case, Probe); 10] = [
         Probe::TcpHalfClose,
     ),
     (
-        case(
+        Case::required(
             "echo.tcp.sequential.1000",
             Group::Robust,
             "1,000 connections one after another",
@@ -243,7 +231,7 @@ pub const TCP: [(Case, Probe); 10] = [
 pub const TCP_PID: [(Case, Probe); 2] = [TCP_IDLE, TCP_REAPS];
 
 const TCP_IDLE: (Case, Probe) = (
-    case(
+    Case::required(
         "echo.tcp.idle-cpu",
         Group::Robust,
         "the server sleeps once its clients have left",
@@ -258,7 +246,7 @@ const TCP_IDLE: (Case, Probe) = (
 );
 
 const TCP_REAPS: (Case, Probe) = (
-    case(
+    Case::required(
         "echo.tcp.reaps",
         Group::Robust,
         "child processes that end are reaped",
@@ -275,7 +263,7 @@ const TCP_REAPS: (Case, Probe) = (
 /// The UDP cases.
 pub const UDP: [(Case, Probe); 6] = [
     (
-        case(
+        Case::required(
             "echo.udp.roundtrip",
             Group::Correct,
             "one datagram comes back unchanged",
@@ -288,7 +276,7 @@ pub const UDP: [(Case, Probe); 6] = [
         Probe::UdpOnce { message: b"hello, udp echo", size: 0 },
     ),
     (
-        case(
+        Case::required(
             "echo.udp.1-byte",
             Group::Correct,
             "a 1-byte datagram comes back",
@@ -301,7 +289,7 @@ pub const UDP: [(Case, Probe); 6] = [
         Probe::UdpOnce { message: b"x", size: 0 },
     ),
     (
-        case(
+        Case::required(
             "echo.udp.max",
             Group::Correct,
             "a 65,507-byte datagram comes back whole",
@@ -315,7 +303,7 @@ pub const UDP: [(Case, Probe); 6] = [
         Probe::UdpOnce { message: b"the largest datagram ", size: crate::net::MAX_UDP_PAYLOAD },
     ),
     (
-        case(
+        Case::required(
             "echo.udp.boundaries",
             Group::Correct,
             "three datagrams come back as three",
@@ -328,7 +316,7 @@ pub const UDP: [(Case, Probe); 6] = [
         Probe::UdpBoundaries,
     ),
     (
-        case(
+        Case::required(
             "echo.udp.burst",
             Group::Correct,
             "a burst of 50 datagrams is answered",
@@ -341,7 +329,7 @@ pub const UDP: [(Case, Probe); 6] = [
         Probe::UdpBurst { count: 50 },
     ),
     (
-        case(
+        Case::required(
             "echo.udp.interleaved",
             Group::Concurrent,
             "two clients taking turns each get their own replies",
