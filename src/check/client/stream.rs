@@ -100,6 +100,18 @@ pub const DAYTIME_CASES: [Case; 4] = [
     no_error("client.daytime.no-error"),
 ];
 
+/// The findings of a client that never connected: the first case fails,
+/// the other `cases - 1` cannot be judged.
+fn never_connected(server: SocketAddr, options: &Options, cases: usize) -> Vec<Finding> {
+    let none = Finding::fail(format!(
+        "no connection to {server} within {}",
+        humantime::format_duration(options.startup_timeout)
+    ));
+    std::iter::once(none)
+        .chain(std::iter::repeat_with(|| Finding::skip("the client did not connect")).take(cases - 1))
+        .collect()
+}
+
 /// Accepts the client's connection, for at most the start-up time.
 async fn accept(listener: &TcpListener, options: &Options) -> Option<TcpStream> {
     let (stream, _) = tokio::time::timeout(options.startup_timeout, listener.accept()).await.ok()?.ok()?;
@@ -157,12 +169,7 @@ pub(super) async fn echo_session(
     let mut client = Client::start(launch, server, false)?;
     let Some(mut stream) = accept(&listener, options).await else {
         let ending = client.finish().await;
-        let none = Finding::fail(format!(
-            "no connection to {server} within {}",
-            humantime::format_duration(options.startup_timeout)
-        ));
-        let skip = || Finding::skip("the client did not connect");
-        return Ok((vec![none, skip(), skip(), skip()], ending));
+        return Ok((never_connected(server, options, 4), ending));
     };
     let mut received = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -227,12 +234,7 @@ pub(super) async fn daytime_session(
     let mut client = Client::start(launch, server, false)?;
     let Some(mut stream) = accept(&listener, options).await else {
         let ending = client.finish().await;
-        let none = Finding::fail(format!(
-            "no connection to {server} within {}",
-            humantime::format_duration(options.startup_timeout)
-        ));
-        let skip = || Finding::skip("the client did not connect");
-        return Ok((vec![none, skip(), skip()], ending));
+        return Ok((never_connected(server, options, 3), ending));
     };
     let line = crate::daytime::daytime_line(&chrono::Local::now());
     let sent = in_two_pieces(&mut stream, line.as_bytes()).await.is_ok();
